@@ -1,0 +1,209 @@
+/**
+ * The ngsci HTTP API, as zod schemas. Everything that crosses a process boundary is described
+ * here once: hub-service validates with these schemas and generates its OpenAPI document from them,
+ * and the CLI, the JupyterLab extension and the tests infer their types from them.
+ *
+ * Money is always integer micro-dollars (µ$, 1 USD = 1_000_000 µ$); field names end in `Micros`.
+ */
+import { z } from 'zod';
+
+export * from './errors.js';
+
+/** Clouds an instance can run on. `local` runs a process on the hub's own machine. */
+export const Cloud = z.enum(['local', 'aws', 'gcp', 'azure']).meta({ id: 'Cloud' });
+export type Cloud = z.infer<typeof Cloud>;
+
+export const InstanceState = z
+  .enum(['requested', 'provisioning', 'starting', 'running', 'stopping', 'stopped', 'failed'])
+  .meta({ id: 'InstanceState' });
+export type InstanceState = z.infer<typeof InstanceState>;
+
+/** States in which an instance holds (or is about to hold) resources. */
+export const ACTIVE_STATES: readonly InstanceState[] = [
+  'requested',
+  'provisioning',
+  'starting',
+  'running',
+  'stopping',
+];
+export const TERMINAL_STATES: readonly InstanceState[] = ['stopped', 'failed'];
+
+/**
+ * A server name as ngsci accepts it. JupyterHub's default server (name '') is called `default`
+ * in this API, so every instance has a name that can stand in a URL path.
+ */
+export const ServerName = z
+  .string()
+  .regex(
+    /^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$/,
+    'lower-case letters, digits and inner dashes, at most 40 characters',
+  )
+  .meta({ id: 'ServerName', example: 'default' });
+export const DEFAULT_SERVER = 'default';
+
+/** Hub server name ('' for the default server) to the API's name, and back. */
+export const toApiServerName = (hubName: string): string => hubName || DEFAULT_SERVER;
+export const toHubServerName = (apiName: string): string =>
+  apiName === DEFAULT_SERVER ? '' : apiName;
+
+export const SizeId = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9.-]{0,62}$/, 'a size id such as cpu-small or gpu-a100')
+  .meta({ id: 'SizeId', example: 'gpu-t4' });
+
+export const Micros = z.number().int().safe().meta({ description: 'integer micro-dollars' });
+
+export const Offer = z
+  .object({
+    cloud: Cloud,
+    region: z.string(),
+    instanceType: z.string(),
+    available: z.boolean(),
+    onDemandMicrosPerHour: Micros,
+    spotMicrosPerHour: Micros.nullable(),
+    note: z.string().optional(),
+  })
+  .meta({ id: 'Offer' });
+export type Offer = z.infer<typeof Offer>;
+
+export const Size = z
+  .object({
+    id: SizeId,
+    label: z.string(),
+    class: z.enum(['cpu', 'gpu']),
+    vcpu: z.number().int().positive(),
+    memoryGiB: z.number().positive(),
+    gpu: z.object({ model: z.string(), count: z.number().int().positive(), memoryGiB: z.number() }).nullable(),
+    offers: z.array(Offer),
+  })
+  .meta({ id: 'Size' });
+export type Size = z.infer<typeof Size>;
+
+export const Catalog = z
+  .object({
+    asOf: z.string().meta({ description: 'date the public prices were taken (YYYY-MM-DD)' }),
+    currency: z.literal('USD'),
+    defaultCloud: Cloud,
+    clouds: z.array(Cloud),
+    sizes: z.array(Size),
+  })
+  .meta({ id: 'Catalog' });
+export type Catalog = z.infer<typeof Catalog>;
+
+export const Me = z
+  .object({
+    name: z.string(),
+    admin: z.boolean(),
+    groups: z.array(z.string()),
+    plan: z.object({ id: z.string(), label: z.string(), multiplierPpm: z.number().int() }),
+  })
+  .meta({ id: 'Me' });
+export type Me = z.infer<typeof Me>;
+
+export const Instance = z
+  .object({
+    id: z.string().meta({ description: 'instance id, new for every start' }),
+    user: z.string(),
+    server: ServerName,
+    size: SizeId,
+    cloud: Cloud,
+    region: z.string(),
+    spot: z.boolean(),
+    state: InstanceState,
+    errorCode: z.string().nullable(),
+    errorMessage: z.string().nullable(),
+    exitCode: z.number().int().nullable(),
+    url: z.string().nullable().meta({ description: 'the user-facing JupyterLab path once running' }),
+    ratePerHourMicros: Micros,
+    createdAt: z.iso.datetime(),
+    readyAt: z.iso.datetime().nullable(),
+    stoppedAt: z.iso.datetime().nullable(),
+  })
+  .meta({ id: 'Instance' });
+export type Instance = z.infer<typeof Instance>;
+
+export const InstanceList = z.object({ instances: z.array(Instance) }).meta({ id: 'InstanceList' });
+
+export const LaunchRequest = z
+  .object({
+    server: ServerName.default(DEFAULT_SERVER),
+    size: SizeId,
+    cloud: Cloud.optional().meta({ description: "defaults to the service's default cloud" }),
+    region: z.string().max(64).optional(),
+    spot: z.boolean().default(false),
+  })
+  .strict()
+  .meta({ id: 'LaunchRequest' });
+export type LaunchRequest = z.input<typeof LaunchRequest>;
+
+export const ResizeRequest = z
+  .object({
+    size: SizeId,
+    cloud: Cloud.optional(),
+    region: z.string().max(64).optional(),
+    spot: z.boolean().optional(),
+  })
+  .strict()
+  .meta({ id: 'ResizeRequest' });
+export type ResizeRequest = z.input<typeof ResizeRequest>;
+
+export const InstanceEvent = z
+  .object({
+    id: z.number().int(),
+    instanceId: z.string(),
+    at: z.iso.datetime(),
+    state: InstanceState,
+    progress: z.number().int().min(0).max(100),
+    message: z.string(),
+  })
+  .meta({ id: 'InstanceEvent' });
+export type InstanceEvent = z.infer<typeof InstanceEvent>;
+
+/**
+ * The options a hub spawn carries (`user_options`). The spawn form and the API send the same
+ * object; the bridge validates it with this schema's mirror in Python.
+ */
+export const SpawnOptions = z
+  .object({
+    size: SizeId,
+    cloud: Cloud.optional(),
+    region: z.string().max(64).optional(),
+    spot: z.boolean().optional(),
+  })
+  .strict()
+  .meta({ id: 'SpawnOptions' });
+export type SpawnOptions = z.infer<typeof SpawnOptions>;
+
+// ---- spawner-bridge → hub-service (authenticated with the bridge secret, never a user token)
+
+export const BridgeStartRequest = z
+  .object({
+    user: z.string().min(1).max(255),
+    server: z.string().max(255).meta({ description: "the hub's server name; '' is the default server" }),
+    options: SpawnOptions,
+    env: z.record(z.string(), z.string()),
+    baseUrl: z.string().meta({ description: "the server's path prefix, e.g. /user/alice/" }),
+  })
+  .strict()
+  .meta({ id: 'BridgeStartRequest' });
+export type BridgeStartRequest = z.infer<typeof BridgeStartRequest>;
+
+export const BridgeStopRequest = z
+  .object({ user: z.string().min(1), server: z.string().max(255) })
+  .strict()
+  .meta({ id: 'BridgeStopRequest' });
+
+export const BridgeInstance = Instance.extend({
+  targetUrl: z.string().nullable().meta({ description: 'where the proxy should send traffic' }),
+}).meta({ id: 'BridgeInstance' });
+export type BridgeInstance = z.infer<typeof BridgeInstance>;
+
+export const BridgeStatus = z
+  .object({ instance: BridgeInstance.nullable() })
+  .meta({ id: 'BridgeStatus' });
+
+export const EventList = z.object({ events: z.array(InstanceEvent) }).meta({ id: 'EventList' });
+
+export const Health = z
+  .object({ status: z.literal('ok'), version: z.string(), database: z.enum(['postgres', 'pglite']) })
+  .meta({ id: 'Health' });

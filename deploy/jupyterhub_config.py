@@ -1,0 +1,108 @@
+"""JupyterHub configuration for ngsci on one machine (`npm start`) and for the integration tests.
+
+Every value comes from the environment that scripts/start.mjs sets; see docs/configuration.md.
+Operators deploying elsewhere can start from this file: the ngsci parts are the one call to
+``configure_hub`` at the bottom.
+"""
+
+import hmac
+import json
+import os
+import shlex
+from pathlib import Path
+
+from jupyterhub.auth import Authenticator
+from ngsci_spawner.hubconfig import configure_hub
+from traitlets import Set, Unicode
+
+c = get_config()  # noqa: F821 (JupyterHub's config loader provides it)
+
+env = os.environ
+root = Path(env.get("NGSCI_ROOT", Path(__file__).resolve().parent.parent))
+data_dir = Path(env.get("NGSCI_DATA_DIR", root / ".ngsci")).resolve()
+hub_dir = data_dir / "hub"
+hub_dir.mkdir(parents=True, exist_ok=True)
+
+
+class LocalLoginAuthenticator(Authenticator):
+    """One shared password for a fixed list of users: for a single machine, not for production."""
+
+    password = Unicode(config=True, help="The password every listed user logs in with.")
+    users = Set(Unicode(), config=True, help="The user names that may log in.")
+
+    async def authenticate(self, handler, data):
+        name = (data.get("username") or "").strip()
+        given = (data.get("password") or "").encode()
+        if name in self.users and self.password and hmac.compare_digest(given, self.password.encode()):
+            return name
+        return None
+
+
+researchers = [u for u in env.get("NGSCI_USERS", "researcher").split(",") if u]
+admins = [u for u in env.get("NGSCI_ADMINS", "admin").split(",") if u]
+
+c.JupyterHub.authenticator_class = LocalLoginAuthenticator
+c.LocalLoginAuthenticator.password = env["NGSCI_PASSWORD"]
+c.LocalLoginAuthenticator.users = set(researchers + admins)
+c.Authenticator.allowed_users = set(researchers + admins)
+c.Authenticator.admin_users = set(admins)
+
+c.JupyterHub.ip = env.get("NGSCI_HUB_IP", "127.0.0.1")
+c.JupyterHub.port = int(env.get("NGSCI_HUB_PORT", "8000"))
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.hub_port = int(env.get("NGSCI_HUB_API_PORT", "8081"))
+c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{env.get('NGSCI_PROXY_API_PORT', '8001')}"
+c.ConfigurableHTTPProxy.command = [str(root / "node_modules" / ".bin" / "configurable-http-proxy")]
+c.ConfigurableHTTPProxy.should_start = True
+c.JupyterHub.db_url = f"sqlite:///{hub_dir / 'jupyterhub.sqlite'}"
+c.JupyterHub.cookie_secret_file = str(hub_dir / "jupyterhub_cookie_secret")
+c.JupyterHub.pid_file = str(hub_dir / "jupyterhub.pid")
+c.JupyterHub.last_activity_interval = int(env.get("NGSCI_HUB_ACTIVITY_INTERVAL", "300"))
+c.JupyterHub.redirect_to_server = False
+
+venv_bin = Path(env.get("NGSCI_VENV", root / ".venv")) / "bin"
+service_environment = {
+    "NGSCI_DATA_DIR": str(data_dir),
+    "NGSCI_LOCAL_COMMAND": str(venv_bin / "jupyterhub-singleuser"),
+    "NGSCI_LOCAL_STOP_ON_SHUTDOWN": env.get("NGSCI_LOCAL_STOP_ON_SHUTDOWN", "true"),
+    "NGSCI_LOG_LEVEL": env.get("NGSCI_LOG_LEVEL", "info"),
+    "PATH": f"{venv_bin}{os.pathsep}{env.get('PATH', '')}",
+}
+# settings passed through to the service as they are (documented in docs/configuration.md)
+for key, value in env.items():
+    if key == "DATABASE_URL" or (key.startswith("NGSCI_") and key not in (
+        "NGSCI_PASSWORD", "NGSCI_BRIDGE_SECRET", "NGSCI_TEST_ADMIN_TOKEN", "NGSCI_SERVICE_COMMAND",
+    )):
+        service_environment.setdefault(key, value)
+
+service_command = shlex.split(
+    env.get("NGSCI_SERVICE_COMMAND", f"node {root / 'hub-service' / 'dist' / 'index.js'}")
+)
+
+configure_hub(
+    c,
+    service_command=service_command,
+    service_port=int(env.get("NGSCI_SERVICE_PORT", "10101")),
+    bridge_secret=env["NGSCI_BRIDGE_SECRET"],
+    service_environment=service_environment,
+    admin_users=set(admins),
+    start_timeout=int(env.get("NGSCI_START_TIMEOUT", "120")),
+)
+c.NgsciSpawner.cmd = [str(venv_bin / "jupyterhub-singleuser")]
+
+# The integration tests drive the hub through a service token of their own.
+test_token = env.get("NGSCI_TEST_ADMIN_TOKEN")
+if test_token:
+    c.JupyterHub.services.append({"name": "ngsci-test", "api_token": test_token})
+    c.JupyterHub.load_roles.append(
+        {
+            "name": "ngsci-test",
+            "services": ["ngsci-test"],
+            "scopes": ["admin:users", "admin:servers", "tokens", "admin:groups", "read:hub"],
+        }
+    )
+
+if env.get("NGSCI_HUB_EXTRA_CONFIG"):
+    for key, value in json.loads(env["NGSCI_HUB_EXTRA_CONFIG"]).items():
+        section, _, trait = key.partition(".")
+        setattr(getattr(c, section), trait, value)

@@ -1,0 +1,106 @@
+/**
+ * The app factory: builds the hono app from its dependencies, with no side effects, so tests can
+ * hand it a PGlite database, a fake hub and a fake clock. index.ts alone reads config and listens.
+ */
+import { randomUUID } from 'node:crypto';
+import { OpenAPIHono } from '@hono/zod-openapi';
+import type { Context } from 'hono';
+import { ZodError } from 'zod';
+import { ApiError } from './errors.js';
+import type { Logger } from './logger.js';
+import { bridgeAuth, type Authenticator, type AuthUser } from './auth.js';
+import type { Services } from './services.js';
+import { healthRoutes } from './routes/health.js';
+import { meRoutes } from './routes/me.js';
+import { catalogRoutes } from './routes/catalog.js';
+import { instanceRoutes } from './routes/instances.js';
+import { bridgeRoutes } from './routes/bridge.js';
+
+export type AppEnv = {
+  Variables: { user: AuthUser; requestId: string; log: Logger };
+};
+
+export interface AppDeps extends Services {
+  auth: Authenticator;
+  bridgeSecret: string;
+  /** the service's path prefix, e.g. /services/ngsci/ */
+  prefix: string;
+  version: string;
+}
+
+export function newRouter() {
+  return new OpenAPIHono<AppEnv>({
+    defaultHook: (result) => {
+      if (!result.success) throw result.error;
+    },
+  });
+}
+
+export function createApp(deps: AppDeps) {
+  const base = deps.prefix.replace(/\/$/, '');
+  const app = newRouter();
+
+  app.use('*', async (c, next) => {
+    const requestId = c.req.header('x-request-id')?.slice(0, 64) ?? randomUUID();
+    c.set('requestId', requestId);
+    c.set('log', deps.logger.child({ requestId }));
+    c.header('x-request-id', requestId);
+    const started = performance.now();
+    await next();
+    const ms = Math.round(performance.now() - started);
+    c.get('log').debug({ method: c.req.method, path: c.req.path, status: c.res.status, ms }, 'request');
+  });
+
+  app.onError((err, c) => errorResponse(err, c));
+  app.notFound((c) => errorResponse(new ApiError(404, 'not_found', `no route for ${c.req.method} ${c.req.path}`), c));
+
+  const api = newRouter();
+  api.route('/', healthRoutes(deps));
+  api.use('/api/v1/bridge/*', bridgeAuth(deps.bridgeSecret));
+  api.route('/api/v1/bridge', bridgeRoutes(deps));
+  api.use('/api/v1/*', async (c, next) => {
+    if (c.req.path.endsWith('/api/v1/openapi.json') || c.req.path.includes('/api/v1/bridge/')) return next();
+    return deps.auth.middleware()(c as unknown as Context, next);
+  });
+  api.route('/api/v1', meRoutes(deps));
+  api.route('/api/v1', catalogRoutes(deps));
+  api.route('/api/v1', instanceRoutes(deps));
+
+  api.doc31('/api/v1/openapi.json', {
+    openapi: '3.1.0',
+    info: {
+      title: 'ngsci hub-service',
+      version: deps.version,
+      description: 'Cloud GPU instances for JupyterHub users: launch, resize, stop, usage and budgets.',
+    },
+    servers: [{ url: base }],
+    security: [{ hubToken: [] }],
+  });
+  api.openAPIRegistry.registerComponent('securitySchemes', 'hubToken', {
+    type: 'apiKey',
+    in: 'header',
+    name: 'Authorization',
+    description: 'a JupyterHub token: "token <t>" or "Bearer <t>"',
+  });
+
+  app.route(base || '/', api);
+  return app;
+}
+
+function errorResponse(err: unknown, c: Context<AppEnv>) {
+  const requestId = c.get('requestId') ?? 'unknown';
+  if (err instanceof ZodError) {
+    const details = err.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
+    const summary = details.map((d) => (d.path ? `${d.path}: ${d.message}` : d.message)).join('; ');
+    return c.json({ code: 'validation_failed', message: `invalid request: ${summary}`, requestId, details }, 400);
+  }
+  if (err instanceof ApiError) {
+    if (err.status >= 500) c.get('log')?.warn({ code: err.code, msg: err.message }, 'request failed');
+    return c.json({ code: err.code, message: err.message, requestId }, err.status);
+  }
+  if (err instanceof SyntaxError) {
+    return c.json({ code: 'bad_request', message: 'the body is not valid JSON', requestId }, 400);
+  }
+  c.get('log')?.error({ err }, 'unhandled error');
+  return c.json({ code: 'internal', message: 'internal error; the request id is in the service log', requestId }, 500);
+}

@@ -1,0 +1,95 @@
+/**
+ * Configuration, parsed once from the environment at the edge. Nothing else reads process.env.
+ * JupyterHub passes the JUPYTERHUB_* variables to a managed service; NGSCI_* and DATABASE_URL come
+ * from the service's `environment` in the hub config. See docs/configuration.md for each setting.
+ */
+import { z } from 'zod';
+import { Cloud } from '@ngsci/contract';
+
+const bool = z
+  .enum(['1', '0', 'true', 'false', 'yes', 'no'])
+  .transform((v) => v === '1' || v === 'true' || v === 'yes');
+
+const seconds = (def: number) => z.coerce.number().positive().default(def);
+
+const scopeList = z.string().transform((raw, ctx) => {
+  try {
+    const parsed: unknown = JSON.parse(raw);
+    if (Array.isArray(parsed) && parsed.every((s) => typeof s === 'string')) return parsed as string[];
+  } catch {
+    // fall through to the issue below
+  }
+  ctx.addIssue({ code: 'custom', message: 'must be a JSON list of scope strings' });
+  return z.NEVER;
+});
+
+export const ConfigSchema = z.object({
+  JUPYTERHUB_API_URL: z.url().default('http://127.0.0.1:8081/hub/api'),
+  JUPYTERHUB_API_TOKEN: z.string().min(8),
+  JUPYTERHUB_SERVICE_NAME: z.string().default('ngsci'),
+  JUPYTERHUB_SERVICE_URL: z.url().default('http://127.0.0.1:10101'),
+  JUPYTERHUB_SERVICE_PREFIX: z
+    .string()
+    .regex(/^\/.*\/$/, 'must start and end with /')
+    .default('/services/ngsci/'),
+  JUPYTERHUB_BASE_URL: z.string().regex(/^\/.*\/$/, 'must start and end with /').default('/'),
+  JUPYTERHUB_OAUTH_ACCESS_SCOPES: scopeList.optional(),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
+    .optional(),
+  NGSCI_DATA_DIR: z.string().default('.ngsci'),
+  NGSCI_BRIDGE_SECRET: z.string().min(16, 'must be at least 16 characters'),
+  NGSCI_SECRET_KEY: z.string().min(16).optional(),
+  NGSCI_PROVISIONER: z.enum(['local', 'terraform']).default('local'),
+  NGSCI_DEFAULT_CLOUD: Cloud.default('local'),
+  NGSCI_CLOUDS: z
+    .string()
+    .optional()
+    .transform((s) => (s === undefined ? undefined : s.split(',').map((c) => c.trim()).filter(Boolean)))
+    .pipe(z.array(Cloud).min(1).optional()),
+  NGSCI_DEFAULT_PLAN: z.string().default('private'),
+  NGSCI_ADMIN_SCOPE: z.string().default('custom:ngsci:admin'),
+  NGSCI_AUTH_CACHE_SECONDS: z.coerce.number().min(0).max(60).default(30),
+  NGSCI_LOCAL_COMMAND: z.string().default('jupyterhub-singleuser'),
+  NGSCI_LOCAL_ARGS: z.string().default(''),
+  NGSCI_LOCAL_HOMES: z.string().optional(),
+  NGSCI_LOCAL_STOP_ON_SHUTDOWN: bool.default(false),
+  NGSCI_READY_TIMEOUT: seconds(120),
+  NGSCI_RUNNING_POLL_INTERVAL: seconds(10),
+  NGSCI_JOB_HEARTBEAT: seconds(5),
+  NGSCI_JOB_STALE_AFTER: seconds(60),
+  NGSCI_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type Config = z.infer<typeof ConfigSchema>;
+
+export class ConfigError extends Error {}
+
+/** Parses the environment; the error names every bad variable and why, never its value. */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const picked: Record<string, string> = {};
+  for (const key of Object.keys(ConfigSchema.shape)) {
+    const v = env[key];
+    if (v !== undefined && v !== '') picked[key] = v;
+  }
+  const result = ConfigSchema.safeParse(picked);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  return result.data;
+}
+
+/** The clouds this hub provisions: NGSCI_CLOUDS, else what the provisioner can reach. */
+export function enabledClouds(config: Config): Cloud[] {
+  if (config.NGSCI_CLOUDS) return config.NGSCI_CLOUDS;
+  return config.NGSCI_PROVISIONER === 'terraform' ? ['local', 'aws', 'gcp', 'azure'] : ['local'];
+}
+
+/** The scopes that grant access to this service, from the hub or derived from the name. */
+export function accessScopes(config: Config): string[] {
+  return (
+    config.JUPYTERHUB_OAUTH_ACCESS_SCOPES ?? [`access:services!service=${config.JUPYTERHUB_SERVICE_NAME}`]
+  );
+}

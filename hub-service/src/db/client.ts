@@ -1,0 +1,75 @@
+/**
+ * Opens the database: a Postgres server through postgres.js when DATABASE_URL is set, else an
+ * embedded PGlite under the data dir. Both speak the same drizzle API and run the same migrations.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { drizzle as drizzlePg } from 'drizzle-orm/postgres-js';
+import { migrate as migratePg } from 'drizzle-orm/postgres-js/migrator';
+import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
+import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
+import { sql } from 'drizzle-orm';
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import * as schema from './schema.js';
+
+export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
+
+export interface Database {
+  db: Db;
+  kind: 'postgres' | 'pglite';
+  migrate(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export const MIGRATIONS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../drizzle');
+
+export async function openDatabase(opts: { url?: string; dataDir: string }): Promise<Database> {
+  if (opts.url) {
+    const { default: postgres } = await import('postgres');
+    const client = postgres(opts.url, { max: 10, onnotice: () => {} });
+    const db = drizzlePg(client, { schema });
+    return {
+      db: db as unknown as Db,
+      kind: 'postgres',
+      migrate: () => migratePg(db, { migrationsFolder: MIGRATIONS_DIR }),
+      close: () => client.end({ timeout: 5 }),
+    };
+  }
+  const { PGlite } = await import('@electric-sql/pglite');
+  const path = join(opts.dataDir, 'pglite');
+  mkdirSync(path, { recursive: true });
+  const client = await PGlite.create(path);
+  const db = drizzlePglite(client, { schema });
+  return {
+    db: db as unknown as Db,
+    kind: 'pglite',
+    migrate: () => migratePglite(db, { migrationsFolder: MIGRATIONS_DIR }),
+    close: () => client.close(),
+  };
+}
+
+/** In-memory PGlite for unit tests: one per test file. */
+export async function openMemoryDatabase(): Promise<Database> {
+  const { PGlite } = await import('@electric-sql/pglite');
+  const client = await PGlite.create();
+  const db = drizzlePglite(client, { schema });
+  return {
+    db: db as unknown as Db,
+    kind: 'pglite',
+    migrate: () => migratePglite(db, { migrationsFolder: MIGRATIONS_DIR }),
+    close: () => client.close(),
+  };
+}
+
+/** Built-in plans, inserted if missing (admins may add more, and change the labels). */
+export async function seed(db: Db): Promise<void> {
+  await db
+    .insert(schema.plans)
+    .values([
+      { id: 'nonprofit', label: 'Non-profit research (free)', multiplierPpm: 0, builtIn: true },
+      { id: 'private', label: 'Private (list price)', multiplierPpm: 1_000_000, builtIn: true },
+    ])
+    .onConflictDoNothing();
+  await db.execute(sql`select 1`);
+}

@@ -1,0 +1,149 @@
+/**
+ * The JupyterHub REST API as hub-service uses it. The hub stays the orchestrator: starting and
+ * stopping servers always goes through here, so the hub's own state, proxy routes and spawn
+ * pages stay right. Requests carry the service's token; the user-token lookup carries the user's.
+ */
+import { ApiError } from './errors.js';
+
+export interface HubServerModel {
+  name: string;
+  ready: boolean;
+  pending: string | null;
+  url: string;
+  user_options: Record<string, unknown>;
+  last_activity: string | null;
+  started: string | null;
+}
+
+export interface HubUserModel {
+  name: string;
+  admin: boolean;
+  groups?: string[];
+  kind?: string;
+  scopes?: string[];
+  servers?: Record<string, HubServerModel>;
+  last_activity?: string | null;
+}
+
+export interface HubClientOptions {
+  apiUrl: string;
+  token: string;
+  fetch?: typeof fetch;
+  timeoutMs?: number;
+}
+
+const enc = encodeURIComponent;
+
+export class HubClient {
+  private readonly apiUrl: string;
+  private readonly fetchImpl: typeof fetch;
+  private readonly timeoutMs: number;
+
+  constructor(private readonly opts: HubClientOptions) {
+    this.apiUrl = opts.apiUrl.replace(/\/$/, '');
+    this.fetchImpl = opts.fetch ?? fetch;
+    this.timeoutMs = opts.timeoutMs ?? 20_000;
+  }
+
+  /** Resolves a token to its owner, or null when the hub does not know the token. */
+  async whoami(token: string): Promise<HubUserModel | null> {
+    const res = await this.request('GET', '/user', { token });
+    if (res.status === 401 || res.status === 403) return null;
+    return this.json<HubUserModel>(res, 'GET /user');
+  }
+
+  async getUser(name: string): Promise<HubUserModel | null> {
+    const res = await this.request('GET', `/users/${enc(name)}`);
+    if (res.status === 404) return null;
+    return this.json<HubUserModel>(res, 'GET /users/{name}');
+  }
+
+  /**
+   * Asks the hub to start a server. The body is the bare options object (hub 5 and 6 both take
+   * it). Resolves 'started' (201) or 'pending' (202).
+   */
+  async startServer(user: string, hubServer: string, options: object): Promise<'started' | 'pending'> {
+    const res = await this.request('POST', serverPath(user, hubServer), { body: options });
+    if (res.status === 201) return 'started';
+    if (res.status === 202) return 'pending';
+    throw await this.refusal(res, 'start');
+  }
+
+  /** Asks the hub to stop a server; 'stopped' (204) or 'pending' (202). */
+  async stopServer(user: string, hubServer: string): Promise<'stopped' | 'pending'> {
+    const res = await this.request('DELETE', serverPath(user, hubServer));
+    if (res.status === 204) return 'stopped';
+    if (res.status === 202) return 'pending';
+    throw await this.refusal(res, 'stop');
+  }
+
+  async getServer(user: string, hubServer: string): Promise<HubServerModel | null> {
+    const model = await this.getUser(user);
+    return model?.servers?.[hubServer] ?? null;
+  }
+
+  /** Every user with an active server, following the hub's pagination to the end. */
+  async listActiveUsers(pageSize = 200): Promise<HubUserModel[]> {
+    const users: HubUserModel[] = [];
+    let offset = 0;
+    for (;;) {
+      const res = await this.request(
+        'GET',
+        `/users?state=active&offset=${offset}&limit=${pageSize}`,
+        { accept: 'application/jupyterhub-pagination+json' },
+      );
+      const page = await this.json<{ items: HubUserModel[]; _pagination: { next: { offset: number } | null } }>(
+        res,
+        'GET /users',
+      );
+      users.push(...page.items);
+      if (!page._pagination?.next) return users;
+      offset = page._pagination.next.offset;
+    }
+  }
+
+  private async request(
+    method: string,
+    path: string,
+    opts: { token?: string; body?: unknown; accept?: string } = {},
+  ): Promise<Response> {
+    const headers: Record<string, string> = {
+      authorization: `token ${opts.token ?? this.opts.token}`,
+      accept: opts.accept ?? 'application/json',
+    };
+    if (opts.body !== undefined) headers['content-type'] = 'application/json';
+    try {
+      return await this.fetchImpl(this.apiUrl + path, {
+        method,
+        headers,
+        body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+    } catch (err) {
+      throw new ApiError(502, 'hub_unreachable', `JupyterHub did not answer ${method} ${path.split('?')[0]}: ${(err as Error).name}`);
+    }
+  }
+
+  private async json<T>(res: Response, what: string): Promise<T> {
+    if (!res.ok) throw new ApiError(502, 'hub_unreachable', `JupyterHub answered ${res.status} to ${what}`);
+    return (await res.json()) as T;
+  }
+
+  private async refusal(res: Response, action: string): Promise<ApiError> {
+    let message = `JupyterHub refused to ${action} the server (${res.status})`;
+    try {
+      const body = (await res.json()) as { message?: string };
+      if (body.message) message = `JupyterHub refused to ${action} the server: ${body.message}`;
+    } catch {
+      // keep the generic message
+    }
+    if (res.status >= 500) return new ApiError(502, 'hub_unreachable', message);
+    if (res.status === 409 || /already|pending/i.test(message)) return new ApiError(409, 'instance_busy', message);
+    if (res.status === 404) return new ApiError(404, 'not_found', message);
+    return new ApiError(400, 'hub_refused', message);
+  }
+}
+
+function serverPath(user: string, hubServer: string): string {
+  return hubServer ? `/users/${enc(user)}/servers/${enc(hubServer)}` : `/users/${enc(user)}/server`;
+}

@@ -1,0 +1,103 @@
+#!/usr/bin/env node
+/**
+ * The service's entry point, and the only module with side effects: reads config, opens and
+ * migrates the database, starts the worker, listens, and shuts down cleanly on SIGTERM/SIGINT.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { serve } from '@hono/node-server';
+import { accessScopes, ConfigError, loadConfig } from './config.js';
+import { createApp } from './app.js';
+import { Authenticator } from './auth.js';
+import { openDatabase, seed } from './db/client.js';
+import { HubClient } from './hub.js';
+import { createLogger } from './logger.js';
+import { LocalProvisioner } from './provisioners/local.js';
+import type { Provisioner } from './provisioners/types.js';
+import { createServices } from './services.js';
+
+const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+/** Variables of the service's own environment that local instances inherit. */
+const INHERITED = ['PATH', 'LANG', 'LC_ALL', 'TZ', 'VIRTUAL_ENV', 'PYTHONPATH', 'TMPDIR'];
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`ngsci hub-service: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const logger = createLogger(config.NGSCI_LOG_LEVEL);
+  const database = await openDatabase({ url: config.DATABASE_URL, dataDir: config.NGSCI_DATA_DIR });
+  await database.migrate();
+  await seed(database.db);
+  logger.info({ database: database.kind }, 'database ready');
+
+  const hub = new HubClient({ apiUrl: config.JUPYTERHUB_API_URL, token: config.JUPYTERHUB_API_TOKEN });
+  const provisioners = new Map<string, Provisioner>();
+  const local = new LocalProvisioner({
+    command: config.NGSCI_LOCAL_COMMAND,
+    args: config.NGSCI_LOCAL_ARGS.split(' ').filter(Boolean),
+    homesDir: config.NGSCI_LOCAL_HOMES ?? join(config.NGSCI_DATA_DIR, 'homes'),
+    runDir: join(config.NGSCI_DATA_DIR, 'run'),
+    logger,
+    baseEnv: Object.fromEntries(INHERITED.flatMap((k) => (process.env[k] ? [[k, process.env[k]]] : []))),
+    readyTimeoutSeconds: config.NGSCI_READY_TIMEOUT,
+  });
+  provisioners.set('local', local);
+
+  const services = createServices({ config, database, hub, logger, provisioners });
+  const auth = new Authenticator({
+    hub,
+    accessScopes: accessScopes(config),
+    adminScope: config.NGSCI_ADMIN_SCOPE,
+    cacheSeconds: config.NGSCI_AUTH_CACHE_SECONDS,
+  });
+  const app = createApp({
+    ...services,
+    auth,
+    bridgeSecret: config.NGSCI_BRIDGE_SECRET,
+    prefix: config.JUPYTERHUB_SERVICE_PREFIX,
+    version,
+  });
+  await services.worker.start();
+
+  const url = new URL(config.JUPYTERHUB_SERVICE_URL);
+  const server = serve({ fetch: app.fetch, hostname: url.hostname, port: Number(url.port || 80) }, (info) =>
+    logger.info({ address: info.address, port: info.port, prefix: config.JUPYTERHUB_SERVICE_PREFIX }, 'listening'),
+  );
+
+  let closing = false;
+  const shutdown = async (signal: string) => {
+    if (closing) return;
+    closing = true;
+    logger.info({ signal }, 'shutting down');
+    const force = setTimeout(() => process.exit(1), 30_000);
+    force.unref();
+    server.close();
+    await services.worker.close();
+    if (config.NGSCI_LOCAL_STOP_ON_SHUTDOWN) {
+      // a one-machine run (npm start): leave no process behind, and close each instance's billing now
+      for (const id of local.instanceIds()) {
+        await local.stop(id, {});
+        await services.store.transition(id, 'stopped', 100, 'stopped: the service shut down', { stoppedAt: new Date() });
+      }
+    }
+    for (const p of provisioners.values()) await p.close({ stopInstances: false });
+    await database.close();
+    logger.info('stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`ngsci hub-service failed to start: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,188 @@
+/**
+ * What users and the spawner-bridge ask of instances. User requests (launch, stop, resize) are
+ * checked here and then handed to JupyterHub, which calls the bridge, which calls back into the
+ * bridge half of this class: the hub stays in charge of its servers, the service of machines
+ * and money.
+ */
+import {
+  DEFAULT_SERVER,
+  ServerName,
+  toApiServerName,
+  toHubServerName,
+  type BridgeStartRequest,
+  type Catalog,
+  type Cloud,
+  type LaunchRequest,
+  type ResizeRequest,
+} from '@ngsci/contract';
+import { ApiError } from '../errors.js';
+import { resolveOffer } from '../catalog.js';
+import type { HubClient } from '../hub.js';
+import type { Logger } from '../logger.js';
+import type { SecretBox } from '../secrets.js';
+import type { Db } from '../db/client.js';
+import { instanceSecrets } from '../db/schema.js';
+import type { JobQueue } from './jobs.js';
+import type { InstanceRow, InstanceStore } from './store.js';
+
+export interface LifecycleDeps {
+  db: Db;
+  store: InstanceStore;
+  queue: JobQueue;
+  hub: HubClient;
+  box: SecretBox;
+  logger: Logger;
+  catalog: () => Catalog;
+  /** the job tag a cloud's provisioning jobs carry */
+  jobTag: (cloud: Cloud) => string;
+  /** wakes the local worker so a new job starts at once */
+  kick: () => void;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+const defaultSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export class Lifecycle {
+  private readonly sleep: (ms: number) => Promise<void>;
+
+  constructor(private readonly d: LifecycleDeps) {
+    this.sleep = d.sleep ?? defaultSleep;
+  }
+
+  // ---- user requests, checked here and carried out through the hub
+
+  async launch(user: string, req: Required<Pick<LaunchRequest, 'server' | 'size' | 'spot'>> & LaunchRequest): Promise<InstanceRow> {
+    const server = req.server ?? DEFAULT_SERVER;
+    resolveOffer(this.d.catalog(), req);
+    const current = await this.d.store.active(user, server);
+    if (current) {
+      throw new ApiError(409, 'instance_busy', `server '${server}' is already ${current.state}; stop it first or resize it`);
+    }
+    const options = spawnOptions(req);
+    await this.d.hub.startServer(user, toHubServerName(server), options);
+    return this.waitForRow(user, server);
+  }
+
+  async stop(user: string, server: string): Promise<InstanceRow> {
+    const current = await this.d.store.active(user, server);
+    if (!current) throw new ApiError(404, 'not_found', `server '${server}' has no running instance`);
+    await this.d.hub.stopServer(user, toHubServerName(server));
+    return (await this.d.store.get(current.id)) ?? current;
+  }
+
+  /**
+   * Resize is stop + start with new options; the home volume stays. It returns once the stop is
+   * under way; the events stream of the server follows the rest (the new instance is a new row).
+   */
+  async resize(user: string, server: string, req: ResizeRequest): Promise<InstanceRow> {
+    const current = await this.d.store.active(user, server);
+    if (!current) throw new ApiError(404, 'not_found', `server '${server}' has no running instance`);
+    if (current.state !== 'running') {
+      throw new ApiError(409, 'instance_busy', `server '${server}' is ${current.state}; resize needs a running server`);
+    }
+    const next = {
+      size: req.size,
+      cloud: req.cloud ?? (current.cloud as Cloud),
+      region: req.region ?? (req.cloud && req.cloud !== current.cloud ? undefined : current.region),
+      spot: req.spot ?? current.spot,
+    };
+    resolveOffer(this.d.catalog(), next);
+    await this.d.store.note(current.id, 0, `resizing from ${current.sizeId} to ${next.size}`);
+    const hubName = toHubServerName(server);
+    await this.d.hub.stopServer(user, hubName);
+    void this.finishResize(user, server, current.id, next).catch((err: unknown) => {
+      this.d.logger.error({ err, user, server }, 'resize failed to start the new size');
+    });
+    return (await this.d.store.get(current.id)) ?? current;
+  }
+
+  private async finishResize(
+    user: string,
+    server: string,
+    oldId: string,
+    next: ReturnType<typeof spawnOptions>,
+  ): Promise<void> {
+    const hubName = toHubServerName(server);
+    for (let i = 0; i < 600; i++) {
+      const old = await this.d.store.get(oldId);
+      const hubServer = await this.d.hub.getServer(user, hubName);
+      if (old && ['stopped', 'failed'].includes(old.state) && (!hubServer || !hubServer.pending)) break;
+      await this.sleep(500);
+    }
+    await this.d.hub.startServer(user, hubName, spawnOptions(next));
+  }
+
+  /** The hub creates the row through the bridge within moments of accepting a spawn. */
+  private async waitForRow(user: string, server: string): Promise<InstanceRow> {
+    for (let i = 0; i < 100; i++) {
+      const row = await this.d.store.latest(user, server);
+      if (row && Date.now() - row.createdAt.getTime() < 60_000) return row;
+      await this.sleep(100);
+    }
+    throw new ApiError(502, 'hub_unreachable', 'JupyterHub accepted the launch but never asked for the instance');
+  }
+
+  // ---- the spawner-bridge's requests (the hub is already starting or stopping its server)
+
+  async bridgeStart(req: BridgeStartRequest): Promise<InstanceRow> {
+    if (req.server === DEFAULT_SERVER) {
+      throw new ApiError(400, 'invalid_server_name', `'${DEFAULT_SERVER}' names the default server in ngsci; choose another name`);
+    }
+    const server = toApiServerName(req.server);
+    if (!ServerName.safeParse(server).success) {
+      throw new ApiError(400, 'invalid_server_name', `server name '${req.server}' is not allowed: ${ServerName.description ?? 'use lower-case letters, digits and dashes'}`);
+    }
+    const { offer, size } = resolveOffer(this.d.catalog(), req.options);
+    const spot = req.options.spot ?? false;
+    const row = await this.d.store.create(
+      {
+        userName: req.user,
+        serverName: server,
+        sizeId: size.id,
+        cloud: offer.cloud,
+        region: offer.region,
+        spot,
+        state: 'requested',
+        listRatePerHourMicros: spot ? (offer.spotMicrosPerHour as number) : offer.onDemandMicrosPerHour,
+        baseUrl: req.baseUrl,
+      },
+      `requested ${size.label} (${size.id}) on ${offer.cloud}${spot ? ' spot' : ''}`,
+    );
+    if (!row) {
+      const current = await this.d.store.active(req.user, server);
+      throw new ApiError(409, 'instance_busy', `server '${server}' is already ${current?.state ?? 'active'}`);
+    }
+    await this.d.db.insert(instanceSecrets).values({ instanceId: row.id, ciphertext: this.d.box.seal(JSON.stringify(req.env)) });
+    await this.d.queue.enqueue(row.id, 'start', this.d.jobTag(offer.cloud as Cloud));
+    this.d.kick();
+    this.d.logger.info({ instance: row.id, user: req.user, server, size: size.id, cloud: offer.cloud }, 'instance requested');
+    return row;
+  }
+
+  async bridgeStop(user: string, hubServer: string): Promise<InstanceRow | null> {
+    const server = toApiServerName(hubServer);
+    const current = await this.d.store.active(user, server);
+    if (!current) return this.d.store.latest(user, server);
+    if (current.state === 'stopping') return current;
+    await this.d.queue.cancelStarts(current.id);
+    const row = await this.d.store.transition(current.id, 'stopping', 0, 'stopping', { stopRequestedAt: new Date() });
+    if (!(await this.d.queue.pending(current.id, 'stop'))) {
+      await this.d.queue.enqueue(current.id, 'stop', this.d.jobTag(current.cloud as Cloud));
+    }
+    this.d.kick();
+    return row ?? (await this.d.store.get(current.id));
+  }
+
+  async bridgeStatus(user: string, hubServer: string): Promise<InstanceRow | null> {
+    return this.d.store.latest(user, toApiServerName(hubServer));
+  }
+}
+
+function spawnOptions(req: { size: string; cloud?: Cloud | undefined; region?: string | undefined; spot?: boolean | undefined }) {
+  return {
+    size: req.size,
+    ...(req.cloud ? { cloud: req.cloud } : {}),
+    ...(req.region ? { region: req.region } : {}),
+    spot: req.spot ?? false,
+  };
+}

@@ -1,0 +1,190 @@
+/**
+ * Instance rows and their events. Every state change goes through `transition`, which writes the
+ * new state and its event in one transaction: the events are the spawn progress bar, the sidebar's
+ * status and the audit trail at once.
+ */
+import { and, asc, desc, eq, gt, inArray, notInArray, sql } from 'drizzle-orm';
+import {
+  ACTIVE_STATES,
+  TERMINAL_STATES,
+  type BridgeInstance,
+  type Instance,
+  type InstanceEvent,
+  type InstanceState,
+} from '@ngsci/contract';
+import type { Db } from '../db/client.js';
+import { instanceEvents, instances } from '../db/schema.js';
+
+export type InstanceRow = typeof instances.$inferSelect;
+export type NewInstanceRow = typeof instances.$inferInsert;
+
+export function toInstance(row: InstanceRow): Instance {
+  return {
+    id: row.id,
+    user: row.userName,
+    server: row.serverName,
+    size: row.sizeId,
+    cloud: row.cloud as Instance['cloud'],
+    region: row.region,
+    spot: row.spot,
+    state: row.state as InstanceState,
+    errorCode: row.errorCode,
+    errorMessage: row.errorMessage,
+    exitCode: row.exitCode,
+    url: row.state === 'running' ? row.baseUrl : null,
+    ratePerHourMicros: row.listRatePerHourMicros,
+    createdAt: row.createdAt.toISOString(),
+    readyAt: row.readyAt?.toISOString() ?? null,
+    stoppedAt: row.stoppedAt?.toISOString() ?? null,
+  };
+}
+
+export function toBridgeInstance(row: InstanceRow): BridgeInstance {
+  return { ...toInstance(row), targetUrl: row.targetUrl };
+}
+
+export function toEvent(row: typeof instanceEvents.$inferSelect): InstanceEvent {
+  return {
+    id: row.id,
+    instanceId: row.instanceId,
+    at: row.at.toISOString(),
+    state: row.state as InstanceState,
+    progress: row.progress,
+    message: row.message,
+  };
+}
+
+export interface TransitionPatch {
+  errorCode?: string | null;
+  errorMessage?: string | null;
+  exitCode?: number | null;
+  targetUrl?: string | null;
+  providerRef?: InstanceRow['providerRef'];
+  readyAt?: Date;
+  stoppedAt?: Date;
+  stopRequestedAt?: Date;
+}
+
+export class InstanceStore {
+  constructor(private readonly db: Db) {}
+
+  async create(row: NewInstanceRow, message: string): Promise<InstanceRow | null> {
+    return this.db.transaction(async (tx) => {
+      const inserted = await tx.insert(instances).values(row).onConflictDoNothing().returning();
+      const created = inserted[0];
+      if (!created) return null;
+      await tx.insert(instanceEvents).values({
+        instanceId: created.id,
+        state: created.state,
+        progress: 0,
+        message,
+      });
+      return created;
+    });
+  }
+
+  async get(id: string): Promise<InstanceRow | null> {
+    const rows = await this.db.select().from(instances).where(eq(instances.id, id)).limit(1);
+    return rows[0] ?? null;
+  }
+
+  /** The one active instance of a server, if any. */
+  async active(user: string, server: string): Promise<InstanceRow | null> {
+    const rows = await this.db
+      .select()
+      .from(instances)
+      .where(
+        and(
+          eq(instances.userName, user),
+          eq(instances.serverName, server),
+          inArray(instances.state, [...ACTIVE_STATES]),
+        ),
+      )
+      .limit(1);
+    return rows[0] ?? null;
+  }
+
+  /** The newest instance of a server, active or not. */
+  async latest(user: string, server: string): Promise<InstanceRow | null> {
+    const rows = await this.db
+      .select()
+      .from(instances)
+      .where(and(eq(instances.userName, user), eq(instances.serverName, server)))
+      .orderBy(desc(instances.createdAt))
+      .limit(1);
+    return rows[0] ?? null;
+  }
+
+  /** Active instances of a user, or of everyone; plus recently ended ones when asked. */
+  async list(opts: { user?: string; includeEnded?: boolean } = {}): Promise<InstanceRow[]> {
+    const conds = [];
+    if (opts.user) conds.push(eq(instances.userName, opts.user));
+    if (!opts.includeEnded) conds.push(inArray(instances.state, [...ACTIVE_STATES]));
+    return this.db
+      .select()
+      .from(instances)
+      .where(conds.length ? and(...conds) : undefined)
+      .orderBy(desc(instances.createdAt))
+      .limit(500);
+  }
+
+  async inStates(states: InstanceState[]): Promise<InstanceRow[]> {
+    return this.db.select().from(instances).where(inArray(instances.state, states));
+  }
+
+  /**
+   * Moves an instance to `state` and records the event, unless it has already ended: a terminal
+   * state is final, so a late report (a crash after a stop) cannot reopen it. Returns the row,
+   * or null when nothing changed.
+   */
+  async transition(
+    id: string,
+    state: InstanceState,
+    progress: number,
+    message: string,
+    patch: TransitionPatch = {},
+  ): Promise<InstanceRow | null> {
+    return this.db.transaction(async (tx) => {
+      const updated = await tx
+        .update(instances)
+        .set({ state, ...patch })
+        .where(and(eq(instances.id, id), notInArray(instances.state, [...TERMINAL_STATES])))
+        .returning();
+      const row = updated[0];
+      if (!row) return null;
+      await tx.insert(instanceEvents).values({ instanceId: id, state, progress, message });
+      return row;
+    });
+  }
+
+  /** Records a progress event without changing the state. */
+  async note(id: string, progress: number, message: string): Promise<void> {
+    await this.db.execute(sql`
+      insert into instance_events (instance_id, state, progress, message)
+      select id, state, ${progress}, ${message} from instances where id = ${id}`);
+  }
+
+  async events(instanceId: string, after = 0): Promise<InstanceEvent[]> {
+    const rows = await this.db
+      .select()
+      .from(instanceEvents)
+      .where(and(eq(instanceEvents.instanceId, instanceId), gt(instanceEvents.id, after)))
+      .orderBy(asc(instanceEvents.id))
+      .limit(1000);
+    return rows.map(toEvent);
+  }
+
+  /** Events of every instance of a server, after an event id: what the SSE stream follows. */
+  async serverEvents(user: string, server: string, after: number): Promise<InstanceEvent[]> {
+    const rows = await this.db
+      .select({ e: instanceEvents })
+      .from(instanceEvents)
+      .innerJoin(instances, eq(instances.id, instanceEvents.instanceId))
+      .where(
+        and(eq(instances.userName, user), eq(instances.serverName, server), gt(instanceEvents.id, after)),
+      )
+      .orderBy(asc(instanceEvents.id))
+      .limit(1000);
+    return rows.map((r) => toEvent(r.e));
+  }
+}

@@ -1,0 +1,251 @@
+/**
+ * Runs provisioning jobs: claims them from the queue, drives the provisioner, heartbeats, turns
+ * progress into events, and records how each start and stop ended. At start it takes over the
+ * instances a previous process left running, and a reaper cleans up after workers that died.
+ */
+import { eq } from 'drizzle-orm';
+import type { Cloud } from '@ngsci/contract';
+import { ApiError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { SecretBox } from '../secrets.js';
+import type { Db } from '../db/client.js';
+import { instanceSecrets } from '../db/schema.js';
+import { resolveOffer } from '../catalog.js';
+import type { ExitReport, Provisioner, ProvisionContext } from '../provisioners/types.js';
+import type { JobQueue, JobRow } from './jobs.js';
+import type { InstanceRow, InstanceStore } from './store.js';
+import type { Catalog } from '@ngsci/contract';
+
+export interface WorkerOptions {
+  db: Db;
+  store: InstanceStore;
+  queue: JobQueue;
+  box: SecretBox;
+  logger: Logger;
+  catalog: () => Catalog;
+  /** provisioners by job tag */
+  provisioners: Map<string, Provisioner>;
+  jobTag: (cloud: Cloud) => string;
+  heartbeatSeconds: number;
+  staleAfterSeconds: number;
+  /** how many jobs run at once in this process */
+  concurrency?: number;
+}
+
+export class Worker {
+  private running = new Map<number, AbortController>();
+  private timer: NodeJS.Timeout | null = null;
+  private reaperTimer: NodeJS.Timeout | null = null;
+  private stopped = false;
+  private pumping = false;
+  private readonly concurrency: number;
+  private readonly inFlight = new Set<Promise<void>>();
+
+  constructor(private readonly o: WorkerOptions) {
+    this.concurrency = o.concurrency ?? 8;
+    for (const p of o.provisioners.values()) p.onExit((r) => void this.onExit(r));
+  }
+
+  async start(): Promise<void> {
+    await this.recover();
+    this.timer = setInterval(() => this.kick(), 1000);
+    this.reaperTimer = setInterval(() => void this.reap(), Math.max(1000, (this.o.staleAfterSeconds * 1000) / 4));
+    this.kick();
+  }
+
+  /** Looks for work now instead of at the next tick. */
+  kick(): void {
+    if (this.stopped || this.pumping) return;
+    this.pumping = true;
+    void this.pump().finally(() => {
+      this.pumping = false;
+    });
+  }
+
+  private async pump(): Promise<void> {
+    const tags = [...this.o.provisioners.keys()];
+    while (!this.stopped && this.running.size < this.concurrency) {
+      let job: JobRow | null;
+      try {
+        job = await this.o.queue.claim(tags);
+      } catch (err) {
+        this.o.logger.warn({ err }, 'could not claim a job');
+        return;
+      }
+      if (!job) return;
+      const controller = new AbortController();
+      this.running.set(job.id, controller);
+      const p = this.run(job, controller).finally(() => {
+        this.running.delete(job.id);
+        this.inFlight.delete(p);
+        this.kick();
+      });
+      this.inFlight.add(p);
+    }
+  }
+
+  private async run(job: JobRow, controller: AbortController): Promise<void> {
+    const log = this.o.logger.child({ job: job.id, instance: job.instanceId, kind: job.kind });
+    const beat = setInterval(() => {
+      void this.o.queue.heartbeat(job.id).then(
+        ({ cancelRequested }) => {
+          if (cancelRequested && !controller.signal.aborted) controller.abort(new ApiError(409, 'cancelled', 'start cancelled'));
+        },
+        (err: unknown) => log.warn({ err }, 'heartbeat failed'),
+      );
+    }, this.o.heartbeatSeconds * 1000);
+    try {
+      const instance = await this.o.store.get(job.instanceId);
+      const provisioner = this.o.provisioners.get(job.tag);
+      if (!instance || !provisioner) throw new Error(`no instance or provisioner for job ${job.id}`);
+      if (job.kind === 'start') await this.runStart(instance, provisioner, controller.signal);
+      else await this.runStop(instance, provisioner, controller.signal);
+      await this.o.queue.finish(job.id, 'done');
+    } catch (err) {
+      const cancelled = controller.signal.aborted;
+      log[cancelled ? 'info' : 'error']({ err: safeError(err) }, cancelled ? 'job cancelled' : 'job failed');
+      await this.o.queue.finish(job.id, cancelled ? 'cancelled' : 'failed', safeError(err).message).catch(() => {});
+    } finally {
+      clearInterval(beat);
+    }
+  }
+
+  private context(instanceId: string, signal: AbortSignal): ProvisionContext {
+    return {
+      signal,
+      report: async ({ state, progress, message }) => {
+        if (state) {
+          const row = await this.o.store.get(instanceId);
+          // a stop that arrived meanwhile wins; never move a stopping instance back
+          if (row && row.state !== state && !['stopping', 'stopped', 'failed'].includes(row.state)) {
+            await this.o.store.transition(instanceId, state, progress, message);
+            return;
+          }
+        }
+        await this.o.store.note(instanceId, progress, message);
+      },
+    };
+  }
+
+  private async runStart(instance: InstanceRow, provisioner: Provisioner, signal: AbortSignal): Promise<void> {
+    const secret = await this.o.db.select().from(instanceSecrets).where(eq(instanceSecrets.instanceId, instance.id));
+    const env = secret[0] ? (JSON.parse(this.o.box.open(secret[0].ciphertext)) as Record<string, string>) : null;
+    try {
+      if (!env) throw new ApiError(500, 'provision_failed', "the server's environment is gone; start it again");
+      const { size, offer } = resolveOffer(this.o.catalog(), {
+        size: instance.sizeId,
+        cloud: instance.cloud as Cloud,
+        region: instance.region,
+        spot: instance.spot,
+      });
+      await this.o.store.transition(instance.id, 'provisioning', 5, `provisioning on ${offer.cloud} (${offer.instanceType})`);
+      const result = await provisioner.start(
+        { instanceId: instance.id, user: instance.userName, server: instance.serverName, size, offer, spot: instance.spot, env, baseUrl: instance.baseUrl },
+        this.context(instance.id, signal),
+      );
+      const row = await this.o.store.transition(instance.id, 'running', 100, 'server is ready', {
+        targetUrl: result.targetUrl,
+        providerRef: result.ref,
+        readyAt: new Date(),
+      });
+      if (!row) {
+        // stopped or failed while the provisioner finished: take the machine away again
+        await provisioner.stop(instance.id, result.ref, this.context(instance.id, new AbortController().signal));
+      }
+    } catch (err) {
+      if (signal.aborted) {
+        // a stop cancelled this start (its stop job finishes the instance); anything else failed it
+        const now = await this.o.store.get(instance.id);
+        if (now && now.state !== 'stopping') {
+          await this.o.store.transition(instance.id, 'failed', 100, 'start cancelled', {
+            errorCode: 'cancelled',
+            errorMessage: 'the start was cancelled (the service shut down or the job was reaped)',
+            stoppedAt: new Date(),
+          });
+        }
+        throw err;
+      }
+      const e = err instanceof ApiError ? err : new ApiError(500, 'provision_failed', safeError(err).message);
+      await this.o.store.transition(instance.id, 'failed', 100, `start failed: ${e.message}`, {
+        errorCode: e.code,
+        errorMessage: e.message,
+        stoppedAt: new Date(),
+        exitCode: (e.details as { exitCode?: number } | undefined)?.exitCode ?? null,
+      });
+      throw e;
+    } finally {
+      await this.o.db.delete(instanceSecrets).where(eq(instanceSecrets.instanceId, instance.id));
+    }
+  }
+
+  private async runStop(instance: InstanceRow, provisioner: Provisioner, signal: AbortSignal): Promise<void> {
+    // let a start that is still running notice its cancellation first
+    for (let i = 0; i < 100 && (await this.o.queue.pending(instance.id, 'start')); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const fresh = (await this.o.store.get(instance.id)) ?? instance;
+    await provisioner.stop(instance.id, fresh.providerRef ?? {}, this.context(instance.id, signal));
+    await this.o.store.transition(instance.id, 'stopped', 100, 'stopped', { stoppedAt: new Date() });
+  }
+
+  private async onExit(report: ExitReport): Promise<void> {
+    const row = await this.o.store.get(report.instanceId);
+    if (!row || row.state === 'stopping' || row.state === 'stopped' || row.state === 'failed') return;
+    this.o.logger.warn({ instance: report.instanceId, exitCode: report.exitCode, code: report.errorCode }, 'instance ended on its own');
+    await this.o.store.transition(report.instanceId, 'failed', 100, report.message, {
+      errorCode: report.errorCode,
+      errorMessage: report.message,
+      exitCode: report.exitCode,
+      stoppedAt: new Date(),
+    });
+  }
+
+  /**
+   * After a restart: running instances are adopted (or marked lost, which closes their billing),
+   * and jobs of dead workers are reaped.
+   */
+  private async recover(): Promise<void> {
+    for (const row of await this.o.store.inStates(['running'])) {
+      const provisioner = this.o.provisioners.get(this.o.jobTag(row.cloud as Cloud));
+      if (!provisioner) continue;
+      const alive = await provisioner.adopt(row.id, row.providerRef ?? {}).catch(() => false);
+      if (!alive) {
+        await this.onExit({ instanceId: row.id, exitCode: null, errorCode: 'process_lost', message: 'the server was gone when the service restarted' });
+      }
+    }
+    await this.reap();
+  }
+
+  private async reap(): Promise<void> {
+    try {
+      const { requeued, failed } = await this.o.queue.reap(this.o.staleAfterSeconds);
+      for (const job of failed) {
+        const row = await this.o.store.transition(job.instanceId, 'failed', 100, 'start interrupted: the service restarted while provisioning', {
+          errorCode: 'provision_failed',
+          errorMessage: 'the service restarted while provisioning; start the server again',
+          stoppedAt: new Date(),
+        });
+        if (row) await this.o.queue.enqueue(job.instanceId, 'stop', job.tag);
+      }
+      if (requeued.length || failed.length) {
+        this.o.logger.warn({ requeued: requeued.length, failed: failed.length }, 'reaped jobs of lost workers');
+        this.kick();
+      }
+    } catch (err) {
+      this.o.logger.warn({ err }, 'reaper failed');
+    }
+  }
+
+  /** Stops taking jobs, cancels the running ones and waits for them. */
+  async close(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    if (this.reaperTimer) clearInterval(this.reaperTimer);
+    for (const c of this.running.values()) c.abort(new ApiError(503, 'cancelled', 'service shutting down'));
+    await Promise.allSettled([...this.inFlight]);
+  }
+}
+
+function safeError(err: unknown): { message: string } {
+  return { message: err instanceof Error ? err.message : String(err) };
+}

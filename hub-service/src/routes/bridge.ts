@@ -1,0 +1,104 @@
+/**
+ * The spawner-bridge's routes: JupyterHub's NgsciSpawner calls these with the bridge secret when
+ * the hub starts, stops or polls a server. They are in the OpenAPI document for completeness.
+ */
+import { createRoute, z } from '@hono/zod-openapi';
+import {
+  BridgeInstance,
+  BridgeStartRequest,
+  BridgeStatus,
+  BridgeStopRequest,
+  Catalog,
+  EventList,
+} from '@ngsci/contract';
+import { newRouter, type AppDeps } from '../app.js';
+import { notFound } from '../errors.js';
+import { toBridgeInstance } from '../instances/store.js';
+import { errors, json } from './common.js';
+
+const IdParam = z.object({ id: z.uuid() });
+const security = [{ bridgeSecret: [] }];
+
+export function bridgeRoutes(deps: Pick<AppDeps, 'store' | 'lifecycle' | 'catalog'>) {
+  const r = newRouter();
+
+  r.openapi(
+    createRoute({ method: 'get', path: '/catalog', security, responses: { 200: json(Catalog, 'the catalog'), ...errors(401) } }),
+    (c) => c.json(deps.catalog(), 200),
+  );
+
+  r.openapi(
+    createRoute({
+      method: 'post',
+      path: '/start',
+      security,
+      request: { body: { content: { 'application/json': { schema: BridgeStartRequest } }, required: true } },
+      responses: { 202: json(BridgeStatus, 'the instance is requested'), ...errors(400, 401, 409) },
+    }),
+    async (c) => {
+      const row = await deps.lifecycle.bridgeStart(c.req.valid('json'));
+      return c.json({ instance: toBridgeInstance(row) }, 202);
+    },
+  );
+
+  r.openapi(
+    createRoute({
+      method: 'post',
+      path: '/stop',
+      security,
+      request: { body: { content: { 'application/json': { schema: BridgeStopRequest } }, required: true } },
+      responses: { 202: json(BridgeStatus, 'stopping (or null: nothing to stop)'), ...errors(400, 401) },
+    }),
+    async (c) => {
+      const { user, server } = c.req.valid('json');
+      const row = await deps.lifecycle.bridgeStop(user, server);
+      return c.json({ instance: row ? toBridgeInstance(row) : null }, 202);
+    },
+  );
+
+  r.openapi(
+    createRoute({
+      method: 'get',
+      path: '/status',
+      security,
+      request: { query: z.object({ user: z.string().min(1), server: z.string().default('') }) },
+      responses: { 200: json(BridgeStatus, 'the newest instance of the server'), ...errors(400, 401) },
+    }),
+    async (c) => {
+      const { user, server } = c.req.valid('query');
+      const row = await deps.lifecycle.bridgeStatus(user, server);
+      return c.json({ instance: row ? toBridgeInstance(row) : null }, 200);
+    },
+  );
+
+  r.openapi(
+    createRoute({
+      method: 'get',
+      path: '/instances/{id}',
+      security,
+      request: { params: IdParam },
+      responses: { 200: json(BridgeInstance, 'the instance'), ...errors(401, 404) },
+    }),
+    async (c) => {
+      const row = await deps.store.get(c.req.valid('param').id);
+      if (!row) throw notFound('instance');
+      return c.json(toBridgeInstance(row), 200);
+    },
+  );
+
+  r.openapi(
+    createRoute({
+      method: 'get',
+      path: '/instances/{id}/events',
+      security,
+      request: { params: IdParam, query: z.object({ after: z.coerce.number().int().min(0).default(0) }) },
+      responses: { 200: json(EventList, 'events after the given id, oldest first'), ...errors(401, 404) },
+    }),
+    async (c) => {
+      const { id } = c.req.valid('param');
+      return c.json({ events: await deps.store.events(id, c.req.valid('query').after) }, 200);
+    },
+  );
+
+  return r;
+}

@@ -1,0 +1,22 @@
+/** Pieces every route file uses: the error responses in the OpenAPI document, JSON helpers. */
+import { ErrorBody } from '@ngsci/contract';
+import type { z } from 'zod';
+
+export const json = <T extends z.ZodType>(schema: T, description: string) => ({
+  content: { 'application/json': { schema } },
+  description,
+});
+
+export const errors = (...statuses: number[]) =>
+  Object.fromEntries(statuses.map((s) => [s, json(ErrorBody, errorDescriptions[s] ?? 'error')]));
+
+const errorDescriptions: Record<number, string> = {
+  400: 'invalid input (code says what)',
+  401: 'no valid JupyterHub token',
+  403: 'the token lacks the scope',
+  404: 'no such thing',
+  409: 'the instance is busy with another change',
+  502: 'JupyterHub did not answer as expected',
+};
+
+export const AUTH_ERRORS = [401, 403] as const;

@@ -1,0 +1,174 @@
+/**
+ * A user's instances: list, launch, stop, resize, and the live lifecycle events of a server.
+ * A user acts on their own servers; an admin may name another user with `?user=`.
+ */
+import { createRoute, z } from '@hono/zod-openapi';
+import type { Context } from 'hono';
+import { streamSSE } from 'hono/streaming';
+import {
+  DEFAULT_SERVER,
+  Instance,
+  InstanceList,
+  LaunchRequest,
+  ResizeRequest,
+  ServerName,
+} from '@ngsci/contract';
+import { newRouter, type AppDeps, type AppEnv } from '../app.js';
+import { ApiError } from '../errors.js';
+import { toInstance } from '../instances/store.js';
+import { errors, json } from './common.js';
+
+const ServerParam = z.object({ server: ServerName });
+const UserQuery = z.object({
+  user: z.string().min(1).max(255).optional().meta({ description: 'admins only: act for this user' }),
+});
+
+/** The user a request acts for: the caller, or with `?user=` someone else if the caller is an admin. */
+function subject(c: Context<AppEnv>, requested: string | undefined): string {
+  const me = c.get('user');
+  if (!requested || requested === me.name) return me.name;
+  if (!me.admin) throw new ApiError(403, 'forbidden', "only admins may act on another user's servers");
+  return requested;
+}
+
+export function instanceRoutes(deps: Pick<AppDeps, 'store' | 'lifecycle'>) {
+  const r = newRouter();
+
+  r.openapi(
+    createRoute({
+      method: 'get',
+      path: '/instances',
+      request: {
+        query: UserQuery.extend({
+          all: z.enum(['true', 'false']).optional().meta({ description: 'include ended instances' }),
+        }),
+      },
+      responses: { 200: json(InstanceList, 'the instances, newest first'), ...errors(400, 401, 403) },
+    }),
+    async (c) => {
+      const q = c.req.valid('query');
+      const rows = await deps.store.list({ user: subject(c, q.user), includeEnded: q.all === 'true' });
+      return c.json({ instances: rows.map(toInstance) }, 200);
+    },
+  );
+
+  r.openapi(
+    createRoute({
+      method: 'post',
+      path: '/instances',
+      request: {
+        query: UserQuery,
+        body: { content: { 'application/json': { schema: LaunchRequest } }, required: true },
+      },
+      responses: {
+        202: json(Instance, 'the hub accepted the launch; follow the events'),
+        ...errors(400, 401, 403, 409, 502),
+      },
+    }),
+    async (c) => {
+      const user = subject(c, c.req.valid('query').user);
+      const body = c.req.valid('json');
+      const row = await deps.lifecycle.launch(user, { ...body, server: body.server ?? DEFAULT_SERVER, spot: body.spot ?? false });
+      return c.json(toInstance(row), 202);
+    },
+  );
+
+  r.openapi(
+    createRoute({
+      method: 'get',
+      path: '/instances/{server}',
+      request: { params: ServerParam, query: UserQuery },
+      responses: { 200: json(Instance, 'the newest instance of the server'), ...errors(401, 403, 404) },
+    }),
+    async (c) => {
+      const { server } = c.req.valid('param');
+      const row = await deps.store.latest(subject(c, c.req.valid('query').user), server);
+      if (!row) throw new ApiError(404, 'not_found', `no server named '${server}'`);
+      return c.json(toInstance(row), 200);
+    },
+  );
+
+  r.openapi(
+    createRoute({
+      method: 'post',
+      path: '/instances/{server}/stop',
+      request: { params: ServerParam, query: UserQuery },
+      responses: { 202: json(Instance, 'stopping'), ...errors(401, 403, 404, 502) },
+    }),
+    async (c) => {
+      const { server } = c.req.valid('param');
+      const row = await deps.lifecycle.stop(subject(c, c.req.valid('query').user), server);
+      return c.json(toInstance(row), 202);
+    },
+  );
+
+  r.openapi(
+    createRoute({
+      method: 'post',
+      path: '/instances/{server}/resize',
+      request: {
+        params: ServerParam,
+        query: UserQuery,
+        body: { content: { 'application/json': { schema: ResizeRequest } }, required: true },
+      },
+      responses: {
+        202: json(Instance, 'the old size is stopping; the new one starts next (follow the events)'),
+        ...errors(400, 401, 403, 404, 409, 502),
+      },
+    }),
+    async (c) => {
+      const { server } = c.req.valid('param');
+      const row = await deps.lifecycle.resize(subject(c, c.req.valid('query').user), server, c.req.valid('json'));
+      return c.json(toInstance(row), 202);
+    },
+  );
+
+  r.openapi(
+    createRoute({
+      method: 'get',
+      path: '/instances/{server}/events',
+      description:
+        'Server-Sent Events: every lifecycle event of every instance of this server, as `event: instance` ' +
+        'with an InstanceEvent as data. Replays from `Last-Event-ID` (or `?after=`), else from the newest instance.',
+      request: {
+        params: ServerParam,
+        query: UserQuery.extend({ after: z.coerce.number().int().min(0).optional() }),
+      },
+      responses: {
+        200: { content: { 'text/event-stream': { schema: z.string() } }, description: 'an event stream' },
+        ...errors(401, 403),
+      },
+    }),
+    (async (c: Context<AppEnv>) => {
+      const { server } = ServerParam.parse(c.req.param());
+      const q = c.req.query();
+      const user = subject(c, q.user);
+      let after = Number(c.req.header('last-event-id') ?? q.after ?? NaN);
+      if (!Number.isInteger(after) || after < 0) {
+        // from the start of the newest instance, so a late subscriber sees the whole start
+        const latest = await deps.store.latest(user, server);
+        const first = latest ? (await deps.store.events(latest.id, 0))[0] : undefined;
+        after = first ? first.id - 1 : 0;
+      }
+      return streamSSE(c, async (stream) => {
+        let open = true;
+        stream.onAbort(() => {
+          open = false;
+        });
+        let idle = 0;
+        while (open) {
+          const events = await deps.store.serverEvents(user, server, after);
+          for (const e of events) {
+            await stream.writeSSE({ id: String(e.id), event: 'instance', data: JSON.stringify(e) });
+            after = e.id;
+          }
+          idle = events.length ? 0 : idle + 1;
+          if (idle % 30 === 29) await stream.writeSSE({ event: 'ping', data: '{}' });
+          await stream.sleep(500);
+        }
+      });
+    }) as never,
+  );
+
+  return r;
+}

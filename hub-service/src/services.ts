@@ -1,0 +1,70 @@
+/**
+ * Wires the service's parts together from config and the outside world (database, hub,
+ * provisioners). No listening and no timers here: `start()` begins background work.
+ */
+import type { Catalog, Cloud } from '@ngsci/contract';
+import { buildCatalog } from './catalog.js';
+import { enabledClouds, type Config } from './config.js';
+import type { Database } from './db/client.js';
+import type { HubClient } from './hub.js';
+import type { Logger } from './logger.js';
+import { SecretBox } from './secrets.js';
+import { JobQueue } from './instances/jobs.js';
+import { Lifecycle } from './instances/lifecycle.js';
+import { InstanceStore } from './instances/store.js';
+import { Worker } from './instances/worker.js';
+import type { Provisioner } from './provisioners/types.js';
+
+export interface Services {
+  config: Config;
+  database: Database;
+  hub: HubClient;
+  logger: Logger;
+  store: InstanceStore;
+  queue: JobQueue;
+  lifecycle: Lifecycle;
+  worker: Worker;
+  catalog: () => Catalog;
+}
+
+/** Local instances run on the `local` tag; cloud ones on `cloud=<name>` (a worker per cloud may run). */
+export const jobTagFor = (cloud: Cloud): string => (cloud === 'local' ? 'local' : `cloud=${cloud}`);
+
+export function createServices(opts: {
+  config: Config;
+  database: Database;
+  hub: HubClient;
+  logger: Logger;
+  provisioners: Map<string, Provisioner>;
+}): Services {
+  const { config, database, hub, logger } = opts;
+  const db = database.db;
+  const catalog = buildCatalog({ clouds: enabledClouds(config), defaultCloud: config.NGSCI_DEFAULT_CLOUD });
+  const box = new SecretBox(config.NGSCI_SECRET_KEY ?? config.NGSCI_BRIDGE_SECRET);
+  const store = new InstanceStore(db);
+  const queue = new JobQueue(db);
+  const worker = new Worker({
+    db,
+    store,
+    queue,
+    box,
+    logger,
+    catalog: () => catalog,
+    provisioners: opts.provisioners,
+    jobTag: jobTagFor,
+    heartbeatSeconds: config.NGSCI_JOB_HEARTBEAT,
+    staleAfterSeconds: config.NGSCI_JOB_STALE_AFTER,
+  });
+  const lifecycle = new Lifecycle({
+    db,
+    store,
+    queue,
+    hub,
+    box,
+    logger,
+    catalog: () => catalog,
+    jobTag: jobTagFor,
+    kick: () => worker.kick(),
+  });
+  return { config, database, hub, logger, store, queue, lifecycle, worker, catalog: () => catalog };
+}

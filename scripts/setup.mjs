@@ -1,0 +1,87 @@
+#!/usr/bin/env node
+/**
+ * Everything `npm start` needs on a fresh machine, done once and skipped when nothing changed:
+ * npm dependencies, the TypeScript build, and a Python virtualenv (.venv) with JupyterHub,
+ * JupyterLab and the spawner-bridge. Uses only Node's standard library, so it runs before
+ * `npm install` has.
+ */
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+export const VENV = process.env.NGSCI_VENV ?? join(ROOT, '.venv');
+
+function run(cmd, args, opts = {}) {
+  const res = spawnSync(cmd, args, { cwd: ROOT, stdio: opts.quiet ? 'pipe' : 'inherit', encoding: 'utf8', ...opts });
+  if (res.status !== 0) {
+    const out = opts.quiet ? `\n${res.stdout ?? ''}${res.stderr ?? ''}` : '';
+    throw new Error(`${cmd} ${args.join(' ')} failed (exit ${res.status ?? res.signal})${out}`);
+  }
+  return res.stdout ?? '';
+}
+
+function hashFiles(files) {
+  const h = createHash('sha256');
+  for (const f of files) h.update(existsSync(f) ? readFileSync(f) : `missing:${f}`);
+  return h.digest('hex');
+}
+
+function stamped(name, hash) {
+  const file = join(ROOT, '.ngsci', 'setup', name);
+  return existsSync(file) && readFileSync(file, 'utf8') === hash;
+}
+
+function stamp(name, hash) {
+  const dir = join(ROOT, '.ngsci', 'setup');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, name), hash);
+}
+
+function checkVersions() {
+  const [major] = process.versions.node.split('.').map(Number);
+  if (major < 20) throw new Error(`Node ${process.versions.node} is too old: ngsci needs Node 20 or newer`);
+  const py = spawnSync(pythonCommand(), ['-c', 'import sys; print("%d.%d" % sys.version_info[:2])'], { encoding: 'utf8' });
+  if (py.status !== 0) throw new Error('python3 was not found: ngsci needs Python 3.10 or newer');
+  const [pmaj, pmin] = py.stdout.trim().split('.').map(Number);
+  if (pmaj < 3 || (pmaj === 3 && pmin < 10)) throw new Error(`Python ${py.stdout.trim()} is too old: ngsci needs 3.10 or newer`);
+}
+
+function pythonCommand() {
+  return process.env.NGSCI_PYTHON ?? 'python3';
+}
+
+export function setup({ log = console.log } = {}) {
+  checkVersions();
+  const lock = join(ROOT, 'package-lock.json');
+  const marker = join(ROOT, 'node_modules', '.package-lock.json');
+  if (!existsSync(marker) || statSync(marker).mtimeMs < statSync(lock).mtimeMs) {
+    log('ngsci: installing npm dependencies (npm ci)');
+    run('npm', ['ci', '--no-audit', '--no-fund']);
+  }
+  log('ngsci: building TypeScript');
+  run(join(ROOT, 'node_modules', '.bin', 'tsc'), ['-b'], { quiet: true });
+
+  const pyInputs = [join(ROOT, 'deploy', 'requirements.txt'), join(ROOT, 'spawner-bridge', 'pyproject.toml')];
+  const pyHash = hashFiles(pyInputs);
+  if (!existsSync(join(VENV, 'bin', 'python')) || !stamped('venv', pyHash)) {
+    if (!existsSync(join(VENV, 'bin', 'python'))) {
+      log(`ngsci: creating the Python environment in ${VENV}`);
+      run(pythonCommand(), ['-m', 'venv', VENV]);
+    }
+    log('ngsci: installing JupyterHub, JupyterLab and the spawner-bridge (first run only)');
+    run(join(VENV, 'bin', 'pip'), ['install', '--quiet', '--disable-pip-version-check', '-r', join(ROOT, 'deploy', 'requirements.txt')]);
+    stamp('venv', pyHash);
+  }
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  try {
+    setup();
+  } catch (err) {
+    console.error(`ngsci setup failed: ${err.message}`);
+    process.exit(1);
+  }
+}

@@ -1,0 +1,213 @@
+#!/usr/bin/env node
+/**
+ * `npm start`: sets up what is missing, then runs JupyterHub (with configurable-http-proxy and
+ * hub-service as a managed service) on one machine, and prints how to log in. Ctrl-C stops it all.
+ *
+ * Options (all optional): --port N (8000), --ip ADDR (127.0.0.1), --data-dir DIR (.ngsci),
+ * --database-url URL (else DATABASE_URL, else embedded PGlite), --free-ports (pick free ports for
+ * everything: test mode), --skip-setup, --json (print one JSON line when ready, for tests),
+ * --log FILE (send the hub's and service's output to a file instead of the terminal).
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { ROOT, VENV, setup } from './setup.mjs';
+
+const { values: args } = parseArgs({
+  options: {
+    port: { type: 'string' },
+    ip: { type: 'string' },
+    'data-dir': { type: 'string' },
+    'database-url': { type: 'string' },
+    'free-ports': { type: 'boolean', default: false },
+    'skip-setup': { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
+    log: { type: 'string' },
+    'test-token': { type: 'string' },
+  },
+  strict: true,
+});
+
+function fail(message) {
+  console.error(`ngsci: ${message}`);
+  process.exit(2);
+}
+
+function freePort() {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => res(port));
+    });
+  });
+}
+
+function portArg(value, name) {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) fail(`${name} must be a port number (1-65535), not '${value}'`);
+  return n;
+}
+
+const dataDir = resolve(args['data-dir'] ?? process.env.NGSCI_DATA_DIR ?? join(ROOT, '.ngsci'));
+const databaseUrl = args['database-url'] ?? process.env.DATABASE_URL;
+if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl)) fail('--database-url / DATABASE_URL must be a postgres:// URL');
+
+const say = args.json ? () => {} : (m) => console.log(m);
+
+if (!args['skip-setup']) {
+  try {
+    setup({ log: say });
+  } catch (err) {
+    fail(`setup failed: ${err.message}`);
+  }
+}
+
+mkdirSync(dataDir, { recursive: true });
+const loginFile = join(dataDir, 'local-login.json');
+if (!existsSync(loginFile)) {
+  const login = {
+    researcher: 'researcher',
+    admin: 'admin',
+    password: randomBytes(9).toString('base64url'),
+    bridgeSecret: randomBytes(32).toString('base64url'),
+  };
+  writeFileSync(loginFile, JSON.stringify(login, null, 2));
+  chmodSync(loginFile, 0o600);
+}
+const login = JSON.parse(readFileSync(loginFile, 'utf8'));
+
+const free = args['free-ports'];
+const ports = {
+  hub: args.port ? portArg(args.port, '--port') : free ? await freePort() : 8000,
+  hubApi: free ? await freePort() : 8081,
+  proxyApi: free ? await freePort() : 8001,
+  service: free ? await freePort() : 10101,
+};
+const ip = args.ip ?? '127.0.0.1';
+
+const env = {
+  ...process.env,
+  NGSCI_ROOT: ROOT,
+  NGSCI_VENV: VENV,
+  NGSCI_DATA_DIR: dataDir,
+  NGSCI_HUB_IP: ip,
+  NGSCI_HUB_PORT: String(ports.hub),
+  NGSCI_HUB_API_PORT: String(ports.hubApi),
+  NGSCI_PROXY_API_PORT: String(ports.proxyApi),
+  NGSCI_SERVICE_PORT: String(ports.service),
+  NGSCI_PASSWORD: login.password,
+  NGSCI_USERS: login.researcher,
+  NGSCI_ADMINS: login.admin,
+  NGSCI_BRIDGE_SECRET: login.bridgeSecret,
+  ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
+  ...(args['test-token'] ? { NGSCI_TEST_ADMIN_TOKEN: args['test-token'] } : {}),
+  PATH: `${join(VENV, 'bin')}:${process.env.PATH ?? ''}`,
+};
+if (!databaseUrl) delete env.DATABASE_URL;
+
+const hubDir = join(dataDir, 'hub');
+mkdirSync(hubDir, { recursive: true });
+const output = args.log ? openSync(args.log, 'a') : 'inherit';
+const hub = spawn(join(VENV, 'bin', 'jupyterhub'), ['-f', join(ROOT, 'deploy', 'jupyterhub_config.py')], {
+  cwd: hubDir,
+  env,
+  stdio: ['ignore', output, output],
+});
+
+let stopping = false;
+async function shutdown(code) {
+  if (stopping) return;
+  stopping = true;
+  say('\nngsci: stopping JupyterHub, the service and every local instance');
+  if (hub.exitCode === null) {
+    hub.kill('SIGTERM');
+    const done = await Promise.race([
+      new Promise((r) => hub.once('exit', () => r(true))),
+      new Promise((r) => setTimeout(() => r(false), 30_000)),
+    ]);
+    if (!done) hub.kill('SIGKILL');
+  }
+  killLeftovers();
+  process.exit(code);
+}
+
+/** Instances whose pid files remain (the service was killed before it could stop them). */
+function killLeftovers() {
+  const runDir = join(dataDir, 'run');
+  if (!existsSync(runDir)) return;
+  for (const f of readdirSync(runDir).filter((n) => n.endsWith('.pid'))) {
+    const pid = Number(readFileSync(join(runDir, f), 'utf8'));
+    if (Number.isInteger(pid) && pid > 0) {
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    rmSync(join(runDir, f), { force: true });
+  }
+}
+
+process.on('SIGINT', () => void shutdown(0));
+process.on('SIGTERM', () => void shutdown(0));
+hub.on('exit', (code, signal) => {
+  if (!stopping) {
+    console.error(`ngsci: JupyterHub exited (${code ?? signal}); see the output above`);
+    void shutdown(1);
+  }
+});
+
+async function waitFor(url, seconds) {
+  const deadline = Date.now() + seconds * 1000;
+  while (Date.now() < deadline) {
+    if (stopping) return false;
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+      if (res.ok) return true;
+    } catch {
+      // not yet
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return false;
+}
+
+const base = `http://${ip === '0.0.0.0' ? '127.0.0.1' : ip}:${ports.hub}`;
+const ready =
+  (await waitFor(`${base}/hub/api`, 120)) && (await waitFor(`${base}/services/ngsci/health`, 120));
+if (!ready) {
+  console.error('ngsci: JupyterHub or the ngsci service did not come up within 120 s');
+  await shutdown(1);
+}
+
+if (args.json) {
+  console.log(
+    JSON.stringify({
+      ready: true,
+      url: base,
+      ports,
+      dataDir,
+      database: databaseUrl ? 'postgres' : 'pglite',
+      users: { researcher: login.researcher, admin: login.admin },
+      password: login.password,
+      bridgeSecret: login.bridgeSecret,
+      pid: process.pid,
+    }),
+  );
+} else {
+  console.log(`
+  ngsci is running at ${base}/hub/login
+
+    researcher:  ${login.researcher}
+    admin:       ${login.admin}
+    password:    ${login.password}   (both users; kept in ${loginFile})
+
+  Database: ${databaseUrl ? 'Postgres (DATABASE_URL)' : `embedded PGlite in ${join(dataDir, 'pglite')}`}
+  Ctrl-C stops JupyterHub, the service and every instance.
+`);
+}
