@@ -179,7 +179,7 @@ async function waitFor(url, seconds) {
 
 const base = `http://${ip === '0.0.0.0' ? '127.0.0.1' : ip}:${ports.hub}`;
 const ready =
-  (await waitFor(`${base}/hub/api`, 120)) && (await waitFor(`${base}/services/ngsci/health`, 120));
+  (await waitFor(`${base}/hub/api/`, 120)) && (await waitFor(`${base}/services/ngsci/health`, 120));
 if (!ready) {
   console.error('ngsci: JupyterHub or the ngsci service did not come up within 120 s');
   await shutdown(1);

@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { OpenAPIHono } from '@hono/zod-openapi';
 import type { Context } from 'hono';
+import { HTTPException } from 'hono/http-exception';
 import { ZodError } from 'zod';
 import { ApiError } from './errors.js';
 import type { Logger } from './logger.js';
@@ -97,6 +98,10 @@ function errorResponse(err: unknown, c: Context<AppEnv>) {
   if (err instanceof ApiError) {
     if (err.status >= 500) c.get('log')?.warn({ code: err.code, msg: err.message }, 'request failed');
     return c.json({ code: err.code, message: err.message, requestId }, err.status);
+  }
+  if (err instanceof HTTPException && err.status < 500) {
+    // hono's own refusals: a malformed JSON body, a wrong content type
+    return c.json({ code: 'bad_request', message: err.message || 'bad request', requestId }, 400);
   }
   if (err instanceof SyntaxError) {
     return c.json({ code: 'bad_request', message: 'the body is not valid JSON', requestId }, 400);

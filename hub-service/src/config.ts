@@ -32,7 +32,7 @@ export const ConfigSchema = z.object({
     .string()
     .regex(/^\/.*\/$/, 'must start and end with /')
     .default('/services/ngsci/'),
-  JUPYTERHUB_BASE_URL: z.string().regex(/^\/.*\/$/, 'must start and end with /').default('/'),
+  JUPYTERHUB_BASE_URL: z.string().default('/'),
   JUPYTERHUB_OAUTH_ACCESS_SCOPES: scopeList.optional(),
   DATABASE_URL: z
     .string()

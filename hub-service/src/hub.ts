@@ -3,6 +3,7 @@
  * stopping servers always goes through here, so the hub's own state, proxy routes and spawn
  * pages stay right. Requests carry the service's token; the user-token lookup carries the user's.
  */
+import { ErrorCode } from '@ngsci/contract';
 import { ApiError } from './errors.js';
 
 export interface HubServerModel {
@@ -137,7 +138,12 @@ export class HubClient {
     } catch {
       // keep the generic message
     }
-    if (res.status >= 500) return new ApiError(502, 'hub_unreachable', message);
+    if (res.status >= 500) {
+      // the bridge's refusals carry the service's own code: "JupyterHub refused ...: process_exited: ..."
+      const embedded = /: ([a-z_]+): /.exec(message)?.[1];
+      const code = ErrorCode.safeParse(embedded);
+      return new ApiError(502, code.success ? code.data : 'hub_refused', message);
+    }
     if (res.status === 409 || /already|pending/i.test(message)) return new ApiError(409, 'instance_busy', message);
     if (res.status === 404) return new ApiError(404, 'not_found', message);
     return new ApiError(400, 'hub_refused', message);

@@ -107,7 +107,9 @@ export class LocalProvisioner implements Provisioner {
     const out = openSync(logPath, 'a');
     let child: ChildProcess;
     try {
-      child = spawn(this.o.command, this.o.args, { cwd: home, env, detached: true, stdio: ['ignore', out, out] });
+      // jupyter-server refuses to run as root without this; containers and CI often are root
+      const args = process.getuid?.() === 0 && !this.o.args.includes('--allow-root') ? [...this.o.args, '--allow-root'] : this.o.args;
+      child = spawn(this.o.command, args, { cwd: home, env, detached: true, stdio: ['ignore', out, out] });
     } finally {
       closeSync(out);
     }

@@ -1,0 +1,136 @@
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createLogger } from '../logger.js';
+import { BUILT_IN_SIZES } from '../catalog.js';
+import { LocalProvisioner, homeDirName } from './local.js';
+import type { ExitReport, ProvisionContext, ProvisionRequest } from './types.js';
+
+const FAKE = fileURLToPath(new URL('../testing/fake-singleuser.mjs', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'ngsci-local-'));
+const size = BUILT_IN_SIZES.find((s) => s.id === 'cpu-large')!;
+
+function provisioner(extraEnv: Record<string, string> = {}, readyTimeoutSeconds = 10) {
+  return new LocalProvisioner({
+    command: process.execPath,
+    args: [FAKE],
+    homesDir: join(dir, 'homes'),
+    runDir: join(dir, 'run'),
+    logger: createLogger('silent'),
+    baseEnv: { PATH: process.env.PATH ?? '', ...extraEnv },
+    readyTimeoutSeconds,
+  });
+}
+
+let n = 0;
+function request(user = 'alice', env: Record<string, string> = {}): ProvisionRequest {
+  n += 1;
+  return {
+    instanceId: `00000000-0000-4000-8000-00000000000${n}`,
+    user,
+    server: 'default',
+    size,
+    offer: size.offers[0]!,
+    spot: false,
+    env: { JUPYTERHUB_API_TOKEN: 'secret', ...env },
+    baseUrl: `/user/${user}/`,
+  };
+}
+
+function ctx(signal = new AbortController().signal): ProvisionContext & { reports: string[] } {
+  const reports: string[] = [];
+  return { reports, signal, report: async (r) => void reports.push(`${r.state ?? ''}:${r.message}`) };
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+const cleanup: Array<() => Promise<void>> = [];
+after(async () => {
+  for (const c of cleanup) await c();
+});
+
+describe('local provisioner (fake single-user process)', () => {
+  test('starts a process that answers, with the size as MEM_LIMIT and CPU_LIMIT, and stops it', async () => {
+    const p = provisioner();
+    cleanup.push(() => p.close({ stopInstances: true }));
+    const req = request();
+    const c = ctx();
+    const { targetUrl, ref } = await p.start(req, c);
+    assert.match(targetUrl, /^http:\/\/127\.0\.0\.1:\d+\/user\/alice\/$/);
+    const api = (await (await fetch(`${targetUrl}api`)).json()) as { mem: string; cpu: string };
+    assert.equal(api.mem, String(32 * 1024 ** 3));
+    assert.equal(api.cpu, '8');
+    assert.ok(c.reports.some((r) => r.startsWith('starting:')));
+    const pid = ref.pid as number;
+    const environ = readFileSync(`/proc/${pid}/environ`, 'utf8');
+    assert.ok(environ.includes(`NGSCI_INSTANCE_ID=${req.instanceId}`));
+    assert.ok(existsSync(join(dir, 'homes', 'alice')));
+    await p.stop(req.instanceId, ref, c);
+    assert.equal(alive(pid), false);
+  });
+
+  test('a crash after start is reported once, with the exit code', async () => {
+    const p = provisioner({ FAKE_EXIT_AFTER_MS: '1500', FAKE_EXIT_CODE: '7' });
+    cleanup.push(() => p.close({ stopInstances: true }));
+    const reports: ExitReport[] = [];
+    p.onExit((r) => reports.push(r));
+    const req = request('bob');
+    await p.start(req, ctx());
+    await new Promise((r) => setTimeout(r, 2500));
+    assert.equal(reports.length, 1);
+    assert.equal(reports[0]?.exitCode, 7);
+    assert.equal(reports[0]?.errorCode, 'process_exited');
+  });
+
+  test('an exit before ready fails the start with process_exited', async () => {
+    const p = provisioner({ FAKE_EXIT_AFTER_MS: '10', FAKE_EXIT_CODE: '3', FAKE_NEVER_READY: '1' });
+    await assert.rejects(p.start(request('carol'), ctx()), (err: Error & { code?: string }) => err.code === 'process_exited' && /code 3/.test(err.message));
+  });
+
+  test('a server that never answers is killed at the ready timeout', async () => {
+    const p = provisioner({ FAKE_NEVER_READY: '1' }, 2);
+    await assert.rejects(p.start(request('dan'), ctx()), (err: Error & { code?: string }) => err.code === 'ready_timeout');
+    assert.deepEqual(p.instanceIds(), []);
+  });
+
+  test('a cancelled start kills the process', async () => {
+    const p = provisioner({ FAKE_NEVER_READY: '1' }, 30);
+    const ac = new AbortController();
+    const started = p.start(request('erin'), ctx(ac.signal));
+    setTimeout(() => ac.abort(new Error('stop requested')), 1500);
+    await assert.rejects(started, /stop requested/);
+    assert.deepEqual(p.instanceIds(), []);
+  });
+
+  test('a new provisioner adopts a running process after a restart, and sees it die', async () => {
+    const first = provisioner();
+    const req = request('fay');
+    const { ref } = await first.start(req, ctx());
+    await first.close({ stopInstances: false });
+    const second = provisioner();
+    cleanup.push(() => second.close({ stopInstances: true }));
+    const reports: ExitReport[] = [];
+    second.onExit((r) => reports.push(r));
+    assert.equal(await second.adopt(req.instanceId, ref), true);
+    assert.equal(await second.adopt('00000000-0000-4000-8000-999999999999', ref), false, 'a pid of another instance is not adopted');
+    process.kill(-(ref.pid as number), 'SIGKILL');
+    await new Promise((r) => setTimeout(r, 2000));
+    assert.equal(reports[0]?.errorCode, 'process_lost');
+  });
+
+  test('home directory names are safe for any user name', () => {
+    assert.equal(homeDirName('alice'), 'alice');
+    assert.equal(homeDirName('a/../b'), 'a_2f_.._2f_b');
+    assert.equal(homeDirName('名'), '_540d_');
+  });
+});

@@ -1,0 +1,421 @@
+/**
+ * Runs terraform (or tofu) in one instance's workdir: init, plan, apply, output, destroy. Each
+ * `-json` line of Terraform's machine-readable UI becomes a progress event; error diagnostics
+ * become a typed failure. The child gets a sanitized environment built from an allow-list, never
+ * the service's own; every message that leaves this module has known secrets scrubbed. Steps have
+ * a timeout, and a stop happens in two stages: SIGINT (Terraform's graceful stop, which saves
+ * state) and SIGKILL after a grace period. State is never deleted, on success or on failure.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { z } from 'zod';
+
+export type TerraformStep = 'init' | 'plan' | 'apply' | 'output' | 'destroy';
+
+export interface ExecutorProgress {
+  /** 0..100, never decreasing within one run */
+  progress: number;
+  message: string;
+}
+
+export type TerraformBackendKind = 'pg' | 'local';
+
+export interface TerraformExecutorConfig {
+  /** `terraform`, `tofu`, or an absolute path to either */
+  binary: string;
+  /** TF_PLUGIN_CACHE_DIR: providers are downloaded once, not once per instance */
+  pluginCacheDir: string;
+  /** where state lives; `pg` needs pgConnString, which reaches the child as PG_CONN_STR only */
+  backend: TerraformBackendKind;
+  pgConnString?: string;
+  /**
+   * Provider credentials and Terraform settings, passed explicitly: names must start with AWS_,
+   * GOOGLE_, CLOUDSDK_, ARM_ or TF_. Values are secrets: never logged, scrubbed from messages.
+   */
+  credentials?: Record<string, string>;
+  /** PATH and HOME are taken from here (default process.env); nothing else is. */
+  baseEnv?: Record<string, string | undefined>;
+  /** further variables the child gets as they are (proxies, a test double's switches) */
+  extraEnv?: Record<string, string>;
+  /** per-step timeouts in ms; default 30 min for apply/destroy, 10 min for the others */
+  timeoutsMs?: Partial<Record<TerraformStep, number>>;
+  /** how long terraform may take to stop after SIGINT before it gets SIGKILL; default 30 s */
+  killGraceMs?: number;
+  /** scrubbed, value-free log lines (step, level, message) */
+  log?: (entry: { step: TerraformStep; level: 'info' | 'warn' | 'error'; message: string }) => void;
+}
+
+export interface RunOptions {
+  signal?: AbortSignal;
+  onProgress?: (event: ExecutorProgress) => void;
+  /** more values to scrub from messages (the bootstrap token, the hub token...) */
+  secrets?: string[];
+}
+
+export interface TerraformDiagnostic {
+  severity: 'error' | 'warning';
+  summary: string;
+  detail: string;
+  address?: string;
+}
+
+export type TerraformFailure = 'terraform_failed' | 'timeout' | 'cancelled' | 'binary_not_found' | 'bad_output';
+
+export class TerraformError extends Error {
+  override readonly name = 'TerraformError';
+  constructor(
+    readonly code: TerraformFailure,
+    readonly step: TerraformStep,
+    message: string,
+    readonly diagnostics: TerraformDiagnostic[] = [],
+    readonly exitCode: number | null = null,
+    readonly signal: NodeJS.Signals | null = null,
+  ) {
+    super(message);
+  }
+}
+
+/** `terraform output -json`: `{ name: { sensitive, type, value } }` */
+export const TerraformOutputs = z.record(
+  z.string(),
+  z.object({ sensitive: z.boolean(), type: z.unknown(), value: z.unknown() }),
+);
+export type TerraformOutputs = z.infer<typeof TerraformOutputs>;
+
+/** The machine-readable UI lines this module reads; other fields and types are ignored. */
+const UiLine = z
+  .object({
+    '@level': z.string().optional(),
+    '@message': z.string().optional(),
+    '@module': z.string().optional(),
+    '@timestamp': z.string().optional(),
+    type: z.string(),
+    changes: z.object({ add: z.number(), change: z.number(), remove: z.number(), import: z.number().optional() }).partial().optional(),
+    diagnostic: z
+      .object({ severity: z.string(), summary: z.string(), detail: z.string().optional(), address: z.string().optional() })
+      .optional(),
+    hook: z.object({ resource: z.object({ addr: z.string() }).partial().optional(), action: z.string().optional() }).partial().optional(),
+    change: z.object({ action: z.string().optional() }).partial().optional(),
+  })
+  .loose();
+type UiLine = z.infer<typeof UiLine>;
+
+const CREDENTIAL_NAME = /^(AWS_|GOOGLE_|CLOUDSDK_|ARM_|TF_)[A-Z0-9_]*$/;
+const RESERVED = new Set(['PATH', 'HOME', 'PG_CONN_STR', 'TF_PLUGIN_CACHE_DIR', 'TF_IN_AUTOMATION', 'TF_INPUT']);
+const DEFAULT_TIMEOUTS: Record<TerraformStep, number> = {
+  init: 10 * 60_000,
+  plan: 10 * 60_000,
+  apply: 30 * 60_000,
+  output: 2 * 60_000,
+  destroy: 30 * 60_000,
+};
+
+export const PLAN_FILE = 'plan.tfplan';
+
+/** Replaces known secrets and secret-shaped strings in text meant for logs and error messages. */
+export function scrub(text: string, secrets: Iterable<string>): string {
+  let out = text;
+  const list = [...secrets].filter((s) => s.length >= 4).sort((a, b) => b.length - a.length);
+  for (const s of list) out = out.split(s).join('[redacted]');
+  return out
+    .replace(/(postgres(?:ql)?:\/\/)[^\s"'@]+@/gi, '$1[redacted]@')
+    .replace(/\b(Bearer|token)\s+[A-Za-z0-9._~+/=-]{8,}/gi, '$1 [redacted]');
+}
+
+/**
+ * Progress across init/plan/apply in one number: init 0-5, plan 5-15, apply 15-100 by
+ * completed resources against the planned changes.
+ */
+class Progress {
+  private last = 0;
+  private planned = 0;
+  private done = 0;
+  constructor(
+    private readonly emit: ((e: ExecutorProgress) => void) | undefined,
+    private readonly scrubber: (s: string) => string,
+  ) {}
+
+  report(progress: number, message: string): void {
+    this.last = Math.min(100, Math.max(this.last, Math.round(progress)));
+    this.emit?.({ progress: this.last, message: this.scrubber(message) });
+  }
+
+  line(step: TerraformStep, l: UiLine): void {
+    const message = l['@message'] ?? l.type;
+    switch (l.type) {
+      case 'planned_change':
+        if (step === 'plan') this.planned += 1;
+        this.report(step === 'plan' ? 5 + Math.min(9, this.planned) : this.last, message);
+        return;
+      case 'change_summary': {
+        const c = l.changes ?? {};
+        const total = (c.add ?? 0) + (c.change ?? 0) + (c.remove ?? 0);
+        // a replacement counts once in add and once in remove, and completes twice: the summary is the truth
+        if (step === 'plan' || step === 'destroy' || this.planned === 0) this.planned = total;
+        this.report(step === 'plan' ? 15 : this.last, message);
+        return;
+      }
+      case 'apply_complete':
+        this.done += 1;
+        this.report(15 + (85 * this.done) / Math.max(this.planned, this.done, 1), message);
+        return;
+      case 'apply_start':
+      case 'apply_progress':
+      case 'refresh_start':
+      case 'refresh_complete':
+      case 'resource_drift':
+      case 'provision_start':
+      case 'provision_progress':
+      case 'provision_complete':
+      case 'outputs':
+        this.report(this.last, message);
+        return;
+      default:
+        return;
+    }
+  }
+}
+
+export class TerraformExecutor {
+  private readonly credentials: Record<string, string>;
+
+  constructor(private readonly config: TerraformExecutorConfig) {
+    const bad = Object.keys(config.credentials ?? {}).filter((k) => !CREDENTIAL_NAME.test(k) || RESERVED.has(k));
+    if (bad.length) throw new Error(`not credential variables: ${bad.join(', ')} (allowed: AWS_*, GOOGLE_*, CLOUDSDK_*, ARM_*, TF_*)`);
+    if (config.backend === 'pg' && !config.pgConnString) throw new Error('the pg backend needs pgConnString');
+    this.credentials = { ...config.credentials };
+  }
+
+  /** The child's whole environment: an allow-list, never the service's env wholesale. */
+  childEnv(): Record<string, string> {
+    const base = this.config.baseEnv ?? process.env;
+    const env: Record<string, string> = {};
+    for (const k of ['PATH', 'HOME'] as const) {
+      const v = base[k];
+      if (v) env[k] = v;
+    }
+    Object.assign(env, this.config.extraEnv ?? {}, this.credentials);
+    env.TF_IN_AUTOMATION = '1';
+    env.TF_INPUT = '0';
+    env.CHECKPOINT_DISABLE = '1';
+    env.TF_PLUGIN_CACHE_DIR = this.config.pluginCacheDir;
+    if (this.config.backend === 'pg' && this.config.pgConnString) env.PG_CONN_STR = this.config.pgConnString;
+    return env;
+  }
+
+  private secrets(extra: string[] = []): string[] {
+    return [...Object.values(this.credentials), this.config.pgConnString ?? '', ...extra].filter(Boolean);
+  }
+
+  async init(workdir: string, opts: RunOptions = {}): Promise<void> {
+    mkdirSync(this.config.pluginCacheDir, { recursive: true });
+    const progress = new Progress(opts.onProgress, (s) => scrub(s, this.secrets(opts.secrets)));
+    progress.report(1, 'terraform init');
+    await this.run('init', workdir, ['init', '-input=false', '-no-color'], opts, progress, false);
+    progress.report(5, 'terraform initialized');
+  }
+
+  async plan(workdir: string, opts: RunOptions = {}): Promise<{ changes: number }> {
+    const progress = new Progress(opts.onProgress, (s) => scrub(s, this.secrets(opts.secrets)));
+    const r = await this.run('plan', workdir, ['plan', '-json', '-input=false', `-out=${PLAN_FILE}`], opts, progress, true);
+    return { changes: r.planned };
+  }
+
+  async apply(workdir: string, opts: RunOptions = {}): Promise<void> {
+    const progress = new Progress(opts.onProgress, (s) => scrub(s, this.secrets(opts.secrets)));
+    try {
+      await this.run('apply', workdir, ['apply', '-json', '-input=false', PLAN_FILE], opts, progress, true);
+    } finally {
+      // the saved plan holds the configuration's values; the state, which is the record, stays
+      rmSync(join(workdir, PLAN_FILE), { force: true });
+    }
+  }
+
+  async output(workdir: string, opts: RunOptions = {}): Promise<TerraformOutputs> {
+    const r = await this.run('output', workdir, ['output', '-json'], opts, undefined, false);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(r.stdout || '{}');
+    } catch {
+      throw new TerraformError('bad_output', 'output', 'terraform output -json did not print JSON');
+    }
+    const result = TerraformOutputs.safeParse(parsed);
+    if (!result.success) throw new TerraformError('bad_output', 'output', 'terraform output -json has an unexpected shape');
+    return result.data;
+  }
+
+  async destroy(workdir: string, opts: RunOptions = {}): Promise<void> {
+    const progress = new Progress(opts.onProgress, (s) => scrub(s, this.secrets(opts.secrets)));
+    await this.run('destroy', workdir, ['destroy', '-json', '-auto-approve', '-input=false'], opts, progress, true);
+  }
+
+  /**
+   * init + plan + apply + output with one progress bar (0..100). A progress callback from a
+   * caller that maps it into a wider range is welcome.
+   */
+  async up(workdir: string, opts: RunOptions = {}): Promise<TerraformOutputs> {
+    const progress = new Progress(opts.onProgress, (s) => scrub(s, this.secrets(opts.secrets)));
+    const relay = (e: ExecutorProgress): void => progress.report(e.progress, e.message);
+    const sub = { ...opts, onProgress: relay };
+    progress.report(0, 'terraform init');
+    await this.run('init', workdir, ['init', '-input=false', '-no-color'], sub, progress, false);
+    progress.report(5, 'planning');
+    await this.run('plan', workdir, ['plan', '-json', '-input=false', `-out=${PLAN_FILE}`], sub, progress, true);
+    try {
+      await this.run('apply', workdir, ['apply', '-json', '-input=false', PLAN_FILE], sub, progress, true);
+    } finally {
+      rmSync(join(workdir, PLAN_FILE), { force: true });
+    }
+    const outputs = await this.output(workdir, opts);
+    progress.report(100, 'applied');
+    return outputs;
+  }
+
+  /** init + destroy; succeeds when there is nothing to destroy. */
+  async down(workdir: string, opts: RunOptions = {}): Promise<void> {
+    const progress = new Progress(opts.onProgress, (s) => scrub(s, this.secrets(opts.secrets)));
+    progress.report(0, 'terraform init');
+    await this.run('init', workdir, ['init', '-input=false', '-no-color'], opts, progress, false);
+    progress.report(15, 'destroying');
+    await this.run('destroy', workdir, ['destroy', '-json', '-auto-approve', '-input=false'], opts, progress, true);
+    progress.report(100, 'destroyed');
+  }
+
+  private run(
+    step: TerraformStep,
+    workdir: string,
+    args: string[],
+    opts: RunOptions,
+    progress: Progress | undefined,
+    json: boolean,
+  ): Promise<{ stdout: string; planned: number }> {
+    const secrets = this.secrets(opts.secrets);
+    const clean = (s: string): string => scrub(s, secrets);
+    const log = this.config.log;
+    if (!existsSync(workdir)) {
+      return Promise.reject(new TerraformError('terraform_failed', step, `workdir ${workdir} does not exist`));
+    }
+    if (opts.signal?.aborted) {
+      return Promise.reject(new TerraformError('cancelled', step, `terraform ${step} cancelled before it started`));
+    }
+
+    return new Promise((resolve, reject) => {
+      // a process group of its own, so SIGKILL also reaches the provider plugins
+      const child = spawn(this.config.binary, args, {
+        cwd: workdir,
+        env: this.childEnv(),
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      });
+      const diagnostics: TerraformDiagnostic[] = [];
+      const textTail: string[] = [];
+      let stdout = '';
+      let planned = 0;
+      let stopReason: 'timeout' | 'cancelled' | null = null;
+      let killTimer: NodeJS.Timeout | undefined;
+      let spawnError: NodeJS.ErrnoException | null = null;
+
+      const keepTail = (line: string): void => {
+        textTail.push(line);
+        if (textTail.length > 40) textTail.shift();
+      };
+
+      const stop = (reason: 'timeout' | 'cancelled'): void => {
+        if (stopReason || child.exitCode !== null) return;
+        stopReason = reason;
+        log?.({ step, level: 'warn', message: `stopping terraform ${step} (${reason}): SIGINT` });
+        try {
+          child.kill('SIGINT');
+        } catch {
+          /* already gone */
+        }
+        killTimer = setTimeout(() => {
+          log?.({ step, level: 'warn', message: `terraform ${step} ignored SIGINT: SIGKILL` });
+          try {
+            if (child.pid) process.kill(-child.pid, 'SIGKILL');
+          } catch {
+            child.kill('SIGKILL');
+          }
+        }, this.config.killGraceMs ?? 30_000);
+      };
+
+      const timeoutMs = this.config.timeoutsMs?.[step] ?? DEFAULT_TIMEOUTS[step];
+      const timer = setTimeout(() => stop('timeout'), timeoutMs);
+      const onAbort = (): void => stop('cancelled');
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+
+      const out = createInterface({ input: child.stdout });
+      out.on('line', (line) => {
+        if (!json) {
+          stdout += line + '\n';
+          if (step !== 'output') keepTail(line);
+          return;
+        }
+        let parsed: UiLine | null = null;
+        try {
+          const r = UiLine.safeParse(JSON.parse(line));
+          parsed = r.success ? r.data : null;
+        } catch {
+          parsed = null;
+        }
+        if (!parsed) {
+          keepTail(line);
+          return;
+        }
+        if (parsed.type === 'diagnostic' && parsed.diagnostic) {
+          const d = parsed.diagnostic;
+          diagnostics.push({
+            severity: d.severity === 'error' ? 'error' : 'warning',
+            summary: clean(d.summary),
+            detail: clean(d.detail ?? ''),
+            address: d.address,
+          });
+          log?.({ step, level: d.severity === 'error' ? 'error' : 'warn', message: clean(`${d.summary}${d.detail ? `: ${d.detail}` : ''}`) });
+        }
+        if (parsed.type === 'change_summary') {
+          const c = parsed.changes ?? {};
+          planned = (c.add ?? 0) + (c.change ?? 0) + (c.remove ?? 0);
+        }
+        if (parsed.type === 'apply_errored') log?.({ step, level: 'error', message: clean(parsed['@message'] ?? 'apply errored') });
+        progress?.line(step, parsed);
+      });
+      const err = createInterface({ input: child.stderr });
+      err.on('line', (line) => keepTail(line));
+
+      child.on('error', (e: NodeJS.ErrnoException) => {
+        spawnError = e;
+      });
+      child.on('close', (code, signal) => {
+        clearTimeout(timer);
+        if (killTimer) clearTimeout(killTimer);
+        opts.signal?.removeEventListener('abort', onAbort);
+        if (spawnError) {
+          const missing = spawnError.code === 'ENOENT';
+          reject(new TerraformError(missing ? 'binary_not_found' : 'terraform_failed', step,
+            missing ? `${this.config.binary} not found; set NGSCI_TERRAFORM_BINARY` : clean(`could not run ${this.config.binary}: ${spawnError.message}`)));
+          return;
+        }
+        if (stopReason) {
+          const how = signal === 'SIGKILL' ? 'killed after it ignored SIGINT' : 'stopped';
+          reject(new TerraformError(stopReason, step,
+            stopReason === 'timeout' ? `terraform ${step} timed out after ${Math.round(timeoutMs / 1000)} s and was ${how}` : `terraform ${step} cancelled and ${how}`,
+            diagnostics, code, signal));
+          return;
+        }
+        if (code === 0) {
+          log?.({ step, level: 'info', message: `terraform ${step} done` });
+          resolve({ stdout, planned });
+          return;
+        }
+        const errors = diagnostics.filter((d) => d.severity === 'error');
+        const first = errors[0];
+        const why = first
+          ? `${first.summary}${first.detail ? `: ${first.detail}` : ''}`
+          : clean(textTail.filter((l) => l.trim()).slice(-5).join(' ').slice(0, 800)) || `exit code ${code ?? signal}`;
+        reject(new TerraformError('terraform_failed', step, clean(`terraform ${step} failed: ${why}`), diagnostics, code, signal));
+      });
+    });
+  }
+}

@@ -1,0 +1,179 @@
+/**
+ * TerraformProvisioner against a test double of terraform (testdata/fake-terraform.mjs): there is no
+ * terraform binary or cloud account on the CI machine. The stacks are real cdktf synth output.
+ */
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Offer, Size } from '@ngsci/contract';
+import type { ExitReport, ProgressReport, ProvisionRequest } from '../types.js';
+import { TerraformExecutor } from './executor.js';
+import { TerraformProvisioner, TerraformProvisionError, type ReadinessCheck } from './provisioner.js';
+import { loadTerraformSettings } from './settings.js';
+
+const FAKE_TERRAFORM = fileURLToPath(new URL('./testdata/fake-terraform.mjs', import.meta.url));
+const HUB_TOKEN = 'hub-api-token-FAKE-8c1f2e';
+const root = mkdtempSync(join(tmpdir(), 'ngsci-tfprov-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+
+const settings = loadTerraformSettings(
+  {
+    NGSCI_TERRAFORM_WORKDIR: join(root, 'tf'),
+    NGSCI_TERRAFORM_SERVICE_URL: 'https://hub.example.org/services/ngsci',
+    NGSCI_TERRAFORM_HUB_CIDR: '10.0.0.0/24',
+    NGSCI_TERRAFORM_STATE: 'local',
+    NGSCI_TERRAFORM_READY_TIMEOUT: '1',
+    NGSCI_AWS_VPC_ID: 'vpc-0abc',
+    NGSCI_AWS_SUBNET_ID: 'subnet-0abc',
+    AWS_ACCESS_KEY_ID: 'AKIAFAKE',
+    AWS_SECRET_ACCESS_KEY: 'aws-secret-FAKE',
+    JUPYTERHUB_API_TOKEN: 'must-not-be-picked',
+  },
+  join(root, 'data'),
+);
+
+const offer: Offer = { cloud: 'aws', region: 'us-east-1', instanceType: 'g4dn.xlarge', available: true, onDemandMicrosPerHour: 526_000, spotMicrosPerHour: 210_000 };
+const size: Size = { id: 'gpu-t4', label: 'T4', class: 'gpu', vcpu: 4, memoryGiB: 16, gpu: { model: 'T4', count: 1, memoryGiB: 16 }, offers: [offer] };
+
+let n = 0;
+function request(): ProvisionRequest {
+  return {
+    instanceId: `inst-${++n}`,
+    user: 'alice',
+    server: 'default',
+    size,
+    offer,
+    spot: true,
+    env: { JUPYTERHUB_API_TOKEN: HUB_TOKEN, JUPYTERHUB_USER: 'alice' },
+    baseUrl: '/user/alice/',
+  };
+}
+
+function provisioner(scenario: string, ready: ReadinessCheck = async () => true, extra: Record<string, unknown> = {}) {
+  const issued: { instanceId: string; env: Record<string, string> }[] = [];
+  const probes: string[] = [];
+  const p = new TerraformProvisioner({
+    settings,
+    executor: new TerraformExecutor({
+      binary: FAKE_TERRAFORM,
+      pluginCacheDir: settings.pluginCacheDir,
+      backend: 'local',
+      credentials: settings.credentials,
+      extraEnv: { FAKE_TERRAFORM_SCENARIO: scenario },
+      killGraceMs: 300,
+    }),
+    issueBootstrapToken: async (instanceId, env) => {
+      issued.push({ instanceId, env });
+      return `bootstrap-${instanceId}-FAKE`;
+    },
+    isReady: async (url, f, s) => {
+      probes.push(url);
+      return ready(url, f, s);
+    },
+    pollIntervalMs: 10,
+    sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+    watchIntervalMs: 0,
+    ...extra,
+  });
+  return { p, issued, probes };
+}
+
+function ctx(signal = new AbortController().signal) {
+  const events: ProgressReport[] = [];
+  return { events, ctx: { report: async (e: ProgressReport) => void events.push(e), signal } };
+}
+
+describe('TerraformProvisioner (terraform test double)', () => {
+  it('TerraformProvisioner (terraform test double): start synthesizes, applies, polls <address>:<port><baseUrl>api and returns the target', async () => {
+    const { p, issued, probes } = provisioner('success');
+    const req = request();
+    const { events, ctx: c } = ctx();
+    const result = await p.start(req, c);
+    assert.equal(result.targetUrl, 'http://10.0.3.17:8888/user/alice/');
+    assert.deepEqual(probes, ['http://10.0.3.17:8888/user/alice/api']);
+    assert.deepEqual(issued, [{ instanceId: req.instanceId, env: req.env }]);
+    const ps = events.map((e) => e.progress);
+    assert.deepEqual(ps, [...ps].sort((a, b) => a - b));
+    assert.equal(events.at(-1)?.state, 'starting');
+    assert.ok(events.some((e) => e.state === 'provisioning'));
+
+    const workdir = result.ref.workdir as string;
+    const config = readFileSync(join(workdir, 'cdk.tf.json'), 'utf8');
+    assert.ok(config.includes(`bootstrap-${req.instanceId}-FAKE`), 'user-data carries the bootstrap token');
+    assert.ok(!config.includes(HUB_TOKEN), 'the hub token never reaches terraform');
+    assert.ok(!readFileSync(join(workdir, 'terraform.tfstate'), 'utf8').includes(HUB_TOKEN));
+    assert.ok(!JSON.stringify(result.ref).includes(HUB_TOKEN) && !JSON.stringify(result.ref).includes('bootstrap-'));
+    assert.ok(existsSync(join(result.ref.homeWorkdir as string, 'terraform.tfstate')), 'home stack applied');
+
+    assert.equal(await p.adopt(req.instanceId, result.ref), true);
+    await p.stop(req.instanceId, result.ref, ctx().ctx);
+    assert.equal(await p.adopt(req.instanceId, result.ref), false, 'nothing left to adopt after stop');
+    await p.stop(req.instanceId, result.ref, ctx().ctx); // idempotent
+    const homeState = JSON.parse(readFileSync(join(result.ref.homeWorkdir as string, 'terraform.tfstate'), 'utf8')) as { resources: unknown[] };
+    assert.ok(homeState.resources.length > 0, 'stop leaves the home disk alone');
+  });
+
+  it('TerraformProvisioner (terraform test double): a provider error rejects with provision_failed and no secrets', async () => {
+    const { p } = provisioner('provider_error');
+    const err = await p.start(request(), ctx().ctx).catch((e: unknown) => e);
+    assert.ok(err instanceof TerraformProvisionError);
+    assert.equal(err.code, 'provision_failed');
+    assert.match(err.message, /InsufficientInstanceCapacity/);
+    assert.ok(!err.message.includes('aws-secret-FAKE') && !err.message.includes(HUB_TOKEN));
+  });
+
+  it('TerraformProvisioner (terraform test double): a server that never answers is a ready_timeout; the state stays for stop', async () => {
+    const { p } = provisioner('success', async () => false);
+    const req = request();
+    const err = await p.start(req, ctx().ctx).catch((e: unknown) => e);
+    assert.ok(err instanceof TerraformProvisionError);
+    assert.equal(err.code, 'ready_timeout');
+    assert.ok(existsSync(join(p.instanceWorkdir(req.instanceId), 'terraform.tfstate')));
+    await p.stop(req.instanceId, {}, ctx().ctx);
+  });
+
+  it('TerraformProvisioner (terraform test double): cancelling a start stops terraform and says cancelled', async () => {
+    const { p } = provisioner('hang');
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 300);
+    const err = await p.start(request(), ctx(ac.signal).ctx).catch((e: unknown) => e);
+    assert.ok(err instanceof TerraformProvisionError);
+    assert.equal(err.code, 'cancelled');
+  });
+
+  it('TerraformProvisioner (terraform test double): a running machine that stops answering is reported once as process_lost', async () => {
+    let healthy = true;
+    const { p } = provisioner('success', async () => healthy, { watchIntervalMs: 20, lostAfter: 2 });
+    const exits: ExitReport[] = [];
+    p.onExit((r) => exits.push(r));
+    const req = request();
+    await p.start(req, ctx().ctx);
+    healthy = false;
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(exits.length, 1);
+    assert.equal(exits[0]?.errorCode, 'process_lost');
+    await p.close({ stopInstances: false });
+  });
+
+  it('TerraformProvisioner (terraform test double): refuses clouds the hub has not configured and types without the size GPUs', async () => {
+    const { p } = provisioner('success');
+    const gcp = await p.start({ ...request(), offer: { ...offer, cloud: 'gcp', instanceType: 'g2-standard-4' } }, ctx().ctx).catch((e: unknown) => e);
+    assert.ok(gcp instanceof TerraformProvisionError && gcp.code === 'size_unavailable');
+    const wrong = await p.start({ ...request(), offer: { ...offer, instanceType: 'm6i.xlarge' } }, ctx().ctx).catch((e: unknown) => e);
+    assert.ok(wrong instanceof TerraformProvisionError && /GPUs/.test(wrong.message));
+  });
+
+  it('settings pick provider credentials by name and nothing else', () => {
+    assert.deepEqual(Object.keys(settings.credentials).sort(), ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']);
+    assert.equal(settings.backend, 'local');
+    const pg = loadTerraformSettings({ NGSCI_TERRAFORM_SERVICE_URL: 'https://h/s', NGSCI_TERRAFORM_HUB_CIDR: '10.0.0.0/24', DATABASE_URL: 'postgres://u:p@db/ngsci' });
+    assert.equal(pg.backend, 'pg');
+    assert.throws(
+      () => loadTerraformSettings({ NGSCI_TERRAFORM_SERVICE_URL: 'https://h/s', NGSCI_TERRAFORM_HUB_CIDR: '10.0.0.0/24', NGSCI_TERRAFORM_PG_CONN_STR: 'secret-value-FAKE' }),
+      (e: Error) => /NGSCI_TERRAFORM_PG_CONN_STR/.test(e.message) && !e.message.includes('secret-value-FAKE'),
+    );
+  });
+});

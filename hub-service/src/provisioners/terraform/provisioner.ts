@@ -1,0 +1,360 @@
+/**
+ * The terraform provisioner: an instance is a cloud VM made by one Terraform stack.
+ * start: apply the user's home-disk stack (once; a no-op afterwards), get a single-use bootstrap
+ * token from the service, synthesize the instance stack into its own workdir, init/plan/apply,
+ * read the address from the outputs, then poll `http://<address>:<port><baseUrl>api` until the
+ * server answers. stop: destroy the instance stack (the home disk stays). adopt: the state still
+ * has outputs. Every dependency that touches the outside (executor, token store, fetch, readiness
+ * check, clock) is injected, so tests run it against a test double of terraform.
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ErrorCode } from '@ngsci/contract';
+import {
+  homeStackKey,
+  INSTANCE_TYPES,
+  synthHome,
+  synthInstance,
+  SYNTH_FILE,
+  type BackendSpec,
+  type Cloud,
+  type HomeOptions,
+  type InstanceOptions,
+} from '@ngsci/terraform';
+import type { ExitReport, Provisioned, ProvisionContext, ProvisionRequest, Provisioner, ProviderRef } from '../types.js';
+import { TerraformError, TerraformExecutor, type ExecutorProgress, type RunOptions } from './executor.js';
+import type { TerraformSettings } from './settings.js';
+
+/** Same shape as the service's ApiError (status, code, safe message), so the API can answer with it as is. */
+export class TerraformProvisionError extends Error {
+  override readonly name = 'TerraformProvisionError';
+  constructor(
+    readonly status: 409 | 422 | 500 | 504,
+    readonly code: ErrorCode,
+    message: string,
+    readonly details?: unknown,
+  ) {
+    super(message);
+  }
+}
+
+export type ReadinessCheck = (url: string, fetchImpl: typeof fetch, signal: AbortSignal) => Promise<boolean>;
+
+/** jupyterhub-singleuser answers GET <base>api with 200 and its version, no token needed. */
+export const defaultReadiness: ReadinessCheck = async (url, fetchImpl, signal) => {
+  try {
+    const res = await fetchImpl(url, { signal: AbortSignal.any([signal, AbortSignal.timeout(5000)]) });
+    return res.ok;
+  } catch {
+    return false;
+  }
+};
+
+export interface TerraformProvisionerDeps {
+  settings: TerraformSettings;
+  /** the service's token store: remembers `env` and hands it out once for the returned token */
+  issueBootstrapToken(instanceId: string, env: Record<string, string>): Promise<string>;
+  executor?: TerraformExecutor;
+  fetch?: typeof fetch;
+  isReady?: ReadinessCheck;
+  /** readiness poll while starting; default 1 s */
+  pollIntervalMs?: number;
+  /** health poll of running instances; default 10 s, 0 disables it */
+  watchIntervalMs?: number;
+  /** consecutive failed health polls before an instance counts as lost; default 3 */
+  lostAfter?: number;
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+  log?: TerraformSettingsLog;
+}
+
+export type TerraformSettingsLog = (entry: { level: 'info' | 'warn' | 'error'; message: string; instanceId?: string }) => void;
+
+const SENSITIVE_ENV = /TOKEN|SECRET|KEY|PASSWORD|CREDENTIAL/i;
+
+const abortableSleep = (ms: number, signal: AbortSignal): Promise<void> =>
+  new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const t = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = (): void => {
+      clearTimeout(t);
+      reject(signal.reason);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+
+interface Watched {
+  targetUrl: string;
+  timer?: NodeJS.Timeout;
+  failures: number;
+  ref: ProviderRef;
+}
+
+export class TerraformProvisioner implements Provisioner {
+  readonly kind = 'terraform' as const;
+  private readonly executor: TerraformExecutor;
+  private readonly fetchImpl: typeof fetch;
+  private readonly isReady: ReadinessCheck;
+  private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>;
+  private readonly watched = new Map<string, Watched>();
+  private exitListener: ((r: ExitReport) => void) | null = null;
+
+  constructor(private readonly deps: TerraformProvisionerDeps) {
+    const s = deps.settings;
+    this.executor =
+      deps.executor ??
+      new TerraformExecutor({
+        binary: s.binary,
+        pluginCacheDir: s.pluginCacheDir,
+        backend: s.backend,
+        pgConnString: s.pgConnString,
+        credentials: s.credentials,
+        timeoutsMs: { init: s.stepTimeoutMs, plan: s.stepTimeoutMs, apply: s.stepTimeoutMs, destroy: s.stepTimeoutMs },
+        killGraceMs: s.killGraceMs,
+        log: deps.log ? (e) => deps.log?.({ level: e.level, message: `${e.step}: ${e.message}` }) : undefined,
+      });
+    this.fetchImpl = deps.fetch ?? fetch;
+    this.isReady = deps.isReady ?? defaultReadiness;
+    this.sleep = deps.sleep ?? abortableSleep;
+  }
+
+  onExit(listener: (report: ExitReport) => void): void {
+    this.exitListener = listener;
+  }
+
+  instanceWorkdir(instanceId: string): string {
+    return join(this.deps.settings.workRoot, 'instances', instanceId.replace(/[^A-Za-z0-9._-]/g, '_'));
+  }
+
+  private stateBackend(): BackendSpec {
+    return this.deps.settings.backend === 'pg'
+      ? { kind: 'pg', connStringEnv: 'PG_CONN_STR' }
+      : { kind: 'local', path: 'terraform.tfstate' };
+  }
+
+  private homeOptions(req: ProvisionRequest): HomeOptions {
+    const s = this.deps.settings;
+    const cloud = req.offer.cloud;
+    if (cloud === 'local') throw new TerraformProvisionError(422, 'size_unavailable', 'the terraform provisioner does not run local offers');
+    const place = s.placement[cloud];
+    if (!place) throw new TerraformProvisionError(422, 'size_unavailable', `${cloud} is not configured on this hub (see docs/clouds.md)`);
+    const { zone, dataset: _dataset, ...placement } = place;
+    return {
+      cloud,
+      region: req.offer.region,
+      zone,
+      user: req.user,
+      server: req.server,
+      homeDiskGiB: s.homeDiskGiB,
+      backend: this.stateBackend(),
+      [cloud]: placement,
+    };
+  }
+
+  async start(req: ProvisionRequest, ctx: ProvisionContext): Promise<Provisioned> {
+    const s = this.deps.settings;
+    const home = this.homeOptions(req);
+    const cloud = home.cloud as Cloud;
+    const type = INSTANCE_TYPES[req.offer.instanceType];
+    if (!type || type.cloud !== cloud) {
+      throw new TerraformProvisionError(422, 'size_unavailable', `${req.offer.instanceType} is not a known ${cloud} machine type`);
+    }
+    if ((type.gpu?.count ?? 0) !== (req.size.gpu?.count ?? 0)) {
+      throw new TerraformProvisionError(422, 'size_unavailable', `${req.offer.instanceType} does not have the GPUs size ${req.size.id} promises`);
+    }
+
+    // reports arrive synchronously from terraform's output; keep them in order, never block on them
+    let reports = Promise.resolve();
+    const report = (state: 'provisioning' | 'starting', from: number, to: number) => (e: ExecutorProgress) => {
+      const progress = Math.round(from + ((to - from) * e.progress) / 100);
+      reports = reports.then(() => ctx.report({ state, progress, message: e.message })).catch(() => undefined);
+    };
+    const secrets = Object.entries(req.env).filter(([k]) => SENSITIVE_ENV.test(k)).map(([, v]) => v);
+
+    const homeDir = join(s.workRoot, 'homes', homeStackKey(home));
+    const instanceDir = this.instanceWorkdir(req.instanceId);
+    try {
+      synthHome(home, homeDir);
+      const homeOut = await this.executor.up(homeDir, { signal: ctx.signal, onProgress: report('provisioning', 0, 15), secrets });
+      const homeDiskId = homeOut.home_disk_id?.value;
+      if (typeof homeDiskId !== 'string') throw new TerraformProvisionError(500, 'provision_failed', 'the home stack has no home_disk_id output');
+
+      const bootstrapToken = await this.deps.issueBootstrapToken(req.instanceId, req.env);
+      secrets.push(bootstrapToken);
+      const place = s.placement[cloud];
+      const options: InstanceOptions = {
+        ...home,
+        instanceId: req.instanceId,
+        instanceType: req.offer.instanceType,
+        gpu: type.gpu ? { model: type.gpu.model, count: type.gpu.count } : null,
+        spot: req.spot,
+        size: req.size.id,
+        homeDiskId,
+        dataset: place?.dataset ?? null,
+        hubCidr: s.hubCidr,
+        singleuserPort: s.singleuserPort,
+        allowSsh: s.allowSsh,
+        sshCidr: s.sshCidr,
+        sshAuthorizedKeys: s.sshAuthorizedKeys,
+        image: s.image,
+        serviceUrl: s.serviceUrl,
+        bootstrapToken,
+        addressKind: s.addressKind,
+      };
+      synthInstance(options, instanceDir);
+      const out = await this.executor.up(instanceDir, { signal: ctx.signal, onProgress: report('provisioning', 15, 85), secrets });
+      const address = out.address?.value;
+      if (typeof address !== 'string' || !address) throw new TerraformProvisionError(500, 'provision_failed', 'the instance stack has no address output');
+
+      const targetUrl = `http://${address}:${s.singleuserPort}${req.baseUrl}`;
+      const ref: ProviderRef = {
+        cloud,
+        workdir: instanceDir,
+        homeWorkdir: homeDir,
+        address,
+        cloudInstanceId: typeof out.instance_id?.value === 'string' ? out.instance_id.value : null,
+        homeDiskId,
+        targetUrl,
+        // enough to synthesize the stack again for a destroy on another replica; no token in it
+        stack: JSON.stringify({ ...options, bootstrapToken: 'spent' }),
+      };
+      await this.waitReady(req.instanceId, targetUrl, ctx, (p, m) => report('starting', 85, 99)({ progress: p, message: m }));
+      await reports;
+      this.watch(req.instanceId, targetUrl, ref);
+      return { targetUrl, ref };
+    } catch (err) {
+      await reports;
+      throw this.translate(err, secrets);
+    }
+  }
+
+  private async waitReady(instanceId: string, targetUrl: string, ctx: ProvisionContext, progress: (p: number, m: string) => void): Promise<void> {
+    const timeoutMs = this.deps.settings.readyTimeoutMs;
+    const interval = this.deps.pollIntervalMs ?? 1000;
+    const started = Date.now();
+    const url = `${targetUrl}api`;
+    progress(0, 'waiting for the server to answer');
+    for (let attempt = 1; ; attempt++) {
+      if (ctx.signal.aborted) throw new TerraformProvisionError(409, 'cancelled', 'start cancelled');
+      if (await this.isReady(url, this.fetchImpl, ctx.signal)) {
+        progress(100, 'server is ready');
+        return;
+      }
+      const elapsed = Date.now() - started;
+      if (elapsed >= timeoutMs) {
+        throw new TerraformProvisionError(504, 'ready_timeout', `the machine was created but its server did not answer within ${Math.round(timeoutMs / 1000)} s`, { instanceId });
+      }
+      progress(Math.min(95, (100 * elapsed) / timeoutMs), `waiting for the server to answer (attempt ${attempt})`);
+      try {
+        await this.sleep(interval, ctx.signal);
+      } catch {
+        throw new TerraformProvisionError(409, 'cancelled', 'start cancelled');
+      }
+    }
+  }
+
+  private translate(err: unknown, secrets: string[]): Error {
+    if (err instanceof TerraformProvisionError) return err;
+    if (err instanceof TerraformError) {
+      if (err.code === 'cancelled') return new TerraformProvisionError(409, 'cancelled', 'start cancelled; terraform state kept for the stop');
+      return new TerraformProvisionError(500, 'provision_failed', err.message, {
+        step: err.step,
+        diagnostics: err.diagnostics.map((d) => ({ summary: d.summary, address: d.address })),
+      });
+    }
+    const message = err instanceof Error ? err.message : String(err);
+    let safe = message;
+    for (const s of secrets) if (s.length >= 4) safe = safe.split(s).join('[redacted]');
+    return new TerraformProvisionError(500, 'provision_failed', safe);
+  }
+
+  /** Makes sure the workdir holds a configuration; synthesizes it again from the ref when it doesn't. */
+  private ensureWorkdir(instanceId: string, ref: ProviderRef): string | null {
+    const workdir = typeof ref.workdir === 'string' ? ref.workdir : this.instanceWorkdir(instanceId);
+    if (existsSync(join(workdir, SYNTH_FILE))) return workdir;
+    if (typeof ref.stack !== 'string') return null;
+    const options = JSON.parse(ref.stack) as InstanceOptions;
+    mkdirSync(workdir, { recursive: true });
+    synthInstance({ ...options, backend: this.stateBackend() }, workdir);
+    return workdir;
+  }
+
+  async stop(instanceId: string, ref: ProviderRef, ctx: ProvisionContext): Promise<void> {
+    this.unwatch(instanceId);
+    const workdir = this.ensureWorkdir(instanceId, ref);
+    if (!workdir) return; // never got as far as a configuration: nothing was created
+    let reports = Promise.resolve();
+    const run: RunOptions = {
+      signal: ctx.signal,
+      onProgress: (e) => {
+        reports = reports.then(() => ctx.report({ progress: e.progress, message: e.message })).catch(() => undefined);
+      },
+    };
+    try {
+      await this.executor.down(workdir, run);
+    } catch (err) {
+      throw this.translate(err, []);
+    } finally {
+      await reports;
+    }
+  }
+
+  async adopt(instanceId: string, ref: ProviderRef): Promise<boolean> {
+    const workdir = this.ensureWorkdir(instanceId, ref);
+    if (!workdir) return false;
+    try {
+      if (!existsSync(join(workdir, '.terraform'))) await this.executor.init(workdir);
+      const out = await this.executor.output(workdir);
+      const address = out.address?.value;
+      if (typeof address !== 'string' || !address) return false;
+      const targetUrl = typeof ref.targetUrl === 'string' ? ref.targetUrl : `http://${address}:${this.deps.settings.singleuserPort}/`;
+      this.watch(instanceId, targetUrl, ref);
+      return true;
+    } catch (err) {
+      this.deps.log?.({ level: 'warn', instanceId, message: `adopt failed: ${err instanceof Error ? err.message : 'unknown error'}` });
+      return false;
+    }
+  }
+
+  private watch(instanceId: string, targetUrl: string, ref: ProviderRef): void {
+    const interval = this.deps.watchIntervalMs ?? 10_000;
+    this.unwatch(instanceId);
+    const w: Watched = { targetUrl, failures: 0, ref };
+    this.watched.set(instanceId, w);
+    if (interval <= 0) return;
+    const lostAfter = this.deps.lostAfter ?? 3;
+    w.timer = setInterval(() => {
+      void (async () => {
+        const ok = await this.isReady(`${targetUrl}api`, this.fetchImpl, AbortSignal.timeout(interval));
+        if (this.watched.get(instanceId) !== w) return;
+        w.failures = ok ? 0 : w.failures + 1;
+        if (w.failures >= lostAfter) {
+          this.unwatch(instanceId);
+          this.exitListener?.({
+            instanceId,
+            exitCode: null,
+            errorCode: 'process_lost',
+            message: `the machine stopped answering ${lostAfter} health checks in a row (spot eviction, crash or network)`,
+          });
+        }
+      })();
+    }, interval);
+    w.timer.unref?.();
+  }
+
+  private unwatch(instanceId: string): void {
+    const w = this.watched.get(instanceId);
+    if (w?.timer) clearInterval(w.timer);
+    this.watched.delete(instanceId);
+  }
+
+  async close(options: { stopInstances: boolean }): Promise<void> {
+    const all = [...this.watched.entries()];
+    for (const [id] of all) this.unwatch(id);
+    if (!options.stopInstances) return;
+    const ctx: ProvisionContext = { report: async () => undefined, signal: new AbortController().signal };
+    await Promise.allSettled(all.map(([id, w]) => this.stop(id, w.ref, ctx)));
+  }
+}

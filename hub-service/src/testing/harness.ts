@@ -1,0 +1,139 @@
+/**
+ * Test harness: the real app over an in-memory PGlite, with a fake JupyterHub that answers the
+ * token lookups and, like the real hub, calls the bridge when asked to start or stop a server.
+ * Provisioners are whatever the test passes in.
+ */
+import { Authenticator } from '../auth.js';
+import { createApp } from '../app.js';
+import { loadConfig, accessScopes, type Config } from '../config.js';
+import { openMemoryDatabase, seed, type Database } from '../db/client.js';
+import { HubClient } from '../hub.js';
+import { createLogger } from '../logger.js';
+import type { Provisioner } from '../provisioners/types.js';
+import { createServices, type Services } from '../services.js';
+
+export const BRIDGE_SECRET = 'bridge-secret-for-tests-0123456789';
+export const ACCESS = 'access:services!service=ngsci';
+
+export interface FakeUser {
+  name: string;
+  admin?: boolean;
+  groups?: string[];
+  scopes?: string[];
+}
+
+export interface Harness {
+  app: ReturnType<typeof createApp>;
+  services: Services;
+  database: Database;
+  config: Config;
+  hubCalls: string[];
+  /** registers a token for a user and returns it */
+  token(user: FakeUser): string;
+  request(path: string, init?: RequestInit & { token?: string }): Promise<Response>;
+  bridge(path: string, init?: RequestInit): Promise<Response>;
+  close(): Promise<void>;
+}
+
+let sharedDb: Promise<Database> | null = null;
+
+export async function harness(opts: { provisioners?: Map<string, Provisioner>; env?: Record<string, string> } = {}): Promise<Harness> {
+  const config = loadConfig({
+    JUPYTERHUB_API_TOKEN: 'service-token-0123456789',
+    NGSCI_BRIDGE_SECRET: BRIDGE_SECRET,
+    NGSCI_LOG_LEVEL: 'silent',
+    NGSCI_JOB_HEARTBEAT: '0.2',
+    ...opts.env,
+  });
+  sharedDb ??= (async () => {
+    const db = await openMemoryDatabase();
+    await db.migrate();
+    await seed(db.db);
+    return db;
+  })();
+  const database = await sharedDb;
+  const tokens = new Map<string, FakeUser>();
+  const hubCalls: string[] = [];
+  const prefix = config.JUPYTERHUB_SERVICE_PREFIX.replace(/\/$/, '');
+  let app!: ReturnType<typeof createApp>;
+
+  const bridge = (path: string, init: RequestInit = {}) =>
+    app.request(`${prefix}/api/v1/bridge${path}`, {
+      ...init,
+      headers: { authorization: `Bearer ${BRIDGE_SECRET}`, 'content-type': 'application/json', ...(init.headers as object) },
+    });
+
+  const fakeHubFetch: typeof fetch = async (input, init) => {
+    const url = new URL(String(input));
+    const path = url.pathname.replace(/^\/hub\/api/, '');
+    const method = init?.method ?? 'GET';
+    hubCalls.push(`${method} ${path}`);
+    const auth = new Headers(init?.headers).get('authorization')?.replace(/^token /, '') ?? '';
+    if (path === '/user') {
+      const u = tokens.get(auth);
+      if (!u) return Response.json({ status: 403, message: 'no' }, { status: 403 });
+      return Response.json({ kind: 'user', name: u.name, admin: !!u.admin, groups: u.groups ?? [], scopes: u.scopes ?? [ACCESS] });
+    }
+    const m = /^\/users\/([^/]+)\/(server|servers\/([^/]+))$/.exec(path);
+    if (m) {
+      const user = decodeURIComponent(m[1]!);
+      const server = m[3] ? decodeURIComponent(m[3]) : '';
+      if (server === 'bad') return Response.json({ status: 400, message: "Invalid server_name 'bad'" }, { status: 400 });
+      if (method === 'POST') {
+        const res = await bridge('/start', {
+          method: 'POST',
+          body: JSON.stringify({ user, server, options: JSON.parse(String(init?.body ?? '{}')), env: { JUPYTERHUB_API_TOKEN: 'server-token-secret' }, baseUrl: `/user/${user}/${server ? `${server}/` : ''}` }),
+        });
+        return res.ok ? new Response(null, { status: 202 }) : Response.json({ status: 500, message: await res.text() }, { status: 500 });
+      }
+      if (method === 'DELETE') {
+        await bridge('/stop', { method: 'POST', body: JSON.stringify({ user, server }) });
+        return new Response(null, { status: 202 });
+      }
+    }
+    const um = /^\/users\/([^/]+)$/.exec(path);
+    if (um) return Response.json({ name: decodeURIComponent(um[1]!), admin: false, groups: [], servers: {} });
+    return Response.json({ status: 404, message: 'not found' }, { status: 404 });
+  };
+
+  const hub = new HubClient({ apiUrl: config.JUPYTERHUB_API_URL, token: config.JUPYTERHUB_API_TOKEN, fetch: fakeHubFetch });
+  const logger = createLogger('silent');
+  const services = createServices({ config, database, hub, logger, provisioners: opts.provisioners ?? new Map() });
+  const auth = new Authenticator({ hub, accessScopes: accessScopes(config), adminScope: config.NGSCI_ADMIN_SCOPE, cacheSeconds: 30 });
+  app = createApp({ ...services, auth, bridgeSecret: BRIDGE_SECRET, prefix: config.JUPYTERHUB_SERVICE_PREFIX, version: 'test' });
+  await services.worker.start();
+
+  return {
+    app,
+    services,
+    database,
+    config,
+    hubCalls,
+    token(user) {
+      const t = `tok-${user.name}-${Math.random().toString(36).slice(2)}`;
+      tokens.set(t, user);
+      return t;
+    },
+    request(path, init = {}) {
+      const { token, ...rest } = init;
+      const headers = new Headers(rest.headers);
+      if (token) headers.set('authorization', `token ${token}`);
+      if (rest.body) headers.set('content-type', 'application/json');
+      return app.request(`${prefix}${path}`, { ...rest, headers });
+    },
+    bridge,
+    async close() {
+      await services.worker.close();
+    },
+  };
+}
+
+export async function eventually<T>(fn: () => Promise<T | null | undefined | false>, what: string, ms = 10_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

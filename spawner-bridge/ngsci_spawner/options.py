@@ -1,0 +1,265 @@
+"""Spawn options: their validation, the spawn form built from the catalog, and reading it back.
+
+`user_options` arrive from the spawn form or straight from a REST spawn (whose body is the bare
+options object), so both paths end in `validate_options`, which mirrors the contract's
+`SpawnOptions` schema (contract/src/index.ts).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from html import escape
+from typing import Any
+
+from .errors import SpawnError
+
+CLOUDS = ("local", "aws", "gcp", "azure")
+OPTION_KEYS = ("size", "cloud", "region", "spot")
+SIZE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{0,62}$")
+REGION_MAX = 64
+
+CLOUD_LABELS = {"local": "This machine", "aws": "AWS", "gcp": "Google Cloud", "azure": "Azure"}
+
+_TRUE_WORDS = {"on", "true", "1", "yes"}
+
+
+def invalid(message: str) -> SpawnError:
+    return SpawnError(f"Invalid server options: {message}", code="validation_failed")
+
+
+def validate_options(options: Any, *, default_size: str = "") -> dict[str, Any]:
+    """Check `user_options` and return a clean copy; raise `SpawnError` (400) when they are wrong.
+
+    `default_size` fills in a spawn that carries no options at all (the admin panel's start
+    button, a bare REST spawn); any other spawn must name its size.
+    """
+    if options is None:
+        options = {}
+    if not isinstance(options, Mapping):
+        raise invalid('expected an object such as {"size": "gpu-t4"}')
+    if not options and default_size:
+        options = {"size": default_size}
+
+    unknown = sorted(str(key) for key in options if key not in OPTION_KEYS)
+    if unknown:
+        raise invalid(f"unknown option(s) {', '.join(unknown)}; allowed: {', '.join(OPTION_KEYS)}")
+
+    size = options.get("size")
+    if size is None:
+        raise invalid('size is required, e.g. {"size": "gpu-t4"}')
+    if not isinstance(size, str) or not SIZE_PATTERN.match(size):
+        raise invalid("size must be a size id such as cpu-small or gpu-a100")
+    clean: dict[str, Any] = {"size": size}
+
+    if "cloud" in options:
+        cloud = options["cloud"]
+        if cloud not in CLOUDS:
+            raise invalid(f"cloud must be one of {', '.join(CLOUDS)}")
+        clean["cloud"] = cloud
+    if "region" in options:
+        region = options["region"]
+        if not isinstance(region, str) or len(region) > REGION_MAX:
+            raise invalid(f"region must be a string of at most {REGION_MAX} characters")
+        clean["region"] = region
+    if "spot" in options:
+        # bool only: "false" would be truthy, and 0/1 are easy to send by mistake
+        if not isinstance(options["spot"], bool):
+            raise invalid("spot must be true or false")
+        clean["spot"] = options["spot"]
+    return clean
+
+
+def options_from_form(form_data: Mapping[str, Any]) -> dict[str, Any]:
+    """Form fields (lists of strings, as the hub hands them over) to validated `user_options`."""
+
+    def first(key: str) -> str:
+        value = form_data.get(key)
+        if isinstance(value, list | tuple):
+            value = value[0] if value else ""
+        return value.strip() if isinstance(value, str) else ""
+
+    options: dict[str, Any] = {}
+    for key in ("size", "cloud", "region"):
+        if value := first(key):
+            options[key] = value
+    # an unchecked checkbox is simply absent from the form
+    options["spot"] = first("spot").lower() in _TRUE_WORDS
+    return validate_options(options)
+
+
+# ---- the spawn form
+
+
+def format_price(micros: int) -> str:
+    """Micro-dollars per hour as the form shows them: 526000 -> "$0.53/h"."""
+    cents = (micros + 5_000) // 10_000
+    if micros > 0 and cents == 0:
+        return "<$0.01/h"
+    return f"${cents // 100:,}.{cents % 100:02d}/h"
+
+
+def _prices_by_cloud(size: Mapping[str, Any]) -> dict[str, dict[str, str | None]]:
+    """The cheapest available on-demand and spot price of a size in each cloud."""
+    best: dict[str, dict[str, int | None]] = {}
+    for offer in size.get("offers") or []:
+        if not offer.get("available"):
+            continue
+        cloud = str(offer["cloud"])
+        on_demand = int(offer["onDemandMicrosPerHour"])
+        spot = offer.get("spotMicrosPerHour")
+        spot = int(spot) if spot is not None else None
+        seen = best.setdefault(cloud, {"onDemand": on_demand, "spot": spot})
+        seen["onDemand"] = min(seen["onDemand"], on_demand)
+        if spot is not None:
+            seen["spot"] = spot if seen["spot"] is None else min(seen["spot"], spot)
+    return {
+        cloud: {
+            "onDemand": format_price(p["onDemand"]),
+            "spot": format_price(p["spot"]) if p["spot"] is not None else None,
+        }
+        for cloud, p in best.items()
+    }
+
+
+def price_text(prices: Mapping[str, str | None] | None, *, spot: bool, cloud_label: str) -> str:
+    # Must say the same as the inline script below, which redoes this in the browser.
+    if not prices:
+        return f"not offered on {cloud_label}"
+    if spot and prices.get("spot"):
+        return f"{prices['spot']} spot"
+    return f"{prices['onDemand']} (no spot offer)" if spot else str(prices["onDemand"])
+
+
+def _describe_size(size: Mapping[str, Any]) -> str:
+    parts = [f"{size['vcpu']} vCPU", f"{float(size['memoryGiB']):g} GiB"]
+    gpu = size.get("gpu")
+    if gpu:
+        parts.append(f"{gpu['count']}\u00d7 {gpu['model']} ({float(gpu['memoryGiB']):g} GiB)")
+    return " \u00b7 ".join(parts)
+
+
+# Re-prices the sizes when the cloud or spot choice changes; data comes from data-* attributes,
+# so nothing from the catalog is ever interpolated into script.
+_SCRIPT = """<script>
+(function () {
+  var root = document.getElementById('ngsci-options');
+  if (!root) return;
+  var cloud = root.querySelector('select[name="cloud"]');
+  var spot = root.querySelector('input[name="spot"]');
+  function update() {
+    var chosen = cloud ? cloud.value : '';
+    var label = cloud && cloud.selectedIndex >= 0 ? cloud.options[cloud.selectedIndex].text : '';
+    var useSpot = !!(spot && spot.checked);
+    root.querySelectorAll('.ngsci-size').forEach(function (row) {
+      var prices = JSON.parse(row.getAttribute('data-prices'))[chosen];
+      var input = row.querySelector('input[name="size"]');
+      var out = row.querySelector('.ngsci-price');
+      input.disabled = !prices;
+      if (!prices) {
+        input.checked = false;
+        out.textContent = 'not offered on ' + label;
+      } else if (useSpot && prices.spot) {
+        out.textContent = prices.spot + ' spot';
+      } else {
+        out.textContent = prices.onDemand + (useSpot ? ' (no spot offer)' : '');
+      }
+    });
+  }
+  if (cloud) cloud.addEventListener('change', update);
+  if (spot) spot.addEventListener('change', update);
+})();
+</script>"""
+
+_STYLE = """<style>
+#ngsci-options .ngsci-size { display: block; margin: 0.25em 0; font-weight: normal; }
+#ngsci-options .ngsci-size-spec { color: #555; }
+#ngsci-options .ngsci-price { font-weight: bold; margin-left: 0.5em; }
+#ngsci-options .ngsci-note { color: #555; font-size: 90%; }
+</style>"""
+
+
+def render_form(catalog: Mapping[str, Any], previous: Mapping[str, Any] | None = None) -> str:
+    """The spawn form: sizes with their prices, a cloud select, a spot checkbox.
+
+    `previous` is the last `user_options` of this server; its choices are preselected.
+    """
+    previous = previous or {}
+    sizes = list(catalog.get("sizes") or [])
+    prices = {str(size["id"]): _prices_by_cloud(size) for size in sizes}
+    offered = {cloud for by_cloud in prices.values() for cloud in by_cloud}
+    clouds = [c for c in catalog.get("clouds") or [] if c in offered]
+    clouds += sorted(offered - set(clouds))
+    if not clouds:
+        return render_unavailable("No size is available on any cloud at the moment.")
+
+    cloud = next(
+        (c for c in (previous.get("cloud"), catalog.get("defaultCloud")) if c in clouds),
+        clouds[0],
+    )
+    spot = previous.get("spot") is True
+    cloud_label = CLOUD_LABELS.get(cloud, cloud)
+    choosable = [str(s["id"]) for s in sizes if cloud in prices[str(s["id"])]]
+    checked = previous.get("size") if previous.get("size") in choosable else None
+    checked = checked or (choosable[0] if choosable else None)
+
+    rows = []
+    for size in sizes:
+        size_id = str(size["id"])
+        here = prices[size_id].get(cloud)
+        attrs = " checked" if size_id == checked else ""
+        attrs += "" if here else " disabled"
+        rows.append(
+            f'<label class="ngsci-size" for="ngsci-size-{escape(size_id)}"'
+            f' data-prices="{escape(json.dumps(prices[size_id]))}">'
+            f'<input type="radio" name="size" id="ngsci-size-{escape(size_id)}"'
+            f' value="{escape(size_id)}"{attrs}> '
+            f"<strong>{escape(str(size.get('label') or size_id))}</strong> "
+            f'<span class="ngsci-size-spec">{escape(_describe_size(size))}</span>'
+            f'<span class="ngsci-price">'
+            f"{escape(price_text(here, spot=spot, cloud_label=cloud_label))}</span>"
+            "</label>"
+        )
+
+    cloud_options = "".join(
+        f'<option value="{escape(c)}"{" selected" if c == cloud else ""}>'
+        f"{escape(CLOUD_LABELS.get(c, c))}</option>"
+        for c in clouds
+    )
+    as_of = escape(str(catalog.get("asOf", "")))
+    currency = escape(str(catalog.get("currency", "USD")))
+    return "\n".join(
+        [
+            _STYLE,
+            '<div id="ngsci-options" class="ngsci-options">',
+            '<div class="form-group">',
+            '<label for="ngsci-cloud">Cloud</label>',
+            f'<select class="form-control" name="cloud" id="ngsci-cloud">{cloud_options}</select>',
+            "</div>",
+            '<fieldset class="form-group">',
+            "<legend>Size</legend>",
+            *rows,
+            "</fieldset>",
+            '<div class="form-check">',
+            '<input class="form-check-input" type="checkbox" name="spot" id="ngsci-spot"'
+            f' value="on"{" checked" if spot else ""}>',
+            '<label class="form-check-label" for="ngsci-spot">'
+            "Spot instance: cheaper, but the cloud may take it back at short notice</label>",
+            "</div>",
+            f'<p class="ngsci-note">Prices are list prices in {currency} per hour as of {as_of};'
+            " your plan may bill them differently.</p>",
+            "</div>",
+            _SCRIPT,
+        ]
+    )
+
+
+def render_unavailable(reason: str) -> str:
+    """What the form says when there is nothing to choose from, and why."""
+    return (
+        '<div id="ngsci-options" class="ngsci-options alert alert-warning" role="alert">'
+        f"<strong>Machine sizes cannot be shown right now.</strong> {escape(reason)} "
+        "Try again in a minute; if this persists, tell your hub administrator."
+        "</div>"
+    )

@@ -1,0 +1,177 @@
+"""configure_hub: the config it writes, and a real JupyterHub that loads it."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from jupyterhub import orm, roles, scopes
+from jupyterhub.app import JupyterHub
+from traitlets.config import Config
+
+from ngsci_spawner import NgsciSpawner, configure_hub
+from ngsci_spawner.hubconfig import SERVICE_SCOPES, _grant_users
+
+ARGS = {
+    "service_command": ["node", "hub-service/dist/index.js"],
+    "service_port": 10101,
+    "bridge_secret": "s3cret-bridge",
+    "service_environment": {"DATABASE_URL": "postgres://db/ngsci"},
+}
+
+
+def configured(**overrides) -> Config:
+    c = Config()
+    configure_hub(c, **{**ARGS, **overrides})
+    return c
+
+
+def loaded(c: Config) -> JupyterHub:
+    """The hub's view of `c`: lazy appends and updates resolved against its defaults."""
+    return JupyterHub(config=c)
+
+
+def test_structure():
+    hub = loaded(configured(admin_users={"alice"}, start_timeout=1200))
+
+    assert hub.spawner_class is NgsciSpawner
+    assert hub.allow_named_servers is True
+    assert hub.cleanup_servers is False
+    assert "description" in hub.custom_scopes["custom:ngsci:admin"]
+    assert hub.services == [
+        {
+            "name": "ngsci",
+            "url": "http://127.0.0.1:10101",
+            "command": ["node", "hub-service/dist/index.js"],
+            "environment": {
+                "DATABASE_URL": "postgres://db/ngsci",
+                "NGSCI_BRIDGE_SECRET": "s3cret-bridge",
+            },
+            "display": True,
+            "oauth_no_confirm": True,
+        }
+    ]
+    by_name = {role["name"]: role for role in hub.load_roles}
+    assert by_name["ngsci-service"]["services"] == ["ngsci"]
+    assert set(by_name["ngsci-service"]["scopes"]) == set(SERVICE_SCOPES)
+    assert by_name["ngsci-admin"] == {
+        "name": "ngsci-admin",
+        "description": "ngsci administrators",
+        "scopes": ["custom:ngsci:admin"],
+        "users": ["alice"],
+    }
+    assert "access:services!service=ngsci" in hub.extra_user_scopes
+
+    spawner = NgsciSpawner(config=hub.config)
+    assert spawner.service_url == "http://127.0.0.1:10101/services/ngsci"
+    assert spawner.bridge_secret == "s3cret-bridge"
+    assert spawner.start_timeout == 1200
+
+
+def test_merges_with_existing_config():
+    c = Config()
+    c.JupyterHub.services = [{"name": "idle-culler", "command": ["cull"]}]
+    c.JupyterHub.load_roles = [
+        {"name": "ngsci-admin", "scopes": ["read:users"], "users": ["bob"]},
+        {"name": "culler", "scopes": ["servers"], "services": ["idle-culler"]},
+    ]
+    c.JupyterHub.custom_scopes = {"custom:other:thing": {"description": "other"}}
+    c.JupyterHub.extra_user_scopes = {"read:groups"}
+    configure_hub(c, **ARGS, admin_users={"alice"})
+
+    hub = loaded(c)
+    assert [s["name"] for s in hub.services] == ["idle-culler", "ngsci"]
+    by_name = {role["name"]: role for role in hub.load_roles}
+    assert set(by_name) == {"ngsci-admin", "culler", "ngsci-service"}
+    assert by_name["ngsci-admin"]["users"] == ["bob", "alice"]
+    assert by_name["ngsci-admin"]["scopes"] == ["read:users", "custom:ngsci:admin"]
+    assert set(hub.custom_scopes) == {"custom:other:thing", "custom:ngsci:admin"}
+    assert hub.extra_user_scopes == {"read:groups", "access:services!service=ngsci"}
+
+
+def test_settings_written_after_configure_hub_still_merge():
+    c = configured()
+    c.JupyterHub.services.append({"name": "later", "command": ["x"]})
+    assert [s["name"] for s in loaded(c).services] == ["ngsci", "later"]
+
+
+@pytest.mark.parametrize(
+    ("override", "complaint"),
+    [
+        ({"bridge_secret": ""}, "bridge_secret"),
+        ({"service_command": []}, "service_command"),
+        ({"service_port": 70000}, "service_port"),
+    ],
+)
+def test_refuses_bad_arguments(override, complaint):
+    with pytest.raises(ValueError, match=complaint):
+        configured(**override)
+
+
+def test_jupyterhub_5_redefines_the_user_role():
+    c = Config()
+    c.JupyterHub.load_roles = [{"name": "user", "scopes": ["self", "read:groups"]}]
+    _grant_users(c, "access:services!service=ngsci", use_extra_user_scopes=False)
+    assert c.JupyterHub.load_roles == [
+        {"name": "user", "scopes": ["self", "read:groups", "access:services!service=ngsci"]}
+    ]
+
+
+@pytest.fixture
+async def hub(tmp_path, monkeypatch):
+    """A real JupyterHub, initialized (database, roles, services, users) but not started."""
+
+    async def make(c: Config) -> JupyterHub:
+        monkeypatch.chdir(tmp_path)
+        # define_custom_scopes() changes a module-level dict: restore it afterwards
+        monkeypatch.setattr(scopes, "scope_definitions", dict(scopes.scope_definitions))
+        c.JupyterHub.db_url = "sqlite://"
+        c.JupyterHub.authenticator_class = "dummy"
+        c.JupyterHub.cookie_secret_file = str(tmp_path / "cookie_secret")
+        app = JupyterHub(config=c)
+        app.log.setLevel(logging.WARNING)
+        await app.initialize([])
+        made.append(app)
+        return app
+
+    made: list[JupyterHub] = []
+    yield make
+    for app in made:
+        app.db.close()
+    JupyterHub.clear_instance()
+
+
+@pytest.mark.parametrize("use_extra_user_scopes", [True, False])
+async def test_a_real_hub_accepts_it(hub, use_extra_user_scopes, monkeypatch):
+    monkeypatch.setattr(
+        "ngsci_spawner.hubconfig._hub_has_extra_user_scopes", lambda: use_extra_user_scopes
+    )
+    app = await hub(configured(admin_users={"alice"}))
+
+    role = orm.Role.find(app.db, "ngsci-service")
+    assert [s.name for s in role.services] == ["ngsci"]
+    assert [u.name for u in orm.Role.find(app.db, "ngsci-admin").users] == ["alice"]
+    assert "ngsci" in app._service_map
+
+    bob = orm.User(name="bob")
+    app.db.add(bob)
+    app.db.commit()
+    roles.assign_default_roles(app.db, bob)
+
+    for name, gets_admin in (("alice", True), ("bob", False)):
+        user = app.users[orm.User.find(app.db, name)]
+        spawner = user.spawner
+        assert isinstance(spawner, NgsciSpawner)
+        # what User.spawn does with server_token_scopes: keep those the user holds
+        have = roles.roles_to_scopes(roles.get_roles_for(user.orm_user)) | {"inherit"}
+        client = app.db.query(orm.OAuthClient).filter_by(identifier="jupyterhub").one()
+        requested = {
+            f"{scope}={name}/" if scope.endswith("!server") else scope
+            for scope in spawner.server_token_scopes
+        }
+        granted, _ = scopes._resolve_requested_scopes(
+            requested, have, user.orm_user, client, app.db
+        )
+        assert "access:services!service=ngsci" in granted
+        assert "users:activity!user" in granted
+        assert ("custom:ngsci:admin" in granted) is gets_admin

@@ -1,0 +1,190 @@
+/**
+ * Azure: a Linux VM with its own NIC and network security group (the hub's CIDR on the single-user
+ * port, SSH only when allowed, every other inbound packet denied, the virtual network's default
+ * allow included), the home managed disk attached at LUN 0 (it belongs to the home stack), the data
+ * set as a copy of a snapshot/disk at LUN 1 with read-only caching and a read-only mount, or a blob
+ * container mounted read-only with blobfuse2 through the VM's managed identity.
+ * Spot: priority Spot, eviction Deallocate (the VM and its disks stay; compute billing stops),
+ * max bid -1 (pay up to the on-demand price, never evicted for price).
+ */
+import { Construct } from 'constructs';
+import { AzurermProvider } from '@cdktf/provider-azurerm/lib/provider/index.js';
+import { LinuxVirtualMachine } from '@cdktf/provider-azurerm/lib/linux-virtual-machine/index.js';
+import { ManagedDisk } from '@cdktf/provider-azurerm/lib/managed-disk/index.js';
+import { NetworkInterface } from '@cdktf/provider-azurerm/lib/network-interface/index.js';
+import { NetworkInterfaceSecurityGroupAssociation } from '@cdktf/provider-azurerm/lib/network-interface-security-group-association/index.js';
+import {
+  NetworkSecurityGroup,
+  type NetworkSecurityGroupSecurityRule,
+} from '@cdktf/provider-azurerm/lib/network-security-group/index.js';
+import { PublicIp } from '@cdktf/provider-azurerm/lib/public-ip/index.js';
+import { RoleAssignment } from '@cdktf/provider-azurerm/lib/role-assignment/index.js';
+import { VirtualMachineDataDiskAttachment } from '@cdktf/provider-azurerm/lib/virtual-machine-data-disk-attachment/index.js';
+import { datasetMount, renderUserData } from './cloud-init.js';
+import type { InstanceTypeInfo } from './instance-types.js';
+import {
+  homeDiskName,
+  homeTags,
+  instanceName,
+  instanceTags,
+  type AzureImageReference,
+  type AzurePlacement,
+  type HomeOptions,
+  type InstanceOptions,
+} from './options.js';
+import type { GpuInstanceOutputs } from './outputs.js';
+
+/** Microsoft's Ubuntu HPC image: NVIDIA driver, CUDA and the container toolkit preinstalled. */
+export const AZURE_GPU_IMAGE: AzureImageReference = { publisher: 'microsoft-dsvm', offer: 'ubuntu-hpc', sku: '2204', version: 'latest' };
+export const AZURE_CPU_IMAGE: AzureImageReference = {
+  publisher: 'Canonical',
+  offer: '0001-com-ubuntu-server-jammy',
+  sku: '22_04-lts-gen2',
+  version: 'latest',
+};
+
+export function azureProvider(scope: Construct): AzurermProvider {
+  return new AzurermProvider(scope, 'azurerm', { features: [{}] });
+}
+
+export class AzureHomeDisk extends Construct {
+  readonly disk: ManagedDisk;
+
+  constructor(scope: Construct, id: string, o: HomeOptions) {
+    super(scope, id);
+    const p = o.azure as AzurePlacement;
+    this.disk = new ManagedDisk(this, 'disk', {
+      name: homeDiskName(o.user, o.server),
+      resourceGroupName: p.resourceGroup,
+      location: o.region,
+      zone: o.zone,
+      createOption: 'Empty',
+      diskSizeGb: o.homeDiskGiB,
+      storageAccountType: 'StandardSSD_LRS',
+      tags: homeTags(o),
+      lifecycle: { preventDestroy: true },
+    });
+  }
+}
+
+const HOME_LUN = 0;
+const DATASET_LUN = 1;
+const lunDevices = (lun: number): string[] => [`/dev/disk/azure/data/by-lun/${lun}`, `/dev/disk/azure/scsi1/lun${lun}`];
+
+export class AzureGpuInstance extends Construct implements GpuInstanceOutputs {
+  readonly vm: LinuxVirtualMachine;
+  readonly address: string;
+  readonly instanceId: string;
+  readonly homeDiskId: string;
+
+  constructor(scope: Construct, id: string, o: InstanceOptions, type: InstanceTypeInfo) {
+    super(scope, id);
+    const p = o.azure as AzurePlacement;
+    const name = instanceName(o.instanceId);
+    const tags = instanceTags(o);
+    const gpu = type.gpu !== null;
+    const base = { resourceGroupName: p.resourceGroup, location: o.region, tags };
+
+    const rules: NetworkSecurityGroupSecurityRule[] = [
+      rule('singleuser-from-hub', 100, 'Allow', o.hubCidr, String(o.singleuserPort)),
+    ];
+    if (o.allowSsh) rules.push(rule('ssh', 110, 'Allow', o.sshCidr ?? o.hubCidr, '22'));
+    rules.push(rule('deny-all-inbound', 4000, 'Deny', '*', '*'));
+    const nsg = new NetworkSecurityGroup(this, 'firewall', { ...base, name, securityRule: rules });
+
+    const publicIp = o.addressKind === 'public'
+      ? new PublicIp(this, 'public-ip', { ...base, name, allocationMethod: 'Static', sku: 'Standard', zones: o.zone ? [o.zone] : undefined })
+      : undefined;
+    const nic = new NetworkInterface(this, 'nic', {
+      ...base,
+      name,
+      ipConfiguration: [
+        { name: 'primary', subnetId: p.subnetId, privateIpAddressAllocation: 'Dynamic', publicIpAddressId: publicIp?.id },
+      ],
+    });
+    new NetworkInterfaceSecurityGroupAssociation(this, 'nic-firewall', {
+      networkInterfaceId: nic.id,
+      networkSecurityGroupId: nsg.id,
+    });
+
+    const userData = renderUserData({
+      cloud: 'azure',
+      instanceId: o.instanceId,
+      serviceUrl: o.serviceUrl,
+      bootstrapToken: o.bootstrapToken,
+      singleuserPort: o.singleuserPort,
+      image: o.image,
+      gpu,
+      homeDevices: lunDevices(HOME_LUN),
+      dataset: datasetMount('azure', o.dataset, lunDevices(DATASET_LUN)),
+      sshAuthorizedKeys: o.allowSsh ? o.sshAuthorizedKeys : [],
+    });
+
+    this.vm = new LinuxVirtualMachine(this, 'machine', {
+      ...base,
+      name,
+      computerName: name.slice(0, 63),
+      size: type.machineType,
+      zone: o.zone,
+      networkInterfaceIds: [nic.id],
+      adminUsername: 'ngsci',
+      disablePasswordAuthentication: true,
+      adminSshKey: [{ username: 'ngsci', publicKey: p.adminSshPublicKey }],
+      osDisk: { caching: 'ReadWrite', storageAccountType: 'StandardSSD_LRS', diskSizeGb: gpu ? 128 : 30 },
+      sourceImageReference: p.image ?? (gpu ? AZURE_GPU_IMAGE : AZURE_CPU_IMAGE),
+      // cloud-init reads custom data; it is base64 by API contract, not for secrecy
+      customData: Buffer.from(userData, 'utf8').toString('base64'),
+      identity: o.dataset?.kind === 'bucket' ? { type: 'SystemAssigned' } : undefined,
+      ...(o.spot ? { priority: 'Spot', evictionPolicy: 'Deallocate', maxBidPrice: -1 } : { priority: 'Regular' }),
+    });
+
+    new VirtualMachineDataDiskAttachment(this, 'home', {
+      managedDiskId: o.homeDiskId,
+      virtualMachineId: this.vm.id,
+      lun: HOME_LUN,
+      caching: 'ReadWrite',
+    });
+    if (o.dataset?.kind === 'disk') {
+      const copy = new ManagedDisk(this, 'dataset', {
+        ...base,
+        tags: { ...tags, role: 'dataset' },
+        name: `${name}-dataset`,
+        zone: o.zone,
+        createOption: 'Copy',
+        sourceResourceId: o.dataset.ref,
+        storageAccountType: 'StandardSSD_LRS',
+      });
+      new VirtualMachineDataDiskAttachment(this, 'dataset-attachment', {
+        managedDiskId: copy.id,
+        virtualMachineId: this.vm.id,
+        lun: DATASET_LUN,
+        caching: 'ReadOnly',
+      });
+    } else if (o.dataset?.kind === 'bucket') {
+      new RoleAssignment(this, 'dataset-read', {
+        scope: o.dataset.ref,
+        roleDefinitionName: 'Storage Blob Data Reader',
+        principalId: this.vm.identity.principalId,
+      });
+    }
+
+    this.address = o.addressKind === 'public' ? this.vm.publicIpAddress : this.vm.privateIpAddress;
+    this.instanceId = this.vm.id;
+    this.homeDiskId = o.homeDiskId;
+  }
+}
+
+function rule(name: string, priority: number, access: 'Allow' | 'Deny', source: string, port: string): NetworkSecurityGroupSecurityRule {
+  return {
+    name,
+    priority,
+    direction: 'Inbound',
+    access,
+    protocol: port === '*' ? '*' : 'Tcp',
+    sourceAddressPrefix: source,
+    sourcePortRange: '*',
+    destinationAddressPrefix: '*',
+    destinationPortRange: port,
+    description: `ngsci: ${name}`,
+  };
+}

@@ -1,0 +1,162 @@
+/**
+ * GCP: a Compute Engine machine (N1 with guest accelerators, or G2/A2/A3 with their built-in GPUs),
+ * the home persistent disk attached read-write (it belongs to the home stack; attached disks are
+ * never deleted with the machine), the data set as an existing disk attached READ_ONLY (many readers
+ * may share one) or a bucket mounted read-only with gcsfuse, and firewall rules on a per-instance
+ * network tag: the hub's CIDR on the single-user port, SSH only when allowed, everything else denied
+ * (above the default network's allow-internal rule).
+ */
+import { Construct } from 'constructs';
+import { GoogleProvider } from '@cdktf/provider-google/lib/provider/index.js';
+import { ComputeDisk } from '@cdktf/provider-google/lib/compute-disk/index.js';
+import { ComputeFirewall } from '@cdktf/provider-google/lib/compute-firewall/index.js';
+import { ComputeInstance, type ComputeInstanceAttachedDisk } from '@cdktf/provider-google/lib/compute-instance/index.js';
+import { datasetMount, renderUserData } from './cloud-init.js';
+import type { InstanceTypeInfo } from './instance-types.js';
+import {
+  defaultZone,
+  gcpLabels,
+  homeDiskName,
+  homeTags,
+  instanceName,
+  instanceTags,
+  type GcpPlacement,
+  type HomeOptions,
+  type InstanceOptions,
+} from './options.js';
+import type { GpuInstanceOutputs } from './outputs.js';
+
+export const GCP_GPU_IMAGE =
+  'projects/ubuntu-os-accelerator-images/global/images/family/ubuntu-accelerator-2204-amd64-with-nvidia-550';
+export const GCP_CPU_IMAGE = 'projects/ubuntu-os-cloud/global/images/family/ubuntu-2204-lts';
+
+export function gcpProvider(scope: Construct, o: HomeOptions): GoogleProvider {
+  const p = o.gcp as GcpPlacement;
+  return new GoogleProvider(scope, 'google', {
+    project: p.project,
+    region: o.region,
+    zone: defaultZone('gcp', o.region, o.zone),
+  });
+}
+
+export class GcpHomeDisk extends Construct {
+  readonly disk: ComputeDisk;
+
+  constructor(scope: Construct, id: string, o: HomeOptions) {
+    super(scope, id);
+    this.disk = new ComputeDisk(this, 'disk', {
+      name: homeDiskName(o.user, o.server),
+      zone: defaultZone('gcp', o.region, o.zone),
+      size: o.homeDiskGiB,
+      type: 'pd-balanced',
+      labels: gcpLabels(homeTags(o)),
+      lifecycle: { preventDestroy: true },
+    });
+  }
+}
+
+export class GcpGpuInstance extends Construct implements GpuInstanceOutputs {
+  readonly instance: ComputeInstance;
+  readonly address: string;
+  readonly instanceId: string;
+  readonly homeDiskId: string;
+
+  constructor(scope: Construct, id: string, o: InstanceOptions, type: InstanceTypeInfo) {
+    super(scope, id);
+    const p = o.gcp as GcpPlacement;
+    const name = instanceName(o.instanceId);
+    const gpu = type.gpu !== null;
+    const networkTag = name;
+
+    new ComputeFirewall(this, 'singleuser', {
+      name: `${name}-singleuser`,
+      network: p.network,
+      direction: 'INGRESS',
+      priority: 900,
+      sourceRanges: [o.hubCidr],
+      targetTags: [networkTag],
+      allow: [{ protocol: 'tcp', ports: [String(o.singleuserPort)] }],
+    });
+    if (o.allowSsh) {
+      new ComputeFirewall(this, 'ssh', {
+        name: `${name}-ssh`,
+        network: p.network,
+        direction: 'INGRESS',
+        priority: 900,
+        sourceRanges: [o.sshCidr ?? o.hubCidr],
+        targetTags: [networkTag],
+        allow: [{ protocol: 'tcp', ports: ['22'] }],
+      });
+    }
+    new ComputeFirewall(this, 'deny-rest', {
+      name: `${name}-deny`,
+      network: p.network,
+      direction: 'INGRESS',
+      priority: 1000,
+      sourceRanges: ['0.0.0.0/0'],
+      targetTags: [networkTag],
+      deny: [{ protocol: 'all' }],
+    });
+
+    const attachedDisk: ComputeInstanceAttachedDisk[] = [
+      { source: o.homeDiskId, deviceName: 'ngsci-home', mode: 'READ_WRITE' },
+    ];
+    if (o.dataset?.kind === 'disk') {
+      attachedDisk.push({ source: o.dataset.ref, deviceName: 'ngsci-dataset', mode: 'READ_ONLY' });
+    }
+
+    const userData = renderUserData({
+      cloud: 'gcp',
+      instanceId: o.instanceId,
+      serviceUrl: o.serviceUrl,
+      bootstrapToken: o.bootstrapToken,
+      singleuserPort: o.singleuserPort,
+      image: o.image,
+      gpu,
+      homeDevices: ['/dev/disk/by-id/google-ngsci-home'],
+      dataset: datasetMount('gcp', o.dataset, ['/dev/disk/by-id/google-ngsci-dataset']),
+      sshAuthorizedKeys: o.allowSsh ? o.sshAuthorizedKeys : [],
+    });
+
+    const scopes = ['https://www.googleapis.com/auth/logging.write', 'https://www.googleapis.com/auth/monitoring.write'];
+    if (o.dataset?.kind === 'bucket') scopes.push('https://www.googleapis.com/auth/devstorage.read_only');
+
+    this.instance = new ComputeInstance(this, 'machine', {
+      name,
+      machineType: type.machineType,
+      zone: defaultZone('gcp', o.region, o.zone),
+      tags: [networkTag],
+      labels: gcpLabels(instanceTags(o)),
+      allowStoppingForUpdate: true,
+      bootDisk: {
+        autoDelete: true,
+        initializeParams: { image: p.image ?? (gpu ? GCP_GPU_IMAGE : GCP_CPU_IMAGE), size: gpu ? 100 : 30, type: 'pd-balanced' },
+      },
+      attachedDisk,
+      guestAccelerator: type.accelerator ? [{ type: type.accelerator.type, count: type.accelerator.count }] : undefined,
+      // GPUs can't live-migrate: every GPU machine must TERMINATE on host maintenance
+      scheduling: o.spot
+        ? {
+            provisioningModel: 'SPOT',
+            preemptible: true,
+            automaticRestart: false,
+            instanceTerminationAction: 'STOP',
+            onHostMaintenance: 'TERMINATE',
+          }
+        : { provisioningModel: 'STANDARD', automaticRestart: true, onHostMaintenance: gpu ? 'TERMINATE' : 'MIGRATE' },
+      networkInterface: [
+        { network: p.network, subnetwork: p.subnetwork, accessConfig: o.addressKind === 'public' ? [{}] : undefined },
+      ],
+      metadata: {
+        'user-data': userData,
+        'block-project-ssh-keys': o.allowSsh ? 'FALSE' : 'TRUE',
+      },
+      serviceAccount: { email: p.serviceAccountEmail, scopes },
+    });
+
+    const nic = this.instance.networkInterface.get(0);
+    this.address = o.addressKind === 'public' ? nic.accessConfig.get(0).natIp : nic.networkIp;
+    this.instanceId = this.instance.instanceId;
+    this.homeDiskId = o.homeDiskId;
+  }
+}

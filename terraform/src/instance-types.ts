@@ -1,0 +1,148 @@
+/**
+ * The machine types ngsci knows, per cloud: GPU model and count, vCPUs and memory. Tests check
+ * stacks against it and the service catalog builds its sizes from it. Figures are the clouds'
+ * published specifications; prices live in the service's catalog, not here.
+ *
+ * GCP N1 machines take their GPUs as guest accelerators, so their entries are keyed
+ * `<machine type>+<gpu>x<count>` (for example `n1-standard-8+t4x1`); every other key is the
+ * cloud's own type name.
+ */
+import type { Cloud } from './options.js';
+
+export interface InstanceGpu {
+  model: 'T4' | 'A10G' | 'L4' | 'V100' | 'A100-40GB' | 'A100-80GB' | 'H100-80GB';
+  count: number;
+  memoryGiB: number;
+}
+
+export interface InstanceTypeInfo {
+  cloud: Cloud;
+  family: string;
+  /** what the cloud API calls the machine type */
+  machineType: string;
+  vcpu: number;
+  memoryGiB: number;
+  gpu: InstanceGpu | null;
+  /** GCP N1 only: the guest accelerator to attach */
+  accelerator?: { type: string; count: number };
+}
+
+type Row = [key: string, family: string, vcpu: number, memoryGiB: number, gpu?: [InstanceGpu['model'], number, number]];
+
+const aws: Row[] = [
+  ['m6i.large', 'm6i', 2, 8],
+  ['m6i.xlarge', 'm6i', 4, 16],
+  ['m6i.2xlarge', 'm6i', 8, 32],
+  ['m6i.4xlarge', 'm6i', 16, 64],
+  ['c6i.xlarge', 'c6i', 4, 8],
+  ['c6i.2xlarge', 'c6i', 8, 16],
+  ['c6i.4xlarge', 'c6i', 16, 32],
+  ['g4dn.xlarge', 'g4dn', 4, 16, ['T4', 1, 16]],
+  ['g4dn.2xlarge', 'g4dn', 8, 32, ['T4', 1, 16]],
+  ['g4dn.4xlarge', 'g4dn', 16, 64, ['T4', 1, 16]],
+  ['g4dn.12xlarge', 'g4dn', 48, 192, ['T4', 4, 16]],
+  ['g5.xlarge', 'g5', 4, 16, ['A10G', 1, 24]],
+  ['g5.2xlarge', 'g5', 8, 32, ['A10G', 1, 24]],
+  ['g5.4xlarge', 'g5', 16, 64, ['A10G', 1, 24]],
+  ['g5.12xlarge', 'g5', 48, 192, ['A10G', 4, 24]],
+  ['g5.48xlarge', 'g5', 192, 768, ['A10G', 8, 24]],
+  ['g6.xlarge', 'g6', 4, 16, ['L4', 1, 24]],
+  ['g6.2xlarge', 'g6', 8, 32, ['L4', 1, 24]],
+  ['g6.12xlarge', 'g6', 48, 192, ['L4', 4, 24]],
+  ['g6.48xlarge', 'g6', 192, 768, ['L4', 8, 24]],
+  ['p4d.24xlarge', 'p4d', 96, 1152, ['A100-40GB', 8, 40]],
+  ['p5.48xlarge', 'p5', 192, 2048, ['H100-80GB', 8, 80]],
+];
+
+const gcp: Row[] = [
+  ['e2-standard-2', 'e2', 2, 8],
+  ['e2-standard-4', 'e2', 4, 16],
+  ['e2-standard-8', 'e2', 8, 32],
+  ['n2-standard-4', 'n2', 4, 16],
+  ['n2-standard-8', 'n2', 8, 32],
+  ['n2-highmem-8', 'n2', 8, 64],
+  ['n1-standard-4+t4x1', 'n1', 4, 15, ['T4', 1, 16]],
+  ['n1-standard-8+t4x1', 'n1', 8, 30, ['T4', 1, 16]],
+  ['n1-standard-32+t4x4', 'n1', 32, 120, ['T4', 4, 16]],
+  ['n1-standard-8+v100x1', 'n1', 8, 30, ['V100', 1, 16]],
+  ['n1-standard-32+v100x4', 'n1', 32, 120, ['V100', 4, 16]],
+  ['g2-standard-4', 'g2', 4, 16, ['L4', 1, 24]],
+  ['g2-standard-8', 'g2', 8, 32, ['L4', 1, 24]],
+  ['g2-standard-24', 'g2', 24, 96, ['L4', 2, 24]],
+  ['g2-standard-48', 'g2', 48, 192, ['L4', 4, 24]],
+  ['g2-standard-96', 'g2', 96, 384, ['L4', 8, 24]],
+  ['a2-highgpu-1g', 'a2', 12, 85, ['A100-40GB', 1, 40]],
+  ['a2-highgpu-2g', 'a2', 24, 170, ['A100-40GB', 2, 40]],
+  ['a2-highgpu-4g', 'a2', 48, 340, ['A100-40GB', 4, 40]],
+  ['a2-highgpu-8g', 'a2', 96, 680, ['A100-40GB', 8, 40]],
+  ['a2-ultragpu-1g', 'a2', 12, 170, ['A100-80GB', 1, 80]],
+  ['a2-ultragpu-8g', 'a2', 96, 1360, ['A100-80GB', 8, 80]],
+  ['a3-highgpu-8g', 'a3', 208, 1872, ['H100-80GB', 8, 80]],
+];
+
+const azure: Row[] = [
+  ['Standard_D2s_v5', 'Dsv5', 2, 8],
+  ['Standard_D4s_v5', 'Dsv5', 4, 16],
+  ['Standard_D8s_v5', 'Dsv5', 8, 32],
+  ['Standard_D16s_v5', 'Dsv5', 16, 64],
+  ['Standard_NC4as_T4_v3', 'NCasT4_v3', 4, 28, ['T4', 1, 16]],
+  ['Standard_NC8as_T4_v3', 'NCasT4_v3', 8, 56, ['T4', 1, 16]],
+  ['Standard_NC16as_T4_v3', 'NCasT4_v3', 16, 110, ['T4', 1, 16]],
+  ['Standard_NC64as_T4_v3', 'NCasT4_v3', 64, 440, ['T4', 4, 16]],
+  ['Standard_NC24ads_A100_v4', 'NCads_A100_v4', 24, 220, ['A100-80GB', 1, 80]],
+  ['Standard_NC48ads_A100_v4', 'NCads_A100_v4', 48, 440, ['A100-80GB', 2, 80]],
+  ['Standard_NC96ads_A100_v4', 'NCads_A100_v4', 96, 880, ['A100-80GB', 4, 80]],
+  ['Standard_NC6s_v3', 'NCsv3', 6, 112, ['V100', 1, 16]],
+  ['Standard_NC12s_v3', 'NCsv3', 12, 224, ['V100', 2, 16]],
+  ['Standard_NC24s_v3', 'NCsv3', 24, 448, ['V100', 4, 16]],
+  ['Standard_ND96asr_v4', 'ND_A100_v4', 96, 900, ['A100-40GB', 8, 40]],
+  ['Standard_ND96amsr_A100_v4', 'NDm_A100_v4', 96, 1900, ['A100-80GB', 8, 80]],
+  ['Standard_ND96isr_H100_v5', 'ND_H100_v5', 96, 1900, ['H100-80GB', 8, 80]],
+];
+
+const GCP_ACCELERATOR: Record<string, string> = { t4: 'nvidia-tesla-t4', v100: 'nvidia-tesla-v100' };
+
+function build(cloud: Cloud, rows: Row[]): [string, InstanceTypeInfo][] {
+  return rows.map(([key, family, vcpu, memoryGiB, gpu]) => {
+    const info: InstanceTypeInfo = {
+      cloud,
+      family,
+      machineType: key,
+      vcpu,
+      memoryGiB,
+      gpu: gpu ? { model: gpu[0], count: gpu[1], memoryGiB: gpu[2] } : null,
+    };
+    const n1 = /^(n1-[a-z]+-\d+)\+([a-z0-9]+)x(\d+)$/.exec(key);
+    if (n1) {
+      const [, machineType, short, count] = n1 as unknown as [string, string, string, string];
+      info.machineType = machineType;
+      info.accelerator = { type: GCP_ACCELERATOR[short] ?? short, count: Number(count) };
+    }
+    return [key, info];
+  });
+}
+
+/** Every machine type ngsci knows, keyed by the name an offer's `instanceType` uses. */
+export const INSTANCE_TYPES: Readonly<Record<string, InstanceTypeInfo>> = Object.freeze(
+  Object.fromEntries([...build('aws', aws), ...build('gcp', gcp), ...build('azure', azure)]),
+);
+
+export class UnknownInstanceTypeError extends Error {
+  override readonly name = 'UnknownInstanceTypeError';
+}
+
+/** The type's description, checked against the cloud it is asked for. */
+export function instanceTypeInfo(cloud: Cloud, instanceType: string): InstanceTypeInfo {
+  const info = INSTANCE_TYPES[instanceType];
+  if (!info || info.cloud !== cloud)
+    throw new UnknownInstanceTypeError(`${instanceType} is not a known ${cloud} instance type`);
+  return info;
+}
+
+/** Types of one cloud, optionally one family (`g5`, `a2`, `NCasT4_v3`, ...). */
+export function instanceTypesOf(cloud: Cloud, family?: string): [string, InstanceTypeInfo][] {
+  return Object.entries(INSTANCE_TYPES).filter(
+    ([, t]) => t.cloud === cloud && (family === undefined || t.family === family),
+  );
+}
+

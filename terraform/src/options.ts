@@ -1,0 +1,226 @@
+/**
+ * What a stack needs to know about one instance (or one home disk), as plain TypeScript types, plus
+ * the checks and the naming rules every cloud shares. Secrets that may appear here: only the
+ * single-use bootstrap token. The hub API token and the Postgres connection string never do.
+ */
+import { createHash } from 'node:crypto';
+
+export type Cloud = 'aws' | 'gcp' | 'azure';
+
+export interface GpuSpec {
+  model: string;
+  count: number;
+}
+
+/** A read-only data set: a disk (AWS: snapshot id; GCP: disk self link or name; Azure: snapshot or disk id) or a bucket. */
+export interface DatasetSpec {
+  kind: 'disk' | 'bucket';
+  /**
+   * disk: AWS `snap-…` (a fresh volume is made from it per instance); GCP an existing disk, attached
+   * READ_ONLY (many readers may share it); Azure a snapshot or managed disk id (copied per instance).
+   * bucket: AWS bucket name; GCP bucket name; Azure the container's resource id
+   * (`/subscriptions/…/storageAccounts/<account>/blobServices/default/containers/<container>`).
+   */
+  ref: string;
+}
+
+/**
+ * Where Terraform keeps the state. `pg` never carries the connection string: Terraform's pg backend
+ * reads it from the `PG_CONN_STR` environment variable, which the executor fills from its own config.
+ */
+export type BackendSpec =
+  | { kind: 'pg'; connStringEnv: 'PG_CONN_STR'; schemaName?: string }
+  | { kind: 'local'; path: string };
+
+/** How the single-user server gets onto the machine. */
+export type SingleuserImage =
+  | { kind: 'docker'; ref: string }
+  | { kind: 'pip'; spec: string };
+
+export interface AwsPlacement {
+  vpcId: string;
+  subnetId: string;
+  /** AMI id; default: the Deep Learning Base AMI (GPU) or Ubuntu 22.04 (CPU), looked up at plan time */
+  ami?: string;
+}
+
+export interface GcpPlacement {
+  project: string;
+  /** network name or self link */
+  network: string;
+  subnetwork?: string;
+  /** boot image; default: Canonical's Ubuntu 22.04 accelerator image (GPU) or Ubuntu 22.04 (CPU) */
+  image?: string;
+  /** service account the VM runs as; `default` = the project's compute default account */
+  serviceAccountEmail?: string;
+}
+
+export interface AzureImageReference {
+  publisher: string;
+  offer: string;
+  sku: string;
+  version: string;
+}
+
+export interface AzurePlacement {
+  resourceGroup: string;
+  subnetId: string;
+  /** Azure insists on an admin key for Linux VMs without passwords; it is only usable when allowSsh is set */
+  adminSshPublicKey: string;
+  image?: AzureImageReference;
+}
+
+export interface Placement {
+  aws?: AwsPlacement;
+  gcp?: GcpPlacement;
+  azure?: AzurePlacement;
+}
+
+/** The home disk outlives every instance: it has its own stack, keyed by user and server. */
+export interface HomeOptions extends Placement {
+  cloud: Cloud;
+  region: string;
+  /** AWS availability zone / GCP zone / Azure zone number; defaults: `<region>a`, `<region>-a`, none */
+  zone?: string;
+  user: string;
+  server: string;
+  homeDiskGiB: number;
+  backend: BackendSpec;
+}
+
+export interface InstanceOptions extends HomeOptions {
+  /** ngsci's instance id (new for every start) */
+  instanceId: string;
+  instanceType: string;
+  gpu: GpuSpec | null;
+  spot: boolean;
+  /** the ngsci size id, e.g. gpu-t4 */
+  size: string;
+  /** id of the home disk, as the home stack's `home_disk_id` output reports it */
+  homeDiskId: string;
+  dataset: DatasetSpec | null;
+  /** the only network that may reach the single-user port (and SSH when allowed) */
+  hubCidr: string;
+  singleuserPort: number;
+  allowSsh: boolean;
+  /** who may SSH in when allowSsh is set; default hubCidr */
+  sshCidr?: string;
+  sshAuthorizedKeys?: string[];
+  image: SingleuserImage;
+  /** hub-service's base URL as the instance reaches it, e.g. https://hub.example.org/services/ngsci */
+  serviceUrl: string;
+  /** single-use, short-lived; traded at boot for the server's environment. The only secret allowed here. */
+  bootstrapToken: string;
+  /** which address the hub uses to reach the machine; default private */
+  addressKind?: 'private' | 'public';
+}
+
+export const TAG_MANAGED_BY = 'ngsci';
+
+export class InvalidOptionsError extends Error {
+  override readonly name = 'InvalidOptionsError';
+}
+
+const CIDR = /^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$|^[0-9a-f:]+\/\d{1,3}$/i;
+
+export function defaultZone(cloud: Cloud, region: string, zone?: string): string | undefined {
+  if (zone) return zone;
+  if (cloud === 'aws') return `${region}a`;
+  if (cloud === 'gcp') return `${region}-a`;
+  return undefined;
+}
+
+export function validateHomeOptions(o: HomeOptions): void {
+  const fail = (m: string): never => {
+    throw new InvalidOptionsError(m);
+  };
+  if (!['aws', 'gcp', 'azure'].includes(o.cloud)) fail(`unknown cloud ${String(o.cloud)}`);
+  if (!o.region) fail('region is required');
+  if (!o.user || !o.server) fail('user and server are required');
+  if (!Number.isInteger(o.homeDiskGiB) || o.homeDiskGiB < 1 || o.homeDiskGiB > 16384)
+    fail('homeDiskGiB must be an integer between 1 and 16384');
+  if (!o[o.cloud]) fail(`placement for ${o.cloud} is required (options.${o.cloud})`);
+  if (o.backend.kind === 'pg') {
+    if (o.backend.connStringEnv !== 'PG_CONN_STR')
+      fail('the pg backend reads its connection string from PG_CONN_STR only');
+    if ('connStr' in o.backend || 'connString' in o.backend)
+      fail('the pg backend must not carry a connection string; the executor sets PG_CONN_STR');
+  } else if (!o.backend.path) fail('local backend needs a path');
+}
+
+export function validateInstanceOptions(o: InstanceOptions): void {
+  validateHomeOptions(o);
+  const fail = (m: string): never => {
+    throw new InvalidOptionsError(m);
+  };
+  if (!o.instanceId) fail('instanceId is required');
+  if (!o.instanceType) fail('instanceType is required');
+  if (!o.homeDiskId) fail('homeDiskId is required (apply the home stack first)');
+  if (!CIDR.test(o.hubCidr)) fail(`hubCidr ${o.hubCidr} is not a CIDR`);
+  if (o.hubCidr === '0.0.0.0/0' || o.hubCidr === '::/0')
+    fail('hubCidr must name the hub, not the whole internet');
+  if (o.sshCidr !== undefined && !CIDR.test(o.sshCidr)) fail(`sshCidr ${o.sshCidr} is not a CIDR`);
+  if (!Number.isInteger(o.singleuserPort) || o.singleuserPort < 1024 || o.singleuserPort > 65535)
+    fail('singleuserPort must be 1024..65535');
+  if (o.singleuserPort === 22) fail('singleuserPort must not be 22');
+  if (o.gpu && (!Number.isInteger(o.gpu.count) || o.gpu.count < 1)) fail('gpu.count must be >= 1');
+  if (!/^https?:\/\//.test(o.serviceUrl)) fail('serviceUrl must be an http(s) URL');
+  if (!o.bootstrapToken) fail('bootstrapToken is required');
+  if (o.image.kind === 'docker' ? !o.image.ref : !o.image.spec) fail('image is required');
+}
+
+/** A short stable hash, so names stay unique after the lossy slugging below. */
+export function shortHash(...parts: string[]): string {
+  return createHash('sha256').update(parts.join('\0')).digest('hex').slice(0, 8);
+}
+
+/** Lower-case letters, digits and dashes; what GCP and Azure accept in resource names. */
+export function slug(value: string, max = 20): string {
+  const s = value
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '');
+  return s.slice(0, max).replace(/-+$/, '') || 'x';
+}
+
+/** GCP label values: lower-case letters, digits, `_` and `-`, at most 63 characters. */
+export function labelValue(value: string): string {
+  return value
+    .toLowerCase()
+    .replace(/[^a-z0-9_-]/g, '_')
+    .slice(0, 63);
+}
+
+/** The home disk's name, the same for every instance of one (user, server). */
+export function homeDiskName(user: string, server: string): string {
+  return `ngsci-home-${slug(user, 24)}-${slug(server, 16)}-${shortHash(user, server)}`;
+}
+
+/** The instance's machine name; starts with a letter as GCP wants. */
+export function instanceName(instanceId: string): string {
+  return `ngsci-${slug(instanceId, 40)}-${shortHash(instanceId)}`;
+}
+
+export function instanceTags(o: InstanceOptions): Record<string, string> {
+  return {
+    'managed-by': TAG_MANAGED_BY,
+    user: o.user,
+    server: o.server,
+    size: o.size,
+    'ngsci-instance': o.instanceId,
+  };
+}
+
+export function homeTags(o: HomeOptions): Record<string, string> {
+  return { 'managed-by': TAG_MANAGED_BY, user: o.user, server: o.server, role: 'home' };
+}
+
+export function gcpLabels(tags: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(tags).map(([k, v]) => [k, labelValue(v)]));
+}
+
+/** Postgres schema for one stack's state: one schema per stack keeps states apart. */
+export function pgSchemaName(stackKey: string): string {
+  const readable = stackKey.toLowerCase().replace(/[^a-z0-9]+/g, '_').slice(0, 40).replace(/_+$/, '');
+  return `ngsci_tf_${readable}_${shortHash(stackKey)}`;
+}

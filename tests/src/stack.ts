@@ -1,0 +1,157 @@
+/**
+ * Starts the whole product the way `npm start` does (scripts/start.mjs), on free ports and in a
+ * fresh data dir, for one test file. With `database: 'postgres'` the service uses a new database
+ * on the Postgres server at NGSCI_TEST_PG_URL (default postgres://postgres@127.0.0.1:5432/postgres).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import postgres from 'postgres';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const PG_ADMIN_URL = process.env.NGSCI_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+export interface StackInfo {
+  url: string;
+  ports: { hub: number; hubApi: number; proxyApi: number; service: number };
+  dataDir: string;
+  database: 'postgres' | 'pglite';
+  users: { researcher: string; admin: string };
+  password: string;
+  bridgeSecret: string;
+}
+
+export interface Stack extends StackInfo {
+  adminToken: string;
+  logFile: string;
+  databaseUrl: string | null;
+  /** the hub's REST API with the test service's admin token */
+  hub(path: string, init?: RequestInit): Promise<Response>;
+  /** the ngsci API through the proxy, as the hub's users reach it */
+  api(path: string, token: string | null, init?: RequestInit): Promise<Response>;
+  /** a new token of a user, with the given scopes (default: everything the user may do) */
+  userToken(user: string, scopes?: string[]): Promise<string>;
+  pidOf(instanceId: string): number | null;
+  stop(): Promise<void>;
+  logTail(lines?: number): string;
+}
+
+export async function createPostgresDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
+  const name = `ngsci_it_${randomBytes(4).toString('hex')}`;
+  const admin = postgres(PG_ADMIN_URL, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`create database ${name}`);
+  await admin.end();
+  const url = new URL(PG_ADMIN_URL);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    drop: async () => {
+      const a = postgres(PG_ADMIN_URL, { max: 1, onnotice: () => {} });
+      await a.unsafe(`drop database if exists ${name} with (force)`);
+      await a.end();
+    },
+  };
+}
+
+export async function startStack(opts: { database: 'postgres' | 'pglite'; env?: Record<string, string>; dataDir?: string; databaseUrl?: string } ): Promise<Stack> {
+  const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'ngsci-it-'));
+  const logFile = join(dataDir, 'stack.log');
+  let pg: { url: string; drop: () => Promise<void> } | null = null;
+  let databaseUrl = opts.databaseUrl ?? null;
+  if (opts.database === 'postgres' && !databaseUrl) {
+    pg = await createPostgresDatabase();
+    databaseUrl = pg.url;
+  }
+  const adminToken = randomBytes(24).toString('hex');
+  const args = [join(ROOT, 'scripts', 'start.mjs'), '--free-ports', '--json', '--skip-setup', '--data-dir', dataDir, '--log', logFile, '--test-token', adminToken];
+  if (databaseUrl) args.push('--database-url', databaseUrl);
+  const env: Record<string, string> = { ...(process.env as Record<string, string>), NGSCI_LOG_LEVEL: 'debug', ...opts.env };
+  delete env.DATABASE_URL;
+  const child: ChildProcess = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const info = await new Promise<StackInfo>((resolvePromise, reject) => {
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const line = out.split('\n').find((l) => l.startsWith('{"ready"'));
+      if (line) resolvePromise(JSON.parse(line) as StackInfo);
+    });
+    child.once('exit', (code) => reject(new Error(`the stack exited (${code}) before it was ready:\n${err}\n${tail(logFile, 60)}`)));
+  });
+
+  const hub = (path: string, init: RequestInit = {}) =>
+    fetch(`${info.url}/hub/api${path}`, { ...init, headers: { authorization: `token ${adminToken}`, 'content-type': 'application/json', ...(init.headers as object) } });
+
+  const stack: Stack = {
+    ...info,
+    adminToken,
+    logFile,
+    databaseUrl,
+    hub,
+    api(path, token, init = {}) {
+      const headers: Record<string, string> = { 'content-type': 'application/json', ...(init.headers as Record<string, string>) };
+      if (token) headers.authorization = `token ${token}`;
+      return fetch(`${info.url}/services/ngsci/api/v1${path}`, { ...init, headers });
+    },
+    async userToken(user, scopes) {
+      const res = await hub(`/users/${encodeURIComponent(user)}/tokens`, {
+        method: 'POST',
+        body: JSON.stringify({ note: 'ngsci test', expires_in: 3600, ...(scopes ? { scopes } : {}) }),
+      });
+      if (!res.ok) throw new Error(`token for ${user}: ${res.status} ${await res.text()}`);
+      return ((await res.json()) as { token: string }).token;
+    },
+    pidOf(instanceId) {
+      const f = join(dataDir, 'run', `${instanceId}.pid`);
+      return existsSync(f) ? Number(readFileSync(f, 'utf8')) : null;
+    },
+    async stop() {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        await new Promise((r) => child.once('exit', r));
+      }
+      await pg?.drop().catch(() => {});
+      if (!process.env.NGSCI_TEST_KEEP) rmSync(dataDir, { recursive: true, force: true });
+    },
+    logTail: (lines = 80) => tail(logFile, lines),
+  };
+  return stack;
+}
+
+function tail(file: string, lines: number): string {
+  try {
+    return readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+export async function until<T>(fn: () => Promise<T | null | undefined | false>, what: string, seconds = 60, stack?: Stack): Promise<T> {
+  const deadline = Date.now() + seconds * 1000;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${seconds}s waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}${stack ? `\n--- log ---\n${stack.logTail()}` : ''}`);
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+export const isAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
