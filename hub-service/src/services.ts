@@ -14,6 +14,7 @@ import { Lifecycle } from './instances/lifecycle.js';
 import { InstanceStore } from './instances/store.js';
 import { Worker } from './instances/worker.js';
 import type { Provisioner } from './provisioners/types.js';
+import { LogNotifier, type Notifier } from './notify/types.js';
 
 export interface Services {
   config: Config;
@@ -25,6 +26,7 @@ export interface Services {
   lifecycle: Lifecycle;
   worker: Worker;
   catalog: () => Catalog;
+  notifier: Notifier;
 }
 
 /** Local instances run on the `local` tag; cloud ones on `cloud=<name>` (a worker per cloud may run). */
@@ -66,5 +68,6 @@ export function createServices(opts: {
     jobTag: jobTagFor,
     kick: () => worker.kick(),
   });
-  return { config, database, hub, logger, store, queue, lifecycle, worker, catalog: () => catalog };
+  const notifier: Notifier = new LogNotifier((n) => logger.info({ notice: { user: n.user, kind: n.kind, title: n.title } }, 'notice'));
+  return { config, database, hub, logger, store, queue, lifecycle, worker, catalog: () => catalog, notifier };
 }
