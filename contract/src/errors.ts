@@ -25,6 +25,8 @@ export const ErrorCode = z
     'process_lost',
     'ready_timeout',
     'cancelled',
+    'invalid_webhook_url',
+    'invalid_preferences',
     'internal',
   ])
   .meta({ id: 'ErrorCode' });

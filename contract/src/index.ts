@@ -8,6 +8,9 @@
 import { z } from 'zod';
 
 export * from './errors.js';
+export * from './notify.js';
+export * from './audit.js';
+export * from './agent.js';
 
 /** Clouds an instance can run on. `local` runs a process on the hub's own machine. */
 export const Cloud = z.enum(['local', 'aws', 'gcp', 'azure']).meta({ id: 'Cloud' });
@@ -207,3 +210,6 @@ export const EventList = z.object({ events: z.array(InstanceEvent) }).meta({ id:
 export const Health = z
   .object({ status: z.literal('ok'), version: z.string(), database: z.enum(['postgres', 'pglite']) })
   .meta({ id: 'Health' });
+export * from './usage.js';
+export * from './billing.js';
+export * from './admin.js';

@@ -206,3 +206,20 @@ describe('instances', () => {
     assert.equal((await json(res)).code, 'invalid_server_name');
   });
 });
+
+describe('bridge long poll', () => {
+  test('an instance answer is held until its state changes', async () => {
+    prov.script = 'ok';
+    const token = h.token({ name: 'hank' });
+    const launched = await json(await h.request('/api/v1/instances', { method: 'POST', token, body: JSON.stringify({ size: 'cpu-small' }) }));
+    await eventually(async () => (await json(await h.request('/api/v1/instances/default', { token }))).state === 'running', 'running');
+    const t0 = Date.now();
+    const held = h.bridge(`/instances/${String(launched.id)}?unless=running&wait=5`);
+    setTimeout(() => void h.request('/api/v1/instances/default/stop', { method: 'POST', token }), 300);
+    const answer = await json(await held);
+    assert.notEqual(answer.state, 'running');
+    assert.ok(Date.now() - t0 < 4000, 'answered when the state changed, not at the deadline');
+    const bad = await h.bridge(`/instances/${String(launched.id)}?unless=sleeping&wait=1`);
+    assert.equal(bad.status, 400);
+  });
+});

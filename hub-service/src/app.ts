@@ -16,6 +16,7 @@ import { meRoutes } from './routes/me.js';
 import { catalogRoutes } from './routes/catalog.js';
 import { instanceRoutes } from './routes/instances.js';
 import { bridgeRoutes } from './routes/bridge.js';
+import { bootstrapRoutes } from './routes/bootstrap.js';
 
 export type AppEnv = {
   Variables: { user: AuthUser; requestId: string; log: Logger };
@@ -59,8 +60,11 @@ export function createApp(deps: AppDeps) {
   api.route('/', healthRoutes(deps));
   api.use('/api/v1/bridge/*', bridgeAuth(deps.bridgeSecret));
   api.route('/api/v1/bridge', bridgeRoutes(deps));
+  // cloud machines at boot: a single-use bootstrap token, no hub token (routes/bootstrap.ts)
+  api.route('/api/v1', bootstrapRoutes(deps));
   api.use('/api/v1/*', async (c, next) => {
     if (c.req.path.endsWith('/api/v1/openapi.json') || c.req.path.includes('/api/v1/bridge/')) return next();
+    if (c.req.path.endsWith('/api/v1/bootstrap')) return next();
     return deps.auth.middleware()(c as unknown as Context, next);
   });
   api.route('/api/v1', meRoutes(deps));

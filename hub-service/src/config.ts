@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { Cloud } from '@ngsci/contract';
+import { TerraformSettingsSchema } from './provisioners/terraform/settings.js';
 
 const bool = z
   .enum(['1', '0', 'true', 'false', 'yes', 'no'])
@@ -59,7 +60,23 @@ export const ConfigSchema = z.object({
   NGSCI_RUNNING_POLL_INTERVAL: seconds(10),
   NGSCI_JOB_HEARTBEAT: seconds(5),
   NGSCI_JOB_STALE_AFTER: seconds(60),
+  // notifications (docs/notifications.md)
+  NGSCI_SMTP_URL: z
+    .string()
+    .regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL')
+    .optional(),
+  NGSCI_SMTP_FROM: z.string().min(3).default('ngsci <ngsci@localhost>'),
+  NGSCI_NOTIFY_TIMEOUT: seconds(10),
+  NGSCI_WEBHOOK_ALLOW_PRIVATE: bool.default(false),
   NGSCI_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  // cloud provisioning (NGSCI_PROVISIONER=terraform): NGSCI_TERRAFORM_*, NGSCI_AWS_*, NGSCI_GCP_*, NGSCI_AZURE_*
+  ...TerraformSettingsSchema.partial().shape,
+  /** how long a cloud machine's single-use bootstrap token stays valid, in seconds */
+  NGSCI_BOOTSTRAP_TTL: seconds(900),
+  /** how often reconciliation looks for machines nobody uses or pays for, in seconds */
+  NGSCI_RECONCILE_INTERVAL: seconds(300),
+  /** how long an instance whose hub server is gone may live before it is stopped, in seconds */
+  NGSCI_RECONCILE_GRACE: z.coerce.number().min(0).default(600),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
@@ -77,6 +94,12 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   if (!result.success) {
     const lines = result.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  if (result.data.NGSCI_PROVISIONER === 'terraform') {
+    const missing = (['NGSCI_TERRAFORM_SERVICE_URL', 'NGSCI_TERRAFORM_HUB_CIDR'] as const).filter((k) => !result.data[k]);
+    if (missing.length) {
+      throw new ConfigError(`invalid configuration:\n${missing.map((k) => `  ${k}: required when NGSCI_PROVISIONER=terraform (see docs/clouds.md)`).join('\n')}`);
+    }
   }
   return result.data;
 }

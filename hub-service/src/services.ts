@@ -14,7 +14,10 @@ import { Lifecycle } from './instances/lifecycle.js';
 import { InstanceStore } from './instances/store.js';
 import { Worker } from './instances/worker.js';
 import type { Provisioner } from './provisioners/types.js';
-import { LogNotifier, type Notifier } from './notify/types.js';
+import { BootstrapTokens } from './bootstrap/tokens.js';
+import type { Notifier } from './notify/types.js';
+import { ChannelNotifier } from './notify/notifier.js';
+import { NotificationStore } from './notify/store.js';
 
 export interface Services {
   config: Config;
@@ -27,6 +30,10 @@ export interface Services {
   worker: Worker;
   catalog: () => Catalog;
   notifier: Notifier;
+  /** single-use tokens cloud machines trade for their environment at boot (bootstrap/tokens.ts) */
+  bootstrap: BootstrapTokens;
+  /** the notifier itself, with its store and the seal for webhook URLs (routes/notifications.ts) */
+  notifications: ChannelNotifier;
 }
 
 /** Local instances run on the `local` tag; cloud ones on `cloud=<name>` (a worker per cloud may run). */
@@ -68,6 +75,15 @@ export function createServices(opts: {
     jobTag: jobTagFor,
     kick: () => worker.kick(),
   });
-  const notifier: Notifier = new LogNotifier((n) => logger.info({ notice: { user: n.user, kind: n.kind, title: n.title } }, 'notice'));
-  return { config, database, hub, logger, store, queue, lifecycle, worker, catalog: () => catalog, notifier };
+  const notifications = new ChannelNotifier({
+    store: new NotificationStore(db),
+    box,
+    logger,
+    smtpUrl: config.NGSCI_SMTP_URL,
+    smtpFrom: config.NGSCI_SMTP_FROM,
+    timeoutSeconds: config.NGSCI_NOTIFY_TIMEOUT,
+  });
+  const notifier: Notifier = notifications;
+  const bootstrap = new BootstrapTokens({ db, box, logger, ttlSeconds: config.NGSCI_BOOTSTRAP_TTL });
+  return { config, database, hub, logger, store, queue, lifecycle, worker, catalog: () => catalog, bootstrap, notifier, notifications };
 }

@@ -77,8 +77,15 @@ class BridgeClient:
         body = {"user": user, "server": server, "options": options, "env": env, "baseUrl": base_url}
         return _instance_of(await self._call("POST", "/start", body), required=True)
 
-    async def instance(self, instance_id: str) -> dict[str, Any]:
-        return await self._call("GET", f"/instances/{quote(instance_id, safe='')}")
+    async def instance(
+        self, instance_id: str, *, changed_from: str | None = None, wait: float = 0
+    ) -> dict[str, Any]:
+        """The instance; with `changed_from`, the service holds the answer up to `wait` seconds
+        until the state differs from it (a long poll: no latency, and few requests)."""
+        path = f"/instances/{quote(instance_id, safe='')}"
+        if changed_from and wait > 0:
+            path += "?" + urlencode({"unless": changed_from, "wait": round(wait, 1)})
+        return await self._call("GET", path)
 
     async def events(self, instance_id: str, after: int | None = None) -> list[dict[str, Any]]:
         path = f"/instances/{quote(instance_id, safe='')}/events"

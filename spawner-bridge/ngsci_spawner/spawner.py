@@ -287,9 +287,13 @@ class NgsciSpawner(Spawner):
             if state in DONE_STATES:
                 raise _instance_failed(instance)
 
-            await asyncio.sleep(self.start_poll_interval)
             try:
-                instance = await client.instance(self.instance_id)
+                # the service answers as soon as the state changes (or after `wait` seconds)
+                instance = await client.instance(
+                    self.instance_id,
+                    changed_from=str(state),
+                    wait=max(0.0, min(20.0, self.request_timeout - 5)),
+                )
             except ServiceError as e:
                 if not e.transient:
                     # e.g. the service lost the instance (404): not the user's doing, so a 500
@@ -297,8 +301,11 @@ class NgsciSpawner(Spawner):
                 # A service restart mid-provisioning is expected to be brief; the hub's
                 # start_timeout bounds the wait.
                 outage.failed(e)
+                await asyncio.sleep(self.start_poll_interval)
             else:
                 outage.recovered()
+                # a service without long polls answers at once: don't spin
+                await asyncio.sleep(min(0.05, self.start_poll_interval))
 
     async def progress(self) -> AsyncIterator[dict[str, Any]]:
         # start() learns the instance id only after its POST; the hub asks for progress sooner.

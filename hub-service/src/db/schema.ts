@@ -128,3 +128,8 @@ export const planAssignments = pgTable(
   },
   (t) => [uniqueIndex('plan_assignments_subject').on(t.subjectKind, t.subjectName)],
 );
+export * from './tables/metering.js';
+export * from './tables/bootstrap.js';
+export * from './tables/notify.js';
+export * from './tables/audit.js';
+export * from './tables/agent.js';

@@ -10,6 +10,7 @@ import {
   BridgeStopRequest,
   Catalog,
   EventList,
+  InstanceState,
 } from '@ngsci/contract';
 import { newRouter, type AppDeps } from '../app.js';
 import { notFound } from '../errors.js';
@@ -76,11 +77,27 @@ export function bridgeRoutes(deps: Pick<AppDeps, 'store' | 'lifecycle' | 'catalo
       method: 'get',
       path: '/instances/{id}',
       security,
-      request: { params: IdParam },
-      responses: { 200: json(BridgeInstance, 'the instance'), ...errors(401, 404) },
+      description:
+        'With `unless` and `wait`, a long poll: the answer is held until the state differs from ' +
+        '`unless`, at most `wait` seconds, so the spawner learns of readiness at once.',
+      request: {
+        params: IdParam,
+        query: z.object({
+          unless: InstanceState.optional(),
+          wait: z.coerce.number().min(0).max(30).default(0),
+        }),
+      },
+      responses: { 200: json(BridgeInstance, 'the instance'), ...errors(400, 401, 404) },
     }),
     async (c) => {
-      const row = await deps.store.get(c.req.valid('param').id);
+      const { id } = c.req.valid('param');
+      const { unless, wait } = c.req.valid('query');
+      const deadline = Date.now() + wait * 1000;
+      let row = await deps.store.get(id);
+      while (row && unless && row.state === unless && Date.now() < deadline && !c.req.raw.signal.aborted) {
+        await new Promise((r) => setTimeout(r, 100));
+        row = await deps.store.get(id);
+      }
       if (!row) throw notFound('instance');
       return c.json(toBridgeInstance(row), 200);
     },

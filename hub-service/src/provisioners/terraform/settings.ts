@@ -81,6 +81,8 @@ export interface TerraformSettings {
 
 const CREDENTIAL = /^(AWS_|GOOGLE_|CLOUDSDK_|ARM_)[A-Z0-9_]*$/;
 
+export type TerraformSettingsInput = z.output<typeof TerraformSettingsSchema>;
+
 /** Reads the settings; errors name the variable, never its value. */
 export function loadTerraformSettings(env: Record<string, string | undefined>, dataDir = '.ngsci'): TerraformSettings {
   const picked: Record<string, string> = {};
@@ -90,8 +92,19 @@ export function loadTerraformSettings(env: Record<string, string | undefined>, d
   }
   const r = TerraformSettingsSchema.safeParse(picked);
   if (!r.success) throw new Error(`invalid terraform settings:\n${r.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`).join('\n')}`);
-  const s = r.data;
-  const pgConnString = s.NGSCI_TERRAFORM_PG_CONN_STR ?? env.DATABASE_URL;
+  return terraformSettings(r.data, { env, dataDir, databaseUrl: env.DATABASE_URL });
+}
+
+/**
+ * Builds the settings from values already parsed (the service's config holds them) plus the
+ * environment, from which provider credentials are picked by name.
+ */
+export function terraformSettings(
+  s: TerraformSettingsInput,
+  where: { env: Record<string, string | undefined>; dataDir: string; databaseUrl?: string | undefined },
+): TerraformSettings {
+  const { env, dataDir } = where;
+  const pgConnString = s.NGSCI_TERRAFORM_PG_CONN_STR ?? where.databaseUrl;
   const backend = s.NGSCI_TERRAFORM_STATE ?? (pgConnString ? 'pg' : 'local');
   if (backend === 'pg' && !pgConnString) throw new Error('NGSCI_TERRAFORM_STATE=pg needs NGSCI_TERRAFORM_PG_CONN_STR or DATABASE_URL');
   const workRoot = s.NGSCI_TERRAFORM_WORKDIR ?? `${dataDir}/terraform`;

@@ -1,0 +1,108 @@
+/** What admins configure: quotas and budgets, plans and their assignments, price overrides. */
+import { z } from 'zod';
+import { CloudName as Cloud, MicrosInt as Micros, SizeIdString as SizeId } from './money.js';
+
+const limit = (max: number) => z.number().int().min(0).max(max).nullable();
+
+export const QuotaSubject = z.enum(['user', 'group', 'default']).meta({ id: 'QuotaSubject' });
+
+export const QuotaInput = z
+  .object({
+    subjectKind: QuotaSubject,
+    subjectName: z.string().max(255).default(''),
+    monthlyBudgetMicros: limit(1e15).optional(),
+    hardStop: z.boolean().default(false),
+    maxConcurrent: limit(1000).optional(),
+    allowedSizes: z.array(SizeId).max(200).nullable().optional(),
+    gpuHoursPerMonth: limit(1_000_000).optional(),
+    idleTimeoutCpuSeconds: limit(31 * 86400).optional(),
+    idleTimeoutGpuSeconds: limit(31 * 86400).optional(),
+    maxAgeSeconds: limit(366 * 86400).optional(),
+  })
+  .strict()
+  .refine((q) => (q.subjectKind === 'default') === (q.subjectName === ''), {
+    message: "subjectName must be '' for the default quota and a name for a user or group",
+    path: ['subjectName'],
+  })
+  .meta({ id: 'QuotaInput' });
+export type QuotaInput = z.input<typeof QuotaInput>;
+
+export const Quota = z
+  .object({
+    id: z.number().int(),
+    subjectKind: QuotaSubject,
+    subjectName: z.string(),
+    monthlyBudgetMicros: Micros.nullable(),
+    hardStop: z.boolean(),
+    maxConcurrent: z.number().int().nullable(),
+    allowedSizes: z.array(z.string()).nullable(),
+    gpuHoursPerMonth: z.number().int().nullable(),
+    idleTimeoutCpuSeconds: z.number().int().nullable(),
+    idleTimeoutGpuSeconds: z.number().int().nullable(),
+    maxAgeSeconds: z.number().int().nullable(),
+    updatedAt: z.iso.datetime(),
+  })
+  .meta({ id: 'Quota' });
+export type Quota = z.infer<typeof Quota>;
+
+export const QuotaList = z.object({ quotas: z.array(Quota) }).meta({ id: 'QuotaList' });
+
+export const PlanId = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lower-case letters, digits and dashes');
+
+export const PlanInput = z
+  .object({
+    id: PlanId,
+    label: z.string().min(1).max(200),
+    multiplierPpm: z.number().int().min(0).max(100_000_000).meta({ description: '0 free, 1000000 list price' }),
+  })
+  .strict()
+  .meta({ id: 'PlanInput' });
+
+export const Plan = z
+  .object({ id: z.string(), label: z.string(), multiplierPpm: z.number().int(), builtIn: z.boolean() })
+  .meta({ id: 'Plan' });
+export const PlanList = z.object({ plans: z.array(Plan) }).meta({ id: 'PlanList' });
+
+export const PlanAssignmentInput = z
+  .object({ subjectKind: z.enum(['user', 'group']), subjectName: z.string().min(1).max(255), planId: PlanId })
+  .strict()
+  .meta({ id: 'PlanAssignmentInput' });
+export const PlanAssignment = z
+  .object({ id: z.number().int(), subjectKind: z.enum(['user', 'group']), subjectName: z.string(), planId: z.string() })
+  .meta({ id: 'PlanAssignment' });
+export const PlanAssignmentList = z.object({ assignments: z.array(PlanAssignment) }).meta({ id: 'PlanAssignmentList' });
+
+export const PriceOverrideInput = z
+  .object({
+    size: SizeId,
+    cloud: Cloud,
+    onDemandMicrosPerHour: Micros.min(0),
+    spotMicrosPerHour: Micros.min(0).nullable().optional(),
+    note: z.string().max(500).optional(),
+  })
+  .strict()
+  .meta({ id: 'PriceOverrideInput' });
+export const PriceOverride = z
+  .object({
+    size: z.string(),
+    cloud: Cloud,
+    onDemandMicrosPerHour: Micros,
+    spotMicrosPerHour: Micros.nullable(),
+    note: z.string().nullable(),
+    updatedAt: z.iso.datetime(),
+  })
+  .meta({ id: 'PriceOverride' });
+export const PriceOverrideList = z.object({ overrides: z.array(PriceOverride) }).meta({ id: 'PriceOverrideList' });
+
+export const AdminUser = z
+  .object({
+    name: z.string(),
+    groups: z.array(z.string()),
+    plan: z.string(),
+    running: z.number().int(),
+    spentMicros: Micros,
+    budgetMicros: Micros.nullable(),
+    percent: z.number().int().nullable(),
+  })
+  .meta({ id: 'AdminUser' });
+export const AdminUserList = z.object({ month: z.string(), users: z.array(AdminUser) }).meta({ id: 'AdminUserList' });

@@ -1,0 +1,47 @@
+/** Monthly statements, derived from the usage ledger so they can always be recomputed. */
+import { z } from 'zod';
+import { MicrosInt as Micros } from './money.js';
+
+export const Month = z
+  .string()
+  .regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'a month as YYYY-MM')
+  .meta({ id: 'Month', example: '2026-11' });
+
+export const StatementLine = z
+  .object({
+    kind: z.enum(['compute', 'storage']),
+    server: z.string().nullable(),
+    instanceId: z.string().nullable(),
+    size: z.string(),
+    cloud: z.string(),
+    region: z.string(),
+    spot: z.boolean(),
+    plan: z.string(),
+    multiplierPpm: z.number().int(),
+    ratePerHourMicros: Micros,
+    from: z.iso.datetime(),
+    to: z.iso.datetime(),
+    seconds: z.number().int(),
+    amountMicros: Micros,
+  })
+  .meta({ id: 'StatementLine' });
+
+export const Statement = z
+  .object({
+    user: z.string(),
+    month: Month,
+    lines: z.array(StatementLine),
+    computeMicros: Micros,
+    storageMicros: Micros,
+    totalMicros: Micros,
+  })
+  .meta({ id: 'Statement' });
+export type Statement = z.infer<typeof Statement>;
+
+export const StatementSummary = z
+  .object({ month: Month, totalMicros: Micros, seconds: z.number().int() })
+  .meta({ id: 'StatementSummary' });
+
+export const StatementList = z
+  .object({ user: z.string(), statements: z.array(StatementSummary) })
+  .meta({ id: 'StatementList' });

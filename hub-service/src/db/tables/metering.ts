@@ -1,0 +1,117 @@
+/**
+ * Metering, billing and budget tables. `usage_intervals` is the append-only ledger every statement
+ * is derived from; the others hold what admins configure (quotas, price overrides) and what the
+ * meter has already done once (alerts sent, idle warnings, the meter lease).
+ */
+import { sql } from 'drizzle-orm';
+import { bigint, bigserial, boolean, index, integer, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+
+const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
+
+/**
+ * One accrued stretch of usage. `meter_key` names the stream (an instance id for compute,
+ * `home:<user>` for the home volume); (meter_key, started_at) is unique and each new row starts at
+ * the previous row's end, so a replayed meter cycle can never insert an overlap.
+ * Amounts use cumulative rounding: `billed_from`/`billed_to` are the stream's billed seconds
+ * before and after this row, and amount = R(billed_to) - R(billed_from) with
+ * R(s) = floor((2 * rate * s * multiplier_ppm + P) / (2 * P)) with P = rate_period_seconds * 1_000_000
+ * (round half up),
+ * so a stream's total never drifts from its exact price by more than half a micro-dollar.
+ */
+export const usageIntervals = pgTable(
+  'usage_intervals',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    meterKey: text('meter_key').notNull(),
+    kind: text('kind').$type<'compute' | 'storage'>().notNull(),
+    userName: text('user_name').notNull(),
+    groups: text('groups').array().notNull().default(sql`'{}'::text[]`),
+    instanceId: uuid('instance_id'),
+    serverName: text('server_name'),
+    sizeId: text('size_id').notNull(),
+    sizeClass: text('size_class').$type<'cpu' | 'gpu' | 'storage'>().notNull(),
+    cloud: text('cloud').notNull(),
+    region: text('region').notNull(),
+    spot: boolean('spot').notNull().default(false),
+    planId: text('plan_id').notNull(),
+    multiplierPpm: integer('multiplier_ppm').notNull(),
+    /** list price in µ$ per rate_period_seconds: per hour (3600) for compute, per month (730 h) for storage */
+    rateMicros: bigint('rate_micros', { mode: 'number' }).notNull(),
+    ratePeriodSeconds: integer('rate_period_seconds').notNull(),
+    startedAt: ts('started_at').notNull(),
+    endedAt: ts('ended_at').notNull(),
+    billedFrom: bigint('billed_from', { mode: 'number' }).notNull(),
+    billedTo: bigint('billed_to', { mode: 'number' }).notNull(),
+    activeSeconds: integer('active_seconds').notNull().default(0),
+    idleSeconds: integer('idle_seconds').notNull().default(0),
+    /** the row that reaches the end of its stream (the instance stopped) */
+    final: boolean('final').notNull().default(false),
+    amountMicros: bigint('amount_micros', { mode: 'number' }).notNull(),
+    createdAt: ts('created_at').notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex('usage_intervals_stream_start').on(t.meterKey, t.startedAt),
+    // month-to-date spend of one user is an index-only scan over this
+    index('usage_intervals_user_start').on(t.userName, t.startedAt, t.amountMicros),
+    index('usage_intervals_groups').using('gin', t.groups),
+    index('usage_intervals_start').on(t.startedAt),
+  ],
+);
+
+/**
+ * Quotas and budgets for one subject: a user, a group, or the default (subject_name '').
+ * A null field means "no limit from this row".
+ */
+export const quotas = pgTable(
+  'quotas',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    subjectKind: text('subject_kind').$type<'user' | 'group' | 'default'>().notNull(),
+    subjectName: text('subject_name').notNull().default(''),
+    monthlyBudgetMicros: bigint('monthly_budget_micros', { mode: 'number' }),
+    hardStop: boolean('hard_stop').notNull().default(false),
+    maxConcurrent: integer('max_concurrent'),
+    allowedSizes: text('allowed_sizes').array(),
+    gpuHoursPerMonth: integer('gpu_hours_per_month'),
+    idleTimeoutCpuSeconds: integer('idle_timeout_cpu_seconds'),
+    idleTimeoutGpuSeconds: integer('idle_timeout_gpu_seconds'),
+    maxAgeSeconds: integer('max_age_seconds'),
+    createdAt: ts('created_at').notNull().defaultNow(),
+    updatedAt: ts('updated_at').notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex('quotas_subject').on(t.subjectKind, t.subjectName)],
+);
+
+/** An admin's price for one offer; replaces the catalog's figure everywhere (launch, estimate). */
+export const priceOverrides = pgTable(
+  'price_overrides',
+  {
+    sizeId: text('size_id').notNull(),
+    cloud: text('cloud').notNull(),
+    onDemandMicrosPerHour: bigint('on_demand_micros_per_hour', { mode: 'number' }).notNull(),
+    spotMicrosPerHour: bigint('spot_micros_per_hour', { mode: 'number' }),
+    note: text('note'),
+    updatedAt: ts('updated_at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.sizeId, t.cloud] })],
+);
+
+/** Budget thresholds already announced: each (subject, month, threshold) once. */
+export const budgetAlerts = pgTable(
+  'budget_alerts',
+  {
+    subjectKind: text('subject_kind').notNull(),
+    subjectName: text('subject_name').notNull(),
+    month: text('month').notNull(),
+    threshold: integer('threshold').notNull(),
+    sentAt: ts('sent_at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.subjectKind, t.subjectName, t.month, t.threshold] })],
+);
+
+/** When a server's idle clock was last reset by "Keep running", and the last idle warning. */
+export const idleState = pgTable('idle_state', {
+  instanceId: uuid('instance_id').primaryKey(),
+  keepRunningAt: ts('keep_running_at'),
+  warnedAt: ts('warned_at'),
+});

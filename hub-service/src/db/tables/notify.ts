@@ -1,0 +1,64 @@
+/**
+ * Notification tables. `notifications` is append-only: a notice is never changed once stored;
+ * acknowledgements and delivery attempts are rows of their own. A (user, dedupe key) pair is
+ * unique, so "each alert is sent once" holds across replicas and restarts.
+ */
+import { sql } from 'drizzle-orm';
+import { bigint, bigserial, boolean, index, jsonb, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+
+const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
+
+export const notifications = pgTable(
+  'notifications',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    userName: text('user_name').notNull(),
+    kind: text('kind').notNull(),
+    level: text('level').notNull(),
+    title: text('title').notNull(),
+    body: text('body').notNull(),
+    serverName: text('server_name'),
+    instanceId: text('instance_id'),
+    actions: jsonb('actions').$type<Array<{ id: string; label: string }>>().notNull().default(sql`'[]'::jsonb`),
+    dedupeKey: text('dedupe_key'),
+    createdAt: ts('created_at').notNull().defaultNow(),
+  },
+  (t) => [
+    index('notifications_user_id').on(t.userName, t.id),
+    uniqueIndex('notifications_user_dedupe').on(t.userName, t.dedupeKey).where(sql`dedupe_key is not null`),
+  ],
+);
+
+export const notificationAcks = pgTable('notification_acks', {
+  notificationId: bigint('notification_id', { mode: 'number' })
+    .primaryKey()
+    .references(() => notifications.id),
+  userName: text('user_name').notNull(),
+  at: ts('at').notNull().defaultNow(),
+});
+
+/** One row per attempt to reach a channel; `error` holds a message without secrets. */
+export const notificationDeliveries = pgTable(
+  'notification_deliveries',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    notificationId: bigint('notification_id', { mode: 'number' })
+      .notNull()
+      .references(() => notifications.id),
+    channel: text('channel').$type<'email' | 'webhook'>().notNull(),
+    ok: boolean('ok').notNull(),
+    error: text('error'),
+    at: ts('at').notNull().defaultNow(),
+  },
+  (t) => [index('notification_deliveries_notification').on(t.notificationId)],
+);
+
+/** A user's channels. The webhook URL may carry a token, so it is stored sealed (SecretBox). */
+export const notificationPreferences = pgTable('notification_preferences', {
+  userName: text('user_name').primaryKey(),
+  email: text('email'),
+  webhookSealed: text('webhook_sealed'),
+  webhookHost: text('webhook_host'),
+  channels: jsonb('channels').$type<Record<string, string[]>>().notNull().default(sql`'{}'::jsonb`),
+  updatedAt: ts('updated_at').notNull().defaultNow(),
+});

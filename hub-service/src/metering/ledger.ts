@@ -1,0 +1,266 @@
+/**
+ * The usage ledger: appends intervals for every stream that ran since its last interval, and
+ * answers the sums statements, budgets and the usage chart need. Rows are never updated or
+ * deleted; everything shown to a user is a sum over them, so it can always be recomputed.
+ *
+ * Why replays cannot double count: a new row always starts where the stream's newest row ends
+ * (or at the instance's readyAt), and (meter_key, started_at) is unique. Two writers that read
+ * the same newest row both try the same started_at and one insert is dropped; a writer that read
+ * an older row collides with the row that already starts there. After a crash the next cycle
+ * simply continues from whatever committed last, so no second is lost either.
+ */
+import { sql } from 'drizzle-orm';
+import type { Db } from '../db/client.js';
+import { usageIntervals } from '../db/schema.js';
+import { intervalMicros, MINIMUM_SECONDS, HOUR, secondsSince, STORAGE_MONTH_SECONDS } from './money.js';
+
+export type IntervalRow = typeof usageIntervals.$inferInsert;
+
+/** One stream to accrue: what it costs and from when; `closeAt` ends it for good. */
+export interface Stream {
+  key: string;
+  kind: 'compute' | 'storage';
+  user: string;
+  groups: string[];
+  instanceId: string | null;
+  server: string | null;
+  size: string;
+  sizeClass: 'cpu' | 'gpu' | 'storage';
+  cloud: string;
+  region: string;
+  spot: boolean;
+  planId: string;
+  multiplierPpm: number;
+  rateMicros: number;
+  ratePeriodSeconds: number;
+  /** the billing clock's zero: readyAt for compute, the first instance's creation for storage */
+  anchor: Date;
+  /** the stream ended here (the instance stopped or failed); null while it runs */
+  closeAt: Date | null;
+  /** the minimum billed seconds of the whole stream */
+  minimumSeconds: number;
+  /** last activity the hub reported for the server (null: unknown) */
+  lastActivity: Date | null;
+}
+
+export interface StreamEnd {
+  endedAt: Date;
+  billedTo: number;
+  final: boolean;
+}
+
+const nextHour = (t: Date): Date => new Date(Math.floor(t.getTime() / 3_600_000) * 3_600_000 + 3_600_000);
+
+/**
+ * The rows that bring a stream from its newest row (`last`) up to `now` (or its close), split at
+ * UTC hour boundaries so hourly, daily and monthly sums are exact. Pure, for tests and replays.
+ */
+export function rowsFor(s: Stream, last: StreamEnd | null, now: Date, activeWindowSeconds: number): IntervalRow[] {
+  if (last?.final) return [];
+  const target = s.closeAt && s.closeAt.getTime() <= now.getTime() ? s.closeAt : now;
+  const final = s.closeAt !== null && s.closeAt.getTime() <= now.getTime();
+  let start = last ? last.endedAt : s.anchor;
+  let billedFrom = last ? last.billedTo : 0;
+  const rows: IntervalRow[] = [];
+  const targetSeconds = secondsSince(s.anchor, target);
+  // a running stream is accrued in whole seconds of its own clock, so every row ends on one
+  let end = final ? target : new Date(s.anchor.getTime() + targetSeconds * 1000);
+  // a stop recorded just before the newest row's end (clock skew between replicas) closes at that end
+  if (final && end.getTime() < start.getTime()) end = start;
+  if (!final && end.getTime() <= start.getTime()) return [];
+  for (;;) {
+    const boundary = nextHour(start);
+    const last_ = boundary.getTime() >= end.getTime();
+    const chunkEnd = last_ ? end : boundary;
+    let billedTo = last_ ? targetSeconds : Math.max(billedFrom, secondsSince(s.anchor, chunkEnd));
+    if (last_ && final) billedTo = Math.max(billedTo, s.minimumSeconds);
+    billedTo = Math.max(billedTo, billedFrom);
+    const wall = Math.max(0, Math.round((chunkEnd.getTime() - start.getTime()) / 1000));
+    let active = 0;
+    if (s.lastActivity) {
+      const activeUntil = s.lastActivity.getTime() + activeWindowSeconds * 1000;
+      active = Math.round(Math.max(0, Math.min(chunkEnd.getTime(), activeUntil) - start.getTime()) / 1000);
+      active = Math.min(active, wall);
+    }
+    rows.push({
+      meterKey: s.key,
+      kind: s.kind,
+      userName: s.user,
+      groups: s.groups,
+      instanceId: s.instanceId,
+      serverName: s.server,
+      sizeId: s.size,
+      sizeClass: s.sizeClass,
+      cloud: s.cloud,
+      region: s.region,
+      spot: s.spot,
+      planId: s.planId,
+      multiplierPpm: s.multiplierPpm,
+      rateMicros: s.rateMicros,
+      ratePeriodSeconds: s.ratePeriodSeconds,
+      startedAt: start,
+      endedAt: chunkEnd,
+      billedFrom,
+      billedTo,
+      activeSeconds: active,
+      idleSeconds: wall - active,
+      final: last_ && final,
+      amountMicros: intervalMicros(s.rateMicros, billedFrom, billedTo, s.multiplierPpm, s.ratePeriodSeconds),
+    });
+    if (last_) return rows;
+    start = chunkEnd;
+    billedFrom = billedTo;
+  }
+}
+
+export class Ledger {
+  constructor(private readonly db: Db) {}
+
+  /** The newest row of each stream. One index probe per stream (a lateral LIMIT 1). */
+  async ends(keys: string[]): Promise<Map<string, StreamEnd>> {
+    const out = new Map<string, StreamEnd>();
+    if (!keys.length) return out;
+    const rows = await this.db.execute<{ key: string; ended_at: string | Date; billed_to: string | number; final: boolean }>(sql`
+      select k.key, l.ended_at, l.billed_to, l.final
+      from json_array_elements_text(${JSON.stringify(keys)}::json) as k(key)
+      join lateral (
+        select ended_at, billed_to, final from usage_intervals u
+        where u.meter_key = k.key order by u.started_at desc limit 1
+      ) l on true`);
+    for (const r of resultRows(rows)) {
+      out.set(r.key, { endedAt: new Date(r.ended_at), billedTo: Number(r.billed_to), final: r.final });
+    }
+    return out;
+  }
+
+  /** Appends the rows that bring every stream up to `now`; returns how many were written. */
+  async accrue(streams: Stream[], now: Date, activeWindowSeconds: number): Promise<number> {
+    const ends = await this.ends(streams.map((s) => s.key));
+    const rows = streams.flatMap((s) => rowsFor(s, ends.get(s.key) ?? null, now, activeWindowSeconds));
+    return this.append(rows);
+  }
+
+  async append(rows: IntervalRow[]): Promise<number> {
+    let written = 0;
+    for (let i = 0; i < rows.length; i += 1000) {
+      const batch = rows.slice(i, i + 1000);
+      const inserted = await this.db
+        .insert(usageIntervals)
+        .values(batch)
+        .onConflictDoNothing({ target: [usageIntervals.meterKey, usageIntervals.startedAt] })
+        .returning({ id: usageIntervals.id });
+      written += inserted.length;
+    }
+    return written;
+  }
+
+  /** µ$ a user was billed for usage that started in [from, to). */
+  async userSpend(user: string, from: Date, to: Date): Promise<number> {
+    const rows = await this.db.execute<{ s: string | number | null }>(sql`
+      select sum(amount_micros) as s from usage_intervals
+      where user_name = ${user} and started_at >= ${from.toISOString()} and started_at < ${to.toISOString()}`);
+    return Number(resultRows(rows)[0]?.s ?? 0);
+  }
+
+  async groupSpend(group: string, from: Date, to: Date): Promise<number> {
+    const rows = await this.db.execute<{ s: string | number | null }>(sql`
+      select sum(amount_micros) as s from usage_intervals
+      where groups @> array[${group}]::text[] and started_at >= ${from.toISOString()} and started_at < ${to.toISOString()}`);
+    return Number(resultRows(rows)[0]?.s ?? 0);
+  }
+
+  /** Every user's spend in [from, to), for the admin table. */
+  async spendByUser(from: Date, to: Date): Promise<Map<string, number>> {
+    const rows = await this.db.execute<{ u: string; s: string | number }>(sql`
+      select user_name as u, sum(amount_micros) as s from usage_intervals
+      where started_at >= ${from.toISOString()} and started_at < ${to.toISOString()} group by user_name`);
+    return new Map(resultRows(rows).map((r) => [r.u, Number(r.s)]));
+  }
+
+  async gpuSeconds(user: string, from: Date, to: Date): Promise<number> {
+    const rows = await this.db.execute<{ s: string | number | null }>(sql`
+      select sum(billed_to - billed_from) as s from usage_intervals
+      where user_name = ${user} and size_class = 'gpu' and started_at >= ${from.toISOString()} and started_at < ${to.toISOString()}`);
+    return Number(resultRows(rows)[0]?.s ?? 0);
+  }
+
+  /** Sums by time bucket and size: the usage chart. */
+  async series(user: string, from: Date, to: Date, granularity: 'hour' | 'day' | 'month') {
+    const rows = await this.db.execute<{
+      bucket: string | Date; size: string; kind: string; seconds: string | number; active: string | number; idle: string | number; amount: string | number;
+    }>(sql`
+      select date_trunc(${granularity}, started_at at time zone 'UTC') as bucket, size_id as size, kind,
+        sum(billed_to - billed_from) as seconds, sum(active_seconds) as active, sum(idle_seconds) as idle,
+        sum(amount_micros) as amount
+      from usage_intervals
+      where user_name = ${user} and started_at >= ${from.toISOString()} and started_at < ${to.toISOString()}
+      group by 1, 2, 3 order by 1, 2`);
+    return resultRows(rows).map((r) => ({
+      start: utcBucket(r.bucket),
+      size: r.kind === 'storage' ? 'home-volume' : r.size,
+      seconds: Number(r.seconds),
+      activeSeconds: Number(r.active),
+      idleSeconds: Number(r.idle),
+      amountMicros: Number(r.amount),
+    }));
+  }
+
+  /** A month's statement lines: one per stream and price snapshot. */
+  async statementLines(user: string, from: Date, to: Date) {
+    const rows = await this.db.execute<Record<string, string | number | boolean | Date | null>>(sql`
+      select kind, server_name, instance_id, size_id, cloud, region, spot, plan_id, multiplier_ppm,
+        rate_micros, rate_period_seconds, min(started_at) as first, max(ended_at) as last,
+        sum(billed_to - billed_from) as seconds, sum(amount_micros) as amount
+      from usage_intervals
+      where user_name = ${user} and started_at >= ${from.toISOString()} and started_at < ${to.toISOString()}
+      group by kind, meter_key, server_name, instance_id, size_id, cloud, region, spot, plan_id, multiplier_ppm, rate_micros, rate_period_seconds
+      order by min(started_at), meter_key`);
+    return resultRows(rows).map((r) => ({
+      kind: r.kind as 'compute' | 'storage',
+      server: (r.server_name as string | null) ?? null,
+      instanceId: (r.instance_id as string | null) ?? null,
+      size: r.kind === 'storage' ? 'home-volume' : String(r.size_id),
+      cloud: String(r.cloud),
+      region: String(r.region),
+      spot: Boolean(r.spot),
+      plan: String(r.plan_id),
+      multiplierPpm: Number(r.multiplier_ppm),
+      ratePerHourMicros:
+        Number(r.rate_period_seconds) === HOUR
+          ? Number(r.rate_micros)
+          : Math.round((Number(r.rate_micros) * HOUR) / STORAGE_MONTH_SECONDS),
+      from: new Date(r.first as string).toISOString(),
+      to: new Date(r.last as string).toISOString(),
+      seconds: Number(r.seconds),
+      amountMicros: Number(r.amount),
+    }));
+  }
+
+  /** Months with any usage, newest first. */
+  async months(user: string) {
+    const rows = await this.db.execute<{ m: string; s: string | number; secs: string | number }>(sql`
+      select to_char(date_trunc('month', started_at at time zone 'UTC'), 'YYYY-MM') as m,
+        sum(amount_micros) as s, sum(case when kind = 'compute' then billed_to - billed_from else 0 end) as secs
+      from usage_intervals where user_name = ${user} group by 1 order by 1 desc`);
+    return resultRows(rows).map((r) => ({ month: r.m, totalMicros: Number(r.s), seconds: Number(r.secs) }));
+  }
+
+  /** Every compute row of one instance, oldest first (tests and audits). */
+  async rowsOf(key: string) {
+    return this.db.select().from(usageIntervals).where(sql`${usageIntervals.meterKey} = ${key}`).orderBy(usageIntervals.startedAt);
+  }
+}
+
+/** drizzle's execute answers rows directly (postgres.js) or as { rows } (PGlite). */
+export function resultRows<T>(res: unknown): T[] {
+  if (Array.isArray(res)) return res as T[];
+  return ((res as { rows?: T[] }).rows ?? []) as T[];
+}
+
+function utcBucket(v: string | Date): string {
+  // date_trunc(... at time zone 'UTC') is a timestamp without zone: its text is UTC wall time
+  if (v instanceof Date) return new Date(v.getTime() - v.getTimezoneOffset() * 60_000).toISOString();
+  return new Date(`${String(v).replace(' ', 'T')}Z`).toISOString();
+}
+
+export { MINIMUM_SECONDS };

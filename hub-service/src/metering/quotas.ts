@@ -1,0 +1,178 @@
+/**
+ * Quotas and budgets: which limits apply to a user, and the check that runs before a launch, a
+ * resize or a hub spawn, so a request over a limit is refused before anything is provisioned.
+ *
+ * How rows combine, per field: the user's own row if it sets the field, else the most generous
+ * of the user's groups' rows that set it, else the default row, else the service's setting (idle
+ * timeouts) or no limit. Budgets are different: the user's budget (own row, else the default
+ * row's, per user) and every group budget (over the group's whole spend) each apply.
+ */
+import { and, eq, inArray, or } from 'drizzle-orm';
+import type { Catalog } from '@ngsci/contract';
+import { ACTIVE_STATES } from '@ngsci/contract';
+import type { Db } from '../db/client.js';
+import { instances, quotas } from '../db/schema.js';
+import { ApiError } from '../errors.js';
+import type { HubClient } from '../hub.js';
+import type { Ledger } from './ledger.js';
+import { dollars, monthStart, nextMonthStart } from './money.js';
+
+export type QuotaRow = typeof quotas.$inferSelect;
+
+export interface BudgetRule {
+  kind: 'user' | 'group' | 'default';
+  name: string;
+  budgetMicros: number;
+  hardStop: boolean;
+}
+
+export interface Limits {
+  maxConcurrent: number | null;
+  allowedSizes: string[] | null;
+  gpuHoursPerMonth: number | null;
+  idleTimeoutCpuSeconds: number;
+  idleTimeoutGpuSeconds: number;
+  maxAgeSeconds: number | null;
+  budgets: BudgetRule[];
+}
+
+export interface LimitDefaults {
+  idleTimeoutCpuSeconds: number;
+  idleTimeoutGpuSeconds: number;
+  maxAgeSeconds: number;
+}
+
+type NumField = 'maxConcurrent' | 'gpuHoursPerMonth' | 'idleTimeoutCpuSeconds' | 'idleTimeoutGpuSeconds' | 'maxAgeSeconds';
+
+/** Combines quota rows (any order) into the limits of one user. Pure. */
+export function combine(rows: QuotaRow[], user: string, groups: readonly string[], defaults: LimitDefaults): Limits {
+  const own = rows.find((r) => r.subjectKind === 'user' && r.subjectName === user);
+  const grp = rows.filter((r) => r.subjectKind === 'group' && groups.includes(r.subjectName));
+  const def = rows.find((r) => r.subjectKind === 'default');
+  const num = (f: NumField): number | null => {
+    if (own && own[f] !== null) return own[f];
+    const set = grp.map((r) => r[f]).filter((v): v is number => v !== null);
+    // 0 as a timeout or max age means "never": the most generous of all
+    if (set.length) return set.some((v) => v === 0) && f !== 'maxConcurrent' && f !== 'gpuHoursPerMonth' ? 0 : Math.max(...set);
+    return def ? def[f] : null;
+  };
+  let allowedSizes: string[] | null;
+  if (own?.allowedSizes) allowedSizes = own.allowedSizes;
+  else if (grp.some((r) => r.allowedSizes)) {
+    allowedSizes = grp.some((r) => !r.allowedSizes) ? null : [...new Set(grp.flatMap((r) => r.allowedSizes ?? []))];
+  } else allowedSizes = def?.allowedSizes ?? null;
+
+  const budgets: BudgetRule[] = [];
+  if (own?.monthlyBudgetMicros != null) {
+    budgets.push({ kind: 'user', name: user, budgetMicros: own.monthlyBudgetMicros, hardStop: own.hardStop });
+  } else if (def?.monthlyBudgetMicros != null) {
+    budgets.push({ kind: 'default', name: user, budgetMicros: def.monthlyBudgetMicros, hardStop: def.hardStop });
+  }
+  for (const g of grp) {
+    if (g.monthlyBudgetMicros != null) budgets.push({ kind: 'group', name: g.subjectName, budgetMicros: g.monthlyBudgetMicros, hardStop: g.hardStop });
+  }
+  const maxAge = num('maxAgeSeconds') ?? defaults.maxAgeSeconds;
+  return {
+    maxConcurrent: num('maxConcurrent'),
+    allowedSizes,
+    gpuHoursPerMonth: num('gpuHoursPerMonth'),
+    idleTimeoutCpuSeconds: num('idleTimeoutCpuSeconds') ?? defaults.idleTimeoutCpuSeconds,
+    idleTimeoutGpuSeconds: num('idleTimeoutGpuSeconds') ?? defaults.idleTimeoutGpuSeconds,
+    maxAgeSeconds: maxAge > 0 ? maxAge : null,
+    budgets,
+  };
+}
+
+export interface QuotaRequest {
+  size: string;
+  /** the instance a resize replaces: it does not count against the concurrency limit */
+  replacing?: string;
+}
+
+export class Quotas {
+  constructor(
+    private readonly d: {
+      db: Db;
+      ledger: Ledger;
+      hub: HubClient;
+      catalog: () => Catalog;
+      defaults: LimitDefaults;
+      now?: () => Date;
+    },
+  ) {}
+
+  private now(): Date {
+    return this.d.now?.() ?? new Date();
+  }
+
+  async rows(): Promise<QuotaRow[]> {
+    return this.d.db.select().from(quotas);
+  }
+
+  async rowsFor(user: string, groups: readonly string[]): Promise<QuotaRow[]> {
+    const conds = [and(eq(quotas.subjectKind, 'user'), eq(quotas.subjectName, user)), eq(quotas.subjectKind, 'default')];
+    if (groups.length) conds.push(and(eq(quotas.subjectKind, 'group'), inArray(quotas.subjectName, [...groups])));
+    return this.d.db.select().from(quotas).where(or(...conds));
+  }
+
+  async limitsFor(user: string, groups: readonly string[]): Promise<Limits> {
+    return combine(await this.rowsFor(user, groups), user, groups, this.d.defaults);
+  }
+
+  /** Spend against each budget that applies to a user, this month. */
+  async budgetStatus(user: string, limits: Limits, at = this.now()) {
+    const from = monthStart(at);
+    const to = nextMonthStart(at);
+    const mine = await this.d.ledger.userSpend(user, from, to);
+    return Promise.all(
+      limits.budgets.map(async (b) => {
+        const spent = b.kind === 'group' ? await this.d.ledger.groupSpend(b.name, from, to) : mine;
+        return { ...b, spentMicros: spent };
+      }),
+    );
+  }
+
+  async groupsOf(user: string): Promise<string[]> {
+    try {
+      return (await this.d.hub.getUser(user))?.groups ?? [];
+    } catch {
+      return [];
+    }
+  }
+
+  /**
+   * Throws 403 quota_exceeded or budget_exhausted naming the limit. `groups` undefined: asked of
+   * the hub (a hub spawn comes without them).
+   */
+  async check(user: string, groups: readonly string[] | undefined, req: QuotaRequest): Promise<void> {
+    const g = groups ?? (await this.groupsOf(user));
+    const limits = await this.limitsFor(user, g);
+    if (limits.allowedSizes && !limits.allowedSizes.includes(req.size)) {
+      throw new ApiError(403, 'quota_exceeded', `size '${req.size}' is not allowed for ${user}; allowed sizes: ${limits.allowedSizes.join(', ') || 'none'}`);
+    }
+    if (limits.maxConcurrent !== null) {
+      const active = await this.d.db
+        .select({ id: instances.id, server: instances.serverName })
+        .from(instances)
+        .where(and(eq(instances.userName, user), inArray(instances.state, [...ACTIVE_STATES])));
+      const count = active.filter((r) => r.id !== req.replacing).length;
+      if (count >= limits.maxConcurrent) {
+        throw new ApiError(403, 'quota_exceeded', `at most ${limits.maxConcurrent} concurrent instance(s) allowed for ${user}; ${count} already active`);
+      }
+    }
+    const size = this.d.catalog().sizes.find((s) => s.id === req.size);
+    if (limits.gpuHoursPerMonth !== null && size?.class === 'gpu') {
+      const now = this.now();
+      const used = await this.d.ledger.gpuSeconds(user, monthStart(now), nextMonthStart(now));
+      if (used >= limits.gpuHoursPerMonth * 3600) {
+        throw new ApiError(403, 'quota_exceeded', `the GPU-hours limit of ${limits.gpuHoursPerMonth} h this month is used up (${(used / 3600).toFixed(1)} h)`);
+      }
+    }
+    for (const b of await this.budgetStatus(user, limits)) {
+      if (b.hardStop && b.spentMicros >= b.budgetMicros) {
+        const whose = b.kind === 'group' ? `group '${b.name}'` : b.kind === 'default' ? 'the default per-user' : 'your';
+        throw new ApiError(403, 'budget_exhausted', `${whose} monthly budget of ${dollars(b.budgetMicros)} is spent (${dollars(b.spentMicros)}); ask an admin to raise it`);
+      }
+    }
+  }
+}

@@ -1,0 +1,299 @@
+/**
+ * The one HTTP seam between the extension and the ngsci service. Every call goes through
+ * `NgsciApi.request`, which sends the page's JupyterHub token and turns every failure into one
+ * `NgsciApiError` carrying the service's `code` (or a client-side one: `unreachable`,
+ * `bad_response`, `endpoint_missing`). Tests replace `fetch` and nothing else.
+ *
+ * Types come from @ngsci/contract as types only: the schemas (and zod) stay out of the bundle.
+ * Responses are checked for the fields the panels rely on before they are used.
+ */
+import type {
+  Budget,
+  Catalog,
+  ErrorCode,
+  Instance,
+  InstanceEvent,
+  Me,
+  Statement,
+  Usage,
+} from '@ngsci/contract';
+import { SseParser } from './sse';
+
+export type { Budget, Catalog, Instance, InstanceEvent, Me, Statement, Usage };
+
+/** Codes the client adds to the service's own. */
+export type ClientErrorCode = 'unreachable' | 'bad_response' | 'endpoint_missing';
+
+export class NgsciApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: ErrorCode | ClientErrorCode,
+    message: string,
+    readonly requestId: string | null = null,
+  ) {
+    super(message);
+    this.name = 'NgsciApiError';
+  }
+
+  /** A sentence for the panels: what went wrong and, where it helps, what to do. */
+  get userMessage(): string {
+    switch (this.code) {
+      case 'unreachable':
+        return 'The ngsci service cannot be reached. Your notebooks are not affected; the panel retries on its own.';
+      case 'unauthenticated':
+        return 'The ngsci service did not accept this page\'s token. Reload the page to sign in again.';
+      case 'forbidden':
+        return `This page's token may not use the ngsci service (${this.message}). Ask your hub admin to grant "access:services!service=ngsci".`;
+      case 'endpoint_missing':
+        return 'This ngsci service does not offer this yet.';
+      default:
+        return this.message;
+    }
+  }
+}
+
+export interface StatementSummary {
+  month: string;
+  totalMicros: number;
+  seconds: number;
+}
+
+export interface AdminUser {
+  name: string;
+  groups: string[];
+  plan: string;
+  running: number;
+  spentMicros: number;
+  budgetMicros: number | null;
+  percent: number | null;
+}
+
+export interface Quota {
+  id: number;
+  subjectKind: 'user' | 'group' | 'default';
+  subjectName: string;
+  monthlyBudgetMicros: number | null;
+  hardStop: boolean;
+  maxConcurrent: number | null;
+  allowedSizes: string[] | null;
+  gpuHoursPerMonth: number | null;
+}
+
+export interface QuotaInput {
+  subjectKind: 'user' | 'group' | 'default';
+  subjectName: string;
+  monthlyBudgetMicros?: number | null;
+  hardStop?: boolean;
+  maxConcurrent?: number | null;
+  gpuHoursPerMonth?: number | null;
+}
+
+export interface Plan {
+  id: string;
+  label: string;
+  multiplierPpm: number;
+  builtIn: boolean;
+}
+
+export interface PriceOverride {
+  size: string;
+  cloud: string;
+  onDemandMicrosPerHour: number;
+  spotMicrosPerHour: number | null;
+  note: string | null;
+}
+
+/** A notice from the service (budget threshold, coming idle stop, failed start...). */
+export interface Notice {
+  id: string | number;
+  kind: string;
+  level: 'info' | 'warning' | 'error';
+  title: string;
+  body: string;
+  server?: string | null;
+  instanceId?: string | null;
+  actions?: { id: string; label: string }[];
+  createdAt?: string;
+}
+
+/** GPU utilisation samples an instance's agent reported. */
+export interface GpuSample {
+  at: string;
+  utilizationPercent: number;
+  memoryUsedMiB?: number;
+}
+
+export interface ApiOptions {
+  /** `.../services/ngsci/api/v1`, no trailing slash */
+  baseUrl: string;
+  token: string;
+  fetch?: typeof fetch;
+}
+
+type Check<T> = (v: unknown) => v is T;
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
+const has =
+  <T>(...keys: string[]): Check<T> =>
+  (v): v is T =>
+    isObject(v) && keys.every((k) => k in v);
+
+const isMe = has<Me>('name', 'admin', 'plan');
+const isCatalog = (v: unknown): v is Catalog => has<Catalog>('sizes')(v) && Array.isArray(v.sizes);
+const isInstance = has<Instance>('id', 'server', 'size', 'state', 'ratePerHourMicros');
+const isInstanceList = (v: unknown): v is { instances: Instance[] } =>
+  isObject(v) && Array.isArray(v.instances) && v.instances.every(isInstance);
+const isUsage = (v: unknown): v is Usage => has<Usage>('series', 'totalMicros')(v) && Array.isArray(v.series);
+const isBudget = (v: unknown): v is Budget => has<Budget>('spentMicros', 'budgets')(v) && Array.isArray(v.budgets);
+const isStatementList = (v: unknown): v is { statements: StatementSummary[] } =>
+  isObject(v) && Array.isArray(v.statements);
+const isArrayField =
+  <T>(field: string): Check<T> =>
+  (v): v is T =>
+    isObject(v) && Array.isArray(v[field]);
+
+export class NgsciApi {
+  readonly baseUrl: string;
+  private readonly token: string;
+  private readonly doFetch: typeof fetch;
+
+  constructor(opts: ApiOptions) {
+    this.baseUrl = opts.baseUrl.replace(/\/$/, '');
+    this.token = opts.token;
+    this.doFetch = opts.fetch ?? ((input, init) => fetch(input, init));
+  }
+
+  private headers(extra: Record<string, string> = {}): Record<string, string> {
+    return { authorization: `token ${this.token}`, ...extra };
+  }
+
+  /** The raw response of a call, after error handling (for CSV downloads and streams). */
+  async raw(method: string, path: string, init: { body?: unknown; signal?: AbortSignal; accept?: string } = {}): Promise<Response> {
+    let res: Response;
+    try {
+      res = await this.doFetch(`${this.baseUrl}${path}`, {
+        method,
+        headers: this.headers({
+          accept: init.accept ?? 'application/json',
+          ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}),
+        }),
+        body: init.body !== undefined ? JSON.stringify(init.body) : undefined,
+        signal: init.signal,
+        credentials: 'omit',
+      });
+    } catch (err) {
+      if ((err as Error)?.name === 'AbortError') throw err;
+      throw new NgsciApiError(0, 'unreachable', `cannot reach ${this.baseUrl}`);
+    }
+    if (res.ok) return res;
+    throw await errorFrom(res);
+  }
+
+  async request<T>(method: string, path: string, check: Check<T>, body?: unknown): Promise<T> {
+    const res = await this.raw(method, path, { body });
+    let data: unknown;
+    try {
+      data = await res.json();
+    } catch {
+      throw new NgsciApiError(res.status, 'bad_response', `the service answered ${method} ${path} with something that is not JSON`);
+    }
+    if (!check(data)) throw new NgsciApiError(res.status, 'bad_response', `the service answered ${method} ${path} in an unexpected shape`);
+    return data;
+  }
+
+  me = () => this.request('GET', '/me', isMe);
+  catalog = () => this.request('GET', '/catalog', isCatalog);
+  instances = () => this.request('GET', '/instances', isInstanceList).then((r) => r.instances);
+  instance = (server: string) => this.request('GET', `/instances/${encodeURIComponent(server)}`, isInstance);
+  launch = (body: { server: string; size: string; cloud?: string; region?: string; spot?: boolean }) =>
+    this.request('POST', '/instances', isInstance, body);
+  stop = (server: string) => this.request('POST', `/instances/${encodeURIComponent(server)}/stop`, isInstance);
+  resize = (server: string, body: { size: string; cloud?: string; region?: string; spot?: boolean }) =>
+    this.request('POST', `/instances/${encodeURIComponent(server)}/resize`, isInstance, body);
+  keepRunning = (server: string) =>
+    this.request('POST', `/instances/${encodeURIComponent(server)}/keep-running`, isObject);
+
+  usage = (q: { from: string; to?: string; granularity: 'hour' | 'day' | 'month' }) => {
+    const p = new URLSearchParams({ from: q.from, granularity: q.granularity, ...(q.to ? { to: q.to } : {}) });
+    return this.request('GET', `/usage?${p}`, isUsage);
+  };
+  budget = () => this.request('GET', '/budget', isBudget);
+  statements = () => this.request('GET', '/billing/statements', isStatementList).then((r) => r.statements);
+  statementCsv = async (month: string): Promise<Blob> =>
+    (await this.raw('GET', `/billing/statements/${encodeURIComponent(month)}?format=csv`, { accept: 'text/csv' })).blob();
+
+  notifications = () =>
+    this.request('GET', '/notifications', isArrayField<{ notifications: Notice[] }>('notifications')).then((r) => r.notifications);
+  dismissNotification = (id: string | number) =>
+    this.request('POST', `/notifications/${encodeURIComponent(String(id))}/dismiss`, isObject);
+  gpuUtilisation = (server: string) =>
+    this.request('GET', `/instances/${encodeURIComponent(server)}/gpu`, isArrayField<{ samples: GpuSample[] }>('samples')).then(
+      (r) => r.samples,
+    );
+
+  admin = {
+    users: () => this.request('GET', '/admin/users', isArrayField<{ month: string; users: AdminUser[] }>('users')),
+    instances: () => this.request('GET', '/admin/instances', isInstanceList).then((r) => r.instances),
+    stop: (user: string, server: string) =>
+      this.request('POST', `/admin/instances/${encodeURIComponent(user)}/${encodeURIComponent(server)}/stop`, isObject),
+    quotas: () => this.request('GET', '/admin/quotas', isArrayField<{ quotas: Quota[] }>('quotas')).then((r) => r.quotas),
+    putQuota: (q: QuotaInput) => this.request('PUT', '/admin/quotas', isObject, q),
+    plans: () => this.request('GET', '/admin/plans', isArrayField<{ plans: Plan[] }>('plans')).then((r) => r.plans),
+    overrides: () =>
+      this.request('GET', '/admin/price-overrides', isArrayField<{ overrides: PriceOverride[] }>('overrides')).then((r) => r.overrides),
+  };
+
+  /**
+   * Follows `GET /instances/{server}/events` until `signal` aborts, calling `onEvent` per
+   * InstanceEvent. Returns when the stream ends (the caller reconnects if it still cares).
+   */
+  async followEvents(server: string, onEvent: (e: InstanceEvent) => void, signal: AbortSignal, after?: number): Promise<number | undefined> {
+    const q = after !== undefined ? `?after=${after}` : '';
+    const res = await this.raw('GET', `/instances/${encodeURIComponent(server)}/events${q}`, { signal, accept: 'text/event-stream' });
+    let last = after;
+    const parser = new SseParser((m) => {
+      if (m.event !== 'instance') return;
+      try {
+        const e = JSON.parse(m.data) as InstanceEvent;
+        if (isObject(e) && typeof e.state === 'string') {
+          last = e.id;
+          onEvent(e);
+        }
+      } catch {
+        // a malformed line is skipped; the next refresh shows the truth
+      }
+    });
+    const reader = res.body?.getReader();
+    if (!reader) return last;
+    const decoder = new TextDecoder();
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        parser.push(decoder.decode(value, { stream: true }));
+      }
+    } catch (err) {
+      if ((err as Error)?.name !== 'AbortError') throw new NgsciApiError(0, 'unreachable', 'the event stream broke off');
+    }
+    return last;
+  }
+}
+
+async function errorFrom(res: Response): Promise<NgsciApiError> {
+  let body: unknown;
+  try {
+    body = await res.json();
+  } catch {
+    body = null;
+  }
+  if (isObject(body) && typeof body.code === 'string' && typeof body.message === 'string') {
+    const requestId = typeof body.requestId === 'string' ? body.requestId : null;
+    if (res.status === 404 && body.message.startsWith('no route for')) {
+      return new NgsciApiError(404, 'endpoint_missing', body.message, requestId);
+    }
+    return new NgsciApiError(res.status, body.code as ErrorCode, body.message, requestId);
+  }
+  // not the service's answer: the proxy's 503 while the service starts, a 502, an HTML page
+  if (res.status === 404) return new NgsciApiError(404, 'endpoint_missing', `the service has no ${res.url}`);
+  if (res.status >= 500 || res.status === 0) return new NgsciApiError(res.status, 'unreachable', `the service answered ${res.status}`);
+  return new NgsciApiError(res.status, 'bad_response', `the service answered ${res.status}`);
+}

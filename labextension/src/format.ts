@@ -1,0 +1,80 @@
+/**
+ * How money, durations and rates read in the sidebar. Money arrives as integer micro-dollars (µ$)
+ * and is only turned into text here, at the edge; nothing in the extension adds up floats.
+ */
+
+const MICROS_PER_DOLLAR = 1_000_000;
+
+/**
+ * `formatMicros(1_234_567)` → `$1.23`. Amounts under a dollar keep more precision so a cost that
+ * ticks by the second visibly moves: under $1 → 3 decimals (`$0.042`), under 1 ¢ → 4 (`$0.0016`).
+ * Rounds half away from zero on the integer, so it never shows `$-0.00`.
+ */
+export function formatMicros(micros: number, opts: { precise?: boolean } = {}): string {
+  if (!Number.isFinite(micros)) return '—';
+  const sign = micros < 0 ? '-' : '';
+  const abs = Math.abs(Math.round(micros));
+  let decimals = 2;
+  if (opts.precise !== false) {
+    if (abs > 0 && abs < 10_000) decimals = 4;
+    else if (abs > 0 && abs < MICROS_PER_DOLLAR) decimals = 3;
+  }
+  const unit = 10 ** (6 - decimals);
+  const scaled = Math.floor((abs + unit / 2) / unit); // integer count of the last shown digit
+  const whole = Math.floor(scaled / 10 ** decimals);
+  const frac = String(scaled % 10 ** decimals).padStart(decimals, '0');
+  if (scaled === 0) return '$0.00';
+  return `${sign}$${whole.toLocaleString('en-US')}.${frac}`;
+}
+
+/** A price per hour: `$0.526/h`. */
+export function formatRate(microsPerHour: number): string {
+  return `${formatMicros(microsPerHour)}/h`;
+}
+
+/** A signed difference: `+$12.40` / `-$3.10` / `±$0.00`. */
+export function formatDelta(micros: number): string {
+  if (Math.round(micros) === 0) return '±$0.00';
+  const text = formatMicros(Math.abs(micros), { precise: false });
+  return micros > 0 ? `+${text}` : `-${text}`;
+}
+
+/**
+ * An uptime or a remaining time: `42s`, `5m 07s`, `3h 04m`, `2d 3h`. Negative or missing → `—`.
+ */
+export function formatDuration(ms: number | null | undefined): string {
+  if (ms === null || ms === undefined || !Number.isFinite(ms) || ms < 0) return '—';
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m ${String(s % 60).padStart(2, '0')}s`;
+  const h = Math.floor(m / 60);
+  if (h < 48) return `${h}h ${String(m % 60).padStart(2, '0')}m`;
+  return `${Math.floor(h / 24)}d ${h % 24}h`;
+}
+
+/** Hours from seconds with one decimal: `1.5 h`. */
+export function formatHours(seconds: number): string {
+  return `${(Math.round(seconds / 360) / 10).toFixed(1)} h`;
+}
+
+/** A date-time in the reader's locale, short: `Nov 23, 14:05`. */
+export function formatWhen(iso: string | null | undefined, locale?: string): string {
+  if (!iso) return '—';
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return '—';
+  return d.toLocaleString(locale, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+}
+
+/** `2026-11` → `November 2026`. */
+export function formatMonth(month: string, locale?: string): string {
+  const m = /^(\d{4})-(\d{2})$/.exec(month);
+  if (!m) return month;
+  const d = new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, 1));
+  return d.toLocaleString(locale, { month: 'long', year: 'numeric', timeZone: 'UTC' });
+}
+
+/** A state as a person says it: `provisioning` → `Provisioning`. */
+export function formatState(state: string): string {
+  return state ? state[0]!.toUpperCase() + state.slice(1) : state;
+}
