@@ -1,0 +1,287 @@
+/**
+ * The state every ngsci panel shows, fetched through the API seam: who the user is, the catalog,
+ * the user's instances (this page's server first), usage, budget and statements. Panels ask for
+ * refreshes when they become visible and stop asking when hidden; the model itself never polls
+ * on its own, so a page nobody looks at costs the service nothing.
+ *
+ * DOM-free (Lumino signals only), so it is unit-tested with a fake `fetch`.
+ */
+import { Signal, type ISignal } from '@lumino/signaling';
+import {
+  NgsciApiError,
+  type Budget,
+  type Catalog,
+  type Instance,
+  type InstanceEvent,
+  type Me,
+  type NgsciApi,
+  type StatementSummary,
+  type Usage,
+} from './api';
+import { costOf, costSoFar, startOfDayUtc } from './projection';
+
+export type Section = 'instance' | 'usage' | 'billing';
+
+export interface ResizeProgress {
+  server: string;
+  fromInstanceId: string;
+  toSize: string;
+  /** the newest event of the stop-then-start */
+  last: InstanceEvent | null;
+  /** the new instance once it runs */
+  readyInstanceId: string | null;
+  failed: string | null;
+}
+
+const ACTIVE = new Set(['requested', 'provisioning', 'starting', 'running', 'stopping']);
+const STARTING = new Set(['requested', 'provisioning', 'starting']);
+
+export class NgsciModel {
+  readonly api: NgsciApi;
+  /** this page's server as the API names it */
+  readonly server: string;
+  readonly user: string;
+
+  me: Me | null = null;
+  catalog: Catalog | null = null;
+  instances: Instance[] = [];
+  usage: Usage | null = null;
+  /** what today has cost, as the ledger said at `todayAt` */
+  today: { micros: number; at: number } | null = null;
+  budget: Budget | null = null;
+  statements: StatementSummary[] | null = null;
+  /** the last error of each section, or null when its last refresh worked */
+  errors: Record<Section | 'me', NgsciApiError | null> = { me: null, instance: null, usage: null, billing: null };
+  /** the latest lifecycle event of a server that is starting, per server */
+  progress = new Map<string, InstanceEvent>();
+  resizing: ResizeProgress | null = null;
+
+  private readonly _changed = new Signal<this, Section | 'me'>(this);
+  private readonly _instanceEvent = new Signal<this, { server: string; event: InstanceEvent }>(this);
+  private followers = new Map<string, AbortController>();
+  private readonly now: () => number;
+
+  constructor(opts: { api: NgsciApi; server: string; user: string; now?: () => number }) {
+    this.api = opts.api;
+    this.server = opts.server;
+    this.user = opts.user;
+    this.now = opts.now ?? Date.now;
+  }
+
+  /** Emits the name of the part that changed. */
+  get changed(): ISignal<this, Section | 'me'> {
+    return this._changed;
+  }
+
+  /** Every lifecycle event the model follows (failed starts become notifications). */
+  get instanceEvent(): ISignal<this, { server: string; event: InstanceEvent }> {
+    return this._instanceEvent;
+  }
+
+  /** The newest instance of this page's server. */
+  get current(): Instance | null {
+    return this.latestOf(this.server);
+  }
+
+  latestOf(server: string): Instance | null {
+    return this.instances.find((i) => i.server === server) ?? null;
+  }
+
+  /** The user's other servers (newest instance of each), for start/stop from the sidebar. */
+  get otherServers(): Instance[] {
+    const seen = new Set([this.server]);
+    const out: Instance[] = [];
+    for (const i of this.instances) {
+      if (seen.has(i.server)) continue;
+      seen.add(i.server);
+      out.push(i);
+    }
+    return out;
+  }
+
+  /** Sizes the user may pick, as the catalog and the budget's allowed sizes say. */
+  get allowedSizes(): Catalog['sizes'] {
+    const allowed = this.budget?.limits.allowedSizes ?? null;
+    return (this.catalog?.sizes ?? []).filter((s) => !allowed || allowed.includes(s.id));
+  }
+
+  /** The price per hour of a size on this instance's cloud, or null when not offered there. */
+  rateOf(sizeId: string, cloud = this.current?.cloud ?? this.catalog?.defaultCloud, spot = this.current?.spot ?? false): number | null {
+    const size = this.catalog?.sizes.find((s) => s.id === sizeId);
+    const offer = size?.offers.find((o) => o.cloud === cloud && o.available) ?? size?.offers.find((o) => o.available);
+    if (!offer) return null;
+    const list = spot && offer.spotMicrosPerHour !== null ? offer.spotMicrosPerHour : offer.onDemandMicrosPerHour;
+    const ppm = this.me?.plan.multiplierPpm ?? 1_000_000;
+    return Math.round((list * ppm) / 1_000_000);
+  }
+
+  /** What the running instances of the user burn per hour (the budget's figure, else summed). */
+  get burnMicrosPerHour(): number {
+    if (this.budget) return this.budget.burnMicrosPerHour;
+    return this.instances.filter((i) => i.state === 'running').reduce((a, i) => a + i.ratePerHourMicros, 0);
+  }
+
+  /** Month-to-date spend, ticking between refreshes with the burn rate. */
+  monthToDate(now = this.now()): number | null {
+    if (!this.budget) return null;
+    return this.budget.spentMicros + costOf(now - this.budgetAt, this.budget.burnMicrosPerHour);
+  }
+
+  /**
+   * What today has cost so far: the ledger's figure plus what has run since it was read; without
+   * the usage endpoint, what this server's instance has cost today.
+   */
+  spentToday(now = this.now()): number {
+    const running = this.instances.filter((i) => i.state === 'running');
+    if (this.today) {
+      return this.today.micros + running.reduce((a, i) => a + costOf(now - Math.max(this.today!.at, Date.parse(i.readyAt ?? '')), i.ratePerHourMicros), 0);
+    }
+    const day = startOfDayUtc(now);
+    return running.reduce((a, i) => {
+      const from = Math.max(Date.parse(i.readyAt ?? ''), day);
+      return a + (Number.isFinite(from) ? costSoFar({ readyAt: new Date(from).toISOString(), ratePerHourMicros: i.ratePerHourMicros }, now) : 0);
+    }, 0);
+  }
+
+  private budgetAt = 0;
+
+  async refreshMe(): Promise<void> {
+    await this.guard('me', async () => {
+      this.me = await this.api.me();
+      if (!this.catalog) this.catalog = await this.api.catalog();
+    });
+  }
+
+  async refreshInstances(): Promise<void> {
+    await this.guard('instance', async () => {
+      if (!this.catalog) this.catalog = await this.api.catalog();
+      this.instances = await this.api.instances();
+      for (const i of this.instances) {
+        if (STARTING.has(i.state) && !this.followers.has(i.server)) void this.follow(i.server);
+      }
+    });
+  }
+
+  async refreshUsage(days = 30): Promise<void> {
+    const now = this.now();
+    await this.guard('usage', async () => {
+      const from = new Date(startOfDayUtc(now) - (days - 1) * 86_400_000).toISOString();
+      this.usage = await this.api.usage({ from, granularity: 'day' });
+      const today = startOfDayUtc(now);
+      const micros = this.usage.series.filter((p) => Date.parse(p.start) >= today).reduce((a, p) => a + p.amountMicros, 0);
+      this.today = { micros, at: now };
+    });
+  }
+
+  async refreshBilling(): Promise<void> {
+    await this.guard('billing', async () => {
+      const [budget, statements] = await Promise.allSettled([this.api.budget(), this.api.statements()]);
+      if (budget.status === 'fulfilled') {
+        this.budget = budget.value;
+        this.budgetAt = this.now();
+      }
+      this.statements = statements.status === 'fulfilled' ? statements.value : null;
+      if (budget.status === 'rejected') throw budget.reason;
+      if (statements.status === 'rejected') throw statements.reason;
+    });
+  }
+
+  async refresh(sections: Section[] = ['instance', 'usage', 'billing']): Promise<void> {
+    if (!this.me) await this.refreshMe();
+    await Promise.all(
+      sections.map((s) => (s === 'instance' ? this.refreshInstances() : s === 'usage' ? this.refreshUsage() : this.refreshBilling())),
+    );
+  }
+
+  private async guard(section: Section | 'me', fn: () => Promise<void>): Promise<void> {
+    try {
+      await fn();
+      this.errors[section] = null;
+    } catch (err) {
+      this.errors[section] =
+        err instanceof NgsciApiError ? err : new NgsciApiError(0, 'bad_response', (err as Error)?.message ?? String(err));
+    }
+    this._changed.emit(section);
+  }
+
+  /** Starts one of the user's servers at a size (the current size by default). */
+  async start(server: string, size: string): Promise<void> {
+    const inst = await this.api.launch({ server, size });
+    this.upsert(inst);
+    void this.follow(server);
+  }
+
+  async stop(server: string): Promise<Instance> {
+    const inst = await this.api.stop(server);
+    this.upsert(inst);
+    return inst;
+  }
+
+  /**
+   * Resizes a server: the service stops it and starts it at the new size (a new instance). The
+   * model follows the events until the new instance runs or fails; `resizing` says where it is.
+   */
+  async resize(server: string, size: string): Promise<void> {
+    const before = this.latestOf(server);
+    const inst = await this.api.resize(server, { size });
+    this.resizing = { server, fromInstanceId: before?.id ?? inst.id, toSize: size, last: null, readyInstanceId: null, failed: null };
+    this.upsert(inst);
+    this._changed.emit('instance');
+    void this.follow(server, { untilNewInstanceFrom: this.resizing.fromInstanceId });
+  }
+
+  private upsert(inst: Instance): void {
+    this.instances = [inst, ...this.instances.filter((i) => i.id !== inst.id)].sort(
+      (a, b) => Date.parse(b.createdAt) - Date.parse(a.createdAt),
+    );
+    this._changed.emit('instance');
+  }
+
+  /**
+   * Follows a server's event stream while something there is starting (or a resize is under way),
+   * reconnecting after breaks; stops when it runs, fails or stops.
+   */
+  async follow(server: string, opts: { untilNewInstanceFrom?: string } = {}): Promise<void> {
+    this.followers.get(server)?.abort();
+    const ctl = new AbortController();
+    this.followers.set(server, ctl);
+    let after: number | undefined;
+    let done = false;
+    const onEvent = (e: InstanceEvent) => {
+      this._instanceEvent.emit({ server, event: e });
+      const r = this.resizing;
+      const resizingHere = r && r.server === server;
+      if (resizingHere) r.last = e;
+      if (STARTING.has(e.state)) this.progress.set(server, e);
+      else this.progress.delete(server);
+      const fresh = !opts.untilNewInstanceFrom || e.instanceId !== opts.untilNewInstanceFrom;
+      if (fresh && (e.state === 'running' || e.state === 'failed' || (e.state === 'stopped' && !opts.untilNewInstanceFrom))) {
+        if (resizingHere && e.state === 'running') r.readyInstanceId = e.instanceId;
+        if (resizingHere && e.state === 'failed') r.failed = e.message || 'the new instance failed to start';
+        done = true;
+        ctl.abort();
+      }
+      this._changed.emit('instance');
+    };
+    for (let attempt = 0; !done && !ctl.signal.aborted && attempt < 600; attempt++) {
+      try {
+        after = await this.api.followEvents(server, onEvent, ctl.signal, after);
+      } catch (err) {
+        if ((err as Error)?.name === 'AbortError' || ctl.signal.aborted) break;
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+    if (this.followers.get(server) === ctl) this.followers.delete(server);
+    if (done) await this.refreshInstances();
+  }
+
+  isActive(i: Instance | null): boolean {
+    return !!i && ACTIVE.has(i.state);
+  }
+
+  dispose(): void {
+    for (const c of this.followers.values()) c.abort();
+    this.followers.clear();
+    Signal.clearData(this);
+  }
+}
