@@ -89,6 +89,11 @@ configure_hub(
     start_timeout=int(env.get("NGSCI_START_TIMEOUT", "120")),
 )
 c.NgsciSpawner.cmd = [str(venv_bin / "jupyterhub-singleuser")]
+# Local instances reach the service directly; cloud instances need the hub's public URL here.
+c.NgsciSpawner.public_api_url = env.get(
+    "NGSCI_PUBLIC_API_URL",
+    f"http://127.0.0.1:{env.get('NGSCI_SERVICE_PORT', '10101')}/services/ngsci/api/v1",
+)
 
 # The integration tests drive the hub through a service token of their own.
 test_token = env.get("NGSCI_TEST_ADMIN_TOKEN")

@@ -16,6 +16,9 @@ import { meRoutes } from './routes/me.js';
 import { catalogRoutes } from './routes/catalog.js';
 import { instanceRoutes } from './routes/instances.js';
 import { bridgeRoutes } from './routes/bridge.js';
+import { notificationRoutes } from './routes/notifications.js';
+import { auditRoutes } from './routes/audit.js';
+import { agentRoutes } from './routes/agent.js';
 import { bootstrapRoutes } from './routes/bootstrap.js';
 
 export type AppEnv = {
@@ -70,6 +73,9 @@ export function createApp(deps: AppDeps) {
   api.route('/api/v1', meRoutes(deps));
   api.route('/api/v1', catalogRoutes(deps));
   api.route('/api/v1', instanceRoutes(deps));
+  api.route('/api/v1', notificationRoutes(deps));
+  api.route('/api/v1', auditRoutes(deps));
+  api.route('/api/v1', agentRoutes(deps));
 
   api.doc31('/api/v1/openapi.json', {
     openapi: '3.1.0',

@@ -69,6 +69,21 @@ export const ConfigSchema = z.object({
   NGSCI_NOTIFY_TIMEOUT: seconds(10),
   NGSCI_WEBHOOK_ALLOW_PRIVATE: bool.default(false),
   NGSCI_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  // metering, budgets and idle culling (docs/configuration.md, docs/billing.md)
+  NGSCI_METER_ENABLED: bool.default(true),
+  NGSCI_METER_INTERVAL: seconds(15),
+  NGSCI_METER_ORPHAN_GRACE: z.coerce.number().min(0).default(120),
+  NGSCI_BUDGET_GRACE: z.coerce.number().min(0).default(300),
+  NGSCI_ACTIVITY_WINDOW: z.coerce.number().min(0).default(300),
+  NGSCI_HOME_GB: z.coerce.number().int().min(0).default(10),
+  NGSCI_HOME_GB_MONTH_MICROS: z.coerce.number().int().min(0).default(80_000),
+  NGSCI_HOME_ACCRUE_EVERY: seconds(300),
+  NGSCI_CULL_ENABLED: bool.default(true),
+  NGSCI_CULL_TIMEOUT: z.coerce.number().int().min(0).default(3600),
+  NGSCI_CULL_TIMEOUT_GPU: z.coerce.number().int().min(0).default(1800),
+  NGSCI_CULL_EVERY: seconds(600),
+  NGSCI_CULL_WARNING: z.coerce.number().int().min(0).default(300),
+  NGSCI_CULL_MAX_AGE: z.coerce.number().int().min(0).default(0),
   // cloud provisioning (NGSCI_PROVISIONER=terraform): NGSCI_TERRAFORM_*, NGSCI_AWS_*, NGSCI_GCP_*, NGSCI_AZURE_*
   ...TerraformSettingsSchema.partial().shape,
   /** how long a cloud machine's single-use bootstrap token stays valid, in seconds */

@@ -66,6 +66,9 @@ async function main(): Promise<void> {
     version,
   });
   await services.worker.start();
+  await services.metering.prices.refresh();
+  if (config.NGSCI_METER_ENABLED) services.metering.meter?.start();
+  services.health.start();
 
   const url = new URL(config.JUPYTERHUB_SERVICE_URL);
   const server = serve({ fetch: app.fetch, hostname: url.hostname, port: Number(url.port || 80) }, (info) =>
@@ -80,6 +83,8 @@ async function main(): Promise<void> {
     const force = setTimeout(() => process.exit(1), 30_000);
     force.unref();
     server.close();
+    services.health.stop();
+    await services.metering.meter?.close();
     await services.worker.close();
     if (config.NGSCI_LOCAL_STOP_ON_SHUTDOWN) {
       // a one-machine run (npm start): leave no process behind, and close each instance's billing now

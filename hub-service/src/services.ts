@@ -13,11 +13,13 @@ import { JobQueue } from './instances/jobs.js';
 import { Lifecycle } from './instances/lifecycle.js';
 import { InstanceStore } from './instances/store.js';
 import { Worker } from './instances/worker.js';
+import { HealthWatch } from './instances/health.js';
 import type { Provisioner } from './provisioners/types.js';
 import { BootstrapTokens } from './bootstrap/tokens.js';
 import type { Notifier } from './notify/types.js';
 import { ChannelNotifier } from './notify/notifier.js';
 import { NotificationStore } from './notify/store.js';
+import { createMeter, createMetering, type Metering } from './metering/index.js';
 
 export interface Services {
   config: Config;
@@ -28,8 +30,11 @@ export interface Services {
   queue: JobQueue;
   lifecycle: Lifecycle;
   worker: Worker;
+  health: HealthWatch;
   catalog: () => Catalog;
   notifier: Notifier;
+  /** usage ledger, prices with overrides, quotas and the meter loop (metering/) */
+  metering: Metering;
   /** single-use tokens cloud machines trade for their environment at boot (bootstrap/tokens.ts) */
   bootstrap: BootstrapTokens;
   /** the notifier itself, with its store and the seal for webhook URLs (routes/notifications.ts) */
@@ -49,6 +54,7 @@ export function createServices(opts: {
   const { config, database, hub, logger } = opts;
   const db = database.db;
   const catalog = buildCatalog({ clouds: enabledClouds(config), defaultCloud: config.NGSCI_DEFAULT_CLOUD });
+  const metering = createMetering({ config, database, hub, baseCatalog: () => catalog });
   const box = new SecretBox(config.NGSCI_SECRET_KEY ?? config.NGSCI_BRIDGE_SECRET);
   const store = new InstanceStore(db);
   const queue = new JobQueue(db);
@@ -58,7 +64,7 @@ export function createServices(opts: {
     queue,
     box,
     logger,
-    catalog: () => catalog,
+    catalog: metering.catalog,
     provisioners: opts.provisioners,
     jobTag: jobTagFor,
     heartbeatSeconds: config.NGSCI_JOB_HEARTBEAT,
@@ -71,9 +77,10 @@ export function createServices(opts: {
     hub,
     box,
     logger,
-    catalog: () => catalog,
+    catalog: metering.catalog,
     jobTag: jobTagFor,
     kick: () => worker.kick(),
+    quotaGuard: metering.quotas,
   });
   const notifications = new ChannelNotifier({
     store: new NotificationStore(db),
@@ -85,5 +92,7 @@ export function createServices(opts: {
   });
   const notifier: Notifier = notifications;
   const bootstrap = new BootstrapTokens({ db, box, logger, ttlSeconds: config.NGSCI_BOOTSTRAP_TTL });
-  return { config, database, hub, logger, store, queue, lifecycle, worker, catalog: () => catalog, bootstrap, notifier, notifications };
+  createMeter(metering, { config, database, hub, logger, store, lifecycle, notifier });
+  const health = new HealthWatch({ store, queue, logger, jobTag: jobTagFor, intervalSeconds: config.NGSCI_RUNNING_POLL_INTERVAL });
+  return { config, database, hub, logger, store, queue, lifecycle, worker, health, catalog: metering.catalog, metering, bootstrap, notifier, notifications };
 }

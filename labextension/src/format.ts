@@ -78,3 +78,14 @@ export function formatMonth(month: string, locale?: string): string {
 export function formatState(state: string): string {
   return state ? state[0]!.toUpperCase() + state.slice(1) : state;
 }
+
+/**
+ * Reads a dollar amount a person typed (`12`, `12.5`, `$1,200.00`) into integer micro-dollars
+ * without going through a float. Throws an Error whose message says what is accepted.
+ */
+export function parseDollars(text: string): number {
+  const t = text.trim().replace(/^\$/, '').replace(/,/g, '');
+  const m = /^(\d{1,9})(?:\.(\d{0,6}))?$/.exec(t);
+  if (!m) throw new Error(`'${text}' is not an amount in dollars (like 250 or 99.50)`);
+  return Number(m[1]) * 1_000_000 + Number((m[2] ?? '').padEnd(6, '0'));
+}

@@ -38,6 +38,12 @@ export interface LifecycleDeps {
   /** wakes the local worker so a new job starts at once */
   kick: () => void;
   sleep?: (ms: number) => Promise<void>;
+  /** quotas and budgets (metering/quotas.ts): throws a 403 naming the limit before anything starts */
+  quotaGuard?: QuotaGuard;
+}
+
+export interface QuotaGuard {
+  check(user: string, groups: readonly string[] | undefined, req: { size: string; replacing?: string }): Promise<void>;
 }
 
 const defaultSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -58,6 +64,7 @@ export class Lifecycle {
     if (current) {
       throw new ApiError(409, 'instance_busy', `server '${server}' is already ${current.state}; stop it first or resize it`);
     }
+    await this.d.quotaGuard?.check(user, undefined, { size: req.size });
     const options = spawnOptions(req);
     await this.d.hub.startServer(user, toHubServerName(server), options);
     return this.waitForRow(user, server);
@@ -87,6 +94,7 @@ export class Lifecycle {
       spot: req.spot ?? current.spot,
     };
     resolveOffer(this.d.catalog(), next);
+    await this.d.quotaGuard?.check(user, undefined, { size: next.size, replacing: current.id });
     await this.d.store.note(current.id, 0, `resizing from ${current.sizeId} to ${next.size}`);
     const hubName = toHubServerName(server);
     await this.d.hub.stopServer(user, hubName);
@@ -134,6 +142,8 @@ export class Lifecycle {
     }
     const { offer, size } = resolveOffer(this.d.catalog(), req.options);
     const spot = req.options.spot ?? false;
+    // a spawn from the hub's own form reaches the service only here, without launch()'s checks
+    await this.d.quotaGuard?.check(req.user, undefined, { size: size.id });
     const row = await this.d.store.create(
       {
         userName: req.user,

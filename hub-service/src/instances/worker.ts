@@ -162,6 +162,7 @@ export class Worker {
             errorMessage: 'the start was cancelled (the service shut down or the job was reaped)',
             stoppedAt: new Date(),
           });
+          await this.destroyAfterFailedStart(instance, provisioner);
         }
         throw err;
       }
@@ -172,6 +173,7 @@ export class Worker {
         stoppedAt: new Date(),
         exitCode: (e.details as { exitCode?: number } | undefined)?.exitCode ?? null,
       });
+      await this.destroyAfterFailedStart(instance, provisioner);
       throw e;
     } finally {
       await this.o.db.delete(instanceSecrets).where(eq(instanceSecrets.instanceId, instance.id));
@@ -185,7 +187,21 @@ export class Worker {
     }
     const fresh = (await this.o.store.get(instance.id)) ?? instance;
     await provisioner.stop(instance.id, fresh.providerRef ?? {}, this.context(instance.id, signal));
-    await this.o.store.transition(instance.id, 'stopped', 100, 'stopped', { stoppedAt: new Date() });
+    const stopped = await this.o.store.transition(instance.id, 'stopped', 100, 'stopped', { stoppedAt: new Date() });
+    // a failed instance stays failed; its history still says its machine is gone
+    if (!stopped) await this.o.store.note(instance.id, 100, 'machine removed');
+  }
+
+  /**
+   * A terraform start that fails or is interrupted leaves whatever it created, and its state, in
+   * place: a stop job (durable, reaped and retried like any job) destroys it, so nothing runs
+   * unbilled. Local starts clean up after themselves.
+   */
+  private async destroyAfterFailedStart(instance: InstanceRow, provisioner: Provisioner): Promise<void> {
+    if (provisioner.kind !== 'terraform' || (await this.o.queue.pending(instance.id, 'stop'))) return;
+    await this.o.queue.enqueue(instance.id, 'stop', this.o.jobTag(instance.cloud as Cloud));
+    await this.o.store.note(instance.id, 100, 'removing what the failed start created');
+    this.kick();
   }
 
   private async onExit(report: ExitReport): Promise<void> {

@@ -55,6 +55,7 @@ export async function harness(opts: { provisioners?: Map<string, Provisioner>; e
   const tokens = new Map<string, FakeUser>();
   const hubCalls: string[] = [];
   const prefix = config.JUPYTERHUB_SERVICE_PREFIX.replace(/\/$/, '');
+  // eslint-disable-next-line prefer-const -- the fake hub closes over it before it exists
   let app!: ReturnType<typeof createApp>;
 
   const bridge = (path: string, init: RequestInit = {}) =>

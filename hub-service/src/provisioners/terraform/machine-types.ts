@@ -23,7 +23,7 @@ export function machineForOffer(offer: Pick<Offer, 'cloud' | 'instanceType'>, si
   const [, machineType, accelerator] = attached;
   const count = size.gpu?.count ?? 0;
   for (const [key, info] of Object.entries(INSTANCE_TYPES)) {
-    if (info.cloud === 'gcp' && info.machineType === machineType && info.accelerator?.type === accelerator && info.accelerator.count === count) {
+    if (info.cloud === 'gcp' && info.machineType === machineType && info.accelerator?.type === accelerator && info.accelerator?.count === count) {
       return { key, info };
     }
   }

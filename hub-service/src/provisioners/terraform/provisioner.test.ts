@@ -47,7 +47,7 @@ function request(): ProvisionRequest {
     size,
     offer,
     spot: true,
-    env: { JUPYTERHUB_API_TOKEN: HUB_TOKEN, JUPYTERHUB_USER: 'alice' },
+    env: { JUPYTERHUB_API_TOKEN: HUB_TOKEN, JUPYTERHUB_USER: 'alice', JUPYTERHUB_SERVICE_URL: 'http://127.0.0.1:0/user/alice/' },
     baseUrl: '/user/alice/',
   };
 }
@@ -94,7 +94,10 @@ describe('TerraformProvisioner (terraform test double)', () => {
     const result = await p.start(req, c);
     assert.equal(result.targetUrl, 'http://10.0.3.17:8888/user/alice/');
     assert.deepEqual(probes, ['http://10.0.3.17:8888/user/alice/api']);
-    assert.deepEqual(issued, [{ instanceId: req.instanceId, env: req.env }]);
+    assert.deepEqual(issued, [
+      { instanceId: req.instanceId, env: { ...req.env, JUPYTERHUB_SERVICE_URL: 'http://0.0.0.0:8888/user/alice/' } },
+    ], "the machine's server binds the single-user port, not the hub's placeholder 127.0.0.1:0");
+    assert.deepEqual(await p.liveInstanceIds(), [req.instanceId], 'an applied workdir counts as live');
     const ps = events.map((e) => e.progress);
     assert.deepEqual(ps, [...ps].sort((a, b) => a - b));
     assert.equal(events.at(-1)?.state, 'starting');
@@ -111,6 +114,7 @@ describe('TerraformProvisioner (terraform test double)', () => {
     assert.equal(await p.adopt(req.instanceId, result.ref), true);
     await p.stop(req.instanceId, result.ref, ctx().ctx);
     assert.equal(await p.adopt(req.instanceId, result.ref), false, 'nothing left to adopt after stop');
+    assert.deepEqual(await p.liveInstanceIds(), [], 'a destroyed workdir is not live');
     await p.stop(req.instanceId, result.ref, ctx().ctx); // idempotent
     const homeState = JSON.parse(readFileSync(join(result.ref.homeWorkdir as string, 'terraform.tfstate'), 'utf8')) as { resources: unknown[] };
     assert.ok(homeState.resources.length > 0, 'stop leaves the home disk alone');

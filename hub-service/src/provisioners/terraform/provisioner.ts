@@ -7,12 +7,12 @@
  * has outputs. Every dependency that touches the outside (executor, token store, fetch, readiness
  * check, clock) is injected, so tests run it against a test double of terraform.
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ErrorCode } from '@ngsci/contract';
+import { ApiError } from '../../errors.js';
 import {
   homeStackKey,
-  INSTANCE_TYPES,
   synthHome,
   synthInstance,
   SYNTH_FILE,
@@ -24,17 +24,16 @@ import {
 import type { ExitReport, Provisioned, ProvisionContext, ProvisionRequest, Provisioner, ProviderRef } from '../types.js';
 import { TerraformError, TerraformExecutor, type ExecutorProgress, type RunOptions } from './executor.js';
 import type { TerraformSettings } from './settings.js';
+import { machineForOffer } from './machine-types.js';
 
-/** Same shape as the service's ApiError (status, code, safe message), so the API can answer with it as is. */
-export class TerraformProvisionError extends Error {
-  override readonly name = 'TerraformProvisionError';
-  constructor(
-    readonly status: 409 | 422 | 500 | 504,
-    readonly code: ErrorCode,
-    message: string,
-    readonly details?: unknown,
-  ) {
-    super(message);
+/** Written into an instance workdir once its stack is destroyed; removed before every apply. */
+export const DESTROYED_MARKER = '.ngsci-destroyed';
+
+/** An ApiError (status, code, safe message), so the worker records its code and the API can answer with it as is. */
+export class TerraformProvisionError extends ApiError {
+  constructor(status: 409 | 422 | 500 | 504, code: ErrorCode, message: string, details?: unknown) {
+    super(status, code, message, details);
+    this.name = 'TerraformProvisionError';
   }
 }
 
@@ -157,10 +156,11 @@ export class TerraformProvisioner implements Provisioner {
     const s = this.deps.settings;
     const home = this.homeOptions(req);
     const cloud = home.cloud as Cloud;
-    const type = INSTANCE_TYPES[req.offer.instanceType];
-    if (!type || type.cloud !== cloud) {
+    const machine = machineForOffer(req.offer, req.size);
+    if (!machine || machine.info.cloud !== cloud) {
       throw new TerraformProvisionError(422, 'size_unavailable', `${req.offer.instanceType} is not a known ${cloud} machine type`);
     }
+    const type = machine.info;
     if ((type.gpu?.count ?? 0) !== (req.size.gpu?.count ?? 0)) {
       throw new TerraformProvisionError(422, 'size_unavailable', `${req.offer.instanceType} does not have the GPUs size ${req.size.id} promises`);
     }
@@ -181,13 +181,17 @@ export class TerraformProvisioner implements Provisioner {
       const homeDiskId = homeOut.home_disk_id?.value;
       if (typeof homeDiskId !== 'string') throw new TerraformProvisionError(500, 'provision_failed', 'the home stack has no home_disk_id output');
 
-      const bootstrapToken = await this.deps.issueBootstrapToken(req.instanceId, req.env);
+      // the hub computed JUPYTERHUB_SERVICE_URL for a server it would run itself (127.0.0.1:0); on
+      // the machine the server binds to every interface on the single-user port, behind a firewall
+      // that admits only the hub, and the proxy reaches it at <address>:<port> (the target URL)
+      const env = { ...req.env, JUPYTERHUB_SERVICE_URL: `http://0.0.0.0:${s.singleuserPort}${req.baseUrl}` };
+      const bootstrapToken = await this.deps.issueBootstrapToken(req.instanceId, env);
       secrets.push(bootstrapToken);
       const place = s.placement[cloud];
       const options: InstanceOptions = {
         ...home,
         instanceId: req.instanceId,
-        instanceType: req.offer.instanceType,
+        instanceType: machine.key,
         gpu: type.gpu ? { model: type.gpu.model, count: type.gpu.count } : null,
         spot: req.spot,
         size: req.size.id,
@@ -204,6 +208,7 @@ export class TerraformProvisioner implements Provisioner {
         addressKind: s.addressKind,
       };
       synthInstance(options, instanceDir);
+      rmSync(join(instanceDir, DESTROYED_MARKER), { force: true });
       const out = await this.executor.up(instanceDir, { signal: ctx.signal, onProgress: report('provisioning', 15, 85), secrets });
       const address = out.address?.value;
       if (typeof address !== 'string' || !address) throw new TerraformProvisionError(500, 'provision_failed', 'the instance stack has no address output');
@@ -294,11 +299,25 @@ export class TerraformProvisioner implements Provisioner {
     };
     try {
       await this.executor.down(workdir, run);
+      writeFileSync(join(workdir, DESTROYED_MARKER), `${new Date().toISOString()}\n`);
     } catch (err) {
       throw this.translate(err, []);
     } finally {
       await reports;
     }
+  }
+
+  /**
+   * Instances whose workdir holds a configuration that may still have cloud resources: applied or
+   * half-applied, and not destroyed since. Reconciliation destroys those nobody uses.
+   */
+  async liveInstanceIds(): Promise<string[]> {
+    const root = join(this.deps.settings.workRoot, 'instances');
+    if (!existsSync(root)) return [];
+    return readdirSync(root, { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .filter((e) => existsSync(join(root, e.name, SYNTH_FILE)) && !existsSync(join(root, e.name, DESTROYED_MARKER)))
+      .map((e) => e.name);
   }
 
   async adopt(instanceId: string, ref: ProviderRef): Promise<boolean> {

@@ -1,0 +1,82 @@
+/**
+ * The base of the sidebar's sections: renders from the model when shown, re-renders on model
+ * changes only while visible, and runs a one-second tick (live cost, uptime) only while visible.
+ */
+import { Widget } from '@lumino/widgets';
+import type { Message } from '@lumino/messaging';
+import type { NgsciModel, Section } from '../model';
+
+export abstract class NgsciSection extends Widget {
+  private tickTimer: number | null = null;
+  private refreshTimer: number | null = null;
+
+  constructor(
+    protected readonly model: NgsciModel,
+    protected readonly section: Section,
+    opts: { label: string; refreshSeconds: () => number },
+  ) {
+    super();
+    this.addClass('jp-ngsci-section');
+    this.addClass(`jp-ngsci-section-${section}`);
+    this.title.label = opts.label;
+    this.refreshSeconds = opts.refreshSeconds;
+    this.node.setAttribute('aria-label', opts.label);
+    model.changed.connect((_, what) => {
+      if (this.isVisible && (what === this.section || what === 'me')) this.render();
+    }, this);
+  }
+
+  private readonly refreshSeconds: () => number;
+
+  /** Fills `this.node` from the model. */
+  protected abstract render(): void;
+
+  /** Updates the figures that move every second; cheap. */
+  protected tick(): void {}
+
+  protected override onBeforeShow(msg: Message): void {
+    super.onBeforeShow(msg);
+    this.render();
+    void this.model.refresh([this.section]);
+    this.startTimers();
+  }
+
+  protected override onAfterHide(msg: Message): void {
+    super.onAfterHide(msg);
+    this.stopTimers();
+  }
+
+  protected override onAfterAttach(msg: Message): void {
+    super.onAfterAttach(msg);
+    if (this.isVisible) {
+      this.render();
+      void this.model.refresh([this.section]);
+      this.startTimers();
+    }
+  }
+
+  protected override onBeforeDetach(msg: Message): void {
+    this.stopTimers();
+    super.onBeforeDetach(msg);
+  }
+
+  private startTimers(): void {
+    this.stopTimers();
+    this.tickTimer = window.setInterval(() => this.tick(), 1000);
+    const every = Math.max(5, this.refreshSeconds()) * 1000;
+    this.refreshTimer = window.setInterval(() => {
+      if (document.visibilityState === 'visible') void this.model.refresh([this.section]);
+    }, every);
+  }
+
+  private stopTimers(): void {
+    if (this.tickTimer !== null) window.clearInterval(this.tickTimer);
+    if (this.refreshTimer !== null) window.clearInterval(this.refreshTimer);
+    this.tickTimer = this.refreshTimer = null;
+  }
+
+  override dispose(): void {
+    this.stopTimers();
+    super.dispose();
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * The Usage section: the last 30 days of cost by size as a stacked bar chart (uPlot, coloured
+ * from JupyterLab's CSS variables so dark themes work), hours and cost per size, and GPU
+ * utilisation once the instance's agent reports it.
+ */
+import uPlot from 'uplot';
+import type { Message } from '@lumino/messaging';
+import { h, notice } from '../dom';
+import { formatHours, formatMicros } from '../format';
+import type { NgsciModel } from '../model';
+import { startOfDayUtc } from '../projection';
+import { stack, usageTable } from '../usage-series';
+import { NgsciSection } from './section';
+
+const DAYS = 30;
+const PALETTE = ['--jp-brand-color1', '--jp-accent-color1', '--jp-warn-color1', '--jp-success-color1', '--jp-error-color1', '--jp-brand-color3'];
+
+export class UsageSection extends NgsciSection {
+  private plot: uPlot | null = null;
+  private gpuText: string | null = null;
+  private gpuChecked = 0;
+
+  constructor(model: NgsciModel, refreshSeconds: () => number) {
+    super(model, 'usage', { label: 'Usage', refreshSeconds });
+  }
+
+  /** Re-colours the chart after a theme change. */
+  restyle(): void {
+    if (this.isVisible) this.render();
+  }
+
+  protected render(): void {
+    this.plot?.destroy();
+    this.plot = null;
+    const m = this.model;
+    const node = this.node;
+    node.replaceChildren();
+    const err = m.errors.usage;
+    if (err) {
+      node.append(notice(err.code === 'endpoint_missing' ? 'info' : 'error', err.code === 'endpoint_missing' ? 'Usage history is not available from this ngsci service yet.' : err.userMessage));
+    }
+    if (m.usage) {
+      const from = startOfDayUtc(Date.now()) - (DAYS - 1) * 86_400_000;
+      const t = usageTable(m.usage, from, DAYS);
+      node.append(h('p', { class: 'jp-ngsci-hint' }, `Last ${DAYS} days: ${formatMicros(m.usage.totalMicros, { precise: false })}`));
+      const chart = h('div', { class: 'jp-ngsci-chart', role: 'img', 'aria-label': `Cost per day by size over the last ${DAYS} days` });
+      node.append(chart);
+      if (t.sizes.length) this.draw(chart, t);
+      else chart.append(h('p', { class: 'jp-ngsci-hint' }, 'No usage in the last 30 days.'));
+      node.append(
+        h(
+          'table',
+          { class: 'jp-ngsci-table', 'aria-label': 'Usage by size' },
+          h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Size'), h('th', { scope: 'col' }, 'Hours'), h('th', { scope: 'col' }, 'Cost'))),
+          h('tbody', {}, ...t.totals.map((r) => h('tr', {}, h('td', {}, r.size), h('td', {}, formatHours(r.seconds)), h('td', {}, formatMicros(r.micros, { precise: false }))))),
+        ),
+      );
+    } else if (!err) node.append(notice('info', 'Loading…'));
+    node.append(h('h3', { class: 'jp-ngsci-subhead' }, 'GPU utilisation'), h('p', { class: 'jp-ngsci-hint jp-ngsci-gpu' }, this.gpuText ?? 'Shown here once the instance\'s agent reports it.'));
+  }
+
+  protected override onBeforeShow(msg: Message): void {
+    super.onBeforeShow(msg);
+    void this.refreshGpu();
+  }
+
+  private async refreshGpu(): Promise<void> {
+    const inst = this.model.current;
+    if (!inst || inst.state !== 'running' || Date.now() - this.gpuChecked < 30_000) return;
+    this.gpuChecked = Date.now();
+    try {
+      const samples = await this.model.api.gpuUtilisation(inst.server);
+      const last = samples[samples.length - 1];
+      if (last) {
+        const avg = Math.round(samples.reduce((a, s) => a + s.utilizationPercent, 0) / samples.length);
+        this.gpuText = `Now ${Math.round(last.utilizationPercent)}% · average ${avg}% over ${samples.length} samples`;
+      }
+    } catch {
+      this.gpuText = null; // no agent report (or no endpoint yet): keep the placeholder
+    }
+    if (this.isVisible) this.render();
+  }
+
+  private draw(el: HTMLElement, t: ReturnType<typeof usageTable>): void {
+    const css = getComputedStyle(this.node);
+    const v = (name: string, fallback: string) => css.getPropertyValue(name).trim() || fallback;
+    const fg = v('--jp-ui-font-color2', '#666');
+    const grid = v('--jp-border-color2', '#ddd');
+    const font = `10px ${v('--jp-ui-font-family', 'sans-serif')}`;
+    const stacked = stack(t.cost.map((r) => r.map((x) => x / 1_000_000)));
+    const bars = uPlot.paths.bars!({ size: [0.7, 24] });
+    // the tallest (cumulative) series first, so each lower one is drawn over it
+    const order = stacked.map((_, i) => i).reverse();
+    const width = Math.max(180, (this.node.clientWidth || 260) - 8);
+    this.plot = new uPlot(
+      {
+        width,
+        height: 140,
+        legend: { show: true, live: false },
+        cursor: { drag: { x: false, y: false }, points: { show: false } },
+        scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(max, 0.01) * 1.1] } },
+        axes: [
+          { stroke: fg, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid }, font, values: (_u, ticks) => ticks.map((s) => new Date(s * 1000).toLocaleDateString(undefined, { month: 'short', day: 'numeric' })) },
+          { stroke: fg, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid }, font, size: 44, values: (_u, ticks) => ticks.map((x) => `$${x.toFixed(x < 1 ? 2 : 0)}`) },
+        ],
+        series: [
+          {},
+          ...order.map((i) => {
+            const colour = v(PALETTE[i % PALETTE.length]!, '#1976d2');
+            return { label: t.sizes[i], stroke: colour, fill: colour, width: 0, paths: bars, points: { show: false }, value: (_u: uPlot, x: number | null) => (x === null ? '—' : `$${x.toFixed(2)}`) };
+          }),
+        ],
+      },
+      [t.days, ...order.map((i) => stacked[i]!)],
+      el,
+    );
+  }
+
+  override dispose(): void {
+    this.plot?.destroy();
+    super.dispose();
+  }
+}
