@@ -14,7 +14,9 @@ import { HubClient } from './hub.js';
 import { createLogger } from './logger.js';
 import { LocalProvisioner } from './provisioners/local.js';
 import type { Provisioner } from './provisioners/types.js';
-import { createServices } from './services.js';
+import { createServices, jobTagFor, type Services } from './services.js';
+import { TerraformProvisioner, terraformSettings } from './provisioners/terraform/index.js';
+import { Reconciler } from './reconcile/reconciler.js';
 
 const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -50,8 +52,28 @@ async function main(): Promise<void> {
     readyTimeoutSeconds: config.NGSCI_READY_TIMEOUT,
   });
   provisioners.set('local', local);
+  // cloud machines: one terraform provisioner serves the three cloud job tags
+  let services: Services | null = null;
+  if (config.NGSCI_PROVISIONER === 'terraform') {
+    const settings = terraformSettings(config as Parameters<typeof terraformSettings>[0], {
+      env: process.env,
+      dataDir: config.NGSCI_DATA_DIR,
+      databaseUrl: config.DATABASE_URL,
+    });
+    const terraform = new TerraformProvisioner({
+      settings,
+      issueBootstrapToken: (instanceId, env) => {
+        if (!services) throw new Error('the service is still starting');
+        return services.bootstrap.issue(instanceId, env);
+      },
+      watchIntervalMs: config.NGSCI_RUNNING_POLL_INTERVAL * 1000,
+      log: (e) => logger[e.level]({ instance: e.instanceId }, `terraform: ${e.message}`),
+    });
+    for (const cloud of ['aws', 'gcp', 'azure'] as const) provisioners.set(`cloud=${cloud}`, terraform);
+    logger.info({ binary: settings.binary, state: settings.backend, clouds: Object.keys(settings.placement) }, 'terraform provisioner ready');
+  }
 
-  const services = createServices({ config, database, hub, logger, provisioners });
+  services = createServices({ config, database, hub, logger, provisioners });
   const auth = new Authenticator({
     hub,
     accessScopes: accessScopes(config),
@@ -66,6 +88,20 @@ async function main(): Promise<void> {
     version,
   });
   await services.worker.start();
+  const reconciler = new Reconciler({
+    store: services.store,
+    queue: services.queue,
+    hub,
+    lifecycle: services.lifecycle,
+    logger,
+    provisioners,
+    jobTag: jobTagFor,
+    bootstrap: services.bootstrap,
+    graceSeconds: config.NGSCI_RECONCILE_GRACE,
+    intervalSeconds: config.NGSCI_RECONCILE_INTERVAL,
+    kick: () => services?.worker.kick(),
+  });
+  await reconciler.start();
   await services.metering.prices.refresh();
   if (config.NGSCI_METER_ENABLED) services.metering.meter?.start();
   services.health.start();
@@ -85,6 +121,7 @@ async function main(): Promise<void> {
     server.close();
     services.health.stop();
     await services.metering.meter?.close();
+    await reconciler.close();
     await services.worker.close();
     if (config.NGSCI_LOCAL_STOP_ON_SHUTDOWN) {
       // a one-machine run (npm start): leave no process behind, and close each instance's billing now

@@ -9,7 +9,7 @@
  * an older row collides with the row that already starts there. After a crash the next cycle
  * simply continues from whatever committed last, so no second is lost either.
  */
-import { sql } from 'drizzle-orm';
+import { sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { usageIntervals } from '../db/schema.js';
 import { intervalMicros, MINIMUM_SECONDS, HOUR, secondsSince, STORAGE_MONTH_SECONDS } from './money.js';
@@ -116,18 +116,22 @@ export function rowsFor(s: Stream, last: StreamEnd | null, now: Date, activeWind
 export class Ledger {
   constructor(private readonly db: Db) {}
 
+  private async all<T>(query: SQL): Promise<T[]> {
+    return resultRows<T>(await this.db.execute(query));
+  }
+
   /** The newest row of each stream. One index probe per stream (a lateral LIMIT 1). */
   async ends(keys: string[]): Promise<Map<string, StreamEnd>> {
     const out = new Map<string, StreamEnd>();
     if (!keys.length) return out;
-    const rows = await this.db.execute<{ key: string; ended_at: string | Date; billed_to: string | number; final: boolean }>(sql`
+    const rows = await this.all<{ key: string; ended_at: string | Date; billed_to: string | number; final: boolean }>(sql`
       select k.key, l.ended_at, l.billed_to, l.final
       from json_array_elements_text(${JSON.stringify(keys)}::json) as k(key)
       join lateral (
         select ended_at, billed_to, final from usage_intervals u
         where u.meter_key = k.key order by u.started_at desc limit 1
       ) l on true`);
-    for (const r of resultRows(rows)) {
+    for (const r of rows) {
       out.set(r.key, { endedAt: new Date(r.ended_at), billedTo: Number(r.billed_to), final: r.final });
     }
     return out;
@@ -156,37 +160,37 @@ export class Ledger {
 
   /** µ$ a user was billed for usage that started in [from, to). */
   async userSpend(user: string, from: Date, to: Date): Promise<number> {
-    const rows = await this.db.execute<{ s: string | number | null }>(sql`
+    const rows = await this.all<{ s: string | number | null }>(sql`
       select sum(amount_micros) as s from usage_intervals
       where user_name = ${user} and started_at >= ${from.toISOString()} and started_at < ${to.toISOString()}`);
-    return Number(resultRows(rows)[0]?.s ?? 0);
+    return Number(rows[0]?.s ?? 0);
   }
 
   async groupSpend(group: string, from: Date, to: Date): Promise<number> {
-    const rows = await this.db.execute<{ s: string | number | null }>(sql`
+    const rows = await this.all<{ s: string | number | null }>(sql`
       select sum(amount_micros) as s from usage_intervals
       where groups @> array[${group}]::text[] and started_at >= ${from.toISOString()} and started_at < ${to.toISOString()}`);
-    return Number(resultRows(rows)[0]?.s ?? 0);
+    return Number(rows[0]?.s ?? 0);
   }
 
   /** Every user's spend in [from, to), for the admin table. */
   async spendByUser(from: Date, to: Date): Promise<Map<string, number>> {
-    const rows = await this.db.execute<{ u: string; s: string | number }>(sql`
+    const rows = await this.all<{ u: string; s: string | number }>(sql`
       select user_name as u, sum(amount_micros) as s from usage_intervals
       where started_at >= ${from.toISOString()} and started_at < ${to.toISOString()} group by user_name`);
-    return new Map(resultRows(rows).map((r) => [r.u, Number(r.s)]));
+    return new Map(rows.map((r) => [r.u, Number(r.s)]));
   }
 
   async gpuSeconds(user: string, from: Date, to: Date): Promise<number> {
-    const rows = await this.db.execute<{ s: string | number | null }>(sql`
+    const rows = await this.all<{ s: string | number | null }>(sql`
       select sum(billed_to - billed_from) as s from usage_intervals
       where user_name = ${user} and size_class = 'gpu' and started_at >= ${from.toISOString()} and started_at < ${to.toISOString()}`);
-    return Number(resultRows(rows)[0]?.s ?? 0);
+    return Number(rows[0]?.s ?? 0);
   }
 
   /** Sums by time bucket and size: the usage chart. */
   async series(user: string, from: Date, to: Date, granularity: 'hour' | 'day' | 'month') {
-    const rows = await this.db.execute<{
+    const rows = await this.all<{
       bucket: string | Date; size: string; kind: string; seconds: string | number; active: string | number; idle: string | number; amount: string | number;
     }>(sql`
       select date_trunc(${granularity}, started_at at time zone 'UTC') as bucket, size_id as size, kind,
@@ -195,7 +199,7 @@ export class Ledger {
       from usage_intervals
       where user_name = ${user} and started_at >= ${from.toISOString()} and started_at < ${to.toISOString()}
       group by 1, 2, 3 order by 1, 2`);
-    return resultRows(rows).map((r) => ({
+    return rows.map((r) => ({
       start: utcBucket(r.bucket),
       size: r.kind === 'storage' ? 'home-volume' : r.size,
       seconds: Number(r.seconds),
@@ -207,7 +211,7 @@ export class Ledger {
 
   /** A month's statement lines: one per stream and price snapshot. */
   async statementLines(user: string, from: Date, to: Date) {
-    const rows = await this.db.execute<Record<string, string | number | boolean | Date | null>>(sql`
+    const rows = await this.all<Record<string, string | number | boolean | Date | null>>(sql`
       select kind, server_name, instance_id, size_id, cloud, region, spot, plan_id, multiplier_ppm,
         rate_micros, rate_period_seconds, min(started_at) as first, max(ended_at) as last,
         sum(billed_to - billed_from) as seconds, sum(amount_micros) as amount
@@ -215,7 +219,7 @@ export class Ledger {
       where user_name = ${user} and started_at >= ${from.toISOString()} and started_at < ${to.toISOString()}
       group by kind, meter_key, server_name, instance_id, size_id, cloud, region, spot, plan_id, multiplier_ppm, rate_micros, rate_period_seconds
       order by min(started_at), meter_key`);
-    return resultRows(rows).map((r) => ({
+    return rows.map((r) => ({
       kind: r.kind as 'compute' | 'storage',
       server: (r.server_name as string | null) ?? null,
       instanceId: (r.instance_id as string | null) ?? null,
@@ -238,11 +242,11 @@ export class Ledger {
 
   /** Months with any usage, newest first. */
   async months(user: string) {
-    const rows = await this.db.execute<{ m: string; s: string | number; secs: string | number }>(sql`
+    const rows = await this.all<{ m: string; s: string | number; secs: string | number }>(sql`
       select to_char(date_trunc('month', started_at at time zone 'UTC'), 'YYYY-MM') as m,
         sum(amount_micros) as s, sum(case when kind = 'compute' then billed_to - billed_from else 0 end) as secs
       from usage_intervals where user_name = ${user} group by 1 order by 1 desc`);
-    return resultRows(rows).map((r) => ({ month: r.m, totalMicros: Number(r.s), seconds: Number(r.secs) }));
+    return rows.map((r) => ({ month: r.m, totalMicros: Number(r.s), seconds: Number(r.secs) }));
   }
 
   /** Every compute row of one instance, oldest first (tests and audits). */

@@ -160,9 +160,9 @@ describe('notifications', () => {
     });
     hookStatus = 500;
     const res = await h.request('/api/v1/notify', { token, method: 'POST', body: JSON.stringify({ message: 'hello' }) });
-    hookStatus = 200;
     assert.equal(res.status, 202);
     await idle();
+    hookStatus = 200;
     const list = await body(await h.request('/api/v1/notifications', { token }));
     const id = (list.notifications as Array<{ id: number }>)[0]!.id;
     const deliveries = await h.services.notifications.store.deliveries(id);

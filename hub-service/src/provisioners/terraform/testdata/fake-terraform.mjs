@@ -12,6 +12,7 @@
  *   provider_error  apply fails half way with an error diagnostic; partial state is written
  *   hang            plan/apply/destroy print a little, then hang; the first SIGINT is ignored
  *   slow            lines arrive 150 ms apart; SIGINT stops gracefully, saving partial state
+ * FAKE_TERRAFORM_ADDRESS: the `address` output `output -json` reports (default: the recorded 10.0.3.17)
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -156,6 +157,8 @@ async function main() {
       const outputs = Object.fromEntries(
         Object.entries(state?.outputs ?? {}).map(([k, v]) => [k, { sensitive: false, type: v.type ?? 'string', value: v.value }]),
       );
+      // FAKE_TERRAFORM_ADDRESS: the machine's address, so a test can answer the readiness check itself
+      if (outputs.address && process.env.FAKE_TERRAFORM_ADDRESS) outputs.address.value = process.env.FAKE_TERRAFORM_ADDRESS;
       emit(JSON.stringify(outputs));
       return 0;
     }

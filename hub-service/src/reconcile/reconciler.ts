@@ -1,0 +1,210 @@
+/**
+ * Reconciliation: at start and every NGSCI_RECONCILE_INTERVAL, compares what the service believes
+ * with what JupyterHub and the provisioners have, and cleans up so nothing runs unbilled:
+ *   - an instance whose hub server is gone (deleted user, a server the hub forgot) is stopped once
+ *     it has been gone for NGSCI_RECONCILE_GRACE;
+ *   - an instance stuck in `stopping` with no stop job (its stop failed) gets a new stop job;
+ *   - a start that lost its job (no job queued or running) is failed and its machine destroyed;
+ *   - a terraform workdir that may still hold cloud resources (applied or half-applied, not
+ *     destroyed since) with no active instance is destroyed: through a stop job when the
+ *     instance row exists, directly when it does not;
+ *   - expired bootstrap tokens lose their sealed environment.
+ * The hub being unreachable never counts as "server gone": then this round stops nothing.
+ */
+import { ACTIVE_STATES, toHubServerName, type Cloud, type InstanceState } from '@ngsci/contract';
+import type { BootstrapTokens } from '../bootstrap/tokens.js';
+import type { HubClient, HubUserModel } from '../hub.js';
+import type { JobQueue } from '../instances/jobs.js';
+import type { Lifecycle } from '../instances/lifecycle.js';
+import type { InstanceRow, InstanceStore } from '../instances/store.js';
+import type { Logger } from '../logger.js';
+import type { Provisioner } from '../provisioners/types.js';
+
+/** A provisioner that can say which instances may still hold cloud resources (the terraform one). */
+export interface LeftoverSource {
+  liveInstanceIds(): Promise<string[]>;
+}
+
+const hasLeftovers = (p: Provisioner): p is Provisioner & LeftoverSource =>
+  typeof (p as Partial<LeftoverSource>).liveInstanceIds === 'function';
+
+export interface ReconcilerDeps {
+  store: InstanceStore;
+  queue: JobQueue;
+  hub: HubClient;
+  lifecycle: Pick<Lifecycle, 'bridgeStop'>;
+  logger: Logger;
+  /** provisioners by job tag */
+  provisioners: Map<string, Provisioner>;
+  jobTag: (cloud: Cloud) => string;
+  bootstrap?: Pick<BootstrapTokens, 'purgeExpired'>;
+  graceSeconds: number;
+  intervalSeconds: number;
+  /** wakes the worker after jobs were queued */
+  kick?: () => void;
+  now?: () => number;
+}
+
+export interface ReconcileReport {
+  /** instances stopped because their hub server was gone for the grace period */
+  orphansStopped: string[];
+  /** `stopping` instances that had no stop job and got one */
+  stopsRequeued: string[];
+  /** starts that had lost their job: failed, and their machine destroyed */
+  startsFailed: string[];
+  /** instances with leftover cloud resources that got a stop job */
+  leftoversQueued: string[];
+  /** workdirs without any instance row, destroyed directly */
+  strayWorkdirsDestroyed: string[];
+  expiredTokensPurged: number;
+  /** a step that could not run this round (hub unreachable...) */
+  skipped: string[];
+}
+
+const STARTING: InstanceState[] = ['requested', 'provisioning', 'starting'];
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export class Reconciler {
+  private readonly now: () => number;
+  /** instance id → when this process first saw its hub server gone */
+  private readonly missingSince = new Map<string, number>();
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<ReconcileReport> | null = null;
+
+  constructor(private readonly d: ReconcilerDeps) {
+    this.now = d.now ?? Date.now;
+  }
+
+  /** Runs once now, then every interval. */
+  async start(): Promise<void> {
+    await this.runOnce().catch((err: unknown) => this.d.logger.warn({ err }, 'reconciliation failed'));
+    this.timer = setInterval(() => {
+      void this.runOnce().catch((err: unknown) => this.d.logger.warn({ err }, 'reconciliation failed'));
+    }, this.d.intervalSeconds * 1000);
+    this.timer.unref?.();
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.running?.catch(() => undefined);
+  }
+
+  /** One round; rounds never overlap. */
+  runOnce(): Promise<ReconcileReport> {
+    this.running ??= this.round().finally(() => {
+      this.running = null;
+    });
+    return this.running;
+  }
+
+  private async round(): Promise<ReconcileReport> {
+    const report: ReconcileReport = {
+      orphansStopped: [],
+      stopsRequeued: [],
+      startsFailed: [],
+      leftoversQueued: [],
+      strayWorkdirsDestroyed: [],
+      expiredTokensPurged: 0,
+      skipped: [],
+    };
+    const active = await this.d.store.inStates([...ACTIVE_STATES]);
+    await this.orphans(active, report);
+    await this.stuck(active, report);
+    await this.leftovers(report);
+    if (this.d.bootstrap) report.expiredTokensPurged = await this.d.bootstrap.purgeExpired();
+    const acted = report.orphansStopped.length + report.stopsRequeued.length + report.startsFailed.length + report.leftoversQueued.length + report.strayWorkdirsDestroyed.length;
+    if (acted) {
+      this.d.logger.warn({ reconcile: { ...report, expiredTokensPurged: undefined } }, 'reconciliation cleaned up');
+      this.d.kick?.();
+    }
+    return report;
+  }
+
+  /** Instances whose hub server is gone: stopped after the grace period. */
+  private async orphans(active: InstanceRow[], report: ReconcileReport): Promise<void> {
+    const now = this.now();
+    const candidates = active.filter((r) => r.state !== 'stopping');
+    const seen = new Set(candidates.map((r) => r.id));
+    for (const id of this.missingSince.keys()) if (!seen.has(id)) this.missingSince.delete(id);
+    const users = new Map<string, HubUserModel | null>();
+    for (const row of candidates) {
+      let model = users.get(row.userName);
+      if (model === undefined) {
+        try {
+          model = await this.d.hub.getUser(row.userName);
+        } catch {
+          report.skipped.push('orphans: JupyterHub did not answer');
+          return; // unreachable is not "gone": stop nothing this round
+        }
+        users.set(row.userName, model);
+      }
+      const hubName = toHubServerName(row.serverName);
+      const present = !!model?.servers && Object.prototype.hasOwnProperty.call(model.servers, hubName);
+      if (present) {
+        this.missingSince.delete(row.id);
+        continue;
+      }
+      const since = this.missingSince.get(row.id) ?? now;
+      this.missingSince.set(row.id, since);
+      if (now - since < this.d.graceSeconds * 1000) continue;
+      await this.d.store.note(row.id, 0, `JupyterHub has no server '${row.serverName}' for ${row.userName} any more: stopping it`);
+      await this.d.lifecycle.bridgeStop(row.userName, hubName);
+      this.missingSince.delete(row.id);
+      report.orphansStopped.push(row.id);
+    }
+  }
+
+  /** Stops that lost their job, and starts that lost theirs. */
+  private async stuck(active: InstanceRow[], report: ReconcileReport): Promise<void> {
+    const now = this.now();
+    const old = (d: Date | null) => !!d && now - d.getTime() >= 60_000;
+    for (const row of active) {
+      const tag = this.d.jobTag(row.cloud as Cloud);
+      if (!this.d.provisioners.has(tag)) continue;
+      if (row.state === 'stopping') {
+        if (!old(row.stopRequestedAt ?? row.createdAt) || (await this.d.queue.pending(row.id, 'stop'))) continue;
+        await this.d.queue.enqueue(row.id, 'stop', tag);
+        await this.d.store.note(row.id, 0, 'stopping again: the previous stop did not finish');
+        report.stopsRequeued.push(row.id);
+      } else if (STARTING.includes(row.state as InstanceState)) {
+        if (now - row.createdAt.getTime() < this.d.graceSeconds * 1000 || (await this.d.queue.pending(row.id, 'start'))) continue;
+        const failed = await this.d.store.transition(row.id, 'failed', 100, 'start lost: no worker is provisioning it', {
+          errorCode: 'provision_failed',
+          errorMessage: 'the start was lost (no worker was provisioning it); start the server again',
+          stoppedAt: new Date(now),
+        });
+        if (failed && !(await this.d.queue.pending(row.id, 'stop'))) await this.d.queue.enqueue(row.id, 'stop', tag);
+        report.startsFailed.push(row.id);
+      }
+    }
+  }
+
+  /** Workdirs that may still hold cloud resources while no active instance uses them. */
+  private async leftovers(report: ReconcileReport): Promise<void> {
+    const done = new Set<Provisioner>();
+    for (const [tag, p] of this.d.provisioners) {
+      if (done.has(p) || !hasLeftovers(p)) continue;
+      done.add(p);
+      for (const id of await p.liveInstanceIds()) {
+        const row = UUID.test(id) ? await this.d.store.get(id) : null;
+        if (row && ACTIVE_STATES.includes(row.state as InstanceState)) continue;
+        if (row) {
+          if (await this.d.queue.pending(id, 'stop')) continue;
+          const rowTag = this.d.jobTag(row.cloud as Cloud);
+          await this.d.queue.enqueue(id, 'stop', this.d.provisioners.has(rowTag) ? rowTag : tag);
+          await this.d.store.note(id, 100, 'removing cloud resources left behind');
+          report.leftoversQueued.push(id);
+          continue;
+        }
+        // no instance row at all (a database restored from backup, a copied workdir): destroy it here
+        try {
+          await p.stop(id, {}, { report: async () => undefined, signal: AbortSignal.timeout(3_600_000) });
+          report.strayWorkdirsDestroyed.push(id);
+        } catch (err) {
+          this.d.logger.error({ instance: id, err: err instanceof Error ? err.message : String(err) }, 'could not destroy a stray terraform workdir');
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,50 @@
+/** A user's usage over time, by size: seconds and µ$ (the sidebar's usage chart). */
+import { createRoute, z } from '@hono/zod-openapi';
+import type { Context } from 'hono';
+import { Usage, UsageQuery } from '@ngsci/contract';
+import { newRouter, type AppDeps, type AppEnv } from '../app.js';
+import { ApiError } from '../errors.js';
+import { monthStart } from '../metering/money.js';
+import { errors, json } from './common.js';
+
+export const ForUser = z.object({
+  user: z.string().min(1).max(255).optional().meta({ description: 'admins only: another user' }),
+});
+
+/** The caller, or with `?user=` another user when the caller is an admin. */
+export function meteredSubject(c: Context<AppEnv>, requested: string | undefined): string {
+  const me = c.get('user');
+  if (!requested || requested === me.name) return me.name;
+  if (!me.admin) throw new ApiError(403, 'forbidden', "only admins may read another user's usage");
+  return requested;
+}
+
+const MAX_POINTS = 24 * 93;
+
+export function usageRoutes(deps: Pick<AppDeps, 'metering'>) {
+  const r = newRouter();
+  r.openapi(
+    createRoute({
+      method: 'get',
+      path: '/usage',
+      request: { query: UsageQuery.extend(ForUser.shape) },
+      responses: { 200: json(Usage, 'usage by time bucket and size'), ...errors(400, 401, 403) },
+    }),
+    async (c) => {
+      const q = c.req.valid('query');
+      const user = meteredSubject(c, q.user);
+      const now = new Date();
+      const from = q.from ? new Date(q.from) : monthStart(now);
+      const to = q.to ? new Date(q.to) : now;
+      if (!(from < to)) throw new ApiError(400, 'bad_request', '`from` must be before `to`');
+      const bucketHours = q.granularity === 'hour' ? 1 : q.granularity === 'day' ? 24 : 24 * 28;
+      if ((to.getTime() - from.getTime()) / 3_600_000 / bucketHours > MAX_POINTS) {
+        throw new ApiError(400, 'bad_request', `too many ${q.granularity} buckets; narrow from/to or use a coarser granularity`);
+      }
+      const series = await deps.metering.ledger.series(user, from, to, q.granularity);
+      const totalMicros = series.reduce((s, p) => s + p.amountMicros, 0);
+      return c.json({ user, from: from.toISOString(), to: to.toISOString(), granularity: q.granularity, series, totalMicros }, 200);
+    },
+  );
+  return r;
+}
