@@ -7,7 +7,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -75,6 +75,25 @@ export function setup({ log = console.log } = {}) {
     run(join(VENV, 'bin', 'pip'), ['install', '--quiet', '--disable-pip-version-check', '-r', join(ROOT, 'deploy', 'requirements.txt')]);
     stamp('venv', pyHash);
   }
+  setupLabextension({ log });
+}
+
+/** Builds the JupyterLab extension when its sources changed and installs its wheel into the venv. */
+function setupLabextension({ log }) {
+  const dir = join(ROOT, 'labextension');
+  if (!existsSync(join(dir, 'package.json'))) return;
+  const walk = (d) =>
+    readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(d, e.name)) : [join(d, e.name)]));
+  const inputs = ['src', 'style', 'schema', 'scripts'].flatMap((d) => (existsSync(join(dir, d)) ? walk(join(dir, d)) : []));
+  inputs.push(join(dir, 'package.json'), join(dir, 'pyproject.toml'), join(dir, 'install.json'), join(ROOT, 'package-lock.json'));
+  const hash = hashFiles(inputs.sort());
+  const built = join(dir, 'ngsci_labextension', 'labextension', 'package.json');
+  const installed = join(VENV, 'share', 'jupyter', 'labextensions', 'ngsci-labextension', 'package.json');
+  if (stamped('labextension', hash) && existsSync(built) && existsSync(installed)) return;
+  log('ngsci: building the JupyterLab extension');
+  run('npm', ['run', 'build', '-w', 'labextension'], { quiet: true });
+  run(join(VENV, 'bin', 'pip'), ['install', '--quiet', '--disable-pip-version-check', '--no-deps', '--force-reinstall', dir], { quiet: true });
+  stamp('labextension', hash);
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

@@ -27,6 +27,7 @@ export const ErrorCode = z
     'cancelled',
     'invalid_webhook_url',
     'invalid_preferences',
+    'already_exists',
     'internal',
   ])
   .meta({ id: 'ErrorCode' });

@@ -16,6 +16,11 @@ import { meRoutes } from './routes/me.js';
 import { catalogRoutes } from './routes/catalog.js';
 import { instanceRoutes } from './routes/instances.js';
 import { bridgeRoutes } from './routes/bridge.js';
+import { usageRoutes } from './routes/usage.js';
+import { billingRoutes } from './routes/billing.js';
+import { budgetRoutes } from './routes/budget.js';
+import { estimateRoutes } from './routes/estimate.js';
+import { adminRoutes } from './routes/admin.js';
 import { notificationRoutes } from './routes/notifications.js';
 import { auditRoutes } from './routes/audit.js';
 import { agentRoutes } from './routes/agent.js';
@@ -76,6 +81,11 @@ export function createApp(deps: AppDeps) {
   api.route('/api/v1', notificationRoutes(deps));
   api.route('/api/v1', auditRoutes(deps));
   api.route('/api/v1', agentRoutes(deps));
+  api.route('/api/v1', usageRoutes(deps));
+  api.route('/api/v1', billingRoutes(deps));
+  api.route('/api/v1', budgetRoutes(deps));
+  api.route('/api/v1', estimateRoutes(deps));
+  api.route('/api/v1/admin', adminRoutes(deps));
 
   api.doc31('/api/v1/openapi.json', {
     openapi: '3.1.0',

@@ -236,7 +236,9 @@ export class NgsciApi {
     stop: (user: string, server: string) =>
       this.request('POST', `/admin/instances/${encodeURIComponent(user)}/${encodeURIComponent(server)}/stop`, isObject),
     quotas: () => this.request('GET', '/admin/quotas', isArrayField<{ quotas: Quota[] }>('quotas')).then((r) => r.quotas),
-    putQuota: (q: QuotaInput) => this.request('PUT', '/admin/quotas', isObject, q),
+    /** creates a quota, or replaces quota `id` */
+    putQuota: (q: QuotaInput, id?: number) =>
+      id === undefined ? this.request('POST', '/admin/quotas', isObject, q) : this.request('PUT', `/admin/quotas/${id}`, isObject, q),
     plans: () => this.request('GET', '/admin/plans', isArrayField<{ plans: Plan[] }>('plans')).then((r) => r.plans),
     overrides: () =>
       this.request('GET', '/admin/price-overrides', isArrayField<{ overrides: PriceOverride[] }>('overrides')).then((r) => r.overrides),

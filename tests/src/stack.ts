@@ -35,7 +35,9 @@ export interface Stack extends StackInfo {
   /** a new token of a user, with the given scopes (default: everything the user may do) */
   userToken(user: string, scopes?: string[]): Promise<string>;
   pidOf(instanceId: string): number | null;
-  stop(): Promise<void>;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+  /** pid of the start script (the `npm start` process) */
+  pid: number;
   logTail(lines?: number): string;
 }
 
@@ -109,9 +111,10 @@ export async function startStack(opts: { database: 'postgres' | 'pglite'; env?: 
       const f = join(dataDir, 'run', `${instanceId}.pid`);
       return existsSync(f) ? Number(readFileSync(f, 'utf8')) : null;
     },
-    async stop() {
+    pid: child.pid!,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (child.exitCode === null) {
-        child.kill('SIGTERM');
+        child.kill(signal);
         await new Promise((r) => child.once('exit', r));
       }
       await pg?.drop().catch(() => {});

@@ -21,7 +21,9 @@ import { fileURLToPath } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 const cwd = process.cwd();
 const argv = process.argv.slice(2);
-const scenario = process.env.FAKE_TERRAFORM_SCENARIO ?? 'success';
+// FAKE_TERRAFORM_SCENARIO_FILE (when the file exists) wins, so a test can switch scenarios between runs
+const scenarioFile = process.env.FAKE_TERRAFORM_SCENARIO_FILE;
+const scenario = (scenarioFile && existsSync(scenarioFile) ? readFileSync(scenarioFile, 'utf8').trim() : '') || process.env.FAKE_TERRAFORM_SCENARIO || 'success';
 const callLog = join(cwd, 'fake-terraform.calls.jsonl');
 const command = argv[0] ?? '';
 

@@ -1,0 +1,356 @@
+/** The researcher's verbs: status, launch, stop, resize, usage, budget, catalog, notify, estimate. */
+import { readFileSync } from 'node:fs';
+import type { Budget, Catalog, Estimate, Instance, InstanceList, Me, NotificationList, NotificationPreferences, Usage } from '@ngsci/contract';
+import { EstimateScenario } from '@ngsci/contract';
+import { parse, str } from '../args.js';
+import type { ApiClient } from '../client.js';
+import { CliError, EXIT, UsageError } from '../errors.js';
+import { block, table, type Io } from '../output.js';
+import { dollars, duration, parseDuration, parseServer, parseSize } from '../parse.js';
+import { waitForInstance } from '../progress.js';
+
+export interface Ctx {
+  io: Io;
+  api: () => ApiClient;
+  json: boolean;
+  quiet: boolean;
+}
+
+const print = (ctx: Ctx, data: unknown, human: () => string) => ctx.io.out(`${ctx.json ? JSON.stringify(data, null, 2) : human()}\n`);
+
+export const instanceRows = (list: Instance[], withUser = false) =>
+  table(
+    [...(withUser ? ['user'] : []), 'server', 'size', 'cloud', 'state', 'rate/h', 'since', 'error'],
+    list.map((i) => [
+      ...(withUser ? [i.user] : []),
+      i.server,
+      i.size,
+      `${i.cloud}${i.spot ? ' (spot)' : ''}`,
+      i.state,
+      dollars(i.ratePerHourMicros),
+      (i.readyAt ?? i.createdAt).slice(0, 16).replace('T', ' '),
+      i.errorCode,
+    ]),
+  );
+
+export async function status(ctx: Ctx, args: string[]): Promise<number> {
+  const p = parse('status', args, { all: { type: 'boolean', default: false } }, { min: 0, max: 1, names: 'SERVER' });
+  if (p.values.help) return help(ctx, HELP.status);
+  const api = ctx.api();
+  if (p.positionals[0]) {
+    const inst = await api.get<Instance>(`/instances/${parseServer(p.positionals[0])}`);
+    print(ctx, inst, () =>
+      block([
+        ['server', inst.server],
+        ['state', inst.state],
+        ['size', inst.size],
+        ['cloud', `${inst.cloud} ${inst.region}${inst.spot ? ' (spot)' : ''}`],
+        ['rate', `${dollars(inst.ratePerHourMicros)}/h`],
+        ['started', inst.readyAt ?? inst.createdAt],
+        ['url', inst.url],
+        ['error', inst.errorCode ? `${inst.errorCode}: ${inst.errorMessage ?? ''}` : null],
+      ]),
+    );
+    return EXIT.ok;
+  }
+  const [me, list] = await Promise.all([api.get<Me>('/me'), api.get<InstanceList>(`/instances${p.values.all ? '?all=true' : ''}`)]);
+  print(ctx, { me, instances: list.instances }, () => {
+    const head = `${me.name}${me.admin ? ' (admin)' : ''} · plan ${me.plan.label}`;
+    return list.instances.length ? `${head}\n\n${instanceRows(list.instances)}` : `${head}\n\nno running instances (ngsci launch SIZE starts one)`;
+  });
+  return EXIT.ok;
+}
+
+export async function launch(ctx: Ctx, args: string[]): Promise<number> {
+  const p = parse(
+    'launch',
+    args,
+    {
+      server: { type: 'string', short: 's' },
+      cloud: { type: 'string' },
+      region: { type: 'string' },
+      spot: { type: 'boolean', default: false },
+      'no-wait': { type: 'boolean', default: false },
+      timeout: { type: 'string' },
+    },
+    { min: 1, max: 1, names: 'SIZE' },
+  );
+  if (p.values.help) return help(ctx, HELP.launch);
+  const size = parseSize(p.positionals[0]!);
+  const server = parseServer(str(p.values.server) ?? 'default');
+  const cloud = str(p.values.cloud);
+  if (cloud && !['local', 'aws', 'gcp', 'azure'].includes(cloud)) throw new UsageError(`--cloud must be local, aws, gcp or azure, not '${cloud}'`);
+  const timeout = p.values.timeout ? parseDuration(str(p.values.timeout)!, '--timeout') : 900;
+  const api = ctx.api();
+  const inst = await api.post<Instance>('/instances', {
+    server,
+    size,
+    ...(cloud ? { cloud } : {}),
+    ...(p.values.region ? { region: str(p.values.region) } : {}),
+    spot: Boolean(p.values.spot),
+  });
+  if (p.values['no-wait']) {
+    print(ctx, inst, () => `launching ${size} as server '${server}' (${inst.state}); follow it with: ngsci status ${server}`);
+    return EXIT.ok;
+  }
+  const running = await waitForInstance(api, ctx.io, { server, instanceId: inst.id, mode: 'launch', quiet: ctx.quiet || ctx.json, timeoutSeconds: timeout });
+  print(ctx, running, () => `server '${server}' is running on ${running.size} at ${dollars(running.ratePerHourMicros)}/h: ${running.url ?? ''}`);
+  return EXIT.ok;
+}
+
+export async function stop(ctx: Ctx, args: string[]): Promise<number> {
+  const p = parse('stop', args, { in: { type: 'string' }, 'no-wait': { type: 'boolean', default: false } }, { min: 0, max: 1, names: 'SERVER' });
+  if (p.values.help) return help(ctx, HELP.stop);
+  const server = parseServer(p.positionals[0] ?? 'default');
+  const delay = p.values.in ? parseDuration(str(p.values.in)!, '--in') : 0;
+  const api = ctx.api();
+  if (delay) {
+    await api.get<Instance>(`/instances/${server}`); // fail now, not in ten minutes, if there is no such server
+    if (!ctx.quiet && !ctx.json) ctx.io.err(`stopping server '${server}' in ${duration(delay)} (Ctrl-C cancels)\n`);
+    await ctx.io.sleep(delay * 1000);
+  }
+  const inst = await api.post<Instance>(`/instances/${server}/stop`);
+  if (p.values['no-wait']) {
+    print(ctx, inst, () => `server '${server}' is stopping`);
+    return EXIT.ok;
+  }
+  let now = inst;
+  for (let i = 0; i < 300 && now.state !== 'stopped' && now.state !== 'failed'; i++) {
+    await ctx.io.sleep(1000);
+    now = await api.get<Instance>(`/instances/${server}`);
+  }
+  print(ctx, now, () => `server '${server}' is ${now.state}`);
+  return now.state === 'stopped' ? EXIT.ok : EXIT.failed;
+}
+
+export async function resize(ctx: Ctx, args: string[]): Promise<number> {
+  const p = parse(
+    'resize',
+    args,
+    { server: { type: 'string', short: 's' }, 'no-wait': { type: 'boolean', default: false }, timeout: { type: 'string' } },
+    { min: 1, max: 1, names: 'SIZE' },
+  );
+  if (p.values.help) return help(ctx, HELP.resize);
+  const size = parseSize(p.positionals[0]!);
+  const server = parseServer(str(p.values.server) ?? 'default');
+  const timeout = p.values.timeout ? parseDuration(str(p.values.timeout)!, '--timeout') : 900;
+  const api = ctx.api();
+  const old = await api.post<Instance>(`/instances/${server}/resize`, { size });
+  if (p.values['no-wait']) {
+    print(ctx, old, () => `resizing server '${server}' from ${old.size} to ${size}`);
+    return EXIT.ok;
+  }
+  const running = await waitForInstance(api, ctx.io, { server, instanceId: old.id, mode: 'resize', quiet: ctx.quiet || ctx.json, timeoutSeconds: timeout });
+  print(ctx, running, () => `server '${server}' now runs on ${running.size} at ${dollars(running.ratePerHourMicros)}/h`);
+  return EXIT.ok;
+}
+
+export async function usage(ctx: Ctx, args: string[]): Promise<number> {
+  const p = parse('usage', args, { from: { type: 'string' }, to: { type: 'string' }, granularity: { type: 'string' } }, { min: 0, max: 0, names: '' });
+  if (p.values.help) return help(ctx, HELP.usage);
+  const q = new URLSearchParams();
+  for (const k of ['from', 'to'] as const) {
+    const v = str(p.values[k]);
+    if (v) {
+      if (Number.isNaN(Date.parse(v))) throw new UsageError(`--${k} must be a date such as 2026-11-01 or 2026-11-01T00:00:00Z, not '${v}'`);
+      q.set(k, new Date(v).toISOString());
+    }
+  }
+  const g = str(p.values.granularity);
+  if (g) {
+    if (!['hour', 'day', 'month'].includes(g)) throw new UsageError(`--granularity must be hour, day or month, not '${g}'`);
+    q.set('granularity', g);
+  }
+  const u = await ctx.api().get<Usage>(`/usage${q.size ? `?${q}` : ''}`);
+  print(ctx, u, () =>
+    [
+      `usage of ${u.user}, ${u.from.slice(0, 10)} to ${u.to.slice(0, 10)}: ${dollars(u.totalMicros)}`,
+      '',
+      table(
+        ['start', 'size', 'time', 'active', 'idle', 'cost'],
+        u.series.map((s) => [s.start.slice(0, g === 'hour' ? 16 : 10).replace('T', ' '), s.size, duration(s.seconds), duration(s.activeSeconds), duration(s.idleSeconds), dollars(s.amountMicros)]),
+      ),
+    ].join('\n'),
+  );
+  return EXIT.ok;
+}
+
+export async function budget(ctx: Ctx, args: string[]): Promise<number> {
+  const p = parse('budget', args, {}, { min: 0, max: 0, names: '' });
+  if (p.values.help) return help(ctx, HELP.budget);
+  const b = await ctx.api().get<Budget>('/budget');
+  print(ctx, b, () =>
+    [
+      block([
+        ['month', b.month],
+        ['spent', dollars(b.spentMicros)],
+        ['burn rate', `${dollars(b.burnMicrosPerHour)}/h`],
+        ['runs out', b.exhaustedAt ? b.exhaustedAt.slice(0, 16).replace('T', ' ') : 'not this month'],
+        ['GPU hours', `${b.gpuHoursUsed.toFixed(1)}${b.gpuHoursLimit !== null ? ` of ${b.gpuHoursLimit}` : ''}`],
+      ]),
+      '',
+      b.budgets.length
+        ? table(
+            ['budget', 'limit', 'spent', 'used', 'hard stop'],
+            b.budgets.map((s) => [`${s.kind}${s.name ? ` ${s.name}` : ''}`, dollars(s.budgetMicros), dollars(s.spentMicros), `${s.percent}%`, s.hardStop ? 'yes' : 'no']),
+          )
+        : 'no budget applies to you',
+    ].join('\n'),
+  );
+  return EXIT.ok;
+}
+
+export async function catalog(ctx: Ctx, args: string[]): Promise<number> {
+  const p = parse('catalog', args, { cloud: { type: 'string' } }, { min: 0, max: 0, names: '' });
+  if (p.values.help) return help(ctx, HELP.catalog);
+  const c = await ctx.api().get<Catalog>('/catalog');
+  const cloud = str(p.values.cloud) ?? c.defaultCloud;
+  print(ctx, c, () =>
+    `prices as of ${c.asOf} (${cloud})\n\n` +
+    table(
+      ['size', 'label', 'vcpu', 'memory', 'gpu', 'on demand/h', 'spot/h'],
+      c.sizes.flatMap((s) => {
+        const o = s.offers.find((x) => x.cloud === cloud && x.available);
+        return o ? [[s.id, s.label, s.vcpu, `${s.memoryGiB} GiB`, s.gpu ? `${s.gpu.count}× ${s.gpu.model}` : null, dollars(o.onDemandMicrosPerHour), o.spotMicrosPerHour === null ? null : dollars(o.spotMicrosPerHour)]] : [];
+      }),
+    ),
+  );
+  return EXIT.ok;
+}
+
+export async function notify(ctx: Ctx, args: string[]): Promise<number> {
+  const p = parse(
+    'notify',
+    args,
+    { title: { type: 'string' }, level: { type: 'string' }, server: { type: 'string' } },
+    { min: 1, max: 1, names: 'MESSAGE (quote it)' },
+  );
+  if (p.values.help) return help(ctx, HELP.notify);
+  const level = str(p.values.level) ?? 'info';
+  if (!['info', 'warning', 'error'].includes(level)) throw new UsageError(`--level must be info, warning or error, not '${level}'`);
+  const message = p.positionals[0]!;
+  if (!message.trim()) throw new UsageError('notify: the message is empty');
+  const server = str(p.values.server) ?? ctx.io.env.JUPYTERHUB_SERVER_NAME ?? undefined;
+  const sent = await ctx.api().post<{ title: string }>('/notify', {
+    message,
+    level,
+    ...(p.values.title ? { title: str(p.values.title) } : {}),
+    ...(server ? { server } : {}),
+  });
+  print(ctx, sent, () => 'sent');
+  return EXIT.ok;
+}
+
+export async function notifications(ctx: Ctx, args: string[]): Promise<number> {
+  const p = parse('notifications', args, { after: { type: 'string' }, unread: { type: 'boolean', default: false }, ack: { type: 'boolean', default: false } }, { min: 0, max: 0, names: '' });
+  if (p.values.help) return help(ctx, HELP.notifications);
+  const after = str(p.values.after) ?? '0';
+  if (!/^\d+$/.test(after)) throw new UsageError(`--after must be a notice id, not '${after}'`);
+  const api = ctx.api();
+  const list = await api.get<NotificationList>(`/notifications?after=${after}${p.values.unread ? '&unacknowledged=true' : ''}`);
+  if (p.values.ack && list.notifications.length) await api.post('/notifications/ack', { upTo: list.lastId });
+  print(ctx, list, () =>
+    list.notifications.length
+      ? table(['id', 'time', 'kind', 'level', 'title', 'message'], list.notifications.map((n) => [n.id, n.createdAt.slice(0, 16).replace('T', ' '), n.kind, n.level, n.title, n.body.slice(0, 80)]))
+      : 'no notices',
+  );
+  return EXIT.ok;
+}
+
+export async function preferences(ctx: Ctx, args: string[]): Promise<number> {
+  const p = parse(
+    'preferences',
+    args,
+    { email: { type: 'string' }, webhook: { type: 'string' }, channels: { type: 'string', multiple: true } },
+    { min: 0, max: 0, names: '' },
+  );
+  if (p.values.help) return help(ctx, HELP.preferences);
+  const body: Record<string, unknown> = {};
+  const email = str(p.values.email);
+  if (email !== undefined) body.email = email === 'none' ? null : email;
+  const hook = str(p.values.webhook);
+  if (hook !== undefined) body.webhookUrl = hook === 'none' ? null : hook;
+  const ch = p.values.channels as string[] | undefined;
+  if (ch) {
+    const channels: Record<string, string[]> = {};
+    for (const spec of ch) {
+      const m = /^(budget|idle_stop|failure|spot|message)=((?:jupyterlab|email|webhook)(?:,(?:jupyterlab|email|webhook))*)?$/.exec(spec);
+      if (!m) throw new UsageError(`--channels takes KIND=CHANNEL[,CHANNEL] with KIND budget|idle_stop|failure|spot|message and CHANNEL jupyterlab|email|webhook, not '${spec}'`);
+      channels[m[1]!] = m[2] ? m[2].split(',') : [];
+    }
+    body.channels = channels;
+  }
+  const api = ctx.api();
+  const prefs = Object.keys(body).length
+    ? await api.put<NotificationPreferences>('/notifications/preferences', body)
+    : await api.get<NotificationPreferences>('/notifications/preferences');
+  print(ctx, prefs, () =>
+    [
+      block([
+        ['email', prefs.email],
+        ['webhook', prefs.webhook.configured ? `set (${prefs.webhook.host})` : null],
+      ]),
+      '',
+      table(['kind', 'channels'], Object.entries(prefs.channels).map(([k, v]) => [k, v.join(', ') || '(none)'])),
+    ].join('\n'),
+  );
+  return EXIT.ok;
+}
+
+export async function estimate(ctx: Ctx, args: string[]): Promise<number> {
+  const p = parse('estimate', args, {}, { min: 1, max: 1, names: 'SCENARIO.json' });
+  if (p.values.help) return help(ctx, HELP.estimate);
+  const file = p.positionals[0]!;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(file === '-' ? readFileSync(0, 'utf8') : readFileSync(file, 'utf8'));
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new UsageError(e.code === 'ENOENT' ? `estimate: no file ${file}` : `estimate: ${file} is not valid JSON (${e.message})`);
+  }
+  const checked = EstimateScenario.safeParse(raw);
+  if (!checked.success) {
+    const first = checked.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`);
+    throw new CliError(EXIT.usage, 'invalid_scenario', `estimate: ${file} is not a valid scenario: ${first.join('; ')}`);
+  }
+  const est = await ctx.api().post<Estimate>('/estimate', raw);
+  print(ctx, est, () =>
+    [
+      table(['item', 'quantity', 'unit price', 'per month'], est.lines.map((l) => [l.name, `${l.quantity} ${l.unit}`, dollars(l.unitMicros), dollars(l.monthlyMicros)])),
+      '',
+      block([
+        ['monthly', dollars(est.monthlyMicros)],
+        ['annual', dollars(est.annualMicros)],
+        [`total (${est.months} months)`, dollars(est.totalMicros)],
+        ['prices as of', est.asOf],
+      ]),
+    ].join('\n'),
+  );
+  return EXIT.ok;
+}
+
+export function help(ctx: Ctx, text: string): number {
+  ctx.io.out(`${text.trim()}\n`);
+  return EXIT.ok;
+}
+
+const COMMON = `
+Common options:
+  --url URL      the ngsci API (default: $NGSCI_API_URL)
+  --token TOKEN  a JupyterHub token (default: $JUPYTERHUB_API_TOKEN)
+  --json         print JSON for scripts
+  -q, --quiet    no progress output`;
+
+export const HELP = {
+  status: `Usage: ngsci status [SERVER] [--all]\n\nWho you are, your plan, and your instances (--all: ended ones too); with SERVER, that server in detail.${COMMON}`,
+  launch: `Usage: ngsci launch SIZE [--server NAME] [--cloud C] [--region R] [--spot] [--no-wait] [--timeout 15m]\n\nStarts a machine of SIZE (ngsci catalog lists them) and shows its progress until JupyterLab answers.${COMMON}`,
+  stop: `Usage: ngsci stop [SERVER] [--in 10m] [--no-wait]\n\nStops a server (default: default), now or after a delay; billing ends when it has stopped.${COMMON}`,
+  resize: `Usage: ngsci resize SIZE [--server NAME] [--no-wait]\n\nStops the server and starts it again on SIZE, keeping its home directory. Save your work first.${COMMON}`,
+  usage: `Usage: ngsci usage [--from DATE] [--to DATE] [--granularity hour|day|month]\n\nWhat you used and what it cost (default: this month, by day).${COMMON}`,
+  budget: `Usage: ngsci budget\n\nYour month's spend, burn rate, the budgets that apply to you, and when they run out.${COMMON}`,
+  catalog: `Usage: ngsci catalog [--cloud C]\n\nThe sizes you can launch and their prices per hour.${COMMON}`,
+  notify: `Usage: ngsci notify "MESSAGE" [--title T] [--level info|warning|error]\n\nSends you a notice through your channels (JupyterLab, email, webhook).${COMMON}`,
+  notifications: `Usage: ngsci notifications [--after ID] [--unread] [--ack]\n\nLists your notices; --ack marks the listed ones as read.${COMMON}`,
+  preferences: `Usage: ngsci preferences [--email ADDR|none] [--webhook URL|none] [--channels KIND=CH[,CH]]...\n\nShows or changes where notices go. KIND: budget, idle_stop, failure, spot, message;\nCH: jupyterlab, email, webhook. Example: --channels budget=jupyterlab,email${COMMON}`,
+  estimate: `Usage: ngsci estimate SCENARIO.json   (- reads stdin)\n\nWhat a scenario (always-on machines, instance hours, storage, fixed costs) costs per month and in total.${COMMON}`,
+};

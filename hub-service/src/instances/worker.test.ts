@@ -1,0 +1,184 @@
+/**
+ * The job runner's crash and resume paths against the real Postgres server at 127.0.0.1:5432
+ * (a fresh database for this file): a worker that dies mid-job is reaped by another, which
+ * finishes its stops and fails its starts (then destroys what they made); and a start running
+ * terraform (a test double of the binary: there is no terraform or cloud account on the CI
+ * machine) that hangs is cancelled, then killed, and its machine destroyed afterwards.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { sql } from 'drizzle-orm';
+import postgres from 'postgres';
+import { buildCatalog } from '../catalog.js';
+import { openDatabase, type Database } from '../db/client.js';
+import { instanceSecrets } from '../db/schema.js';
+import { createLogger } from '../logger.js';
+import { TerraformExecutor, TerraformProvisioner, loadTerraformSettings } from '../provisioners/terraform/index.js';
+import type { Provisioner } from '../provisioners/types.js';
+import { SecretBox } from '../secrets.js';
+import { jobTagFor } from '../services.js';
+import { eventually } from '../testing/harness.js';
+import { ScriptedProvisioner } from '../testing/scripted-provisioner.js';
+import { JobQueue } from './jobs.js';
+import { InstanceStore } from './store.js';
+import { Worker } from './worker.js';
+
+const ADMIN_URL = process.env.NGSCI_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const FAKE_TERRAFORM = fileURLToPath(new URL('../provisioners/terraform/testdata/fake-terraform.mjs', import.meta.url));
+const dbName = `ngsci_worker_${randomBytes(4).toString('hex')}`;
+const root = mkdtempSync(join(tmpdir(), 'ngsci-worker-'));
+const box = new SecretBox('worker-test-secret-0123456789');
+const catalog = buildCatalog({ clouds: ['local', 'aws'], defaultCloud: 'local' });
+let database: Database;
+let store: InstanceStore;
+const workers: Worker[] = [];
+
+before(async () => {
+  const admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`create database ${dbName}`);
+  await admin.end();
+  const url = new URL(ADMIN_URL);
+  url.pathname = `/${dbName}`;
+  database = await openDatabase({ url: url.toString(), dataDir: '' });
+  await database.migrate();
+  store = new InstanceStore(database.db);
+});
+
+after(async () => {
+  for (const w of workers) await w.close();
+  await database?.close();
+  const admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`drop database if exists ${dbName} with (force)`);
+  await admin.end();
+  rmSync(root, { recursive: true, force: true });
+});
+
+function worker(provisioners: Map<string, Provisioner>): { w: Worker; queue: JobQueue } {
+  const queue = new JobQueue(database.db);
+  const w = new Worker({
+    db: database.db,
+    store,
+    queue,
+    box,
+    logger: createLogger('silent'),
+    catalog: () => catalog,
+    provisioners,
+    jobTag: jobTagFor,
+    heartbeatSeconds: 0.2,
+    staleAfterSeconds: 2,
+  });
+  workers.push(w);
+  return { w, queue };
+}
+
+let n = 0;
+async function instance(cloud: 'local' | 'aws', state = 'requested'): Promise<string> {
+  n += 1;
+  const row = await store.create(
+    { userName: `wk${n}`, serverName: 'default', sizeId: 'gpu-t4', cloud, region: cloud === 'aws' ? 'us-east-1' : 'localhost', spot: false, state, listRatePerHourMicros: 526_000, baseUrl: `/user/wk${n}/` },
+    'requested',
+  );
+  await database.db.insert(instanceSecrets).values({ instanceId: row!.id, ciphertext: box.seal(JSON.stringify({ JUPYTERHUB_API_TOKEN: 'hub-token-FAKE-0011' })) });
+  return row!.id;
+}
+
+const stateOf = async (id: string) => (await store.get(id))?.state;
+const messages = async (id: string) => (await store.events(id)).map((e) => e.message);
+
+describe('worker crash and resume (real Postgres)', () => {
+  test('a worker that dies mid-job: another reaps it, finishes the stop, fails the start and stops it', async () => {
+    const running = await instance('local', 'stopping');
+    const starting = await instance('local', 'provisioning');
+    // the dead worker: it claimed both jobs, then stopped heartbeating (kill -9)
+    const dead = new JobQueue(database.db);
+    const stopJob = await dead.enqueue(running, 'stop', 'local');
+    const startJob = await dead.enqueue(starting, 'start', 'local');
+    assert.equal((await dead.claim(['local']))?.id, stopJob.id);
+    assert.equal((await dead.claim(['local']))?.id, startJob.id);
+    await database.db.execute(sql`update jobs set heartbeat_at = now() - interval '1 minute' where claimed_by = ${dead.workerId}`);
+
+    const prov = new ScriptedProvisioner();
+    const { w } = worker(new Map([['local', prov]]));
+    await w.start(); // recover() reaps at once
+
+    await eventually(async () => (await stateOf(running)) === 'stopped', 'the reaped stop finished by the live worker');
+    assert.ok(prov.stopped.includes(running));
+    await eventually(async () => prov.stopped.includes(starting), 'the failed start stopped');
+    assert.equal(await stateOf(starting), 'failed');
+    assert.equal((await store.get(starting))?.errorCode, 'provision_failed');
+    assert.ok((await messages(starting)).some((m) => /restarted while provisioning/.test(m)));
+    assert.equal(prov.started.length, 0, 'a reaped start is not run again behind the user’s back');
+    await w.close();
+  });
+
+  test('a hanging terraform start (test double): cancel sends SIGINT, then SIGKILL; the machine is destroyed afterwards', async () => {
+    const scenarioFile = join(root, 'scenario');
+    writeFileSync(scenarioFile, 'hang');
+    const settings = loadTerraformSettings(
+      {
+        NGSCI_TERRAFORM_WORKDIR: join(root, 'tf'),
+        NGSCI_TERRAFORM_SERVICE_URL: 'https://hub.example.org/services/ngsci',
+        NGSCI_TERRAFORM_HUB_CIDR: '10.0.0.0/24',
+        NGSCI_TERRAFORM_STATE: 'local',
+        NGSCI_AWS_VPC_ID: 'vpc-0abc',
+        NGSCI_AWS_SUBNET_ID: 'subnet-0abc',
+      },
+      join(root, 'data'),
+    );
+    const terraform = new TerraformProvisioner({
+      settings,
+      executor: new TerraformExecutor({
+        binary: FAKE_TERRAFORM,
+        pluginCacheDir: settings.pluginCacheDir,
+        backend: 'local',
+        extraEnv: { FAKE_TERRAFORM_SCENARIO_FILE: scenarioFile },
+        killGraceMs: 400,
+      }),
+      issueBootstrapToken: async () => 'bootstrap-token-FAKE-99',
+      isReady: async () => true,
+      watchIntervalMs: 0,
+    });
+    const { w, queue } = worker(new Map([['cloud=aws', terraform]]));
+    await w.start();
+    const id = await instance('aws');
+    await queue.enqueue(id, 'start', 'cloud=aws');
+    w.kick();
+    const homeDir = () => join(settings.workRoot, 'homes');
+    await eventually(async () => (await stateOf(id)) === 'provisioning', 'terraform running');
+    // wait until the double is inside `plan` (hanging), then cancel
+    const calls = () => {
+      try {
+        const log = readFileSync(join(homeDir(), onlyChild(homeDir()), 'fake-terraform.calls.jsonl'), 'utf8');
+        return log.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { argv?: string[]; signal?: string });
+      } catch {
+        return [];
+      }
+    };
+    await eventually(async () => calls().some((c) => c.argv?.[0] === 'plan'), 'terraform plan started');
+    const started = Date.now();
+    await queue.cancelStarts(id);
+    await eventually(async () => (await stateOf(id)) === 'failed', 'the start gave up', 10_000);
+    assert.ok(Date.now() - started >= 400, 'terraform got the grace period after SIGINT before the kill');
+    assert.equal((await store.get(id))?.errorCode, 'cancelled');
+    assert.ok(calls().some((c) => c.signal === 'SIGINT'), 'terraform was asked to stop first');
+    const jobs = (await database.db.execute(sql`select kind, state from jobs where instance_id = ${id} order by id`)) as unknown as Array<{ kind: string; state: string }>;
+    assert.deepEqual(jobs[0], { kind: 'start', state: 'cancelled' });
+    assert.equal(jobs[1]?.kind, 'stop', 'a stop is queued to destroy what the start made');
+
+    writeFileSync(scenarioFile, 'success');
+    await eventually(async () => (await messages(id)).includes('machine removed'), 'the machine destroyed', 15_000);
+    assert.equal(await stateOf(id), 'failed', 'the instance keeps its failure for the user to read');
+    await w.close();
+  });
+});
+
+function onlyChild(dir: string): string {
+  const entries = readdirSync(dir);
+  if (entries.length !== 1) throw new Error(`expected one home workdir, found ${entries.length}`);
+  return entries[0] as string;
+}

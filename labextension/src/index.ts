@@ -1,0 +1,322 @@
+/**
+ * ngsci in JupyterLab. This file only wires plugins: the model (the state of this page's user
+ * and server), the sidebar, the status bar item, the commands, notifications and the admin panel.
+ */
+import {
+  ILayoutRestorer,
+  type JupyterFrontEnd,
+  type JupyterFrontEndPlugin,
+} from '@jupyterlab/application';
+import { ICommandPalette, IThemeManager, MainAreaWidget, Notification } from '@jupyterlab/apputils';
+import { PageConfig } from '@jupyterlab/coreutils';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
+import { IStatusBar } from '@jupyterlab/statusbar';
+import { AccordionPanel, Widget } from '@lumino/widgets';
+import { NgsciApi } from './api';
+import { NgsciModel } from './model';
+import { newThresholds, percentOf } from './projection';
+import { CommandIDs, INgsciModel } from './tokens';
+import { apiServerName, hubHomeUrl, labUrl, serviceUrl } from './urls';
+import { AdminPanel } from './widgets/admin';
+import { BillingSection } from './widgets/billing';
+import { InstanceSection } from './widgets/instance';
+import { NgsciSidebar } from './widgets/sidebar';
+import { NgsciStatus } from './widgets/status';
+import { UsageSection } from './widgets/usage';
+
+const PKG = 'ngsci-labextension';
+
+/** Opens one section of the sidebar's accordion (0 Instance, 1 Usage, 2 Billing). */
+function expand(sidebar: NgsciSidebar, index: number): void {
+  const accordion = sidebar.content;
+  if (accordion instanceof AccordionPanel && accordion.widgets[index]?.isHidden) accordion.expand(index);
+}
+
+/** Reads a plugin's settings, falling back to the schema defaults when there is no registry. */
+async function settingsOf<T extends object>(registry: ISettingRegistry | null, plugin: string, defaults: T): Promise<() => T> {
+  if (!registry) return () => defaults;
+  try {
+    const s = await registry.load(plugin);
+    return () => ({ ...defaults, ...(s.composite as Partial<T>) });
+  } catch {
+    return () => defaults;
+  }
+}
+
+const modelPlugin: JupyterFrontEndPlugin<INgsciModel> = {
+  id: `${PKG}:model`,
+  description: 'The ngsci state of this page: user, instances, usage, budget, statements.',
+  autoStart: true,
+  provides: INgsciModel,
+  activate: (): INgsciModel => {
+    const page = {
+      hubPrefix: PageConfig.getOption('hubPrefix') || '/hub/',
+      hubHost: PageConfig.getOption('hubHost'),
+      hubServerName: PageConfig.getOption('hubServerName'),
+      hubUser: PageConfig.getOption('hubUser'),
+    };
+    const api = new NgsciApi({ baseUrl: serviceUrl(page), token: PageConfig.getToken() });
+    const model = new NgsciModel({ api, server: apiServerName(page), user: page.hubUser });
+    void model.refresh(['instance']);
+    return model;
+  },
+};
+
+const sidebarPlugin: JupyterFrontEndPlugin<void> = {
+  id: `${PKG}:sidebar`,
+  description: 'The ngsci sidebar: Instance, Usage and Billing.',
+  autoStart: true,
+  requires: [INgsciModel],
+  optional: [ILayoutRestorer, ISettingRegistry, IThemeManager],
+  activate: async (
+    app: JupyterFrontEnd,
+    model: INgsciModel,
+    restorer: ILayoutRestorer | null,
+    registry: ISettingRegistry | null,
+    themes: IThemeManager | null,
+  ) => {
+    const settings = await settingsOf(registry, `${PKG}:sidebar`, { refreshSeconds: 30, rank: 600 });
+    const refresh = () => settings().refreshSeconds;
+    const page = { hubPrefix: PageConfig.getOption('hubPrefix') || '/hub/', hubHost: PageConfig.getOption('hubHost') };
+    const instance = new InstanceSection(
+      model,
+      {
+        saveAll: async () => {
+          if (app.commands.hasCommand('docmanager:save-all')) await app.commands.execute('docmanager:save-all');
+        },
+        onResized: () => undefined,
+        onStoppedSelf: () => {
+          window.setTimeout(() => window.location.assign(hubHomeUrl(page)), 1500);
+        },
+      },
+      refresh,
+    );
+    const usage = new UsageSection(model, refresh);
+    const billing = new BillingSection(model, refresh);
+    const sidebar = new NgsciSidebar([instance, usage, billing]);
+    app.shell.add(sidebar, 'left', { rank: settings().rank });
+    restorer?.add(sidebar, 'ngsci-sidebar');
+    themes?.themeChanged.connect(() => usage.restyle());
+
+    // admins get a way into the admin panel from the sidebar's header
+    let adminButton: Widget | null = null;
+    const offerAdmin = () => {
+      if (adminButton || !model.me?.admin) return;
+      const node = document.createElement('button');
+      node.type = 'button';
+      node.className = 'jp-mod-styled jp-ngsci-admin-open';
+      node.textContent = 'Admin panel';
+      node.addEventListener('click', () => void app.commands.execute(CommandIDs.openAdmin));
+      adminButton = new Widget({ node });
+      sidebar.header.addWidget(adminButton);
+    };
+    model.changed.connect((_, what) => what === 'me' && offerAdmin());
+    offerAdmin();
+
+    // A resize of this page's own server: once the new instance runs, wait until its JupyterLab
+    // answers through the proxy, then reload into it.
+    let reloading = false;
+    model.changed.connect(() => {
+      const r = model.resizing;
+      if (!r || reloading || r.server !== model.server || !r.readyInstanceId) return;
+      reloading = true;
+      const target = labUrl(page, model.user, model.server);
+      const wait = async () => {
+        for (let i = 0; i < 120; i++) {
+          try {
+            const res = await fetch(target, { credentials: 'same-origin', redirect: 'manual' });
+            if (res.status === 200) break;
+          } catch {
+            // the proxy may not have the new route yet
+          }
+          await new Promise((res) => setTimeout(res, 1000));
+        }
+        window.location.assign(target);
+      };
+      void wait();
+    });
+
+    app.commands.addCommand(CommandIDs.openSidebar, {
+      label: 'ngsci: Open the sidebar',
+      execute: () => app.shell.activateById(sidebar.id),
+    });
+    app.commands.addCommand(CommandIDs.openUsage, {
+      label: 'ngsci: Open usage',
+      execute: () => {
+        app.shell.activateById(sidebar.id);
+        expand(sidebar, 1);
+        usage.node.scrollIntoView({ block: 'start' });
+      },
+    });
+    app.commands.addCommand(CommandIDs.openBilling, {
+      label: 'ngsci: Open billing',
+      execute: () => {
+        app.shell.activateById(sidebar.id);
+        expand(sidebar, 2);
+        billing.node.scrollIntoView({ block: 'start' });
+      },
+    });
+    app.commands.addCommand(CommandIDs.resize, {
+      label: 'ngsci: Resize this machine…',
+      isEnabled: () => model.current?.state === 'running',
+      execute: async () => {
+        app.shell.activateById(sidebar.id);
+        expand(sidebar, 0);
+        await model.refresh(['instance', 'billing']);
+        (instance.node.querySelector('.jp-ngsci-resize-btn') as HTMLElement | null)?.focus();
+      },
+    });
+    app.commands.addCommand(CommandIDs.stop, {
+      label: 'ngsci: Stop this machine…',
+      isEnabled: () => model.current?.state === 'running',
+      execute: () => instance.confirmStop(model.server),
+    });
+  },
+};
+
+const palettePlugin: JupyterFrontEndPlugin<void> = {
+  id: `${PKG}:palette`,
+  description: 'ngsci commands in the command palette.',
+  autoStart: true,
+  requires: [INgsciModel, ICommandPalette],
+  activate: (app: JupyterFrontEnd, _model: INgsciModel, palette: ICommandPalette) => {
+    const category = 'ngsci';
+    // the sidebar plugin adds the commands; the palette lists them once they exist
+    void app.restored.then(() => {
+      for (const command of [CommandIDs.openSidebar, CommandIDs.resize, CommandIDs.stop, CommandIDs.openUsage, CommandIDs.openBilling, CommandIDs.openAdmin]) {
+        if (app.commands.hasCommand(command)) palette.addItem({ command, category });
+      }
+    });
+  },
+};
+
+const statusPlugin: JupyterFrontEndPlugin<void> = {
+  id: `${PKG}:status-bar`,
+  description: 'The status bar item: $ spent today · size · uptime.',
+  autoStart: true,
+  requires: [INgsciModel],
+  optional: [IStatusBar, ISettingRegistry],
+  activate: async (app: JupyterFrontEnd, model: INgsciModel, statusBar: IStatusBar | null, registry: ISettingRegistry | null) => {
+    if (!statusBar) return;
+    const settings = await settingsOf(registry, `${PKG}:status-bar`, { show: true, refreshSeconds: 300 });
+    if (!settings().show) return;
+    const item = new NgsciStatus(model, () => void app.commands.execute(CommandIDs.openSidebar), settings().refreshSeconds);
+    statusBar.registerStatusItem(`${PKG}:status-bar`, { item, align: 'left', rank: 50 });
+    void model.refresh(['usage']);
+  },
+};
+
+const notificationsPlugin: JupyterFrontEndPlugin<void> = {
+  id: `${PKG}:notifications`,
+  description: 'Notifications: budget thresholds, a coming idle stop (Keep running), a failed start.',
+  autoStart: true,
+  requires: [INgsciModel],
+  optional: [ISettingRegistry],
+  activate: async (app: JupyterFrontEnd, model: INgsciModel, registry: ISettingRegistry | null) => {
+    const settings = await settingsOf(registry, `${PKG}:notifications`, { enabled: true, pollSeconds: 60 });
+    if (!settings().enabled) return;
+
+    app.commands.addCommand(CommandIDs.keepRunning, {
+      label: 'ngsci: Keep this machine running',
+      execute: async (args) => {
+        const server = (args.server as string | undefined) ?? model.server;
+        try {
+          await model.api.keepRunning(server);
+          Notification.success(`${server} keeps running.`, { autoClose: 4000 });
+        } catch (err) {
+          Notification.error(`Could not keep ${server} running: ${(err as { userMessage?: string }).userMessage ?? String(err)}`);
+        }
+      },
+    });
+
+    // budget thresholds, each shown once per month in this browser
+    model.changed.connect((_, what) => {
+      const b = model.budget;
+      if (what !== 'billing' || !b) return;
+      for (const scope of b.budgets) {
+        const key = `ngsci:budget-alerts:${b.user}:${b.month}:${scope.kind}:${scope.name}`;
+        const seen = new Set<number>(JSON.parse(localStorage.getItem(key) ?? '[]') as number[]);
+        const crossed = newThresholds(percentOf(scope.spentMicros, scope.budgetMicros), seen);
+        const top = crossed[crossed.length - 1];
+        if (top === undefined) continue;
+        for (const t of crossed) seen.add(t);
+        localStorage.setItem(key, JSON.stringify([...seen]));
+        const text =
+          top >= 100
+            ? `Your ${scope.kind === 'group' ? `group ${scope.name}'s ` : ''}budget for ${b.month} is spent.${scope.hardStop ? ' Running machines stop after a grace period.' : ''}`
+            : `You have used ${top}% of your ${scope.kind === 'group' ? `group ${scope.name}'s ` : ''}budget for ${b.month}.`;
+        (top >= 100 ? Notification.error : Notification.warning)(text, {
+          autoClose: false,
+          actions: [{ label: 'Open billing', callback: () => void app.commands.execute(CommandIDs.openBilling) }],
+        });
+      }
+    });
+
+    // a failed start, once per instance
+    const failed = new Set<string>();
+    model.instanceEvent.connect((_, { server, event }) => {
+      if (event.state !== 'failed' || failed.has(event.instanceId)) return;
+      failed.add(event.instanceId);
+      Notification.error(`${server} failed to start: ${event.message}`, { autoClose: false });
+    });
+
+    // the service's own notices (idle stop coming, spot warnings...), while the page is visible
+    const shown = new Set<string>(JSON.parse(sessionStorage.getItem('ngsci:notices') ?? '[]') as string[]);
+    let timer = 0;
+    const poll = async () => {
+      if (document.visibilityState !== 'visible') return;
+      try {
+        for (const n of await model.api.notifications()) {
+          const id = String(n.id);
+          if (shown.has(id)) continue;
+          shown.add(id);
+          const actions = (n.actions ?? []).map((a) => ({
+            label: a.label,
+            callback: () => {
+              if (a.id === 'keep_running') void app.commands.execute(CommandIDs.keepRunning, { server: n.server ?? model.server });
+              else if (a.id === 'open_usage') void app.commands.execute(CommandIDs.openUsage);
+              else if (a.id === 'open_billing') void app.commands.execute(CommandIDs.openBilling);
+            },
+          }));
+          const notify = n.level === 'error' ? Notification.error : n.level === 'warning' ? Notification.warning : Notification.info;
+          notify(`${n.title}${n.body ? `: ${n.body}` : ''}`, { autoClose: n.level === 'info' ? 8000 : false, actions });
+        }
+        sessionStorage.setItem('ngsci:notices', JSON.stringify([...shown].slice(-200)));
+      } catch (err) {
+        if ((err as { code?: string }).code === 'endpoint_missing') window.clearInterval(timer);
+      }
+    };
+    void app.restored.then(poll);
+    timer = window.setInterval(() => void poll(), Math.max(15, settings().pollSeconds) * 1000);
+  },
+};
+
+const adminPlugin: JupyterFrontEndPlugin<void> = {
+  id: `${PKG}:admin`,
+  description: 'The admin panel, for holders of custom:ngsci:admin.',
+  autoStart: true,
+  requires: [INgsciModel],
+  optional: [ICommandPalette],
+  activate: async (app: JupyterFrontEnd, model: INgsciModel, palette: ICommandPalette | null) => {
+    if (!model.me) await model.refreshMe();
+    if (!model.me?.admin) return;
+    let widget: MainAreaWidget<AdminPanel> | null = null;
+    app.commands.addCommand(CommandIDs.openAdmin, {
+      label: 'ngsci: Open the admin panel',
+      execute: () => {
+        if (!widget || widget.isDisposed) {
+          widget = new MainAreaWidget({ content: new AdminPanel(model.api) });
+          widget.id = 'ngsci-admin-panel';
+          widget.title.label = 'ngsci admin';
+          widget.title.icon = widget.content.title.icon;
+          widget.title.closable = true;
+        }
+        if (!widget.isAttached) app.shell.add(widget, 'main');
+        app.shell.activateById(widget.id);
+      },
+    });
+    palette?.addItem({ command: CommandIDs.openAdmin, category: 'ngsci' });
+  },
+};
+
+export default [modelPlugin, sidebarPlugin, palettePlugin, statusPlugin, notificationsPlugin, adminPlugin];
