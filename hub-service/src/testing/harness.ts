@@ -37,7 +37,9 @@ export interface Harness {
 
 let sharedDb: Promise<Database> | null = null;
 
-export async function harness(opts: { provisioners?: Map<string, Provisioner>; env?: Record<string, string> } = {}): Promise<Harness> {
+export async function harness(
+  opts: { provisioners?: Map<string, Provisioner>; env?: Record<string, string>; logTo?: NodeJS.WritableStream } = {},
+): Promise<Harness> {
   const config = loadConfig({
     JUPYTERHUB_API_TOKEN: 'service-token-0123456789',
     NGSCI_BRIDGE_SECRET: BRIDGE_SECRET,
@@ -93,12 +95,17 @@ export async function harness(opts: { provisioners?: Map<string, Provisioner>; e
       }
     }
     const um = /^\/users\/([^/]+)$/.exec(path);
-    if (um) return Response.json({ name: decodeURIComponent(um[1]!), admin: false, groups: [], servers: {} });
+    if (um) {
+      // the hub knows a user's groups: those of the tokens the test registered for that user
+      const name = decodeURIComponent(um[1]!);
+      const groups = [...tokens.values()].find((u) => u.name === name)?.groups ?? [];
+      return Response.json({ name, admin: false, groups, servers: {} });
+    }
     return Response.json({ status: 404, message: 'not found' }, { status: 404 });
   };
 
   const hub = new HubClient({ apiUrl: config.JUPYTERHUB_API_URL, token: config.JUPYTERHUB_API_TOKEN, fetch: fakeHubFetch });
-  const logger = createLogger('silent');
+  const logger = opts.logTo ? createLogger('trace', opts.logTo) : createLogger('silent');
   const services = createServices({ config, database, hub, logger, provisioners: opts.provisioners ?? new Map() });
   const auth = new Authenticator({ hub, accessScopes: accessScopes(config), adminScope: config.NGSCI_ADMIN_SCOPE, cacheSeconds: 30 });
   app = createApp({ ...services, auth, bridgeSecret: BRIDGE_SECRET, prefix: config.JUPYTERHUB_SERVICE_PREFIX, version: 'test' });

@@ -1,0 +1,167 @@
+/**
+ * `ngsci agent`: runs on each instance beside the single-user server, with the server's token.
+ * - GPU: reports `nvidia-smi` readings every --gpu-interval (an empty list on a machine without GPUs);
+ * - spot: polls the cloud's metadata endpoint every --spot-interval and reports a notice once;
+ * - audit: watches --dataset with inotify and posts the file events in batches.
+ * It keeps running when the service is briefly unreachable: GPU readings are dropped, audit events
+ * are kept (up to a bound) and sent with the next batch.
+ */
+import type { AuditEventInput } from '@ngsci/contract';
+import { parse, str } from '../args.js';
+import { ApiClient, connection } from '../client.js';
+import { CliError, EXIT, UsageError } from '../errors.js';
+import type { Io } from '../output.js';
+import { parseDuration } from '../parse.js';
+import { watchDataset, type Watch } from './audit.js';
+import { readGpus } from './gpu.js';
+import { checkSpot, DEFAULT_METADATA_URL, type SpotCloud, type SpotEvent } from './spot.js';
+
+export const AGENT_HELP = `Usage: ngsci agent [options]
+
+Runs beside the single-user server on an instance: reports GPU use, spot notices and dataset reads.
+
+Options (environment variables in brackets):
+  --server NAME          the server's name [JUPYTERHUB_SERVER_NAME; '' is default]
+  --instance-id ID       [NGSCI_INSTANCE_ID]
+  --dataset PATH         watch this folder for file reads [NGSCI_DATASET_PATH]; none: no audit
+  --cloud C              aws, gcp, azure, or local/none (no spot polling) [NGSCI_CLOUD]
+  --metadata-url URL     the metadata endpoint's base URL [NGSCI_METADATA_URL]
+  --gpu-interval 30s     how often to read nvidia-smi
+  --spot-interval 5s     how often to ask for a spot notice
+  --flush-interval 5s    how often to send audit events
+  --nvidia-smi PATH      [NGSCI_NVIDIA_SMI; default nvidia-smi]
+  --inotifywait PATH     [NGSCI_INOTIFYWAIT; default inotifywait]
+  --once                 one GPU report and one spot check, then exit
+  --url, --token         as for every ngsci command`;
+
+const MAX_PENDING = 50_000;
+
+export async function agent(io: Io, args: string[], stopSignal: AbortSignal): Promise<number> {
+  const p = parse(
+    'agent',
+    args,
+    {
+      server: { type: 'string' },
+      'instance-id': { type: 'string' },
+      dataset: { type: 'string' },
+      cloud: { type: 'string' },
+      'metadata-url': { type: 'string' },
+      'gpu-interval': { type: 'string' },
+      'spot-interval': { type: 'string' },
+      'flush-interval': { type: 'string' },
+      'nvidia-smi': { type: 'string' },
+      inotifywait: { type: 'string' },
+      once: { type: 'boolean', default: false },
+    },
+    { min: 0, max: 0, names: '' },
+  );
+  if (p.values.help) {
+    io.out(`${AGENT_HELP}\n`);
+    return EXIT.ok;
+  }
+  const v = p.values;
+  const env = io.env;
+  const server = (str(v.server) ?? env.JUPYTERHUB_SERVER_NAME) || 'default';
+  const instanceId = str(v['instance-id']) ?? env.NGSCI_INSTANCE_ID;
+  const dataset = str(v.dataset) ?? env.NGSCI_DATASET_PATH;
+  const cloudRaw = (str(v.cloud) ?? env.NGSCI_CLOUD ?? 'none').toLowerCase();
+  if (!['aws', 'gcp', 'azure', 'local', 'none'].includes(cloudRaw)) throw new UsageError(`agent: --cloud must be aws, gcp, azure, local or none, not '${cloudRaw}'`);
+  const cloud = ['aws', 'gcp', 'azure'].includes(cloudRaw) ? (cloudRaw as SpotCloud) : null;
+  const metadataUrl = str(v['metadata-url']) ?? env.NGSCI_METADATA_URL ?? (cloud ? DEFAULT_METADATA_URL[cloud] : '');
+  const gpuEvery = parseDuration(str(v['gpu-interval']) ?? '30s', '--gpu-interval');
+  const spotEvery = parseDuration(str(v['spot-interval']) ?? '5s', '--spot-interval');
+  const flushEvery = parseDuration(str(v['flush-interval']) ?? '5s', '--flush-interval');
+  const nvidiaSmi = str(v['nvidia-smi']) ?? env.NGSCI_NVIDIA_SMI ?? 'nvidia-smi';
+  const inotifywait = str(v.inotifywait) ?? env.NGSCI_INOTIFYWAIT ?? 'inotifywait';
+  const api = new ApiClient(connection({ url: str(v.url), token: str(v.token) }, env), io.fetch);
+  const log = (msg: string) => io.err(`${new Date().toISOString()} ngsci agent: ${msg}\n`);
+  const ids = instanceId ? { server, instanceId } : { server };
+
+  let gpuNote = '';
+  const reportGpu = async () => {
+    const reading = await readGpus(nvidiaSmi);
+    if (reading.note && reading.note !== gpuNote) log(reading.note);
+    gpuNote = reading.note ?? '';
+    await api.post('/agent/gpu', { ...ids, gpus: reading.gpus });
+  };
+
+  const reported = new Set<string>();
+  const pollSpot = async (): Promise<SpotEvent | null> => {
+    if (!cloud) return null;
+    const e = await checkSpot(cloud, metadataUrl, io.fetch);
+    if (!e) return null;
+    const key = `${e.action}:${e.at ?? ''}`;
+    if (!reported.has(key)) {
+      await api.post('/agent/spot', { ...ids, cloud: e.cloud, action: e.action, at: e.at });
+      reported.add(key);
+      log(`spot notice: ${cloud} will ${e.action}${e.at ? ` at ${e.at}` : ''}`);
+    }
+    return e;
+  };
+
+  const guard = (what: string, fn: () => Promise<unknown>) => async () => {
+    try {
+      await fn();
+    } catch (err) {
+      log(`${what} failed: ${err instanceof CliError ? `[${err.code}] ${err.message}` : (err as Error).message}`);
+    }
+  };
+
+  if (v.once) {
+    await reportGpu();
+    await pollSpot();
+    log('reported once');
+    return EXIT.ok;
+  }
+
+  let pending: AuditEventInput[] = [];
+  let watch: Watch | null = null;
+  const flush = async () => {
+    while (pending.length) {
+      const batch = pending.slice(0, 1000);
+      await api.post('/audit/events', { ...ids, events: batch });
+      pending = pending.slice(batch.length);
+    }
+  };
+  if (dataset) {
+    watch = watchDataset(dataset, (events) => {
+      pending.push(...events);
+      if (pending.length > MAX_PENDING) {
+        log(`dropping ${pending.length - MAX_PENDING} audit events: the service has not accepted any for a while`);
+        pending = pending.slice(-MAX_PENDING);
+      }
+    }, { command: inotifywait, onError: (m) => log(m) });
+    try {
+      await watch.ready;
+      log(`watching ${dataset} for file reads`);
+    } catch {
+      watch = null;
+    }
+  }
+  log(`running for server '${server}'${cloud ? `, polling ${cloud} for spot notices` : ''}`);
+
+  const timers = [
+    every(gpuEvery, guard('GPU report', reportGpu), stopSignal),
+    every(spotEvery, guard('spot check', pollSpot), stopSignal),
+    every(flushEvery, guard('audit upload', flush), stopSignal),
+  ];
+  await Promise.all(timers);
+  watch?.stop();
+  await guard('audit upload', flush)();
+  log('stopped');
+  return EXIT.ok;
+}
+
+/** Runs fn now and then every `seconds` until the signal fires; never two runs at once. */
+async function every(seconds: number, fn: () => Promise<void>, signal: AbortSignal): Promise<void> {
+  while (!signal.aborted) {
+    await fn();
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, seconds * 1000);
+      signal.addEventListener('abort', () => {
+        clearTimeout(t);
+        resolve();
+      }, { once: true });
+    });
+  }
+}

@@ -1,0 +1,43 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { formatDelta, formatDuration, formatHours, formatMicros, formatMonth, formatRate, parseDollars } from './format';
+
+test('money reads as dollars, with more digits under a dollar so a live cost visibly moves', () => {
+  assert.equal(formatMicros(0), '$0.00');
+  assert.equal(formatMicros(1_234_567), '$1.23');
+  assert.equal(formatMicros(1_235_000), '$1.24');
+  assert.equal(formatMicros(1_234_567_890_123), '$1,234,567.89');
+  assert.equal(formatMicros(42_000), '$0.042');
+  assert.equal(formatMicros(1_600), '$0.0016');
+  assert.equal(formatMicros(1_600, { precise: false }), '$0.00');
+  assert.equal(formatMicros(-2_500_000), '-$2.50');
+  assert.equal(formatMicros(Number.NaN), '—');
+  assert.equal(formatRate(526_000), '$0.526/h');
+});
+
+test('a difference says its sign', () => {
+  assert.equal(formatDelta(12_400_000), '+$12.40');
+  assert.equal(formatDelta(-3_100_000), '-$3.10');
+  assert.equal(formatDelta(0), '±$0.00');
+});
+
+test('an uptime reads in the largest sensible units', () => {
+  assert.equal(formatDuration(42_000), '42s');
+  assert.equal(formatDuration(5 * 60_000 + 7_000), '5m 07s');
+  assert.equal(formatDuration(3 * 3_600_000 + 4 * 60_000), '3h 04m');
+  assert.equal(formatDuration(51 * 3_600_000), '2d 3h');
+  assert.equal(formatDuration(null), '—');
+  assert.equal(formatDuration(-5), '—');
+  assert.equal(formatHours(5400), '1.5 h');
+  assert.equal(formatMonth('2026-11', 'en-US'), 'November 2026');
+});
+
+test('a typed dollar amount becomes integer micro-dollars without a float, and nonsense is refused', () => {
+  assert.equal(parseDollars('250'), 250_000_000);
+  assert.equal(parseDollars('$1,200.50'), 1_200_500_000);
+  assert.equal(parseDollars('0.1'), 100_000);
+  assert.equal(parseDollars(' 19.99 '), 19_990_000);
+  assert.throws(() => parseDollars('-5'), /not an amount in dollars/);
+  assert.throws(() => parseDollars('1e6'), /not an amount/);
+  assert.throws(() => parseDollars('0.0000001'), /not an amount/);
+});
