@@ -80,7 +80,8 @@ export class ApiClient {
         body: body === undefined ? undefined : JSON.stringify(body),
       });
     } catch (err) {
-      const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).name;
+      const c = (err as { cause?: { code?: string; message?: string; errors?: Array<{ code?: string }> } }).cause;
+      const cause = c?.code ?? c?.errors?.[0]?.code ?? c?.message ?? (err as Error).message;
       throw new CliError(EXIT.unreachable, 'unreachable', `cannot reach the ngsci service at ${new URL(this.conn.url).origin} (${cause})`);
     }
     if (!res.ok) {

@@ -144,7 +144,7 @@ export class HubClient {
       const code = ErrorCode.safeParse(embedded);
       return new ApiError(502, code.success ? code.data : 'hub_refused', message);
     }
-    if (res.status === 409 || /already|pending/i.test(message)) return new ApiError(409, 'instance_busy', message);
+    if (res.status === 409 || /is already running|is pending/i.test(message)) return new ApiError(409, 'instance_busy', message);
     if (res.status === 404) return new ApiError(404, 'not_found', message);
     return new ApiError(400, 'hub_refused', message);
   }

@@ -103,24 +103,32 @@ export interface PriceOverride {
   note: string | null;
 }
 
-/** A notice from the service (budget threshold, coming idle stop, failed start...). */
+/** A notice from the service (budget threshold, coming idle stop, failed start, spot warning...). */
 export interface Notice {
-  id: string | number;
+  id: number;
   kind: string;
   level: 'info' | 'warning' | 'error';
   title: string;
   body: string;
-  server?: string | null;
-  instanceId?: string | null;
-  actions?: { id: string; label: string }[];
-  createdAt?: string;
+  server: string | null;
+  instanceId: string | null;
+  actions: { id: 'keep_running' | 'open_usage' | 'open_billing'; label: string }[];
+  createdAt: string;
+  acknowledged: boolean;
 }
 
-/** GPU utilisation samples an instance's agent reported. */
-export interface GpuSample {
-  at: string;
-  utilizationPercent: number;
-  memoryUsedMiB?: number;
+/** The newest GPU report of a server's agent (`reportedAt` null until one arrives). */
+export interface GpuStatus {
+  server: string;
+  instanceId: string | null;
+  reportedAt: string | null;
+  gpus: {
+    index: number;
+    name: string;
+    utilizationPercent: number | null;
+    memoryUsedMiB: number | null;
+    memoryTotalMiB: number | null;
+  }[];
 }
 
 export interface ApiOptions {
@@ -221,14 +229,16 @@ export class NgsciApi {
   statementCsv = async (month: string): Promise<Blob> =>
     (await this.raw('GET', `/billing/statements/${encodeURIComponent(month)}?format=csv`, { accept: 'text/csv' })).blob();
 
-  notifications = () =>
-    this.request('GET', '/notifications', isArrayField<{ notifications: Notice[] }>('notifications')).then((r) => r.notifications);
-  dismissNotification = (id: string | number) =>
-    this.request('POST', `/notifications/${encodeURIComponent(String(id))}/dismiss`, isObject);
-  gpuUtilisation = (server: string) =>
-    this.request('GET', `/instances/${encodeURIComponent(server)}/gpu`, isArrayField<{ samples: GpuSample[] }>('samples')).then(
-      (r) => r.samples,
+  /** Notices newer than `after`, not yet acknowledged, and the id to ask after next time. */
+  notifications = (after = 0) =>
+    this.request(
+      'GET',
+      `/notifications?after=${after}&unacknowledged=true`,
+      isArrayField<{ notifications: Notice[]; lastId: number }>('notifications'),
     );
+  acknowledge = (ids: number[]) => this.request('POST', '/notifications/ack', isObject, { ids });
+  gpu = (server: string) =>
+    this.request('GET', `/instances/${encodeURIComponent(server)}/gpu`, isArrayField<GpuStatus>('gpus'));
 
   admin = {
     users: () => this.request('GET', '/admin/users', isArrayField<{ month: string; users: AdminUser[] }>('users')),
@@ -237,11 +247,14 @@ export class NgsciApi {
       this.request('POST', `/admin/instances/${encodeURIComponent(user)}/${encodeURIComponent(server)}/stop`, isObject),
     quotas: () => this.request('GET', '/admin/quotas', isArrayField<{ quotas: Quota[] }>('quotas')).then((r) => r.quotas),
     /** creates a quota, or replaces quota `id` */
-    putQuota: (q: QuotaInput, id?: number) =>
+    putQuota: (q: QuotaInput, id?: number): Promise<unknown> =>
       id === undefined ? this.request('POST', '/admin/quotas', isObject, q) : this.request('PUT', `/admin/quotas/${id}`, isObject, q),
+    /** sets the price of one size on one cloud */
+    putPrice: (p: { size: string; cloud: string; onDemandMicrosPerHour: number; spotMicrosPerHour?: number | null; note?: string }) =>
+      this.request('PUT', '/admin/prices', isObject, p),
     plans: () => this.request('GET', '/admin/plans', isArrayField<{ plans: Plan[] }>('plans')).then((r) => r.plans),
     overrides: () =>
-      this.request('GET', '/admin/price-overrides', isArrayField<{ overrides: PriceOverride[] }>('overrides')).then((r) => r.overrides),
+      this.request('GET', '/admin/prices', isArrayField<{ overrides: PriceOverride[] }>('overrides')).then((r) => r.overrides),
   };
 
   /**

@@ -229,10 +229,12 @@ const notificationsPlugin: JupyterFrontEndPlugin<void> = {
       },
     });
 
-    // budget thresholds, each shown once per month in this browser
+    // budget thresholds come as the service's notices; a service without the notices endpoint
+    // gets them from the budget figures instead, each shown once per month in this browser
+    let serviceNotices: boolean | null = null;
     model.changed.connect((_, what) => {
       const b = model.budget;
-      if (what !== 'billing' || !b) return;
+      if (what !== 'billing' || !b || serviceNotices !== false) return;
       for (const scope of b.budgets) {
         const key = `ngsci:budget-alerts:${b.user}:${b.month}:${scope.kind}:${scope.name}`;
         const seen = new Set<number>(JSON.parse(localStorage.getItem(key) ?? '[]') as number[]);
@@ -260,30 +262,34 @@ const notificationsPlugin: JupyterFrontEndPlugin<void> = {
       Notification.error(`${server} failed to start: ${event.message}`, { autoClose: false });
     });
 
-    // the service's own notices (idle stop coming, spot warnings...), while the page is visible
-    const shown = new Set<string>(JSON.parse(sessionStorage.getItem('ngsci:notices') ?? '[]') as string[]);
+    // the service's own notices (idle stop coming, budget alerts, spot warnings...), while the
+    // page is visible; each is acknowledged once shown, so another tab or a reload does not repeat it
+    let lastId = 0;
     let timer = 0;
     const poll = async () => {
       if (document.visibilityState !== 'visible') return;
       try {
-        for (const n of await model.api.notifications()) {
-          const id = String(n.id);
-          if (shown.has(id)) continue;
-          shown.add(id);
-          const actions = (n.actions ?? []).map((a) => ({
+        const { notifications, lastId: next } = await model.api.notifications(lastId);
+        serviceNotices = true;
+        lastId = Math.max(lastId, next);
+        for (const n of notifications) {
+          const actions = n.actions.map((a) => ({
             label: a.label,
             callback: () => {
               if (a.id === 'keep_running') void app.commands.execute(CommandIDs.keepRunning, { server: n.server ?? model.server });
               else if (a.id === 'open_usage') void app.commands.execute(CommandIDs.openUsage);
-              else if (a.id === 'open_billing') void app.commands.execute(CommandIDs.openBilling);
+              else void app.commands.execute(CommandIDs.openBilling);
             },
           }));
           const notify = n.level === 'error' ? Notification.error : n.level === 'warning' ? Notification.warning : Notification.info;
           notify(`${n.title}${n.body ? `: ${n.body}` : ''}`, { autoClose: n.level === 'info' ? 8000 : false, actions });
         }
-        sessionStorage.setItem('ngsci:notices', JSON.stringify([...shown].slice(-200)));
+        if (notifications.length) await model.api.acknowledge(notifications.map((n) => n.id));
       } catch (err) {
-        if ((err as { code?: string }).code === 'endpoint_missing') window.clearInterval(timer);
+        if ((err as { code?: string }).code === 'endpoint_missing') {
+          serviceNotices = false;
+          window.clearInterval(timer);
+        }
       }
     };
     void app.restored.then(poll);

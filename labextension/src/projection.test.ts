@@ -5,7 +5,7 @@ import { costSoFar, endOfMonthUtc, exhaustionAt, monthProjection, newThresholds,
 const T0 = Date.parse('2026-11-23T10:00:00Z');
 
 test('cost so far runs from readyAt at the hourly rate, per second, with a 60 s minimum', () => {
-  const inst = { readyAt: new Date(T0).toISOString(), ratePerHourMicros: 3_600_000 }; // $1 per second... per hour
+  const inst = { readyAt: new Date(T0).toISOString(), ratePerHourMicros: 3_600_000 }; // $3.60/h: 1000 µ$ a second
   assert.equal(costSoFar(inst, T0 + 3_600_000), 3_600_000);
   assert.equal(costSoFar(inst, T0 + 90_000), 90_000);
   assert.equal(costSoFar(inst, T0 + 5_000), 60_000, 'the first minute is always billed');

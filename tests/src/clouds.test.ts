@@ -59,7 +59,10 @@ describe('cloud instances through terraform (terraform test double stands in for
     machinePort = (machine.address() as AddressInfo).port;
     // NGSCI_TERRAFORM_BINARY names this wrapper exactly as it would name `terraform`
     const wrapper = join(scratch, 'terraform-test-double');
-    writeFileSync(wrapper, `#!/bin/sh\nFAKE_TERRAFORM_ADDRESS=127.0.0.1 exec '${process.execPath}' '${FAKE_TERRAFORM}' "$@"\n`);
+    writeFileSync(
+      wrapper,
+      `#!/bin/sh\nFAKE_TERRAFORM_ADDRESS=127.0.0.1 FAKE_TERRAFORM_SCENARIO_FILE='${join(scratch, 'scenario')}' exec '${process.execPath}' '${FAKE_TERRAFORM}' "$@"\n`,
+    );
     chmodSync(wrapper, 0o755);
     stack = await startStack({
       database: 'postgres',
@@ -212,15 +215,27 @@ describe('cloud instances through terraform (terraform test double stands in for
     });
   }
 
-  test('a provider error fails the start with provision_failed, and the half-made machine is destroyed', async () => {
-    writeFileSync(join(scratch, 'unused'), '');
-    // the double's provider_error scenario is chosen per process; here the size's type is unknown to
-    // the terraform package instead, which the user sees as a clear size_unavailable failure
-    const res = await stack.api('/instances', token, { method: 'POST', body: JSON.stringify({ size: 'gpu-v100', cloud: 'aws', server: 'p3' }) });
-    assert.equal(res.status, 202, await res.clone().text());
-    const failed = await waitFor('p3', (i) => i.state === 'failed' || i.state === 'running', 'the start to end');
-    assert.equal(failed.state, 'failed');
-    assert.equal(failed.errorCode, 'size_unavailable');
-    assert.match(failed.errorMessage ?? '', /p3\.2xlarge/);
+  test('a provider error fails the start with provision_failed, and what the apply made is destroyed', async () => {
+    writeFileSync(join(scratch, 'scenario'), 'provider_error');
+    try {
+      const res = await stack.api('/instances', token, { method: 'POST', body: JSON.stringify({ size: 'gpu-t4', cloud: 'aws', server: 'nocapacity' }) });
+      // the double fails fast, so the hub may already answer the launch with the failure
+      if (res.status !== 202) {
+        assert.equal(res.status, 502);
+        assert.equal(((await res.json()) as { code: string }).code, 'provision_failed');
+      }
+      const failed = await waitFor('nocapacity', (i) => i.state === 'failed' || i.state === 'running', 'the start to end');
+      assert.equal(failed.state, 'failed');
+      assert.equal(failed.errorCode, 'provision_failed');
+      assert.match(failed.errorMessage ?? '', /InsufficientInstanceCapacity/);
+      const dir = workdir(failed.id);
+      await until(async () => calls(dir).some((c) => c.argv?.[0] === 'destroy'), 'the destroy after the failed start', 30, stack);
+      await until(async () => {
+        const state = JSON.parse(readFileSync(join(dir, 'terraform.tfstate'), 'utf8')) as { resources: unknown[] };
+        return state.resources.length === 0;
+      }, 'no resources left', 30, stack);
+    } finally {
+      rmSync(join(scratch, 'scenario'), { force: true });
+    }
   });
 });

@@ -23,7 +23,7 @@ for (const database of ['pglite', 'postgres'] as const) {
     const user = 'researcher';
 
     before(async () => {
-      stack = await startStack({ database, env: { NGSCI_HUB_EXTRA_CONFIG: JSON.stringify({ 'Spawner.poll_interval': 2 }) } });
+      stack = await startStack({ database, env: { NGSCI_HUB_EXTRA_CONFIG: JSON.stringify({ 'Spawner.poll_interval': 2, 'JupyterHub.named_server_limit_per_user': 1 }) } });
       token = await stack.userToken(user);
     });
     after(async () => stack?.stop());
@@ -138,6 +138,13 @@ for (const database of ['pglite', 'postgres'] as const) {
       const unknown = await stack.api('/instances', token, { method: 'POST', body: JSON.stringify({ size: 'gpu-x1', server: 'e2' }) });
       assert.equal(unknown.status, 400);
       assert.equal(((await unknown.json()) as { code: string }).code, 'unknown_size');
+      // 'crashy' is this user's one named server: the hub refuses a second (named_server_limit_per_user = 1)
+      const refused = await stack.api('/instances', token, { method: 'POST', body: JSON.stringify({ size: 'cpu-small', server: 'e3' }) });
+      assert.equal(refused.status, 400, await refused.clone().text());
+      const body = (await refused.json()) as { code: string; message: string };
+      assert.equal(body.code, 'hub_refused');
+      assert.match(body.message, /maximum/);
+      assert.equal((await stack.api('/instances/e3', token)).status, 404, 'nothing was made for the refused server');
       const other = await stack.api('/instances/default/stop?user=admin', token, { method: 'POST' });
       assert.equal(other.status, 403);
       const list = (await (await stack.api('/instances?all=true', token)).json()) as { instances: Inst[] };

@@ -3,7 +3,8 @@
  * server, users' spend, and the data-access audit.
  */
 import { writeFileSync } from 'node:fs';
-import type { AdminUserList, AuditList, InstanceList, Instance, PlanList, Quota, QuotaList } from '@ngsci/contract';
+import type { AuditList, Instance, Quota } from '@ngsci/contract';
+import type { AdminUserList, InstanceList, PlanList, QuotaList } from '../types.js';
 import { parse, str } from '../args.js';
 import { EXIT, UsageError } from '../errors.js';
 import { table } from '../output.js';

@@ -1,6 +1,7 @@
 /** The researcher's verbs: status, launch, stop, resize, usage, budget, catalog, notify, estimate. */
 import { readFileSync } from 'node:fs';
-import type { Budget, Catalog, Estimate, Instance, InstanceList, Me, NotificationList, NotificationPreferences, Usage } from '@ngsci/contract';
+import type { Budget, Catalog, Estimate, Instance, Me, NotificationList, NotificationPreferences, Usage } from '@ngsci/contract';
+import type { InstanceList } from '../types.js';
 import { EstimateScenario } from '@ngsci/contract';
 import { parse, str } from '../args.js';
 import type { ApiClient } from '../client.js';

@@ -28,6 +28,7 @@ const at = (s: number) => new Date(T0.getTime() + s * 1000);
 function meterFor(opts: { now: () => Date; hubUsers?: () => HubUserModel[]; probe?: KernelProbe; settings?: Partial<ReturnType<typeof settings>> }) {
   const notices: Notice[] = [];
   const stops: string[] = [];
+  const orphans: string[] = [];
   const hub = {
     listActiveUsers: async () => opts.hubUsers?.() ?? [],
     getUser: async (name: string) => ({ name, admin: false, groups: [] }),
@@ -40,7 +41,7 @@ function meterFor(opts: { now: () => Date; hubUsers?: () => HubUserModel[]; prob
       return row;
     },
     bridgeStop: async (user: string, server: string) => {
-      stops.push(`${user}/${server || 'default'}`);
+      orphans.push(`${user}/${server || 'default'}`);
       return null;
     },
   } as unknown as Lifecycle;
@@ -51,7 +52,7 @@ function meterFor(opts: { now: () => Date; hubUsers?: () => HubUserModel[]; prob
     ledger: m.ledger, prices: m.prices, catalog: m.catalog, probe: opts.probe ?? (async () => 'idle'),
     settings: { ...settings(), ...opts.settings }, now: opts.now,
   });
-  return { meter, notices, stops };
+  return { meter, notices, stops, orphans };
 }
 
 function settings() {
@@ -60,7 +61,7 @@ function settings() {
     homeGb: 0,
     budgetGraceSeconds: 300,
     orphanGraceSeconds: 60,
-    cull: { ...h.services.metering.settings.cull, enabled: true, everySeconds: 0, warningSeconds: 60, idleTimeoutCpuSeconds: 600, idleTimeoutGpuSeconds: 300, maxAgeSeconds: 0 },
+    cull: { ...h.services.metering.settings.cull, enabled: false, everySeconds: 0, warningSeconds: 60, idleTimeoutCpuSeconds: 600, idleTimeoutGpuSeconds: 300, maxAgeSeconds: 0 },
   };
 }
 
@@ -149,7 +150,7 @@ describe('ledger', () => {
   test('the server the hub lost is stopped after the grace; an unknown hub server is reported', async () => {
     let now = at(0);
     let users: HubUserModel[] = [hubUser('orphan-u', null, ['']), hubUser('stranger', null, ['x'])];
-    const { meter, stops: allStops } = meterFor({ now: () => now, hubUsers: () => users, settings: { cull: { ...settings().cull, enabled: false } } });
+    const { meter, orphans: allStops } = meterFor({ now: () => now, hubUsers: () => users, });
     const stops = { get list() { return allStops.filter((x) => x.startsWith('orphan-u/')); } };
     await running('orphan-u');
     now = at(10);
@@ -171,9 +172,13 @@ describe('budgets and quotas', () => {
   test('alerts at 50/80/100 % once each, then a hard stop after the grace', async () => {
     // $0.96/h for cpu-small at this rate: 1 h = 960,000 µ$; budget $1
     await h.database.db.insert(quotas).values({ subjectKind: 'user', subjectName: 'budget-u', monthlyBudgetMicros: 1_000_000, hardStop: true });
+    // this month, so the launch check below (on the real clock) sees the spend
+    const real = new Date();
+    const B = new Date(Math.max(real.getTime() - 7200_000, Date.UTC(real.getUTCFullYear(), real.getUTCMonth(), 1)));
+    const at = (s: number) => new Date(B.getTime() + s * 1000);
     let now = at(0);
-    const { meter, notices, stops: allStops } = meterFor({ now: () => now, settings: { cull: { ...settings().cull, enabled: false } } });
-    await running('budget-u', { rate: 960_000 });
+    const { meter, notices, stops: allStops } = meterFor({ now: () => now, });
+    await running('budget-u', { rate: 960_000, readyAt: B });
     const mine = () => allStops.filter((x) => x.startsWith('budget-u/'));
     const titles = () => notices.filter((n) => n.kind === 'budget').map((n) => n.title);
     now = at(1800); // 480,000 µ$: 48 %
@@ -242,7 +247,7 @@ describe('culling', () => {
     let kernels: 'busy' | 'idle' = 'busy';
     const probed: string[] = [];
     const users = () => [hubUser('idle-u', at(0)), hubUser('busy-u', at(0))];
-    const { meter, notices, stops } = meterFor({ now: () => now, hubUsers: users, probe: async (url) => (probed.push(url), url.includes('busy-u') ? kernels : 'idle') });
+    const { meter, notices, stops } = meterFor({ settings: { cull: { ...settings().cull, enabled: true } }, now: () => now, hubUsers: users, probe: async (url) => (probed.push(url), url.includes('busy-u') ? kernels : 'idle') });
     const idle = await running('idle-u');
     const busy = await running('busy-u');
     now = at(545);
@@ -303,7 +308,7 @@ describe('statements, estimates, admin', () => {
     assert.equal(body.reduce((s, x) => s + x, 0), json.totalMicros);
     assert.equal(Number(totalRow[amountCol]), json.totalMicros);
     const list = (await (await h.request('/api/v1/billing/statements?format=csv', { token })).json()) as { statements: Array<{ month: string; totalMicros: number }> };
-    assert.deepEqual(list.statements, [{ month: '2026-05', totalMicros: json.totalMicros, seconds: 3693 + 3694 }]);
+    assert.deepEqual(list.statements, [{ month: '2026-05', totalMicros: json.totalMicros, seconds: 3700 + 3694 }]);
     assert.equal((await h.request('/api/v1/billing/statements/2026-13', { token })).status, 400);
   });
 

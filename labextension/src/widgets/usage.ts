@@ -69,14 +69,20 @@ export class UsageSection extends NgsciSection {
     if (!inst || inst.state !== 'running' || Date.now() - this.gpuChecked < 30_000) return;
     this.gpuChecked = Date.now();
     try {
-      const samples = await this.model.api.gpuUtilisation(inst.server);
-      const last = samples[samples.length - 1];
-      if (last) {
-        const avg = Math.round(samples.reduce((a, s) => a + s.utilizationPercent, 0) / samples.length);
-        this.gpuText = `Now ${Math.round(last.utilizationPercent)}% · average ${avg}% over ${samples.length} samples`;
-      }
+      const status = await this.model.api.gpu(inst.server);
+      if (status.reportedAt && status.gpus.length) {
+        this.gpuText = status.gpus
+          .map((g) => {
+            const util = g.utilizationPercent === null ? '—' : `${g.utilizationPercent}%`;
+            const mem = g.memoryUsedMiB !== null && g.memoryTotalMiB ? ` · ${Math.round(g.memoryUsedMiB / 1024)} of ${Math.round(g.memoryTotalMiB / 1024)} GiB` : '';
+            return `GPU ${g.index} (${g.name}): ${util}${mem}`;
+          })
+          .join('\n');
+      } else if (status.reportedAt) {
+        this.gpuText = 'This machine has no GPU.';
+      } else this.gpuText = null;
     } catch {
-      this.gpuText = null; // no agent report (or no endpoint yet): keep the placeholder
+      this.gpuText = null; // no agent report (or no endpoint): keep the placeholder
     }
     if (this.isVisible) this.render();
   }

@@ -177,7 +177,7 @@ export class TerraformProvisioner implements Provisioner {
     const instanceDir = this.instanceWorkdir(req.instanceId);
     try {
       synthHome(home, homeDir);
-      const homeOut = await this.executor.up(homeDir, { signal: ctx.signal, onProgress: report('provisioning', 0, 15), secrets });
+      const homeOut = await this.executor.up(homeDir, { signal: ctx.signal, onProgress: report('provisioning', 5, 15), secrets });
       const homeDiskId = homeOut.home_disk_id?.value;
       if (typeof homeDiskId !== 'string') throw new TerraformProvisionError(500, 'provision_failed', 'the home stack has no home_disk_id output');
 

@@ -1,0 +1,133 @@
+/**
+ * The CLI's contract with scripts and people: arguments are checked before anything is sent,
+ * service errors come out as one line with the service's code, and exit codes say what happened.
+ * A fake fetch stands in for the service here; tests/src/cli.test.ts runs against the real one.
+ */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { run } from './main.js';
+import type { Io } from './output.js';
+import { dollars, parseDollars, parseDuration } from './parse.js';
+import { bar, sseEvents } from './progress.js';
+
+function io(fetchImpl: typeof fetch = async () => new Response('{}'), env: Record<string, string> = { NGSCI_API_URL: 'http://svc.test/services/ngsci/api/v1', JUPYTERHUB_API_TOKEN: 'tok-secret-123' }) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const calls: Array<{ url: string; method: string; body: unknown; auth: string | null }> = [];
+  const fake: typeof fetch = async (input, init) => {
+    calls.push({ url: String(input), method: init?.method ?? 'GET', body: init?.body ? JSON.parse(String(init.body)) : undefined, auth: new Headers(init?.headers).get('authorization') });
+    return fetchImpl(input, init);
+  };
+  const value: Io = { out: (t) => out.push(t), err: (t) => err.push(t), tty: false, env, fetch: fake, sleep: async () => {} };
+  return { io: value, out: () => out.join(''), err: () => err.join(''), calls };
+}
+
+describe('arguments', () => {
+  test('bad arguments exit 2 with a line naming the fix, and nothing is sent', async () => {
+    for (const [argv, pattern] of [
+      [['launch'], /missing SIZE/],
+      [['launch', 'GPU_BIG'], /not a size id/],
+      [['stop', '--in', 'soon'], /--in must be a duration/],
+      [['resize', 'gpu-t4', '--server', 'Bad_Name'], /not a server name/],
+      [['status', '--frobnicate'], /unknown option '--frobnicate'/],
+      [['admin', 'quota', 'set', '--budget', '100'], /exactly one of --user U, --group G or --default/],
+      [['admin', 'quota', 'set', '--user', 'a', '--budget', '12.3456789'], /--budget must be an amount in dollars/],
+      [['admin', 'plans', 'set', 'academic', 'Academic', 'half'], /MULTIPLIER must be a number/],
+      [['estimate', '/nonexistent/scenario.json'], /no file/],
+      [['preferences', '--channels', 'budget=pager'], /--channels takes KIND=CHANNEL/],
+      [['teleport'], /unknown verb 'teleport'/],
+    ] as Array<[string[], RegExp]>) {
+      const t = io();
+      const code = await run(argv, t.io);
+      assert.equal(code, 2, argv.join(' '));
+      assert.match(t.err(), pattern, argv.join(' '));
+      assert.equal(t.err().trim().split('\n').length, 1, 'one line');
+      assert.equal(t.calls.length, 0, `${argv.join(' ')} sent nothing`);
+    }
+  });
+
+  test('no URL or token configured: exit 3 saying which variable to set', async () => {
+    const t = io(undefined, {});
+    assert.equal(await run(['status'], t.io), 3);
+    assert.match(t.err(), /NGSCI_API_URL/);
+    const rel = io(undefined, { NGSCI_API_URL: '/services/ngsci/api/v1', JUPYTERHUB_API_TOKEN: 'x' });
+    assert.equal(await run(['status'], rel.io), 3);
+    assert.match(rel.err(), /is a path/);
+  });
+
+  test('money and durations are parsed exactly', () => {
+    assert.equal(parseDollars('100', '--budget'), 100_000_000);
+    assert.equal(parseDollars('$12.345678', '--budget'), 12_345_678);
+    assert.equal(parseDollars('0.1', '--budget'), 100_000);
+    assert.equal(parseDuration('1h30m', '--in'), 5400);
+    assert.equal(parseDuration('10', '--in'), 600, 'a bare number is minutes');
+    assert.equal(dollars(526_000), '$0.53');
+    assert.equal(dollars(1_999_999), '$2.00');
+    assert.equal(dollars(4_200), '$0.0042');
+    assert.equal(dollars(1_234_567_890_000), '$1,234,567.89');
+  });
+});
+
+describe('talking to the service', () => {
+  test('a service error is one line with its code, exit 1; the token is sent but never printed', async () => {
+    const t = io(async () => Response.json({ code: 'quota_exceeded', message: 'you may run 1 instance at a time', requestId: 'r1' }, { status: 409 }));
+    assert.equal(await run(['launch', 'gpu-t4'], t.io), 1);
+    assert.equal(t.err(), 'ngsci: [quota_exceeded] you may run 1 instance at a time\n');
+    assert.equal(t.calls[0]!.auth, 'token tok-secret-123');
+    assert.deepEqual(t.calls[0]!.body, { server: 'default', size: 'gpu-t4', spot: false });
+    assert.ok(!t.err().includes('tok-secret-123'));
+
+    const j = io(async () => Response.json({ code: 'not_found', message: "no server named 'x'", requestId: 'r2' }, { status: 404 }));
+    assert.equal(await run(['status', 'x', '--json'], j.io), 1);
+    assert.deepEqual(JSON.parse(j.err()), { error: { code: 'not_found', message: "no server named 'x'" } });
+  });
+
+  test('an unreachable service: exit 3', async () => {
+    const t = io(async () => {
+      throw new TypeError('fetch failed', { cause: { code: 'ECONNREFUSED' } });
+    });
+    assert.equal(await run(['budget'], t.io), 3);
+    assert.match(t.err(), /cannot reach the ngsci service at http:\/\/svc\.test \(ECONNREFUSED\)/);
+  });
+
+  test('admin quota set sends exact micro-dollars and durations in seconds', async () => {
+    const t = io(async (_u, init) => Response.json({ id: 1, ...JSON.parse(String(init?.body)), updatedAt: '2026-11-20T00:00:00Z' }));
+    const code = await run(['admin', 'quota', 'set', '--group', 'lab', '--budget', '250.50', '--hard-stop', '--idle-gpu', '20m', '--sizes', 'cpu-small,gpu-t4'], t.io);
+    assert.equal(code, 0, t.err());
+    assert.equal(t.calls[0]!.method, 'PUT');
+    assert.match(t.calls[0]!.url, /\/admin\/quotas$/);
+    assert.deepEqual(t.calls[0]!.body, { subjectKind: 'group', subjectName: 'lab', monthlyBudgetMicros: 250_500_000, hardStop: true, idleTimeoutGpuSeconds: 1200, allowedSizes: ['cpu-small', 'gpu-t4'] });
+  });
+
+  test('admin stop USER/SERVER and USER alone', async () => {
+    const inst = { id: 'i', size: 'cpu-small', state: 'stopping' };
+    const t = io(async () => Response.json(inst, { status: 202 }));
+    assert.equal(await run(['admin', 'stop', 'alice/gpu1'], t.io), 0);
+    assert.equal(await run(['admin', 'stop', 'bob'], t.io), 0);
+    assert.deepEqual(t.calls.map((c) => `${c.method} ${new URL(c.url).pathname}`), [
+      'POST /services/ngsci/api/v1/admin/instances/alice/gpu1/stop',
+      'POST /services/ngsci/api/v1/admin/instances/bob/default/stop',
+    ]);
+  });
+});
+
+describe('progress', () => {
+  test('SSE frames are parsed across chunk boundaries; the bar shows the percentage', async () => {
+    const text = 'id: 1\nevent: instance\ndata: {"a":1}\n\n: comment\nevent: ping\ndata: {}\n\nid: 2\nevent: instance\ndata: {"a":2}\n\n';
+    const enc = new TextEncoder().encode(text);
+    const stream = new ReadableStream<Uint8Array>({
+      start(c) {
+        for (let i = 0; i < enc.length; i += 5) c.enqueue(enc.slice(i, i + 5));
+        c.close();
+      },
+    });
+    const got = [];
+    for await (const e of sseEvents(stream)) got.push(e);
+    assert.deepEqual(got, [
+      { event: 'instance', data: '{"a":1}', id: '1' },
+      { event: 'ping', data: '{}', id: '1' },
+      { event: 'instance', data: '{"a":2}', id: '2' },
+    ]);
+    assert.equal(bar(50, 10), '[#####.....]  50%');
+  });
+});
