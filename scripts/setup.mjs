@@ -76,6 +76,7 @@ export function setup({ log = console.log } = {}) {
     stamp('venv', pyHash);
   }
   setupLabextension({ log });
+  installInstanceTools({ log });
 }
 
 /** Builds the JupyterLab extension when its sources changed and installs its wheel into the venv. */
@@ -102,5 +103,32 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   } catch (err) {
     console.error(`ngsci setup failed: ${err.message}`);
     process.exit(1);
+  }
+}
+
+/**
+ * What every single-user server of this machine gets (docs/researcher-cli.md): the `ngsci` command
+ * in .venv/bin (runs the built CLI with this Node), and an IPython config that loads `%ngsci` in
+ * every kernel and console started from the venv. Cheap and idempotent, so it runs every time.
+ */
+export function installInstanceTools({ log = console.log } = {}) {
+  const bin = join(VENV, 'bin', 'ngsci');
+  const launcher = `#!/bin/sh\n# written by scripts/setup.mjs: the ngsci CLI (cli/) with the Node that ran the setup\nexec "\${NGSCI_NODE:-${process.execPath}}" "${join(ROOT, 'cli', 'dist', 'index.js')}" "$@"\n`;
+  if (!existsSync(bin) || readFileSync(bin, 'utf8') !== launcher) {
+    writeFileSync(bin, launcher, { mode: 0o755 });
+    log(`ngsci: installed the ngsci command in ${bin}`);
+  }
+  const dir = join(VENV, 'etc', 'ipython');
+  const config = join(dir, 'ipython_config.py');
+  const marker = '# ngsci: load the %ngsci magic';
+  const body = `${marker} (written by scripts/setup.mjs)\nc = get_config()  # noqa: F821\nc.InteractiveShellApp.extensions.append("ngsci_spawner.magic")\n`;
+  if (existsSync(config) && !readFileSync(config, 'utf8').startsWith(marker)) {
+    log(`ngsci: ${config} exists and is not ngsci's; add "ngsci_spawner.magic" to c.InteractiveShellApp.extensions there`);
+    return;
+  }
+  if (!existsSync(config) || readFileSync(config, 'utf8') !== body) {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(config, body);
+    log(`ngsci: %ngsci loads in every IPython kernel of ${VENV}`);
   }
 }

@@ -90,13 +90,28 @@ describe('talking to the service', () => {
     assert.match(t.err(), /cannot reach the ngsci service at http:\/\/svc\.test \(ECONNREFUSED\)/);
   });
 
-  test('admin quota set sends exact micro-dollars and durations in seconds', async () => {
-    const t = io(async (_u, init) => Response.json({ id: 1, ...JSON.parse(String(init?.body)), updatedAt: '2026-11-20T00:00:00Z' }));
+  test('admin quota set creates a quota with exact micro-dollars, and changes one limit of an existing one', async () => {
+    const existing = { id: 7, subjectKind: 'group', subjectName: 'lab', monthlyBudgetMicros: 100_000_000, hardStop: false, maxConcurrent: 2, allowedSizes: null, gpuHoursPerMonth: null, idleTimeoutCpuSeconds: null, idleTimeoutGpuSeconds: null, maxAgeSeconds: null, updatedAt: '2026-11-20T00:00:00Z' };
+    let quotas: unknown[] = [];
+    const t = io(async (u, init) => {
+      if ((init?.method ?? 'GET') === 'GET') return Response.json({ quotas });
+      return Response.json({ id: 7, ...JSON.parse(String(init?.body)), updatedAt: '2026-11-20T00:00:00Z' }, { status: init?.method === 'POST' ? 201 : 200 });
+    });
     const code = await run(['admin', 'quota', 'set', '--group', 'lab', '--budget', '250.50', '--hard-stop', '--idle-gpu', '20m', '--sizes', 'cpu-small,gpu-t4'], t.io);
     assert.equal(code, 0, t.err());
-    assert.equal(t.calls[0]!.method, 'PUT');
-    assert.match(t.calls[0]!.url, /\/admin\/quotas$/);
-    assert.deepEqual(t.calls[0]!.body, { subjectKind: 'group', subjectName: 'lab', monthlyBudgetMicros: 250_500_000, hardStop: true, idleTimeoutGpuSeconds: 1200, allowedSizes: ['cpu-small', 'gpu-t4'] });
+    assert.equal(t.calls[1]!.method, 'POST');
+    assert.match(t.calls[1]!.url, /\/admin\/quotas$/);
+    assert.deepEqual(t.calls[1]!.body, { subjectKind: 'group', subjectName: 'lab', monthlyBudgetMicros: 250_500_000, hardStop: true, idleTimeoutGpuSeconds: 1200, allowedSizes: ['cpu-small', 'gpu-t4'] });
+
+    quotas = [existing];
+    t.calls.length = 0;
+    assert.equal(await run(['admin', 'quota', 'set', '--group', 'lab', '--max-concurrent', '4'], t.io), 0);
+    assert.equal(t.calls[1]!.method, 'PUT');
+    assert.match(t.calls[1]!.url, /\/admin\/quotas\/7$/);
+    const sent = t.calls[1]!.body as Record<string, unknown>;
+    assert.equal(sent.maxConcurrent, 4);
+    assert.equal(sent.monthlyBudgetMicros, 100_000_000, 'the budget it had is kept');
+    assert.equal(sent.id, undefined);
   });
 
   test('admin stop USER/SERVER and USER alone', async () => {

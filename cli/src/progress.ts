@@ -74,6 +74,9 @@ export async function waitForInstance(api: ApiClient, io: Io, o: WaitOptions): P
   const finish = () => {
     if (!o.quiet && io.tty && lastWidth) io.err('\n');
   };
+  let settled = false;
+  let timedOut = false;
+  const timer2 = setTimeout(() => (timedOut = true), o.timeoutSeconds * 1000);
   try {
     const res = await api.raw('GET', `${path}/events${q}`, undefined, { headers: { accept: 'text/event-stream' }, signal: abort.signal });
     if (!res.body) throw new CliError(EXIT.failed, 'no_events', 'the service sent no event stream');
@@ -88,24 +91,28 @@ export async function waitForInstance(api: ApiClient, io: Io, o: WaitOptions): P
       draw(e);
       if (e.instanceId !== target) continue;
       if (e.state === 'running' || e.state === 'failed' || e.state === 'stopped') {
-        finish();
-        abort.abort();
-        const inst = await api.get<Instance>(`${path}${q}`);
+        settled = true;
+        break;
+      }
+    }
+    if (settled) {
+      finish();
+      const inst = await api.get<Instance>(`${path}${q}`);
         if (inst.state !== 'running') {
           throw new CliError(EXIT.failed, inst.errorCode ?? 'instance_failed', `the instance ${inst.state}${inst.errorMessage ? `: ${inst.errorMessage}` : ''}`);
         }
-        return inst;
-      }
+      return inst;
     }
     throw new CliError(EXIT.failed, 'events_ended', 'the event stream ended before the instance was running');
   } catch (err) {
     finish();
-    if (abort.signal.aborted && !(err instanceof CliError)) {
+    if (timedOut && !(err instanceof CliError)) {
       throw new CliError(EXIT.failed, 'wait_timeout', `the instance was not running after ${o.timeoutSeconds} s; it may still start: ngsci status`);
     }
     throw err;
   } finally {
     clearTimeout(timer);
+    clearTimeout(timer2);
     abort.abort();
   }
 }

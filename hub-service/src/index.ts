@@ -55,11 +55,17 @@ async function main(): Promise<void> {
   // cloud machines: one terraform provisioner serves the three cloud job tags
   let services: Services | null = null;
   if (config.NGSCI_PROVISIONER === 'terraform') {
-    const settings = terraformSettings(config as Parameters<typeof terraformSettings>[0], {
-      env: process.env,
-      dataDir: config.NGSCI_DATA_DIR,
-      databaseUrl: config.DATABASE_URL,
-    });
+    let settings;
+    try {
+      settings = terraformSettings(config as Parameters<typeof terraformSettings>[0], {
+        env: process.env,
+        dataDir: config.NGSCI_DATA_DIR,
+        databaseUrl: config.DATABASE_URL,
+      });
+    } catch (err) {
+      process.stderr.write(`ngsci hub-service: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exit(2);
+    }
     const terraform = new TerraformProvisioner({
       settings,
       issueBootstrapToken: (instanceId, env) => {

@@ -16,7 +16,7 @@ import { NgsciApi } from './api';
 import { NgsciModel } from './model';
 import { newThresholds, percentOf } from './projection';
 import { CommandIDs, INgsciModel } from './tokens';
-import { apiServerName, hubHomeUrl, labUrl, serviceUrl } from './urls';
+import { apiServerName, hubHomeUrl, labUrl, serverApiUrl, serviceUrl } from './urls';
 import { AdminPanel } from './widgets/admin';
 import { BillingSection } from './widgets/billing';
 import { InstanceSection } from './widgets/instance';
@@ -121,11 +121,12 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
       if (!r || reloading || r.server !== model.server || !r.readyInstanceId) return;
       reloading = true;
       const target = labUrl(page, model.user, model.server);
+      const probe = serverApiUrl(page, model.user, model.server);
       const wait = async () => {
         for (let i = 0; i < 120; i++) {
           try {
-            const res = await fetch(target, { credentials: 'same-origin', redirect: 'manual' });
-            if (res.status === 200) break;
+            const res = await fetch(probe, { credentials: 'omit', redirect: 'manual', cache: 'no-store' });
+            if (res.status === 200 && 'version' in ((await res.json()) as object)) break;
           } catch {
             // the proxy may not have the new route yet
           }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { apiServerName, hubBase, hubHomeUrl, labUrl, serviceUrl } from './urls';
+import { apiServerName, hubBase, hubHomeUrl, labUrl, serverApiUrl, serviceUrl } from './urls';
 
 test('the service sits beside the hub under the same base URL', () => {
   assert.equal(serviceUrl({ hubPrefix: '/hub/', hubHost: '' }), '/services/ngsci/api/v1');
@@ -14,4 +14,5 @@ test("the hub's default server is `default` in the API, and named servers keep t
   assert.equal(apiServerName({ hubServerName: 'gpu' }), 'gpu');
   assert.equal(labUrl({ hubPrefix: '/hub/', hubHost: '' }, 'researcher', 'default'), '/user/researcher/lab');
   assert.equal(labUrl({ hubPrefix: '/hub/', hubHost: '' }, 'researcher', 'gpu'), '/user/researcher/gpu/lab');
+  assert.equal(serverApiUrl({ hubPrefix: '/hub/', hubHost: '' }, 'researcher', 'default'), '/user/researcher/api');
 });

@@ -41,3 +41,11 @@ export function labUrl(page: Pick<HubPage, 'hubPrefix' | 'hubHost'>, user: strin
 export function hubHomeUrl(page: Pick<HubPage, 'hubPrefix' | 'hubHost'>): string {
   return `${page.hubHost}${hubBase(page)}hub/home`;
 }
+
+/**
+ * A server's `/api` (Jupyter Server answers it without auth): 200 with JSON through the proxy
+ * means the proxy routes to the new server; while it is down the hub answers instead.
+ */
+export function serverApiUrl(page: Pick<HubPage, 'hubPrefix' | 'hubHost'>, user: string, apiServer: string): string {
+  return labUrl(page, user, apiServer).replace(/lab$/, 'api');
+}

@@ -39,3 +39,10 @@ export function stack(rows: number[][]): number[][] {
   rows.forEach((r, k) => out.push(r.map((v, d) => v + (k ? out[k - 1]![d]! : 0))));
   return out;
 }
+
+/** Axis labels with as many decimals as the tick spacing needs (`$0.002`, `$0.50`, `$12`). */
+export function dollarTicks(ticks: number[]): string[] {
+  const step = ticks.length > 1 ? Math.abs(ticks[1]! - ticks[0]!) : Math.abs(ticks[0] ?? 1);
+  const decimals = step > 0 ? Math.min(6, Math.max(0, -Math.floor(Math.log10(step)))) : 2;
+  return ticks.map((x) => `$${x.toFixed(decimals)}`);
+}

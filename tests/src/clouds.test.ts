@@ -215,8 +215,8 @@ describe('cloud instances through terraform (terraform test double stands in for
     });
   }
 
-  test('a provider error fails the start with provision_failed, and what the apply made is destroyed', async () => {
-    writeFileSync(join(scratch, 'scenario'), 'provider_error');
+  test('a provider error in the machine apply fails the start with provision_failed, and what the apply made is destroyed', async () => {
+    writeFileSync(join(scratch, 'scenario'), 'instance_provider_error');
     try {
       const res = await stack.api('/instances', token, { method: 'POST', body: JSON.stringify({ size: 'gpu-t4', cloud: 'aws', server: 'nocapacity' }) });
       // the double fails fast, so the hub may already answer the launch with the failure

@@ -134,8 +134,19 @@ async function quota(ctx: Ctx, args: string[]): Promise<number> {
   if (v['idle-cpu'] !== undefined) body.idleTimeoutCpuSeconds = none(v['idle-cpu']) ? null : parseDuration(str(v['idle-cpu'])!, '--idle-cpu');
   if (v['idle-gpu'] !== undefined) body.idleTimeoutGpuSeconds = none(v['idle-gpu']) ? null : parseDuration(str(v['idle-gpu'])!, '--idle-gpu');
   if (v['max-age'] !== undefined) body.maxAgeSeconds = none(v['max-age']) ? null : parseDuration(str(v['max-age'])!, '--max-age');
-  const q = await ctx.api().put<Quota>('/admin/quotas', body);
-  print(ctx, q, () => quotaRows([q]));
+  // PUT replaces a quota row, so a change of one limit keeps the row's other limits
+  const api = ctx.api();
+  const existing = (await api.get<QuotaList>('/admin/quotas')).quotas.find(
+    (x) => x.subjectKind === body.subjectKind && x.subjectName === body.subjectName,
+  );
+  let q: Quota;
+  if (existing) {
+    const { id: _id, updatedAt: _at, ...kept } = existing;
+    q = await api.put<Quota>(`/admin/quotas/${existing.id}`, { ...kept, ...body });
+  } else {
+    q = await api.post<Quota>('/admin/quotas', body);
+  }
+  print(ctx, q, () => `${existing ? 'updated' : 'created'}\n${quotaRows([q])}`);
   return EXIT.ok;
 }
 
@@ -179,7 +190,9 @@ async function plans(ctx: Ctx, args: string[]): Promise<number> {
     const m = /^(\d{1,3})(?:\.(\d{1,6}))?$/.exec(mult);
     if (!m) throw new UsageError(`admin plans set: MULTIPLIER must be a number such as 0, 0.5 or 1, not '${mult}'`);
     const multiplierPpm = Number(m[1]) * 1_000_000 + Number((m[2] ?? '').padEnd(6, '0'));
-    const plan = await ctx.api().post('/admin/plans', { id, label, multiplierPpm });
+    const api = ctx.api();
+    const exists = (await api.get<PlanList>('/admin/plans')).plans.some((x) => x.id === id);
+    const plan = exists ? await api.put(`/admin/plans/${id}`, { label, multiplierPpm }) : await api.post('/admin/plans', { id, label, multiplierPpm });
     print(ctx, plan, () => `plan ${id} (${label}) charges ${mult} × list price`);
     return EXIT.ok;
   }
@@ -189,7 +202,7 @@ async function plans(ctx: Ctx, args: string[]): Promise<number> {
     if ((p.values.user === undefined) === (p.values.group === undefined)) throw new UsageError('admin plans assign: name exactly one of --user U or --group G');
     const subjectKind = p.values.user !== undefined ? 'user' : 'group';
     const subjectName = str(p.values.user ?? p.values.group)!;
-    const a = await ctx.api().post('/admin/plans/assignments', { subjectKind, subjectName, planId: p.positionals[0] });
+    const a = await ctx.api().put('/admin/plan-assignments', { subjectKind, subjectName, planId: p.positionals[0] });
     print(ctx, a, () => `${subjectKind} ${subjectName} is now on plan ${p.positionals[0]}`);
     return EXIT.ok;
   }

@@ -74,7 +74,7 @@ before(async () => {
 after(async () => {
   await h.close();
   (h.services.notifications as ChannelNotifier).close();
-  await new Promise((r) => smtp.close(r));
+  await new Promise<void>((r) => smtp.close(() => r()));
   await new Promise((r) => hooks.close(r));
 });
 

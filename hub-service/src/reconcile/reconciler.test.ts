@@ -23,7 +23,7 @@ class LeftoverProvisioner extends ScriptedProvisioner {
 const prov = new LeftoverProvisioner();
 let h: Harness;
 /** user → hub server names the fake hub reports; 'down' makes it unreachable */
-let hubServers: Record<string, string[]> | 'down' = {};
+let hubServers: Record<string, string[]> | 'down' | 'no-scope' = {};
 let now = Date.parse('2026-03-01T12:00:00Z');
 let reconciler: Reconciler;
 
@@ -35,6 +35,7 @@ before(async () => {
     fetch: async (input) => {
       if (hubServers === 'down') throw new TypeError('fetch failed');
       const name = decodeURIComponent(new URL(String(input)).pathname.split('/').pop() ?? '');
+      if (hubServers === 'no-scope') return Response.json({ name, admin: false });
       const servers = hubServers[name];
       if (!servers) return Response.json({ status: 404, message: 'no such user' }, { status: 404 });
       return Response.json({ name, admin: false, servers: Object.fromEntries(servers.map((s) => [s, { name: s, ready: true, pending: null }])) });
@@ -93,7 +94,7 @@ describe('reconciliation', () => {
     assert.ok(events.some((m) => /JupyterHub has no server/.test(m)), 'the history says why it stopped');
   });
 
-  test('an unreachable hub is not a missing server: nothing is stopped', async () => {
+  test('an unreachable hub, or one that hides servers, is not a missing server: nothing is stopped', async () => {
     const id = await launch('rc-down');
     hubServers = 'down';
     now += 3_600_000;
@@ -102,6 +103,14 @@ describe('reconciliation', () => {
     const report = await reconciler.runOnce();
     assert.deepEqual(report.orphansStopped, []);
     assert.ok(report.skipped.some((s) => /did not answer/.test(s)));
+    assert.equal(await state(id), 'running');
+    hubServers = 'no-scope';
+    now += 3_600_000;
+    await reconciler.runOnce();
+    now += 3_600_000;
+    const blind = await reconciler.runOnce();
+    assert.deepEqual(blind.orphansStopped, [], 'a hub that hides servers from the service is not a hub without servers');
+    assert.ok(blind.skipped.some((s) => /read:servers/.test(s)));
     assert.equal(await state(id), 'running');
     hubServers = { 'rc-down': [''], 'rc-kept': [''] };
   });

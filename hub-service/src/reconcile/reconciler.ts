@@ -139,6 +139,11 @@ export class Reconciler {
         }
         users.set(row.userName, model);
       }
+      if (model && !model.servers) {
+        // the hub answered without servers (the service's token lacks read:servers): unknown, not gone
+        report.skipped.push('orphans: JupyterHub does not show servers to this service (needs read:servers)');
+        return;
+      }
       const hubName = toHubServerName(row.serverName);
       const present = !!model?.servers && Object.prototype.hasOwnProperty.call(model.servers, hubName);
       if (present) {

@@ -21,6 +21,11 @@ const BEARER = /^Bearer\s+(\S{16,512})$/i;
 
 export function bootstrapRoutes(deps: { bootstrap: BootstrapTokens }) {
   const r = newRouter();
+  r.openAPIRegistry.registerComponent('securitySchemes', 'bootstrapToken', {
+    type: 'http',
+    scheme: 'bearer',
+    description: "a cloud machine's single-use bootstrap token, from its user-data",
+  });
   r.openapi(
     createRoute({
       method: 'post',

@@ -9,7 +9,7 @@ import { h, notice } from '../dom';
 import { formatHours, formatMicros } from '../format';
 import type { NgsciModel } from '../model';
 import { startOfDayUtc } from '../projection';
-import { stack, usageTable } from '../usage-series';
+import { dollarTicks, stack, usageTable } from '../usage-series';
 import { NgsciSection } from './section';
 
 const DAYS = 30;
@@ -104,10 +104,10 @@ export class UsageSection extends NgsciSection {
         height: 140,
         legend: { show: true, live: false },
         cursor: { drag: { x: false, y: false }, points: { show: false } },
-        scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(max, 0.01) * 1.1] } },
+        scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(max, 0.001) * 1.15] } },
         axes: [
           { stroke: fg, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid }, font, values: (_u, ticks) => ticks.map((s) => new Date(s * 1000).toLocaleDateString(undefined, { month: 'short', day: 'numeric' })) },
-          { stroke: fg, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid }, font, size: 44, values: (_u, ticks) => ticks.map((x) => `$${x.toFixed(x < 1 ? 2 : 0)}`) },
+          { stroke: fg, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid }, font, size: 44, values: (_u, ticks) => dollarTicks(ticks) },
         ],
         series: [
           {},

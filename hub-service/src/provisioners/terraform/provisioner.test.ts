@@ -181,3 +181,18 @@ describe('TerraformProvisioner (terraform test double)', () => {
     );
   });
 });
+
+describe('TerraformProvisioner without a binary', () => {
+  it('a missing terraform binary fails the start with provision_failed naming the setting, not a crash', async () => {
+    const p = new TerraformProvisioner({
+      settings: { ...settings, binary: join(root, 'no-such-terraform') },
+      issueBootstrapToken: async () => 'bootstrap-FAKE-token',
+      isReady: async () => true,
+      watchIntervalMs: 0,
+    });
+    const err = await p.start(request(), ctx().ctx).catch((e: unknown) => e);
+    assert.ok(err instanceof TerraformProvisionError);
+    assert.equal(err.code, 'provision_failed');
+    assert.match(err.message, /not found; set NGSCI_TERRAFORM_BINARY/);
+  });
+});

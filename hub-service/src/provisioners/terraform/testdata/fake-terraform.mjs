@@ -10,6 +10,7 @@
  * FAKE_TERRAFORM_SCENARIO:
  *   success         everything works (default)
  *   provider_error  apply fails half way with an error diagnostic; partial state is written
+ *   instance_provider_error  the same, but only for a stack with a machine (home-disk stacks apply)
  *   hang            plan/apply/destroy print a little, then hang; the first SIGINT is ignored
  *   slow            lines arrive 150 ms apart; SIGINT stops gracefully, saving partial state
  * FAKE_TERRAFORM_ADDRESS: the `address` output `output -json` reports (default: the recorded 10.0.3.17)
@@ -145,7 +146,8 @@ async function main() {
         process.stderr.write(`Error: Failed to load "${planFile}" as a plan file\n`);
         return 1;
       }
-      if (scenario === 'provider_error') {
+      const machineStack = ['aws_instance', 'google_compute_instance', 'azurerm_linux_virtual_machine'].some((t) => config()?.resource?.[t]);
+      if (scenario === 'provider_error' || (scenario === 'instance_provider_error' && machineStack)) {
         for (const l of fixture('provider_error.apply.jsonl')) emit(l);
         writeState(stateFixture.resources.slice(0, 1), {});
         return 1;

@@ -1,0 +1,120 @@
+/**
+ * One meter cycle over 1,000 and 10,000 active servers, side by side with jupyterhub-idle-culler
+ * scanning the same recorded hub response in the same run. The ngsci cycle is the whole cycle:
+ * read every page of the hub's users, accrue usage for every running instance into Postgres
+ * (127.0.0.1:5432, a database of its own), reconcile, check budgets and take the culling decisions.
+ *
+ *   npm run meter -w @ngsci/bench [-- --sizes 1000,10000 --reps 5]
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { randomBytes } from 'node:crypto';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import postgres from 'postgres';
+import { openDatabase, seed } from '../../hub-service/src/db/client.js';
+import { instances } from '../../hub-service/src/db/schema.js';
+import { HubClient } from '../../hub-service/src/hub.js';
+import { createLogger } from '../../hub-service/src/logger.js';
+import { InstanceStore } from '../../hub-service/src/instances/store.js';
+import type { Lifecycle } from '../../hub-service/src/instances/lifecycle.js';
+import { buildCatalog } from '../../hub-service/src/catalog.js';
+import { Ledger } from '../../hub-service/src/metering/ledger.js';
+import { Meter, type MeterSettings } from '../../hub-service/src/metering/meter.js';
+import { PriceBook } from '../../hub-service/src/metering/prices.js';
+import { startFakeHub } from './fakehub.js';
+
+const ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
+const PG = process.env.NGSCI_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const arg = (name: string, def: string) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1]! : def;
+};
+const sizes = arg('sizes', '1000,10000').split(',').map(Number);
+const reps = Number(arg('reps', '5'));
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+async function withDatabase<T>(fn: (url: string) => Promise<T>): Promise<T> {
+  const name = `ngsci_bench_meter_${randomBytes(4).toString('hex')}`;
+  const admin = postgres(PG, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`create database ${name}`);
+  const url = new URL(PG);
+  url.pathname = `/${name}`;
+  try {
+    return await fn(url.toString());
+  } finally {
+    await admin.unsafe(`drop database if exists ${name} with (force)`);
+    await admin.end();
+  }
+}
+
+async function ngsciCycle(n: number, hubUrl: string, dbUrl: string): Promise<{ ms: number[]; rows: number; hubServers: number }> {
+  const database = await openDatabase({ url: dbUrl, dataDir: '/tmp' });
+  await database.migrate();
+  await seed(database.db);
+  const readyAt = new Date(Date.now() - 600_000);
+  for (let i = 0; i < n; i += 1000) {
+    await database.db.insert(instances).values(
+      Array.from({ length: Math.min(1000, n - i) }, (_, k) => {
+        const name = `user${String(i + k).padStart(5, '0')}`;
+        return {
+          userName: name, serverName: 'default', sizeId: 'cpu-small', cloud: 'local', region: 'localhost', spot: false,
+          state: 'running', listRatePerHourMicros: 96_000, baseUrl: `/user/${name}/`, targetUrl: `http://127.0.0.1:1/user/${name}/`,
+          createdAt: readyAt, readyAt,
+        };
+      }),
+    );
+  }
+  const logger = createLogger('silent');
+  const hub = new HubClient({ apiUrl: `${hubUrl}/hub/api`, token: 'bench-token' });
+  const catalog = buildCatalog({ clouds: ['local'], defaultCloud: 'local' });
+  const ledger = new Ledger(database.db);
+  const settings: MeterSettings = {
+    intervalSeconds: 15, orphanGraceSeconds: 120, budgetGraceSeconds: 300, activeWindowSeconds: 300,
+    homeGb: 10, homeGbMonthMicros: 80_000, storageEverySeconds: 300, defaultPlan: 'private',
+    // culling decided every cycle (the worst case); the servers are active, so nobody is culled
+    cull: { enabled: true, everySeconds: 0, warningSeconds: 300, idleTimeoutCpuSeconds: 3600, idleTimeoutGpuSeconds: 1800, maxAgeSeconds: 0 },
+  };
+  const meter = new Meter({
+    db: database.db, hub, logger, store: new InstanceStore(database.db),
+    lifecycle: { stop: async () => { throw new Error('nothing should stop'); } } as unknown as Lifecycle,
+    notifier: { send: async () => {} }, ledger, prices: new PriceBook(database.db, () => catalog), catalog: () => catalog,
+    probe: async () => 'idle', settings,
+  });
+  await meter.cycle(); // warm-up: the first cycle also accrues every home volume
+  const ms: number[] = [];
+  let rows = 0;
+  let hubServers = 0;
+  for (let r = 0; r < reps; r++) {
+    await new Promise((res) => setTimeout(res, 1100)); // a second of usage to accrue
+    const t0 = performance.now();
+    const report = await meter.cycle();
+    ms.push(performance.now() - t0);
+    rows = report.rowsWritten;
+    hubServers = report.hubServers;
+  }
+  await database.close();
+  return { ms, rows, hubServers };
+}
+
+/** The culler runs as its own process (the fake hub lives in this one, so never block it). */
+async function cullerScan(hubUrl: string): Promise<number[]> {
+  const { stdout: out } = await promisify(execFile)(join(ROOT, '.venv/bin/python'), [join(ROOT, 'bench/meter/idle_culler_once.py'), `${hubUrl}/hub/api`, String(reps)], { encoding: 'utf8' });
+  return (JSON.parse(out.trim().split('\n').at(-1)!) as { ms: number[] }).ms;
+}
+
+const results = [];
+for (const n of sizes) {
+  const fake = await startFakeHub(n);
+  const ours = await withDatabase((url) => ngsciCycle(n, fake.url, url));
+  const culler = await cullerScan(fake.url);
+  await fake.close();
+  const a = median(ours.ms);
+  const b = median(culler);
+  results.push({ servers: n, ngsciCycleMs: Math.round(a), idleCullerScanMs: Math.round(b), ratio: Math.round((b / a) * 100) / 100, rowsPerCycle: ours.rows });
+  console.log(
+    `${n} servers: ngsci meter cycle p50 ${a.toFixed(0)} ms (${ours.ms.map((x) => x.toFixed(0)).join(', ')}; ${ours.rows} usage rows written, ${ours.hubServers} hub servers read) | ` +
+      `jupyterhub-idle-culler scan p50 ${b.toFixed(0)} ms (${culler.map((x) => x.toFixed(0)).join(', ')}) | culler/ngsci ${(b / a).toFixed(2)}×`,
+  );
+}
+console.log(JSON.stringify({ bench: 'meter', node: process.version, reps, results }));

@@ -1,0 +1,599 @@
+"""`%ngsci`: the ngsci service from a notebook or an IPython console.
+
+A thin client of the ngsci API (standard library only), authenticated with the server's own
+token (`$JUPYTERHUB_API_TOKEN`) at `$NGSCI_API_URL`. Loaded automatically in ngsci's
+single-user environment; elsewhere: `%load_ext ngsci_spawner.magic`.
+
+Service errors are shown as one line (`ngsci: [code] message`), never as a traceback.
+"""
+
+from __future__ import annotations
+
+import html
+import inspect
+import json
+import os
+import re
+import shlex
+import sys
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+
+SERVER_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
+SIZE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{0,62}$")
+DURATION_PATTERN = re.compile(r"^(?:\d+[smhd])+$")
+ON_ERROR_CHOICES = ("notify", "stop", "keep")
+
+
+class NgsciError(Exception):
+    """A failure to show the user as one line: a code (the service's, or our own) and a message."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"ngsci: [{self.code}] {self.message}"
+
+
+class UsageError(NgsciError):
+    def __init__(self, message: str) -> None:
+        super().__init__("usage", f"{message} (see: %ngsci help)")
+
+
+# ---- the HTTP seam
+
+
+class Api:
+    """Calls the ngsci API; error answers become `NgsciError` with the service's code."""
+
+    def __init__(self, url: str, token: str, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Api:
+        env = os.environ if env is None else env
+        url = env.get("NGSCI_API_URL", "")
+        token = env.get("JUPYTERHUB_API_TOKEN") or env.get("NGSCI_TOKEN", "")
+        if not url:
+            raise NgsciError(
+                "not_configured", "NGSCI_API_URL is not set: this is not an ngsci server"
+            )
+        if url.startswith("/"):
+            public = env.get("JUPYTERHUB_PUBLIC_URL", "")
+            if not public:
+                raise NgsciError(
+                    "not_configured",
+                    f"NGSCI_API_URL is a path ({url}); set it to a full URL such as "
+                    f"https://hub.example.org{url}",
+                )
+            url = urllib.parse.urljoin(public, url)
+        if not token:
+            raise NgsciError("not_configured", "JUPYTERHUB_API_TOKEN is not set")
+        return cls(url, token)
+
+    def request(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(  # noqa: S310 (the URL is the configured http(s) service)
+            f"{self.url}{path}",
+            data=data,
+            method=method,
+            headers={
+                "Authorization": f"token {self.token}",
+                "Accept": "application/json",
+                **({"Content-Type": "application/json"} if data is not None else {}),
+            },
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as res:  # noqa: S310
+                raw = res.read()
+        except urllib.error.HTTPError as err:
+            raw = err.read()
+            code, message = f"http_{err.code}", (err.reason or "error")
+            try:
+                payload = json.loads(raw)
+                code = payload.get("code", code)
+                message = payload.get("message", message)
+            except (ValueError, AttributeError):
+                pass
+            raise NgsciError(code, str(message)) from None
+        except (urllib.error.URLError, OSError) as err:
+            reason = getattr(err, "reason", err)
+            origin = urllib.parse.urlsplit(self.url)
+            raise NgsciError(
+                "unreachable",
+                f"cannot reach the ngsci service at {origin.scheme}://{origin.netloc} ({reason})",
+            ) from None
+        return json.loads(raw) if raw else None
+
+    def get(self, path: str) -> Any:
+        return self.request("GET", path)
+
+    def post(self, path: str, body: Any = None) -> Any:
+        return self.request("POST", path, {} if body is None else body)
+
+
+# ---- values people type
+
+
+def parse_duration(raw: str, flag: str = "--in") -> int:
+    """`90s`, `10m`, `1h30m`, `2d` → seconds; a bare number is minutes."""
+    text = raw.strip()
+    if text.isdigit():
+        seconds = int(text) * 60
+    elif DURATION_PATTERN.match(text):
+        units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+        seconds = sum(int(n) * units[u] for n, u in re.findall(r"(\d+)([smhd])", text))
+    else:
+        raise UsageError(f"{flag} must be a duration such as 90s, 10m or 1h30m, not '{raw}'")
+    if seconds <= 0:
+        raise UsageError(f"{flag} must be longer than 0 s")
+    return seconds
+
+
+def check_server(raw: str) -> str:
+    if not SERVER_PATTERN.match(raw):
+        raise UsageError(f"'{raw}' is not a server name (lower-case letters, digits, inner dashes)")
+    return raw
+
+
+def check_size(raw: str) -> str:
+    if not SIZE_PATTERN.match(raw):
+        raise UsageError(f"'{raw}' is not a size id such as cpu-small or gpu-a100")
+    return raw
+
+
+def split_args(line: str) -> list[str]:
+    try:
+        return shlex.split(line)
+    except ValueError as err:
+        raise UsageError(f"cannot read the arguments: {err}") from None
+
+
+def take_options(
+    args: Sequence[str], flags: Mapping[str, bool]
+) -> tuple[dict[str, str | bool], list[str]]:
+    """Splits `--name value` / `--name=value` / `--switch` options (flags: name → takes a value)."""
+    opts: dict[str, str | bool] = {}
+    rest: list[str] = []
+    it = iter(args)
+    for arg in it:
+        if arg.startswith("--") and len(arg) > 2:
+            name, eq, value = arg[2:].partition("=")
+            if name not in flags:
+                raise UsageError(f"unknown option '--{name}'")
+            if flags[name]:
+                if not eq:
+                    value = next(it, None)
+                    if value is None:
+                        raise UsageError(f"--{name} needs a value")
+                opts[name] = value
+            else:
+                if eq:
+                    raise UsageError(f"--{name} takes no value")
+                opts[name] = True
+        else:
+            rest.append(arg)
+    return opts, rest
+
+
+def dollars(micros: int) -> str:
+    """µ$ → `$1,234.56`, or `$0.0042` under a cent."""
+    sign = "-" if micros < 0 else ""
+    value = abs(int(micros))
+    if 0 < value < 10_000:
+        return f"{sign}$0.{str(value).rjust(6, '0').rstrip('0')}"
+    cents = (value + 5_000) // 10_000
+    return f"{sign}${cents // 100:,}.{cents % 100:02d}"
+
+
+def duration(seconds: float) -> str:
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"{s}s"
+    h, m = divmod(s // 60, 60)
+    return f"{h}h{m}m" if h and m else f"{h}h" if h else f"{m}m"
+
+
+# ---- output: HTML in notebooks, text in consoles
+
+
+class Table:
+    """A table that notebooks show as HTML and consoles as aligned text."""
+
+    def __init__(
+        self, headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str = ""
+    ) -> None:
+        self.headers = list(headers)
+        self.rows = [["-" if c is None else str(c) for c in r] for r in rows]
+        self.title = title
+
+    def text(self) -> str:
+        widths = [
+            max([len(h)] + [len(r[i]) for r in self.rows]) for i, h in enumerate(self.headers)
+        ]
+        line = lambda cells: "  ".join(c.ljust(widths[i]) for i, c in enumerate(cells)).rstrip()  # noqa: E731
+        body = [line([h.upper() for h in self.headers]), *(line(r) for r in self.rows)]
+        if not self.rows:
+            body.append("(none)")
+        return "\n".join(([self.title, ""] if self.title else []) + body)
+
+    def __repr__(self) -> str:
+        return self.text()
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(self.text())
+
+    def _repr_html_(self) -> str:
+        esc = html.escape
+        head = "".join(f"<th>{esc(h)}</th>" for h in self.headers)
+        rows = (
+            "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in self.rows)
+            or f'<tr><td colspan="{len(self.headers)}">(none)</td></tr>'
+        )
+        caption = f"<caption>{esc(self.title)}</caption>" if self.title else ""
+        return (
+            f'<table class="jp-ngsci-table">{caption}'
+            f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+        )
+
+
+class Message:
+    """One line of result: plain text in consoles, a paragraph in notebooks."""
+
+    def __init__(self, text: str) -> None:
+        self.message = text
+
+    def __repr__(self) -> str:
+        return self.message
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(self.message)
+
+    def _repr_html_(self) -> str:
+        return f'<p class="jp-ngsci-message">{html.escape(self.message)}</p>'
+
+
+def instance_table(instances: Sequence[Mapping[str, Any]], title: str = "") -> Table:
+    return Table(
+        ["server", "size", "cloud", "state", "rate/h", "since", "error"],
+        [
+            [
+                i["server"],
+                i["size"],
+                i["cloud"] + (" (spot)" if i.get("spot") else ""),
+                i["state"],
+                dollars(i["ratePerHourMicros"]),
+                (i.get("readyAt") or i["createdAt"])[:16].replace("T", " "),
+                i.get("errorCode"),
+            ]
+            for i in instances
+        ],
+        title,
+    )
+
+
+@magics_class
+class NgsciMagics(Magics):
+    """The `%ngsci` line magic and the `%%ngsci` cell magic."""
+
+    def __init__(
+        self,
+        shell: Any = None,
+        api_factory: Callable[[], Api] | None = None,
+        env: Mapping[str, str] | None = None,
+        timer: Callable[[float, Callable[[], None]], Any] | None = None,
+    ) -> None:
+        super().__init__(shell)
+        self._env = os.environ if env is None else env
+        self._api_factory = api_factory or (lambda: Api.from_env(self._env))
+        self._timer = timer or _daemon_timer
+        self._pending_stop: Any = None
+        self._on_error_hook: Callable[..., None] | None = None
+
+    @property
+    def server(self) -> str:
+        return self._env.get("JUPYTERHUB_SERVER_NAME") or "default"
+
+    @line_cell_magic
+    def ngsci(self, line: str, cell: str | None = None) -> Any:
+        """%ngsci: your ngsci machine from a notebook.
+
+        Line magics:
+          %ngsci status                  who you are, your plan, your instances
+          %ngsci usage                   this month's usage and cost
+          %ngsci budget                  spend, burn rate, budgets and when they run out
+          %ngsci stop [SERVER] [--in 10m]   stop this server (now, or after a delay)
+          %ngsci stop --cancel           cancel a delayed stop
+          %ngsci resize SIZE             restart this server on another size
+          %ngsci notify "message"        send yourself a notice (JupyterLab, email, webhook)
+          %ngsci notify --on-error       send a notice whenever a cell fails (--off to stop)
+          %ngsci help                    this text
+
+        Cell magic:
+          %%ngsci stop_after [--on-error notify|stop|keep]
+              Runs the cell, then stops this server so a finished run spends nothing more.
+              If the cell fails: notify (default) sends you a notice and keeps the server,
+              stop stops it anyway, keep does nothing.
+
+        Uses $NGSCI_API_URL and $JUPYTERHUB_API_TOKEN, which ngsci servers have.
+        """
+        try:
+            if cell is not None:
+                return self._cell(line, cell)
+            return self._line(line)
+        except NgsciError as err:
+            print(str(err), file=sys.stderr)
+            return None
+
+    # ---- line verbs
+
+    def _line(self, line: str) -> Any:
+        args = split_args(line)
+        if not args or args[0] in ("help", "-h", "--help"):
+            return Message(help_text())
+        verb, rest = args[0], args[1:]
+        handler = {
+            "status": self._status,
+            "usage": self._usage,
+            "budget": self._budget,
+            "stop": self._stop,
+            "resize": self._resize,
+            "notify": self._notify,
+        }.get(verb)
+        if handler is None:
+            if verb == "stop_after":
+                raise UsageError(
+                    "stop_after is a cell magic: put %%ngsci stop_after on a cell's first line"
+                )
+            raise UsageError(f"unknown verb '{verb}'")
+        return handler(rest)
+
+    def _status(self, args: list[str]) -> Any:
+        _, rest = take_options(args, {})
+        if len(rest) > 1:
+            raise UsageError("status takes at most a server name")
+        api = self._api_factory()
+        if rest:
+            inst = api.get(f"/instances/{check_server(rest[0])}")
+            return instance_table([inst], f"server {inst['server']}")
+        me = api.get("/me")
+        instances = api.get("/instances")["instances"]
+        title = f"{me['name']}{' (admin)' if me.get('admin') else ''} · plan {me['plan']['label']}"
+        return instance_table(instances, title)
+
+    def _usage(self, args: list[str]) -> Any:
+        if args:
+            raise UsageError("usage takes no arguments")
+        u = self._api_factory().get("/usage")
+        return Table(
+            ["start", "size", "time", "active", "idle", "cost"],
+            [
+                [
+                    p["start"][:10],
+                    p["size"],
+                    duration(p["seconds"]),
+                    duration(p["activeSeconds"]),
+                    duration(p["idleSeconds"]),
+                    dollars(p["amountMicros"]),
+                ]
+                for p in u["series"]
+            ],
+            f"usage of {u['user']} from {u['from'][:10]} to {u['to'][:10]}: "
+            f"{dollars(u['totalMicros'])}",
+        )
+
+    def _budget(self, args: list[str]) -> Any:
+        if args:
+            raise UsageError("budget takes no arguments")
+        b = self._api_factory().get("/budget")
+        runs_out = (b.get("exhaustedAt") or "")[:16].replace("T", " ") or "not this month"
+        title = (
+            f"{b['month']}: spent {dollars(b['spentMicros'])}, burning "
+            f"{dollars(b['burnMicrosPerHour'])}/h, runs out: {runs_out}"
+        )
+        return Table(
+            ["budget", "limit", "spent", "used", "hard stop"],
+            [
+                [
+                    s["kind"] + (f" {s['name']}" if s.get("name") else ""),
+                    dollars(s["budgetMicros"]),
+                    dollars(s["spentMicros"]),
+                    f"{s['percent']}%",
+                    "yes" if s["hardStop"] else "no",
+                ]
+                for s in b["budgets"]
+            ],
+            title,
+        )
+
+    def _stop(self, args: list[str]) -> Any:
+        opts, rest = take_options(args, {"in": True, "cancel": False})
+        if len(rest) > 1:
+            raise UsageError("stop takes at most a server name")
+        server = check_server(rest[0]) if rest else self.server
+        if opts.get("cancel"):
+            if self._pending_stop is None:
+                return Message("no stop is scheduled")
+            self._pending_stop.cancel()
+            self._pending_stop = None
+            return Message("the scheduled stop is cancelled")
+        api = self._api_factory()
+        if "in" in opts:
+            delay = parse_duration(str(opts["in"]))
+            api.get(f"/instances/{server}")  # a wrong server name fails now, not in ten minutes
+            if self._pending_stop is not None:
+                self._pending_stop.cancel()
+            self._pending_stop = self._timer(delay, lambda: self._stop_later(api, server))
+            return Message(
+                f"server '{server}' stops in {duration(delay)}; "
+                "%ngsci stop --cancel keeps it running"
+            )
+        inst = api.post(f"/instances/{server}/stop")
+        return Message(
+            f"server '{server}' ({inst['size']}) is stopping; billing ends when it has stopped"
+        )
+
+    def _stop_later(self, api: Api, server: str) -> None:
+        self._pending_stop = None
+        try:
+            api.post(f"/instances/{server}/stop")
+        except NgsciError as err:
+            print(str(err), file=sys.stderr)
+
+    def _resize(self, args: list[str]) -> Any:
+        opts, rest = take_options(args, {"server": True})
+        if len(rest) != 1:
+            raise UsageError("resize needs one SIZE, e.g. %ngsci resize gpu-a100")
+        size = check_size(rest[0])
+        server = check_server(str(opts["server"])) if "server" in opts else self.server
+        inst = self._api_factory().post(f"/instances/{server}/resize", {"size": size})
+        return Message(
+            f"resizing server '{server}' from {inst['size']} to {size}: this kernel stops with the "
+            "server; reopen the notebook when the new size is running"
+        )
+
+    def _notify(self, args: list[str]) -> Any:
+        opts, rest = take_options(
+            args, {"on-error": False, "off": False, "title": True, "level": True}
+        )
+        if opts.get("on-error"):
+            if rest:
+                raise UsageError("notify --on-error takes no message")
+            if opts.get("off"):
+                self._unregister_on_error()
+                return Message("no more notices for failed cells")
+            self._register_on_error()
+            return Message(
+                "you will get a notice whenever a cell fails "
+                "(%ngsci notify --on-error --off stops it)"
+            )
+        if opts.get("off"):
+            raise UsageError("--off goes with --on-error")
+        if len(rest) != 1 or not rest[0].strip():
+            raise UsageError(
+                'notify needs one message in quotes, e.g. %ngsci notify "training done"'
+            )
+        level = str(opts.get("level", "info"))
+        if level not in ("info", "warning", "error"):
+            raise UsageError(f"--level must be info, warning or error, not '{level}'")
+        body: dict[str, Any] = {"message": rest[0], "level": level, "server": self.server}
+        if "title" in opts:
+            body["title"] = str(opts["title"])
+        self._api_factory().post("/notify", body)
+        return Message("sent")
+
+    # ---- failed cells
+
+    def _register_on_error(self) -> None:
+        if self._on_error_hook is not None or self.shell is None:
+            return
+
+        def post_run_cell(result: Any) -> None:
+            error = result.error_in_exec or result.error_before_exec
+            if error is None:
+                return
+            self._send_failure(getattr(result.info, "raw_cell", "") or "", error)
+
+        self._on_error_hook = post_run_cell
+        self.shell.events.register("post_run_cell", post_run_cell)
+
+    def _unregister_on_error(self) -> None:
+        if self._on_error_hook is not None and self.shell is not None:
+            self.shell.events.unregister("post_run_cell", self._on_error_hook)
+        self._on_error_hook = None
+
+    def _send_failure(self, source: str, error: BaseException) -> None:
+        first = next((ln.strip() for ln in source.splitlines() if ln.strip()), "")[:120]
+        message = f"{type(error).__name__}: {error}"[:1500]
+        if first:
+            message += f"\n\nin the cell starting: {first}"
+        try:
+            self._api_factory().post(
+                "/notify",
+                {
+                    "message": message,
+                    "title": "A cell failed",
+                    "level": "error",
+                    "kind": "failure",
+                    "server": self.server,
+                },
+            )
+        except NgsciError as err:
+            print(str(err), file=sys.stderr)
+
+    # ---- %%ngsci stop_after
+
+    def _cell(self, line: str, cell: str) -> Any:
+        args = split_args(line)
+        if not args or args[0] != "stop_after":
+            raise UsageError("the cell magic is %%ngsci stop_after [--on-error notify|stop|keep]")
+        opts, rest = take_options(args[1:], {"on-error": True, "server": True})
+        if rest:
+            raise UsageError(f"stop_after: unexpected argument '{rest[0]}'")
+        on_error = str(opts.get("on-error", "notify"))
+        if on_error not in ON_ERROR_CHOICES:
+            raise UsageError(f"--on-error must be notify, stop or keep, not '{on_error}'")
+        server = check_server(str(opts["server"])) if "server" in opts else self.server
+        api = self._api_factory()  # fail before running the cell if ngsci is not configured
+        if self.shell is None:
+            raise NgsciError("no_shell", "stop_after needs an IPython shell")
+        result = self.shell.run_cell(cell, store_history=False)
+        failed = not result.success
+        if failed and on_error == "keep":
+            return None
+        if failed and on_error == "notify":
+            self._send_failure(
+                cell, result.error_in_exec or result.error_before_exec or RuntimeError("failed")
+            )
+            print(
+                f"ngsci: the cell failed, so server '{server}' keeps running; you have a notice",
+                file=sys.stderr,
+            )
+            return None
+        try:
+            api.post(
+                "/notify",
+                {
+                    "message": f"The cell {'failed' if failed else 'finished'}; "
+                    f"stopping server '{server}'.",
+                    "title": "Stopping after the cell",
+                    "level": "warning" if failed else "info",
+                    "server": server,
+                },
+            )
+        except NgsciError as err:
+            print(str(err), file=sys.stderr)
+        api.post(f"/instances/{server}/stop")
+        print(f"ngsci: server '{server}' is stopping", file=sys.stderr)
+        return None
+
+
+def help_text() -> str:
+    """The help of `%ngsci?`, `%ngsci help` and the docs: the magic's docstring."""
+    return inspect.cleandoc(NgsciMagics.ngsci.__doc__ or "")
+
+
+def _daemon_timer(seconds: float, fn: Callable[[], None]) -> threading.Timer:
+    t = threading.Timer(seconds, fn)
+    t.daemon = True
+    t.start()
+    return t
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """`%load_ext ngsci_spawner.magic` (ngsci's single-user environment loads it by itself)."""
+    ipython.register_magics(NgsciMagics(ipython))
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    pass

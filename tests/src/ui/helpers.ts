@@ -1,0 +1,65 @@
+/** Steps the UI tests share: launching through the API, sections of the sidebar, themes, screenshots. */
+import type { Locator, Page } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { until, type Stack } from '../stack.js';
+
+export interface Inst {
+  id: string;
+  state: string;
+  size: string;
+}
+
+export async function launchAndWait(stack: Stack, token: string, size = 'cpu-small'): Promise<Inst> {
+  const res = await stack.api('/instances', token, { method: 'POST', body: JSON.stringify({ size }) });
+  if (res.status !== 202) throw new Error(`launch: ${res.status} ${await res.text()}`);
+  return until(async () => {
+    const i = (await (await stack.api('/instances/default', token)).json()) as Inst;
+    if (i.state === 'failed') throw new Error(`the instance failed: ${JSON.stringify(i)}`);
+    return i.state === 'running' ? i : null;
+  }, 'the instance to run', 120, stack);
+}
+
+/** Opens the ngsci sidebar (its tab in the left bar) and returns it. */
+export async function openSidebar(page: Page): Promise<Locator> {
+  const sidebar = page.locator('#ngsci-sidebar');
+  if (!(await sidebar.isVisible())) await page.getByRole('tab', { name: /ngsci/i }).click();
+  await sidebar.waitFor({ state: 'visible' });
+  return sidebar;
+}
+
+/** One section of the sidebar (Instance, Usage, Billing) as a region of the page. */
+export function section(page: Page, name: 'Instance' | 'Usage' | 'Billing'): Locator {
+  return page.locator(`#ngsci-sidebar .jp-ngsci-section[aria-label="${name}"]`);
+}
+
+/** Expands only `name`, so it has the sidebar's whole height. */
+export async function showOnly(page: Page, name: 'Instance' | 'Usage' | 'Billing'): Promise<void> {
+  for (const other of ['Instance', 'Usage', 'Billing'] as const) {
+    const title = page.locator('#ngsci-sidebar .lm-AccordionPanel-title', { hasText: other });
+    const expanded = (await title.getAttribute('aria-expanded')) === 'true';
+    if (expanded !== (other === name)) await title.click();
+  }
+}
+
+export async function setTheme(page: Page, theme: 'JupyterLab Light' | 'JupyterLab Dark'): Promise<void> {
+  await page.getByRole('menuitem', { name: 'Settings' }).first().click();
+  await page.getByRole('menuitem', { name: 'Theme' }).first().hover();
+  await page.getByRole('menuitem', { name: theme }).click();
+  await page.waitForFunction((dark) => document.body.dataset.jpThemeLight === (dark ? 'false' : 'true'), theme.includes('Dark'));
+  await page.waitForTimeout(400);
+}
+
+/** JupyterLab's "get notified about news?" toast: answered no, so it covers nothing. */
+export async function dismissNews(page: Page): Promise<void> {
+  const no = page.locator('.jp-toast-container').getByRole('button', { name: 'No' });
+  if (await no.isVisible().catch(() => false)) await no.click();
+}
+
+/** Screenshots go to docs/images only when NGSCI_SCREENSHOTS names that folder (the screenshot script). */
+export async function screenshot(target: Page | Locator, name: string): Promise<void> {
+  const dir = process.env.NGSCI_SCREENSHOTS;
+  if (!dir) return;
+  mkdirSync(dir, { recursive: true });
+  await target.screenshot({ path: join(dir, `${name}.png`), animations: 'disabled' });
+}

@@ -1,0 +1,192 @@
+/**
+ * The ngsci JupyterLab extension in Chromium against the real stack (hub, proxy, service,
+ * real single-user JupyterLab, PGlite): a researcher logs in through the hub's form, opens the
+ * sidebar, watches the cost tick, an admin sets the researcher's budget in the admin panel and
+ * the researcher sees it, the researcher resizes from the sidebar and lands back in JupyterLab
+ * on the new size, then stops the machine. No console errors along the way; light and dark.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { startStack, until, type Stack } from '../stack.js';
+import { collectErrors, launchBrowser, login, openLab, waitForLab } from './browser.js';
+import { dismissNews, launchAndWait, openSidebar, screenshot, section, setTheme, showOnly, type Inst } from './helpers.js';
+
+describe('the ngsci sidebar in JupyterLab', () => {
+  let stack: Stack;
+  let browser: Browser;
+  let researcher: BrowserContext;
+  let page: Page;
+  let token: string;
+  let errors: string[];
+
+  before(async () => {
+    stack = await startStack({ database: 'pglite' });
+    token = await stack.userToken('researcher');
+    browser = await launchBrowser();
+    await launchAndWait(stack, token, 'cpu-small');
+    researcher = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+    page = await login(researcher, stack.url, 'researcher', stack.password);
+    errors = collectErrors(page);
+    await openLab(page, stack.url, 'researcher');
+    await dismissNews(page);
+  });
+
+  after(async () => {
+    await browser?.close();
+    await stack?.stop();
+  });
+
+  test('the sidebar shows this machine: size, cloud, state, rate; the status bar says what today cost', async () => {
+    await openSidebar(page);
+    const instance = section(page, 'Instance');
+    await assert.doesNotReject(instance.getByText('CPU small (cpu-small)').waitFor());
+    await instance.getByText('Running').waitFor();
+    await instance.getByText('local · localhost').waitFor();
+    await instance.getByText('$0.096/h', { exact: true }).waitFor();
+    const status = page.locator('.jp-ngsci-status');
+    await status.waitFor();
+    assert.match((await status.textContent()) ?? '', /^\$[\d.]+ today · cpu-small · \d+(s|m \d\ds)$/);
+    // the other sizes with their price and what they do to the month
+    await instance.getByRole('button', { name: 'Resize to CPU large' }).waitFor();
+    assert.match((await instance.locator('.jp-ngsci-size-option', { hasText: 'CPU large' }).textContent()) ?? '', /\$0\.384\/h/);
+    await showOnly(page, 'Instance');
+    await screenshot(page.locator('#ngsci-sidebar'), 'sidebar-instance-light');
+    await showOnly(page, 'Usage');
+    await section(page, 'Usage').getByRole('img', { name: /Cost per day by size/ }).waitFor();
+    await screenshot(page.locator('#ngsci-sidebar'), 'sidebar-usage-light');
+    await showOnly(page, 'Billing');
+    await section(page, 'Billing').getByText('Private').waitFor();
+    await screenshot(page.locator('#ngsci-sidebar'), 'sidebar-billing-light');
+    await screenshot(page, 'lab-light');
+    assert.deepEqual(errors, []);
+  });
+
+  test('an admin sets the researcher a budget in the admin panel, and the researcher sees it', async () => {
+    const adminToken = await stack.userToken('admin');
+    await launchAndWait(stack, adminToken, 'cpu-small');
+    const admin = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+    const adminPage = await login(admin, stack.url, 'admin', stack.password);
+    const adminErrors = collectErrors(adminPage);
+    await openLab(adminPage, stack.url, 'admin');
+    await dismissNews(adminPage);
+    await openSidebar(adminPage);
+    await adminPage.getByRole('button', { name: 'Admin panel' }).click();
+    const panel = adminPage.locator('.jp-ngsci-admin');
+    await panel.getByRole('table', { name: 'Running instances' }).waitFor();
+    // both running machines, each with a Stop button
+    await panel.getByRole('button', { name: 'Stop researcher/default' }).waitFor();
+    await panel.getByRole('button', { name: 'Stop admin/default' }).waitFor();
+    await panel.getByRole('table', { name: 'Users' }).getByRole('cell', { name: 'researcher', exact: true }).waitFor();
+
+    const form = panel.getByRole('form', { name: 'Set a monthly budget' });
+    await form.getByLabel('Name').fill('researcher');
+    await form.getByLabel(/Budget \(USD/).fill('abc');
+    await form.getByRole('button', { name: 'Save budget' }).click();
+    await form.getByText(/'abc' is not an amount in dollars/).waitFor();
+    await form.getByLabel(/Budget \(USD/).fill('25');
+    await form.getByRole('button', { name: 'Save budget' }).click();
+    await form.getByText('Saved: user researcher has $25.00 a month.').waitFor();
+    await panel.getByRole('table', { name: 'Quotas' }).getByRole('cell', { name: 'user researcher' }).waitFor();
+    await screenshot(adminPage, 'admin-panel-light');
+    await setTheme(adminPage, 'JupyterLab Dark');
+    await screenshot(adminPage, 'admin-panel-dark');
+    assert.deepEqual(adminErrors, []);
+
+    // the researcher's Billing section shows it on its next refresh (opening the section refreshes)
+    await showOnly(page, 'Instance');
+    await showOnly(page, 'Billing');
+    const billing = section(page, 'Billing');
+    await billing.getByRole('meter', { name: /Budget: \$[\d.]+ of \$25\.00/ }).waitFor({ timeout: 30_000 });
+    await billing.getByText(/At the current rate the budget (runs out|lasts the month)/).waitFor();
+    await screenshot(page.locator('#ngsci-sidebar'), 'sidebar-billing-budget-light');
+    await admin.close();
+    // the admin's machine is not needed any more
+    await stack.api('/instances/default/stop', adminToken, { method: 'POST' });
+  });
+
+  test('the cost so far ticks live in light and dark', async () => {
+    await showOnly(page, 'Instance');
+    const cost = section(page, 'Instance').getByTestId('ngsci-cost');
+    const first = await cost.textContent();
+    // billing has a 60 s minimum, so the figure moves once the first minute is over
+    await page.waitForFunction((before) => document.querySelector('[data-testid="ngsci-cost"]')?.textContent !== before, first, { timeout: 90_000 });
+    const later = await cost.textContent();
+    assert.ok(Number(later?.slice(1)) > Number(first?.slice(1)), `${first} → ${later}`);
+    await setTheme(page, 'JupyterLab Dark');
+    await screenshot(page.locator('#ngsci-sidebar'), 'sidebar-instance-dark');
+    await showOnly(page, 'Usage');
+    await screenshot(page.locator('#ngsci-sidebar'), 'sidebar-usage-dark');
+    await showOnly(page, 'Billing');
+    await screenshot(page.locator('#ngsci-sidebar'), 'sidebar-billing-dark');
+    await screenshot(page, 'lab-dark');
+    await setTheme(page, 'JupyterLab Light');
+    await showOnly(page, 'Instance');
+    assert.deepEqual(errors, []);
+  });
+
+  test('the sidebar is keyboard accessible and says plainly when the service cannot be reached', async () => {
+    const probe = await researcher.newPage();
+    const probeErrors = collectErrors(probe, [/Failed to load resource/, /net::ERR_FAILED/]);
+    await probe.route('**/services/ngsci/**', (route) => route.abort());
+    await probe.goto(`${stack.url}/user/researcher/lab`);
+    await waitForLab(probe);
+    await dismissNews(probe);
+    await openSidebar(probe);
+    await section(probe, 'Instance').getByRole('alert').getByText(/cannot be reached/).waitFor();
+    assert.match((await probe.locator('.jp-ngsci-status').textContent()) ?? '', /unavailable/);
+    await probe.close();
+    assert.deepEqual(probeErrors, []);
+
+    // Resize buttons are reachable with Tab and open the confirm dialog with Enter
+    const button = section(page, 'Instance').getByRole('button', { name: 'Resize to CPU large' });
+    await button.focus();
+    await page.keyboard.press('Enter');
+    const dialog = page.getByRole('dialog');
+    await dialog.getByText('Resize to CPU large?').waitFor();
+    await dialog.getByText(/This month: \$[\d.,]+ → \$[\d.,]+ at the new rate/).waitFor();
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'detached' });
+  });
+
+  test('resize from the sidebar: documents saved, progress followed, back in JupyterLab on the new size', async () => {
+    const before = (await (await stack.api('/instances/default', token)).json()) as Inst;
+    // an unsaved notebook: the resize saves it first
+    await page.getByRole('menuitem', { name: 'File' }).first().click();
+    await page.getByRole('menuitem', { name: 'New' }).first().hover();
+    await page.getByRole('menuitem', { name: /^Notebook/ }).click();
+    const kernel = page.getByRole('dialog');
+    if (await kernel.isVisible({ timeout: 3000 }).catch(() => false)) await kernel.getByRole('button', { name: 'Select' }).click();
+    await page.locator('.jp-Notebook .jp-Cell .cm-content').first().click();
+    await page.keyboard.type('print("kept across the resize")');
+    await openSidebar(page);
+    await section(page, 'Instance').getByRole('button', { name: 'Resize to CPU large' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Save and resize' }).click();
+    await section(page, 'Instance').getByRole('status').getByText(/Resizing to cpu-large/).waitFor();
+    // the page reloads into JupyterLab on the new server
+    await page.waitForEvent('load', { timeout: 180_000 });
+    await waitForLab(page, 120_000);
+    await openSidebar(page);
+    await section(page, 'Instance').getByText('CPU large (cpu-large)').waitFor({ timeout: 30_000 });
+    const now = (await (await stack.api('/instances/default', token)).json()) as Inst;
+    assert.equal(now.size, 'cpu-large');
+    assert.equal(now.state, 'running');
+    assert.notEqual(now.id, before.id, 'a resize is a new instance');
+    const contents = await fetch(`${stack.url}/user/researcher/api/contents/Untitled.ipynb?content=1`, { headers: { authorization: `token ${token}` } });
+    assert.equal(contents.status, 200, 'the notebook was saved before the machine restarted');
+    assert.match(await contents.text(), /kept across the resize/);
+  });
+
+  test('stop from the sidebar: confirm, the machine stops, the page goes to the hub', async () => {
+    await dismissNews(page);
+    const instance = section(page, 'Instance');
+    await instance.getByRole('button', { name: 'Stop this machine…' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Save and stop' }).click();
+    await page.waitForURL(/\/hub\/home/, { timeout: 60_000 });
+    const stopped = await until(async () => {
+      const i = (await (await stack.api('/instances/default', token)).json()) as Inst;
+      return i.state === 'stopped' ? i : null;
+    }, 'the instance to stop', 60, stack);
+    assert.equal(stopped.size, 'cpu-large');
+  });
+});
