@@ -91,6 +91,7 @@ async function ngsciCycle(n: number, hubUrl: string, dbUrl: string): Promise<{ m
     const report = await meter.cycle();
     ms.push(performance.now() - t0);
     rows = report.rowsWritten;
+    if (process.env.NGSCI_BENCH_PHASES) console.error(JSON.stringify({ ...report.phases, ...ledger.lastTimings }));
     hubServers = report.hubServers;
   }
   await database.close();

@@ -127,27 +127,22 @@ export type Instance = z.infer<typeof Instance>;
 
 export const InstanceList = z.object({ instances: z.array(Instance) }).meta({ id: 'InstanceList' });
 
+/** What a machine is: the fields a launch, a resize and a hub spawn share. */
+const machineChoice = {
+  size: SizeId,
+  cloud: Cloud.optional().meta({ description: "defaults to the service's default cloud" }),
+  region: z.string().max(64).optional(),
+  spot: z.boolean().optional(),
+};
+
 export const LaunchRequest = z
-  .object({
-    server: ServerName.default(DEFAULT_SERVER),
-    size: SizeId,
-    cloud: Cloud.optional().meta({ description: "defaults to the service's default cloud" }),
-    region: z.string().max(64).optional(),
-    spot: z.boolean().default(false),
-  })
+  .object({ server: ServerName.default(DEFAULT_SERVER), ...machineChoice, spot: z.boolean().default(false) })
   .strict()
   .meta({ id: 'LaunchRequest' });
 export type LaunchRequest = z.input<typeof LaunchRequest>;
 
-export const ResizeRequest = z
-  .object({
-    size: SizeId,
-    cloud: Cloud.optional(),
-    region: z.string().max(64).optional(),
-    spot: z.boolean().optional(),
-  })
-  .strict()
-  .meta({ id: 'ResizeRequest' });
+/** A resize names the new size; cloud, region and spot default to the running instance's. */
+export const ResizeRequest = z.object(machineChoice).strict().meta({ id: 'ResizeRequest' });
 export type ResizeRequest = z.input<typeof ResizeRequest>;
 
 export const InstanceEvent = z
@@ -166,15 +161,7 @@ export type InstanceEvent = z.infer<typeof InstanceEvent>;
  * The options a hub spawn carries (`user_options`). The spawn form and the API send the same
  * object; the bridge validates it with this schema's mirror in Python.
  */
-export const SpawnOptions = z
-  .object({
-    size: SizeId,
-    cloud: Cloud.optional(),
-    region: z.string().max(64).optional(),
-    spot: z.boolean().optional(),
-  })
-  .strict()
-  .meta({ id: 'SpawnOptions' });
+export const SpawnOptions = z.object(machineChoice).strict().meta({ id: 'SpawnOptions' });
 export type SpawnOptions = z.infer<typeof SpawnOptions>;
 
 // ---- spawner-bridge → hub-service (authenticated with the bridge secret, never a user token)

@@ -9,7 +9,6 @@ import { drizzle as drizzlePg } from 'drizzle-orm/postgres-js';
 import { migrate as migratePg } from 'drizzle-orm/postgres-js/migrator';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
-import { sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import * as schema from './schema.js';
 
@@ -36,9 +35,13 @@ export async function openDatabase(opts: { url?: string; dataDir: string }): Pro
       close: () => client.end({ timeout: 5 }),
     };
   }
-  const { PGlite } = await import('@electric-sql/pglite');
   const path = join(opts.dataDir, 'pglite');
   mkdirSync(path, { recursive: true });
+  return openPglite(path);
+}
+
+async function openPglite(path?: string): Promise<Database> {
+  const { PGlite } = await import('@electric-sql/pglite');
   const client = await PGlite.create(path);
   const db = drizzlePglite(client, { schema });
   return {
@@ -51,15 +54,7 @@ export async function openDatabase(opts: { url?: string; dataDir: string }): Pro
 
 /** In-memory PGlite for unit tests: one per test file. */
 export async function openMemoryDatabase(): Promise<Database> {
-  const { PGlite } = await import('@electric-sql/pglite');
-  const client = await PGlite.create();
-  const db = drizzlePglite(client, { schema });
-  return {
-    db: db as unknown as Db,
-    kind: 'pglite',
-    migrate: () => migratePglite(db, { migrationsFolder: MIGRATIONS_DIR }),
-    close: () => client.close(),
-  };
+  return openPglite();
 }
 
 /** Built-in plans, inserted if missing (admins may add more, and change the labels). */
@@ -71,5 +66,4 @@ export async function seed(db: Db): Promise<void> {
       { id: 'private', label: 'Private (list price)', multiplierPpm: 1_000_000, builtIn: true },
     ])
     .onConflictDoNothing();
-  await db.execute(sql`select 1`);
 }

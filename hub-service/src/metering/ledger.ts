@@ -113,7 +113,14 @@ export function rowsFor(s: Stream, last: StreamEnd | null, now: Date, activeWind
   }
 }
 
+const COLUMNS =
+  'meter_key, kind, user_name, groups, instance_id, server_name, size_id, size_class, cloud, region, spot, plan_id, ' +
+  'multiplier_ppm, rate_micros, rate_period_seconds, started_at, ended_at, billed_from, billed_to, active_seconds, ' +
+  'idle_seconds, final, amount_micros';
+
 export class Ledger {
+  lastTimings = { ends: 0, insert: 0 };
+
   constructor(private readonly db: Db) {}
 
   private async all<T>(query: SQL): Promise<T[]> {
@@ -139,20 +146,35 @@ export class Ledger {
 
   /** Appends the rows that bring every stream up to `now`; returns how many were written. */
   async accrue(streams: Stream[], now: Date, activeWindowSeconds: number): Promise<number> {
+    const t0 = performance.now();
     const ends = await this.ends(streams.map((s) => s.key));
+    const t1 = performance.now();
     const rows = streams.flatMap((s) => rowsFor(s, ends.get(s.key) ?? null, now, activeWindowSeconds));
-    return this.append(rows);
+    const written = await this.append(rows);
+    this.lastTimings = { ends: t1 - t0, insert: performance.now() - t1 };
+    return written;
   }
 
+  /**
+   * Inserts rows as one JSON parameter per batch (json_populate_recordset): a meter cycle over
+   * 10,000 servers writes 10,000 rows, and binding 24 parameters per row costs more than the insert.
+   */
   async append(rows: IntervalRow[]): Promise<number> {
     let written = 0;
-    for (let i = 0; i < rows.length; i += 1000) {
-      const batch = rows.slice(i, i + 1000);
-      const inserted = await this.db
-        .insert(usageIntervals)
-        .values(batch)
-        .onConflictDoNothing({ target: [usageIntervals.meterKey, usageIntervals.startedAt] })
-        .returning({ id: usageIntervals.id });
+    for (let i = 0; i < rows.length; i += 5000) {
+      const batch = rows.slice(i, i + 5000).map((r) => ({
+        meter_key: r.meterKey, kind: r.kind, user_name: r.userName, groups: r.groups ?? [], instance_id: r.instanceId ?? null,
+        server_name: r.serverName ?? null, size_id: r.sizeId, size_class: r.sizeClass, cloud: r.cloud, region: r.region,
+        spot: r.spot ?? false, plan_id: r.planId, multiplier_ppm: r.multiplierPpm, rate_micros: r.rateMicros,
+        rate_period_seconds: r.ratePeriodSeconds, started_at: (r.startedAt as Date).toISOString(), ended_at: (r.endedAt as Date).toISOString(),
+        billed_from: r.billedFrom, billed_to: r.billedTo, active_seconds: r.activeSeconds ?? 0, idle_seconds: r.idleSeconds ?? 0,
+        final: r.final ?? false, amount_micros: r.amountMicros,
+      }));
+      const inserted = await this.all<{ id: number }>(sql`
+        insert into usage_intervals (${sql.raw(COLUMNS)})
+        select ${sql.raw(COLUMNS)} from json_populate_recordset(null::usage_intervals, ${JSON.stringify(batch)}::json)
+        on conflict (meter_key, started_at) do nothing
+        returning id`);
       written += inserted.length;
     }
     return written;

@@ -67,6 +67,8 @@ export interface CycleReport {
   culled: string[];
   keptBusy: string[];
   hubError: string | null;
+  /** milliseconds per phase: where a slow cycle spends its time */
+  phases: Record<string, number>;
 }
 
 interface Activity {
@@ -129,9 +131,16 @@ export class Meter {
     const now = this.now();
     const report: CycleReport = {
       at: now.toISOString(), ms: 0, hubServers: 0, streams: 0, rowsWritten: 0, unknownServers: [], orphansClosed: [],
-      alerts: [], budgetStops: [], warned: [], culled: [], keptBusy: [], hubError: null,
+      alerts: [], budgetStops: [], warned: [], culled: [], keptBusy: [], hubError: null, phases: {},
+    };
+    let mark = t0;
+    const phase = (name: string) => {
+      const t = performance.now();
+      report.phases[name] = Math.round((t - mark) * 10) / 10;
+      mark = t;
     };
     await this.d.prices.refresh();
+    phase('prices');
 
     let hubUsers: HubUserModel[] | null = null;
     try {
@@ -140,6 +149,7 @@ export class Meter {
       report.hubError = (err as Error).message;
       this.d.logger.warn({ err: (err as Error).message }, 'meter: the hub did not list its servers; accruing from the lifecycle only');
     }
+    phase('hub');
     const activity = new Map<string, Activity>();
     const hubRuns = new Set<string>();
     for (const u of hubUsers ?? []) {
@@ -158,6 +168,7 @@ export class Meter {
     const classOf = new Map(catalog.sizes.map((s) => [s.id, s.class]));
     await this.fillGroups(rows.filter((r) => !this.groupsCache.has(r.userName)).map((r) => r.userName));
 
+    phase('instances');
     const streams: Stream[] = [];
     for (const r of rows) {
       const groups = this.groupsCache.get(r.userName) ?? [];
@@ -190,11 +201,14 @@ export class Meter {
       this.lastStorage = now.getTime();
     }
     report.streams = streams.length;
+    phase('streams');
     report.rowsWritten = await this.d.ledger.accrue(streams, now, this.d.settings.activeWindowSeconds);
+    phase('accrue');
 
     const running = rows.filter((r) => r.state === 'running');
     if (hubUsers) await this.reconcile(hubUsers, hubRuns, running, now, report);
 
+    phase('reconcile');
     const quotaRows = await this.d.db.select().from(quotas);
     const limitsOf = (user: string) => combine(quotaRows, user, this.groupsCache.get(user) ?? [], this.d.settings.cull);
     const exhausted = await this.checkBudgets(quotaRows, running, limitsOf, now, report);
@@ -202,6 +216,7 @@ export class Meter {
       this.lastCull = now.getTime();
       await this.cull(running, activity, limitsOf, exhausted, now, report);
     }
+    phase('budgets_and_culling');
     report.ms = Math.round(performance.now() - t0);
     this.last = report;
     this.d.logger.debug({ meter: { ...report, unknownServers: report.unknownServers.length } }, 'meter cycle');

@@ -43,7 +43,7 @@ describe('the ngsci sidebar in JupyterLab', () => {
     await assert.doesNotReject(instance.getByText('CPU small (cpu-small)').waitFor());
     await instance.getByText('Running').waitFor();
     await instance.getByText('local · localhost').waitFor();
-    await instance.getByText('$0.096/h', { exact: true }).waitFor();
+    await instance.getByRole('definition').filter({ hasText: /^\$0\.096\/h$/ }).waitFor();
     const status = page.locator('.jp-ngsci-status');
     await status.waitFor();
     assert.match((await status.textContent()) ?? '', /^\$[\d.]+ today · cpu-small · \d+(s|m \d\ds)$/);
