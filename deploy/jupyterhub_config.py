@@ -70,7 +70,8 @@ service_environment = {
 }
 # settings passed through to the service as they are (documented in docs/configuration.md)
 for key, value in env.items():
-    if key == "DATABASE_URL" or (key.startswith("NGSCI_") and key not in (
+    cloud_credentials = key.startswith(("AWS_", "GOOGLE_", "CLOUDSDK_", "ARM_"))
+    if key == "DATABASE_URL" or cloud_credentials or (key.startswith("NGSCI_") and key not in (
         "NGSCI_PASSWORD", "NGSCI_BRIDGE_SECRET", "NGSCI_TEST_ADMIN_TOKEN", "NGSCI_SERVICE_COMMAND",
     )):
         service_environment.setdefault(key, value)
@@ -86,7 +87,10 @@ configure_hub(
     bridge_secret=env["NGSCI_BRIDGE_SECRET"],
     service_environment=service_environment,
     admin_users=set(admins),
-    start_timeout=int(env.get("NGSCI_START_TIMEOUT", "120")),
+    # a local process is up in seconds; a cloud VM with a GPU driver takes minutes
+    start_timeout=int(
+        env.get("NGSCI_START_TIMEOUT", "900" if env.get("NGSCI_PROVISIONER") == "terraform" else "120")
+    ),
 )
 c.NgsciSpawner.cmd = [str(venv_bin / "jupyterhub-singleuser")]
 # Local instances reach the service directly; cloud instances need the hub's public URL here.

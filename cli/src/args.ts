@@ -17,20 +17,37 @@ export interface Parsed {
   positionals: string[];
 }
 
-export function parse(command: string, args: string[], options: Options, positionals: { min: number; max: number; names: string }): Parsed {
+export function parse(
+  command: string,
+  args: string[],
+  options: Options,
+  positionals: { min: number; max: number; names: string },
+): Parsed {
   let result;
   try {
-    result = parseArgs({ args, options: { ...GLOBAL_OPTIONS, ...options }, allowPositionals: true, strict: true });
+    result = parseArgs({
+      args,
+      options: { ...GLOBAL_OPTIONS, ...options },
+      allowPositionals: true,
+      strict: true,
+    });
   } catch (err) {
-    const msg = (err as Error).message.replace(/\. To specify a positional argument.*$/s, '').replace(/^Unknown option/, 'unknown option');
+    const msg = (err as Error).message
+      .replace(/\. To specify a positional argument.*$/s, '')
+      .replace(/^Unknown option/, 'unknown option');
     throw new UsageError(`${command}: ${msg} (see: ngsci ${command} --help)`);
   }
   const values = result.values as Parsed['values'];
   if (!values.help) {
     const n = result.positionals.length;
-    if (n < positionals.min) throw new UsageError(`${command}: missing ${positionals.names} (see: ngsci ${command} --help)`);
+    if (n < positionals.min)
+      throw new UsageError(
+        `${command}: missing ${positionals.names} (see: ngsci ${command} --help)`,
+      );
     if (n > positionals.max) {
-      throw new UsageError(`${command}: unexpected argument '${result.positionals[positionals.max]}' (see: ngsci ${command} --help)`);
+      throw new UsageError(
+        `${command}: unexpected argument '${result.positionals[positionals.max]}' (see: ngsci ${command} --help)`,
+      );
     }
   }
   return { values, positionals: result.positionals };

@@ -15,16 +15,27 @@ export interface Connection {
  * NGSCI_API_URL (a full URL, or a path resolved against JUPYTERHUB_PUBLIC_URL) and
  * JUPYTERHUB_API_TOKEN (or NGSCI_TOKEN).
  */
-export function connection(flags: { url?: string; token?: string }, env: Record<string, string | undefined>): Connection {
+export function connection(
+  flags: { url?: string; token?: string },
+  env: Record<string, string | undefined>,
+): Connection {
   let url = flags.url ?? env.NGSCI_API_URL;
   const token = flags.token ?? env.NGSCI_TOKEN ?? env.JUPYTERHUB_API_TOKEN;
   if (!url) {
-    throw new CliError(EXIT.unreachable, 'not_configured', 'no service URL: set NGSCI_API_URL or pass --url https://hub.example.org/services/ngsci/api/v1');
+    throw new CliError(
+      EXIT.unreachable,
+      'not_configured',
+      'no service URL: set NGSCI_API_URL or pass --url https://hub.example.org/services/ngsci/api/v1',
+    );
   }
   if (url.startsWith('/')) {
     const pub = env.JUPYTERHUB_PUBLIC_URL;
     if (!pub) {
-      throw new CliError(EXIT.unreachable, 'not_configured', `NGSCI_API_URL is a path (${url}); pass --url with a full URL such as https://hub.example.org${url}`);
+      throw new CliError(
+        EXIT.unreachable,
+        'not_configured',
+        `NGSCI_API_URL is a path (${url}); pass --url with a full URL such as https://hub.example.org${url}`,
+      );
     }
     url = new URL(url, pub).toString();
   }
@@ -34,7 +45,12 @@ export function connection(flags: { url?: string; token?: string }, env: Record<
   } catch {
     throw new CliError(EXIT.usage, 'usage', `the service URL must be an http(s) URL, not '${url}'`);
   }
-  if (!token) throw new CliError(EXIT.unreachable, 'not_configured', 'no token: set JUPYTERHUB_API_TOKEN or pass --token');
+  if (!token)
+    throw new CliError(
+      EXIT.unreachable,
+      'not_configured',
+      'no token: set JUPYTERHUB_API_TOKEN or pass --token',
+    );
   return { url: url.replace(/\/+$/, ''), token };
 }
 
@@ -66,7 +82,12 @@ export class ApiClient {
   }
 
   /** A response whose status is known to be OK; the body is left to the caller (streams). */
-  async raw(method: string, path: string, body?: unknown, init: RequestInit = {}): Promise<Response> {
+  async raw(
+    method: string,
+    path: string,
+    body?: unknown,
+    init: RequestInit = {},
+  ): Promise<Response> {
     let res: Response;
     try {
       res = await this.fetchImpl(`${this.conn.url}${path}`, {
@@ -80,9 +101,15 @@ export class ApiClient {
         body: body === undefined ? undefined : JSON.stringify(body),
       });
     } catch (err) {
-      const c = (err as { cause?: { code?: string; message?: string; errors?: Array<{ code?: string }> } }).cause;
+      const c = (
+        err as { cause?: { code?: string; message?: string; errors?: Array<{ code?: string }> } }
+      ).cause;
       const cause = c?.code ?? c?.errors?.[0]?.code ?? c?.message ?? (err as Error).message;
-      throw new CliError(EXIT.unreachable, 'unreachable', `cannot reach the ngsci service at ${new URL(this.conn.url).origin} (${cause})`);
+      throw new CliError(
+        EXIT.unreachable,
+        'unreachable',
+        `cannot reach the ngsci service at ${new URL(this.conn.url).origin} (${cause})`,
+      );
     }
     if (!res.ok) {
       const text = await res.text();

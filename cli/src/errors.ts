@@ -3,7 +3,14 @@
  * 1 the service refused (its code is printed), 2 bad arguments, 3 not configured or the service
  * is unreachable, 4 an instance failed while we waited for it.
  */
-export const EXIT = { ok: 0, service: 1, usage: 2, unreachable: 3, failed: 4, interrupted: 130 } as const;
+export const EXIT = {
+  ok: 0,
+  service: 1,
+  usage: 2,
+  unreachable: 3,
+  failed: 4,
+  interrupted: 130,
+} as const;
 
 export class CliError extends Error {
   constructor(

@@ -10,15 +10,33 @@ import type { Io } from './output.js';
 import { dollars, parseDollars, parseDuration } from './parse.js';
 import { bar, sseEvents } from './progress.js';
 
-function io(fetchImpl: typeof fetch = async () => new Response('{}'), env: Record<string, string> = { NGSCI_API_URL: 'http://svc.test/services/ngsci/api/v1', JUPYTERHUB_API_TOKEN: 'tok-secret-123' }) {
+function io(
+  fetchImpl: typeof fetch = async () => new Response('{}'),
+  env: Record<string, string> = {
+    NGSCI_API_URL: 'http://svc.test/services/ngsci/api/v1',
+    JUPYTERHUB_API_TOKEN: 'tok-secret-123',
+  },
+) {
   const out: string[] = [];
   const err: string[] = [];
   const calls: Array<{ url: string; method: string; body: unknown; auth: string | null }> = [];
   const fake: typeof fetch = async (input, init) => {
-    calls.push({ url: String(input), method: init?.method ?? 'GET', body: init?.body ? JSON.parse(String(init.body)) : undefined, auth: new Headers(init?.headers).get('authorization') });
+    calls.push({
+      url: String(input),
+      method: init?.method ?? 'GET',
+      body: init?.body ? JSON.parse(String(init.body)) : undefined,
+      auth: new Headers(init?.headers).get('authorization'),
+    });
     return fetchImpl(input, init);
   };
-  const value: Io = { out: (t) => out.push(t), err: (t) => err.push(t), tty: false, env, fetch: fake, sleep: async () => {} };
+  const value: Io = {
+    out: (t) => out.push(t),
+    err: (t) => err.push(t),
+    tty: false,
+    env,
+    fetch: fake,
+    sleep: async () => {},
+  };
   return { io: value, out: () => out.join(''), err: () => err.join(''), calls };
 }
 
@@ -30,8 +48,14 @@ describe('arguments', () => {
       [['stop', '--in', 'soon'], /--in must be a duration/],
       [['resize', 'gpu-t4', '--server', 'Bad_Name'], /not a server name/],
       [['status', '--frobnicate'], /unknown option '--frobnicate'/],
-      [['admin', 'quota', 'set', '--budget', '100'], /exactly one of --user U, --group G or --default/],
-      [['admin', 'quota', 'set', '--user', 'a', '--budget', '12.3456789'], /--budget must be an amount in dollars/],
+      [
+        ['admin', 'quota', 'set', '--budget', '100'],
+        /exactly one of --user U, --group G or --default/,
+      ],
+      [
+        ['admin', 'quota', 'set', '--user', 'a', '--budget', '12.3456789'],
+        /--budget must be an amount in dollars/,
+      ],
       [['admin', 'plans', 'set', 'academic', 'Academic', 'half'], /MULTIPLIER must be a number/],
       [['estimate', '/nonexistent/scenario.json'], /no file/],
       [['preferences', '--channels', 'budget=pager'], /--channels takes KIND=CHANNEL/],
@@ -50,7 +74,10 @@ describe('arguments', () => {
     const t = io(undefined, {});
     assert.equal(await run(['status'], t.io), 3);
     assert.match(t.err(), /NGSCI_API_URL/);
-    const rel = io(undefined, { NGSCI_API_URL: '/services/ngsci/api/v1', JUPYTERHUB_API_TOKEN: 'x' });
+    const rel = io(undefined, {
+      NGSCI_API_URL: '/services/ngsci/api/v1',
+      JUPYTERHUB_API_TOKEN: 'x',
+    });
     assert.equal(await run(['status'], rel.io), 3);
     assert.match(rel.err(), /is a path/);
   });
@@ -70,16 +97,28 @@ describe('arguments', () => {
 
 describe('talking to the service', () => {
   test('a service error is one line with its code, exit 1; the token is sent but never printed', async () => {
-    const t = io(async () => Response.json({ code: 'quota_exceeded', message: 'you may run 1 instance at a time', requestId: 'r1' }, { status: 409 }));
+    const t = io(async () =>
+      Response.json(
+        { code: 'quota_exceeded', message: 'you may run 1 instance at a time', requestId: 'r1' },
+        { status: 409 },
+      ),
+    );
     assert.equal(await run(['launch', 'gpu-t4'], t.io), 1);
     assert.equal(t.err(), 'ngsci: [quota_exceeded] you may run 1 instance at a time\n');
     assert.equal(t.calls[0]!.auth, 'token tok-secret-123');
     assert.deepEqual(t.calls[0]!.body, { server: 'default', size: 'gpu-t4', spot: false });
     assert.ok(!t.err().includes('tok-secret-123'));
 
-    const j = io(async () => Response.json({ code: 'not_found', message: "no server named 'x'", requestId: 'r2' }, { status: 404 }));
+    const j = io(async () =>
+      Response.json(
+        { code: 'not_found', message: "no server named 'x'", requestId: 'r2' },
+        { status: 404 },
+      ),
+    );
     assert.equal(await run(['status', 'x', '--json'], j.io), 1);
-    assert.deepEqual(JSON.parse(j.err()), { error: { code: 'not_found', message: "no server named 'x'" } });
+    assert.deepEqual(JSON.parse(j.err()), {
+      error: { code: 'not_found', message: "no server named 'x'" },
+    });
   });
 
   test('an unreachable service: exit 3', async () => {
@@ -91,21 +130,63 @@ describe('talking to the service', () => {
   });
 
   test('admin quota set creates a quota with exact micro-dollars, and changes one limit of an existing one', async () => {
-    const existing = { id: 7, subjectKind: 'group', subjectName: 'lab', monthlyBudgetMicros: 100_000_000, hardStop: false, maxConcurrent: 2, allowedSizes: null, gpuHoursPerMonth: null, idleTimeoutCpuSeconds: null, idleTimeoutGpuSeconds: null, maxAgeSeconds: null, updatedAt: '2026-11-20T00:00:00Z' };
+    const existing = {
+      id: 7,
+      subjectKind: 'group',
+      subjectName: 'lab',
+      monthlyBudgetMicros: 100_000_000,
+      hardStop: false,
+      maxConcurrent: 2,
+      allowedSizes: null,
+      gpuHoursPerMonth: null,
+      idleTimeoutCpuSeconds: null,
+      idleTimeoutGpuSeconds: null,
+      maxAgeSeconds: null,
+      updatedAt: '2026-11-20T00:00:00Z',
+    };
     let quotas: unknown[] = [];
     const t = io(async (u, init) => {
       if ((init?.method ?? 'GET') === 'GET') return Response.json({ quotas });
-      return Response.json({ id: 7, ...JSON.parse(String(init?.body)), updatedAt: '2026-11-20T00:00:00Z' }, { status: init?.method === 'POST' ? 201 : 200 });
+      return Response.json(
+        { id: 7, ...JSON.parse(String(init?.body)), updatedAt: '2026-11-20T00:00:00Z' },
+        { status: init?.method === 'POST' ? 201 : 200 },
+      );
     });
-    const code = await run(['admin', 'quota', 'set', '--group', 'lab', '--budget', '250.50', '--hard-stop', '--idle-gpu', '20m', '--sizes', 'cpu-small,gpu-t4'], t.io);
+    const code = await run(
+      [
+        'admin',
+        'quota',
+        'set',
+        '--group',
+        'lab',
+        '--budget',
+        '250.50',
+        '--hard-stop',
+        '--idle-gpu',
+        '20m',
+        '--sizes',
+        'cpu-small,gpu-t4',
+      ],
+      t.io,
+    );
     assert.equal(code, 0, t.err());
     assert.equal(t.calls[1]!.method, 'POST');
     assert.match(t.calls[1]!.url, /\/admin\/quotas$/);
-    assert.deepEqual(t.calls[1]!.body, { subjectKind: 'group', subjectName: 'lab', monthlyBudgetMicros: 250_500_000, hardStop: true, idleTimeoutGpuSeconds: 1200, allowedSizes: ['cpu-small', 'gpu-t4'] });
+    assert.deepEqual(t.calls[1]!.body, {
+      subjectKind: 'group',
+      subjectName: 'lab',
+      monthlyBudgetMicros: 250_500_000,
+      hardStop: true,
+      idleTimeoutGpuSeconds: 1200,
+      allowedSizes: ['cpu-small', 'gpu-t4'],
+    });
 
     quotas = [existing];
     t.calls.length = 0;
-    assert.equal(await run(['admin', 'quota', 'set', '--group', 'lab', '--max-concurrent', '4'], t.io), 0);
+    assert.equal(
+      await run(['admin', 'quota', 'set', '--group', 'lab', '--max-concurrent', '4'], t.io),
+      0,
+    );
     assert.equal(t.calls[1]!.method, 'PUT');
     assert.match(t.calls[1]!.url, /\/admin\/quotas\/7$/);
     const sent = t.calls[1]!.body as Record<string, unknown>;
@@ -119,16 +200,20 @@ describe('talking to the service', () => {
     const t = io(async () => Response.json(inst, { status: 202 }));
     assert.equal(await run(['admin', 'stop', 'alice/gpu1'], t.io), 0);
     assert.equal(await run(['admin', 'stop', 'bob'], t.io), 0);
-    assert.deepEqual(t.calls.map((c) => `${c.method} ${new URL(c.url).pathname}`), [
-      'POST /services/ngsci/api/v1/admin/instances/alice/gpu1/stop',
-      'POST /services/ngsci/api/v1/admin/instances/bob/default/stop',
-    ]);
+    assert.deepEqual(
+      t.calls.map((c) => `${c.method} ${new URL(c.url).pathname}`),
+      [
+        'POST /services/ngsci/api/v1/admin/instances/alice/gpu1/stop',
+        'POST /services/ngsci/api/v1/admin/instances/bob/default/stop',
+      ],
+    );
   });
 });
 
 describe('progress', () => {
   test('SSE frames are parsed across chunk boundaries; the bar shows the percentage', async () => {
-    const text = 'id: 1\nevent: instance\ndata: {"a":1}\n\n: comment\nevent: ping\ndata: {}\n\nid: 2\nevent: instance\ndata: {"a":2}\n\n';
+    const text =
+      'id: 1\nevent: instance\ndata: {"a":1}\n\n: comment\nevent: ping\ndata: {}\n\nid: 2\nevent: instance\ndata: {"a":2}\n\n';
     const enc = new TextEncoder().encode(text);
     const stream = new ReadableStream<Uint8Array>({
       start(c) {

@@ -60,7 +60,11 @@ function flagValue(argv: string[], name: string): string | undefined {
   return undefined;
 }
 
-export async function run(argv: string[], io: Io, stopSignal: AbortSignal = new AbortController().signal): Promise<number> {
+export async function run(
+  argv: string[],
+  io: Io,
+  stopSignal: AbortSignal = new AbortController().signal,
+): Promise<number> {
   const json = argv.includes('--json');
   const quiet = argv.includes('--quiet') || argv.includes('-q');
   try {
@@ -70,7 +74,11 @@ export async function run(argv: string[], io: Io, stopSignal: AbortSignal = new 
       io,
       json,
       quiet,
-      api: () => (api ??= new ApiClient(connection({ url: flagValue(argv, 'url'), token: flagValue(argv, 'token') }, io.env), io.fetch)),
+      api: () =>
+        (api ??= new ApiClient(
+          connection({ url: flagValue(argv, 'url'), token: flagValue(argv, 'token') }, io.env),
+          io.fetch,
+        )),
     };
     switch (verb) {
       case 'status':
@@ -104,13 +112,19 @@ export async function run(argv: string[], io: Io, stopSignal: AbortSignal = new 
       case 'help':
       case undefined:
         io.out(`${MAIN_HELP}\n`);
-        return verb === undefined && !argv.includes('--help') && !argv.includes('-h') ? EXIT.usage : EXIT.ok;
+        return verb === undefined && !argv.includes('--help') && !argv.includes('-h')
+          ? EXIT.usage
+          : EXIT.ok;
       default:
         throw new CliError(EXIT.usage, 'usage', `unknown verb '${verb}' (see: ngsci --help)`);
     }
   } catch (err) {
     if (err instanceof CliError) {
-      io.err(json ? `${JSON.stringify({ error: { code: err.code, message: err.message } })}\n` : `ngsci: [${err.code}] ${err.message}\n`);
+      io.err(
+        json
+          ? `${JSON.stringify({ error: { code: err.code, message: err.message } })}\n`
+          : `ngsci: [${err.code}] ${err.message}\n`,
+      );
       return err.exitCode;
     }
     io.err(`ngsci: [internal] ${(err as Error)?.message ?? String(err)}\n`);

@@ -10,14 +10,23 @@ export interface Io {
   sleep(ms: number): Promise<void>;
 }
 
-export function table(headers: string[], rows: Array<Array<string | number | null | undefined>>): string {
+export function table(
+  headers: string[],
+  rows: Array<Array<string | number | null | undefined>>,
+): string {
   const cells = rows.map((r) => r.map((c) => (c === null || c === undefined ? '-' : String(c))));
   const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i]?.length ?? 0)));
-  const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  const line = (r: string[]) =>
+    r
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   return [line(headers.map((h) => h.toUpperCase())), ...cells.map(line)].join('\n');
 }
 
 export function block(pairs: Array<[string, string | number | null | undefined]>): string {
   const w = Math.max(...pairs.map(([k]) => k.length));
-  return pairs.map(([k, v]) => `${`${k}:`.padEnd(w + 1)}  ${v === null || v === undefined ? '-' : String(v)}`).join('\n');
+  return pairs
+    .map(([k, v]) => `${`${k}:`.padEnd(w + 1)}  ${v === null || v === undefined ? '-' : String(v)}`)
+    .join('\n');
 }

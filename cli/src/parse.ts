@@ -4,7 +4,8 @@ import { UsageError } from './errors.js';
 /** "12.50" or "$12.5" → 12_500_000 µ$, exactly (no floating point). */
 export function parseDollars(raw: string, flag: string): number {
   const m = /^\$?(\d{1,12})(?:\.(\d{1,6}))?$/.exec(raw.trim());
-  if (!m) throw new UsageError(`${flag} must be an amount in dollars such as 100 or 12.50, not '${raw}'`);
+  if (!m)
+    throw new UsageError(`${flag} must be an amount in dollars such as 100 or 12.50, not '${raw}'`);
   return Number(m[1]) * 1_000_000 + Number((m[2] ?? '').padEnd(6, '0'));
 }
 
@@ -14,7 +15,8 @@ const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
 export function parseDuration(raw: string, flag: string): number {
   const s = raw.trim();
   if (/^\d+$/.test(s)) return Number(s) * 60;
-  if (!/^(\d+[smhd])+$/.test(s)) throw new UsageError(`${flag} must be a duration such as 90s, 10m, 1h30m or 2d, not '${raw}'`);
+  if (!/^(\d+[smhd])+$/.test(s))
+    throw new UsageError(`${flag} must be a duration such as 90s, 10m, 1h30m or 2d, not '${raw}'`);
   let total = 0;
   for (const [, n, u] of s.matchAll(/(\d+)([smhd])/g)) total += Number(n) * UNITS[u!]!;
   if (total <= 0) throw new UsageError(`${flag} must be longer than 0 s`);
@@ -22,21 +24,29 @@ export function parseDuration(raw: string, flag: string): number {
 }
 
 export function parseInteger(raw: string, flag: string, min: number, max: number): number {
-  if (!/^\d+$/.test(raw.trim())) throw new UsageError(`${flag} must be a whole number, not '${raw}'`);
+  if (!/^\d+$/.test(raw.trim()))
+    throw new UsageError(`${flag} must be a whole number, not '${raw}'`);
   const n = Number(raw);
-  if (n < min || n > max) throw new UsageError(`${flag} must be between ${min} and ${max}, not ${n}`);
+  if (n < min || n > max)
+    throw new UsageError(`${flag} must be between ${min} and ${max}, not ${n}`);
   return n;
 }
 
 const SERVER = /^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$/;
 export function parseServer(raw: string): string {
-  if (!SERVER.test(raw)) throw new UsageError(`'${raw}' is not a server name: lower-case letters, digits and inner dashes (the default server is 'default')`);
+  if (!SERVER.test(raw))
+    throw new UsageError(
+      `'${raw}' is not a server name: lower-case letters, digits and inner dashes (the default server is 'default')`,
+    );
   return raw;
 }
 
 const SIZE = /^[a-z0-9][a-z0-9.-]{0,62}$/;
 export function parseSize(raw: string): string {
-  if (!SIZE.test(raw)) throw new UsageError(`'${raw}' is not a size id (e.g. cpu-small, gpu-a100); 'ngsci catalog' lists them`);
+  if (!SIZE.test(raw))
+    throw new UsageError(
+      `'${raw}' is not a size id (e.g. cpu-small, gpu-a100); 'ngsci catalog' lists them`,
+    );
   return raw;
 }
 

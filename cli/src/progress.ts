@@ -9,7 +9,9 @@ import { CliError, EXIT } from './errors.js';
 import type { Io } from './output.js';
 
 /** Reads an SSE body and yields each event's name and data. */
-export async function* sseEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<{ event: string; data: string; id?: string }> {
+export async function* sseEvents(
+  body: ReadableStream<Uint8Array>,
+): AsyncGenerator<{ event: string; data: string; id?: string }> {
   const decoder = new TextDecoder();
   let buf = '';
   let event = 'message';
@@ -78,15 +80,20 @@ export async function waitForInstance(api: ApiClient, io: Io, o: WaitOptions): P
   let timedOut = false;
   const timer2 = setTimeout(() => (timedOut = true), o.timeoutSeconds * 1000);
   try {
-    const res = await api.raw('GET', `${path}/events${q}`, undefined, { headers: { accept: 'text/event-stream' }, signal: abort.signal });
+    const res = await api.raw('GET', `${path}/events${q}`, undefined, {
+      headers: { accept: 'text/event-stream' },
+      signal: abort.signal,
+    });
     if (!res.body) throw new CliError(EXIT.failed, 'no_events', 'the service sent no event stream');
     let target = o.mode === 'launch' ? o.instanceId : null;
     for await (const msg of sseEvents(res.body)) {
       if (msg.event !== 'instance') continue;
       const e = JSON.parse(msg.data) as InstanceEvent;
       if (o.mode === 'resize' && e.instanceId !== o.instanceId) target = e.instanceId;
-      if (o.mode === 'resize' && e.instanceId === o.instanceId && e.state === 'failed') target = o.instanceId;
-      const mine = e.instanceId === target || (o.mode === 'resize' && e.instanceId === o.instanceId);
+      if (o.mode === 'resize' && e.instanceId === o.instanceId && e.state === 'failed')
+        target = o.instanceId;
+      const mine =
+        e.instanceId === target || (o.mode === 'resize' && e.instanceId === o.instanceId);
       if (!mine) continue;
       draw(e);
       if (e.instanceId !== target) continue;
@@ -98,16 +105,28 @@ export async function waitForInstance(api: ApiClient, io: Io, o: WaitOptions): P
     if (settled) {
       finish();
       const inst = await api.get<Instance>(`${path}${q}`);
-        if (inst.state !== 'running') {
-          throw new CliError(EXIT.failed, inst.errorCode ?? 'instance_failed', `the instance ${inst.state}${inst.errorMessage ? `: ${inst.errorMessage}` : ''}`);
-        }
+      if (inst.state !== 'running') {
+        throw new CliError(
+          EXIT.failed,
+          inst.errorCode ?? 'instance_failed',
+          `the instance ${inst.state}${inst.errorMessage ? `: ${inst.errorMessage}` : ''}`,
+        );
+      }
       return inst;
     }
-    throw new CliError(EXIT.failed, 'events_ended', 'the event stream ended before the instance was running');
+    throw new CliError(
+      EXIT.failed,
+      'events_ended',
+      'the event stream ended before the instance was running',
+    );
   } catch (err) {
     finish();
     if (timedOut && !(err instanceof CliError)) {
-      throw new CliError(EXIT.failed, 'wait_timeout', `the instance was not running after ${o.timeoutSeconds} s; it may still start: ngsci status`);
+      throw new CliError(
+        EXIT.failed,
+        'wait_timeout',
+        `the instance was not running after ${o.timeoutSeconds} s; it may still start: ngsci status`,
+      );
     }
     throw err;
   } finally {

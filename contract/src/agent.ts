@@ -35,7 +35,10 @@ export const GpuStatus = z
   .object({
     server: z.string(),
     instanceId: z.string().nullable(),
-    reportedAt: z.iso.datetime().nullable().meta({ description: 'null when no agent has reported yet' }),
+    reportedAt: z.iso
+      .datetime()
+      .nullable()
+      .meta({ description: 'null when no agent has reported yet' }),
     gpus: z.array(GpuSample),
   })
   .meta({ id: 'GpuStatus' });
@@ -48,8 +51,15 @@ export const SpotNotice = z
     server: Server,
     instanceId: z.string().max(64).optional(),
     cloud: SpotCloud,
-    action: z.string().min(1).max(100).meta({ description: 'terminate, stop, hibernate, preempt, Preempt...' }),
-    at: z.iso.datetime({ offset: true }).nullable().meta({ description: 'when the cloud will act, if it says' }),
+    action: z
+      .string()
+      .min(1)
+      .max(100)
+      .meta({ description: 'terminate, stop, hibernate, preempt, Preempt...' }),
+    at: z.iso
+      .datetime({ offset: true })
+      .nullable()
+      .meta({ description: 'when the cloud will act, if it says' }),
   })
   .strict()
   .meta({ id: 'SpotNotice' });

@@ -9,11 +9,27 @@ export type AuditOp = z.infer<typeof AuditOp>;
 
 export const AuditEventInput = z
   .object({
-    path: z.string().min(1).max(4096).refine((p) => p.startsWith('/'), 'an absolute path'),
+    path: z
+      .string()
+      .min(1)
+      .max(4096)
+      .refine((p) => p.startsWith('/'), 'an absolute path'),
     op: AuditOp,
     at: z.iso.datetime({ offset: true }),
-    bytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional().meta({ description: 'bytes read, where known' }),
-    durationMs: z.number().int().min(0).max(2_147_483_647).optional().meta({ description: 'open to close, where known' }),
+    bytes: z
+      .number()
+      .int()
+      .min(0)
+      .max(Number.MAX_SAFE_INTEGER)
+      .optional()
+      .meta({ description: 'bytes read, where known' }),
+    durationMs: z
+      .number()
+      .int()
+      .min(0)
+      .max(2_147_483_647)
+      .optional()
+      .meta({ description: 'open to close, where known' }),
   })
   .strict()
   .meta({ id: 'AuditEventInput' });
@@ -21,7 +37,10 @@ export type AuditEventInput = z.infer<typeof AuditEventInput>;
 
 export const AuditBatch = z
   .object({
-    server: z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$/, 'a server name such as default').default('default'),
+    server: z
+      .string()
+      .regex(/^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$/, 'a server name such as default')
+      .default('default'),
     instanceId: z.string().max(64).optional(),
     events: z.array(AuditEventInput).min(1).max(1000),
   })
@@ -50,7 +69,11 @@ export type AuditEvent = z.infer<typeof AuditEvent>;
 export const AuditList = z
   .object({
     events: z.array(AuditEvent),
-    nextAfter: z.number().int().nullable().meta({ description: 'pass as `after` for the next page; null at the end' }),
+    nextAfter: z
+      .number()
+      .int()
+      .nullable()
+      .meta({ description: 'pass as `after` for the next page; null at the end' }),
   })
   .meta({ id: 'AuditList' });
 export type AuditList = z.infer<typeof AuditList>;

@@ -5,7 +5,9 @@
  */
 import { z } from 'zod';
 
-export const NoticeKind = z.enum(['budget', 'idle_stop', 'failure', 'spot', 'message']).meta({ id: 'NoticeKind' });
+export const NoticeKind = z
+  .enum(['budget', 'idle_stop', 'failure', 'spot', 'message'])
+  .meta({ id: 'NoticeKind' });
 export type NoticeKind = z.infer<typeof NoticeKind>;
 export const NOTICE_KINDS = NoticeKind.options;
 
@@ -13,7 +15,9 @@ export const NoticeLevel = z.enum(['info', 'warning', 'error']).meta({ id: 'Noti
 export type NoticeLevel = z.infer<typeof NoticeLevel>;
 
 /** Where a notice goes besides the store. `jupyterlab` is the extension's list, always stored. */
-export const NotifyChannel = z.enum(['jupyterlab', 'email', 'webhook']).meta({ id: 'NotifyChannel' });
+export const NotifyChannel = z
+  .enum(['jupyterlab', 'email', 'webhook'])
+  .meta({ id: 'NotifyChannel' });
 export type NotifyChannel = z.infer<typeof NotifyChannel>;
 
 export const NoticeActionSchema = z
@@ -45,18 +49,33 @@ export const NotificationList = z
 export type NotificationList = z.infer<typeof NotificationList>;
 
 export const NotificationQuery = z.object({
-  after: z.coerce.number().int().min(0).default(0).meta({ description: 'only notices with a larger id' }),
+  after: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(0)
+    .meta({ description: 'only notices with a larger id' }),
   limit: z.coerce.number().int().min(1).max(500).default(100),
-  unacknowledged: z.enum(['true', 'false']).optional().meta({ description: 'only notices not yet acknowledged' }),
+  unacknowledged: z
+    .enum(['true', 'false'])
+    .optional()
+    .meta({ description: 'only notices not yet acknowledged' }),
 });
 
 export const AckRequest = z
   .object({
     ids: z.array(z.number().int().positive()).min(1).max(1000).optional(),
-    upTo: z.number().int().positive().optional().meta({ description: 'acknowledge every notice with an id up to this' }),
+    upTo: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .meta({ description: 'acknowledge every notice with an id up to this' }),
   })
   .strict()
-  .refine((a) => (a.ids === undefined) !== (a.upTo === undefined), { message: 'send either ids or upTo' })
+  .refine((a) => (a.ids === undefined) !== (a.upTo === undefined), {
+    message: 'send either ids or upTo',
+  })
   .meta({ id: 'AckRequest' });
 export type AckRequest = z.infer<typeof AckRequest>;
 
@@ -78,9 +97,15 @@ export type NotificationPreferences = z.infer<typeof NotificationPreferences>;
 
 export const NotificationPreferencesInput = z
   .object({
-    email: z.email().max(320).nullable().optional().meta({ description: 'null removes it; absent keeps it' }),
+    email: z
+      .email()
+      .max(320)
+      .nullable()
+      .optional()
+      .meta({ description: 'null removes it; absent keeps it' }),
     webhookUrl: z.string().max(2000).nullable().optional().meta({
-      description: 'an http(s) URL that receives a JSON POST (Slack-compatible `text`); null removes it; absent keeps it',
+      description:
+        'an http(s) URL that receives a JSON POST (Slack-compatible `text`); null removes it; absent keeps it',
     }),
     channels: ChannelsByKind.optional(),
   })
@@ -94,7 +119,10 @@ export const NotifyRequest = z
     title: z.string().trim().min(1).max(200).optional(),
     level: NoticeLevel.default('info'),
     server: z.string().max(64).optional(),
-    kind: z.enum(['message', 'failure']).default('message').meta({ description: '`failure` for a failed cell (`%ngsci notify --on-error`)' }),
+    kind: z
+      .enum(['message', 'failure'])
+      .default('message')
+      .meta({ description: '`failure` for a failed cell (`%ngsci notify --on-error`)' }),
   })
   .strict()
   .meta({ id: 'NotifyRequest' });

@@ -72,6 +72,7 @@ export const ConfigSchema = z.object({
   // metering, budgets and idle culling (docs/configuration.md, docs/billing.md)
   NGSCI_METER_ENABLED: bool.default(true),
   NGSCI_METER_INTERVAL: seconds(15),
+  NGSCI_METER_ACCRUE_EVERY: z.coerce.number().min(0).default(60),
   NGSCI_METER_ORPHAN_GRACE: z.coerce.number().min(0).default(120),
   NGSCI_BUDGET_GRACE: z.coerce.number().min(0).default(300),
   NGSCI_ACTIVITY_WINDOW: z.coerce.number().min(0).default(300),

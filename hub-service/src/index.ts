@@ -129,6 +129,9 @@ async function main(): Promise<void> {
     await services.metering.meter?.close();
     await reconciler.close();
     await services.worker.close();
+    // deliveries already under way (email, webhook) finish before the process ends
+    await services.notifications.idle();
+    services.notifications.close();
     if (config.NGSCI_LOCAL_STOP_ON_SHUTDOWN) {
       // a one-machine run (npm start): leave no process behind, and close each instance's billing now
       for (const id of local.instanceIds()) {

@@ -28,10 +28,19 @@ describe('ngsci against the real service', () => {
   });
   after(async () => stack?.stop());
 
-  const ngsci = (args: string[], as = token, extraEnv: Record<string, string> = {}): Promise<Result> =>
+  const ngsci = (
+    args: string[],
+    as = token,
+    extraEnv: Record<string, string> = {},
+  ): Promise<Result> =>
     new Promise((resolve) => {
       const child = spawn(join(ROOT, '.venv', 'bin', 'ngsci'), args, {
-        env: { PATH: process.env.PATH ?? '', NGSCI_API_URL: `${stack.url}/services/ngsci/api/v1`, JUPYTERHUB_API_TOKEN: as, ...extraEnv },
+        env: {
+          PATH: process.env.PATH ?? '',
+          NGSCI_API_URL: `${stack.url}/services/ngsci/api/v1`,
+          JUPYTERHUB_API_TOKEN: as,
+          ...extraEnv,
+        },
       });
       let stdout = '';
       let stderr = '';
@@ -45,7 +54,9 @@ describe('ngsci against the real service', () => {
   };
 
   test('status --json names the user and plan', async () => {
-    const s = json<{ me: { name: string; plan: { id: string } }; instances: unknown[] }>(await ngsci(['status', '--json']));
+    const s = json<{ me: { name: string; plan: { id: string } }; instances: unknown[] }>(
+      await ngsci(['status', '--json']),
+    );
     assert.equal(s.me.name, 'researcher');
     assert.equal(s.me.plan.id, 'private');
     assert.deepEqual(s.instances, []);
@@ -54,18 +65,27 @@ describe('ngsci against the real service', () => {
   test('launch follows the events with a progress bar until running; stop --json ends it', async () => {
     const launched = await ngsci(['launch', 'cpu-small', '--server', 'cli1']);
     assert.equal(launched.code, 0, launched.stderr);
-    assert.match(launched.stderr, /\[#+\.*\]\s+\d+% (requested|provisioning|starting)/, 'progress lines while waiting');
+    assert.match(
+      launched.stderr,
+      /\[#+\.*\]\s+\d+% (requested|provisioning|starting)/,
+      'progress lines while waiting',
+    );
     assert.match(launched.stderr, /\[#{24}\] 100% running/);
     assert.match(launched.stdout, /server 'cli1' is running on cpu-small at \$\d+\.\d\d\/h/);
 
-    const inst = json<{ id: string; state: string; size: string }>(await ngsci(['status', 'cli1', '--json']));
+    const inst = json<{ id: string; state: string; size: string }>(
+      await ngsci(['status', 'cli1', '--json']),
+    );
     assert.equal(inst.state, 'running');
     const pid = stack.pidOf(inst.id);
     assert.ok(pid && isAlive(pid));
 
     const again = await ngsci(['launch', 'cpu-small', '--server', 'cli1', '--json']);
     assert.equal(again.code, 1, 'the service refuses a second launch');
-    assert.equal((JSON.parse(again.stderr) as { error: { code: string } }).error.code, 'instance_busy');
+    assert.equal(
+      (JSON.parse(again.stderr) as { error: { code: string } }).error.code,
+      'instance_busy',
+    );
 
     const stopped = json<{ state: string }>(await ngsci(['stop', 'cli1', '--json']));
     assert.equal(stopped.state, 'stopped');
@@ -73,16 +93,48 @@ describe('ngsci against the real service', () => {
   });
 
   test('admin verbs: a quota set from the command line is what the API holds; researchers are refused', async () => {
-    const set = await ngsci(['admin', 'quota', 'set', '--user', 'researcher', '--budget', '150.25', '--hard-stop', '--max-concurrent', '2', '--json'], adminToken);
-    const q = json<{ subjectName: string; monthlyBudgetMicros: number; hardStop: boolean; maxConcurrent: number }>(set);
+    const set = await ngsci(
+      [
+        'admin',
+        'quota',
+        'set',
+        '--user',
+        'researcher',
+        '--budget',
+        '150.25',
+        '--hard-stop',
+        '--max-concurrent',
+        '2',
+        '--json',
+      ],
+      adminToken,
+    );
+    const q = json<{
+      subjectName: string;
+      monthlyBudgetMicros: number;
+      hardStop: boolean;
+      maxConcurrent: number;
+    }>(set);
     assert.equal(q.monthlyBudgetMicros, 150_250_000);
-    const held = (await (await stack.api('/admin/quotas', adminToken)).json()) as { quotas: Array<{ subjectName: string; monthlyBudgetMicros: number; maxConcurrent: number; hardStop: boolean }> };
+    const held = (await (await stack.api('/admin/quotas', adminToken)).json()) as {
+      quotas: Array<{
+        subjectName: string;
+        monthlyBudgetMicros: number;
+        maxConcurrent: number;
+        hardStop: boolean;
+      }>;
+    };
     const mine = held.quotas.find((x) => x.subjectName === 'researcher');
     assert.equal(mine?.monthlyBudgetMicros, 150_250_000);
     assert.equal(mine?.maxConcurrent, 2);
     assert.equal(mine?.hardStop, true);
 
-    const changed = json<{ monthlyBudgetMicros: number; maxConcurrent: number }>(await ngsci(['admin', 'quota', 'set', '--user', 'researcher', '--max-concurrent', '3', '--json'], adminToken));
+    const changed = json<{ monthlyBudgetMicros: number; maxConcurrent: number }>(
+      await ngsci(
+        ['admin', 'quota', 'set', '--user', 'researcher', '--max-concurrent', '3', '--json'],
+        adminToken,
+      ),
+    );
     assert.equal(changed.maxConcurrent, 3);
     assert.equal(changed.monthlyBudgetMicros, 150_250_000, 'changing one limit keeps the budget');
 
@@ -99,10 +151,24 @@ describe('ngsci against the real service', () => {
   test('estimate posts a scenario file; a bad file is refused before anything is sent', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ngsci-cli-'));
     const good = join(dir, 'lab.json');
-    writeFileSync(good, JSON.stringify({ months: 12, instanceHours: [{ size: 'cpu-small', hoursPerMonth: 100 }], fixedMonthly: [{ name: 'hub VM', monthlyMicros: 70_000_000 }] }));
-    const est = json<{ monthlyMicros: number; totalMicros: number; lines: Array<{ name: string; monthlyMicros: number }> }>(await ngsci(['estimate', good, '--json']));
+    writeFileSync(
+      good,
+      JSON.stringify({
+        months: 12,
+        instanceHours: [{ size: 'cpu-small', hoursPerMonth: 100 }],
+        fixedMonthly: [{ name: 'hub VM', monthlyMicros: 70_000_000 }],
+      }),
+    );
+    const est = json<{
+      monthlyMicros: number;
+      totalMicros: number;
+      lines: Array<{ name: string; monthlyMicros: number }>;
+    }>(await ngsci(['estimate', good, '--json']));
     assert.equal(est.totalMicros, est.monthlyMicros * 12);
-    assert.equal(est.monthlyMicros, est.lines.reduce((s, l) => s + l.monthlyMicros, 0));
+    assert.equal(
+      est.monthlyMicros,
+      est.lines.reduce((s, l) => s + l.monthlyMicros, 0),
+    );
     assert.ok(est.lines.some((l) => l.name === 'hub VM' && l.monthlyMicros === 70_000_000));
 
     const human = await ngsci(['estimate', good]);
@@ -112,7 +178,10 @@ describe('ngsci against the real service', () => {
     writeFileSync(bad, JSON.stringify({ months: 0, cpus: 3 }));
     const r = await ngsci(['estimate', bad]);
     assert.equal(r.code, 2);
-    assert.match(r.stderr, /^ngsci: \[invalid_scenario\] estimate: .*bad\.json is not a valid scenario/);
+    assert.match(
+      r.stderr,
+      /^ngsci: \[invalid_scenario\] estimate: .*bad\.json is not a valid scenario/,
+    );
   });
 
   test('bad arguments and bad configuration: one line and an exit code', async () => {
@@ -126,7 +195,9 @@ describe('ngsci against the real service', () => {
     assert.equal(badToken.code, 1);
     assert.match(badToken.stderr, /^ngsci: \[unauthenticated\] /);
     assert.ok(!badToken.stderr.includes('not-a-real-token'));
-    const nowhere = await ngsci(['status'], token, { NGSCI_API_URL: 'http://127.0.0.1:9/services/ngsci/api/v1' });
+    const nowhere = await ngsci(['status'], token, {
+      NGSCI_API_URL: 'http://127.0.0.1:9/services/ngsci/api/v1',
+    });
     assert.equal(nowhere.code, 3);
     assert.match(nowhere.stderr, /cannot reach the ngsci service/);
   });

@@ -43,14 +43,20 @@ function serverEnv(stack: Stack, instanceId: string): { env: Record<string, stri
   return { env, cwd: env.HOME! };
 }
 
-function runCells(where: { env: Record<string, string>; cwd: string }, cells: string[]): CellOutput[] {
+function runCells(
+  where: { env: Record<string, string>; cwd: string },
+  cells: string[],
+): CellOutput[] {
   const res = spawnSync(join(ROOT, '.venv', 'bin', 'python'), [DRIVER], {
     input: JSON.stringify({ ...where, cells }),
     encoding: 'utf8',
     timeout: 150_000,
   });
   assert.equal(res.status, 0, `the kernel driver failed:\n${res.stderr}`);
-  return res.stdout.trim().split('\n').map((l) => JSON.parse(l) as CellOutput);
+  return res.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as CellOutput);
 }
 
 describe('%ngsci in a real kernel', () => {
@@ -87,7 +93,11 @@ describe('%ngsci in a real kernel', () => {
     const smtpPort = (smtp.server.address() as AddressInfo).port;
     stack = await startStack({
       database: 'postgres',
-      env: { NGSCI_WEBHOOK_ALLOW_PRIVATE: 'true', NGSCI_SMTP_URL: `smtp://127.0.0.1:${smtpPort}?starttls=false`, NGSCI_SMTP_FROM: 'ngsci <hub@example.org>' },
+      env: {
+        NGSCI_WEBHOOK_ALLOW_PRIVATE: 'true',
+        NGSCI_SMTP_URL: `smtp://127.0.0.1:${smtpPort}?starttls=false`,
+        NGSCI_SMTP_FROM: 'ngsci <hub@example.org>',
+      },
     });
     token = await stack.userToken('researcher');
   });
@@ -97,23 +107,39 @@ describe('%ngsci in a real kernel', () => {
     await new Promise<void>((r) => smtp.close(() => r()));
   });
 
-  const instance = async () => (await (await stack.api('/instances/default', token)).json()) as Inst;
+  const instance = async () =>
+    (await (await stack.api('/instances/default', token)).json()) as Inst;
   const waitFor = (pred: (i: Inst) => boolean, what: string) =>
-    until(async () => {
-      const i = await instance();
-      return pred(i) ? i : null;
-    }, what, 120, stack);
+    until(
+      async () => {
+        const i = await instance();
+        return pred(i) ? i : null;
+      },
+      what,
+      120,
+      stack,
+    );
 
   test('status, notify and resize from a notebook kernel; resize changes the real size', async () => {
     const hookUrl = `http://127.0.0.1:${(hooks.address() as AddressInfo).port}/hooks/T0/B0/secret`;
     const prefs = await stack.api('/notifications/preferences', token, {
       method: 'PUT',
-      body: JSON.stringify({ webhookUrl: hookUrl, email: 'researcher@example.org', channels: { message: ['jupyterlab', 'email', 'webhook'] } }),
+      body: JSON.stringify({
+        webhookUrl: hookUrl,
+        email: 'researcher@example.org',
+        channels: { message: ['jupyterlab', 'email', 'webhook'] },
+      }),
     });
     assert.equal(prefs.status, 200, await prefs.clone().text());
-    const launch = await stack.api('/instances', token, { method: 'POST', body: JSON.stringify({ size: 'cpu-small' }) });
+    const launch = await stack.api('/instances', token, {
+      method: 'POST',
+      body: JSON.stringify({ size: 'cpu-small' }),
+    });
     assert.equal(launch.status, 202, await launch.clone().text());
-    const running = await waitFor((i) => i.state === 'running' || i.state === 'failed', 'cpu-small to run');
+    const running = await waitFor(
+      (i) => i.state === 'running' || i.state === 'failed',
+      'cpu-small to run',
+    );
     assert.equal(running.state, 'running');
 
     const [status, notify, bad, resize] = runCells(serverEnv(stack, running.id), [
@@ -132,18 +158,38 @@ describe('%ngsci in a real kernel', () => {
     assert.equal(resize!.error, null, resize!.stderr);
     assert.match(resize!.text, /from cpu-small to cpu-large/);
 
-    const resized = await waitFor((i) => i.id !== running.id && (i.state === 'running' || i.state === 'failed'), 'cpu-large to run');
+    const resized = await waitFor(
+      (i) => i.id !== running.id && (i.state === 'running' || i.state === 'failed'),
+      'cpu-large to run',
+    );
     assert.equal(resized.state, 'running');
     assert.equal(resized.size, 'cpu-large');
 
-    const post = await until(async () => posts.find((p) => String(p.body).includes('epoch 3 done')), 'the webhook post', 30, stack);
+    const post = await until(
+      async () => posts.find((p) => String(p.body).includes('epoch 3 done')),
+      'the webhook post',
+      30,
+      stack,
+    );
     assert.equal(post.user, 'researcher');
     assert.match(String(post.text), /epoch 3 done: loss 0\.12/);
-    const notices = (await (await stack.api('/notifications', token)).json()) as { notifications: Array<{ body: string; server: string | null }> };
-    const mail = await until(async () => mails.find((m) => m.data.includes('epoch 3 done')), 'the email', 30, stack);
+    const notices = (await (await stack.api('/notifications', token)).json()) as {
+      notifications: Array<{ body: string; server: string | null }>;
+    };
+    const mail = await until(
+      async () => mails.find((m) => m.data.includes('epoch 3 done')),
+      'the email',
+      30,
+      stack,
+    );
     assert.deepEqual(mail.to, ['researcher@example.org']);
     assert.match(mail.data, /From: ngsci <hub@example.org>/);
-    assert.ok(notices.notifications.some((n) => n.body === 'epoch 3 done: loss 0.12' && n.server === 'default'), 'JupyterLab lists it too');
+    assert.ok(
+      notices.notifications.some(
+        (n) => n.body === 'epoch 3 done: loss 0.12' && n.server === 'default',
+      ),
+      'JupyterLab lists it too',
+    );
   });
 
   test('%%ngsci stop_after runs the cell, then stops the real instance', async () => {
@@ -151,11 +197,16 @@ describe('%ngsci in a real kernel', () => {
     assert.equal(running.state, 'running');
     const pid = stack.pidOf(running.id);
     assert.ok(pid && isAlive(pid));
-    const [cell] = runCells(serverEnv(stack, running.id), ['%%ngsci stop_after\nanswer = 6 * 7\nprint("trained:", answer)']);
+    const [cell] = runCells(serverEnv(stack, running.id), [
+      '%%ngsci stop_after\nanswer = 6 * 7\nprint("trained:", answer)',
+    ]);
     assert.equal(cell!.error, null, cell!.stderr);
     assert.match(cell!.stdout, /trained: 42/);
     assert.match(cell!.stderr, /server 'default' is stopping/);
-    const stopped = await waitFor((i) => i.state === 'stopped' || i.state === 'failed', 'the instance to stop');
+    const stopped = await waitFor(
+      (i) => i.state === 'stopped' || i.state === 'failed',
+      'the instance to stop',
+    );
     assert.equal(stopped.state, 'stopped');
     assert.equal(isAlive(pid), false, 'the server process is gone');
   });

@@ -34,6 +34,7 @@ before(async () => {
     databaseUrl: pg.url,
     env: {
       NGSCI_METER_INTERVAL: '1',
+      NGSCI_METER_ACCRUE_EVERY: '1',
       NGSCI_CULL_EVERY: '1',
       NGSCI_CULL_WARNING: '2',
       NGSCI_BUDGET_GRACE: '3',

@@ -11,15 +11,33 @@ import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { AccessTracker, NulPairs } from './audit.js';
 import { parseNvidiaSmi, readGpus, type Runner } from './gpu.js';
-import { checkSpot, parseAwsInstanceAction, parseAzureScheduledEvents, parseGcpPreempted } from './spot.js';
+import {
+  checkSpot,
+  parseAwsInstanceAction,
+  parseAzureScheduledEvents,
+  parseGcpPreempted,
+} from './spot.js';
 
-const fixture = (name: string) => readFileSync(fileURLToPath(new URL(`../../testdata/${name}`, import.meta.url)), 'utf8');
+const fixture = (name: string) =>
+  readFileSync(fileURLToPath(new URL(`../../testdata/${name}`, import.meta.url)), 'utf8');
 
 describe('nvidia-smi', () => {
   test('two A100s: index, name, utilisation and memory of each', () => {
     assert.deepEqual(parseNvidiaSmi(fixture('nvidia-smi-a100x2.csv')), [
-      { index: 0, name: 'NVIDIA A100-SXM4-40GB', utilizationPercent: 87, memoryUsedMiB: 30512, memoryTotalMiB: 40960 },
-      { index: 1, name: 'NVIDIA A100-SXM4-40GB', utilizationPercent: 0, memoryUsedMiB: 3, memoryTotalMiB: 40960 },
+      {
+        index: 0,
+        name: 'NVIDIA A100-SXM4-40GB',
+        utilizationPercent: 87,
+        memoryUsedMiB: 30512,
+        memoryTotalMiB: 40960,
+      },
+      {
+        index: 1,
+        name: 'NVIDIA A100-SXM4-40GB',
+        utilizationPercent: 0,
+        memoryUsedMiB: 3,
+        memoryTotalMiB: 40960,
+      },
     ]);
   });
 
@@ -32,7 +50,11 @@ describe('nvidia-smi', () => {
   test('no nvidia-smi, or no driver: no GPUs and a note, not an error', async () => {
     const missing: Runner = async () => ({ code: null, stdout: '', stderr: '', missing: true });
     assert.deepEqual((await readGpus('nvidia-smi', missing)).gpus, []);
-    const noDriver: Runner = async () => ({ code: 9, stdout: fixture('nvidia-smi-no-driver.txt'), stderr: '' });
+    const noDriver: Runner = async () => ({
+      code: 9,
+      stdout: fixture('nvidia-smi-no-driver.txt'),
+      stderr: '',
+    });
     const r = await readGpus('nvidia-smi', noDriver);
     assert.deepEqual(r.gpus, []);
     assert.match(String(r.note), /couldn't communicate with the NVIDIA driver/);
@@ -44,11 +66,25 @@ describe('nvidia-smi', () => {
 describe('spot notices from recorded metadata answers', () => {
   test('parsers: AWS 404 is nothing, an instance-action is a notice; GCP TRUE/FALSE; Azure Preempt but not Freeze', () => {
     assert.equal(parseAwsInstanceAction(404, ''), null);
-    assert.deepEqual(parseAwsInstanceAction(200, fixture('aws-instance-action.json')), { cloud: 'aws', action: 'terminate', at: '2026-11-20T10:02:00.000Z' });
-    assert.deepEqual(parseGcpPreempted(200, fixture('gcp-preempted-true.txt')), { cloud: 'gcp', action: 'preempt', at: null });
+    assert.deepEqual(parseAwsInstanceAction(200, fixture('aws-instance-action.json')), {
+      cloud: 'aws',
+      action: 'terminate',
+      at: '2026-11-20T10:02:00.000Z',
+    });
+    assert.deepEqual(parseGcpPreempted(200, fixture('gcp-preempted-true.txt')), {
+      cloud: 'gcp',
+      action: 'preempt',
+      at: null,
+    });
     assert.equal(parseGcpPreempted(200, fixture('gcp-preempted-false.txt')), null);
-    assert.deepEqual(parseAzureScheduledEvents(200, fixture('azure-scheduledevents-preempt.json')), { cloud: 'azure', action: 'Preempt', at: '2026-11-20T10:02:30.000Z' });
-    assert.equal(parseAzureScheduledEvents(200, fixture('azure-scheduledevents-freeze.json')), null);
+    assert.deepEqual(
+      parseAzureScheduledEvents(200, fixture('azure-scheduledevents-preempt.json')),
+      { cloud: 'azure', action: 'Preempt', at: '2026-11-20T10:02:30.000Z' },
+    );
+    assert.equal(
+      parseAzureScheduledEvents(200, fixture('azure-scheduledevents-freeze.json')),
+      null,
+    );
     assert.equal(parseAzureScheduledEvents(200, '{"DocumentIncarnation":0,"Events":[]}'), null);
   });
 
@@ -66,7 +102,9 @@ describe('spot notices from recorded metadata answers', () => {
       }
       if (req.url === '/latest/meta-data/spot/instance-action') {
         if (h['x-aws-ec2-metadata-token'] !== 'imds-token-123') return res.writeHead(401).end();
-        return awsAction ? res.writeHead(200).end(fixture('aws-instance-action.json')) : res.writeHead(404).end('Not Found');
+        return awsAction
+          ? res.writeHead(200).end(fixture('aws-instance-action.json'))
+          : res.writeHead(404).end('Not Found');
       }
       if (req.url === '/computeMetadata/v1/instance/preempted') {
         if (h['metadata-flavor'] !== 'Google') return res.writeHead(403).end();
@@ -74,7 +112,9 @@ describe('spot notices from recorded metadata answers', () => {
       }
       if (req.url?.startsWith('/metadata/scheduledevents')) {
         if (h.metadata !== 'true') return res.writeHead(400).end();
-        return res.writeHead(200, { 'content-type': 'application/json' }).end(fixture('azure-scheduledevents-preempt.json'));
+        return res
+          .writeHead(200, { 'content-type': 'application/json' })
+          .end(fixture('azure-scheduledevents-preempt.json'));
       }
       res.writeHead(404).end();
     });
@@ -86,8 +126,15 @@ describe('spot notices from recorded metadata answers', () => {
   test('AWS: an IMDSv2 token first, then the instance action with it', async () => {
     assert.equal(await checkSpot('aws', base), null, 'no action planned: 404');
     awsAction = true;
-    assert.deepEqual(await checkSpot('aws', base), { cloud: 'aws', action: 'terminate', at: '2026-11-20T10:02:00.000Z' });
-    assert.deepEqual(seen.slice(0, 2), ['PUT /latest/api/token', 'GET /latest/meta-data/spot/instance-action']);
+    assert.deepEqual(await checkSpot('aws', base), {
+      cloud: 'aws',
+      action: 'terminate',
+      at: '2026-11-20T10:02:00.000Z',
+    });
+    assert.deepEqual(seen.slice(0, 2), [
+      'PUT /latest/api/token',
+      'GET /latest/meta-data/spot/instance-action',
+    ]);
   });
 
   test('GCP and Azure with their metadata headers', async () => {
@@ -104,8 +151,13 @@ describe('inotify events', () => {
     const raw = fixture('inotifywait-cat-ls.bin');
     // fed in awkward pieces, as a pipe delivers it
     const rows = [];
-    for (let i = 0; i < raw.length; i += 7) for (const [flags, path] of pairs.push(raw.slice(i, i + 7))) rows.push(...tracker.handle(flags, path));
-    assert.deepEqual(rows.map((r) => `${r.op} ${r.path}`), ['open /tmp/ino/a.txt', 'read /tmp/ino/a.txt', 'close /tmp/ino/a.txt']);
+    for (let i = 0; i < raw.length; i += 7)
+      for (const [flags, path] of pairs.push(raw.slice(i, i + 7)))
+        rows.push(...tracker.handle(flags, path));
+    assert.deepEqual(
+      rows.map((r) => `${r.op} ${r.path}`),
+      ['open /tmp/ino/a.txt', 'read /tmp/ino/a.txt', 'close /tmp/ino/a.txt'],
+    );
     assert.equal(rows[2]!.durationMs, 500);
   });
 

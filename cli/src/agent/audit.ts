@@ -6,7 +6,16 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { AuditEventInput } from '@ngsci/contract';
 
-export const INOTIFY_ARGS = (path: string) => ['-m', '-r', '-e', 'open,access,close_nowrite', '--no-newline', '--format', '%e%0%w%f%0', path];
+export const INOTIFY_ARGS = (path: string) => [
+  '-m',
+  '-r',
+  '-e',
+  'open,access,close_nowrite',
+  '--no-newline',
+  '--format',
+  '%e%0%w%f%0',
+  path,
+];
 
 interface OpenFile {
   openedAt: number;
@@ -49,7 +58,12 @@ export class AccessTracker {
         cur.opens -= 1;
       } else {
         this.open.delete(path);
-        out.push({ path, op: 'close', at, ...(cur ? { durationMs: Math.max(0, t - cur.openedAt) } : {}) });
+        out.push({
+          path,
+          op: 'close',
+          at,
+          ...(cur ? { durationMs: Math.max(0, t - cur.openedAt) } : {}),
+        });
       }
     }
     return out;
@@ -79,10 +93,16 @@ export interface Watch {
 }
 
 /** Runs inotifywait on `path` and calls `onEvents` with each event's audit rows. */
-export function watchDataset(path: string, onEvents: (events: AuditEventInput[]) => void, opts: { command?: string; onError?: (msg: string) => void } = {}): Watch {
+export function watchDataset(
+  path: string,
+  onEvents: (events: AuditEventInput[]) => void,
+  opts: { command?: string; onError?: (msg: string) => void } = {},
+): Watch {
   const tracker = new AccessTracker();
   const pairs = new NulPairs();
-  const child = spawn(opts.command ?? 'inotifywait', INOTIFY_ARGS(path), { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(opts.command ?? 'inotifywait', INOTIFY_ARGS(path), {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   child.stdout!.setEncoding('utf8');
   child.stdout!.on('data', (chunk: string) => {
     for (const [flags, file] of pairs.push(chunk)) {
@@ -98,7 +118,10 @@ export function watchDataset(path: string, onEvents: (events: AuditEventInput[])
       if (/Watches established/.test(stderr)) resolve();
     });
     child.once('error', (err) => {
-      const msg = (err as NodeJS.ErrnoException).code === 'ENOENT' ? `${opts.command ?? 'inotifywait'} not found: install inotify-tools` : err.message;
+      const msg =
+        (err as NodeJS.ErrnoException).code === 'ENOENT'
+          ? `${opts.command ?? 'inotifywait'} not found: install inotify-tools`
+          : err.message;
       opts.onError?.(msg);
       reject(new Error(msg));
     });

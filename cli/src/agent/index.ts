@@ -65,9 +65,13 @@ export async function agent(io: Io, args: string[], stopSignal: AbortSignal): Pr
   const instanceId = str(v['instance-id']) ?? env.NGSCI_INSTANCE_ID;
   const dataset = str(v.dataset) ?? env.NGSCI_DATASET_PATH;
   const cloudRaw = (str(v.cloud) ?? env.NGSCI_CLOUD ?? 'none').toLowerCase();
-  if (!['aws', 'gcp', 'azure', 'local', 'none'].includes(cloudRaw)) throw new UsageError(`agent: --cloud must be aws, gcp, azure, local or none, not '${cloudRaw}'`);
+  if (!['aws', 'gcp', 'azure', 'local', 'none'].includes(cloudRaw))
+    throw new UsageError(
+      `agent: --cloud must be aws, gcp, azure, local or none, not '${cloudRaw}'`,
+    );
   const cloud = ['aws', 'gcp', 'azure'].includes(cloudRaw) ? (cloudRaw as SpotCloud) : null;
-  const metadataUrl = str(v['metadata-url']) ?? env.NGSCI_METADATA_URL ?? (cloud ? DEFAULT_METADATA_URL[cloud] : '');
+  const metadataUrl =
+    str(v['metadata-url']) ?? env.NGSCI_METADATA_URL ?? (cloud ? DEFAULT_METADATA_URL[cloud] : '');
   const gpuEvery = parseDuration(str(v['gpu-interval']) ?? '30s', '--gpu-interval');
   const spotEvery = parseDuration(str(v['spot-interval']) ?? '5s', '--spot-interval');
   const flushEvery = parseDuration(str(v['flush-interval']) ?? '5s', '--flush-interval');
@@ -103,7 +107,9 @@ export async function agent(io: Io, args: string[], stopSignal: AbortSignal): Pr
     try {
       await fn();
     } catch (err) {
-      log(`${what} failed: ${err instanceof CliError ? `[${err.code}] ${err.message}` : (err as Error).message}`);
+      log(
+        `${what} failed: ${err instanceof CliError ? `[${err.code}] ${err.message}` : (err as Error).message}`,
+      );
     }
   };
 
@@ -124,13 +130,19 @@ export async function agent(io: Io, args: string[], stopSignal: AbortSignal): Pr
     }
   };
   if (dataset) {
-    watch = watchDataset(dataset, (events) => {
-      pending.push(...events);
-      if (pending.length > MAX_PENDING) {
-        log(`dropping ${pending.length - MAX_PENDING} audit events: the service has not accepted any for a while`);
-        pending = pending.slice(-MAX_PENDING);
-      }
-    }, { command: inotifywait, onError: (m) => log(m) });
+    watch = watchDataset(
+      dataset,
+      (events) => {
+        pending.push(...events);
+        if (pending.length > MAX_PENDING) {
+          log(
+            `dropping ${pending.length - MAX_PENDING} audit events: the service has not accepted any for a while`,
+          );
+          pending = pending.slice(-MAX_PENDING);
+        }
+      },
+      { command: inotifywait, onError: (m) => log(m) },
+    );
     try {
       await watch.ready;
       log(`watching ${dataset} for file reads`);
@@ -158,10 +170,14 @@ async function every(seconds: number, fn: () => Promise<void>, signal: AbortSign
     await fn();
     await new Promise<void>((resolve) => {
       const t = setTimeout(resolve, seconds * 1000);
-      signal.addEventListener('abort', () => {
-        clearTimeout(t);
-        resolve();
-      }, { once: true });
+      signal.addEventListener(
+        'abort',
+        () => {
+          clearTimeout(t);
+          resolve();
+        },
+        { once: true },
+      );
     });
   }
 }

@@ -30,7 +30,9 @@ export function parseAwsInstanceAction(status: number, body: string): SpotEvent 
 
 export function parseGcpPreempted(status: number, body: string): SpotEvent | null {
   if (status !== 200) throw new Error(`GCP metadata answered HTTP ${status}`);
-  return body.trim().toUpperCase() === 'TRUE' ? { cloud: 'gcp', action: 'preempt', at: null } : null;
+  return body.trim().toUpperCase() === 'TRUE'
+    ? { cloud: 'gcp', action: 'preempt', at: null }
+    : null;
 }
 
 interface AzureEvent {
@@ -47,11 +49,19 @@ export function parseAzureScheduledEvents(status: number, body: string): SpotEve
   const e = (j.Events ?? []).find((x) => x.EventType === 'Preempt' || x.EventType === 'Terminate');
   if (!e) return null;
   const at = e.NotBefore ? new Date(e.NotBefore) : null;
-  return { cloud: 'azure', action: e.EventType!, at: at && !Number.isNaN(at.getTime()) ? at.toISOString() : null };
+  return {
+    cloud: 'azure',
+    action: e.EventType!,
+    at: at && !Number.isNaN(at.getTime()) ? at.toISOString() : null,
+  };
 }
 
 /** Asks the metadata endpoint once. */
-export async function checkSpot(cloud: SpotCloud, baseUrl: string, fetchImpl: typeof fetch = fetch): Promise<SpotEvent | null> {
+export async function checkSpot(
+  cloud: SpotCloud,
+  baseUrl: string,
+  fetchImpl: typeof fetch = fetch,
+): Promise<SpotEvent | null> {
   const base = baseUrl.replace(/\/+$/, '');
   const get = async (path: string, headers: Record<string, string>) => {
     const res = await fetchImpl(`${base}${path}`, { headers, signal: AbortSignal.timeout(3000) });
@@ -65,7 +75,9 @@ export async function checkSpot(cloud: SpotCloud, baseUrl: string, fetchImpl: ty
     });
     if (!t.ok) throw new Error(`AWS metadata refused an IMDSv2 token (HTTP ${t.status})`);
     const token = await t.text();
-    const r = await get('/latest/meta-data/spot/instance-action', { 'X-aws-ec2-metadata-token': token });
+    const r = await get('/latest/meta-data/spot/instance-action', {
+      'X-aws-ec2-metadata-token': token,
+    });
     return parseAwsInstanceAction(r.status, r.body);
   }
   if (cloud === 'gcp') {

@@ -8,7 +8,15 @@ import type { AdminUserList, InstanceList, PlanList, QuotaList } from '../types.
 import { parse, str } from '../args.js';
 import { EXIT, UsageError } from '../errors.js';
 import { table } from '../output.js';
-import { dollars, duration, parseDollars, parseDuration, parseInteger, parseServer, parseSize } from '../parse.js';
+import {
+  dollars,
+  duration,
+  parseDollars,
+  parseDuration,
+  parseInteger,
+  parseServer,
+  parseSize,
+} from '../parse.js';
 import { help, instanceRows, type Ctx } from './user.js';
 
 const COMMON = `
@@ -57,11 +65,23 @@ export async function admin(ctx: Ctx, args: string[]): Promise<number> {
   }
 }
 
-const print = (ctx: Ctx, data: unknown, human: () => string) => ctx.io.out(`${ctx.json ? JSON.stringify(data, null, 2) : human()}\n`);
+const print = (ctx: Ctx, data: unknown, human: () => string) =>
+  ctx.io.out(`${ctx.json ? JSON.stringify(data, null, 2) : human()}\n`);
 
 const quotaRows = (qs: Quota[]) =>
   table(
-    ['id', 'subject', 'budget/month', 'hard stop', 'max running', 'sizes', 'GPU h', 'idle cpu', 'idle gpu', 'max age'],
+    [
+      'id',
+      'subject',
+      'budget/month',
+      'hard stop',
+      'max running',
+      'sizes',
+      'GPU h',
+      'idle cpu',
+      'idle gpu',
+      'max age',
+    ],
     qs.map((q) => [
       q.id,
       q.subjectKind === 'default' ? 'default' : `${q.subjectKind} ${q.subjectName}`,
@@ -93,7 +113,8 @@ async function quota(ctx: Ctx, args: string[]): Promise<number> {
     print(ctx, { deleted: id }, () => `quota ${id} deleted`);
     return EXIT.ok;
   }
-  if (verb !== 'set') throw new UsageError(`admin quota: unknown verb '${verb}' (list, set, delete)`);
+  if (verb !== 'set')
+    throw new UsageError(`admin quota: unknown verb '${verb}' (list, set, delete)`);
   const p = parse(
     'admin quota set',
     rest,
@@ -115,25 +136,50 @@ async function quota(ctx: Ctx, args: string[]): Promise<number> {
   );
   if (p.values.help) return help(ctx, ADMIN_HELP);
   const v = p.values;
-  const subjects = [v.user !== undefined, v.group !== undefined, v.default === true].filter(Boolean).length;
-  if (subjects !== 1) throw new UsageError('admin quota set: name exactly one of --user U, --group G or --default');
+  const subjects = [v.user !== undefined, v.group !== undefined, v.default === true].filter(
+    Boolean,
+  ).length;
+  if (subjects !== 1)
+    throw new UsageError('admin quota set: name exactly one of --user U, --group G or --default');
   const body: Record<string, unknown> = v.default
     ? { subjectKind: 'default', subjectName: '' }
     : v.user !== undefined
       ? { subjectKind: 'user', subjectName: str(v.user) }
       : { subjectKind: 'group', subjectName: str(v.group) };
-  if (!v.default && !String(body.subjectName).trim()) throw new UsageError('admin quota set: the user or group name is empty');
+  if (!v.default && !String(body.subjectName).trim())
+    throw new UsageError('admin quota set: the user or group name is empty');
   const none = (x: unknown) => x === 'none' || x === 'unlimited';
-  if (v.budget !== undefined) body.monthlyBudgetMicros = none(v.budget) ? null : parseDollars(str(v.budget)!, '--budget');
-  if (v['hard-stop'] && v['no-hard-stop']) throw new UsageError('admin quota set: --hard-stop and --no-hard-stop contradict each other');
+  if (v.budget !== undefined)
+    body.monthlyBudgetMicros = none(v.budget) ? null : parseDollars(str(v.budget)!, '--budget');
+  if (v['hard-stop'] && v['no-hard-stop'])
+    throw new UsageError('admin quota set: --hard-stop and --no-hard-stop contradict each other');
   if (v['hard-stop']) body.hardStop = true;
   if (v['no-hard-stop']) body.hardStop = false;
-  if (v['max-concurrent'] !== undefined) body.maxConcurrent = none(v['max-concurrent']) ? null : parseInteger(str(v['max-concurrent'])!, '--max-concurrent', 0, 1000);
-  if (v.sizes !== undefined) body.allowedSizes = none(v.sizes) || v.sizes === 'any' ? null : str(v.sizes)!.split(',').map((s) => parseSize(s.trim()));
-  if (v['gpu-hours'] !== undefined) body.gpuHoursPerMonth = none(v['gpu-hours']) ? null : parseInteger(str(v['gpu-hours'])!, '--gpu-hours', 0, 1_000_000);
-  if (v['idle-cpu'] !== undefined) body.idleTimeoutCpuSeconds = none(v['idle-cpu']) ? null : parseDuration(str(v['idle-cpu'])!, '--idle-cpu');
-  if (v['idle-gpu'] !== undefined) body.idleTimeoutGpuSeconds = none(v['idle-gpu']) ? null : parseDuration(str(v['idle-gpu'])!, '--idle-gpu');
-  if (v['max-age'] !== undefined) body.maxAgeSeconds = none(v['max-age']) ? null : parseDuration(str(v['max-age'])!, '--max-age');
+  if (v['max-concurrent'] !== undefined)
+    body.maxConcurrent = none(v['max-concurrent'])
+      ? null
+      : parseInteger(str(v['max-concurrent'])!, '--max-concurrent', 0, 1000);
+  if (v.sizes !== undefined)
+    body.allowedSizes =
+      none(v.sizes) || v.sizes === 'any'
+        ? null
+        : str(v.sizes)!
+            .split(',')
+            .map((s) => parseSize(s.trim()));
+  if (v['gpu-hours'] !== undefined)
+    body.gpuHoursPerMonth = none(v['gpu-hours'])
+      ? null
+      : parseInteger(str(v['gpu-hours'])!, '--gpu-hours', 0, 1_000_000);
+  if (v['idle-cpu'] !== undefined)
+    body.idleTimeoutCpuSeconds = none(v['idle-cpu'])
+      ? null
+      : parseDuration(str(v['idle-cpu'])!, '--idle-cpu');
+  if (v['idle-gpu'] !== undefined)
+    body.idleTimeoutGpuSeconds = none(v['idle-gpu'])
+      ? null
+      : parseDuration(str(v['idle-gpu'])!, '--idle-gpu');
+  if (v['max-age'] !== undefined)
+    body.maxAgeSeconds = none(v['max-age']) ? null : parseDuration(str(v['max-age'])!, '--max-age');
   // PUT replaces a quota row, so a change of one limit keeps the row's other limits
   const api = ctx.api();
   const existing = (await api.get<QuotaList>('/admin/quotas')).quotas.find(
@@ -151,10 +197,19 @@ async function quota(ctx: Ctx, args: string[]): Promise<number> {
 }
 
 async function instances(ctx: Ctx, args: string[]): Promise<number> {
-  const p = parse('admin instances', args, { all: { type: 'boolean', default: false } }, { min: 0, max: 0, names: '' });
+  const p = parse(
+    'admin instances',
+    args,
+    { all: { type: 'boolean', default: false } },
+    { min: 0, max: 0, names: '' },
+  );
   if (p.values.help) return help(ctx, ADMIN_HELP);
-  const list = await ctx.api().get<InstanceList>(`/admin/instances${p.values.all ? '?all=true' : ''}`);
-  print(ctx, list, () => (list.instances.length ? instanceRows(list.instances, true) : 'no instances'));
+  const list = await ctx
+    .api()
+    .get<InstanceList>(`/admin/instances${p.values.all ? '?all=true' : ''}`);
+  print(ctx, list, () =>
+    list.instances.length ? instanceRows(list.instances, true) : 'no instances',
+  );
   return EXIT.ok;
 }
 
@@ -165,8 +220,11 @@ async function stopFor(ctx: Ctx, args: string[]): Promise<number> {
   const slash = spec.lastIndexOf('/');
   const user = slash < 0 ? spec : spec.slice(0, slash);
   const server = parseServer(slash < 0 ? 'default' : spec.slice(slash + 1));
-  if (!user || user.length > 255) throw new UsageError(`admin stop: '${spec}' is not USER or USER/SERVER`);
-  const inst = await ctx.api().post<Instance>(`/admin/instances/${encodeURIComponent(user)}/${server}/stop`);
+  if (!user || user.length > 255)
+    throw new UsageError(`admin stop: '${spec}' is not USER or USER/SERVER`);
+  const inst = await ctx
+    .api()
+    .post<Instance>(`/admin/instances/${encodeURIComponent(user)}/${server}/stop`);
   print(ctx, inst, () => `stopping ${user}/${server} (${inst.size}, ${inst.state})`);
   return EXIT.ok;
 }
@@ -178,31 +236,60 @@ async function plans(ctx: Ctx, args: string[]): Promise<number> {
     if (p.values.help) return help(ctx, ADMIN_HELP);
     const list = await ctx.api().get<PlanList>('/admin/plans');
     print(ctx, list, () =>
-      table(['id', 'label', 'price ×', 'built in'], list.plans.map((pl) => [pl.id, pl.label, (pl.multiplierPpm / 1_000_000).toString(), pl.builtIn ? 'yes' : 'no'])),
+      table(
+        ['id', 'label', 'price ×', 'built in'],
+        list.plans.map((pl) => [
+          pl.id,
+          pl.label,
+          (pl.multiplierPpm / 1_000_000).toString(),
+          pl.builtIn ? 'yes' : 'no',
+        ]),
+      ),
     );
     return EXIT.ok;
   }
   if (verb === 'set') {
-    const p = parse('admin plans set', rest, {}, { min: 3, max: 3, names: 'ID "LABEL" MULTIPLIER' });
+    const p = parse(
+      'admin plans set',
+      rest,
+      {},
+      { min: 3, max: 3, names: 'ID "LABEL" MULTIPLIER' },
+    );
     if (p.values.help) return help(ctx, ADMIN_HELP);
     const [id, label, mult] = p.positionals as [string, string, string];
-    if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(id)) throw new UsageError(`admin plans set: '${id}' is not a plan id (lower-case letters, digits, dashes)`);
+    if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(id))
+      throw new UsageError(
+        `admin plans set: '${id}' is not a plan id (lower-case letters, digits, dashes)`,
+      );
     const m = /^(\d{1,3})(?:\.(\d{1,6}))?$/.exec(mult);
-    if (!m) throw new UsageError(`admin plans set: MULTIPLIER must be a number such as 0, 0.5 or 1, not '${mult}'`);
+    if (!m)
+      throw new UsageError(
+        `admin plans set: MULTIPLIER must be a number such as 0, 0.5 or 1, not '${mult}'`,
+      );
     const multiplierPpm = Number(m[1]) * 1_000_000 + Number((m[2] ?? '').padEnd(6, '0'));
     const api = ctx.api();
     const exists = (await api.get<PlanList>('/admin/plans')).plans.some((x) => x.id === id);
-    const plan = exists ? await api.put(`/admin/plans/${id}`, { label, multiplierPpm }) : await api.post('/admin/plans', { id, label, multiplierPpm });
+    const plan = exists
+      ? await api.put(`/admin/plans/${id}`, { label, multiplierPpm })
+      : await api.post('/admin/plans', { id, label, multiplierPpm });
     print(ctx, plan, () => `plan ${id} (${label}) charges ${mult} × list price`);
     return EXIT.ok;
   }
   if (verb === 'assign') {
-    const p = parse('admin plans assign', rest, { user: { type: 'string' }, group: { type: 'string' } }, { min: 1, max: 1, names: 'PLAN' });
+    const p = parse(
+      'admin plans assign',
+      rest,
+      { user: { type: 'string' }, group: { type: 'string' } },
+      { min: 1, max: 1, names: 'PLAN' },
+    );
     if (p.values.help) return help(ctx, ADMIN_HELP);
-    if ((p.values.user === undefined) === (p.values.group === undefined)) throw new UsageError('admin plans assign: name exactly one of --user U or --group G');
+    if ((p.values.user === undefined) === (p.values.group === undefined))
+      throw new UsageError('admin plans assign: name exactly one of --user U or --group G');
     const subjectKind = p.values.user !== undefined ? 'user' : 'group';
     const subjectName = str(p.values.user ?? p.values.group)!;
-    const a = await ctx.api().put('/admin/plan-assignments', { subjectKind, subjectName, planId: p.positionals[0] });
+    const a = await ctx
+      .api()
+      .put('/admin/plan-assignments', { subjectKind, subjectName, planId: p.positionals[0] });
     print(ctx, a, () => `${subjectKind} ${subjectName} is now on plan ${p.positionals[0]}`);
     return EXIT.ok;
   }
@@ -214,7 +301,17 @@ async function users(ctx: Ctx, args: string[]): Promise<number> {
   if (p.values.help) return help(ctx, ADMIN_HELP);
   const list = await ctx.api().get<AdminUserList>('/admin/users');
   print(ctx, list, () =>
-    table(['user', 'plan', 'running', 'spent', 'budget', 'used'], list.users.map((u) => [u.name, u.plan, u.running, dollars(u.spentMicros), u.budgetMicros === null ? null : dollars(u.budgetMicros), u.percent === null ? null : `${u.percent}%`])),
+    table(
+      ['user', 'plan', 'running', 'spent', 'budget', 'used'],
+      list.users.map((u) => [
+        u.name,
+        u.plan,
+        u.running,
+        dollars(u.spentMicros),
+        u.budgetMicros === null ? null : dollars(u.budgetMicros),
+        u.percent === null ? null : `${u.percent}%`,
+      ]),
+    ),
   );
   return EXIT.ok;
 }
@@ -223,7 +320,15 @@ async function audit(ctx: Ctx, args: string[]): Promise<number> {
   const p = parse(
     'admin audit',
     args,
-    { user: { type: 'string' }, path: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' }, limit: { type: 'string' }, csv: { type: 'boolean', default: false }, output: { type: 'string', short: 'o' } },
+    {
+      user: { type: 'string' },
+      path: { type: 'string' },
+      from: { type: 'string' },
+      to: { type: 'string' },
+      limit: { type: 'string' },
+      csv: { type: 'boolean', default: false },
+      output: { type: 'string', short: 'o' },
+    },
     { min: 0, max: 0, names: '' },
   );
   if (p.values.help) return help(ctx, ADMIN_HELP);
@@ -231,17 +336,20 @@ async function audit(ctx: Ctx, args: string[]): Promise<number> {
   if (p.values.user) q.set('user', str(p.values.user)!);
   if (p.values.path) {
     const path = str(p.values.path)!;
-    if (!path.startsWith('/')) throw new UsageError(`--path must be an absolute path prefix such as /data/, not '${path}'`);
+    if (!path.startsWith('/'))
+      throw new UsageError(`--path must be an absolute path prefix such as /data/, not '${path}'`);
     q.set('path', path);
   }
   for (const k of ['from', 'to'] as const) {
     const v = str(p.values[k]);
     if (v) {
-      if (Number.isNaN(Date.parse(v))) throw new UsageError(`--${k} must be a date such as 2026-11-01, not '${v}'`);
+      if (Number.isNaN(Date.parse(v)))
+        throw new UsageError(`--${k} must be a date such as 2026-11-01, not '${v}'`);
       q.set(k, new Date(v).toISOString());
     }
   }
-  if (p.values.limit) q.set('limit', String(parseInteger(str(p.values.limit)!, '--limit', 1, 10_000)));
+  if (p.values.limit)
+    q.set('limit', String(parseInteger(str(p.values.limit)!, '--limit', 1, 10_000)));
   const api = ctx.api();
   if (p.values.csv) {
     q.set('format', 'csv');
@@ -253,8 +361,18 @@ async function audit(ctx: Ctx, args: string[]): Promise<number> {
   const list = await api.get<AuditList>(`/admin/audit${q.size ? `?${q}` : ''}`);
   print(ctx, list, () =>
     list.events.length
-      ? table(['time', 'user', 'server', 'op', 'path', 'bytes', 'ms'], list.events.map((e) => [e.at.slice(0, 19).replace('T', ' '), e.user, e.server, e.op, e.path, e.bytes, e.durationMs])) +
-        (list.nextAfter !== null ? `\n(more: --limit or the CSV export)` : '')
+      ? table(
+          ['time', 'user', 'server', 'op', 'path', 'bytes', 'ms'],
+          list.events.map((e) => [
+            e.at.slice(0, 19).replace('T', ' '),
+            e.user,
+            e.server,
+            e.op,
+            e.path,
+            e.bytes,
+            e.durationMs,
+          ]),
+        ) + (list.nextAfter !== null ? `\n(more: --limit or the CSV export)` : '')
       : 'no events',
   );
   return EXIT.ok;

@@ -1,6 +1,15 @@
 /** The researcher's verbs: status, launch, stop, resize, usage, budget, catalog, notify, estimate. */
 import { readFileSync } from 'node:fs';
-import type { Budget, Catalog, Estimate, Instance, Me, NotificationList, NotificationPreferences, Usage } from '@ngsci/contract';
+import type {
+  Budget,
+  Catalog,
+  Estimate,
+  Instance,
+  Me,
+  NotificationList,
+  NotificationPreferences,
+  Usage,
+} from '@ngsci/contract';
 import type { InstanceList } from '../types.js';
 import { EstimateScenario } from '@ngsci/contract';
 import { parse, str } from '../args.js';
@@ -17,7 +26,8 @@ export interface Ctx {
   quiet: boolean;
 }
 
-const print = (ctx: Ctx, data: unknown, human: () => string) => ctx.io.out(`${ctx.json ? JSON.stringify(data, null, 2) : human()}\n`);
+const print = (ctx: Ctx, data: unknown, human: () => string) =>
+  ctx.io.out(`${ctx.json ? JSON.stringify(data, null, 2) : human()}\n`);
 
 export const instanceRows = (list: Instance[], withUser = false) =>
   table(
@@ -35,7 +45,12 @@ export const instanceRows = (list: Instance[], withUser = false) =>
   );
 
 export async function status(ctx: Ctx, args: string[]): Promise<number> {
-  const p = parse('status', args, { all: { type: 'boolean', default: false } }, { min: 0, max: 1, names: 'SERVER' });
+  const p = parse(
+    'status',
+    args,
+    { all: { type: 'boolean', default: false } },
+    { min: 0, max: 1, names: 'SERVER' },
+  );
   if (p.values.help) return help(ctx, HELP.status);
   const api = ctx.api();
   if (p.positionals[0]) {
@@ -54,10 +69,15 @@ export async function status(ctx: Ctx, args: string[]): Promise<number> {
     );
     return EXIT.ok;
   }
-  const [me, list] = await Promise.all([api.get<Me>('/me'), api.get<InstanceList>(`/instances${p.values.all ? '?all=true' : ''}`)]);
+  const [me, list] = await Promise.all([
+    api.get<Me>('/me'),
+    api.get<InstanceList>(`/instances${p.values.all ? '?all=true' : ''}`),
+  ]);
   print(ctx, { me, instances: list.instances }, () => {
     const head = `${me.name}${me.admin ? ' (admin)' : ''} · plan ${me.plan.label}`;
-    return list.instances.length ? `${head}\n\n${instanceRows(list.instances)}` : `${head}\n\nno running instances (ngsci launch SIZE starts one)`;
+    return list.instances.length
+      ? `${head}\n\n${instanceRows(list.instances)}`
+      : `${head}\n\nno running instances (ngsci launch SIZE starts one)`;
   });
   return EXIT.ok;
 }
@@ -80,7 +100,8 @@ export async function launch(ctx: Ctx, args: string[]): Promise<number> {
   const size = parseSize(p.positionals[0]!);
   const server = parseServer(str(p.values.server) ?? 'default');
   const cloud = str(p.values.cloud);
-  if (cloud && !['local', 'aws', 'gcp', 'azure'].includes(cloud)) throw new UsageError(`--cloud must be local, aws, gcp or azure, not '${cloud}'`);
+  if (cloud && !['local', 'aws', 'gcp', 'azure'].includes(cloud))
+    throw new UsageError(`--cloud must be local, aws, gcp or azure, not '${cloud}'`);
   const timeout = p.values.timeout ? parseDuration(str(p.values.timeout)!, '--timeout') : 900;
   const api = ctx.api();
   const inst = await api.post<Instance>('/instances', {
@@ -91,23 +112,45 @@ export async function launch(ctx: Ctx, args: string[]): Promise<number> {
     spot: Boolean(p.values.spot),
   });
   if (p.values['no-wait']) {
-    print(ctx, inst, () => `launching ${size} as server '${server}' (${inst.state}); follow it with: ngsci status ${server}`);
+    print(
+      ctx,
+      inst,
+      () =>
+        `launching ${size} as server '${server}' (${inst.state}); follow it with: ngsci status ${server}`,
+    );
     return EXIT.ok;
   }
-  const running = await waitForInstance(api, ctx.io, { server, instanceId: inst.id, mode: 'launch', quiet: ctx.quiet || ctx.json, timeoutSeconds: timeout });
-  print(ctx, running, () => `server '${server}' is running on ${running.size} at ${dollars(running.ratePerHourMicros)}/h: ${running.url ?? ''}`);
+  const running = await waitForInstance(api, ctx.io, {
+    server,
+    instanceId: inst.id,
+    mode: 'launch',
+    quiet: ctx.quiet || ctx.json,
+    timeoutSeconds: timeout,
+  });
+  print(
+    ctx,
+    running,
+    () =>
+      `server '${server}' is running on ${running.size} at ${dollars(running.ratePerHourMicros)}/h: ${running.url ?? ''}`,
+  );
   return EXIT.ok;
 }
 
 export async function stop(ctx: Ctx, args: string[]): Promise<number> {
-  const p = parse('stop', args, { in: { type: 'string' }, 'no-wait': { type: 'boolean', default: false } }, { min: 0, max: 1, names: 'SERVER' });
+  const p = parse(
+    'stop',
+    args,
+    { in: { type: 'string' }, 'no-wait': { type: 'boolean', default: false } },
+    { min: 0, max: 1, names: 'SERVER' },
+  );
   if (p.values.help) return help(ctx, HELP.stop);
   const server = parseServer(p.positionals[0] ?? 'default');
   const delay = p.values.in ? parseDuration(str(p.values.in)!, '--in') : 0;
   const api = ctx.api();
   if (delay) {
     await api.get<Instance>(`/instances/${server}`); // fail now, not in ten minutes, if there is no such server
-    if (!ctx.quiet && !ctx.json) ctx.io.err(`stopping server '${server}' in ${duration(delay)} (Ctrl-C cancels)\n`);
+    if (!ctx.quiet && !ctx.json)
+      ctx.io.err(`stopping server '${server}' in ${duration(delay)} (Ctrl-C cancels)\n`);
     await ctx.io.sleep(delay * 1000);
   }
   const inst = await api.post<Instance>(`/instances/${server}/stop`);
@@ -128,7 +171,11 @@ export async function resize(ctx: Ctx, args: string[]): Promise<number> {
   const p = parse(
     'resize',
     args,
-    { server: { type: 'string', short: 's' }, 'no-wait': { type: 'boolean', default: false }, timeout: { type: 'string' } },
+    {
+      server: { type: 'string', short: 's' },
+      'no-wait': { type: 'boolean', default: false },
+      timeout: { type: 'string' },
+    },
     { min: 1, max: 1, names: 'SIZE' },
   );
   if (p.values.help) return help(ctx, HELP.resize);
@@ -141,25 +188,45 @@ export async function resize(ctx: Ctx, args: string[]): Promise<number> {
     print(ctx, old, () => `resizing server '${server}' from ${old.size} to ${size}`);
     return EXIT.ok;
   }
-  const running = await waitForInstance(api, ctx.io, { server, instanceId: old.id, mode: 'resize', quiet: ctx.quiet || ctx.json, timeoutSeconds: timeout });
-  print(ctx, running, () => `server '${server}' now runs on ${running.size} at ${dollars(running.ratePerHourMicros)}/h`);
+  const running = await waitForInstance(api, ctx.io, {
+    server,
+    instanceId: old.id,
+    mode: 'resize',
+    quiet: ctx.quiet || ctx.json,
+    timeoutSeconds: timeout,
+  });
+  print(
+    ctx,
+    running,
+    () =>
+      `server '${server}' now runs on ${running.size} at ${dollars(running.ratePerHourMicros)}/h`,
+  );
   return EXIT.ok;
 }
 
 export async function usage(ctx: Ctx, args: string[]): Promise<number> {
-  const p = parse('usage', args, { from: { type: 'string' }, to: { type: 'string' }, granularity: { type: 'string' } }, { min: 0, max: 0, names: '' });
+  const p = parse(
+    'usage',
+    args,
+    { from: { type: 'string' }, to: { type: 'string' }, granularity: { type: 'string' } },
+    { min: 0, max: 0, names: '' },
+  );
   if (p.values.help) return help(ctx, HELP.usage);
   const q = new URLSearchParams();
   for (const k of ['from', 'to'] as const) {
     const v = str(p.values[k]);
     if (v) {
-      if (Number.isNaN(Date.parse(v))) throw new UsageError(`--${k} must be a date such as 2026-11-01 or 2026-11-01T00:00:00Z, not '${v}'`);
+      if (Number.isNaN(Date.parse(v)))
+        throw new UsageError(
+          `--${k} must be a date such as 2026-11-01 or 2026-11-01T00:00:00Z, not '${v}'`,
+        );
       q.set(k, new Date(v).toISOString());
     }
   }
   const g = str(p.values.granularity);
   if (g) {
-    if (!['hour', 'day', 'month'].includes(g)) throw new UsageError(`--granularity must be hour, day or month, not '${g}'`);
+    if (!['hour', 'day', 'month'].includes(g))
+      throw new UsageError(`--granularity must be hour, day or month, not '${g}'`);
     q.set('granularity', g);
   }
   const u = await ctx.api().get<Usage>(`/usage${q.size ? `?${q}` : ''}`);
@@ -169,7 +236,14 @@ export async function usage(ctx: Ctx, args: string[]): Promise<number> {
       '',
       table(
         ['start', 'size', 'time', 'active', 'idle', 'cost'],
-        u.series.map((s) => [s.start.slice(0, g === 'hour' ? 16 : 10).replace('T', ' '), s.size, duration(s.seconds), duration(s.activeSeconds), duration(s.idleSeconds), dollars(s.amountMicros)]),
+        u.series.map((s) => [
+          s.start.slice(0, g === 'hour' ? 16 : 10).replace('T', ' '),
+          s.size,
+          duration(s.seconds),
+          duration(s.activeSeconds),
+          duration(s.idleSeconds),
+          dollars(s.amountMicros),
+        ]),
       ),
     ].join('\n'),
   );
@@ -186,14 +260,26 @@ export async function budget(ctx: Ctx, args: string[]): Promise<number> {
         ['month', b.month],
         ['spent', dollars(b.spentMicros)],
         ['burn rate', `${dollars(b.burnMicrosPerHour)}/h`],
-        ['runs out', b.exhaustedAt ? b.exhaustedAt.slice(0, 16).replace('T', ' ') : 'not this month'],
-        ['GPU hours', `${b.gpuHoursUsed.toFixed(1)}${b.gpuHoursLimit !== null ? ` of ${b.gpuHoursLimit}` : ''}`],
+        [
+          'runs out',
+          b.exhaustedAt ? b.exhaustedAt.slice(0, 16).replace('T', ' ') : 'not this month',
+        ],
+        [
+          'GPU hours',
+          `${b.gpuHoursUsed.toFixed(1)}${b.gpuHoursLimit !== null ? ` of ${b.gpuHoursLimit}` : ''}`,
+        ],
       ]),
       '',
       b.budgets.length
         ? table(
             ['budget', 'limit', 'spent', 'used', 'hard stop'],
-            b.budgets.map((s) => [`${s.kind}${s.name ? ` ${s.name}` : ''}`, dollars(s.budgetMicros), dollars(s.spentMicros), `${s.percent}%`, s.hardStop ? 'yes' : 'no']),
+            b.budgets.map((s) => [
+              `${s.kind}${s.name ? ` ${s.name}` : ''}`,
+              dollars(s.budgetMicros),
+              dollars(s.spentMicros),
+              `${s.percent}%`,
+              s.hardStop ? 'yes' : 'no',
+            ]),
           )
         : 'no budget applies to you',
     ].join('\n'),
@@ -206,15 +292,30 @@ export async function catalog(ctx: Ctx, args: string[]): Promise<number> {
   if (p.values.help) return help(ctx, HELP.catalog);
   const c = await ctx.api().get<Catalog>('/catalog');
   const cloud = str(p.values.cloud) ?? c.defaultCloud;
-  print(ctx, c, () =>
-    `prices as of ${c.asOf} (${cloud})\n\n` +
-    table(
-      ['size', 'label', 'vcpu', 'memory', 'gpu', 'on demand/h', 'spot/h'],
-      c.sizes.flatMap((s) => {
-        const o = s.offers.find((x) => x.cloud === cloud && x.available);
-        return o ? [[s.id, s.label, s.vcpu, `${s.memoryGiB} GiB`, s.gpu ? `${s.gpu.count}× ${s.gpu.model}` : null, dollars(o.onDemandMicrosPerHour), o.spotMicrosPerHour === null ? null : dollars(o.spotMicrosPerHour)]] : [];
-      }),
-    ),
+  print(
+    ctx,
+    c,
+    () =>
+      `prices as of ${c.asOf} (${cloud})\n\n` +
+      table(
+        ['size', 'label', 'vcpu', 'memory', 'gpu', 'on demand/h', 'spot/h'],
+        c.sizes.flatMap((s) => {
+          const o = s.offers.find((x) => x.cloud === cloud && x.available);
+          return o
+            ? [
+                [
+                  s.id,
+                  s.label,
+                  s.vcpu,
+                  `${s.memoryGiB} GiB`,
+                  s.gpu ? `${s.gpu.count}× ${s.gpu.model}` : null,
+                  dollars(o.onDemandMicrosPerHour),
+                  o.spotMicrosPerHour === null ? null : dollars(o.spotMicrosPerHour),
+                ],
+              ]
+            : [];
+        }),
+      ),
   );
   return EXIT.ok;
 }
@@ -228,7 +329,8 @@ export async function notify(ctx: Ctx, args: string[]): Promise<number> {
   );
   if (p.values.help) return help(ctx, HELP.notify);
   const level = str(p.values.level) ?? 'info';
-  if (!['info', 'warning', 'error'].includes(level)) throw new UsageError(`--level must be info, warning or error, not '${level}'`);
+  if (!['info', 'warning', 'error'].includes(level))
+    throw new UsageError(`--level must be info, warning or error, not '${level}'`);
   const message = p.positionals[0]!;
   if (!message.trim()) throw new UsageError('notify: the message is empty');
   const server = str(p.values.server) ?? ctx.io.env.JUPYTERHUB_SERVER_NAME ?? undefined;
@@ -243,16 +345,38 @@ export async function notify(ctx: Ctx, args: string[]): Promise<number> {
 }
 
 export async function notifications(ctx: Ctx, args: string[]): Promise<number> {
-  const p = parse('notifications', args, { after: { type: 'string' }, unread: { type: 'boolean', default: false }, ack: { type: 'boolean', default: false } }, { min: 0, max: 0, names: '' });
+  const p = parse(
+    'notifications',
+    args,
+    {
+      after: { type: 'string' },
+      unread: { type: 'boolean', default: false },
+      ack: { type: 'boolean', default: false },
+    },
+    { min: 0, max: 0, names: '' },
+  );
   if (p.values.help) return help(ctx, HELP.notifications);
   const after = str(p.values.after) ?? '0';
   if (!/^\d+$/.test(after)) throw new UsageError(`--after must be a notice id, not '${after}'`);
   const api = ctx.api();
-  const list = await api.get<NotificationList>(`/notifications?after=${after}${p.values.unread ? '&unacknowledged=true' : ''}`);
-  if (p.values.ack && list.notifications.length) await api.post('/notifications/ack', { upTo: list.lastId });
+  const list = await api.get<NotificationList>(
+    `/notifications?after=${after}${p.values.unread ? '&unacknowledged=true' : ''}`,
+  );
+  if (p.values.ack && list.notifications.length)
+    await api.post('/notifications/ack', { upTo: list.lastId });
   print(ctx, list, () =>
     list.notifications.length
-      ? table(['id', 'time', 'kind', 'level', 'title', 'message'], list.notifications.map((n) => [n.id, n.createdAt.slice(0, 16).replace('T', ' '), n.kind, n.level, n.title, n.body.slice(0, 80)]))
+      ? table(
+          ['id', 'time', 'kind', 'level', 'title', 'message'],
+          list.notifications.map((n) => [
+            n.id,
+            n.createdAt.slice(0, 16).replace('T', ' '),
+            n.kind,
+            n.level,
+            n.title,
+            n.body.slice(0, 80),
+          ]),
+        )
       : 'no notices',
   );
   return EXIT.ok;
@@ -262,7 +386,11 @@ export async function preferences(ctx: Ctx, args: string[]): Promise<number> {
   const p = parse(
     'preferences',
     args,
-    { email: { type: 'string' }, webhook: { type: 'string' }, channels: { type: 'string', multiple: true } },
+    {
+      email: { type: 'string' },
+      webhook: { type: 'string' },
+      channels: { type: 'string', multiple: true },
+    },
     { min: 0, max: 0, names: '' },
   );
   if (p.values.help) return help(ctx, HELP.preferences);
@@ -275,8 +403,14 @@ export async function preferences(ctx: Ctx, args: string[]): Promise<number> {
   if (ch) {
     const channels: Record<string, string[]> = {};
     for (const spec of ch) {
-      const m = /^(budget|idle_stop|failure|spot|message)=((?:jupyterlab|email|webhook)(?:,(?:jupyterlab|email|webhook))*)?$/.exec(spec);
-      if (!m) throw new UsageError(`--channels takes KIND=CHANNEL[,CHANNEL] with KIND budget|idle_stop|failure|spot|message and CHANNEL jupyterlab|email|webhook, not '${spec}'`);
+      const m =
+        /^(budget|idle_stop|failure|spot|message)=((?:jupyterlab|email|webhook)(?:,(?:jupyterlab|email|webhook))*)?$/.exec(
+          spec,
+        );
+      if (!m)
+        throw new UsageError(
+          `--channels takes KIND=CHANNEL[,CHANNEL] with KIND budget|idle_stop|failure|spot|message and CHANNEL jupyterlab|email|webhook, not '${spec}'`,
+        );
       channels[m[1]!] = m[2] ? m[2].split(',') : [];
     }
     body.channels = channels;
@@ -292,7 +426,10 @@ export async function preferences(ctx: Ctx, args: string[]): Promise<number> {
         ['webhook', prefs.webhook.configured ? `set (${prefs.webhook.host})` : null],
       ]),
       '',
-      table(['kind', 'channels'], Object.entries(prefs.channels).map(([k, v]) => [k, v.join(', ') || '(none)'])),
+      table(
+        ['kind', 'channels'],
+        Object.entries(prefs.channels).map(([k, v]) => [k, v.join(', ') || '(none)']),
+      ),
     ].join('\n'),
   );
   return EXIT.ok;
@@ -307,17 +444,35 @@ export async function estimate(ctx: Ctx, args: string[]): Promise<number> {
     raw = JSON.parse(file === '-' ? readFileSync(0, 'utf8') : readFileSync(file, 'utf8'));
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    throw new UsageError(e.code === 'ENOENT' ? `estimate: no file ${file}` : `estimate: ${file} is not valid JSON (${e.message})`);
+    throw new UsageError(
+      e.code === 'ENOENT'
+        ? `estimate: no file ${file}`
+        : `estimate: ${file} is not valid JSON (${e.message})`,
+    );
   }
   const checked = EstimateScenario.safeParse(raw);
   if (!checked.success) {
-    const first = checked.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`);
-    throw new CliError(EXIT.usage, 'invalid_scenario', `estimate: ${file} is not a valid scenario: ${first.join('; ')}`);
+    const first = checked.error.issues
+      .slice(0, 3)
+      .map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`);
+    throw new CliError(
+      EXIT.usage,
+      'invalid_scenario',
+      `estimate: ${file} is not a valid scenario: ${first.join('; ')}`,
+    );
   }
   const est = await ctx.api().post<Estimate>('/estimate', raw);
   print(ctx, est, () =>
     [
-      table(['item', 'quantity', 'unit price', 'per month'], est.lines.map((l) => [l.name, `${l.quantity} ${l.unit}`, dollars(l.unitMicros), dollars(l.monthlyMicros)])),
+      table(
+        ['item', 'quantity', 'unit price', 'per month'],
+        est.lines.map((l) => [
+          l.name,
+          `${l.quantity} ${l.unit}`,
+          dollars(l.unitMicros),
+          dollars(l.monthlyMicros),
+        ]),
+      ),
       '',
       block([
         ['monthly', dollars(est.monthlyMicros)],

@@ -19,7 +19,12 @@ export interface AuditFilter {
 export class AuditStore {
   constructor(private readonly db: Db) {}
 
-  async append(user: string, server: string, instanceId: string | null, events: AuditEventInput[]): Promise<number> {
+  async append(
+    user: string,
+    server: string,
+    instanceId: string | null,
+    events: AuditEventInput[],
+  ): Promise<number> {
     if (!events.length) return 0;
     const rows = await this.db
       .insert(auditEvents)
@@ -70,7 +75,18 @@ export class AuditStore {
   }
 }
 
-const CSV_COLUMNS = ['id', 'at', 'user', 'server', 'instanceId', 'path', 'op', 'bytes', 'durationMs', 'receivedAt'] as const;
+const CSV_COLUMNS = [
+  'id',
+  'at',
+  'user',
+  'server',
+  'instanceId',
+  'path',
+  'op',
+  'bytes',
+  'durationMs',
+  'receivedAt',
+] as const;
 
 /** RFC 4180 CSV; a cell that starts with = + - @ is prefixed with ' so spreadsheets do not run it. */
 export function toCsv(events: AuditEvent[]): string {

@@ -30,6 +30,7 @@ export interface Metering {
 export function meterSettings(config: Config): MeterSettings {
   return {
     intervalSeconds: config.NGSCI_METER_INTERVAL,
+    accrueEverySeconds: config.NGSCI_METER_ACCRUE_EVERY,
     orphanGraceSeconds: config.NGSCI_METER_ORPHAN_GRACE,
     budgetGraceSeconds: config.NGSCI_BUDGET_GRACE,
     activeWindowSeconds: config.NGSCI_ACTIVITY_WINDOW,

@@ -120,6 +120,7 @@ const COLUMNS =
 
 export class Ledger {
   lastTimings = { ends: 0, insert: 0 };
+  private readonly known = new Map<string, StreamEnd>();
 
   constructor(private readonly db: Db) {}
 
@@ -144,23 +145,54 @@ export class Ledger {
     return out;
   }
 
-  /** Appends the rows that bring every stream up to `now`; returns how many were written. */
-  async accrue(streams: Stream[], now: Date, activeWindowSeconds: number): Promise<number> {
+  /**
+   * Brings every stream up to `now`. A running stream is written once its newest row is at least
+   * `everySeconds` old (a closing one at once); the rest stays pending, priced but not written.
+   * Returns the rows written and the pending µ$ by user, so budgets see spend to the second.
+   *
+   * The newest row of each stream is remembered between cycles (only the meter's leader writes);
+   * a row that was not inserted (another writer got there first) drops that memory, and so does
+   * `forget()` when leadership changes, so the next cycle reads the truth from the table.
+   */
+  async accrue(streams: Stream[], now: Date, activeWindowSeconds: number, everySeconds = 0) {
     const t0 = performance.now();
-    const ends = await this.ends(streams.map((s) => s.key));
+    const unknown = streams.filter((s) => !this.known.has(s.key)).map((s) => s.key);
+    for (const [k, v] of await this.ends(unknown)) this.known.set(k, v);
     const t1 = performance.now();
-    const rows = streams.flatMap((s) => rowsFor(s, ends.get(s.key) ?? null, now, activeWindowSeconds));
-    const written = await this.append(rows);
+    const due: IntervalRow[] = [];
+    const pending = new Map<string, number>();
+    for (const s of streams) {
+      const last = this.known.get(s.key) ?? null;
+      const rows = rowsFor(s, last, now, activeWindowSeconds);
+      if (!rows.length) continue;
+      const closing = rows.some((r) => r.final);
+      const age = now.getTime() - (last ? last.endedAt.getTime() : s.anchor.getTime());
+      if (closing || age >= everySeconds * 1000) due.push(...rows);
+      else pending.set(s.user, (pending.get(s.user) ?? 0) + rows.reduce((a, r) => a + r.amountMicros, 0));
+    }
+    const inserted = await this.append(due);
+    const ok = new Set(inserted);
+    for (const r of due) {
+      const id = `${r.meterKey}@${(r.startedAt as Date).getTime()}`;
+      if (!ok.has(id)) this.known.delete(r.meterKey);
+      else if (r.final) this.known.delete(r.meterKey);
+      else this.known.set(r.meterKey, { endedAt: r.endedAt as Date, billedTo: r.billedTo, final: false });
+    }
     this.lastTimings = { ends: t1 - t0, insert: performance.now() - t1 };
-    return written;
+    return { written: inserted.length, pending };
+  }
+
+  /** Drops the remembered stream ends (leadership changed: another replica may have written). */
+  forget(): void {
+    this.known.clear();
   }
 
   /**
    * Inserts rows as one JSON parameter per batch (json_populate_recordset): a meter cycle over
    * 10,000 servers writes 10,000 rows, and binding 24 parameters per row costs more than the insert.
    */
-  async append(rows: IntervalRow[]): Promise<number> {
-    let written = 0;
+  async append(rows: IntervalRow[]): Promise<string[]> {
+    const written: string[] = [];
     for (let i = 0; i < rows.length; i += 5000) {
       const batch = rows.slice(i, i + 5000).map((r) => ({
         meter_key: r.meterKey, kind: r.kind, user_name: r.userName, groups: r.groups ?? [], instance_id: r.instanceId ?? null,
@@ -170,12 +202,12 @@ export class Ledger {
         billed_from: r.billedFrom, billed_to: r.billedTo, active_seconds: r.activeSeconds ?? 0, idle_seconds: r.idleSeconds ?? 0,
         final: r.final ?? false, amount_micros: r.amountMicros,
       }));
-      const inserted = await this.all<{ id: number }>(sql`
+      const inserted = await this.all<{ meter_key: string; started_at: string | Date }>(sql`
         insert into usage_intervals (${sql.raw(COLUMNS)})
         select ${sql.raw(COLUMNS)} from json_populate_recordset(null::usage_intervals, ${JSON.stringify(batch)}::json)
         on conflict (meter_key, started_at) do nothing
-        returning id`);
-      written += inserted.length;
+        returning meter_key, started_at`);
+      for (const r of inserted) written.push(`${r.meter_key}@${new Date(r.started_at).getTime()}`);
     }
     return written;
   }

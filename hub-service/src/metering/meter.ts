@@ -26,6 +26,8 @@ import { combine, type LimitDefaults, type Limits, type QuotaRow } from './quota
 
 export interface MeterSettings {
   intervalSeconds: number;
+  /** a running stream's usage is written at most this often; budgets still see it to the second */
+  accrueEverySeconds: number;
   orphanGraceSeconds: number;
   budgetGraceSeconds: number;
   activeWindowSeconds: number;
@@ -102,7 +104,9 @@ export class Meter {
       if (this.closed) return;
       try {
         // asked every tick: a lost connection loses the lock, and another replica may hold it now
+        const was = this.holding;
         this.holding = this.d.lock ? await this.d.lock.tryAcquire() : true;
+        if (this.holding && !was) this.d.ledger.forget();
         if (this.holding) {
           this.running = this.cycle();
           await this.running;
@@ -162,7 +166,7 @@ export class Meter {
       }
     }
 
-    const rows = await this.meteredInstances();
+    const { metered: rows, active } = await this.meteredInstances(now);
     const plans = await PlanTable.load(this.d.db, this.d.settings.defaultPlan);
     const catalog = this.d.catalog();
     const classOf = new Map(catalog.sizes.map((s) => [s.id, s.class]));
@@ -202,16 +206,17 @@ export class Meter {
     }
     report.streams = streams.length;
     phase('streams');
-    report.rowsWritten = await this.d.ledger.accrue(streams, now, this.d.settings.activeWindowSeconds);
+    const accrued = await this.d.ledger.accrue(streams, now, this.d.settings.activeWindowSeconds, this.d.settings.accrueEverySeconds);
+    report.rowsWritten = accrued.written;
     phase('accrue');
 
     const running = rows.filter((r) => r.state === 'running');
-    if (hubUsers) await this.reconcile(hubUsers, hubRuns, running, now, report);
+    if (hubUsers) await this.reconcile(hubUsers, hubRuns, active, running, now, report);
 
     phase('reconcile');
     const quotaRows = await this.d.db.select().from(quotas);
     const limitsOf = (user: string) => combine(quotaRows, user, this.groupsCache.get(user) ?? [], this.d.settings.cull);
-    const exhausted = await this.checkBudgets(quotaRows, running, limitsOf, now, report);
+    const exhausted = await this.checkBudgets(quotaRows, running, limitsOf, accrued.pending, now, report);
     if (this.d.settings.cull.enabled && hubUsers && now.getTime() - this.lastCull >= this.d.settings.cull.everySeconds * 1000) {
       this.lastCull = now.getTime();
       await this.cull(running, activity, limitsOf, exhausted, now, report);
@@ -223,15 +228,21 @@ export class Meter {
     return report;
   }
 
-  /** Instances that ran and whose usage is not closed yet. */
-  private async meteredInstances(): Promise<InstanceRow[]> {
-    return this.d.db
+  /**
+   * Active instances, and the ended ones whose usage is not closed yet. Ended instances are looked
+   * at for 35 days after they stop (a meter down longer than that leaves them for an admin).
+   */
+  private async meteredInstances(now: Date): Promise<{ metered: InstanceRow[]; active: InstanceRow[] }> {
+    const active = await this.d.db.select().from(instances).where(inArray(instances.state, [...ACTIVE_STATES]));
+    const ended = await this.d.db
       .select()
       .from(instances)
       .where(
-        sql`${instances.readyAt} is not null and (${inArray(instances.state, [...ACTIVE_STATES])} or not exists (
-          select 1 from usage_intervals u where u.meter_key = ${instances.id}::text and u.final))`,
+        sql`${instances.state} in ('stopped', 'failed') and ${instances.readyAt} is not null
+          and coalesce(${instances.stoppedAt}, ${instances.readyAt}) > ${new Date(now.getTime() - 35 * 86_400_000).toISOString()}
+          and not exists (select 1 from usage_intervals u where u.meter_key = ${instances.id}::text and u.final)`,
       );
+    return { metered: [...active.filter((r) => r.readyAt), ...ended], active };
   }
 
   private async fillGroups(users: string[]): Promise<void> {
@@ -262,11 +273,8 @@ export class Meter {
     });
   }
 
-  private async reconcile(hubUsers: HubUserModel[], hubRuns: Set<string>, running: InstanceRow[], now: Date, report: CycleReport) {
-    const known = new Set(
-      (await this.d.db.select({ u: instances.userName, s: instances.serverName }).from(instances).where(inArray(instances.state, [...ACTIVE_STATES])))
-        .map((r) => `${r.u}/${r.s}`),
-    );
+  private async reconcile(hubUsers: HubUserModel[], hubRuns: Set<string>, active: InstanceRow[], running: InstanceRow[], now: Date, report: CycleReport) {
+    const known = new Set(active.map((r) => `${r.userName}/${r.serverName}`));
     for (const u of hubUsers) {
       for (const hubName of Object.keys(u.servers ?? {})) {
         const key = `${u.name}/${toApiServerName(hubName)}`;
@@ -300,6 +308,7 @@ export class Meter {
     quotaRows: QuotaRow[],
     running: InstanceRow[],
     limitsOf: (user: string) => Limits,
+    pending: Map<string, number>,
     now: Date,
     report: CycleReport,
   ): Promise<Set<string>> {
@@ -310,6 +319,8 @@ export class Meter {
     const month = monthKey(now);
     const users = [...new Set(running.map((r) => r.userName))];
     const spend = await this.d.ledger.spendByUser(from, to);
+    // what is priced but not yet written counts too: budgets act to the second
+    for (const [u, p] of pending) spend.set(u, (spend.get(u) ?? 0) + p);
     const groupSpend = new Map<string, number>();
     for (const user of users) {
       const limits = limitsOf(user);
@@ -375,7 +386,13 @@ export class Meter {
   ) {
     if (!running.length) return;
     const states = new Map(
-      (await this.d.db.select().from(idleState).where(inArray(idleState.instanceId, running.map((r) => r.id)))).map((s) => [s.instanceId, s]),
+      (
+        await this.d.db
+          .select({ s: idleState })
+          .from(idleState)
+          .innerJoin(instances, eq(instances.id, idleState.instanceId))
+          .where(eq(instances.state, 'running'))
+      ).map(({ s }) => [s.instanceId, s]),
     );
     const classOf = new Map(this.d.catalog().sizes.map((s) => [s.id, s.class]));
     const { warningSeconds } = this.d.settings.cull;

@@ -58,6 +58,7 @@ function meterFor(opts: { now: () => Date; hubUsers?: () => HubUserModel[]; prob
 function settings() {
   return {
     ...h.services.metering.settings,
+    accrueEverySeconds: 0,
     homeGb: 0,
     budgetGraceSeconds: 300,
     orphanGraceSeconds: 60,

@@ -15,7 +15,8 @@ export function webhookUrlProblem(raw: string, allowPrivate: boolean): string | 
   } catch {
     return 'the webhook URL is not a valid URL';
   }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') return 'the webhook URL must start with https:// or http://';
+  if (url.protocol !== 'https:' && url.protocol !== 'http:')
+    return 'the webhook URL must start with https:// or http://';
   if (url.username || url.password) return 'the webhook URL must not carry a user name or password';
   if (!allowPrivate && isPrivateHost(url.hostname)) {
     return `the webhook host ${url.hostname} is a local or private address; the admin can allow such hosts with NGSCI_WEBHOOK_ALLOW_PRIVATE`;
@@ -26,13 +27,35 @@ export function webhookUrlProblem(raw: string, allowPrivate: boolean): string | 
 /** Literal local, private and link-local addresses (the cloud metadata endpoint among them). */
 export function isPrivateHost(hostname: string): boolean {
   const h = hostname.replace(/^\[|\]$/g, '').toLowerCase();
-  if (h === 'localhost' || h.endsWith('.localhost') || h.endsWith('.internal') || h.endsWith('.local')) return true;
+  if (
+    h === 'localhost' ||
+    h.endsWith('.localhost') ||
+    h.endsWith('.internal') ||
+    h.endsWith('.local')
+  )
+    return true;
   const v = isIP(h);
   if (v === 4) {
     const [a, b] = h.split('.').map(Number) as [number, number];
-    return a === 10 || a === 127 || a === 0 || (a === 169 && b === 254) || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || (a === 100 && b >= 64 && b <= 127);
+    return (
+      a === 10 ||
+      a === 127 ||
+      a === 0 ||
+      (a === 169 && b === 254) ||
+      (a === 172 && b >= 16 && b <= 31) ||
+      (a === 192 && b === 168) ||
+      (a === 100 && b >= 64 && b <= 127)
+    );
   }
-  if (v === 6) return h === '::1' || h === '::' || h.startsWith('fc') || h.startsWith('fd') || h.startsWith('fe80') || h.startsWith('::ffff:');
+  if (v === 6)
+    return (
+      h === '::1' ||
+      h === '::' ||
+      h.startsWith('fc') ||
+      h.startsWith('fd') ||
+      h.startsWith('fe80') ||
+      h.startsWith('::ffff:')
+    );
   return false;
 }
 
@@ -44,7 +67,12 @@ export function redact(message: string, secrets: Array<string | null | undefined
 }
 
 export function webhookBody(user: string, n: StoredNotice): WebhookBody {
-  const icon = n.level === 'error' ? ':red_circle:' : n.level === 'warning' ? ':warning:' : ':information_source:';
+  const icon =
+    n.level === 'error'
+      ? ':red_circle:'
+      : n.level === 'warning'
+        ? ':warning:'
+        : ':information_source:';
   return {
     text: `${icon} *${n.title}*\n${n.body}`,
     user,
@@ -59,7 +87,12 @@ export function webhookBody(user: string, n: StoredNotice): WebhookBody {
   };
 }
 
-export async function postWebhook(url: string, body: WebhookBody, timeoutSeconds: number, fetchImpl: typeof fetch = fetch): Promise<string | null> {
+export async function postWebhook(
+  url: string,
+  body: WebhookBody,
+  timeoutSeconds: number,
+  fetchImpl: typeof fetch = fetch,
+): Promise<string | null> {
   try {
     const res = await fetchImpl(url, {
       method: 'POST',
@@ -91,7 +124,9 @@ export class EmailChannel {
       host: url.hostname,
       port: Number(url.port || (url.protocol === 'smtps:' ? 465 : 587)),
       secure: url.protocol === 'smtps:',
-      auth: url.username ? { user: decodeURIComponent(url.username), pass: decodeURIComponent(url.password) } : undefined,
+      auth: url.username
+        ? { user: decodeURIComponent(url.username), pass: decodeURIComponent(url.password) }
+        : undefined,
       // a local relay (and the tests' server) may offer STARTTLS with a self-signed certificate
       tls: { rejectUnauthorized: url.searchParams.get('tls_verify') !== 'false' },
       ignoreTLS: url.searchParams.get('starttls') === 'false',

@@ -47,13 +47,19 @@ export class ChannelNotifier implements Notifier {
     try {
       stored = await this.o.store.insert(notice);
     } catch (err) {
-      this.o.logger.error({ err: (err as Error).message, user: notice.user, kind: notice.kind }, 'notice could not be stored');
+      this.o.logger.error(
+        { err: (err as Error).message, user: notice.user, kind: notice.kind },
+        'notice could not be stored',
+      );
       return;
     }
     if (!stored) return; // already sent once under this dedupe key
     this.o.logger.info({ notice: stored.id, user: notice.user, kind: notice.kind }, 'notice');
     const job = this.fanOut(notice.user, stored).catch((err: unknown) => {
-      this.o.logger.error({ notice: stored.id, err: redact(String((err as Error)?.message ?? err), []) }, 'notice fan-out failed');
+      this.o.logger.error(
+        { notice: stored.id, err: redact(String((err as Error)?.message ?? err), []) },
+        'notice fan-out failed',
+      );
     });
     this.pending.add(job);
     void job.finally(() => this.pending.delete(job));
@@ -85,13 +91,24 @@ export class ChannelNotifier implements Notifier {
       try {
         url = this.o.box.open(prefs.webhookSealed);
       } catch {
-        work.push(this.record(n, 'webhook', 'the stored webhook URL cannot be decrypted (was NGSCI_SECRET_KEY changed?)'));
+        work.push(
+          this.record(
+            n,
+            'webhook',
+            'the stored webhook URL cannot be decrypted (was NGSCI_SECRET_KEY changed?)',
+          ),
+        );
       }
       if (url) {
         const secret = url;
         work.push(
-          postWebhook(url, webhookBody(user, n), this.o.timeoutSeconds, this.o.fetch).then((error) =>
-            this.record(n, 'webhook', error ? `${redact(error, [secret])} (host ${prefs.webhookHost})` : null),
+          postWebhook(url, webhookBody(user, n), this.o.timeoutSeconds, this.o.fetch).then(
+            (error) =>
+              this.record(
+                n,
+                'webhook',
+                error ? `${redact(error, [secret])} (host ${prefs.webhookHost})` : null,
+              ),
           ),
         );
       }
@@ -99,8 +116,16 @@ export class ChannelNotifier implements Notifier {
     await Promise.all(work);
   }
 
-  private async record(n: StoredNotice, channel: 'email' | 'webhook', error: string | null): Promise<void> {
-    if (error) this.o.logger.warn({ notice: n.id, user: n.userName, channel, error }, 'notice delivery failed');
+  private async record(
+    n: StoredNotice,
+    channel: 'email' | 'webhook',
+    error: string | null,
+  ): Promise<void> {
+    if (error)
+      this.o.logger.warn(
+        { notice: n.id, user: n.userName, channel, error },
+        'notice delivery failed',
+      );
     await this.o.store.recordDelivery(n.id, channel, error);
   }
 }

@@ -85,7 +85,14 @@ describe('notifications', () => {
   test('a notice is listed for its user only, once per dedupe key, and can be acknowledged', async () => {
     const alice = h.token({ name: 'nalice' });
     const bob = h.token({ name: 'nbob' });
-    const notice = { user: 'nalice', kind: 'budget' as const, level: 'warning' as const, title: 'Budget 80 % used', body: '$80 of $100', dedupeKey: 'budget:nalice:2026-11:80' };
+    const notice = {
+      user: 'nalice',
+      kind: 'budget' as const,
+      level: 'warning' as const,
+      title: 'Budget 80 % used',
+      body: '$80 of $100',
+      dedupeKey: 'budget:nalice:2026-11:80',
+    };
     await h.services.notifier.send(notice);
     await h.services.notifier.send(notice);
     await idle();
@@ -97,15 +104,34 @@ describe('notifications', () => {
     assert.equal(items[0]!.acknowledged, false);
     assert.equal(list.lastId, items[0]!.id);
 
-    const none = await body(await h.request(`/api/v1/notifications?after=${String(list.lastId)}`, { token: alice }));
+    const none = await body(
+      await h.request(`/api/v1/notifications?after=${String(list.lastId)}`, { token: alice }),
+    );
     assert.deepEqual(none.notifications, [], 'polling after the last id answers nothing new');
-    assert.deepEqual((await body(await h.request('/api/v1/notifications', { token: bob }))).notifications, []);
+    assert.deepEqual(
+      (await body(await h.request('/api/v1/notifications', { token: bob }))).notifications,
+      [],
+    );
 
-    const otherAck = await body(await h.request('/api/v1/notifications/ack', { token: bob, method: 'POST', body: JSON.stringify({ ids: [items[0]!.id] }) }));
+    const otherAck = await body(
+      await h.request('/api/v1/notifications/ack', {
+        token: bob,
+        method: 'POST',
+        body: JSON.stringify({ ids: [items[0]!.id] }),
+      }),
+    );
     assert.equal(otherAck.acknowledged, 0, "bob cannot acknowledge alice's notice");
-    const ack = await body(await h.request('/api/v1/notifications/ack', { token: alice, method: 'POST', body: JSON.stringify({ upTo: items[0]!.id }) }));
+    const ack = await body(
+      await h.request('/api/v1/notifications/ack', {
+        token: alice,
+        method: 'POST',
+        body: JSON.stringify({ upTo: items[0]!.id }),
+      }),
+    );
     assert.equal(ack.acknowledged, 1);
-    const unread = await body(await h.request('/api/v1/notifications?unacknowledged=true', { token: alice }));
+    const unread = await body(
+      await h.request('/api/v1/notifications?unacknowledged=true', { token: alice }),
+    );
     assert.deepEqual(unread.notifications, []);
   });
 
@@ -114,13 +140,23 @@ describe('notifications', () => {
     const put = await h.request('/api/v1/notifications/preferences', {
       token,
       method: 'PUT',
-      body: JSON.stringify({ email: 'mu@example.org', channels: { message: ['jupyterlab', 'email'] } }),
+      body: JSON.stringify({
+        email: 'mu@example.org',
+        channels: { message: ['jupyterlab', 'email'] },
+      }),
     });
     assert.equal(put.status, 200, await put.clone().text());
-    const res = await h.request('/api/v1/notify', { token, method: 'POST', body: JSON.stringify({ message: 'training finished: loss 0.031' }) });
+    const res = await h.request('/api/v1/notify', {
+      token,
+      method: 'POST',
+      body: JSON.stringify({ message: 'training finished: loss 0.031' }),
+    });
     assert.equal(res.status, 202);
     await idle();
-    const mail = await eventually(async () => mails.find((m) => m.to.includes('mu@example.org')), 'the mail');
+    const mail = await eventually(
+      async () => mails.find((m) => m.to.includes('mu@example.org')),
+      'the mail',
+    );
     assert.equal(mail.from, 'noreply@hub.test');
     assert.equal(mail.user, 'mailer', 'the SMTP credentials from NGSCI_SMTP_URL were used');
     assert.match(mail.data, /Subject: \[ngsci\] Message from your notebook/);
@@ -138,11 +174,25 @@ describe('notifications', () => {
       }),
     );
     assert.deepEqual(put.webhook, { configured: true, host: new URL(hookBase).host });
-    assert.ok(!JSON.stringify(put).includes('XXXXsecretXXXX'), 'the URL (it may hold a token) is never answered back');
+    assert.ok(
+      !JSON.stringify(put).includes('XXXXsecretXXXX'),
+      'the URL (it may hold a token) is never answered back',
+    );
 
-    await h.request('/api/v1/notify', { token, method: 'POST', body: JSON.stringify({ message: 'cell 12 raised ValueError', kind: 'failure', level: 'error' }) });
+    await h.request('/api/v1/notify', {
+      token,
+      method: 'POST',
+      body: JSON.stringify({
+        message: 'cell 12 raised ValueError',
+        kind: 'failure',
+        level: 'error',
+      }),
+    });
     await idle();
-    const post = await eventually(async () => posts.find((p) => p.path.endsWith('XXXXsecretXXXX')), 'the webhook post');
+    const post = await eventually(
+      async () => posts.find((p) => p.path.endsWith('XXXXsecretXXXX')),
+      'the webhook post',
+    );
     assert.match(String(post.body.text), /A cell failed/);
     assert.match(String(post.body.text), /cell 12 raised ValueError/);
     assert.equal(post.body.kind, 'failure');
@@ -156,10 +206,17 @@ describe('notifications', () => {
     await h.request('/api/v1/notifications/preferences', {
       token,
       method: 'PUT',
-      body: JSON.stringify({ webhookUrl: `${hookBase}${secretPath}`, channels: { message: ['webhook'] } }),
+      body: JSON.stringify({
+        webhookUrl: `${hookBase}${secretPath}`,
+        channels: { message: ['webhook'] },
+      }),
     });
     hookStatus = 500;
-    const res = await h.request('/api/v1/notify', { token, method: 'POST', body: JSON.stringify({ message: 'hello' }) });
+    const res = await h.request('/api/v1/notify', {
+      token,
+      method: 'POST',
+      body: JSON.stringify({ message: 'hello' }),
+    });
     assert.equal(res.status, 202);
     await idle();
     hookStatus = 200;
@@ -174,7 +231,12 @@ describe('notifications', () => {
 
   test('preferences are validated: bad webhook URLs, email channel without an address, unknown channels', async () => {
     const token = h.token({ name: 'picky' });
-    const put = (b: unknown) => h.request('/api/v1/notifications/preferences', { token, method: 'PUT', body: JSON.stringify(b) });
+    const put = (b: unknown) =>
+      h.request('/api/v1/notifications/preferences', {
+        token,
+        method: 'PUT',
+        body: JSON.stringify(b),
+      });
     const ftp = await put({ webhookUrl: 'ftp://example.org/x' });
     assert.equal(ftp.status, 400);
     assert.equal((await body(ftp)).code, 'invalid_webhook_url');
@@ -188,7 +250,13 @@ describe('notifications', () => {
     assert.equal((await body(unknown)).code, 'validation_failed');
     const badEmail = await body(await put({ email: 'not-an-address' }));
     assert.equal(badEmail.code, 'validation_failed');
-    const empty = await body(await h.request('/api/v1/notify', { token, method: 'POST', body: JSON.stringify({ message: '   ' }) }));
+    const empty = await body(
+      await h.request('/api/v1/notify', {
+        token,
+        method: 'POST',
+        body: JSON.stringify({ message: '   ' }),
+      }),
+    );
     assert.equal(empty.code, 'validation_failed');
   });
 });

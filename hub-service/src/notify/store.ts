@@ -6,7 +6,12 @@ import { and, asc, desc, eq, gt, inArray, isNull, lte, sql } from 'drizzle-orm';
 import type { Notification, NotifyChannel, NoticeKind } from '@ngsci/contract';
 import { NOTICE_KINDS } from '@ngsci/contract';
 import type { Db } from '../db/client.js';
-import { notificationAcks, notificationDeliveries, notificationPreferences, notifications } from '../db/schema.js';
+import {
+  notificationAcks,
+  notificationDeliveries,
+  notificationPreferences,
+  notifications,
+} from '../db/schema.js';
 import type { Notice } from './types.js';
 
 export type StoredNotice = typeof notifications.$inferSelect;
@@ -46,7 +51,10 @@ export class NotificationStore {
     return rows[0] ?? null;
   }
 
-  async list(user: string, opts: { after: number; limit: number; unacknowledged: boolean }): Promise<Notification[]> {
+  async list(
+    user: string,
+    opts: { after: number; limit: number; unacknowledged: boolean },
+  ): Promise<Notification[]> {
     const rows = await this.db
       .select({ n: notifications, ackAt: notificationAcks.at })
       .from(notifications)
@@ -104,8 +112,14 @@ export class NotificationStore {
     return done.length;
   }
 
-  async recordDelivery(notificationId: number, channel: 'email' | 'webhook', error: string | null): Promise<void> {
-    await this.db.insert(notificationDeliveries).values({ notificationId, channel, ok: error === null, error });
+  async recordDelivery(
+    notificationId: number,
+    channel: 'email' | 'webhook',
+    error: string | null,
+  ): Promise<void> {
+    await this.db
+      .insert(notificationDeliveries)
+      .values({ notificationId, channel, ok: error === null, error });
   }
 
   async deliveries(notificationId: number) {
@@ -117,13 +131,21 @@ export class NotificationStore {
   }
 
   async preferences(user: string): Promise<Preferences> {
-    const [row] = await this.db.select().from(notificationPreferences).where(eq(notificationPreferences.userName, user));
+    const [row] = await this.db
+      .select()
+      .from(notificationPreferences)
+      .where(eq(notificationPreferences.userName, user));
     const email = row?.email ?? null;
     const stored = (row?.channels ?? {}) as Partial<Record<NoticeKind, NotifyChannel[]>>;
     const channels = Object.fromEntries(
       NOTICE_KINDS.map((k) => [k, stored[k] ?? defaultChannels(email)]),
     ) as Record<NoticeKind, NotifyChannel[]>;
-    return { email, webhookSealed: row?.webhookSealed ?? null, webhookHost: row?.webhookHost ?? null, channels };
+    return {
+      email,
+      webhookSealed: row?.webhookSealed ?? null,
+      webhookHost: row?.webhookHost ?? null,
+      channels,
+    };
   }
 
   async savePreferences(
@@ -134,11 +156,18 @@ export class NotificationStore {
       channels?: Partial<Record<NoticeKind, NotifyChannel[]>>;
     },
   ): Promise<void> {
-    const [row] = await this.db.select().from(notificationPreferences).where(eq(notificationPreferences.userName, user));
+    const [row] = await this.db
+      .select()
+      .from(notificationPreferences)
+      .where(eq(notificationPreferences.userName, user));
     const next = {
       email: change.email !== undefined ? change.email : (row?.email ?? null),
-      webhookSealed: change.webhook !== undefined ? (change.webhook?.sealed ?? null) : (row?.webhookSealed ?? null),
-      webhookHost: change.webhook !== undefined ? (change.webhook?.host ?? null) : (row?.webhookHost ?? null),
+      webhookSealed:
+        change.webhook !== undefined
+          ? (change.webhook?.sealed ?? null)
+          : (row?.webhookSealed ?? null),
+      webhookHost:
+        change.webhook !== undefined ? (change.webhook?.host ?? null) : (row?.webhookHost ?? null),
       channels: { ...(row?.channels ?? {}), ...(change.channels ?? {}) },
       updatedAt: sql`now()`,
     };

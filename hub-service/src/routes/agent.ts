@@ -17,11 +17,16 @@ export function agentRoutes(deps: Pick<AppDeps, 'database' | 'store' | 'notifier
   const gpu = new GpuStore(deps.database.db);
 
   /** The caller's instance the report is about: the one named, if theirs, else the newest of the server. */
-  const instanceOf = async (user: string, server: string, named: string | undefined): Promise<string | null> => {
+  const instanceOf = async (
+    user: string,
+    server: string,
+    named: string | undefined,
+  ): Promise<string | null> => {
     const latest = await deps.store.latest(user, server);
     if (!named || latest?.id === named) return latest?.id ?? named ?? null;
     const own = await deps.store.list({ user, includeEnded: true });
-    if (!own.some((i) => i.id === named)) throw new ApiError(403, 'forbidden', 'that instance is not yours');
+    if (!own.some((i) => i.id === named))
+      throw new ApiError(403, 'forbidden', 'that instance is not yours');
     return named;
   };
 
@@ -45,7 +50,8 @@ export function agentRoutes(deps: Pick<AppDeps, 'database' | 'store' | 'notifier
     createRoute({
       method: 'get',
       path: '/instances/{server}/gpu',
-      description: "The newest GPU sample of the server's agent; `gpus` is empty on a machine without GPUs.",
+      description:
+        "The newest GPU sample of the server's agent; `gpus` is empty on a machine without GPUs.",
       request: {
         params: z.object({ server: ServerName }),
         query: z.object({ user: z.string().min(1).max(255).optional() }),
@@ -55,7 +61,8 @@ export function agentRoutes(deps: Pick<AppDeps, 'database' | 'store' | 'notifier
     async (c) => {
       const me = c.get('user');
       const asked = c.req.valid('query').user;
-      if (asked && asked !== me.name && !me.admin) throw new ApiError(403, 'forbidden', "only admins may read another user's servers");
+      if (asked && asked !== me.name && !me.admin)
+        throw new ApiError(403, 'forbidden', "only admins may read another user's servers");
       return c.json(await gpu.latest(asked ?? me.name, c.req.valid('param').server), 200);
     },
   );
@@ -67,7 +74,9 @@ export function agentRoutes(deps: Pick<AppDeps, 'database' | 'store' | 'notifier
       description:
         'The cloud announced that it will reclaim a spot or preemptible machine. The user gets one ' +
         '`spot` notice per announcement (JupyterLab saves open documents when it sees it).',
-      request: { body: { content: { 'application/json': { schema: SpotNotice } }, required: true } },
+      request: {
+        body: { content: { 'application/json': { schema: SpotNotice } }, required: true },
+      },
       responses: { 202: json(Accepted, 'notice sent (or already sent)'), ...errors(400, 401, 403) },
     }),
     async (c) => {
@@ -75,7 +84,9 @@ export function agentRoutes(deps: Pick<AppDeps, 'database' | 'store' | 'notifier
       const b = c.req.valid('json');
       const server = b.server ?? 'default';
       const instanceId = await instanceOf(user, server, b.instanceId);
-      const when = b.at ? ` at ${new Date(b.at).toISOString().slice(11, 19)} UTC` : ' within minutes';
+      const when = b.at
+        ? ` at ${new Date(b.at).toISOString().slice(11, 19)} UTC`
+        : ' within minutes';
       await deps.notifier.send({
         user,
         kind: 'spot',

@@ -19,7 +19,9 @@ export function auditRoutes(deps: Pick<AppDeps, 'database' | 'store' | 'auth'>) 
       method: 'post',
       path: '/audit/events',
       description: "A batch of file events from the agent on one of the caller's instances.",
-      request: { body: { content: { 'application/json': { schema: AuditBatch } }, required: true } },
+      request: {
+        body: { content: { 'application/json': { schema: AuditBatch } }, required: true },
+      },
       responses: { 202: json(AuditAccepted, 'stored'), ...errors(400, 401, 403) },
     }),
     async (c) => {
@@ -31,7 +33,8 @@ export function auditRoutes(deps: Pick<AppDeps, 'database' | 'store' | 'auth'>) 
       if (instanceId && latest?.id !== instanceId) {
         // an id that is not the caller's newest instance of that server is kept only if it is theirs
         const own = await deps.store.list({ user, includeEnded: true });
-        if (!own.some((i) => i.id === instanceId)) throw new ApiError(403, 'forbidden', 'that instance is not yours');
+        if (!own.some((i) => i.id === instanceId))
+          throw new ApiError(403, 'forbidden', 'that instance is not yours');
       }
       instanceId ??= latest?.id ?? null;
       const n = await audit.append(user, server, instanceId, b.events);
@@ -50,7 +53,10 @@ export function auditRoutes(deps: Pick<AppDeps, 'database' | 'store' | 'auth'>) 
       request: { query: AuditQuery },
       responses: {
         200: {
-          content: { 'application/json': { schema: AuditList }, 'text/csv': { schema: z.string() } },
+          content: {
+            'application/json': { schema: AuditList },
+            'text/csv': { schema: z.string() },
+          },
           description: 'events',
         },
         ...errors(400, 401, 403),
@@ -58,7 +64,8 @@ export function auditRoutes(deps: Pick<AppDeps, 'database' | 'store' | 'auth'>) 
     }),
     (async (c: Context<AppEnv>) => {
       const q = AuditQuery.parse(c.req.query());
-      if (q.from && q.to && new Date(q.from) >= new Date(q.to)) throw new ApiError(400, 'bad_request', '`from` must be before `to`');
+      if (q.from && q.to && new Date(q.from) >= new Date(q.to))
+        throw new ApiError(400, 'bad_request', '`from` must be before `to`');
       const events = await audit.list({
         user: q.user,
         pathPrefix: q.path,

@@ -20,7 +20,11 @@ import type { Preferences } from '../notify/store.js';
 import { errors, json } from './common.js';
 
 function publicPreferences(p: Preferences): NotificationPreferences {
-  return { email: p.email, webhook: { configured: p.webhookSealed !== null, host: p.webhookHost }, channels: p.channels };
+  return {
+    email: p.email,
+    webhook: { configured: p.webhookSealed !== null, host: p.webhookHost },
+    channels: p.channels,
+  };
 }
 
 export function notificationRoutes(deps: Pick<AppDeps, 'notifications' | 'notifier' | 'config'>) {
@@ -31,14 +35,19 @@ export function notificationRoutes(deps: Pick<AppDeps, 'notifications' | 'notifi
     createRoute({
       method: 'get',
       path: '/notifications',
-      description: 'The caller\'s notices, oldest first. Poll with `after` set to the last `lastId` you saw.',
+      description:
+        "The caller's notices, oldest first. Poll with `after` set to the last `lastId` you saw.",
       request: { query: NotificationQuery },
       responses: { 200: json(NotificationList, 'notices'), ...errors(400, 401, 403) },
     }),
     async (c) => {
       const q = c.req.valid('query');
       const user = c.get('user').name;
-      const list = await store.list(user, { after: q.after, limit: q.limit, unacknowledged: q.unacknowledged === 'true' });
+      const list = await store.list(user, {
+        after: q.after,
+        limit: q.limit,
+        unacknowledged: q.unacknowledged === 'true',
+      });
       const lastId = list.length ? list[list.length - 1]!.id : Math.max(q.after, 0);
       return c.json({ notifications: list, lastId }, 200);
     },
@@ -48,8 +57,13 @@ export function notificationRoutes(deps: Pick<AppDeps, 'notifications' | 'notifi
     createRoute({
       method: 'post',
       path: '/notifications/ack',
-      request: { body: { content: { 'application/json': { schema: AckRequest } }, required: true } },
-      responses: { 200: json(AckResult, 'how many notices were newly acknowledged'), ...errors(400, 401, 403) },
+      request: {
+        body: { content: { 'application/json': { schema: AckRequest } }, required: true },
+      },
+      responses: {
+        200: json(AckResult, 'how many notices were newly acknowledged'),
+        ...errors(400, 401, 403),
+      },
     }),
     async (c) => {
       const n = await store.acknowledge(c.get('user').name, c.req.valid('json'));
@@ -61,7 +75,10 @@ export function notificationRoutes(deps: Pick<AppDeps, 'notifications' | 'notifi
     createRoute({
       method: 'get',
       path: '/notifications/preferences',
-      responses: { 200: json(NotificationPreferences, 'channels per kind, email, webhook host'), ...errors(401, 403) },
+      responses: {
+        200: json(NotificationPreferences, 'channels per kind, email, webhook host'),
+        ...errors(401, 403),
+      },
     }),
     async (c) => c.json(publicPreferences(await store.preferences(c.get('user').name)), 200),
   );
@@ -71,8 +88,16 @@ export function notificationRoutes(deps: Pick<AppDeps, 'notifications' | 'notifi
       method: 'put',
       path: '/notifications/preferences',
       description: 'Changes only the fields sent. `null` removes the email address or the webhook.',
-      request: { body: { content: { 'application/json': { schema: NotificationPreferencesInput } }, required: true } },
-      responses: { 200: json(NotificationPreferences, 'the preferences now'), ...errors(400, 401, 403) },
+      request: {
+        body: {
+          content: { 'application/json': { schema: NotificationPreferencesInput } },
+          required: true,
+        },
+      },
+      responses: {
+        200: json(NotificationPreferences, 'the preferences now'),
+        ...errors(400, 401, 403),
+      },
     }),
     async (c) => {
       const user = c.get('user').name;
@@ -81,7 +106,10 @@ export function notificationRoutes(deps: Pick<AppDeps, 'notifications' | 'notifi
       if (typeof body.webhookUrl === 'string') {
         const problem = webhookUrlProblem(body.webhookUrl, deps.config.NGSCI_WEBHOOK_ALLOW_PRIVATE);
         if (problem) throw new ApiError(400, 'invalid_webhook_url', problem);
-        webhook = { sealed: deps.notifications.seal(body.webhookUrl), host: new URL(body.webhookUrl).host };
+        webhook = {
+          sealed: deps.notifications.seal(body.webhookUrl),
+          host: new URL(body.webhookUrl).host,
+        };
       } else if (body.webhookUrl === null) {
         webhook = null;
       }
@@ -90,11 +118,26 @@ export function notificationRoutes(deps: Pick<AppDeps, 'notifications' | 'notifi
       const hasWebhook = webhook !== undefined ? webhook !== null : current.webhookSealed !== null;
       const channels = { ...current.channels, ...(body.channels ?? {}) };
       for (const [kind, list] of Object.entries(channels)) {
-        if (new Set(list).size !== list.length) throw new ApiError(400, 'invalid_preferences', `channels for ${kind} repeat a channel`);
-        if (list.includes('email') && !email) throw new ApiError(400, 'invalid_preferences', `${kind} notices go to email, but no email address is set`);
-        if (list.includes('webhook') && !hasWebhook) throw new ApiError(400, 'invalid_preferences', `${kind} notices go to the webhook, but no webhook URL is set`);
+        if (new Set(list).size !== list.length)
+          throw new ApiError(400, 'invalid_preferences', `channels for ${kind} repeat a channel`);
+        if (list.includes('email') && !email)
+          throw new ApiError(
+            400,
+            'invalid_preferences',
+            `${kind} notices go to email, but no email address is set`,
+          );
+        if (list.includes('webhook') && !hasWebhook)
+          throw new ApiError(
+            400,
+            'invalid_preferences',
+            `${kind} notices go to the webhook, but no webhook URL is set`,
+          );
         if (list.includes('email') && !deps.notifications.emailEnabled) {
-          throw new ApiError(400, 'invalid_preferences', 'this hub sends no email (the admin has not set NGSCI_SMTP_URL)');
+          throw new ApiError(
+            400,
+            'invalid_preferences',
+            'this hub sends no email (the admin has not set NGSCI_SMTP_URL)',
+          );
         }
       }
       await store.savePreferences(user, { email: body.email, webhook, channels: body.channels });
@@ -106,14 +149,21 @@ export function notificationRoutes(deps: Pick<AppDeps, 'notifications' | 'notifi
     createRoute({
       method: 'post',
       path: '/notify',
-      description: 'Sends the caller a notice of their own (`%ngsci notify "done"`), through their channels.',
-      request: { body: { content: { 'application/json': { schema: NotifyRequest } }, required: true } },
-      responses: { 202: json(Notification.pick({ title: true, body: true, level: true }), 'sent'), ...errors(400, 401, 403) },
+      description:
+        'Sends the caller a notice of their own (`%ngsci notify "done"`), through their channels.',
+      request: {
+        body: { content: { 'application/json': { schema: NotifyRequest } }, required: true },
+      },
+      responses: {
+        202: json(Notification.pick({ title: true, body: true, level: true }), 'sent'),
+        ...errors(400, 401, 403),
+      },
     }),
     async (c) => {
       const user = c.get('user').name;
       const b = c.req.valid('json');
-      const title = b.title ?? (b.kind === 'failure' ? 'A cell failed' : 'Message from your notebook');
+      const title =
+        b.title ?? (b.kind === 'failure' ? 'A cell failed' : 'Message from your notebook');
       await deps.notifier.send({
         user,
         kind: b.kind,

@@ -42,10 +42,17 @@ export async function showOnly(page: Page, name: 'Instance' | 'Usage' | 'Billing
   }
 }
 
+/** Runs a command through the command palette, as a keyboard user would. */
+export async function runFromPalette(page: Page, label: string): Promise<void> {
+  await page.keyboard.press('Control+Shift+C');
+  const input = page.locator('#command-palette .lm-CommandPalette-input');
+  await input.waitFor({ state: 'visible' });
+  await input.fill(label);
+  await page.locator('#command-palette .lm-CommandPalette-item', { hasText: label }).first().click();
+}
+
 export async function setTheme(page: Page, theme: 'JupyterLab Light' | 'JupyterLab Dark'): Promise<void> {
-  await page.getByRole('menuitem', { name: 'Settings' }).first().click();
-  await page.getByRole('menuitem', { name: 'Theme' }).first().hover();
-  await page.getByRole('menuitem', { name: theme }).click();
+  await runFromPalette(page, `Use Theme: ${theme}`);
   await page.waitForFunction((dark) => document.body.dataset.jpThemeLight === (dark ? 'false' : 'true'), theme.includes('Dark'));
   await page.waitForTimeout(400);
 }

@@ -152,9 +152,7 @@ describe('the ngsci sidebar in JupyterLab', () => {
   test('resize from the sidebar: documents saved, progress followed, back in JupyterLab on the new size', async () => {
     const before = (await (await stack.api('/instances/default', token)).json()) as Inst;
     // an unsaved notebook: the resize saves it first
-    await page.getByRole('menuitem', { name: 'File' }).first().click();
-    await page.getByRole('menuitem', { name: 'New' }).first().hover();
-    await page.getByRole('menuitem', { name: /^Notebook/ }).click();
+    await page.locator('.jp-LauncherCard[data-category="Notebook"]').first().click();
     const kernel = page.getByRole('dialog');
     if (await kernel.isVisible({ timeout: 3000 }).catch(() => false)) await kernel.getByRole('button', { name: 'Select' }).click();
     await page.locator('.jp-Notebook .jp-Cell .cm-content').first().click();

@@ -14,9 +14,20 @@ export const gpuSamples = pgTable(
     serverName: text('server_name').notNull(),
     instanceId: text('instance_id'),
     gpus: jsonb('gpus')
-      .$type<Array<{ index: number; name: string; utilizationPercent: number | null; memoryUsedMiB: number | null; memoryTotalMiB: number | null }>>()
+      .$type<
+        Array<{
+          index: number;
+          name: string;
+          utilizationPercent: number | null;
+          memoryUsedMiB: number | null;
+          memoryTotalMiB: number | null;
+        }>
+      >()
       .notNull(),
     at: ts('at').notNull().defaultNow(),
   },
-  (t) => [index('gpu_samples_user_server').on(t.userName, t.serverName, t.id), index('gpu_samples_instance').on(t.instanceId, t.id)],
+  (t) => [
+    index('gpu_samples_user_server').on(t.userName, t.serverName, t.id),
+    index('gpu_samples_instance').on(t.instanceId, t.id),
+  ],
 );

@@ -4,7 +4,17 @@
  * unique, so "each alert is sent once" holds across replicas and restarts.
  */
 import { sql } from 'drizzle-orm';
-import { bigint, bigserial, boolean, index, jsonb, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+import {
+  bigint,
+  bigserial,
+  boolean,
+  index,
+  jsonb,
+  pgTable,
+  text,
+  timestamp,
+  uniqueIndex,
+} from 'drizzle-orm/pg-core';
 
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
 
@@ -19,13 +29,18 @@ export const notifications = pgTable(
     body: text('body').notNull(),
     serverName: text('server_name'),
     instanceId: text('instance_id'),
-    actions: jsonb('actions').$type<Array<{ id: string; label: string }>>().notNull().default(sql`'[]'::jsonb`),
+    actions: jsonb('actions')
+      .$type<Array<{ id: string; label: string }>>()
+      .notNull()
+      .default(sql`'[]'::jsonb`),
     dedupeKey: text('dedupe_key'),
     createdAt: ts('created_at').notNull().defaultNow(),
   },
   (t) => [
     index('notifications_user_id').on(t.userName, t.id),
-    uniqueIndex('notifications_user_dedupe').on(t.userName, t.dedupeKey).where(sql`dedupe_key is not null`),
+    uniqueIndex('notifications_user_dedupe')
+      .on(t.userName, t.dedupeKey)
+      .where(sql`dedupe_key is not null`),
   ],
 );
 
@@ -59,6 +74,9 @@ export const notificationPreferences = pgTable('notification_preferences', {
   email: text('email'),
   webhookSealed: text('webhook_sealed'),
   webhookHost: text('webhook_host'),
-  channels: jsonb('channels').$type<Record<string, string[]>>().notNull().default(sql`'{}'::jsonb`),
+  channels: jsonb('channels')
+    .$type<Record<string, string[]>>()
+    .notNull()
+    .default(sql`'{}'::jsonb`),
   updatedAt: ts('updated_at').notNull().defaultNow(),
 });

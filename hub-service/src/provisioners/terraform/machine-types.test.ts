@@ -32,4 +32,15 @@ describe('catalog offers → terraform machine types', () => {
     }
     assert.ok(mapped >= 20, `only ${mapped} offers map to terraform machines`);
   });
+
+  it('every available cloud offer of the catalog has a terraform machine, so no listed size fails at launch', () => {
+    const missing: string[] = [];
+    for (const size of BUILT_IN_SIZES) {
+      for (const offer of size.offers) {
+        if (offer.cloud === 'local' || !offer.available) continue;
+        if (!machineForOffer(offer, size)) missing.push(`${size.id} on ${offer.cloud} (${offer.instanceType})`);
+      }
+    }
+    assert.deepEqual(missing, []);
+  });
 });
