@@ -65,6 +65,10 @@ service_environment = {
     "NGSCI_DATA_DIR": str(data_dir),
     "NGSCI_LOCAL_COMMAND": str(venv_bin / "jupyterhub-singleuser"),
     "NGSCI_LOCAL_STOP_ON_SHUTDOWN": env.get("NGSCI_LOCAL_STOP_ON_SHUTDOWN", "true"),
+    # `ngsci agent` beside each local instance (the launcher scripts/setup.mjs writes)
+    "NGSCI_AGENT_COMMAND": env.get(
+        "NGSCI_AGENT_COMMAND", str(venv_bin / "ngsci") if (venv_bin / "ngsci").exists() else ""
+    ),
     "NGSCI_LOG_LEVEL": env.get("NGSCI_LOG_LEVEL", "info"),
     "PATH": f"{venv_bin}{os.pathsep}{env.get('PATH', '')}",
 }

@@ -161,6 +161,11 @@ describe('instances', () => {
     }, 'failed');
     assert.equal(failed.errorCode, 'process_exited');
     assert.equal(failed.exitCode, 3);
+    const notices = (await json(await h.request('/api/v1/notifications', { token }))) as { notifications: Array<{ kind: string; title: string; body: string }> };
+    const failure = notices.notifications.find((n) => n.kind === 'failure');
+    assert.ok(failure, 'the user is told the start failed');
+    assert.match(failure.title, /exp1.*failed to start/);
+    assert.match(failure.body, /code 3/);
   });
 
   test('a crash of a running instance marks it failed with the exit code', async () => {

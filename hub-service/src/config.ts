@@ -56,6 +56,8 @@ export const ConfigSchema = z.object({
   NGSCI_LOCAL_ARGS: z.string().default(''),
   NGSCI_LOCAL_HOMES: z.string().optional(),
   NGSCI_LOCAL_STOP_ON_SHUTDOWN: bool.default(false),
+  NGSCI_AGENT_COMMAND: z.string().optional(),
+  NGSCI_LOCAL_DATASET_PATH: z.string().optional(),
   NGSCI_READY_TIMEOUT: seconds(120),
   NGSCI_RUNNING_POLL_INTERVAL: seconds(10),
   NGSCI_JOB_HEARTBEAT: seconds(5),

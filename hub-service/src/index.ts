@@ -50,6 +50,8 @@ async function main(): Promise<void> {
     logger,
     baseEnv: Object.fromEntries(INHERITED.flatMap((k) => (process.env[k] ? [[k, process.env[k]]] : []))),
     readyTimeoutSeconds: config.NGSCI_READY_TIMEOUT,
+    agentCommand: config.NGSCI_AGENT_COMMAND,
+    datasetPath: config.NGSCI_LOCAL_DATASET_PATH,
   });
   provisioners.set('local', local);
   // cloud machines: one terraform provisioner serves the three cloud job tags

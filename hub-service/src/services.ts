@@ -58,7 +58,17 @@ export function createServices(opts: {
   const box = new SecretBox(config.NGSCI_SECRET_KEY ?? config.NGSCI_BRIDGE_SECRET);
   const store = new InstanceStore(db);
   const queue = new JobQueue(db);
+  const notifications = new ChannelNotifier({
+    store: new NotificationStore(db),
+    box,
+    logger,
+    smtpUrl: config.NGSCI_SMTP_URL,
+    smtpFrom: config.NGSCI_SMTP_FROM,
+    timeoutSeconds: config.NGSCI_NOTIFY_TIMEOUT,
+  });
+  const notifier: Notifier = notifications;
   const worker = new Worker({
+    notifier,
     db,
     store,
     queue,
@@ -82,17 +92,8 @@ export function createServices(opts: {
     kick: () => worker.kick(),
     quotaGuard: metering.quotas,
   });
-  const notifications = new ChannelNotifier({
-    store: new NotificationStore(db),
-    box,
-    logger,
-    smtpUrl: config.NGSCI_SMTP_URL,
-    smtpFrom: config.NGSCI_SMTP_FROM,
-    timeoutSeconds: config.NGSCI_NOTIFY_TIMEOUT,
-  });
-  const notifier: Notifier = notifications;
   const bootstrap = new BootstrapTokens({ db, box, logger, ttlSeconds: config.NGSCI_BOOTSTRAP_TTL });
   createMeter(metering, { config, database, hub, logger, store, lifecycle, notifier });
-  const health = new HealthWatch({ store, queue, logger, jobTag: jobTagFor, intervalSeconds: config.NGSCI_RUNNING_POLL_INTERVAL });
+  const health = new HealthWatch({ store, queue, logger, notifier, jobTag: jobTagFor, intervalSeconds: config.NGSCI_RUNNING_POLL_INTERVAL });
   return { config, database, hub, logger, store, queue, lifecycle, worker, health, catalog: metering.catalog, metering, bootstrap, notifier, notifications };
 }

@@ -1,23 +1,33 @@
 """ngsci's JupyterHub Spawner: servers run on machines that the ngsci hub-service provisions.
 
 Use `configure_hub(c, ...)` in `jupyterhub_config.py`; see the package README for every setting.
+
+Names are imported lazily: every kernel of an instance imports this package to load the
+`%ngsci` magic, and the spawner side pulls in JupyterHub (about 0.7 s) that a kernel never needs.
 """
 
-from .client import BridgeClient, ServiceError
-from .errors import SpawnError
-from .hubconfig import configure_hub
-from .options import options_from_form, validate_options
-from .spawner import NgsciSpawner
+from importlib import import_module
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "BridgeClient",
-    "NgsciSpawner",
-    "ServiceError",
-    "SpawnError",
-    "__version__",
-    "configure_hub",
-    "options_from_form",
-    "validate_options",
-]
+_EXPORTS = {
+    "BridgeClient": ".client",
+    "ServiceError": ".client",
+    "SpawnError": ".errors",
+    "configure_hub": ".hubconfig",
+    "options_from_form": ".options",
+    "validate_options": ".options",
+    "NgsciSpawner": ".spawner",
+}
+
+__all__ = [*sorted(_EXPORTS), "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value

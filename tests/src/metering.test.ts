@@ -2,7 +2,7 @@
  * Metering end to end, on Postgres, with a real JupyterHub and real single-user servers: usage
  * billed to the second, a nonprofit user billed 0 with usage recorded, a budget hard stop, idle
  * culling that spares a busy kernel, and a kill -9 of the service (the hub restarts it) with no
- * second lost or counted twice. Meter, culler and grace periods run on second-scale settings.
+ * second lost or counted twice, and a JupyterHub outage (SIGSTOP) with instances running. Meter, culler and grace periods run on second-scale settings.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -131,7 +131,7 @@ async function busyKernel(user: string, seconds: number): Promise<WebSocket> {
   return ws;
 }
 
-test('metering with a real hub: to the second, nonprofit, hard stop, culling, kill -9', { timeout: 240_000 }, async () => {
+test('metering with a real hub: to the second, nonprofit, hard stop, culling, kill -9, hub outage', { timeout: 240_000 }, async () => {
   // plans and idle policy first: np is non-profit; idler is culled after 8 idle seconds
   assert.equal((await api('/admin/plan-assignments', null, { admin: true, method: 'PUT', body: JSON.stringify({ subjectKind: 'user', subjectName: 'np', planId: 'nonprofit' }) })).status, 200);
   assert.equal((await api('/admin/quotas', null, { admin: true, method: 'POST', body: JSON.stringify({ subjectKind: 'user', subjectName: 'idler', idleTimeoutCpuSeconds: 8 }) })).status, 201);
@@ -181,6 +181,20 @@ test('metering with a real hub: to the second, nonprofit, hard stop, culling, ki
   }, 'the hub to restart the service', 60, stack);
   const before = Number((await rowsOf(ready.researcher!.id)).at(-1)!.billed_to);
   await until(async () => Number((await rowsOf(ready.researcher!.id)).at(-1)?.billed_to ?? 0) > before + 2, 'the meter to run again', 60, stack);
+
+  // a JupyterHub outage with instances running (the hub frozen with SIGSTOP for 6 s): usage keeps
+  // accruing from the lifecycle, nothing is closed, and the rows stay contiguous
+  const hubPid = Number(readFileSync(`/proc/${servicePid()}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+  assert.match(readFileSync(`/proc/${hubPid}/cmdline`, 'utf8'), /jupyterhub/);
+  const beforeOutage = Number((await rowsOf(ready.researcher!.id)).at(-1)!.billed_to);
+  process.kill(hubPid, 'SIGSTOP');
+  try {
+    await new Promise((r) => setTimeout(r, 6000));
+    assert.ok(Number((await rowsOf(ready.researcher!.id)).at(-1)!.billed_to) > beforeOutage + 3, 'accrues while the hub is down');
+  } finally {
+    process.kill(hubPid, 'SIGCONT');
+  }
+  assert.equal((await instance('researcher')).state, 'running');
 
   // run past the 60 s minimum, then stop: billed to the second from readyAt to stoppedAt
   const runFor = 62_000 - (Date.now() - new Date(ready.researcher!.readyAt!).getTime());

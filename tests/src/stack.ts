@@ -150,10 +150,12 @@ export async function until<T>(fn: () => Promise<T | null | undefined | false>, 
   }
 }
 
+/** Alive and not a zombie (a reparented child that nobody reaped still answers kill(pid, 0)). */
 export const isAlive = (pid: number): boolean => {
   try {
     process.kill(pid, 0);
-    return true;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
   } catch {
     return false;
   }

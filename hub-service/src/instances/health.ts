@@ -9,6 +9,8 @@ import type { Cloud } from '@ngsci/contract';
 import type { Logger } from '../logger.js';
 import type { JobQueue } from './jobs.js';
 import type { InstanceStore } from './store.js';
+import type { Notifier } from '../notify/types.js';
+import { noticeFailure } from './notices.js';
 
 export interface HealthOptions {
   store: InstanceStore;
@@ -17,6 +19,7 @@ export interface HealthOptions {
   jobTag: (cloud: Cloud) => string;
   intervalSeconds: number;
   failuresBeforeLost?: number;
+  notifier?: Notifier;
   fetch?: typeof fetch;
 }
 
@@ -67,6 +70,7 @@ export class HealthWatch {
           });
           if (failed) {
             this.o.logger.warn({ instance: row.id }, 'running server stopped answering; stopping it');
+            await noticeFailure(this.o.notifier, this.o.logger, failed, 'run', 'the server stopped answering; it was stopped');
             await this.o.queue.enqueue(row.id, 'stop', this.o.jobTag(row.cloud as Cloud));
           }
         }),

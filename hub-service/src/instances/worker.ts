@@ -14,6 +14,8 @@ import { resolveOffer } from '../catalog.js';
 import type { ExitReport, Provisioner, ProvisionContext } from '../provisioners/types.js';
 import type { JobQueue, JobRow } from './jobs.js';
 import type { InstanceRow, InstanceStore } from './store.js';
+import type { Notifier } from '../notify/types.js';
+import { noticeFailure } from './notices.js';
 import type { Catalog } from '@ngsci/contract';
 
 export interface WorkerOptions {
@@ -28,6 +30,8 @@ export interface WorkerOptions {
   jobTag: (cloud: Cloud) => string;
   heartbeatSeconds: number;
   staleAfterSeconds: number;
+  /** tells users of failed starts and crashes */
+  notifier?: Notifier;
   /** how many jobs run at once in this process */
   concurrency?: number;
 }
@@ -173,6 +177,7 @@ export class Worker {
         stoppedAt: new Date(),
         exitCode: (e.details as { exitCode?: number } | undefined)?.exitCode ?? null,
       });
+      await noticeFailure(this.o.notifier, this.o.logger, instance, 'start', e.message);
       await this.destroyAfterFailedStart(instance, provisioner);
       throw e;
     } finally {
@@ -208,12 +213,13 @@ export class Worker {
     const row = await this.o.store.get(report.instanceId);
     if (!row || row.state === 'stopping' || row.state === 'stopped' || row.state === 'failed') return;
     this.o.logger.warn({ instance: report.instanceId, exitCode: report.exitCode, code: report.errorCode }, 'instance ended on its own');
-    await this.o.store.transition(report.instanceId, 'failed', 100, report.message, {
+    const failed = await this.o.store.transition(report.instanceId, 'failed', 100, report.message, {
       errorCode: report.errorCode,
       errorMessage: report.message,
       exitCode: report.exitCode,
       stoppedAt: new Date(),
     });
+    if (failed) await noticeFailure(this.o.notifier, this.o.logger, failed, 'run', report.message);
   }
 
   /**

@@ -87,6 +87,7 @@ export class Meter {
   private readonly missingSince = new Map<string, number>();
   private readonly reportedUnknown = new Set<string>();
   private readonly groupsCache = new Map<string, string[]>();
+  private activity = new Map<string, Activity>();
   last: CycleReport | null = null;
 
   constructor(private readonly d: MeterDeps) {}
@@ -146,31 +147,17 @@ export class Meter {
     await this.d.prices.refresh();
     phase('prices');
 
-    let hubUsers: HubUserModel[] | null = null;
-    try {
-      hubUsers = await this.d.hub.listActiveUsers(500);
-    } catch (err) {
-      report.hubError = (err as Error).message;
-      this.d.logger.warn({ err: (err as Error).message }, 'meter: the hub did not list its servers; accruing from the lifecycle only');
-    }
-    phase('hub');
-    const activity = new Map<string, Activity>();
-    const hubRuns = new Set<string>();
-    for (const u of hubUsers ?? []) {
-      if (u.groups) this.groupsCache.set(u.name, u.groups);
-      for (const [hubName, s] of Object.entries(u.servers ?? {})) {
-        const key = `${u.name}/${toApiServerName(hubName)}`;
-        report.hubServers++;
-        hubRuns.add(key);
-        activity.set(key, { lastActivity: s.last_activity ? new Date(s.last_activity) : null });
-      }
-    }
-
+    // the hub is read while usage accrues: accrual depends on the lifecycle only, so a slow or
+    // frozen hub delays reconciling and culling, never billing (activity is the last cycle's)
+    const hubRead = this.d.hub.listActiveUsers(500).then(
+      (users) => ({ users, error: null }),
+      (err: unknown) => ({ users: null, error: err as Error }),
+    );
     const { metered: rows, active } = await this.meteredInstances(now);
     const plans = await PlanTable.load(this.d.db, this.d.settings.defaultPlan);
     const catalog = this.d.catalog();
     const classOf = new Map(catalog.sizes.map((s) => [s.id, s.class]));
-    await this.fillGroups(rows.filter((r) => !this.groupsCache.has(r.userName)).map((r) => r.userName));
+    await this.fillGroups(rows.filter((r) => !this.groupsCache.has(r.userName)).map((r) => r.userName), hubRead);
 
     phase('instances');
     const streams: Stream[] = [];
@@ -197,7 +184,7 @@ export class Meter {
         anchor: r.readyAt!,
         closeAt: terminal ? (r.stoppedAt ?? now) : null,
         minimumSeconds: MINIMUM_SECONDS,
-        lastActivity: activity.get(`${r.userName}/${r.serverName}`)?.lastActivity ?? null,
+        lastActivity: this.activity.get(`${r.userName}/${r.serverName}`)?.lastActivity ?? null,
       });
     }
     if (this.d.settings.homeGb > 0 && this.d.settings.homeGbMonthMicros > 0 && now.getTime() - this.lastStorage >= this.d.settings.storageEverySeconds * 1000) {
@@ -211,6 +198,25 @@ export class Meter {
     phase('accrue');
 
     const running = rows.filter((r) => r.state === 'running');
+    const hr = await hubRead;
+    const hubUsers: HubUserModel[] | null = hr.users;
+    if (hr.error) {
+      report.hubError = hr.error.message;
+      this.d.logger.warn({ err: hr.error.message }, 'meter: the hub did not list its servers; accrued from the lifecycle only');
+    }
+    const activity = new Map<string, Activity>();
+    const hubRuns = new Set<string>();
+    for (const u of hubUsers ?? []) {
+      if (u.groups) this.groupsCache.set(u.name, u.groups);
+      for (const [hubName, sv] of Object.entries(u.servers ?? {})) {
+        const key = `${u.name}/${toApiServerName(hubName)}`;
+        report.hubServers++;
+        hubRuns.add(key);
+        activity.set(key, { lastActivity: sv.last_activity ? new Date(sv.last_activity) : null });
+      }
+    }
+    if (hubUsers) this.activity = activity;
+    phase('hub');
     if (hubUsers) await this.reconcile(hubUsers, hubRuns, active, running, now, report);
 
     phase('reconcile');
@@ -245,14 +251,22 @@ export class Meter {
     return { metered: [...active.filter((r) => r.readyAt), ...ended], active };
   }
 
-  private async fillGroups(users: string[]): Promise<void> {
-    for (const u of new Set(users)) {
-      try {
-        this.groupsCache.set(u, (await this.d.hub.getUser(u))?.groups ?? []);
-      } catch {
-        // unknown until the hub answers; priced with no groups meanwhile
-      }
-    }
+  /**
+   * Groups decide plans. Unknown users (a restarted service): the groups on their newest ledger
+   * row; users never metered: wait for this cycle's hub listing, which carries groups.
+   */
+  private async fillGroups(users: string[], hubRead: Promise<{ users: HubUserModel[] | null }>): Promise<void> {
+    const missing = [...new Set(users)];
+    if (!missing.length) return;
+    const rows = resultRows<{ u: string; groups: string[] }>(
+      await this.d.db.execute(sql`
+        select k.u, l.groups from json_array_elements_text(${JSON.stringify(missing)}::json) as k(u)
+        join lateral (select groups from usage_intervals where user_name = k.u order by started_at desc limit 1) l on true`),
+    );
+    for (const r of rows) this.groupsCache.set(r.u, r.groups ?? []);
+    if (missing.every((u) => this.groupsCache.has(u))) return;
+    const listed = (await hubRead).users ?? [];
+    for (const u of listed) if (u.groups) this.groupsCache.set(u.name, u.groups);
   }
 
   private async storageStreams(plans: PlanTable): Promise<Stream[]> {

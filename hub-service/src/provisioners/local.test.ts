@@ -6,15 +6,16 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createLogger } from '../logger.js';
 import { BUILT_IN_SIZES } from '../catalog.js';
-import { LocalProvisioner, homeDirName } from './local.js';
+import { LocalProvisioner, homeDirName, isAlive } from './local.js';
 import type { ExitReport, ProvisionContext, ProvisionRequest } from './types.js';
 
 const FAKE = fileURLToPath(new URL('../testing/fake-singleuser.mjs', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'ngsci-local-'));
 const size = BUILT_IN_SIZES.find((s) => s.id === 'cpu-large')!;
 
-function provisioner(extraEnv: Record<string, string> = {}, readyTimeoutSeconds = 10) {
+function provisioner(extraEnv: Record<string, string> = {}, readyTimeoutSeconds = 10, agentCommand?: string) {
   return new LocalProvisioner({
+    agentCommand,
     command: process.execPath,
     args: [FAKE],
     homesDir: join(dir, 'homes'),
@@ -45,14 +46,7 @@ function ctx(signal = new AbortController().signal): ProvisionContext & { report
   return { reports, signal, report: async (r) => void reports.push(`${r.state ?? ''}:${r.message}`) };
 }
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
+const alive = isAlive;
 
 const cleanup: Array<() => Promise<void>> = [];
 after(async () => {
@@ -126,6 +120,23 @@ describe('local provisioner (fake single-user process)', () => {
     process.kill(-(ref.pid as number), 'SIGKILL');
     await new Promise((r) => setTimeout(r, 2000));
     assert.equal(reports[0]?.errorCode, 'process_lost');
+  });
+
+  test('the agent runs beside the server with its instance id, and a stop ends both', async () => {
+    const out = join(dir, 'agent.json');
+    const agent = fileURLToPath(new URL('../testing/fake-agent.mjs', import.meta.url));
+    const p = provisioner({ FAKE_AGENT_OUT: out }, 10, agent);
+    const req = request('gil');
+    const { ref } = await p.start(req, ctx());
+    const seen = JSON.parse(readFileSync(out, 'utf8')) as { pid: number; instance: string };
+    assert.equal(seen.instance, req.instanceId);
+    assert.ok(alive(seen.pid));
+    const api = await fetch(`http://127.0.0.1:${ref.port as number}/user/gil/api`);
+    assert.equal(api.status, 200, 'the server itself answers, under the same pid');
+    assert.ok(readFileSync(`/proc/${ref.pid as number}/cmdline`, 'utf8').includes('fake-singleuser'));
+    await p.stop(req.instanceId, ref, ctx());
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(alive(seen.pid), false, 'the agent is gone too');
   });
 
   test('home directory names are safe for any user name', () => {

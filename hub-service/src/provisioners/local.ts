@@ -29,6 +29,13 @@ export interface LocalProvisionerOptions {
   /** variables of the service's own environment that instances get too (PATH, LANG...) */
   baseEnv: Record<string, string>;
   readyTimeoutSeconds: number;
+  /**
+   * `ngsci` (the CLI) to run `ngsci agent` beside each server, in the same process group so a
+   * stop ends both; none: no agent. The agent reports GPU use and dataset reads.
+   */
+  agentCommand?: string;
+  /** the folder the agent watches for dataset reads (NGSCI_DATASET_PATH of the instance) */
+  datasetPath?: string;
   fetch?: typeof fetch;
   host?: string;
 }
@@ -60,12 +67,18 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   });
 }
 
-const isAlive = (pid: number): boolean => {
+/** Alive and not a zombie: a process whose parent never reaps it still answers kill(pid, 0). */
+export const isAlive = (pid: number): boolean => {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true;
   }
 };
 
@@ -102,14 +115,20 @@ export class LocalProvisioner implements Provisioner {
       NGSCI_INSTANCE_ID: req.instanceId,
       NGSCI_SIZE: req.size.id,
       NGSCI_CLOUD: req.offer.cloud,
+      ...(this.o.datasetPath ? { NGSCI_DATASET_PATH: this.o.datasetPath } : {}),
     };
     const logPath = join(this.o.runDir, `${req.instanceId}.log`);
     const out = openSync(logPath, 'a');
     let child: ChildProcess;
     try {
       // jupyter-server refuses to run as root without this; containers and CI often are root
-      const args = process.getuid?.() === 0 && !this.o.args.includes('--allow-root') ? [...this.o.args, '--allow-root'] : this.o.args;
-      child = spawn(this.o.command, args, { cwd: home, env, detached: true, stdio: ['ignore', out, out] });
+      const serverArgs = process.getuid?.() === 0 && !this.o.args.includes('--allow-root') ? [...this.o.args, '--allow-root'] : this.o.args;
+      // with an agent: `sh` starts it in the background, then becomes the server (exec), so the
+      // server keeps the pid, the exit code and the process group that a stop kills
+      const [cmd, args] = this.o.agentCommand
+        ? ['/bin/sh', ['-c', '"$0" agent & exec "$@"', this.o.agentCommand, this.o.command, ...serverArgs]]
+        : [this.o.command, serverArgs];
+      child = spawn(cmd, args, { cwd: home, env, detached: true, stdio: ['ignore', out, out] });
     } finally {
       closeSync(out);
     }
