@@ -113,11 +113,15 @@ if (!databaseUrl) delete env.DATABASE_URL;
 const hubDir = join(dataDir, 'hub');
 mkdirSync(hubDir, { recursive: true });
 const output = args.log ? openSync(args.log, 'a') : 'inherit';
-const hub = spawn(join(VENV, 'bin', 'jupyterhub'), ['-f', join(ROOT, 'deploy', 'jupyterhub_config.py')], {
-  cwd: hubDir,
-  env,
-  stdio: ['ignore', output, output],
-});
+const startHub = () =>
+  spawn(join(VENV, 'bin', 'jupyterhub'), ['-f', join(ROOT, 'deploy', 'jupyterhub_config.py')], {
+    cwd: hubDir,
+    env,
+    stdio: ['ignore', output, output],
+  });
+let hub = startHub();
+// while this file exists, the service leaves local instances running when it stops
+const keepInstancesMarker = join(dataDir, 'run', 'keep-instances');
 
 let stopping = false;
 async function shutdown(code) {
@@ -153,14 +157,40 @@ function killLeftovers() {
   }
 }
 
+/**
+ * SIGHUP restarts JupyterHub (and with it the service) while instances keep running, as an
+ * operator's hub restart or upgrade would: the new service adopts them.
+ */
+let restarting = false;
+async function restartHub() {
+  if (stopping || restarting) return;
+  restarting = true;
+  say('ngsci: restarting JupyterHub; instances keep running');
+  mkdirSync(join(dataDir, 'run'), { recursive: true });
+  writeFileSync(keepInstancesMarker, String(process.pid));
+  const exited = new Promise((r) => hub.once('exit', r));
+  hub.kill('SIGTERM');
+  await exited;
+  rmSync(keepInstancesMarker, { force: true });
+  if (stopping) return;
+  hub = startHub();
+  watchHub();
+  restarting = false;
+}
+
+function watchHub() {
+  hub.on('exit', (code, signal) => {
+    if (!stopping && !restarting) {
+      console.error(`ngsci: JupyterHub exited (${code ?? signal}); see the output above`);
+      void shutdown(1);
+    }
+  });
+}
+
 process.on('SIGINT', () => void shutdown(0));
 process.on('SIGTERM', () => void shutdown(0));
-hub.on('exit', (code, signal) => {
-  if (!stopping) {
-    console.error(`ngsci: JupyterHub exited (${code ?? signal}); see the output above`);
-    void shutdown(1);
-  }
-});
+process.on('SIGHUP', () => void restartHub());
+watchHub();
 
 async function waitFor(url, seconds) {
   const deadline = Date.now() + seconds * 1000;

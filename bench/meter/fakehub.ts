@@ -53,26 +53,29 @@ export function recordedUsers(n: number, now = new Date()) {
 export async function startFakeHub(n: number): Promise<FakeHub> {
   const users = recordedUsers(n);
   const pages = new Map<string, string>();
-  let server: Server;
   const hub: FakeHub = {
     url: '',
     users,
     requests: 0,
     close: () => new Promise((r) => server.close(() => r())),
   };
-  server = createServer((req, res) => {
+  const server: Server = createServer((req, res) => {
     hub.requests++;
     const u = new URL(req.url ?? '/', hub.url);
     const path = u.pathname.replace(/\/$/, '');
     if (path === '/hub/api') {
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ version: '5.3.0' }));
+      res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ version: '5.3.0' }));
       return;
     }
     if (path === '/hub/api/users') {
       const offset = Number(u.searchParams.get('offset') ?? 0);
       const asked = Number(u.searchParams.get('limit') ?? HUB_PAGE_MAX) || HUB_PAGE_MAX;
       const limit = Math.min(asked, HUB_PAGE_MAX);
-      const paginated = (req.headers.accept ?? '').includes('application/jupyterhub-pagination+json');
+      const paginated = (req.headers.accept ?? '').includes(
+        'application/jupyterhub-pagination+json',
+      );
       const key = `${offset}/${limit}/${paginated}/${u.searchParams.get('state')}`;
       let body = pages.get(key);
       if (!body) {
@@ -83,7 +86,15 @@ export async function startFakeHub(n: number): Promise<FakeHub> {
         nextUrl.searchParams.set('limit', String(limit));
         body = JSON.stringify(
           paginated
-            ? { items, _pagination: { offset, limit, total: users.length, next: next === null ? null : { offset: next, limit, url: nextUrl.toString() } } }
+            ? {
+                items,
+                _pagination: {
+                  offset,
+                  limit,
+                  total: users.length,
+                  next: next === null ? null : { offset: next, limit, url: nextUrl.toString() },
+                },
+              }
             : items,
         );
         pages.set(key, body);

@@ -53,7 +53,12 @@ async function withDatabase<T>(fn: (url: string) => Promise<T>): Promise<T> {
  * 15 s a cycle) and a stream is written once a minute, so a cycle writes about a quarter of the
  * streams (ready times are spread over a minute). 0 writes every stream every cycle: the worst case.
  */
-async function ngsciCycle(n: number, hubUrl: string, dbUrl: string, accrueEvery: number): Promise<{ ms: number[]; rows: number[]; hubServers: number }> {
+async function ngsciCycle(
+  n: number,
+  hubUrl: string,
+  dbUrl: string,
+  accrueEvery: number,
+): Promise<{ ms: number[]; rows: number[]; hubServers: number }> {
   const database = await openDatabase({ url: dbUrl, dataDir: '/tmp' });
   await database.migrate();
   await seed(database.db);
@@ -66,9 +71,18 @@ async function ngsciCycle(n: number, hubUrl: string, dbUrl: string, accrueEvery:
         // ready within the last minute, spread over it: streams come due in a staggered way, as in life
         const readyAt = new Date(start - ((i + k) % 60) * 1000 - 500);
         return {
-          userName: name, serverName: 'default', sizeId: 'cpu-small', cloud: 'local', region: 'localhost', spot: false,
-          state: 'running', listRatePerHourMicros: 96_000, baseUrl: `/user/${name}/`, targetUrl: `http://127.0.0.1:1/user/${name}/`,
-          createdAt: readyAt, readyAt,
+          userName: name,
+          serverName: 'default',
+          sizeId: 'cpu-small',
+          cloud: 'local',
+          region: 'localhost',
+          spot: false,
+          state: 'running',
+          listRatePerHourMicros: 96_000,
+          baseUrl: `/user/${name}/`,
+          targetUrl: `http://127.0.0.1:1/user/${name}/`,
+          createdAt: readyAt,
+          readyAt,
         };
       }),
     );
@@ -78,16 +92,42 @@ async function ngsciCycle(n: number, hubUrl: string, dbUrl: string, accrueEvery:
   const catalog = buildCatalog({ clouds: ['local'], defaultCloud: 'local' });
   const ledger = new Ledger(database.db);
   const settings: MeterSettings = {
-    intervalSeconds: 15, accrueEverySeconds: accrueEvery, orphanGraceSeconds: 120, budgetGraceSeconds: 300, activeWindowSeconds: 300,
-    homeGb: 10, homeGbMonthMicros: 80_000, storageEverySeconds: 300, defaultPlan: 'private',
+    intervalSeconds: 15,
+    accrueEverySeconds: accrueEvery,
+    orphanGraceSeconds: 120,
+    budgetGraceSeconds: 300,
+    activeWindowSeconds: 300,
+    homeGb: 10,
+    homeGbMonthMicros: 80_000,
+    storageEverySeconds: 300,
+    defaultPlan: 'private',
     // culling decided every cycle (the worst case); the servers are active, so nobody is culled
-    cull: { enabled: true, everySeconds: 0, warningSeconds: 300, idleTimeoutCpuSeconds: 3600, idleTimeoutGpuSeconds: 1800, maxAgeSeconds: 0 },
+    cull: {
+      enabled: true,
+      everySeconds: 0,
+      warningSeconds: 300,
+      idleTimeoutCpuSeconds: 3600,
+      idleTimeoutGpuSeconds: 1800,
+      maxAgeSeconds: 0,
+    },
   };
   const meter = new Meter({
-    db: database.db, hub, logger, store: new InstanceStore(database.db),
-    lifecycle: { stop: async () => { throw new Error('nothing should stop'); } } as unknown as Lifecycle,
-    notifier: { send: async () => {} }, ledger, prices: new PriceBook(database.db, () => catalog), catalog: () => catalog,
-    probe: async () => 'idle', settings, now: () => new Date(clock),
+    db: database.db,
+    hub,
+    logger,
+    store: new InstanceStore(database.db),
+    lifecycle: {
+      stop: async () => {
+        throw new Error('nothing should stop');
+      },
+    } as unknown as Lifecycle,
+    notifier: { send: async () => {} },
+    ledger,
+    prices: new PriceBook(database.db, () => catalog),
+    catalog: () => catalog,
+    probe: async () => 'idle',
+    settings,
+    now: () => new Date(clock),
   });
   await meter.cycle(); // warm-up: the first cycle also accrues every home volume (written every 5 min)
   const ms: number[] = [];
@@ -99,7 +139,8 @@ async function ngsciCycle(n: number, hubUrl: string, dbUrl: string, accrueEvery:
     const report = await meter.cycle();
     ms.push(performance.now() - t0);
     rows.push(report.rowsWritten);
-    if (process.env.NGSCI_BENCH_PHASES) console.error(JSON.stringify({ ...report.phases, ...ledger.lastTimings }));
+    if (process.env.NGSCI_BENCH_PHASES)
+      console.error(JSON.stringify({ ...report.phases, ...ledger.lastTimings }));
     hubServers = report.hubServers;
   }
   await database.close();
@@ -108,7 +149,11 @@ async function ngsciCycle(n: number, hubUrl: string, dbUrl: string, accrueEvery:
 
 /** The culler runs as its own process (the fake hub lives in this one, so never block it). */
 async function cullerScan(hubUrl: string): Promise<number[]> {
-  const { stdout: out } = await promisify(execFile)(join(ROOT, '.venv/bin/python'), [join(ROOT, 'bench/meter/idle_culler_once.py'), `${hubUrl}/hub/api`, String(reps)], { encoding: 'utf8' });
+  const { stdout: out } = await promisify(execFile)(
+    join(ROOT, '.venv/bin/python'),
+    [join(ROOT, 'bench/meter/idle_culler_once.py'), `${hubUrl}/hub/api`, String(reps)],
+    { encoding: 'utf8' },
+  );
   return (JSON.parse(out.trim().split('\n').at(-1)!) as { ms: number[] }).ms;
 }
 
@@ -124,13 +169,24 @@ for (const n of sizes) {
   const b = median(culler);
   const fmt = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(', ');
   results.push({
-    servers: n, ngsciCycleMs: Math.round(a), ngsciCycleEveryRowMs: Math.round(w), idleCullerScanMs: Math.round(b),
-    cullerOverNgsci: Math.round((b / a) * 100) / 100, rowsPerCycle: median(steady.rows), rowsPerCycleWorst: median(worst.rows),
+    servers: n,
+    ngsciCycleMs: Math.round(a),
+    ngsciCycleEveryRowMs: Math.round(w),
+    idleCullerScanMs: Math.round(b),
+    cullerOverNgsci: Math.round((b / a) * 100) / 100,
+    rowsPerCycle: median(steady.rows),
+    rowsPerCycleWorst: median(worst.rows),
   });
   console.log(`${n} servers (${steady.hubServers} read from the hub each cycle):`);
-  console.log(`  ngsci meter cycle, default settings   p50 ${a.toFixed(0)} ms  (${fmt(steady.ms)}; rows written ${steady.rows.join(', ')})`);
-  console.log(`  ngsci meter cycle, every stream written p50 ${w.toFixed(0)} ms  (${fmt(worst.ms)}; rows written ${worst.rows.join(', ')})`);
+  console.log(
+    `  ngsci meter cycle, default settings   p50 ${a.toFixed(0)} ms  (${fmt(steady.ms)}; rows written ${steady.rows.join(', ')})`,
+  );
+  console.log(
+    `  ngsci meter cycle, every stream written p50 ${w.toFixed(0)} ms  (${fmt(worst.ms)}; rows written ${worst.rows.join(', ')})`,
+  );
   console.log(`  jupyterhub-idle-culler scan            p50 ${b.toFixed(0)} ms  (${fmt(culler)})`);
-  console.log(`  ratio culler / ngsci: ${(b / a).toFixed(2)}× (default), ${(b / w).toFixed(2)}× (every stream written)`);
+  console.log(
+    `  ratio culler / ngsci: ${(b / a).toFixed(2)}× (default), ${(b / w).toFixed(2)}× (every stream written)`,
+  );
 }
 console.log(JSON.stringify({ bench: 'meter', node: process.version, reps, results }));

@@ -20,7 +20,8 @@ const arg = (name: string, def: string) => {
 const perDay = Number(arg('rows-per-day', '2880'));
 const others = Number(arg('others', '200000'));
 const reps = Number(arg('reps', '200'));
-const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((xs.length * p) / 100))]!;
+const pct = (xs: number[], p: number) =>
+  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((xs.length * p) / 100))]!;
 
 const name = `ngsci_bench_spend_${randomBytes(4).toString('hex')}`;
 const admin = postgres(PG, { max: 1, onnotice: () => {} });
@@ -52,8 +53,12 @@ try {
       lateral (select timestamptz '${now.toISOString()}' - make_interval(secs => (g * 157) % (365 * 86400))) x(t)`);
   await raw.unsafe('vacuum analyze usage_intervals');
   const [{ n }] = await raw<[{ n: string }]>`select count(*) as n from usage_intervals`;
-  const [{ m }] = await raw<[{ m: string }]>`select count(*) as m from usage_intervals where user_name = 'heavy' and started_at >= ${monthStart(now)}`;
-  console.log(`seeded ${Number(n).toLocaleString('en')} intervals (${(365 * perDay).toLocaleString('en')} for one user over a year; ${Number(m).toLocaleString('en')} of them this month) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  const [{ m }] = await raw<
+    [{ m: string }]
+  >`select count(*) as m from usage_intervals where user_name = 'heavy' and started_at >= ${monthStart(now)}`;
+  console.log(
+    `seeded ${Number(n).toLocaleString('en')} intervals (${(365 * perDay).toLocaleString('en')} for one user over a year; ${Number(m).toLocaleString('en')} of them this month) in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+  );
 
   const ledger = new Ledger(database.db);
   const from = monthStart(now);
@@ -73,10 +78,23 @@ try {
   const mtd = await measure(from, to);
   const full = await measure(prev, from);
   const line = (what: string, r: { ms: number[]; spent: number }) =>
-    console.log(`${what}: p50 ${pct(r.ms, 50).toFixed(2)} ms, p95 ${pct(r.ms, 95).toFixed(2)} ms (${reps} queries; ${r.spent.toLocaleString('en')} µ$)`);
+    console.log(
+      `${what}: p50 ${pct(r.ms, 50).toFixed(2)} ms, p95 ${pct(r.ms, 95).toFixed(2)} ms (${reps} queries; ${r.spent.toLocaleString('en')} µ$)`,
+    );
   line('month-to-date spend', mtd);
   line('a whole previous month (the worst case: the last day of a month)', full);
-  console.log(JSON.stringify({ bench: 'meter:spend', intervals: Number(n), userIntervals: 365 * perDay, monthRows: Number(m), p50: pct(mtd.ms, 50), p95: pct(mtd.ms, 95), fullMonthP50: pct(full.ms, 50), fullMonthP95: pct(full.ms, 95) }));
+  console.log(
+    JSON.stringify({
+      bench: 'meter:spend',
+      intervals: Number(n),
+      userIntervals: 365 * perDay,
+      monthRows: Number(m),
+      p50: pct(mtd.ms, 50),
+      p95: pct(mtd.ms, 95),
+      fullMonthP50: pct(full.ms, 50),
+      fullMonthP95: pct(full.ms, 95),
+    }),
+  );
   await raw.end();
   await database.close();
 } finally {

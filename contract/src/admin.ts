@@ -47,30 +47,53 @@ export type Quota = z.infer<typeof Quota>;
 
 export const QuotaList = z.object({ quotas: z.array(Quota) }).meta({ id: 'QuotaList' });
 
-export const PlanId = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lower-case letters, digits and dashes');
+export const PlanId = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lower-case letters, digits and dashes');
 
 export const PlanInput = z
   .object({
     id: PlanId,
     label: z.string().min(1).max(200),
-    multiplierPpm: z.number().int().min(0).max(100_000_000).meta({ description: '0 free, 1000000 list price' }),
+    multiplierPpm: z
+      .number()
+      .int()
+      .min(0)
+      .max(100_000_000)
+      .meta({ description: '0 free, 1000000 list price' }),
   })
   .strict()
   .meta({ id: 'PlanInput' });
 
 export const Plan = z
-  .object({ id: z.string(), label: z.string(), multiplierPpm: z.number().int(), builtIn: z.boolean() })
+  .object({
+    id: z.string(),
+    label: z.string(),
+    multiplierPpm: z.number().int(),
+    builtIn: z.boolean(),
+  })
   .meta({ id: 'Plan' });
 export const PlanList = z.object({ plans: z.array(Plan) }).meta({ id: 'PlanList' });
 
 export const PlanAssignmentInput = z
-  .object({ subjectKind: z.enum(['user', 'group']), subjectName: z.string().min(1).max(255), planId: PlanId })
+  .object({
+    subjectKind: z.enum(['user', 'group']),
+    subjectName: z.string().min(1).max(255),
+    planId: PlanId,
+  })
   .strict()
   .meta({ id: 'PlanAssignmentInput' });
 export const PlanAssignment = z
-  .object({ id: z.number().int(), subjectKind: z.enum(['user', 'group']), subjectName: z.string(), planId: z.string() })
+  .object({
+    id: z.number().int(),
+    subjectKind: z.enum(['user', 'group']),
+    subjectName: z.string(),
+    planId: z.string(),
+  })
   .meta({ id: 'PlanAssignment' });
-export const PlanAssignmentList = z.object({ assignments: z.array(PlanAssignment) }).meta({ id: 'PlanAssignmentList' });
+export const PlanAssignmentList = z
+  .object({ assignments: z.array(PlanAssignment) })
+  .meta({ id: 'PlanAssignmentList' });
 
 export const PriceOverrideInput = z
   .object({
@@ -92,7 +115,9 @@ export const PriceOverride = z
     updatedAt: z.iso.datetime(),
   })
   .meta({ id: 'PriceOverride' });
-export const PriceOverrideList = z.object({ overrides: z.array(PriceOverride) }).meta({ id: 'PriceOverrideList' });
+export const PriceOverrideList = z
+  .object({ overrides: z.array(PriceOverride) })
+  .meta({ id: 'PriceOverrideList' });
 
 export const AdminUser = z
   .object({
@@ -105,4 +130,6 @@ export const AdminUser = z
     percent: z.number().int().nullable(),
   })
   .meta({ id: 'AdminUser' });
-export const AdminUserList = z.object({ month: z.string(), users: z.array(AdminUser) }).meta({ id: 'AdminUserList' });
+export const AdminUserList = z
+  .object({ month: z.string(), users: z.array(AdminUser) })
+  .meta({ id: 'AdminUserList' });

@@ -6,5 +6,7 @@
 import { z } from 'zod';
 
 export const MicrosInt = z.number().int().safe().meta({ description: 'integer micro-dollars' });
-export const SizeIdString = z.string().regex(/^[a-z0-9][a-z0-9.-]{0,62}$/, 'a size id such as cpu-small or gpu-a100');
+export const SizeIdString = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9.-]{0,62}$/, 'a size id such as cpu-small or gpu-a100');
 export const CloudName = z.enum(['local', 'aws', 'gcp', 'azure']);

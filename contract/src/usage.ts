@@ -8,7 +8,10 @@ export const Granularity = z.enum(['hour', 'day', 'month']).meta({ id: 'Granular
 
 export const UsageQuery = z
   .object({
-    from: z.iso.datetime({ offset: true }).optional().meta({ description: 'default: the start of this month (UTC)' }),
+    from: z.iso
+      .datetime({ offset: true })
+      .optional()
+      .meta({ description: 'default: the start of this month (UTC)' }),
     to: z.iso.datetime({ offset: true }).optional().meta({ description: 'default: now' }),
     granularity: Granularity.default('day'),
   })
@@ -46,7 +49,13 @@ export const BudgetScope = z
     percent: z.number().int(),
     hardStop: z.boolean(),
     burnMicrosPerHour: Micros,
-    exhaustedAt: z.iso.datetime().nullable().meta({ description: 'when the budget runs out at the current burn rate; null if it never does this month' }),
+    exhaustedAt: z.iso
+      .datetime()
+      .nullable()
+      .meta({
+        description:
+          'when the budget runs out at the current burn rate; null if it never does this month',
+      }),
   })
   .meta({ id: 'BudgetScope' });
 
@@ -59,7 +68,10 @@ export const Budget = z
     gpuHoursUsed: z.number(),
     gpuHoursLimit: z.number().int().nullable(),
     budgets: z.array(BudgetScope),
-    exhaustedAt: z.iso.datetime().nullable().meta({ description: 'the earliest exhaustion among the budgets that apply' }),
+    exhaustedAt: z.iso
+      .datetime()
+      .nullable()
+      .meta({ description: 'the earliest exhaustion among the budgets that apply' }),
     limits: z.object({
       maxConcurrent: z.number().int().nullable(),
       allowedSizes: z.array(z.string()).nullable(),
@@ -102,7 +114,9 @@ export const EstimateScenario = z
             cloud: z.enum(['local', 'aws', 'gcp', 'azure']).optional(),
             hoursPerMonth: z.number().min(0).max(1_000_000),
             spot: z.boolean().default(false),
-            ratePerHourMicros: Money.optional().meta({ description: 'a custom rate instead of the catalog price' }),
+            ratePerHourMicros: Money.optional().meta({
+              description: 'a custom rate instead of the catalog price',
+            }),
           })
           .strict(),
       )
@@ -111,7 +125,11 @@ export const EstimateScenario = z
     storage: z
       .array(
         z
-          .object({ class: z.string().min(1).max(100), gb: z.number().min(0).max(1e9), gbMonthMicros: Money })
+          .object({
+            class: z.string().min(1).max(100),
+            gb: z.number().min(0).max(1e9),
+            gbMonthMicros: Money,
+          })
           .strict(),
       )
       .max(1000)

@@ -3,7 +3,7 @@
  * The service's entry point, and the only module with side effects: reads config, opens and
  * migrates the database, starts the worker, listens, and shuts down cleanly on SIGTERM/SIGINT.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { serve } from '@hono/node-server';
 import { accessScopes, ConfigError, loadConfig } from './config.js';
@@ -134,7 +134,9 @@ async function main(): Promise<void> {
     // deliveries already under way (email, webhook) finish before the process ends
     await services.notifications.idle();
     services.notifications.close();
-    if (config.NGSCI_LOCAL_STOP_ON_SHUTDOWN) {
+    // `npm start` restarting the hub (SIGHUP) leaves this marker: instances outlive that restart
+    const hubRestart = existsSync(join(config.NGSCI_DATA_DIR, 'run', 'keep-instances'));
+    if (config.NGSCI_LOCAL_STOP_ON_SHUTDOWN && !hubRestart) {
       // a one-machine run (npm start): leave no process behind, and close each instance's billing now
       for (const id of local.instanceIds()) {
         await local.stop(id, {});

@@ -20,6 +20,7 @@ import { apiServerName, hubHomeUrl, labUrl, serverApiUrl, serviceUrl } from './u
 import { AdminPanel } from './widgets/admin';
 import { BillingSection } from './widgets/billing';
 import { InstanceSection } from './widgets/instance';
+import { RestartOverlay } from './widgets/overlay';
 import { NgsciSidebar } from './widgets/sidebar';
 import { NgsciStatus } from './widgets/status';
 import { UsageSection } from './widgets/usage';
@@ -86,7 +87,8 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
         },
         onResized: () => undefined,
         onStoppedSelf: () => {
-          window.setTimeout(() => window.location.assign(hubHomeUrl(page)), 1500);
+          app.serviceManager.dispose();
+          window.location.assign(hubHomeUrl(page));
         },
       },
       refresh,
@@ -113,12 +115,29 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
     model.changed.connect((_, what) => what === 'me' && offerAdmin());
     offerAdmin();
 
-    // A resize of this page's own server: once the new instance runs, wait until its JupyterLab
-    // answers through the proxy, then reload into it.
+    // While this page's own server restarts, JupyterLab's connection to it is closed (its polls
+    // against a restarting server pile up OAuth redirects and cookies) and an overlay shows the
+    // progress from the service. Once the new instance answers through the proxy, the page
+    // reloads into it.
+    let overlay: RestartOverlay | null = null;
+    const quiesce = () => {
+      try {
+        app.serviceManager.dispose();
+      } catch {
+        // already closed
+      }
+    };
     let reloading = false;
     model.changed.connect(() => {
       const r = model.resizing;
-      if (!r || reloading || r.server !== model.server || !r.readyInstanceId) return;
+      if (!r || r.server !== model.server) return;
+      if (!overlay) {
+        quiesce();
+        overlay = new RestartOverlay(hubHomeUrl(page));
+        Widget.attach(overlay, document.body);
+      }
+      overlay.showProgress(r);
+      if (!r.readyInstanceId || reloading) return;
       reloading = true;
       const target = labUrl(page, model.user, model.server);
       const probe = serverApiUrl(page, model.user, model.server);

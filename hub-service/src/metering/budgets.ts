@@ -59,7 +59,11 @@ export async function budgetFor(
       exhaustedAt: at?.toISOString() ?? null,
     };
   });
-  const earliest = budgets.map((b) => b.exhaustedAt).filter((x): x is string => x !== null).sort()[0] ?? null;
+  const earliest =
+    budgets
+      .map((b) => b.exhaustedAt)
+      .filter((x): x is string => x !== null)
+      .sort()[0] ?? null;
   return {
     user,
     month: monthKey(now),

@@ -20,7 +20,8 @@ export type IdleDecision =
   | { action: 'warn'; idleSeconds: number; idleSince: Date; stopAt: Date }
   | { action: 'stop'; idleSeconds: number; reason: 'idle' | 'max_age' };
 
-const max = (...ds: (Date | null)[]) => new Date(Math.max(...ds.filter((d): d is Date => d !== null).map((d) => d.getTime())));
+const max = (...ds: (Date | null)[]) =>
+  new Date(Math.max(...ds.filter((d): d is Date => d !== null).map((d) => d.getTime())));
 
 export function decideIdle(i: IdleInput): IdleDecision {
   const idleSince = max(i.readyAt, i.lastActivity, i.keepRunningAt);
@@ -30,11 +31,20 @@ export function decideIdle(i: IdleInput): IdleDecision {
   }
   if (!i.timeoutSeconds) return { action: 'none', idleSeconds };
   const warnedThisIdle = i.warnedAt !== null && i.warnedAt.getTime() >= idleSince.getTime();
-  if (idleSeconds >= i.timeoutSeconds && warnedThisIdle && i.now.getTime() - i.warnedAt!.getTime() >= i.warningSeconds * 1000) {
+  if (
+    idleSeconds >= i.timeoutSeconds &&
+    warnedThisIdle &&
+    i.now.getTime() - i.warnedAt!.getTime() >= i.warningSeconds * 1000
+  ) {
     return { action: 'stop', idleSeconds, reason: 'idle' };
   }
   if (!warnedThisIdle && idleSeconds >= Math.max(0, i.timeoutSeconds - i.warningSeconds)) {
-    const stopAt = new Date(Math.max(idleSince.getTime() + i.timeoutSeconds * 1000, i.now.getTime() + i.warningSeconds * 1000));
+    const stopAt = new Date(
+      Math.max(
+        idleSince.getTime() + i.timeoutSeconds * 1000,
+        i.now.getTime() + i.warningSeconds * 1000,
+      ),
+    );
     return { action: 'warn', idleSeconds, idleSince, stopAt };
   }
   return { action: 'none', idleSeconds };
@@ -46,11 +56,18 @@ export type KernelProbe = (targetUrl: string) => Promise<'busy' | 'idle' | 'unkn
  * Asks a Jupyter server for its kernels with the service's hub token (the service's role holds
  * access:servers). Any kernel whose execution_state is 'busy' makes the server busy.
  */
-export function kernelProbe(token: string, fetchImpl: typeof fetch = fetch, timeoutMs = 5000): KernelProbe {
+export function kernelProbe(
+  token: string,
+  fetchImpl: typeof fetch = fetch,
+  timeoutMs = 5000,
+): KernelProbe {
   return async (targetUrl) => {
     try {
       const url = `${targetUrl.replace(/\/?$/, '/')}api/kernels`;
-      const res = await fetchImpl(url, { headers: { authorization: `token ${token}` }, signal: AbortSignal.timeout(timeoutMs) });
+      const res = await fetchImpl(url, {
+        headers: { authorization: `token ${token}` },
+        signal: AbortSignal.timeout(timeoutMs),
+      });
       if (!res.ok) return 'unknown';
       const kernels = (await res.json()) as Array<{ execution_state?: string }>;
       if (!Array.isArray(kernels)) return 'unknown';

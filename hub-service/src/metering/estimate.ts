@@ -12,7 +12,8 @@ export const HOURS_PER_MONTH = 730;
 
 const milli = (q: number): bigint => BigInt(Math.round(q * 1000));
 /** unit µ$ × quantity, rounded half up */
-const times = (unitMicros: number, quantity: number): number => Number((BigInt(unitMicros) * milli(quantity) + 500n) / 1000n);
+const times = (unitMicros: number, quantity: number): number =>
+  Number((BigInt(unitMicros) * milli(quantity) + 500n) / 1000n);
 
 export function estimate(catalog: Catalog, input: EstimateScenario): Estimate {
   const s = Scenario.parse(input);
@@ -28,23 +29,55 @@ export function estimate(catalog: Catalog, input: EstimateScenario): Estimate {
     });
   }
   for (const f of s.fixedMonthly) {
-    lines.push({ kind: 'fixed', name: f.name, quantity: 1, unit: 'month', unitMicros: f.monthlyMicros, monthlyMicros: f.monthlyMicros });
+    lines.push({
+      kind: 'fixed',
+      name: f.name,
+      quantity: 1,
+      unit: 'month',
+      unitMicros: f.monthlyMicros,
+      monthlyMicros: f.monthlyMicros,
+    });
   }
   for (const h of s.instanceHours) {
     let rate = h.ratePerHourMicros;
     let name = `${h.size}${h.spot ? ' spot' : ''}`;
     if (rate === undefined) {
-      const { offer, ratePerHourMicros } = resolveOffer(catalog, { size: h.size, cloud: h.cloud, spot: h.spot });
+      const { offer, ratePerHourMicros } = resolveOffer(catalog, {
+        size: h.size,
+        cloud: h.cloud,
+        spot: h.spot,
+      });
       rate = ratePerHourMicros;
       name = `${h.size} on ${offer.cloud} ${offer.region}${h.spot ? ' (spot)' : ''}`;
     } else {
       name = `${name} (custom rate)`;
     }
-    lines.push({ kind: 'instance_hours', name, quantity: h.hoursPerMonth, unit: 'hour', unitMicros: rate, monthlyMicros: times(rate, h.hoursPerMonth) });
+    lines.push({
+      kind: 'instance_hours',
+      name,
+      quantity: h.hoursPerMonth,
+      unit: 'hour',
+      unitMicros: rate,
+      monthlyMicros: times(rate, h.hoursPerMonth),
+    });
   }
   for (const st of s.storage) {
-    lines.push({ kind: 'storage', name: st.class, quantity: st.gb, unit: 'GB-month', unitMicros: st.gbMonthMicros, monthlyMicros: times(st.gbMonthMicros, st.gb) });
+    lines.push({
+      kind: 'storage',
+      name: st.class,
+      quantity: st.gb,
+      unit: 'GB-month',
+      unitMicros: st.gbMonthMicros,
+      monthlyMicros: times(st.gbMonthMicros, st.gb),
+    });
   }
   const monthly = lines.reduce((sum, l) => sum + l.monthlyMicros, 0);
-  return { asOf: catalog.asOf, months: s.months, lines, monthlyMicros: monthly, annualMicros: monthly * 12, totalMicros: monthly * s.months };
+  return {
+    asOf: catalog.asOf,
+    months: s.months,
+    lines,
+    monthlyMicros: monthly,
+    annualMicros: monthly * 12,
+    totalMicros: monthly * s.months,
+  };
 }

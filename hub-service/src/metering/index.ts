@@ -49,7 +49,12 @@ export function meterSettings(config: Config): MeterSettings {
   };
 }
 
-export function createMetering(opts: { config: Config; database: Database; hub: HubClient; baseCatalog: () => Catalog }): Metering {
+export function createMetering(opts: {
+  config: Config;
+  database: Database;
+  hub: HubClient;
+  baseCatalog: () => Catalog;
+}): Metering {
   const db = opts.database.db;
   const ledger = new Ledger(db);
   const prices = new PriceBook(db, opts.baseCatalog);
@@ -87,7 +92,9 @@ export function createMeter(
     catalog: m.catalog,
     probe: opts.probe ?? kernelProbe(config.JUPYTERHUB_API_TOKEN),
     settings: m.settings,
-    ...(opts.database.kind === 'postgres' && config.DATABASE_URL ? { lock: advisoryLock(config.DATABASE_URL) } : {}),
+    ...(opts.database.kind === 'postgres' && config.DATABASE_URL
+      ? { lock: advisoryLock(config.DATABASE_URL) }
+      : {}),
     ...(opts.now ? { now: opts.now } : {}),
   });
   return m.meter;

@@ -12,7 +12,13 @@
 import { sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { usageIntervals } from '../db/schema.js';
-import { intervalMicros, MINIMUM_SECONDS, HOUR, secondsSince, STORAGE_MONTH_SECONDS } from './money.js';
+import {
+  intervalMicros,
+  MINIMUM_SECONDS,
+  HOUR,
+  secondsSince,
+  STORAGE_MONTH_SECONDS,
+} from './money.js';
 
 export type IntervalRow = typeof usageIntervals.$inferInsert;
 
@@ -49,13 +55,19 @@ export interface StreamEnd {
   final: boolean;
 }
 
-const nextHour = (t: Date): Date => new Date(Math.floor(t.getTime() / 3_600_000) * 3_600_000 + 3_600_000);
+const nextHour = (t: Date): Date =>
+  new Date(Math.floor(t.getTime() / 3_600_000) * 3_600_000 + 3_600_000);
 
 /**
  * The rows that bring a stream from its newest row (`last`) up to `now` (or its close), split at
  * UTC hour boundaries so hourly, daily and monthly sums are exact. Pure, for tests and replays.
  */
-export function rowsFor(s: Stream, last: StreamEnd | null, now: Date, activeWindowSeconds: number): IntervalRow[] {
+export function rowsFor(
+  s: Stream,
+  last: StreamEnd | null,
+  now: Date,
+  activeWindowSeconds: number,
+): IntervalRow[] {
   if (last?.final) return [];
   const target = s.closeAt && s.closeAt.getTime() <= now.getTime() ? s.closeAt : now;
   const final = s.closeAt !== null && s.closeAt.getTime() <= now.getTime();
@@ -79,7 +91,9 @@ export function rowsFor(s: Stream, last: StreamEnd | null, now: Date, activeWind
     let active = 0;
     if (s.lastActivity) {
       const activeUntil = s.lastActivity.getTime() + activeWindowSeconds * 1000;
-      active = Math.round(Math.max(0, Math.min(chunkEnd.getTime(), activeUntil) - start.getTime()) / 1000);
+      active = Math.round(
+        Math.max(0, Math.min(chunkEnd.getTime(), activeUntil) - start.getTime()) / 1000,
+      );
       active = Math.min(active, wall);
     }
     rows.push({
@@ -105,7 +119,13 @@ export function rowsFor(s: Stream, last: StreamEnd | null, now: Date, activeWind
       activeSeconds: active,
       idleSeconds: wall - active,
       final: last_ && final,
-      amountMicros: intervalMicros(s.rateMicros, billedFrom, billedTo, s.multiplierPpm, s.ratePeriodSeconds),
+      amountMicros: intervalMicros(
+        s.rateMicros,
+        billedFrom,
+        billedTo,
+        s.multiplierPpm,
+        s.ratePeriodSeconds,
+      ),
     });
     if (last_) return rows;
     start = chunkEnd;
@@ -132,7 +152,12 @@ export class Ledger {
   async ends(keys: string[]): Promise<Map<string, StreamEnd>> {
     const out = new Map<string, StreamEnd>();
     if (!keys.length) return out;
-    const rows = await this.all<{ key: string; ended_at: string | Date; billed_to: string | number; final: boolean }>(sql`
+    const rows = await this.all<{
+      key: string;
+      ended_at: string | Date;
+      billed_to: string | number;
+      final: boolean;
+    }>(sql`
       select k.key, l.ended_at, l.billed_to, l.final
       from json_array_elements_text(${JSON.stringify(keys)}::json) as k(key)
       join lateral (
@@ -140,7 +165,11 @@ export class Ledger {
         where u.meter_key = k.key order by u.started_at desc limit 1
       ) l on true`);
     for (const r of rows) {
-      out.set(r.key, { endedAt: new Date(r.ended_at), billedTo: Number(r.billed_to), final: r.final });
+      out.set(r.key, {
+        endedAt: new Date(r.ended_at),
+        billedTo: Number(r.billed_to),
+        final: r.final,
+      });
     }
     return out;
   }
@@ -168,7 +197,11 @@ export class Ledger {
       const closing = rows.some((r) => r.final);
       const age = now.getTime() - (last ? last.endedAt.getTime() : s.anchor.getTime());
       if (closing || age >= everySeconds * 1000) due.push(...rows);
-      else pending.set(s.user, (pending.get(s.user) ?? 0) + rows.reduce((a, r) => a + r.amountMicros, 0));
+      else
+        pending.set(
+          s.user,
+          (pending.get(s.user) ?? 0) + rows.reduce((a, r) => a + r.amountMicros, 0),
+        );
     }
     const inserted = await this.append(due);
     const ok = new Set(inserted);
@@ -176,7 +209,12 @@ export class Ledger {
       const id = `${r.meterKey}@${(r.startedAt as Date).getTime()}`;
       if (!ok.has(id)) this.known.delete(r.meterKey);
       else if (r.final) this.known.delete(r.meterKey);
-      else this.known.set(r.meterKey, { endedAt: r.endedAt as Date, billedTo: r.billedTo, final: false });
+      else
+        this.known.set(r.meterKey, {
+          endedAt: r.endedAt as Date,
+          billedTo: r.billedTo,
+          final: false,
+        });
     }
     this.lastTimings = { ends: t1 - t0, insert: performance.now() - t1 };
     return { written: inserted.length, pending };
@@ -195,12 +233,29 @@ export class Ledger {
     const written: string[] = [];
     for (let i = 0; i < rows.length; i += 5000) {
       const batch = rows.slice(i, i + 5000).map((r) => ({
-        meter_key: r.meterKey, kind: r.kind, user_name: r.userName, groups: r.groups ?? [], instance_id: r.instanceId ?? null,
-        server_name: r.serverName ?? null, size_id: r.sizeId, size_class: r.sizeClass, cloud: r.cloud, region: r.region,
-        spot: r.spot ?? false, plan_id: r.planId, multiplier_ppm: r.multiplierPpm, rate_micros: r.rateMicros,
-        rate_period_seconds: r.ratePeriodSeconds, started_at: (r.startedAt as Date).toISOString(), ended_at: (r.endedAt as Date).toISOString(),
-        billed_from: r.billedFrom, billed_to: r.billedTo, active_seconds: r.activeSeconds ?? 0, idle_seconds: r.idleSeconds ?? 0,
-        final: r.final ?? false, amount_micros: r.amountMicros,
+        meter_key: r.meterKey,
+        kind: r.kind,
+        user_name: r.userName,
+        groups: r.groups ?? [],
+        instance_id: r.instanceId ?? null,
+        server_name: r.serverName ?? null,
+        size_id: r.sizeId,
+        size_class: r.sizeClass,
+        cloud: r.cloud,
+        region: r.region,
+        spot: r.spot ?? false,
+        plan_id: r.planId,
+        multiplier_ppm: r.multiplierPpm,
+        rate_micros: r.rateMicros,
+        rate_period_seconds: r.ratePeriodSeconds,
+        started_at: (r.startedAt as Date).toISOString(),
+        ended_at: (r.endedAt as Date).toISOString(),
+        billed_from: r.billedFrom,
+        billed_to: r.billedTo,
+        active_seconds: r.activeSeconds ?? 0,
+        idle_seconds: r.idleSeconds ?? 0,
+        final: r.final ?? false,
+        amount_micros: r.amountMicros,
       }));
       const inserted = await this.all<{ meter_key: string; started_at: string | Date }>(sql`
         insert into usage_intervals (${sql.raw(COLUMNS)})
@@ -245,7 +300,13 @@ export class Ledger {
   /** Sums by time bucket and size: the usage chart. */
   async series(user: string, from: Date, to: Date, granularity: 'hour' | 'day' | 'month') {
     const rows = await this.all<{
-      bucket: string | Date; size: string; kind: string; seconds: string | number; active: string | number; idle: string | number; amount: string | number;
+      bucket: string | Date;
+      size: string;
+      kind: string;
+      seconds: string | number;
+      active: string | number;
+      idle: string | number;
+      amount: string | number;
     }>(sql`
       select date_trunc(${granularity}, started_at at time zone 'UTC') as bucket, size_id as size, kind,
         sum(billed_to - billed_from) as seconds, sum(active_seconds) as active, sum(idle_seconds) as idle,
@@ -305,7 +366,11 @@ export class Ledger {
 
   /** Every compute row of one instance, oldest first (tests and audits). */
   async rowsOf(key: string) {
-    return this.db.select().from(usageIntervals).where(sql`${usageIntervals.meterKey} = ${key}`).orderBy(usageIntervals.startedAt);
+    return this.db
+      .select()
+      .from(usageIntervals)
+      .where(sql`${usageIntervals.meterKey} = ${key}`)
+      .orderBy(usageIntervals.startedAt);
   }
 }
 
@@ -317,7 +382,8 @@ export function resultRows<T>(res: unknown): T[] {
 
 function utcBucket(v: string | Date): string {
   // date_trunc(... at time zone 'UTC') is a timestamp without zone: its text is UTC wall time
-  if (v instanceof Date) return new Date(v.getTime() - v.getTimezoneOffset() * 60_000).toISOString();
+  if (v instanceof Date)
+    return new Date(v.getTime() - v.getTimezoneOffset() * 60_000).toISOString();
   return new Date(`${String(v).replace(' ', 'T')}Z`).toISOString();
 }
 

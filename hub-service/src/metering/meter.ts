@@ -19,7 +19,15 @@ import type { InstanceRow, InstanceStore } from '../instances/store.js';
 import type { Notifier } from '../notify/types.js';
 import { decideIdle, type KernelProbe } from './culler.js';
 import { Ledger, resultRows, type Stream } from './ledger.js';
-import { dollars, HOUR, MINIMUM_SECONDS, monthKey, monthStart, nextMonthStart, STORAGE_MONTH_SECONDS } from './money.js';
+import {
+  dollars,
+  HOUR,
+  MINIMUM_SECONDS,
+  monthKey,
+  monthStart,
+  nextMonthStart,
+  STORAGE_MONTH_SECONDS,
+} from './money.js';
 import { PlanTable } from './plans.js';
 import type { PriceBook } from './prices.js';
 import { combine, type LimitDefaults, type Limits, type QuotaRow } from './quotas.js';
@@ -88,6 +96,7 @@ export class Meter {
   private readonly reportedUnknown = new Set<string>();
   private readonly groupsCache = new Map<string, string[]>();
   private activity = new Map<string, Activity>();
+  private hubInFlight: Promise<{ users: HubUserModel[] | null; error: Error | null }> | null = null;
   last: CycleReport | null = null;
 
   constructor(private readonly d: MeterDeps) {}
@@ -116,7 +125,8 @@ export class Meter {
         this.d.logger.error({ err }, 'meter cycle failed');
       } finally {
         this.running = null;
-        if (!this.closed) this.timer = setTimeout(() => void tick(), this.d.settings.intervalSeconds * 1000);
+        if (!this.closed)
+          this.timer = setTimeout(() => void tick(), this.d.settings.intervalSeconds * 1000);
       }
     };
     this.timer = setTimeout(() => void tick(), 200);
@@ -135,8 +145,20 @@ export class Meter {
     const t0 = performance.now();
     const now = this.now();
     const report: CycleReport = {
-      at: now.toISOString(), ms: 0, hubServers: 0, streams: 0, rowsWritten: 0, unknownServers: [], orphansClosed: [],
-      alerts: [], budgetStops: [], warned: [], culled: [], keptBusy: [], hubError: null, phases: {},
+      at: now.toISOString(),
+      ms: 0,
+      hubServers: 0,
+      streams: 0,
+      rowsWritten: 0,
+      unknownServers: [],
+      orphansClosed: [],
+      alerts: [],
+      budgetStops: [],
+      warned: [],
+      culled: [],
+      keptBusy: [],
+      hubError: null,
+      phases: {},
     };
     let mark = t0;
     const phase = (name: string) => {
@@ -149,15 +171,34 @@ export class Meter {
 
     // the hub is read while usage accrues: accrual depends on the lifecycle only, so a slow or
     // frozen hub delays reconciling and culling, never billing (activity is the last cycle's)
-    const hubRead = this.d.hub.listActiveUsers(500).then(
-      (users) => ({ users, error: null }),
-      (err: unknown) => ({ users: null, error: err as Error }),
-    );
+    // (one listing in flight at a time; a cycle waits for it at most one interval)
+    this.hubInFlight ??= this.d.hub
+      .listActiveUsers(500)
+      .then(
+        (users) => ({ users, error: null as Error | null }),
+        (err: unknown) => ({ users: null, error: err as Error }),
+      )
+      .finally(() => {
+        this.hubInFlight = null;
+      });
+    const waitMs = Math.max(2000, this.d.settings.intervalSeconds * 1000);
+    const hubRead = Promise.race([
+      this.hubInFlight,
+      new Promise<{ users: null; error: Error }>((r) =>
+        setTimeout(
+          () => r({ users: null, error: new Error(`no answer within ${waitMs} ms`) }),
+          waitMs,
+        ).unref(),
+      ),
+    ]);
     const { metered: rows, active } = await this.meteredInstances(now);
     const plans = await PlanTable.load(this.d.db, this.d.settings.defaultPlan);
     const catalog = this.d.catalog();
     const classOf = new Map(catalog.sizes.map((s) => [s.id, s.class]));
-    await this.fillGroups(rows.filter((r) => !this.groupsCache.has(r.userName)).map((r) => r.userName), hubRead);
+    await this.fillGroups(
+      rows.filter((r) => !this.groupsCache.has(r.userName)).map((r) => r.userName),
+      hubRead,
+    );
 
     phase('instances');
     const streams: Stream[] = [];
@@ -187,13 +228,22 @@ export class Meter {
         lastActivity: this.activity.get(`${r.userName}/${r.serverName}`)?.lastActivity ?? null,
       });
     }
-    if (this.d.settings.homeGb > 0 && this.d.settings.homeGbMonthMicros > 0 && now.getTime() - this.lastStorage >= this.d.settings.storageEverySeconds * 1000) {
+    if (
+      this.d.settings.homeGb > 0 &&
+      this.d.settings.homeGbMonthMicros > 0 &&
+      now.getTime() - this.lastStorage >= this.d.settings.storageEverySeconds * 1000
+    ) {
       streams.push(...(await this.storageStreams(plans)));
       this.lastStorage = now.getTime();
     }
     report.streams = streams.length;
     phase('streams');
-    const accrued = await this.d.ledger.accrue(streams, now, this.d.settings.activeWindowSeconds, this.d.settings.accrueEverySeconds);
+    const accrued = await this.d.ledger.accrue(
+      streams,
+      now,
+      this.d.settings.activeWindowSeconds,
+      this.d.settings.accrueEverySeconds,
+    );
     report.rowsWritten = accrued.written;
     phase('accrue');
 
@@ -202,7 +252,10 @@ export class Meter {
     const hubUsers: HubUserModel[] | null = hr.users;
     if (hr.error) {
       report.hubError = hr.error.message;
-      this.d.logger.warn({ err: hr.error.message }, 'meter: the hub did not list its servers; accrued from the lifecycle only');
+      this.d.logger.warn(
+        { err: hr.error.message },
+        'meter: the hub did not list its servers; accrued from the lifecycle only',
+      );
     }
     const activity = new Map<string, Activity>();
     const hubRuns = new Set<string>();
@@ -221,16 +274,31 @@ export class Meter {
 
     phase('reconcile');
     const quotaRows = await this.d.db.select().from(quotas);
-    const limitsOf = (user: string) => combine(quotaRows, user, this.groupsCache.get(user) ?? [], this.d.settings.cull);
-    const exhausted = await this.checkBudgets(quotaRows, running, limitsOf, accrued.pending, now, report);
-    if (this.d.settings.cull.enabled && hubUsers && now.getTime() - this.lastCull >= this.d.settings.cull.everySeconds * 1000) {
+    const limitsOf = (user: string) =>
+      combine(quotaRows, user, this.groupsCache.get(user) ?? [], this.d.settings.cull);
+    const exhausted = await this.checkBudgets(
+      quotaRows,
+      running,
+      limitsOf,
+      accrued.pending,
+      now,
+      report,
+    );
+    if (
+      this.d.settings.cull.enabled &&
+      hubUsers &&
+      now.getTime() - this.lastCull >= this.d.settings.cull.everySeconds * 1000
+    ) {
       this.lastCull = now.getTime();
       await this.cull(running, activity, limitsOf, exhausted, now, report);
     }
     phase('budgets_and_culling');
     report.ms = Math.round(performance.now() - t0);
     this.last = report;
-    this.d.logger.debug({ meter: { ...report, unknownServers: report.unknownServers.length } }, 'meter cycle');
+    this.d.logger.debug(
+      { meter: { ...report, unknownServers: report.unknownServers.length } },
+      'meter cycle',
+    );
     return report;
   }
 
@@ -238,8 +306,13 @@ export class Meter {
    * Active instances, and the ended ones whose usage is not closed yet. Ended instances are looked
    * at for 35 days after they stop (a meter down longer than that leaves them for an admin).
    */
-  private async meteredInstances(now: Date): Promise<{ metered: InstanceRow[]; active: InstanceRow[] }> {
-    const active = await this.d.db.select().from(instances).where(inArray(instances.state, [...ACTIVE_STATES]));
+  private async meteredInstances(
+    now: Date,
+  ): Promise<{ metered: InstanceRow[]; active: InstanceRow[] }> {
+    const active = await this.d.db
+      .select()
+      .from(instances)
+      .where(inArray(instances.state, [...ACTIVE_STATES]));
     const ended = await this.d.db
       .select()
       .from(instances)
@@ -255,7 +328,10 @@ export class Meter {
    * Groups decide plans. Unknown users (a restarted service): the groups on their newest ledger
    * row; users never metered: wait for this cycle's hub listing, which carries groups.
    */
-  private async fillGroups(users: string[], hubRead: Promise<{ users: HubUserModel[] | null }>): Promise<void> {
+  private async fillGroups(
+    users: string[],
+    hubRead: Promise<{ users: HubUserModel[] | null }>,
+  ): Promise<void> {
     const missing = [...new Set(users)];
     if (!missing.length) return;
     const rows = resultRows<{ u: string; groups: string[] }>(
@@ -271,23 +347,46 @@ export class Meter {
 
   private async storageStreams(plans: PlanTable): Promise<Stream[]> {
     const users = resultRows<{ u: string; first: string | Date }>(
-      await this.d.db.execute(sql`select user_name as u, min(created_at) as first from instances group by user_name`),
+      await this.d.db.execute(
+        sql`select user_name as u, min(created_at) as first from instances group by user_name`,
+      ),
     );
     const { homeGb, homeGbMonthMicros } = this.d.settings;
     return users.map((u) => {
       const groups = this.groupsCache.get(u.u) ?? [];
       const plan = plans.planOf(u.u, groups);
       return {
-        key: `home:${u.u}`, kind: 'storage', user: u.u, groups, instanceId: null, server: null,
-        size: 'home-volume', sizeClass: 'storage', cloud: 'any', region: 'any', spot: false,
-        planId: plan.id, multiplierPpm: plan.multiplierPpm,
-        rateMicros: Math.round(homeGb * homeGbMonthMicros), ratePeriodSeconds: STORAGE_MONTH_SECONDS,
-        anchor: new Date(u.first), closeAt: null, minimumSeconds: 0, lastActivity: null,
+        key: `home:${u.u}`,
+        kind: 'storage',
+        user: u.u,
+        groups,
+        instanceId: null,
+        server: null,
+        size: 'home-volume',
+        sizeClass: 'storage',
+        cloud: 'any',
+        region: 'any',
+        spot: false,
+        planId: plan.id,
+        multiplierPpm: plan.multiplierPpm,
+        rateMicros: Math.round(homeGb * homeGbMonthMicros),
+        ratePeriodSeconds: STORAGE_MONTH_SECONDS,
+        anchor: new Date(u.first),
+        closeAt: null,
+        minimumSeconds: 0,
+        lastActivity: null,
       } satisfies Stream;
     });
   }
 
-  private async reconcile(hubUsers: HubUserModel[], hubRuns: Set<string>, active: InstanceRow[], running: InstanceRow[], now: Date, report: CycleReport) {
+  private async reconcile(
+    hubUsers: HubUserModel[],
+    hubRuns: Set<string>,
+    active: InstanceRow[],
+    running: InstanceRow[],
+    now: Date,
+    report: CycleReport,
+  ) {
     const known = new Set(active.map((r) => `${r.userName}/${r.serverName}`));
     for (const u of hubUsers) {
       for (const hubName of Object.keys(u.servers ?? {})) {
@@ -296,7 +395,10 @@ export class Meter {
         report.unknownServers.push(key);
         if (!this.reportedUnknown.has(key)) {
           this.reportedUnknown.add(key);
-          this.d.logger.warn({ user: u.name, server: hubName }, 'meter: the hub runs a server ngsci does not know (started by another spawner?); it is not billed');
+          this.d.logger.warn(
+            { user: u.name, server: hubName },
+            'meter: the hub runs a server ngsci does not know (started by another spawner?); it is not billed',
+          );
         }
       }
     }
@@ -311,8 +413,15 @@ export class Meter {
       if (now.getTime() - since < this.d.settings.orphanGraceSeconds * 1000) continue;
       this.missingSince.delete(r.id);
       report.orphansClosed.push(r.id);
-      this.d.logger.warn({ instance: r.id, user: r.userName, server: r.serverName }, 'meter: JupyterHub no longer runs this server; stopping the instance');
-      await this.d.store.note(r.id, 100, 'JupyterHub no longer runs this server; the instance is stopped and its billing closed');
+      this.d.logger.warn(
+        { instance: r.id, user: r.userName, server: r.serverName },
+        'meter: JupyterHub no longer runs this server; stopping the instance',
+      );
+      await this.d.store.note(
+        r.id,
+        100,
+        'JupyterHub no longer runs this server; the instance is stopped and its billing closed',
+      );
       await this.d.lifecycle.bridgeStop(r.userName, toHubServerName(r.serverName));
     }
   }
@@ -341,7 +450,8 @@ export class Meter {
       for (const b of limits.budgets) {
         let spent = spend.get(user) ?? 0;
         if (b.kind === 'group') {
-          if (!groupSpend.has(b.name)) groupSpend.set(b.name, await this.d.ledger.groupSpend(b.name, from, to));
+          if (!groupSpend.has(b.name))
+            groupSpend.set(b.name, await this.d.ledger.groupSpend(b.name, from, to));
           spent = groupSpend.get(b.name)!;
         }
         // a budget of 0 allows nothing: it is spent from the start
@@ -351,7 +461,15 @@ export class Meter {
         if (!crossed.length) continue;
         const inserted = await this.d.db
           .insert(budgetAlerts)
-          .values(crossed.map((t) => ({ subjectKind: b.kind, subjectName, month, threshold: t, sentAt: now })))
+          .values(
+            crossed.map((t) => ({
+              subjectKind: b.kind,
+              subjectName,
+              month,
+              threshold: t,
+              sentAt: now,
+            })),
+          )
           .onConflictDoNothing()
           .returning({ threshold: budgetAlerts.threshold });
         const newest = Math.max(0, ...inserted.map((i) => i.threshold));
@@ -366,7 +484,9 @@ export class Meter {
             title: `${newest} % of ${whose} monthly budget is spent`,
             body:
               `${dollars(spent)} of ${dollars(b.budgetMicros)} this month.` +
-              (stops ? ` Running servers stop in ${Math.round(this.d.settings.budgetGraceSeconds / 60)} min unless an admin raises the budget.` : ''),
+              (stops
+                ? ` Running servers stop in ${Math.round(this.d.settings.budgetGraceSeconds / 60)} min unless an admin raises the budget.`
+                : ''),
             actions: [{ id: 'open_billing', label: 'See usage' }],
             dedupeKey: `budget:${b.kind}:${subjectName}:${month}:${newest}`,
           });
@@ -377,13 +497,35 @@ export class Meter {
         const [alert] = await this.d.db
           .select()
           .from(budgetAlerts)
-          .where(and(eq(budgetAlerts.subjectKind, b.kind), eq(budgetAlerts.subjectName, subjectName), eq(budgetAlerts.month, month), eq(budgetAlerts.threshold, 100)));
-        if (!alert || now.getTime() - alert.sentAt.getTime() < this.d.settings.budgetGraceSeconds * 1000) continue;
+          .where(
+            and(
+              eq(budgetAlerts.subjectKind, b.kind),
+              eq(budgetAlerts.subjectName, subjectName),
+              eq(budgetAlerts.month, month),
+              eq(budgetAlerts.threshold, 100),
+            ),
+          );
+        if (
+          !alert ||
+          now.getTime() - alert.sentAt.getTime() < this.d.settings.budgetGraceSeconds * 1000
+        )
+          continue;
         for (const r of running.filter((x) => x.userName === user)) {
           report.budgetStops.push(r.id);
-          this.d.logger.info({ instance: r.id, user, budget: `${b.kind}:${subjectName}` }, 'meter: budget exhausted; stopping');
-          await this.d.store.note(r.id, 100, `stopping: ${whose.replace('your', 'the')} monthly budget of ${dollars(b.budgetMicros)} is spent`);
-          await this.d.lifecycle.stop(user, r.serverName).catch((err: unknown) => this.d.logger.warn({ err, instance: r.id }, 'budget stop failed'));
+          this.d.logger.info(
+            { instance: r.id, user, budget: `${b.kind}:${subjectName}` },
+            'meter: budget exhausted; stopping',
+          );
+          await this.d.store.note(
+            r.id,
+            100,
+            `stopping: ${whose.replace('your', 'the')} monthly budget of ${dollars(b.budgetMicros)} is spent`,
+          );
+          await this.d.lifecycle
+            .stop(user, r.serverName)
+            .catch((err: unknown) =>
+              this.d.logger.warn({ err, instance: r.id }, 'budget stop failed'),
+            );
         }
       }
     }
@@ -432,21 +574,35 @@ export class Meter {
           const kernels = await this.d.probe(r.targetUrl);
           if (kernels !== 'idle') {
             report.keptBusy.push(r.id);
-            this.d.logger.debug({ instance: r.id, kernels }, 'meter: idle by the hub, but kernels are busy (or unknown); not culled');
+            this.d.logger.debug(
+              { instance: r.id, kernels },
+              'meter: idle by the hub, but kernels are busy (or unknown); not culled',
+            );
             continue;
           }
         }
       }
       if (decision.action === 'warn') {
         report.warned.push(r.id);
-        const minutes = Math.max(1, Math.round((decision.stopAt.getTime() - now.getTime()) / 60_000));
+        const minutes = Math.max(
+          1,
+          Math.round((decision.stopAt.getTime() - now.getTime()) / 60_000),
+        );
         await this.d.db
           .insert(idleState)
           .values({ instanceId: r.id, warnedAt: now })
           .onConflictDoUpdate({ target: idleState.instanceId, set: { warnedAt: now } });
-        await this.d.store.note(r.id, 100, `idle for ${Math.round(decision.idleSeconds / 60)} min; stops at ${decision.stopAt.toISOString()} unless kept running`);
+        await this.d.store.note(
+          r.id,
+          100,
+          `idle for ${Math.round(decision.idleSeconds / 60)} min; stops at ${decision.stopAt.toISOString()} unless kept running`,
+        );
         await this.d.notifier.send({
-          user: r.userName, kind: 'idle_stop', level: 'warning', instanceId: r.id, server: r.serverName,
+          user: r.userName,
+          kind: 'idle_stop',
+          level: 'warning',
+          instanceId: r.id,
+          server: r.serverName,
           title: `${r.serverName} is idle and stops in about ${minutes} min`,
           body: `No activity for ${Math.round(decision.idleSeconds / 60)} min on ${r.sizeId}. Choose "Keep running" to keep it.`,
           actions: [{ id: 'keep_running', label: 'Keep running' }],
@@ -455,10 +611,18 @@ export class Meter {
         continue;
       }
       report.culled.push(r.id);
-      const why = decision.reason === 'max_age' ? `it reached its maximum age of ${Math.round((limits.maxAgeSeconds ?? 0) / 3600)} h` : `it was idle for ${Math.round(decision.idleSeconds / 60)} min`;
-      this.d.logger.info({ instance: r.id, user: r.userName, reason: decision.reason }, 'meter: culling');
+      const why =
+        decision.reason === 'max_age'
+          ? `it reached its maximum age of ${Math.round((limits.maxAgeSeconds ?? 0) / 3600)} h`
+          : `it was idle for ${Math.round(decision.idleSeconds / 60)} min`;
+      this.d.logger.info(
+        { instance: r.id, user: r.userName, reason: decision.reason },
+        'meter: culling',
+      );
       await this.d.store.note(r.id, 100, `stopping: ${why}`);
-      await this.d.lifecycle.stop(r.userName, r.serverName).catch((err: unknown) => this.d.logger.warn({ err, instance: r.id }, 'cull failed'));
+      await this.d.lifecycle
+        .stop(r.userName, r.serverName)
+        .catch((err: unknown) => this.d.logger.warn({ err, instance: r.id }, 'cull failed'));
     }
   }
 
@@ -467,7 +631,10 @@ export class Meter {
     await this.d.db
       .insert(idleState)
       .values({ instanceId, keepRunningAt: at, warnedAt: null })
-      .onConflictDoUpdate({ target: idleState.instanceId, set: { keepRunningAt: at, warnedAt: null } });
+      .onConflictDoUpdate({
+        target: idleState.instanceId,
+        set: { keepRunningAt: at, warnedAt: null },
+      });
   }
 }
 
@@ -477,14 +644,23 @@ export class Meter {
  * while holding it answers true.
  */
 export function advisoryLock(url: string, key = 0x6e677363): NonNullable<MeterDeps['lock']> {
-  let client: { unsafe: (q: string) => Promise<unknown>; end: (o?: { timeout?: number }) => Promise<void> } | null = null;
+  let client: {
+    unsafe: (q: string) => Promise<unknown>;
+    end: (o?: { timeout?: number }) => Promise<void>;
+  } | null = null;
   return {
     async tryAcquire() {
       if (!client) {
         const { default: postgres } = await import('postgres');
-        client = postgres(url, { max: 1, idle_timeout: 0, onnotice: () => {} }) as unknown as NonNullable<typeof client>;
+        client = postgres(url, {
+          max: 1,
+          idle_timeout: 0,
+          onnotice: () => {},
+        }) as unknown as NonNullable<typeof client>;
       }
-      const rows = (await client.unsafe(`select pg_try_advisory_lock(${key}) as ok`)) as Array<{ ok: boolean }>;
+      const rows = (await client.unsafe(`select pg_try_advisory_lock(${key}) as ok`)) as Array<{
+        ok: boolean;
+      }>;
       return rows[0]?.ok === true;
     },
     async release() {

@@ -25,7 +25,12 @@ const T0 = new Date('2026-05-10T12:00:00.000Z');
 const at = (s: number) => new Date(T0.getTime() + s * 1000);
 
 /** A meter over the harness's database with a clock, a hub listing and a lifecycle the test controls. */
-function meterFor(opts: { now: () => Date; hubUsers?: () => HubUserModel[]; probe?: KernelProbe; settings?: Partial<ReturnType<typeof settings>> }) {
+function meterFor(opts: {
+  now: () => Date;
+  hubUsers?: () => HubUserModel[];
+  probe?: KernelProbe;
+  settings?: Partial<ReturnType<typeof settings>>;
+}) {
   const notices: Notice[] = [];
   const stops: string[] = [];
   const orphans: string[] = [];
@@ -37,7 +42,10 @@ function meterFor(opts: { now: () => Date; hubUsers?: () => HubUserModel[]; prob
     stop: async (user: string, server: string) => {
       stops.push(`${user}/${server}`);
       const row = await h.services.store.active(user, server);
-      if (row) await h.services.store.transition(row.id, 'stopped', 100, 'stopped', { stoppedAt: opts.now() });
+      if (row)
+        await h.services.store.transition(row.id, 'stopped', 100, 'stopped', {
+          stoppedAt: opts.now(),
+        });
       return row;
     },
     bridgeStop: async (user: string, server: string) => {
@@ -47,10 +55,18 @@ function meterFor(opts: { now: () => Date; hubUsers?: () => HubUserModel[]; prob
   } as unknown as Lifecycle;
   const m = h.services.metering;
   const meter = new Meter({
-    db: h.database.db, hub, logger: h.services.logger, store: h.services.store, lifecycle,
+    db: h.database.db,
+    hub,
+    logger: h.services.logger,
+    store: h.services.store,
+    lifecycle,
     notifier: { send: async (n) => void notices.push(n) },
-    ledger: m.ledger, prices: m.prices, catalog: m.catalog, probe: opts.probe ?? (async () => 'idle'),
-    settings: { ...settings(), ...opts.settings }, now: opts.now,
+    ledger: m.ledger,
+    prices: m.prices,
+    catalog: m.catalog,
+    probe: opts.probe ?? (async () => 'idle'),
+    settings: { ...settings(), ...opts.settings },
+    now: opts.now,
   });
   return { meter, notices, stops, orphans };
 }
@@ -62,25 +78,71 @@ function settings() {
     homeGb: 0,
     budgetGraceSeconds: 300,
     orphanGraceSeconds: 60,
-    cull: { ...h.services.metering.settings.cull, enabled: false, everySeconds: 0, warningSeconds: 60, idleTimeoutCpuSeconds: 600, idleTimeoutGpuSeconds: 300, maxAgeSeconds: 0 },
+    cull: {
+      ...h.services.metering.settings.cull,
+      enabled: false,
+      everySeconds: 0,
+      warningSeconds: 60,
+      idleTimeoutCpuSeconds: 600,
+      idleTimeoutGpuSeconds: 300,
+      maxAgeSeconds: 0,
+    },
   };
 }
 
 /** A running instance that became ready at `readyAt`, as the worker leaves it. */
-async function running(user: string, opts: { size?: string; rate?: number; readyAt?: Date; server?: string } = {}) {
+async function running(
+  user: string,
+  opts: { size?: string; rate?: number; readyAt?: Date; server?: string } = {},
+) {
   const row = await h.services.store.create(
-    { userName: user, serverName: opts.server ?? 'default', sizeId: opts.size ?? 'cpu-small', cloud: 'local', region: 'localhost', spot: false, state: 'requested', listRatePerHourMicros: opts.rate ?? 96_000, baseUrl: `/user/${user}/`, createdAt: opts.readyAt ?? T0 },
+    {
+      userName: user,
+      serverName: opts.server ?? 'default',
+      sizeId: opts.size ?? 'cpu-small',
+      cloud: 'local',
+      region: 'localhost',
+      spot: false,
+      state: 'requested',
+      listRatePerHourMicros: opts.rate ?? 96_000,
+      baseUrl: `/user/${user}/`,
+      createdAt: opts.readyAt ?? T0,
+    },
     'requested',
   );
-  return (await h.services.store.transition(row!.id, 'running', 100, 'ready', { readyAt: opts.readyAt ?? T0, targetUrl: `http://127.0.0.1:1/user/${user}/` }))!;
+  return (await h.services.store.transition(row!.id, 'running', 100, 'ready', {
+    readyAt: opts.readyAt ?? T0,
+    targetUrl: `http://127.0.0.1:1/user/${user}/`,
+  }))!;
 }
 
-const stop = (id: string, when: Date) => h.services.store.transition(id, 'stopped', 100, 'stopped', { stoppedAt: when });
-const total = async (id: string) => (await h.services.metering.ledger.rowsOf(id)).reduce((s, r) => s + r.amountMicros, 0);
-const seconds = async (id: string) => (await h.services.metering.ledger.rowsOf(id)).reduce((s, r) => s + (r.billedTo - r.billedFrom), 0);
+const stop = (id: string, when: Date) =>
+  h.services.store.transition(id, 'stopped', 100, 'stopped', { stoppedAt: when });
+const total = async (id: string) =>
+  (await h.services.metering.ledger.rowsOf(id)).reduce((s, r) => s + r.amountMicros, 0);
+const seconds = async (id: string) =>
+  (await h.services.metering.ledger.rowsOf(id)).reduce(
+    (s, r) => s + (r.billedTo - r.billedFrom),
+    0,
+  );
 const hubUser = (name: string, lastActivity: Date | null, servers = ['']): HubUserModel => ({
-  name, admin: false, groups: [],
-  servers: Object.fromEntries(servers.map((s) => [s, { name: s, ready: true, pending: null, url: `/user/${name}/`, user_options: {}, last_activity: lastActivity?.toISOString() ?? null, started: null }])),
+  name,
+  admin: false,
+  groups: [],
+  servers: Object.fromEntries(
+    servers.map((s) => [
+      s,
+      {
+        name: s,
+        ready: true,
+        pending: null,
+        url: `/user/${name}/`,
+        user_options: {},
+        last_activity: lastActivity?.toISOString() ?? null,
+        started: null,
+      },
+    ]),
+  ),
 });
 
 describe('ledger', () => {
@@ -99,7 +161,10 @@ describe('ledger', () => {
     // $3.06/h × 1234 s = 1,048,900 µ$
     assert.equal(await total(inst.id), 1_048_900);
     const rows = await h.services.metering.ledger.rowsOf(inst.id);
-    assert.ok(rows.every((r, i) => i === 0 || r.startedAt.getTime() === rows[i - 1]!.endedAt.getTime()), 'rows are contiguous');
+    assert.ok(
+      rows.every((r, i) => i === 0 || r.startedAt.getTime() === rows[i - 1]!.endedAt.getTime()),
+      'rows are contiguous',
+    );
     assert.equal(rows.at(-1)!.final, true);
   });
 
@@ -131,7 +196,9 @@ describe('ledger', () => {
   });
 
   test('a nonprofit user is billed 0 and the usage is still recorded', async () => {
-    await h.database.db.insert(planAssignments).values({ subjectKind: 'user', subjectName: 'np-user', planId: 'nonprofit' });
+    await h.database.db
+      .insert(planAssignments)
+      .values({ subjectKind: 'user', subjectName: 'np-user', planId: 'nonprofit' });
     let now = at(0);
     const { meter } = meterFor({ now: () => now });
     const inst = await running('np-user', { size: 'gpu-t4', rate: 526_000 });
@@ -140,19 +207,35 @@ describe('ledger', () => {
     assert.equal(await seconds(inst.id), 3600);
     assert.equal(await total(inst.id), 0);
     const rows = await h.services.metering.ledger.rowsOf(inst.id);
-    assert.ok(rows.every((r) => r.planId === 'nonprofit' && r.multiplierPpm === 0 && r.rateMicros === 526_000));
+    assert.ok(
+      rows.every(
+        (r) => r.planId === 'nonprofit' && r.multiplierPpm === 0 && r.rateMicros === 526_000,
+      ),
+    );
     const token = h.token({ name: 'np-user' });
-    const usage = (await (await h.request('/api/v1/usage?from=2026-05-01T00:00:00Z&to=2026-06-01T00:00:00Z&granularity=day', { token })).json()) as {
+    const usage = (await (
+      await h.request(
+        '/api/v1/usage?from=2026-05-01T00:00:00Z&to=2026-06-01T00:00:00Z&granularity=day',
+        { token },
+      )
+    ).json()) as {
       series: Array<{ size: string; seconds: number; amountMicros: number }>;
     };
-    assert.deepEqual(usage.series.map((p) => [p.size, p.seconds, p.amountMicros]), [['gpu-t4', 3600, 0]]);
+    assert.deepEqual(
+      usage.series.map((p) => [p.size, p.seconds, p.amountMicros]),
+      [['gpu-t4', 3600, 0]],
+    );
   });
 
   test('the server the hub lost is stopped after the grace; an unknown hub server is reported', async () => {
     let now = at(0);
     let users: HubUserModel[] = [hubUser('orphan-u', null, ['']), hubUser('stranger', null, ['x'])];
-    const { meter, orphans: allStops } = meterFor({ now: () => now, hubUsers: () => users, });
-    const stops = { get list() { return allStops.filter((x) => x.startsWith('orphan-u/')); } };
+    const { meter, orphans: allStops } = meterFor({ now: () => now, hubUsers: () => users });
+    const stops = {
+      get list() {
+        return allStops.filter((x) => x.startsWith('orphan-u/'));
+      },
+    };
     await running('orphan-u');
     now = at(10);
     const r1 = await meter.cycle();
@@ -172,13 +255,22 @@ describe('ledger', () => {
 describe('budgets and quotas', () => {
   test('alerts at 50/80/100 % once each, then a hard stop after the grace', async () => {
     // $0.96/h for cpu-small at this rate: 1 h = 960,000 µ$; budget $1
-    await h.database.db.insert(quotas).values({ subjectKind: 'user', subjectName: 'budget-u', monthlyBudgetMicros: 1_000_000, hardStop: true });
+    await h.database.db
+      .insert(quotas)
+      .values({
+        subjectKind: 'user',
+        subjectName: 'budget-u',
+        monthlyBudgetMicros: 1_000_000,
+        hardStop: true,
+      });
     // this month, so the launch check below (on the real clock) sees the spend
     const real = new Date();
-    const B = new Date(Math.max(real.getTime() - 7200_000, Date.UTC(real.getUTCFullYear(), real.getUTCMonth(), 1)));
+    const B = new Date(
+      Math.max(real.getTime() - 7200_000, Date.UTC(real.getUTCFullYear(), real.getUTCMonth(), 1)),
+    );
     const at = (s: number) => new Date(B.getTime() + s * 1000);
     let now = at(0);
-    const { meter, notices, stops: allStops } = meterFor({ now: () => now, });
+    const { meter, notices, stops: allStops } = meterFor({ now: () => now });
     await running('budget-u', { rate: 960_000, readyAt: B });
     const mine = () => allStops.filter((x) => x.startsWith('budget-u/'));
     const titles = () => notices.filter((n) => n.kind === 'budget').map((n) => n.title);
@@ -194,7 +286,11 @@ describe('budgets and quotas', () => {
     now = at(3800); // 101 %
     await meter.cycle();
     await meter.cycle();
-    assert.deepEqual(titles(), ['50 % of your monthly budget is spent', '80 % of your monthly budget is spent', '100 % of your monthly budget is spent']);
+    assert.deepEqual(titles(), [
+      '50 % of your monthly budget is spent',
+      '80 % of your monthly budget is spent',
+      '100 % of your monthly budget is spent',
+    ]);
     assert.match(notices.at(-1)!.body, /stop in 5 min/);
     assert.deepEqual(mine(), [], 'the grace runs first');
     now = at(3800 + 301);
@@ -204,34 +300,62 @@ describe('budgets and quotas', () => {
     assert.equal(new Set(budgetNotices.map((n) => n.dedupeKey)).size, budgetNotices.length);
 
     const token = h.token({ name: 'budget-u' });
-    const res = await h.request('/api/v1/instances', { method: 'POST', token, body: JSON.stringify({ size: 'cpu-small', server: 'again' }) });
+    const res = await h.request('/api/v1/instances', {
+      method: 'POST',
+      token,
+      body: JSON.stringify({ size: 'cpu-small', server: 'again' }),
+    });
     assert.equal(res.status, 403);
     const body = (await res.json()) as { code: string; message: string };
     assert.equal(body.code, 'budget_exhausted');
     assert.match(body.message, /monthly budget of \$1\.00 is spent/);
-    assert.equal(prov.started.filter((r) => r.user === 'budget-u').length, 0, 'nothing was provisioned');
+    assert.equal(
+      prov.started.filter((r) => r.user === 'budget-u').length,
+      0,
+      'nothing was provisioned',
+    );
   });
 
   test('budget answers the projected exhaustion at the current burn rate', async () => {
-    await h.database.db.insert(quotas).values({ subjectKind: 'user', subjectName: 'proj-u', monthlyBudgetMicros: 10_000_000 });
+    await h.database.db
+      .insert(quotas)
+      .values({ subjectKind: 'user', subjectName: 'proj-u', monthlyBudgetMicros: 10_000_000 });
     const realNow = new Date();
     await running('proj-u', { rate: 2_000_000, readyAt: realNow });
     const token = h.token({ name: 'proj-u' });
-    const b = (await (await h.request('/api/v1/budget', { token })).json()) as { burnMicrosPerHour: number; exhaustedAt: string | null; budgets: Array<{ kind: string; exhaustedAt: string | null }> };
+    const b = (await (await h.request('/api/v1/budget', { token })).json()) as {
+      burnMicrosPerHour: number;
+      exhaustedAt: string | null;
+      budgets: Array<{ kind: string; exhaustedAt: string | null }>;
+    };
     assert.equal(b.burnMicrosPerHour, 2_000_000);
     assert.equal(b.budgets[0]!.kind, 'user');
     const monthEnd = Date.UTC(realNow.getUTCFullYear(), realNow.getUTCMonth() + 1, 1);
     if (realNow.getTime() + 5 * 3_600_000 < monthEnd) {
       const eta = new Date(b.exhaustedAt!).getTime() - realNow.getTime();
-      assert.ok(Math.abs(eta - 5 * 3_600_000) < 60_000, `about 5 h left at $2/h of $10 (got ${eta} ms)`);
+      assert.ok(
+        Math.abs(eta - 5 * 3_600_000) < 60_000,
+        `about 5 h left at $2/h of $10 (got ${eta} ms)`,
+      );
     }
   });
 
   test('launches over a quota are refused before anything is provisioned, naming the limit', async () => {
-    await h.database.db.insert(quotas).values({ subjectKind: 'group', subjectName: 'students', allowedSizes: ['cpu-small'], maxConcurrent: 1 });
+    await h.database.db
+      .insert(quotas)
+      .values({
+        subjectKind: 'group',
+        subjectName: 'students',
+        allowedSizes: ['cpu-small'],
+        maxConcurrent: 1,
+      });
     const token = h.token({ name: 'stud', groups: ['students'] });
     const launched = prov.started.length;
-    const gpu = await h.request('/api/v1/instances', { method: 'POST', token, body: JSON.stringify({ size: 'gpu-t4' }) });
+    const gpu = await h.request('/api/v1/instances', {
+      method: 'POST',
+      token,
+      body: JSON.stringify({ size: 'gpu-t4' }),
+    });
     assert.equal(gpu.status, 403);
     const body = (await gpu.json()) as { code: string; message: string };
     // the group comes from the hub: the harness's hub knows no groups for 'stud', so it is the
@@ -248,7 +372,12 @@ describe('culling', () => {
     let kernels: 'busy' | 'idle' = 'busy';
     const probed: string[] = [];
     const users = () => [hubUser('idle-u', at(0)), hubUser('busy-u', at(0))];
-    const { meter, notices, stops } = meterFor({ settings: { cull: { ...settings().cull, enabled: true } }, now: () => now, hubUsers: users, probe: async (url) => (probed.push(url), url.includes('busy-u') ? kernels : 'idle') });
+    const { meter, notices, stops } = meterFor({
+      settings: { cull: { ...settings().cull, enabled: true } },
+      now: () => now,
+      hubUsers: users,
+      probe: async (url) => (probed.push(url), url.includes('busy-u') ? kernels : 'idle'),
+    });
     const idle = await running('idle-u');
     const busy = await running('busy-u');
     now = at(545);
@@ -262,8 +391,14 @@ describe('culling', () => {
     now = at(610);
     const r2 = await meter.cycle();
     assert.ok(r2.culled.includes(idle.id));
-    assert.deepEqual(stops.filter((x) => /^(idle|busy)-u\//.test(x)), ['idle-u/default']);
-    assert.ok(probed.some((u) => u === 'http://127.0.0.1:1/user/busy-u/'), 'asked the busy server for its kernels');
+    assert.deepEqual(
+      stops.filter((x) => /^(idle|busy)-u\//.test(x)),
+      ['idle-u/default'],
+    );
+    assert.ok(
+      probed.some((u) => u === 'http://127.0.0.1:1/user/busy-u/'),
+      'asked the busy server for its kernels',
+    );
     // the busy one becomes idle: warned, and "Keep running" through the API restarts its clock
     kernels = 'idle';
     now = at(700);
@@ -282,9 +417,17 @@ describe('culling', () => {
 describe('statements, estimates, admin', () => {
   test('the statement CSV sums to the JSON totals', async () => {
     let now = at(0);
-    const { meter } = meterFor({ now: () => now, settings: { homeGb: 10, homeGbMonthMicros: 80_000, storageEverySeconds: 0 } });
+    const { meter } = meterFor({
+      now: () => now,
+      settings: { homeGb: 10, homeGbMonthMicros: 80_000, storageEverySeconds: 0 },
+    });
     const a = await running('csv-u', { rate: 123_457, server: 'one' });
-    const b = await running('csv-u', { size: 'gpu-t4', rate: 526_000, server: 'two', readyAt: at(7) });
+    const b = await running('csv-u', {
+      size: 'gpu-t4',
+      rate: 526_000,
+      server: 'two',
+      readyAt: at(7),
+    });
     for (const s of [13, 29, 977, 3601]) {
       now = at(s);
       await meter.cycle();
@@ -294,11 +437,22 @@ describe('statements, estimates, admin', () => {
     now = at(3800);
     await meter.cycle();
     const token = h.token({ name: 'csv-u' });
-    const json = (await (await h.request('/api/v1/billing/statements/2026-05', { token })).json()) as { totalMicros: number; lines: Array<{ amountMicros: number; kind: string }> };
-    assert.ok(json.lines.some((l) => l.kind === 'storage'), 'the home volume is billed');
-    assert.equal(json.totalMicros, json.lines.reduce((s, l) => s + l.amountMicros, 0));
+    const json = (await (
+      await h.request('/api/v1/billing/statements/2026-05', { token })
+    ).json()) as { totalMicros: number; lines: Array<{ amountMicros: number; kind: string }> };
+    assert.ok(
+      json.lines.some((l) => l.kind === 'storage'),
+      'the home volume is billed',
+    );
+    assert.equal(
+      json.totalMicros,
+      json.lines.reduce((s, l) => s + l.amountMicros, 0),
+    );
     assert.ok(json.totalMicros > 0);
-    const res = await h.request('/api/v1/billing/statements/2026-05', { token, headers: { accept: 'text/csv' } });
+    const res = await h.request('/api/v1/billing/statements/2026-05', {
+      token,
+      headers: { accept: 'text/csv' },
+    });
     assert.match(res.headers.get('content-type') ?? '', /text\/csv/);
     const lines = (await res.text()).trim().split('\r\n');
     const header = lines[0]!.split(',');
@@ -306,10 +460,17 @@ describe('statements, estimates, admin', () => {
     const body = lines.slice(1, -1).map((l) => Number(l.split(',')[amountCol]));
     const totalRow = lines.at(-1)!.split(',');
     assert.equal(totalRow[0], 'total');
-    assert.equal(body.reduce((s, x) => s + x, 0), json.totalMicros);
+    assert.equal(
+      body.reduce((s, x) => s + x, 0),
+      json.totalMicros,
+    );
     assert.equal(Number(totalRow[amountCol]), json.totalMicros);
-    const list = (await (await h.request('/api/v1/billing/statements?format=csv', { token })).json()) as { statements: Array<{ month: string; totalMicros: number }> };
-    assert.deepEqual(list.statements, [{ month: '2026-05', totalMicros: json.totalMicros, seconds: 3700 + 3694 }]);
+    const list = (await (
+      await h.request('/api/v1/billing/statements?format=csv', { token })
+    ).json()) as { statements: Array<{ month: string; totalMicros: number }> };
+    assert.deepEqual(list.statements, [
+      { month: '2026-05', totalMicros: json.totalMicros, seconds: 3700 + 3694 },
+    ]);
     assert.equal((await h.request('/api/v1/billing/statements/2026-13', { token })).status, 400);
   });
 
@@ -331,11 +492,22 @@ describe('statements, estimates, admin', () => {
       }),
     });
     assert.equal(res.status, 200);
-    const e = (await res.json()) as { lines: Array<{ monthlyMicros: number; name: string }>; monthlyMicros: number; annualMicros: number };
-    assert.deepEqual(e.lines.map((l) => l.monthlyMicros), [70_080_000, 18_000_000, 52_600_000, 2_209_200, 8_000_000, 40_000_000]);
+    const e = (await res.json()) as {
+      lines: Array<{ monthlyMicros: number; name: string }>;
+      monthlyMicros: number;
+      annualMicros: number;
+    };
+    assert.deepEqual(
+      e.lines.map((l) => l.monthlyMicros),
+      [70_080_000, 18_000_000, 52_600_000, 2_209_200, 8_000_000, 40_000_000],
+    );
     assert.equal(e.monthlyMicros, 190_889_200);
     assert.equal(e.annualMicros, 190_889_200 * 12);
-    const bad = await h.request('/api/v1/estimate', { method: 'POST', token, body: JSON.stringify({ instanceHours: [{ size: 'gpu-t4', hoursPerMonth: -1 }] }) });
+    const bad = await h.request('/api/v1/estimate', {
+      method: 'POST',
+      token,
+      body: JSON.stringify({ instanceHours: [{ size: 'gpu-t4', hoursPerMonth: -1 }] }),
+    });
     assert.equal(bad.status, 400);
     assert.equal(((await bad.json()) as { code: string }).code, 'validation_failed');
   });
@@ -344,26 +516,81 @@ describe('statements, estimates, admin', () => {
     const admin = h.token({ name: 'boss', admin: true, scopes: [ACCESS, 'custom:ngsci:admin'] });
     const user = h.token({ name: 'plain' });
     assert.equal((await h.request('/api/v1/admin/quotas', { token: user })).status, 403);
-    const put = await h.request('/api/v1/admin/prices', { method: 'PUT', token: admin, body: JSON.stringify({ size: 'cpu-large', cloud: 'local', onDemandMicrosPerHour: 111_111 }) });
+    const put = await h.request('/api/v1/admin/prices', {
+      method: 'PUT',
+      token: admin,
+      body: JSON.stringify({ size: 'cpu-large', cloud: 'local', onDemandMicrosPerHour: 111_111 }),
+    });
     assert.equal(put.status, 200);
-    const cat = (await (await h.request('/api/v1/catalog', { token: user })).json()) as { sizes: Array<{ id: string; offers: Array<{ cloud: string; onDemandMicrosPerHour: number }> }> };
-    assert.equal(cat.sizes.find((s) => s.id === 'cpu-large')!.offers.find((o) => o.cloud === 'local')!.onDemandMicrosPerHour, 111_111);
-    const est = (await (await h.request('/api/v1/estimate', { method: 'POST', token: user, body: JSON.stringify({ instanceHours: [{ size: 'cpu-large', hoursPerMonth: 1 }] }) })).json()) as { monthlyMicros: number };
+    const cat = (await (await h.request('/api/v1/catalog', { token: user })).json()) as {
+      sizes: Array<{ id: string; offers: Array<{ cloud: string; onDemandMicrosPerHour: number }> }>;
+    };
+    assert.equal(
+      cat.sizes.find((s) => s.id === 'cpu-large')!.offers.find((o) => o.cloud === 'local')!
+        .onDemandMicrosPerHour,
+      111_111,
+    );
+    const est = (await (
+      await h.request('/api/v1/estimate', {
+        method: 'POST',
+        token: user,
+        body: JSON.stringify({ instanceHours: [{ size: 'cpu-large', hoursPerMonth: 1 }] }),
+      })
+    ).json()) as { monthlyMicros: number };
     assert.equal(est.monthlyMicros, 111_111);
-    const q = await h.request('/api/v1/admin/quotas', { method: 'POST', token: admin, body: JSON.stringify({ subjectKind: 'user', subjectName: 'plain', maxConcurrent: 2 }) });
+    const q = await h.request('/api/v1/admin/quotas', {
+      method: 'POST',
+      token: admin,
+      body: JSON.stringify({ subjectKind: 'user', subjectName: 'plain', maxConcurrent: 2 }),
+    });
     assert.equal(q.status, 201);
     const id = ((await q.json()) as { id: number }).id;
-    assert.equal((await h.request('/api/v1/admin/quotas', { method: 'POST', token: admin, body: JSON.stringify({ subjectKind: 'user', subjectName: 'plain' }) })).status, 409);
-    const bad = await h.request('/api/v1/admin/quotas', { method: 'POST', token: admin, body: JSON.stringify({ subjectKind: 'default', subjectName: 'x' }) });
+    assert.equal(
+      (
+        await h.request('/api/v1/admin/quotas', {
+          method: 'POST',
+          token: admin,
+          body: JSON.stringify({ subjectKind: 'user', subjectName: 'plain' }),
+        })
+      ).status,
+      409,
+    );
+    const bad = await h.request('/api/v1/admin/quotas', {
+      method: 'POST',
+      token: admin,
+      body: JSON.stringify({ subjectKind: 'default', subjectName: 'x' }),
+    });
     assert.equal(bad.status, 400);
-    assert.equal((await h.request(`/api/v1/admin/quotas/${id}`, { method: 'DELETE', token: admin })).status, 204);
-    const plan = await h.request('/api/v1/admin/plans', { method: 'POST', token: admin, body: JSON.stringify({ id: 'academic', label: 'Academic', multiplierPpm: 400_000 }) });
+    assert.equal(
+      (await h.request(`/api/v1/admin/quotas/${id}`, { method: 'DELETE', token: admin })).status,
+      204,
+    );
+    const plan = await h.request('/api/v1/admin/plans', {
+      method: 'POST',
+      token: admin,
+      body: JSON.stringify({ id: 'academic', label: 'Academic', multiplierPpm: 400_000 }),
+    });
     assert.equal(plan.status, 201);
-    assert.equal((await h.request('/api/v1/admin/plan-assignments', { method: 'PUT', token: admin, body: JSON.stringify({ subjectKind: 'group', subjectName: 'uni', planId: 'academic' }) })).status, 200);
-    const me = (await (await h.request('/api/v1/me', { token: h.token({ name: 'prof', groups: ['uni'] }) })).json()) as { plan: { id: string } };
+    assert.equal(
+      (
+        await h.request('/api/v1/admin/plan-assignments', {
+          method: 'PUT',
+          token: admin,
+          body: JSON.stringify({ subjectKind: 'group', subjectName: 'uni', planId: 'academic' }),
+        })
+      ).status,
+      200,
+    );
+    const me = (await (
+      await h.request('/api/v1/me', { token: h.token({ name: 'prof', groups: ['uni'] }) })
+    ).json()) as { plan: { id: string } };
     assert.equal(me.plan.id, 'academic');
-    const users = (await (await h.request('/api/v1/admin/users', { token: admin })).json()) as { users: Array<{ name: string; spentMicros: number }> };
-    assert.ok(users.users.some((u) => u.name === 'bill-a' && u.spentMicros > 0) || users.users.length > 0);
+    const users = (await (await h.request('/api/v1/admin/users', { token: admin })).json()) as {
+      users: Array<{ name: string; spentMicros: number }>;
+    };
+    assert.ok(
+      users.users.some((u) => u.name === 'bill-a' && u.spentMicros > 0) || users.users.length > 0,
+    );
     assert.equal((await h.request('/api/v1/admin/instances', { token: admin })).status, 200);
   });
 });

@@ -15,7 +15,12 @@ export const STORAGE_MONTH_SECONDS = 730 * 3600;
 /** every start is billed at least this long, as AWS and GCP bill instances */
 export const MINIMUM_SECONDS = 60;
 
-export function cumulativeMicros(rateMicros: number, seconds: number, multiplierPpm: number, periodSeconds: number): number {
+export function cumulativeMicros(
+  rateMicros: number,
+  seconds: number,
+  multiplierPpm: number,
+  periodSeconds: number,
+): number {
   if (seconds <= 0 || rateMicros <= 0 || multiplierPpm <= 0) return 0;
   const p = BigInt(periodSeconds) * 1_000_000n;
   const num = 2n * BigInt(rateMicros) * BigInt(seconds) * BigInt(multiplierPpm) + p;
@@ -36,10 +41,13 @@ export function intervalMicros(
 }
 
 /** Whole seconds from `anchor` to `t` (never negative): the billing clock of a stream. */
-export const secondsSince = (anchor: Date, t: Date): number => Math.max(0, Math.floor((t.getTime() - anchor.getTime()) / 1000));
+export const secondsSince = (anchor: Date, t: Date): number =>
+  Math.max(0, Math.floor((t.getTime() - anchor.getTime()) / 1000));
 
-export const monthStart = (t: Date): Date => new Date(Date.UTC(t.getUTCFullYear(), t.getUTCMonth(), 1));
-export const nextMonthStart = (t: Date): Date => new Date(Date.UTC(t.getUTCFullYear(), t.getUTCMonth() + 1, 1));
+export const monthStart = (t: Date): Date =>
+  new Date(Date.UTC(t.getUTCFullYear(), t.getUTCMonth(), 1));
+export const nextMonthStart = (t: Date): Date =>
+  new Date(Date.UTC(t.getUTCFullYear(), t.getUTCMonth() + 1, 1));
 export const monthKey = (t: Date): string => t.toISOString().slice(0, 7);
 export const parseMonth = (m: string): Date => new Date(`${m}-01T00:00:00.000Z`);
 
@@ -49,4 +57,5 @@ export function formatMicros(micros: number): string {
   const abs = Math.abs(micros);
   return `${sign}${Math.floor(abs / 1_000_000)}.${String(abs % 1_000_000).padStart(6, '0')}`;
 }
-export const dollars = (micros: number): string => `$${formatMicros(micros).replace(/(\.\d\d)\d*$/, '$1')}`;
+export const dollars = (micros: number): string =>
+  `$${formatMicros(micros).replace(/(\.\d\d)\d*$/, '$1')}`;

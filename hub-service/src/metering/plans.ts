@@ -37,6 +37,8 @@ export class PlanTable {
       const p = this.byId.get(this.groups.get(g) ?? '');
       if (p && (!best || p.multiplierPpm < best.multiplierPpm)) best = p;
     }
-    return best ?? this.byId.get(this.defaultPlan) ?? { id: this.defaultPlan, multiplierPpm: 1_000_000 };
+    return (
+      best ?? this.byId.get(this.defaultPlan) ?? { id: this.defaultPlan, multiplierPpm: 1_000_000 }
+    );
   }
 }

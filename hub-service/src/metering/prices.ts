@@ -50,7 +50,8 @@ export class PriceBook {
   /** The catalog with the overrides applied; memoised until either changes. */
   catalog(): Catalog {
     const base = this.base();
-    if (this.cached && this.cached.base === base && this.cached.rows === this.rows) return this.cached.result;
+    if (this.cached && this.cached.base === base && this.cached.rows === this.rows)
+      return this.cached.result;
     const result = applyOverrides(base, this.rows);
     this.cached = { base, rows: this.rows, result };
     return result;

@@ -42,10 +42,20 @@ export interface LimitDefaults {
   maxAgeSeconds: number;
 }
 
-type NumField = 'maxConcurrent' | 'gpuHoursPerMonth' | 'idleTimeoutCpuSeconds' | 'idleTimeoutGpuSeconds' | 'maxAgeSeconds';
+type NumField =
+  | 'maxConcurrent'
+  | 'gpuHoursPerMonth'
+  | 'idleTimeoutCpuSeconds'
+  | 'idleTimeoutGpuSeconds'
+  | 'maxAgeSeconds';
 
 /** Combines quota rows (any order) into the limits of one user. Pure. */
-export function combine(rows: QuotaRow[], user: string, groups: readonly string[], defaults: LimitDefaults): Limits {
+export function combine(
+  rows: QuotaRow[],
+  user: string,
+  groups: readonly string[],
+  defaults: LimitDefaults,
+): Limits {
   const own = rows.find((r) => r.subjectKind === 'user' && r.subjectName === user);
   const grp = rows.filter((r) => r.subjectKind === 'group' && groups.includes(r.subjectName));
   const def = rows.find((r) => r.subjectKind === 'default');
@@ -53,23 +63,44 @@ export function combine(rows: QuotaRow[], user: string, groups: readonly string[
     if (own && own[f] !== null) return own[f];
     const set = grp.map((r) => r[f]).filter((v): v is number => v !== null);
     // 0 as a timeout or max age means "never": the most generous of all
-    if (set.length) return set.some((v) => v === 0) && f !== 'maxConcurrent' && f !== 'gpuHoursPerMonth' ? 0 : Math.max(...set);
+    if (set.length)
+      return set.some((v) => v === 0) && f !== 'maxConcurrent' && f !== 'gpuHoursPerMonth'
+        ? 0
+        : Math.max(...set);
     return def ? def[f] : null;
   };
   let allowedSizes: string[] | null;
   if (own?.allowedSizes) allowedSizes = own.allowedSizes;
   else if (grp.some((r) => r.allowedSizes)) {
-    allowedSizes = grp.some((r) => !r.allowedSizes) ? null : [...new Set(grp.flatMap((r) => r.allowedSizes ?? []))];
+    allowedSizes = grp.some((r) => !r.allowedSizes)
+      ? null
+      : [...new Set(grp.flatMap((r) => r.allowedSizes ?? []))];
   } else allowedSizes = def?.allowedSizes ?? null;
 
   const budgets: BudgetRule[] = [];
   if (own?.monthlyBudgetMicros != null) {
-    budgets.push({ kind: 'user', name: user, budgetMicros: own.monthlyBudgetMicros, hardStop: own.hardStop });
+    budgets.push({
+      kind: 'user',
+      name: user,
+      budgetMicros: own.monthlyBudgetMicros,
+      hardStop: own.hardStop,
+    });
   } else if (def?.monthlyBudgetMicros != null) {
-    budgets.push({ kind: 'default', name: user, budgetMicros: def.monthlyBudgetMicros, hardStop: def.hardStop });
+    budgets.push({
+      kind: 'default',
+      name: user,
+      budgetMicros: def.monthlyBudgetMicros,
+      hardStop: def.hardStop,
+    });
   }
   for (const g of grp) {
-    if (g.monthlyBudgetMicros != null) budgets.push({ kind: 'group', name: g.subjectName, budgetMicros: g.monthlyBudgetMicros, hardStop: g.hardStop });
+    if (g.monthlyBudgetMicros != null)
+      budgets.push({
+        kind: 'group',
+        name: g.subjectName,
+        budgetMicros: g.monthlyBudgetMicros,
+        hardStop: g.hardStop,
+      });
   }
   const maxAge = num('maxAgeSeconds') ?? defaults.maxAgeSeconds;
   return {
@@ -110,9 +141,16 @@ export class Quotas {
   }
 
   async rowsFor(user: string, groups: readonly string[]): Promise<QuotaRow[]> {
-    const conds = [and(eq(quotas.subjectKind, 'user'), eq(quotas.subjectName, user)), eq(quotas.subjectKind, 'default')];
-    if (groups.length) conds.push(and(eq(quotas.subjectKind, 'group'), inArray(quotas.subjectName, [...groups])));
-    return this.d.db.select().from(quotas).where(or(...conds));
+    const conds = [
+      and(eq(quotas.subjectKind, 'user'), eq(quotas.subjectName, user)),
+      eq(quotas.subjectKind, 'default'),
+    ];
+    if (groups.length)
+      conds.push(and(eq(quotas.subjectKind, 'group'), inArray(quotas.subjectName, [...groups])));
+    return this.d.db
+      .select()
+      .from(quotas)
+      .where(or(...conds));
   }
 
   async limitsFor(user: string, groups: readonly string[]): Promise<Limits> {
@@ -144,11 +182,19 @@ export class Quotas {
    * Throws 403 quota_exceeded or budget_exhausted naming the limit. `groups` undefined: asked of
    * the hub (a hub spawn comes without them).
    */
-  async check(user: string, groups: readonly string[] | undefined, req: QuotaRequest): Promise<void> {
+  async check(
+    user: string,
+    groups: readonly string[] | undefined,
+    req: QuotaRequest,
+  ): Promise<void> {
     const g = groups ?? (await this.groupsOf(user));
     const limits = await this.limitsFor(user, g);
     if (limits.allowedSizes && !limits.allowedSizes.includes(req.size)) {
-      throw new ApiError(403, 'quota_exceeded', `size '${req.size}' is not allowed for ${user}; allowed sizes: ${limits.allowedSizes.join(', ') || 'none'}`);
+      throw new ApiError(
+        403,
+        'quota_exceeded',
+        `size '${req.size}' is not allowed for ${user}; allowed sizes: ${limits.allowedSizes.join(', ') || 'none'}`,
+      );
     }
     if (limits.maxConcurrent !== null) {
       const active = await this.d.db
@@ -157,7 +203,11 @@ export class Quotas {
         .where(and(eq(instances.userName, user), inArray(instances.state, [...ACTIVE_STATES])));
       const count = active.filter((r) => r.id !== req.replacing).length;
       if (count >= limits.maxConcurrent) {
-        throw new ApiError(403, 'quota_exceeded', `at most ${limits.maxConcurrent} concurrent instance(s) allowed for ${user}; ${count} already active`);
+        throw new ApiError(
+          403,
+          'quota_exceeded',
+          `at most ${limits.maxConcurrent} concurrent instance(s) allowed for ${user}; ${count} already active`,
+        );
       }
     }
     const size = this.d.catalog().sizes.find((s) => s.id === req.size);
@@ -165,13 +215,26 @@ export class Quotas {
       const now = this.now();
       const used = await this.d.ledger.gpuSeconds(user, monthStart(now), nextMonthStart(now));
       if (used >= limits.gpuHoursPerMonth * 3600) {
-        throw new ApiError(403, 'quota_exceeded', `the GPU-hours limit of ${limits.gpuHoursPerMonth} h this month is used up (${(used / 3600).toFixed(1)} h)`);
+        throw new ApiError(
+          403,
+          'quota_exceeded',
+          `the GPU-hours limit of ${limits.gpuHoursPerMonth} h this month is used up (${(used / 3600).toFixed(1)} h)`,
+        );
       }
     }
     for (const b of await this.budgetStatus(user, limits)) {
       if (b.hardStop && b.spentMicros >= b.budgetMicros) {
-        const whose = b.kind === 'group' ? `group '${b.name}'` : b.kind === 'default' ? 'the default per-user' : 'your';
-        throw new ApiError(403, 'budget_exhausted', `${whose} monthly budget of ${dollars(b.budgetMicros)} is spent (${dollars(b.spentMicros)}); ask an admin to raise it`);
+        const whose =
+          b.kind === 'group'
+            ? `group '${b.name}'`
+            : b.kind === 'default'
+              ? 'the default per-user'
+              : 'your';
+        throw new ApiError(
+          403,
+          'budget_exhausted',
+          `${whose} monthly budget of ${dollars(b.budgetMicros)} is spent (${dollars(b.spentMicros)}); ask an admin to raise it`,
+        );
       }
     }
   }

@@ -3,13 +3,25 @@ import type { Statement } from '@ngsci/contract';
 import type { Ledger } from './ledger.js';
 import { formatMicros, nextMonthStart, parseMonth } from './money.js';
 
-export async function statementFor(ledger: Ledger, user: string, month: string): Promise<Statement> {
+export async function statementFor(
+  ledger: Ledger,
+  user: string,
+  month: string,
+): Promise<Statement> {
   const from = parseMonth(month);
   const lines = await ledger.statementLines(user, from, nextMonthStart(from));
-  const sum = (kind: string) => lines.filter((l) => l.kind === kind).reduce((s, l) => s + l.amountMicros, 0);
+  const sum = (kind: string) =>
+    lines.filter((l) => l.kind === kind).reduce((s, l) => s + l.amountMicros, 0);
   const computeMicros = sum('compute');
   const storageMicros = sum('storage');
-  return { user, month, lines, computeMicros, storageMicros, totalMicros: computeMicros + storageMicros };
+  return {
+    user,
+    month,
+    lines,
+    computeMicros,
+    storageMicros,
+    totalMicros: computeMicros + storageMicros,
+  };
 }
 
 const cell = (v: string | number | boolean | null): string => {
@@ -17,19 +29,71 @@ const cell = (v: string | number | boolean | null): string => {
   return /[",\n\r]/.test(s) || /^[=+\-@]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 };
 
-const HEADER = ['kind', 'server', 'instance_id', 'size', 'cloud', 'region', 'spot', 'plan', 'multiplier_ppm', 'rate_per_hour_micros', 'from', 'to', 'seconds', 'amount_micros', 'amount_usd'];
+const HEADER = [
+  'kind',
+  'server',
+  'instance_id',
+  'size',
+  'cloud',
+  'region',
+  'spot',
+  'plan',
+  'multiplier_ppm',
+  'rate_per_hour_micros',
+  'from',
+  'to',
+  'seconds',
+  'amount_micros',
+  'amount_usd',
+];
 
 /** One row per line, then a `total` row: amount_micros of the lines sum to it, and it equals the JSON's totalMicros. */
 export function statementCsv(s: Statement): string {
   const rows = [HEADER.join(',')];
   for (const l of s.lines) {
     rows.push(
-      [l.kind, l.server, l.instanceId, l.size, l.cloud, l.region, l.spot, l.plan, l.multiplierPpm, l.ratePerHourMicros, l.from, l.to, l.seconds, l.amountMicros, formatMicros(l.amountMicros)]
+      [
+        l.kind,
+        l.server,
+        l.instanceId,
+        l.size,
+        l.cloud,
+        l.region,
+        l.spot,
+        l.plan,
+        l.multiplierPpm,
+        l.ratePerHourMicros,
+        l.from,
+        l.to,
+        l.seconds,
+        l.amountMicros,
+        formatMicros(l.amountMicros),
+      ]
         .map(cell)
         .join(','),
     );
   }
   const seconds = s.lines.filter((l) => l.kind === 'compute').reduce((a, l) => a + l.seconds, 0);
-  rows.push(['total', '', '', '', '', '', '', '', '', '', '', '', seconds, s.totalMicros, formatMicros(s.totalMicros)].map(cell).join(','));
+  rows.push(
+    [
+      'total',
+      '',
+      '',
+      '',
+      '',
+      '',
+      '',
+      '',
+      '',
+      '',
+      '',
+      '',
+      seconds,
+      s.totalMicros,
+      formatMicros(s.totalMicros),
+    ]
+      .map(cell)
+      .join(','),
+  );
   return `${rows.join('\r\n')}\r\n`;
 }

@@ -51,7 +51,12 @@ const toQuota = (q: QuotaRow) => ({
   maxAgeSeconds: q.maxAgeSeconds,
   updatedAt: q.updatedAt.toISOString(),
 });
-const toPlan = (p: typeof plans.$inferSelect) => ({ id: p.id, label: p.label, multiplierPpm: p.multiplierPpm, builtIn: p.builtIn });
+const toPlan = (p: typeof plans.$inferSelect) => ({
+  id: p.id,
+  label: p.label,
+  multiplierPpm: p.multiplierPpm,
+  builtIn: p.builtIn,
+});
 const toOverride = (o: typeof priceOverrides.$inferSelect) => ({
   size: o.sizeId,
   cloud: o.cloud as Cloud,
@@ -63,7 +68,12 @@ const toOverride = (o: typeof priceOverrides.$inferSelect) => ({
 
 const Id = z.object({ id: z.coerce.number().int().positive() });
 
-export function adminRoutes(deps: Pick<AppDeps, 'auth' | 'database' | 'metering' | 'store' | 'lifecycle' | 'hub' | 'config' | 'catalog'>) {
+export function adminRoutes(
+  deps: Pick<
+    AppDeps,
+    'auth' | 'database' | 'metering' | 'store' | 'lifecycle' | 'hub' | 'config' | 'catalog'
+  >,
+) {
   const r = newRouter();
   const db = deps.database.db;
   r.use('*', deps.auth.adminOnly());
@@ -71,8 +81,13 @@ export function adminRoutes(deps: Pick<AppDeps, 'auth' | 'database' | 'metering'
   // ---- quotas and budgets
 
   r.openapi(
-    createRoute({ method: 'get', path: '/quotas', responses: { 200: json(QuotaList, 'every quota row'), ...errors(401, 403) } }),
-    async (c) => c.json({ quotas: (await db.select().from(quotas).orderBy(quotas.id)).map(toQuota) }, 200),
+    createRoute({
+      method: 'get',
+      path: '/quotas',
+      responses: { 200: json(QuotaList, 'every quota row'), ...errors(401, 403) },
+    }),
+    async (c) =>
+      c.json({ quotas: (await db.select().from(quotas).orderBy(quotas.id)).map(toQuota) }, 200),
   );
 
   const quotaValues = (q: z.infer<typeof QuotaInput>) => ({
@@ -93,20 +108,39 @@ export function adminRoutes(deps: Pick<AppDeps, 'auth' | 'database' | 'metering'
     createRoute({
       method: 'post',
       path: '/quotas',
-      request: { body: { content: { 'application/json': { schema: QuotaInput } }, required: true } },
+      request: {
+        body: { content: { 'application/json': { schema: QuotaInput } }, required: true },
+      },
       responses: { 201: json(Quota, 'created'), ...errors(400, 401, 403, 409) },
     }),
     async (c) => {
-      const [row] = await db.insert(quotas).values(quotaValues(c.req.valid('json'))).onConflictDoNothing().returning();
-      if (!row) throw new ApiError(409, 'already_exists', 'a quota for this subject exists already; update it with PUT /admin/quotas/{id}');
+      const [row] = await db
+        .insert(quotas)
+        .values(quotaValues(c.req.valid('json')))
+        .onConflictDoNothing()
+        .returning();
+      if (!row)
+        throw new ApiError(
+          409,
+          'already_exists',
+          'a quota for this subject exists already; update it with PUT /admin/quotas/{id}',
+        );
       return c.json(toQuota(row), 201);
     },
   );
 
   r.openapi(
-    createRoute({ method: 'get', path: '/quotas/{id}', request: { params: Id }, responses: { 200: json(Quota, 'the quota'), ...errors(401, 403, 404) } }),
+    createRoute({
+      method: 'get',
+      path: '/quotas/{id}',
+      request: { params: Id },
+      responses: { 200: json(Quota, 'the quota'), ...errors(401, 403, 404) },
+    }),
     async (c) => {
-      const [row] = await db.select().from(quotas).where(eq(quotas.id, c.req.valid('param').id));
+      const [row] = await db
+        .select()
+        .from(quotas)
+        .where(eq(quotas.id, c.req.valid('param').id));
       if (!row) throw new ApiError(404, 'not_found', 'no such quota');
       return c.json(toQuota(row), 200);
     },
@@ -116,20 +150,35 @@ export function adminRoutes(deps: Pick<AppDeps, 'auth' | 'database' | 'metering'
     createRoute({
       method: 'put',
       path: '/quotas/{id}',
-      request: { params: Id, body: { content: { 'application/json': { schema: QuotaInput } }, required: true } },
+      request: {
+        params: Id,
+        body: { content: { 'application/json': { schema: QuotaInput } }, required: true },
+      },
       responses: { 200: json(Quota, 'replaced'), ...errors(400, 401, 403, 404) },
     }),
     async (c) => {
-      const [row] = await db.update(quotas).set(quotaValues(c.req.valid('json'))).where(eq(quotas.id, c.req.valid('param').id)).returning();
+      const [row] = await db
+        .update(quotas)
+        .set(quotaValues(c.req.valid('json')))
+        .where(eq(quotas.id, c.req.valid('param').id))
+        .returning();
       if (!row) throw new ApiError(404, 'not_found', 'no such quota');
       return c.json(toQuota(row), 200);
     },
   );
 
   r.openapi(
-    createRoute({ method: 'delete', path: '/quotas/{id}', request: { params: Id }, responses: { 204: { description: 'deleted' }, ...errors(401, 403, 404) } }),
+    createRoute({
+      method: 'delete',
+      path: '/quotas/{id}',
+      request: { params: Id },
+      responses: { 204: { description: 'deleted' }, ...errors(401, 403, 404) },
+    }),
     async (c) => {
-      const gone = await db.delete(quotas).where(eq(quotas.id, c.req.valid('param').id)).returning({ id: quotas.id });
+      const gone = await db
+        .delete(quotas)
+        .where(eq(quotas.id, c.req.valid('param').id))
+        .returning({ id: quotas.id });
       if (!gone.length) throw new ApiError(404, 'not_found', 'no such quota');
       return c.body(null, 204);
     },
@@ -138,8 +187,13 @@ export function adminRoutes(deps: Pick<AppDeps, 'auth' | 'database' | 'metering'
   // ---- plans and assignments
 
   r.openapi(
-    createRoute({ method: 'get', path: '/plans', responses: { 200: json(PlanList, 'every plan'), ...errors(401, 403) } }),
-    async (c) => c.json({ plans: (await db.select().from(plans).orderBy(plans.id)).map(toPlan) }, 200),
+    createRoute({
+      method: 'get',
+      path: '/plans',
+      responses: { 200: json(PlanList, 'every plan'), ...errors(401, 403) },
+    }),
+    async (c) =>
+      c.json({ plans: (await db.select().from(plans).orderBy(plans.id)).map(toPlan) }, 200),
   );
 
   r.openapi(
@@ -150,7 +204,11 @@ export function adminRoutes(deps: Pick<AppDeps, 'auth' | 'database' | 'metering'
       responses: { 201: json(Plan, 'created'), ...errors(400, 401, 403, 409) },
     }),
     async (c) => {
-      const [row] = await db.insert(plans).values({ ...c.req.valid('json'), builtIn: false }).onConflictDoNothing().returning();
+      const [row] = await db
+        .insert(plans)
+        .values({ ...c.req.valid('json'), builtIn: false })
+        .onConflictDoNothing()
+        .returning();
       if (!row) throw new ApiError(409, 'already_exists', 'a plan with this id exists already');
       return c.json(toPlan(row), 201);
     },
@@ -161,34 +219,84 @@ export function adminRoutes(deps: Pick<AppDeps, 'auth' | 'database' | 'metering'
     createRoute({
       method: 'put',
       path: '/plans/{id}',
-      request: { params: PlanParam, body: { content: { 'application/json': { schema: PlanInput.omit({ id: true }) } }, required: true } },
-      responses: { 200: json(Plan, 'updated; running instances keep their snapshot until the next meter cycle'), ...errors(400, 401, 403, 404) },
+      request: {
+        params: PlanParam,
+        body: {
+          content: { 'application/json': { schema: PlanInput.omit({ id: true }) } },
+          required: true,
+        },
+      },
+      responses: {
+        200: json(
+          Plan,
+          'updated; running instances keep their snapshot until the next meter cycle',
+        ),
+        ...errors(400, 401, 403, 404),
+      },
     }),
     async (c) => {
-      const [row] = await db.update(plans).set(c.req.valid('json')).where(eq(plans.id, c.req.valid('param').id)).returning();
+      const [row] = await db
+        .update(plans)
+        .set(c.req.valid('json'))
+        .where(eq(plans.id, c.req.valid('param').id))
+        .returning();
       if (!row) throw new ApiError(404, 'not_found', 'no such plan');
       return c.json(toPlan(row), 200);
     },
   );
 
   r.openapi(
-    createRoute({ method: 'delete', path: '/plans/{id}', request: { params: PlanParam }, responses: { 204: { description: 'deleted' }, ...errors(400, 401, 403, 404) } }),
+    createRoute({
+      method: 'delete',
+      path: '/plans/{id}',
+      request: { params: PlanParam },
+      responses: { 204: { description: 'deleted' }, ...errors(400, 401, 403, 404) },
+    }),
     async (c) => {
       const { id } = c.req.valid('param');
       const [row] = await db.select().from(plans).where(eq(plans.id, id));
       if (!row) throw new ApiError(404, 'not_found', 'no such plan');
-      if (row.builtIn) throw new ApiError(400, 'bad_request', `'${id}' is a built-in plan; change its multiplier instead`);
-      const [used] = await db.select({ n: count() }).from(planAssignments).where(eq(planAssignments.planId, id));
-      if (used && used.n > 0) throw new ApiError(400, 'bad_request', `plan '${id}' is assigned ${used.n} time(s); remove the assignments first`);
+      if (row.builtIn)
+        throw new ApiError(
+          400,
+          'bad_request',
+          `'${id}' is a built-in plan; change its multiplier instead`,
+        );
+      const [used] = await db
+        .select({ n: count() })
+        .from(planAssignments)
+        .where(eq(planAssignments.planId, id));
+      if (used && used.n > 0)
+        throw new ApiError(
+          400,
+          'bad_request',
+          `plan '${id}' is assigned ${used.n} time(s); remove the assignments first`,
+        );
       await db.delete(plans).where(eq(plans.id, id));
       return c.body(null, 204);
     },
   );
 
   r.openapi(
-    createRoute({ method: 'get', path: '/plan-assignments', responses: { 200: json(PlanAssignmentList, 'every assignment'), ...errors(401, 403) } }),
+    createRoute({
+      method: 'get',
+      path: '/plan-assignments',
+      responses: { 200: json(PlanAssignmentList, 'every assignment'), ...errors(401, 403) },
+    }),
     async (c) =>
-      c.json({ assignments: (await db.select().from(planAssignments).orderBy(planAssignments.id)).map((a) => ({ id: a.id, subjectKind: a.subjectKind, subjectName: a.subjectName, planId: a.planId })) }, 200),
+      c.json(
+        {
+          assignments: (await db.select().from(planAssignments).orderBy(planAssignments.id)).map(
+            (a) => ({
+              id: a.id,
+              subjectKind: a.subjectKind,
+              subjectName: a.subjectName,
+              planId: a.planId,
+            }),
+          ),
+        },
+        200,
+      ),
   );
 
   r.openapi(
@@ -196,7 +304,9 @@ export function adminRoutes(deps: Pick<AppDeps, 'auth' | 'database' | 'metering'
       method: 'put',
       path: '/plan-assignments',
       description: 'assigns a plan to a user or group, replacing its previous plan',
-      request: { body: { content: { 'application/json': { schema: PlanAssignmentInput } }, required: true } },
+      request: {
+        body: { content: { 'application/json': { schema: PlanAssignmentInput } }, required: true },
+      },
       responses: { 200: json(PlanAssignment, 'assigned'), ...errors(400, 401, 403) },
     }),
     async (c) => {
@@ -206,16 +316,35 @@ export function adminRoutes(deps: Pick<AppDeps, 'auth' | 'database' | 'metering'
       const [row] = await db
         .insert(planAssignments)
         .values(a)
-        .onConflictDoUpdate({ target: [planAssignments.subjectKind, planAssignments.subjectName], set: { planId: a.planId } })
+        .onConflictDoUpdate({
+          target: [planAssignments.subjectKind, planAssignments.subjectName],
+          set: { planId: a.planId },
+        })
         .returning();
-      return c.json({ id: row!.id, subjectKind: row!.subjectKind, subjectName: row!.subjectName, planId: row!.planId }, 200);
+      return c.json(
+        {
+          id: row!.id,
+          subjectKind: row!.subjectKind,
+          subjectName: row!.subjectName,
+          planId: row!.planId,
+        },
+        200,
+      );
     },
   );
 
   r.openapi(
-    createRoute({ method: 'delete', path: '/plan-assignments/{id}', request: { params: Id }, responses: { 204: { description: 'removed' }, ...errors(401, 403, 404) } }),
+    createRoute({
+      method: 'delete',
+      path: '/plan-assignments/{id}',
+      request: { params: Id },
+      responses: { 204: { description: 'removed' }, ...errors(401, 403, 404) },
+    }),
     async (c) => {
-      const gone = await db.delete(planAssignments).where(eq(planAssignments.id, c.req.valid('param').id)).returning({ id: planAssignments.id });
+      const gone = await db
+        .delete(planAssignments)
+        .where(eq(planAssignments.id, c.req.valid('param').id))
+        .returning({ id: planAssignments.id });
       if (!gone.length) throw new ApiError(404, 'not_found', 'no such assignment');
       return c.body(null, 204);
     },
@@ -224,16 +353,24 @@ export function adminRoutes(deps: Pick<AppDeps, 'auth' | 'database' | 'metering'
   // ---- price overrides
 
   r.openapi(
-    createRoute({ method: 'get', path: '/prices', responses: { 200: json(PriceOverrideList, 'every override'), ...errors(401, 403) } }),
-    async (c) => c.json({ overrides: (await db.select().from(priceOverrides)).map(toOverride) }, 200),
+    createRoute({
+      method: 'get',
+      path: '/prices',
+      responses: { 200: json(PriceOverrideList, 'every override'), ...errors(401, 403) },
+    }),
+    async (c) =>
+      c.json({ overrides: (await db.select().from(priceOverrides)).map(toOverride) }, 200),
   );
 
   r.openapi(
     createRoute({
       method: 'put',
       path: '/prices',
-      description: 'sets the price of one size on one cloud; the catalog, launches and estimates use it at once',
-      request: { body: { content: { 'application/json': { schema: PriceOverrideInput } }, required: true } },
+      description:
+        'sets the price of one size on one cloud; the catalog, launches and estimates use it at once',
+      request: {
+        body: { content: { 'application/json': { schema: PriceOverrideInput } }, required: true },
+      },
       responses: { 200: json(PriceOverride, 'set'), ...errors(400, 401, 403) },
     }),
     async (c) => {
@@ -267,7 +404,10 @@ export function adminRoutes(deps: Pick<AppDeps, 'auth' | 'database' | 'metering'
     }),
     async (c) => {
       const { size, cloud } = c.req.valid('param');
-      const gone = await db.delete(priceOverrides).where(and(eq(priceOverrides.sizeId, size), eq(priceOverrides.cloud, cloud))).returning();
+      const gone = await db
+        .delete(priceOverrides)
+        .where(and(eq(priceOverrides.sizeId, size), eq(priceOverrides.cloud, cloud)))
+        .returning();
       if (!gone.length) throw new ApiError(404, 'not_found', `no override for ${size} on ${cloud}`);
       await deps.metering.prices.refresh();
       return c.body(null, 204);
@@ -281,7 +421,10 @@ export function adminRoutes(deps: Pick<AppDeps, 'auth' | 'database' | 'metering'
       method: 'get',
       path: '/users',
       request: { query: z.object({ month: Month.optional() }) },
-      responses: { 200: json(AdminUserList, "every user's spend this month against their budget"), ...errors(401, 403) },
+      responses: {
+        200: json(AdminUserList, "every user's spend this month against their budget"),
+        ...errors(401, 403),
+      },
     }),
     async (c) => {
       const now = new Date();
@@ -314,7 +457,11 @@ export function adminRoutes(deps: Pick<AppDeps, 'auth' | 'database' | 'metering'
           running: running.get(name) ?? 0,
           spentMicros: spent,
           budgetMicros: own?.budgetMicros ?? null,
-          percent: own ? (own.budgetMicros > 0 ? Math.floor((spent * 100) / own.budgetMicros) : 100) : null,
+          percent: own
+            ? own.budgetMicros > 0
+              ? Math.floor((spent * 100) / own.budgetMicros)
+              : 100
+            : null,
         };
       });
       return c.json({ month, users }, 200);
@@ -325,7 +472,14 @@ export function adminRoutes(deps: Pick<AppDeps, 'auth' | 'database' | 'metering'
     createRoute({
       method: 'get',
       path: '/instances',
-      request: { query: z.object({ all: z.enum(['true', 'false']).optional().meta({ description: 'include ended instances (newest 500)' }) }) },
+      request: {
+        query: z.object({
+          all: z
+            .enum(['true', 'false'])
+            .optional()
+            .meta({ description: 'include ended instances (newest 500)' }),
+        }),
+      },
       responses: { 200: json(InstanceList, "every user's instances"), ...errors(401, 403) },
     }),
     async (c) => {
@@ -339,12 +493,16 @@ export function adminRoutes(deps: Pick<AppDeps, 'auth' | 'database' | 'metering'
       method: 'post',
       path: '/instances/{user}/{server}/stop',
       request: { params: z.object({ user: z.string().min(1).max(255), server: ServerName }) },
-      responses: { 202: json(Instance, 'stopping, through the hub'), ...errors(401, 403, 404, 502) },
+      responses: {
+        202: json(Instance, 'stopping, through the hub'),
+        ...errors(401, 403, 404, 502),
+      },
     }),
     async (c) => {
       const { user, server } = c.req.valid('param');
       const current = await deps.store.active(user, server);
-      if (current) await deps.store.note(current.id, 0, `stop requested by admin ${c.get('user').name}`);
+      if (current)
+        await deps.store.note(current.id, 0, `stop requested by admin ${c.get('user').name}`);
       const row = await deps.lifecycle.stop(user, server);
       return c.json(toInstance(row), 202);
     },
@@ -356,7 +514,11 @@ export function adminRoutes(deps: Pick<AppDeps, 'auth' | 'database' | 'metering'
       path: '/meter',
       responses: {
         200: json(
-          z.object({ leader: z.boolean(), lastCycle: z.record(z.string(), z.unknown()).nullable(), activeInstances: z.number().int() }),
+          z.object({
+            leader: z.boolean(),
+            lastCycle: z.record(z.string(), z.unknown()).nullable(),
+            activeInstances: z.number().int(),
+          }),
           'the meter loop in this replica: whether it holds the lock, and its last cycle (unknown servers, culls, alerts)',
         ),
         ...errors(401, 403),
@@ -364,8 +526,18 @@ export function adminRoutes(deps: Pick<AppDeps, 'auth' | 'database' | 'metering'
     }),
     async (c) => {
       const meter = deps.metering.meter;
-      const [n] = await db.select({ n: sql<number>`count(*)::int` }).from(instances).where(inArray(instances.state, [...ACTIVE_STATES]));
-      return c.json({ leader: meter?.leader ?? false, lastCycle: (meter?.last as Record<string, unknown> | null) ?? null, activeInstances: n?.n ?? 0 }, 200);
+      const [n] = await db
+        .select({ n: sql<number>`count(*)::int` })
+        .from(instances)
+        .where(inArray(instances.state, [...ACTIVE_STATES]));
+      return c.json(
+        {
+          leader: meter?.leader ?? false,
+          lastCycle: (meter?.last as Record<string, unknown> | null) ?? null,
+          activeInstances: n?.n ?? 0,
+        },
+        200,
+      );
     },
   );
 

@@ -13,7 +13,10 @@ export function billingRoutes(deps: Pick<AppDeps, 'metering'>) {
       method: 'get',
       path: '/billing/statements',
       request: { query: ForUser },
-      responses: { 200: json(StatementList, 'months with usage, newest first'), ...errors(401, 403) },
+      responses: {
+        200: json(StatementList, 'months with usage, newest first'),
+        ...errors(401, 403),
+      },
     }),
     async (c) => {
       const user = meteredSubject(c, c.req.valid('query').user);
@@ -30,7 +33,10 @@ export function billingRoutes(deps: Pick<AppDeps, 'metering'>) {
       },
       responses: {
         200: {
-          content: { 'application/json': { schema: Statement }, 'text/csv': { schema: z.string() } },
+          content: {
+            'application/json': { schema: Statement },
+            'text/csv': { schema: z.string() },
+          },
           description: 'the statement; the CSV ends with a total row equal to totalMicros',
         },
         ...errors(400, 401, 403),
@@ -41,7 +47,9 @@ export function billingRoutes(deps: Pick<AppDeps, 'metering'>) {
       const q = c.req.valid('query');
       const user = meteredSubject(c, q.user);
       const statement = await statementFor(deps.metering.ledger, user, month);
-      const csv = q.format === 'csv' || (q.format !== 'json' && /\btext\/csv\b/.test(c.req.header('accept') ?? ''));
+      const csv =
+        q.format === 'csv' ||
+        (q.format !== 'json' && /\btext\/csv\b/.test(c.req.header('accept') ?? ''));
       if (csv) {
         c.header('content-disposition', `attachment; filename="ngsci-${user}-${month}.csv"`);
         return c.body(statementCsv(statement), 200, { 'content-type': 'text/csv; charset=utf-8' });

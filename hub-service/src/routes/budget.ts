@@ -11,20 +11,34 @@ import { budgetFor } from '../metering/budgets.js';
 import { errors, json } from './common.js';
 import { ForUser, meteredSubject } from './usage.js';
 
-export function budgetRoutes(deps: Pick<AppDeps, 'metering' | 'database' | 'config' | 'store' | 'hub'>) {
+export function budgetRoutes(
+  deps: Pick<AppDeps, 'metering' | 'database' | 'config' | 'store' | 'hub'>,
+) {
   const r = newRouter();
   r.openapi(
     createRoute({
       method: 'get',
       path: '/budget',
       request: { query: ForUser },
-      responses: { 200: json(Budget, 'this month: spend, budgets, limits, projected exhaustion'), ...errors(401, 403) },
+      responses: {
+        200: json(Budget, 'this month: spend, budgets, limits, projected exhaustion'),
+        ...errors(401, 403),
+      },
     }),
     async (c) => {
       const me = c.get('user');
       const user = meteredSubject(c, c.req.valid('query').user);
       const groups = user === me.name ? me.groups : ((await deps.hub.getUser(user))?.groups ?? []);
-      return c.json(await budgetFor(deps.metering, deps.database.db, user, groups, deps.config.NGSCI_DEFAULT_PLAN), 200);
+      return c.json(
+        await budgetFor(
+          deps.metering,
+          deps.database.db,
+          user,
+          groups,
+          deps.config.NGSCI_DEFAULT_PLAN,
+        ),
+        200,
+      );
     },
   );
   r.openapi(
@@ -32,18 +46,27 @@ export function budgetRoutes(deps: Pick<AppDeps, 'metering' | 'database' | 'conf
       method: 'post',
       path: '/instances/{server}/keep-running',
       request: { params: z.object({ server: ServerName }), query: ForUser },
-      responses: { 200: json(Instance, 'the idle clock starts again now'), ...errors(401, 403, 404, 409) },
+      responses: {
+        200: json(Instance, 'the idle clock starts again now'),
+        ...errors(401, 403, 404, 409),
+      },
     }),
     async (c) => {
       const { server } = c.req.valid('param');
       const user = meteredSubject(c, c.req.valid('query').user);
       const row = await deps.store.active(user, server);
       if (!row) throw new ApiError(404, 'not_found', `server '${server}' has no running instance`);
-      if (row.state !== 'running') throw new ApiError(409, 'instance_not_running', `server '${server}' is ${row.state}`);
+      if (row.state !== 'running')
+        throw new ApiError(409, 'instance_not_running', `server '${server}' is ${row.state}`);
       const meter = deps.metering.meter;
-      if (!meter) throw new ApiError(409, 'instance_not_running', 'the meter is not running in this service');
+      if (!meter)
+        throw new ApiError(409, 'instance_not_running', 'the meter is not running in this service');
       await meter.keepRunning(row.id);
-      await deps.store.note(row.id, 100, `kept running by ${c.get('user').name}; the idle clock starts again`);
+      await deps.store.note(
+        row.id,
+        100,
+        `kept running by ${c.get('user').name}; the idle clock starts again`,
+      );
       return c.json(toInstance(row), 200);
     },
   );

@@ -11,8 +11,13 @@ export function estimateRoutes(deps: Pick<AppDeps, 'catalog'>) {
     createRoute({
       method: 'post',
       path: '/estimate',
-      request: { body: { content: { 'application/json': { schema: EstimateScenario } }, required: true } },
-      responses: { 200: json(Estimate, 'line items, the monthly and the annual total'), ...errors(400, 401, 403) },
+      request: {
+        body: { content: { 'application/json': { schema: EstimateScenario } }, required: true },
+      },
+      responses: {
+        200: json(Estimate, 'line items, the monthly and the annual total'),
+        ...errors(400, 401, 403),
+      },
     }),
     async (c) => c.json(estimate(deps.catalog(), c.req.valid('json')), 200),
   );

@@ -39,11 +39,25 @@ export function usageRoutes(deps: Pick<AppDeps, 'metering'>) {
       if (!(from < to)) throw new ApiError(400, 'bad_request', '`from` must be before `to`');
       const bucketHours = q.granularity === 'hour' ? 1 : q.granularity === 'day' ? 24 : 24 * 28;
       if ((to.getTime() - from.getTime()) / 3_600_000 / bucketHours > MAX_POINTS) {
-        throw new ApiError(400, 'bad_request', `too many ${q.granularity} buckets; narrow from/to or use a coarser granularity`);
+        throw new ApiError(
+          400,
+          'bad_request',
+          `too many ${q.granularity} buckets; narrow from/to or use a coarser granularity`,
+        );
       }
       const series = await deps.metering.ledger.series(user, from, to, q.granularity);
       const totalMicros = series.reduce((s, p) => s + p.amountMicros, 0);
-      return c.json({ user, from: from.toISOString(), to: to.toISOString(), granularity: q.granularity, series, totalMicros }, 200);
+      return c.json(
+        {
+          user,
+          from: from.toISOString(),
+          to: to.toISOString(),
+          granularity: q.granularity,
+          series,
+          totalMicros,
+        },
+        200,
+      );
     },
   );
   return r;

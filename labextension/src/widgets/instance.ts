@@ -9,6 +9,7 @@ import { h, notice, row } from '../dom';
 import { formatDelta, formatDuration, formatMicros, formatRate, formatState } from '../format';
 import type { NgsciModel } from '../model';
 import { costSoFar, monthProjection, uptimeMs } from '../projection';
+import { resizeProgress } from '../resize-progress';
 import { NgsciSection } from './section';
 
 export interface InstanceActions {
@@ -49,7 +50,7 @@ export class InstanceSection extends NgsciSection {
     } else {
       node.append(this.details(inst));
       const progress = m.progress.get(inst.server);
-      if (progress && !r) node.append(this.progressBar(progress.progress, `${formatState(progress.state)}: ${progress.message}`));
+      if (progress && !r) node.append(progressBar(progress.progress, `${formatState(progress.state)}: ${progress.message}`));
       if (inst.state === 'failed') node.append(notice('error', `Failed: ${inst.errorMessage ?? inst.errorCode ?? 'unknown error'}`));
       if (inst.state === 'running' && !r) {
         node.append(
@@ -89,30 +90,10 @@ export class InstanceSection extends NgsciSection {
     );
   }
 
-  private progressBar(value: number, label: string): HTMLElement {
-    return h(
-      'div',
-      { class: 'jp-ngsci-progress' },
-      h('div', { class: 'jp-ngsci-progress-label' }, label),
-      h(
-        'div',
-        { class: 'jp-ngsci-progress-track', role: 'progressbar', 'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-valuenow': value, 'aria-label': label },
-        h('div', { class: 'jp-ngsci-progress-fill', style: `width:${Math.max(2, Math.min(100, value))}%` }),
-      ),
-    );
-  }
-
   private resizeProgress(): HTMLElement {
-    const r = this.model.resizing!;
-    const last = r.last;
-    if (r.failed) return notice('error', `The resize to ${r.toSize} failed: ${r.failed}`);
-    const text = r.readyInstanceId
-      ? `${r.toSize} is running. Reopening JupyterLab…`
-      : last
-        ? `Resizing to ${r.toSize} — ${formatState(last.state)}: ${last.message}`
-        : `Resizing to ${r.toSize}…`;
-    const pct = r.readyInstanceId ? 100 : last && last.instanceId !== r.fromInstanceId ? 50 + Math.floor(last.progress / 2) : Math.floor((last?.progress ?? 0) / 4);
-    return h('div', { class: 'jp-ngsci-resizing', role: 'status' }, this.progressBar(pct, text));
+    const p = resizeProgress(this.model.resizing!);
+    if (p.failed) return notice('error', p.text);
+    return h('div', { class: 'jp-ngsci-resizing', role: 'status' }, progressBar(p.percent, p.text));
   }
 
   private resizeList(inst: Instance): HTMLElement {
@@ -222,4 +203,18 @@ export class InstanceSection extends NgsciSection {
       items.length ? h('ul', { class: 'jp-ngsci-server-list', 'aria-label': 'Other servers' }, ...items) : h('p', { class: 'jp-ngsci-hint' }, 'None.'),
     );
   }
+}
+
+/** A labelled progress bar (role=progressbar). */
+export function progressBar(value: number, label: string): HTMLElement {
+  return h(
+    'div',
+    { class: 'jp-ngsci-progress' },
+    h('div', { class: 'jp-ngsci-progress-label' }, label),
+    h(
+      'div',
+      { class: 'jp-ngsci-progress-track', role: 'progressbar', 'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-valuenow': value, 'aria-label': label },
+      h('div', { class: 'jp-ngsci-progress-fill', style: `width:${Math.max(2, Math.min(100, value))}%` }),
+    ),
+  );
 }

@@ -160,7 +160,9 @@ describe('the ngsci sidebar in JupyterLab', () => {
     await openSidebar(page);
     await section(page, 'Instance').getByRole('button', { name: 'Resize to CPU large' }).click();
     await page.getByRole('dialog').getByRole('button', { name: 'Save and resize' }).click();
-    await section(page, 'Instance').getByRole('status').getByText(/Resizing to cpu-large/).waitFor();
+    const restarting = page.getByRole('dialog', { name: 'Your machine is restarting' });
+    await restarting.getByRole('progressbar', { name: /Resizing to cpu-large|cpu-large is running/ }).waitFor();
+    await screenshot(page, 'resize-progress-light');
     // the page reloads into JupyterLab on the new server
     await page.waitForEvent('load', { timeout: 180_000 });
     await waitForLab(page, 120_000);

@@ -4,7 +4,19 @@
  * meter has already done once (alerts sent, idle warnings, the meter lease).
  */
 import { sql } from 'drizzle-orm';
-import { bigint, bigserial, boolean, index, integer, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import {
+  bigint,
+  bigserial,
+  boolean,
+  index,
+  integer,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from 'drizzle-orm/pg-core';
 
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
 
@@ -25,7 +37,10 @@ export const usageIntervals = pgTable(
     meterKey: text('meter_key').notNull(),
     kind: text('kind').$type<'compute' | 'storage'>().notNull(),
     userName: text('user_name').notNull(),
-    groups: text('groups').array().notNull().default(sql`'{}'::text[]`),
+    groups: text('groups')
+      .array()
+      .notNull()
+      .default(sql`'{}'::text[]`),
     instanceId: uuid('instance_id'),
     serverName: text('server_name'),
     sizeId: text('size_id').notNull(),
