@@ -323,25 +323,29 @@ const adminPlugin: JupyterFrontEndPlugin<void> = {
   autoStart: true,
   requires: [INgsciModel],
   optional: [ICommandPalette],
-  activate: async (app: JupyterFrontEnd, model: INgsciModel, palette: ICommandPalette | null) => {
-    if (!model.me) await model.refreshMe();
-    if (!model.me?.admin) return;
+  activate: (app: JupyterFrontEnd, model: INgsciModel, palette: ICommandPalette | null) => {
+    // never awaits the service: JupyterLab renders only after every plugin has activated
     let widget: MainAreaWidget<AdminPanel> | null = null;
-    app.commands.addCommand(CommandIDs.openAdmin, {
-      label: 'ngsci: Open the admin panel',
-      execute: () => {
-        if (!widget || widget.isDisposed) {
-          widget = new MainAreaWidget({ content: new AdminPanel(model.api) });
-          widget.id = 'ngsci-admin-panel';
-          widget.title.label = 'ngsci admin';
-          widget.title.icon = widget.content.title.icon;
-          widget.title.closable = true;
-        }
-        if (!widget.isAttached) app.shell.add(widget, 'main');
-        app.shell.activateById(widget.id);
-      },
-    });
-    palette?.addItem({ command: CommandIDs.openAdmin, category: 'ngsci' });
+    const offer = () => {
+      if (!model.me?.admin || app.commands.hasCommand(CommandIDs.openAdmin)) return;
+      app.commands.addCommand(CommandIDs.openAdmin, {
+        label: 'ngsci: Open the admin panel',
+        execute: () => {
+          if (!widget || widget.isDisposed) {
+            widget = new MainAreaWidget({ content: new AdminPanel(model.api) });
+            widget.id = 'ngsci-admin-panel';
+            widget.title.label = 'ngsci admin';
+            widget.title.icon = widget.content.title.icon;
+            widget.title.closable = true;
+          }
+          if (!widget.isAttached) app.shell.add(widget, 'main');
+          app.shell.activateById(widget.id);
+        },
+      });
+      palette?.addItem({ command: CommandIDs.openAdmin, category: 'ngsci' });
+    };
+    model.changed.connect((_, what) => what === 'me' && offer());
+    offer();
   },
 };
 

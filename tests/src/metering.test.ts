@@ -362,6 +362,38 @@ test(
     }
     assert.equal((await instance('researcher')).state, 'running');
 
+    // a JupyterHub restart with instances running (`npm start` restarts the hub on SIGHUP): the
+    // service restarts with it, adopts the running servers, and the ledger stays contiguous
+    const serverPid = stack.pidOf(ready.researcher!.id);
+    const oldService = servicePid();
+    process.kill(stack.pid, 'SIGHUP');
+    await until(
+      async () => {
+        const p = servicePid();
+        if (!p || p === oldService) return null;
+        return (await fetch(`${stack.url}/services/ngsci/health`)).ok && (await fetch(`${stack.url}/hub/api/`)).ok;
+      },
+      'the hub and the service to come back',
+      90,
+      stack,
+    );
+    assert.equal((await instance('researcher')).state, 'running', 'the instance outlived the hub restart');
+    assert.ok(serverPid && isAlive(serverPid) && stack.pidOf(ready.researcher!.id) === serverPid, 'the same process');
+    const researcherToken = await stack.userToken('researcher');
+    await until(
+      async () => (await fetch(`${stack.url}/user/researcher/api`, { headers: { authorization: `token ${researcherToken}` } })).ok,
+      'the new proxy to route to the server again',
+      60,
+      stack,
+    );
+    const afterRestart = Number((await rowsOf(ready.researcher!.id)).at(-1)!.billed_to);
+    await until(
+      async () => Number((await rowsOf(ready.researcher!.id)).at(-1)?.billed_to ?? 0) > afterRestart + 2,
+      'the meter to run after the hub restart',
+      60,
+      stack,
+    );
+
     // run past the 60 s minimum, then stop: billed to the second from readyAt to stoppedAt
     const runFor = 62_000 - (Date.now() - new Date(ready.researcher!.readyAt!).getTime());
     if (runFor > 0) await new Promise((r) => setTimeout(r, runFor));

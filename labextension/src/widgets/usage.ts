@@ -3,7 +3,8 @@
  * from JupyterLab's CSS variables so dark themes work), hours and cost per size, and GPU
  * utilisation once the instance's agent reports it.
  */
-import uPlot from 'uplot';
+// uPlot is loaded the first time a chart is drawn, so it costs nothing at JupyterLab's start
+import type uPlot from 'uplot';
 import type { Message } from '@lumino/messaging';
 import { h, notice } from '../dom';
 import { formatHours, formatMicros } from '../format';
@@ -45,7 +46,7 @@ export class UsageSection extends NgsciSection {
       node.append(h('p', { class: 'jp-ngsci-hint' }, `Last ${DAYS} days: ${formatMicros(m.usage.totalMicros, { precise: false })}`));
       const chart = h('div', { class: 'jp-ngsci-chart', role: 'img', 'aria-label': `Cost per day by size over the last ${DAYS} days` });
       node.append(chart);
-      if (t.sizes.length) this.draw(chart, t);
+      if (t.sizes.length) void this.draw(chart, t);
       else chart.append(h('p', { class: 'jp-ngsci-hint' }, 'No usage in the last 30 days.'));
       node.append(
         h(
@@ -87,18 +88,21 @@ export class UsageSection extends NgsciSection {
     if (this.isVisible) this.render();
   }
 
-  private draw(el: HTMLElement, t: ReturnType<typeof usageTable>): void {
+  private async draw(el: HTMLElement, t: ReturnType<typeof usageTable>): Promise<void> {
+    const { default: UPlot } = await import('uplot');
+    if (!el.isConnected) return; // re-rendered meanwhile
+    this.plot?.destroy();
     const css = getComputedStyle(this.node);
     const v = (name: string, fallback: string) => css.getPropertyValue(name).trim() || fallback;
     const fg = v('--jp-ui-font-color2', '#666');
     const grid = v('--jp-border-color2', '#ddd');
     const font = `10px ${v('--jp-ui-font-family', 'sans-serif')}`;
     const stacked = stack(t.cost.map((r) => r.map((x) => x / 1_000_000)));
-    const bars = uPlot.paths.bars!({ size: [0.7, 24] });
+    const bars = UPlot.paths.bars!({ size: [0.7, 24] });
     // the tallest (cumulative) series first, so each lower one is drawn over it
     const order = stacked.map((_, i) => i).reverse();
     const width = Math.max(180, (this.node.clientWidth || 260) - 8);
-    this.plot = new uPlot(
+    this.plot = new UPlot(
       {
         width,
         height: 140,

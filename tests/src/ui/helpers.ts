@@ -68,5 +68,6 @@ export async function screenshot(target: Page | Locator, name: string): Promise<
   const dir = process.env.NGSCI_SCREENSHOTS;
   if (!dir) return;
   mkdirSync(dir, { recursive: true });
+  await dismissNews('page' in target ? target.page() : target);
   await target.screenshot({ path: join(dir, `${name}.png`), animations: 'disabled' });
 }
