@@ -57,6 +57,7 @@ export const ConfigSchema = z.object({
   NGSCI_LOCAL_HOMES: z.string().optional(),
   NGSCI_LOCAL_STOP_ON_SHUTDOWN: bool.default(false),
   NGSCI_AGENT_COMMAND: z.string().optional(),
+  NGSCI_CULL_GPU_BUSY_PERCENT: z.coerce.number().min(1).max(100).default(10),
   NGSCI_LOCAL_DATASET_PATH: z.string().optional(),
   NGSCI_READY_TIMEOUT: seconds(120),
   NGSCI_RUNNING_POLL_INTERVAL: seconds(10),

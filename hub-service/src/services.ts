@@ -14,6 +14,7 @@ import { Lifecycle } from './instances/lifecycle.js';
 import { InstanceStore } from './instances/store.js';
 import { Worker } from './instances/worker.js';
 import { HealthWatch } from './instances/health.js';
+import { GpuStore } from './agent/gpu.js';
 import type { Provisioner } from './provisioners/types.js';
 import { BootstrapTokens } from './bootstrap/tokens.js';
 import type { Notifier } from './notify/types.js';
@@ -93,7 +94,18 @@ export function createServices(opts: {
     quotaGuard: metering.quotas,
   });
   const bootstrap = new BootstrapTokens({ db, box, logger, ttlSeconds: config.NGSCI_BOOTSTRAP_TTL });
-  createMeter(metering, { config, database, hub, logger, store, lifecycle, notifier });
+  const gpus = new GpuStore(db);
+  createMeter(metering, {
+    config,
+    database,
+    hub,
+    logger,
+    store,
+    lifecycle,
+    notifier,
+    // a GPU above NGSCI_CULL_GPU_BUSY_PERCENT in the agent's last two minutes of samples is work
+    gpuBusy: (id) => gpus.busy(id, { maxAgeSeconds: 120, busyPercent: config.NGSCI_CULL_GPU_BUSY_PERCENT }),
+  });
   const health = new HealthWatch({ store, queue, logger, notifier, jobTag: jobTagFor, intervalSeconds: config.NGSCI_RUNNING_POLL_INTERVAL });
   return { config, database, hub, logger, store, queue, lifecycle, worker, health, catalog: metering.catalog, metering, bootstrap, notifier, notifications };
 }

@@ -76,6 +76,7 @@ export function createMeter(
     lifecycle: Lifecycle;
     notifier: Notifier;
     probe?: KernelProbe;
+    gpuBusy?: (instanceId: string) => Promise<boolean | null>;
     now?: () => Date;
   },
 ): Meter {
@@ -91,6 +92,7 @@ export function createMeter(
     prices: m.prices,
     catalog: m.catalog,
     probe: opts.probe ?? kernelProbe(config.JUPYTERHUB_API_TOKEN),
+    ...(opts.gpuBusy ? { gpuBusy: opts.gpuBusy } : {}),
     settings: m.settings,
     ...(opts.database.kind === 'postgres' && config.DATABASE_URL
       ? { lock: advisoryLock(config.DATABASE_URL) }

@@ -57,6 +57,11 @@ export interface MeterDeps {
   prices: PriceBook;
   catalog: () => Catalog;
   probe: KernelProbe;
+  /**
+   * GPU-aware idleness: whether the instance's agent saw a GPU at work lately (null: no fresh
+   * sample). A training loop that never touches a kernel message still counts as work.
+   */
+  gpuBusy?: (instanceId: string) => Promise<boolean | null>;
   settings: MeterSettings;
   /** a dedicated connection's advisory lock, on Postgres; absent on PGlite */
   lock?: { tryAcquire(): Promise<boolean>; release(): Promise<void> };
@@ -572,11 +577,12 @@ export class Meter {
         // a busy kernel keeps its server, unless the money is gone
         if (!exhausted.has(r.userName)) {
           const kernels = await this.d.probe(r.targetUrl);
-          if (kernels !== 'idle') {
+          const gpuAtWork = gpu && kernels === 'idle' && (await this.d.gpuBusy?.(r.id)) === true;
+          if (kernels !== 'idle' || gpuAtWork) {
             report.keptBusy.push(r.id);
             this.d.logger.debug(
-              { instance: r.id, kernels },
-              'meter: idle by the hub, but kernels are busy (or unknown); not culled',
+              { instance: r.id, kernels, gpuAtWork },
+              'meter: idle by the hub, but kernels or GPUs are busy (or unknown); not culled',
             );
             continue;
           }

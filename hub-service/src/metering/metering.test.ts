@@ -29,6 +29,7 @@ function meterFor(opts: {
   now: () => Date;
   hubUsers?: () => HubUserModel[];
   probe?: KernelProbe;
+  gpuBusy?: (id: string) => Promise<boolean | null>;
   settings?: Partial<ReturnType<typeof settings>>;
 }) {
   const notices: Notice[] = [];
@@ -65,6 +66,7 @@ function meterFor(opts: {
     prices: m.prices,
     catalog: m.catalog,
     probe: opts.probe ?? (async () => 'idle'),
+    ...(opts.gpuBusy ? { gpuBusy: opts.gpuBusy } : {}),
     settings: { ...settings(), ...opts.settings },
     now: opts.now,
   });
@@ -411,6 +413,32 @@ describe('culling', () => {
     now = new Date(Math.max(Date.now(), at(800).getTime()));
     const r4 = await meter.cycle();
     assert.ok(!r4.culled.includes(busy.id), 'kept running');
+  });
+});
+
+describe('GPU-aware culling', () => {
+  test('a GPU server whose agent reports the GPU at work is not culled, though its kernels look idle', async () => {
+    let now = at(0);
+    let gpuAtWork = true;
+    const { meter } = meterFor({
+      settings: { cull: { ...settings().cull, enabled: true } },
+      now: () => now,
+      hubUsers: () => [hubUser('gpu-u', at(0)), hubUser('cpu-u', at(0))],
+      gpuBusy: async () => gpuAtWork,
+    });
+    const training = await running('gpu-u', { size: 'gpu-t4', rate: 526_000 });
+    const cpu = await running('cpu-u');
+    now = at(250);
+    const r1 = await meter.cycle();
+    assert.ok(r1.keptBusy.includes(training.id), 'the GPU is at work');
+    assert.ok(!r1.warned.includes(training.id));
+    now = at(560);
+    const r2 = await meter.cycle();
+    assert.ok(r2.warned.includes(cpu.id), 'GPU samples say nothing about a CPU size');
+    gpuAtWork = false;
+    now = at(600);
+    const r3 = await meter.cycle();
+    assert.ok(r3.warned.includes(training.id), 'an idle GPU is warned like any idle server');
   });
 });
 
