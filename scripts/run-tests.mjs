@@ -9,7 +9,7 @@ import { readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
 const sep = process.argv.indexOf('--');
-const folders = (sep === -1 ? process.argv.slice(2) : process.argv.slice(2, sep));
+const folders = sep === -1 ? process.argv.slice(2) : process.argv.slice(2, sep);
 const extra = sep === -1 ? [] : process.argv.slice(sep + 1);
 
 function find(dir) {
@@ -25,5 +25,9 @@ if (!files.length) {
   console.error('no test files found');
   process.exit(1);
 }
-const res = spawnSync('npx', ['tsx', '--test', ...extra, ...files.map((f) => relative(process.cwd(), f))], { stdio: 'inherit' });
+const res = spawnSync(
+  'npx',
+  ['tsx', '--test', ...extra, ...files.map((f) => relative(process.cwd(), f))],
+  { stdio: 'inherit' },
+);
 process.exit(res.status ?? 1);

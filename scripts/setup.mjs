@@ -15,7 +15,12 @@ export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const VENV = process.env.NGSCI_VENV ?? join(ROOT, '.venv');
 
 function run(cmd, args, opts = {}) {
-  const res = spawnSync(cmd, args, { cwd: ROOT, stdio: opts.quiet ? 'pipe' : 'inherit', encoding: 'utf8', ...opts });
+  const res = spawnSync(cmd, args, {
+    cwd: ROOT,
+    stdio: opts.quiet ? 'pipe' : 'inherit',
+    encoding: 'utf8',
+    ...opts,
+  });
   if (res.status !== 0) {
     const out = opts.quiet ? `\n${res.stdout ?? ''}${res.stderr ?? ''}` : '';
     throw new Error(`${cmd} ${args.join(' ')} failed (exit ${res.status ?? res.signal})${out}`);
@@ -42,11 +47,17 @@ function stamp(name, hash) {
 
 function checkVersions() {
   const [major] = process.versions.node.split('.').map(Number);
-  if (major < 20) throw new Error(`Node ${process.versions.node} is too old: ngsci needs Node 20 or newer`);
-  const py = spawnSync(pythonCommand(), ['-c', 'import sys; print("%d.%d" % sys.version_info[:2])'], { encoding: 'utf8' });
+  if (major < 20)
+    throw new Error(`Node ${process.versions.node} is too old: ngsci needs Node 20 or newer`);
+  const py = spawnSync(
+    pythonCommand(),
+    ['-c', 'import sys; print("%d.%d" % sys.version_info[:2])'],
+    { encoding: 'utf8' },
+  );
   if (py.status !== 0) throw new Error('python3 was not found: ngsci needs Python 3.10 or newer');
   const [pmaj, pmin] = py.stdout.trim().split('.').map(Number);
-  if (pmaj < 3 || (pmaj === 3 && pmin < 10)) throw new Error(`Python ${py.stdout.trim()} is too old: ngsci needs 3.10 or newer`);
+  if (pmaj < 3 || (pmaj === 3 && pmin < 10))
+    throw new Error(`Python ${py.stdout.trim()} is too old: ngsci needs 3.10 or newer`);
 }
 
 function pythonCommand() {
@@ -64,7 +75,10 @@ export function setup({ log = console.log } = {}) {
   log('ngsci: building TypeScript');
   run(join(ROOT, 'node_modules', '.bin', 'tsc'), ['-b'], { quiet: true });
 
-  const pyInputs = [join(ROOT, 'deploy', 'requirements.txt'), join(ROOT, 'spawner-bridge', 'pyproject.toml')];
+  const pyInputs = [
+    join(ROOT, 'deploy', 'requirements.txt'),
+    join(ROOT, 'spawner-bridge', 'pyproject.toml'),
+  ];
   const pyHash = hashFiles(pyInputs);
   if (!existsSync(join(VENV, 'bin', 'python')) || !stamped('venv', pyHash)) {
     if (!existsSync(join(VENV, 'bin', 'python'))) {
@@ -72,7 +86,13 @@ export function setup({ log = console.log } = {}) {
       run(pythonCommand(), ['-m', 'venv', VENV]);
     }
     log('ngsci: installing JupyterHub, JupyterLab and the spawner-bridge (first run only)');
-    run(join(VENV, 'bin', 'pip'), ['install', '--quiet', '--disable-pip-version-check', '-r', join(ROOT, 'deploy', 'requirements.txt')]);
+    run(join(VENV, 'bin', 'pip'), [
+      'install',
+      '--quiet',
+      '--disable-pip-version-check',
+      '-r',
+      join(ROOT, 'deploy', 'requirements.txt'),
+    ]);
     stamp('venv', pyHash);
   }
   setupLabextension({ log });
@@ -84,16 +104,36 @@ function setupLabextension({ log }) {
   const dir = join(ROOT, 'labextension');
   if (!existsSync(join(dir, 'package.json'))) return;
   const walk = (d) =>
-    readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(d, e.name)) : [join(d, e.name)]));
-  const inputs = ['src', 'style', 'schema', 'scripts'].flatMap((d) => (existsSync(join(dir, d)) ? walk(join(dir, d)) : []));
-  inputs.push(join(dir, 'package.json'), join(dir, 'pyproject.toml'), join(dir, 'install.json'), join(ROOT, 'package-lock.json'));
+    readdirSync(d, { withFileTypes: true }).flatMap((e) =>
+      e.isDirectory() ? walk(join(d, e.name)) : [join(d, e.name)],
+    );
+  const inputs = ['src', 'style', 'schema', 'scripts'].flatMap((d) =>
+    existsSync(join(dir, d)) ? walk(join(dir, d)) : [],
+  );
+  inputs.push(
+    join(dir, 'package.json'),
+    join(dir, 'pyproject.toml'),
+    join(dir, 'install.json'),
+    join(ROOT, 'package-lock.json'),
+  );
   const hash = hashFiles(inputs.sort());
   const built = join(dir, 'ngsci_labextension', 'labextension', 'package.json');
-  const installed = join(VENV, 'share', 'jupyter', 'labextensions', 'ngsci-labextension', 'package.json');
+  const installed = join(
+    VENV,
+    'share',
+    'jupyter',
+    'labextensions',
+    'ngsci-labextension',
+    'package.json',
+  );
   if (stamped('labextension', hash) && existsSync(built) && existsSync(installed)) return;
   log('ngsci: building the JupyterLab extension');
   run('npm', ['run', 'build', '-w', 'labextension'], { quiet: true });
-  run(join(VENV, 'bin', 'pip'), ['install', '--quiet', '--disable-pip-version-check', '--no-deps', '--force-reinstall', dir], { quiet: true });
+  run(
+    join(VENV, 'bin', 'pip'),
+    ['install', '--quiet', '--disable-pip-version-check', '--no-deps', '--force-reinstall', dir],
+    { quiet: true },
+  );
   stamp('labextension', hash);
 }
 
@@ -123,7 +163,9 @@ export function installInstanceTools({ log = console.log } = {}) {
   const marker = '# ngsci: load the %ngsci magic';
   const body = `${marker} (written by scripts/setup.mjs)\nc = get_config()  # noqa: F821\nc.InteractiveShellApp.extensions.append("ngsci_spawner.magic")\n`;
   if (existsSync(config) && !readFileSync(config, 'utf8').startsWith(marker)) {
-    log(`ngsci: ${config} exists and is not ngsci's; add "ngsci_spawner.magic" to c.InteractiveShellApp.extensions there`);
+    log(
+      `ngsci: ${config} exists and is not ngsci's; add "ngsci_spawner.magic" to c.InteractiveShellApp.extensions there`,
+    );
     return;
   }
   if (!existsSync(config) || readFileSync(config, 'utf8') !== body) {

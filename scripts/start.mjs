@@ -10,7 +10,16 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -49,13 +58,15 @@ function freePort() {
 
 function portArg(value, name) {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > 65535) fail(`${name} must be a port number (1-65535), not '${value}'`);
+  if (!Number.isInteger(n) || n < 1 || n > 65535)
+    fail(`${name} must be a port number (1-65535), not '${value}'`);
   return n;
 }
 
 const dataDir = resolve(args['data-dir'] ?? process.env.NGSCI_DATA_DIR ?? join(ROOT, '.ngsci'));
 const databaseUrl = args['database-url'] ?? process.env.DATABASE_URL;
-if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl)) fail('--database-url / DATABASE_URL must be a postgres:// URL');
+if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl))
+  fail('--database-url / DATABASE_URL must be a postgres:// URL');
 
 const say = args.json ? () => {} : (m) => console.log(m);
 

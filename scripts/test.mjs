@@ -37,7 +37,8 @@ function counts(out) {
   if (node.pass) return { passed: Number(node.pass[1]), failed: Number(node.fail?.[1] ?? 0) };
   const last = out.trim().split('\n').at(-1) ?? '';
   const passed = Number(/(\d+) passed/.exec(last)?.[1] ?? 0);
-  const failed = Number(/(\d+) failed/.exec(last)?.[1] ?? 0) + Number(/(\d+) errors?/.exec(last)?.[1] ?? 0);
+  const failed =
+    Number(/(\d+) failed/.exec(last)?.[1] ?? 0) + Number(/(\d+) errors?/.exec(last)?.[1] ?? 0);
   return { passed, failed };
 }
 
@@ -48,11 +49,22 @@ const suites = [];
 for (const ws of workspaces) {
   if (ws === 'tests' || ws === 'bench') continue;
   const pkg = JSON.parse(readFileSync(join(ROOT, ws, 'package.json'), 'utf8'));
-  if (pkg.scripts?.test) suites.push([`${ws} unit tests`, 'npm', ['test', '--silent'], join(ROOT, ws)]);
+  if (pkg.scripts?.test)
+    suites.push([`${ws} unit tests`, 'npm', ['test', '--silent'], join(ROOT, ws)]);
 }
-suites.push(['spawner-bridge pytest', join(VENV, 'bin', 'python'), ['-m', 'pytest', '-q', '-p', 'no:cacheprovider', 'spawner-bridge'], ROOT]);
+suites.push([
+  'spawner-bridge pytest',
+  join(VENV, 'bin', 'python'),
+  ['-m', 'pytest', '-q', '-p', 'no:cacheprovider', 'spawner-bridge'],
+  ROOT,
+]);
 if (!unitOnly && existsSync(join(ROOT, 'tests', 'package.json'))) {
-  suites.push(['cross-component tests (real JupyterHub, PGlite and Postgres, Chromium)', 'npm', ['test', '--silent'], join(ROOT, 'tests')]);
+  suites.push([
+    'cross-component tests (real JupyterHub, PGlite and Postgres, Chromium)',
+    'npm',
+    ['test', '--silent'],
+    join(ROOT, 'tests'),
+  ]);
 }
 
 const results = [];
@@ -67,7 +79,9 @@ for (const r of results) {
   // a suite that exits non-zero fails even when its runner printed no count
   const f = r.code !== 0 && c.failed === 0 ? 1 : c.failed;
   failed += f;
-  console.log(`${r.code === 0 ? 'ok  ' : 'FAIL'} ${r.name}: ${c.passed} passed, ${f} failed (${r.seconds} s)`);
+  console.log(
+    `${r.code === 0 ? 'ok  ' : 'FAIL'} ${r.name}: ${c.passed} passed, ${f} failed (${r.seconds} s)`,
+  );
 }
 console.log(`tests: ${passed} passed, ${failed} failed`);
 process.exit(failed > 0 || results.some((r) => r.code !== 0) ? 1 : 0);

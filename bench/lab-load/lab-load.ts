@@ -17,7 +17,15 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -59,16 +67,42 @@ async function startLab(name: string, disableExtension: boolean): Promise<Lab> {
   const dir = mkdtempSync(join(tmpdir(), `ngsci-lab-load-${name}-`));
   const config = join(dir, 'config');
   mkdirSync(join(config, 'labconfig'), { recursive: true });
-  writeFileSync(join(config, 'labconfig', 'page_config.json'), JSON.stringify(disableExtension ? { disabledExtensions: { [EXT]: true } } : {}));
+  writeFileSync(
+    join(config, 'labconfig', 'page_config.json'),
+    JSON.stringify(disableExtension ? { disabledExtensions: { [EXT]: true } } : {}),
+  );
   // the same settings for both: no news poll, no announcements in the way
   mkdirSync(join(dir, 'settings'), { recursive: true });
-  writeFileSync(join(dir, 'settings', 'overrides.json'), JSON.stringify({ '@jupyterlab/apputils-extension:notification': { fetchNews: 'false', checkForUpdates: false } }));
+  writeFileSync(
+    join(dir, 'settings', 'overrides.json'),
+    JSON.stringify({
+      '@jupyterlab/apputils-extension:notification': { fetchNews: 'false', checkForUpdates: false },
+    }),
+  );
   const port = await freePort();
   const token = randomBytes(16).toString('hex');
   const proc = spawn(
     join(VENV, 'bin', 'jupyter'),
-    ['lab', '--no-browser', `--port=${port}`, '--ip=127.0.0.1', `--IdentityProvider.token=${token}`, `--ServerApp.root_dir=${dir}`, `--LabApp.workspaces_dir=${join(dir, 'ws')}`, `--LabServerApp.user_settings_dir=${join(dir, 'user-settings')}`, '--allow-root'],
-    { env: { ...process.env, JUPYTER_CONFIG_DIR: config, JUPYTERLAB_SETTINGS_DIR: join(dir, 'user-settings'), JUPYTERLAB_WORKSPACES_DIR: join(dir, 'ws') }, stdio: ['ignore', 'ignore', 'pipe'] },
+    [
+      'lab',
+      '--no-browser',
+      `--port=${port}`,
+      '--ip=127.0.0.1',
+      `--IdentityProvider.token=${token}`,
+      `--ServerApp.root_dir=${dir}`,
+      `--LabApp.workspaces_dir=${join(dir, 'ws')}`,
+      `--LabServerApp.user_settings_dir=${join(dir, 'user-settings')}`,
+      '--allow-root',
+    ],
+    {
+      env: {
+        ...process.env,
+        JUPYTER_CONFIG_DIR: config,
+        JUPYTERLAB_SETTINGS_DIR: join(dir, 'user-settings'),
+        JUPYTERLAB_WORKSPACES_DIR: join(dir, 'ws'),
+      },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
   );
   let log = '';
   proc.stderr!.on('data', (d: Buffer) => (log += d.toString()));
@@ -79,7 +113,8 @@ async function startLab(name: string, disableExtension: boolean): Promise<Lab> {
     } catch {
       // not up yet
     }
-    if (i > 120 || proc.exitCode !== null) throw new Error(`jupyter lab (${name}) did not start:\n${log}`);
+    if (i > 120 || proc.exitCode !== null)
+      throw new Error(`jupyter lab (${name}) did not start:\n${log}`);
     await new Promise((r) => setTimeout(r, 500));
   }
   return { name, url: `${url}/lab?token=${token}&reset`, proc, dir };
@@ -104,7 +139,11 @@ function bundle(): { files: number; bytes: number; gzip: number } {
 }
 
 const labs = [await startLab('with', false), await startLab('without', true)];
-const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  headless: true,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+});
 const times: Record<string, number[]> = { with: [], without: [] };
 try {
   const once = async (lab: Lab): Promise<{ ms: number; ngsci: boolean }> => {
@@ -113,13 +152,18 @@ try {
     await page.goto(lab.url);
     await page.locator('.jp-Launcher').first().waitFor({ state: 'visible', timeout: 120_000 });
     const ms = await page.evaluate(() => performance.now());
-    const ngsci = (await page.locator('#ngsci-sidebar').count()) > 0 || (await page.getByRole('tab', { name: /ngsci/i }).count()) > 0;
+    const ngsci =
+      (await page.locator('#ngsci-sidebar').count()) > 0 ||
+      (await page.getByRole('tab', { name: /ngsci/i }).count()) > 0;
     await context.close();
     return { ms, ngsci };
   };
   for (const lab of labs) {
     const warm = await once(lab); // discarded: fills the OS page cache for the server side
-    if (warm.ngsci !== (lab.name === 'with')) throw new Error(`the extension is ${warm.ngsci ? 'loaded' : 'missing'} on the '${lab.name}' server`);
+    if (warm.ngsci !== (lab.name === 'with'))
+      throw new Error(
+        `the extension is ${warm.ngsci ? 'loaded' : 'missing'} on the '${lab.name}' server`,
+      );
   }
   for (let i = 0; i < runs; i++) {
     const order = i % 2 ? [labs[1]!, labs[0]!] : labs;
@@ -138,8 +182,18 @@ const withExt = median(times.with!);
 const without = median(times.without!);
 const b = bundle();
 const fmt = (n: number) => `${n.toFixed(0)} ms`;
-console.log(`JupyterLab time to first render (navigation start → Launcher visible), ${runs} runs each, alternating:`);
-console.log(`  without ngsci: median ${fmt(without)}  (min ${fmt(Math.min(...times.without!))}, max ${fmt(Math.max(...times.without!))})`);
-console.log(`  with ngsci:    median ${fmt(withExt)}  (min ${fmt(Math.min(...times.with!))}, max ${fmt(Math.max(...times.with!))})`);
-console.log(`  difference:    ${withExt - without >= 0 ? '+' : ''}${fmt(withExt - without)} (target ≤ +50 ms)`);
-console.log(`ngsci bundle: ${b.files} JS files, ${(b.bytes / 1024).toFixed(1)} KiB, ${(b.gzip / 1024).toFixed(1)} KiB gzipped`);
+console.log(
+  `JupyterLab time to first render (navigation start → Launcher visible), ${runs} runs each, alternating:`,
+);
+console.log(
+  `  without ngsci: median ${fmt(without)}  (min ${fmt(Math.min(...times.without!))}, max ${fmt(Math.max(...times.without!))})`,
+);
+console.log(
+  `  with ngsci:    median ${fmt(withExt)}  (min ${fmt(Math.min(...times.with!))}, max ${fmt(Math.max(...times.with!))})`,
+);
+console.log(
+  `  difference:    ${withExt - without >= 0 ? '+' : ''}${fmt(withExt - without)} (target ≤ +50 ms)`,
+);
+console.log(
+  `ngsci bundle: ${b.files} JS files, ${(b.bytes / 1024).toFixed(1)} KiB, ${(b.gzip / 1024).toFixed(1)} KiB gzipped`,
+);

@@ -16,7 +16,8 @@ import { ROOT, startStack, until } from '../../tests/src/stack.js';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '10' } } });
 const runs = Number(values.runs);
-if (!Number.isInteger(runs) || runs < 1 || runs > 100) throw new Error('--runs must be a whole number from 1 to 100');
+if (!Number.isInteger(runs) || runs < 1 || runs > 100)
+  throw new Error('--runs must be a whole number from 1 to 100');
 
 const freePort = () =>
   new Promise<number>((res) => {
@@ -41,11 +42,15 @@ async function startPlainHub() {
     BENCH_SINGLEUSER: join(ROOT, '.venv', 'bin', 'jupyterhub-singleuser'),
     BENCH_TOKEN: token,
   };
-  const child = spawn(join(ROOT, '.venv', 'bin', 'jupyterhub'), ['-f', join(ROOT, 'bench', 'spawn', 'plain_jupyterhub_config.py')], {
-    cwd: dir,
-    env,
-    stdio: 'ignore',
-  });
+  const child = spawn(
+    join(ROOT, '.venv', 'bin', 'jupyterhub'),
+    ['-f', join(ROOT, 'bench', 'spawn', 'plain_jupyterhub_config.py')],
+    {
+      cwd: dir,
+      env,
+      stdio: 'ignore',
+    },
+  );
   const url = `http://127.0.0.1:${port}`;
   await until(async () => (await fetch(`${url}/hub/api/`)).ok, 'the plain hub', 60);
   const api = (path: string, method = 'GET') =>
@@ -62,11 +67,15 @@ async function startPlainHub() {
 }
 
 async function timeUntilAnswers(url: string, token: string, t0: number): Promise<number> {
-  await until(async () => {
-    const r = await fetch(url, { headers: { authorization: `token ${token}` } });
-    await r.body?.cancel();
-    return r.status === 200;
-  }, url, 120);
+  await until(
+    async () => {
+      const r = await fetch(url, { headers: { authorization: `token ${token}` } });
+      await r.body?.cancel();
+      return r.status === 200;
+    },
+    url,
+    120,
+  );
   return performance.now() - t0;
 }
 
@@ -85,11 +94,20 @@ try {
   for (let i = 0; i < runs; i++) {
     // ngsci: the user's launch request through the service
     let t0 = performance.now();
-    const res = await stack.api('/instances', token, { method: 'POST', body: JSON.stringify({ size: 'cpu-small' }) });
+    const res = await stack.api('/instances', token, {
+      method: 'POST',
+      body: JSON.stringify({ size: 'cpu-small' }),
+    });
     if (res.status !== 202) throw new Error(`launch failed: ${res.status} ${await res.text()}`);
     ngsciTimes.push(await timeUntilAnswers(`${stack.url}/user/researcher/api`, token, t0));
     await stack.api('/instances/default/stop', token, { method: 'POST' });
-    await until(async () => ((await (await stack.api('/instances/default', token)).json()) as { state: string }).state === 'stopped', 'ngsci stop', 60);
+    await until(
+      async () =>
+        ((await (await stack.api('/instances/default', token)).json()) as { state: string })
+          .state === 'stopped',
+      'ngsci stop',
+      60,
+    );
 
     // the peer: the hub's REST spawn with SimpleLocalProcessSpawner
     t0 = performance.now();
@@ -97,11 +115,19 @@ try {
     if (r.status !== 201 && r.status !== 202) throw new Error(`plain spawn failed: ${r.status}`);
     plainTimes.push(await timeUntilAnswers(`${plain.url}/user/bench/api`, 'none', t0));
     await plain.api('/users/bench/server', 'DELETE');
-    await until(async () => {
-      const u = (await (await plain.api('/users/bench')).json()) as { servers: Record<string, unknown> };
-      return !u.servers[''];
-    }, 'plain stop', 60);
-    process.stdout.write(`run ${i + 1}/${runs}: ngsci ${ngsciTimes.at(-1)!.toFixed(0)} ms, plain ${plainTimes.at(-1)!.toFixed(0)} ms\n`);
+    await until(
+      async () => {
+        const u = (await (await plain.api('/users/bench')).json()) as {
+          servers: Record<string, unknown>;
+        };
+        return !u.servers[''];
+      },
+      'plain stop',
+      60,
+    );
+    process.stdout.write(
+      `run ${i + 1}/${runs}: ngsci ${ngsciTimes.at(-1)!.toFixed(0)} ms, plain ${plainTimes.at(-1)!.toFixed(0)} ms\n`,
+    );
   }
 } finally {
   await stack.stop();

@@ -76,7 +76,9 @@ export const Size = z
     class: z.enum(['cpu', 'gpu']),
     vcpu: z.number().int().positive(),
     memoryGiB: z.number().positive(),
-    gpu: z.object({ model: z.string(), count: z.number().int().positive(), memoryGiB: z.number() }).nullable(),
+    gpu: z
+      .object({ model: z.string(), count: z.number().int().positive(), memoryGiB: z.number() })
+      .nullable(),
     offers: z.array(Offer),
   })
   .meta({ id: 'Size' });
@@ -116,7 +118,10 @@ export const Instance = z
     errorCode: z.string().nullable(),
     errorMessage: z.string().nullable(),
     exitCode: z.number().int().nullable(),
-    url: z.string().nullable().meta({ description: 'the user-facing JupyterLab path once running' }),
+    url: z
+      .string()
+      .nullable()
+      .meta({ description: 'the user-facing JupyterLab path once running' }),
     ratePerHourMicros: Micros,
     createdAt: z.iso.datetime(),
     readyAt: z.iso.datetime().nullable(),
@@ -136,7 +141,11 @@ const machineChoice = {
 };
 
 export const LaunchRequest = z
-  .object({ server: ServerName.default(DEFAULT_SERVER), ...machineChoice, spot: z.boolean().default(false) })
+  .object({
+    server: ServerName.default(DEFAULT_SERVER),
+    ...machineChoice,
+    spot: z.boolean().default(false),
+  })
   .strict()
   .meta({ id: 'LaunchRequest' });
 export type LaunchRequest = z.input<typeof LaunchRequest>;
@@ -169,7 +178,10 @@ export type SpawnOptions = z.infer<typeof SpawnOptions>;
 export const BridgeStartRequest = z
   .object({
     user: z.string().min(1).max(255),
-    server: z.string().max(255).meta({ description: "the hub's server name; '' is the default server" }),
+    server: z
+      .string()
+      .max(255)
+      .meta({ description: "the hub's server name; '' is the default server" }),
     options: SpawnOptions,
     env: z.record(z.string(), z.string()),
     baseUrl: z.string().meta({ description: "the server's path prefix, e.g. /user/alice/" }),
@@ -195,7 +207,11 @@ export const BridgeStatus = z
 export const EventList = z.object({ events: z.array(InstanceEvent) }).meta({ id: 'EventList' });
 
 export const Health = z
-  .object({ status: z.literal('ok'), version: z.string(), database: z.enum(['postgres', 'pglite']) })
+  .object({
+    status: z.literal('ok'),
+    version: z.string(),
+    database: z.enum(['postgres', 'pglite']),
+  })
   .meta({ id: 'Health' });
 export * from './usage.js';
 export * from './billing.js';

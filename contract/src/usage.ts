@@ -49,13 +49,10 @@ export const BudgetScope = z
     percent: z.number().int(),
     hardStop: z.boolean(),
     burnMicrosPerHour: Micros,
-    exhaustedAt: z.iso
-      .datetime()
-      .nullable()
-      .meta({
-        description:
-          'when the budget runs out at the current burn rate; null if it never does this month',
-      }),
+    exhaustedAt: z.iso.datetime().nullable().meta({
+      description:
+        'when the budget runs out at the current burn rate; null if it never does this month',
+    }),
   })
   .meta({ id: 'BudgetScope' });
 

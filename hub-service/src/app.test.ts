@@ -57,7 +57,14 @@ describe('auth', () => {
   test('bridge routes refuse user tokens and wrong secrets', async () => {
     const token = h.token({ name: 'alice' });
     const prefix = h.config.JUPYTERHUB_SERVICE_PREFIX;
-    assert.equal((await h.app.request(`${prefix}api/v1/bridge/catalog`, { headers: { authorization: `token ${token}` } })).status, 401);
+    assert.equal(
+      (
+        await h.app.request(`${prefix}api/v1/bridge/catalog`, {
+          headers: { authorization: `token ${token}` },
+        })
+      ).status,
+      401,
+    );
     assert.equal((await h.bridge('/catalog')).status, 200);
   });
 });
@@ -67,7 +74,16 @@ describe('catalog and openapi', () => {
     const token = h.token({ name: 'alice' });
     const body = (await json(await h.request('/api/v1/catalog', { token }))) as {
       asOf: string;
-      sizes: Array<{ id: string; gpu: unknown; offers: Array<{ cloud: string; available: boolean; onDemandMicrosPerHour: number; instanceType: string }> }>;
+      sizes: Array<{
+        id: string;
+        gpu: unknown;
+        offers: Array<{
+          cloud: string;
+          available: boolean;
+          onDemandMicrosPerHour: number;
+          instanceType: string;
+        }>;
+      }>;
     };
     assert.match(body.asOf, /^\d{4}-\d{2}-\d{2}$/);
     const t4 = body.sizes.find((s) => s.id === 'gpu-t4');
@@ -75,16 +91,30 @@ describe('catalog and openapi', () => {
     const aws = t4.offers.find((o) => o.cloud === 'aws');
     assert.equal(aws?.instanceType, 'g4dn.xlarge');
     assert.equal(aws?.onDemandMicrosPerHour, 526_000);
-    assert.equal(aws?.available, false, 'the default hub provisions locally only, so aws is listed but unavailable');
+    assert.equal(
+      aws?.available,
+      false,
+      'the default hub provisions locally only, so aws is listed but unavailable',
+    );
     assert.equal(t4.offers.find((o) => o.cloud === 'local')?.available, true);
-    for (const s of body.sizes) for (const o of s.offers) assert.ok(Number.isInteger(o.onDemandMicrosPerHour));
+    for (const s of body.sizes)
+      for (const o of s.offers) assert.ok(Number.isInteger(o.onDemandMicrosPerHour));
   });
 
   test('openapi.json is generated from the routes', async () => {
     const res = await h.request('/api/v1/openapi.json');
     assert.equal(res.status, 200);
-    const doc = (await json(res)) as { paths: Record<string, unknown>; components: { schemas: Record<string, unknown> } };
-    for (const p of ['/api/v1/me', '/api/v1/catalog', '/api/v1/instances', '/api/v1/instances/{server}/resize', '/api/v1/instances/{server}/events']) {
+    const doc = (await json(res)) as {
+      paths: Record<string, unknown>;
+      components: { schemas: Record<string, unknown> };
+    };
+    for (const p of [
+      '/api/v1/me',
+      '/api/v1/catalog',
+      '/api/v1/instances',
+      '/api/v1/instances/{server}/resize',
+      '/api/v1/instances/{server}/events',
+    ]) {
       assert.ok(doc.paths[p], `missing ${p}`);
     }
     assert.ok(doc.components.schemas.Instance);
@@ -96,7 +126,11 @@ describe('instances', () => {
   test('launch goes through the hub, the bridge creates the row, the worker makes it running', async () => {
     prov.script = 'ok';
     const token = h.token({ name: 'bob' });
-    const res = await h.request('/api/v1/instances', { method: 'POST', token, body: JSON.stringify({ size: 'cpu-small' }) });
+    const res = await h.request('/api/v1/instances', {
+      method: 'POST',
+      token,
+      body: JSON.stringify({ size: 'cpu-small' }),
+    });
     assert.equal(res.status, 202, await res.clone().text());
     const inst = await json(res);
     assert.equal(inst.server, 'default');
@@ -109,16 +143,26 @@ describe('instances', () => {
     assert.equal(running.url, '/user/bob/');
     const started = prov.started.at(-1);
     assert.equal(started?.env.JUPYTERHUB_API_TOKEN, 'server-token-secret');
-    const { rows } = await h.database.db.execute<{ n: number }>(`select count(*)::int as n from instance_secrets` as never) as unknown as { rows: Array<{ n: number }> };
+    const { rows } = (await h.database.db.execute<{ n: number }>(
+      `select count(*)::int as n from instance_secrets` as never,
+    )) as unknown as { rows: Array<{ n: number }> };
     assert.equal(rows[0]?.n, 0, "the server's environment is deleted once it started");
 
-    const again = await h.request('/api/v1/instances', { method: 'POST', token, body: JSON.stringify({ size: 'cpu-small' }) });
+    const again = await h.request('/api/v1/instances', {
+      method: 'POST',
+      token,
+      body: JSON.stringify({ size: 'cpu-small' }),
+    });
     assert.equal(again.status, 409);
     assert.equal((await json(again)).code, 'instance_busy');
 
     const stop = await h.request('/api/v1/instances/default/stop', { method: 'POST', token });
     assert.equal(stop.status, 202);
-    await eventually(async () => (await json(await h.request('/api/v1/instances/default', { token }))).state === 'stopped', 'stopped');
+    await eventually(
+      async () =>
+        (await json(await h.request('/api/v1/instances/default', { token }))).state === 'stopped',
+      'stopped',
+    );
     assert.ok(prov.stopped.includes(String(inst.id)));
   });
 
@@ -132,36 +176,59 @@ describe('instances', () => {
       [{ size: 'cpu-small', server: 'bad' }, 400, 'hub_refused'],
     ];
     for (const [body, status, code] of cases) {
-      const res = await h.request('/api/v1/instances', { method: 'POST', token, body: JSON.stringify(body) });
+      const res = await h.request('/api/v1/instances', {
+        method: 'POST',
+        token,
+        body: JSON.stringify(body),
+      });
       assert.equal(res.status, status, JSON.stringify(body));
       assert.equal((await json(res)).code, code, JSON.stringify(body));
     }
-    const malformed = await h.request('/api/v1/instances', { method: 'POST', token, body: '{"size":' });
+    const malformed = await h.request('/api/v1/instances', {
+      method: 'POST',
+      token,
+      body: '{"size":',
+    });
     assert.equal(malformed.status, 400);
     const list = await json(await h.request('/api/v1/instances?all=true', { token }));
     assert.deepEqual(list.instances, []);
-    assert.equal((await h.request('/api/v1/instances/nothere/stop', { method: 'POST', token })).status, 404);
+    assert.equal(
+      (await h.request('/api/v1/instances/nothere/stop', { method: 'POST', token })).status,
+      404,
+    );
   });
 
   test("another user's server: 403 unless admin", async () => {
     const token = h.token({ name: 'mallory' });
-    const res = await h.request('/api/v1/instances/default/stop?user=bob', { method: 'POST', token });
+    const res = await h.request('/api/v1/instances/default/stop?user=bob', {
+      method: 'POST',
+      token,
+    });
     assert.equal(res.status, 403);
     const admin = h.token({ name: 'root', scopes: [ACCESS, 'custom:ngsci:admin'] });
-    assert.equal((await h.request('/api/v1/instances?user=bob&all=true', { token: admin })).status, 200);
+    assert.equal(
+      (await h.request('/api/v1/instances?user=bob&all=true', { token: admin })).status,
+      200,
+    );
   });
 
   test('a failed start is recorded with its code and exit code', async () => {
     prov.script = 'fail';
     const token = h.token({ name: 'dave' });
-    await h.request('/api/v1/instances', { method: 'POST', token, body: JSON.stringify({ size: 'cpu-small', server: 'exp1' }) });
+    await h.request('/api/v1/instances', {
+      method: 'POST',
+      token,
+      body: JSON.stringify({ size: 'cpu-small', server: 'exp1' }),
+    });
     const failed = await eventually(async () => {
       const r = await json(await h.request('/api/v1/instances/exp1', { token }));
       return r.state === 'failed' ? r : null;
     }, 'failed');
     assert.equal(failed.errorCode, 'process_exited');
     assert.equal(failed.exitCode, 3);
-    const notices = (await json(await h.request('/api/v1/notifications', { token }))) as { notifications: Array<{ kind: string; title: string; body: string }> };
+    const notices = (await json(await h.request('/api/v1/notifications', { token }))) as {
+      notifications: Array<{ kind: string; title: string; body: string }>;
+    };
     const failure = notices.notifications.find((n) => n.kind === 'failure');
     assert.ok(failure, 'the user is told the start failed');
     assert.match(failure.title, /exp1.*failed to start/);
@@ -171,8 +238,18 @@ describe('instances', () => {
   test('a crash of a running instance marks it failed with the exit code', async () => {
     prov.script = 'ok';
     const token = h.token({ name: 'erin' });
-    const inst = await json(await h.request('/api/v1/instances', { method: 'POST', token, body: JSON.stringify({ size: 'cpu-small' }) }));
-    await eventually(async () => (await json(await h.request('/api/v1/instances/default', { token }))).state === 'running', 'running');
+    const inst = await json(
+      await h.request('/api/v1/instances', {
+        method: 'POST',
+        token,
+        body: JSON.stringify({ size: 'cpu-small' }),
+      }),
+    );
+    await eventually(
+      async () =>
+        (await json(await h.request('/api/v1/instances/default', { token }))).state === 'running',
+      'running',
+    );
     prov.crash(String(inst.id), 137);
     const failed = await eventually(async () => {
       const r = await json(await h.request('/api/v1/instances/default', { token }));
@@ -184,29 +261,62 @@ describe('instances', () => {
   test('stop during a start cancels it, and the instance ends stopped', async () => {
     prov.script = 'hang';
     const token = h.token({ name: 'frank' });
-    await h.request('/api/v1/instances', { method: 'POST', token, body: JSON.stringify({ size: 'cpu-small' }) });
-    await eventually(async () => (await json(await h.request('/api/v1/instances/default', { token }))).state === 'starting', 'starting');
-    await h.bridge('/stop', { method: 'POST', body: JSON.stringify({ user: 'frank', server: '' }) });
-    await eventually(async () => (await json(await h.request('/api/v1/instances/default', { token }))).state === 'stopped', 'stopped');
+    await h.request('/api/v1/instances', {
+      method: 'POST',
+      token,
+      body: JSON.stringify({ size: 'cpu-small' }),
+    });
+    await eventually(
+      async () =>
+        (await json(await h.request('/api/v1/instances/default', { token }))).state === 'starting',
+      'starting',
+    );
+    await h.bridge('/stop', {
+      method: 'POST',
+      body: JSON.stringify({ user: 'frank', server: '' }),
+    });
+    await eventually(
+      async () =>
+        (await json(await h.request('/api/v1/instances/default', { token }))).state === 'stopped',
+      'stopped',
+    );
   });
 
   test('events stream over SSE from the start of the newest instance', async () => {
     prov.script = 'ok';
     const token = h.token({ name: 'gina' });
-    await h.request('/api/v1/instances', { method: 'POST', token, body: JSON.stringify({ size: 'cpu-large' }) });
-    await eventually(async () => (await json(await h.request('/api/v1/instances/default', { token }))).state === 'running', 'running');
+    await h.request('/api/v1/instances', {
+      method: 'POST',
+      token,
+      body: JSON.stringify({ size: 'cpu-large' }),
+    });
+    await eventually(
+      async () =>
+        (await json(await h.request('/api/v1/instances/default', { token }))).state === 'running',
+      'running',
+    );
     const res = await h.request('/api/v1/instances/default/events', { token });
     assert.equal(res.headers.get('content-type'), 'text/event-stream');
     const reader = res.body!.getReader();
     let text = '';
-    while (!text.includes('server is ready')) text += new TextDecoder().decode((await reader.read()).value);
+    while (!text.includes('server is ready'))
+      text += new TextDecoder().decode((await reader.read()).value);
     await reader.cancel();
     const states = [...text.matchAll(/"state":"(\w+)"/g)].map((m) => m[1]);
     assert.deepEqual(states.slice(0, 4), ['requested', 'provisioning', 'starting', 'running']);
   });
 
   test('the bridge refuses a hub server literally named default', async () => {
-    const res = await h.bridge('/start', { method: 'POST', body: JSON.stringify({ user: 'x', server: 'default', options: { size: 'cpu-small' }, env: {}, baseUrl: '/user/x/default/' }) });
+    const res = await h.bridge('/start', {
+      method: 'POST',
+      body: JSON.stringify({
+        user: 'x',
+        server: 'default',
+        options: { size: 'cpu-small' },
+        env: {},
+        baseUrl: '/user/x/default/',
+      }),
+    });
     assert.equal(res.status, 400);
     assert.equal((await json(res)).code, 'invalid_server_name');
   });
@@ -216,11 +326,24 @@ describe('bridge long poll', () => {
   test('an instance answer is held until its state changes', async () => {
     prov.script = 'ok';
     const token = h.token({ name: 'hank' });
-    const launched = await json(await h.request('/api/v1/instances', { method: 'POST', token, body: JSON.stringify({ size: 'cpu-small' }) }));
-    await eventually(async () => (await json(await h.request('/api/v1/instances/default', { token }))).state === 'running', 'running');
+    const launched = await json(
+      await h.request('/api/v1/instances', {
+        method: 'POST',
+        token,
+        body: JSON.stringify({ size: 'cpu-small' }),
+      }),
+    );
+    await eventually(
+      async () =>
+        (await json(await h.request('/api/v1/instances/default', { token }))).state === 'running',
+      'running',
+    );
     const t0 = Date.now();
     const held = h.bridge(`/instances/${String(launched.id)}?unless=running&wait=5`);
-    setTimeout(() => void h.request('/api/v1/instances/default/stop', { method: 'POST', token }), 300);
+    setTimeout(
+      () => void h.request('/api/v1/instances/default/stop', { method: 'POST', token }),
+      300,
+    );
     const answer = await json(await held);
     assert.notEqual(answer.state, 'running');
     assert.ok(Date.now() - t0 < 4000, 'answered when the state changed, not at the deadline');

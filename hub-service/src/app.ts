@@ -58,11 +58,16 @@ export function createApp(deps: AppDeps) {
     const started = performance.now();
     await next();
     const ms = Math.round(performance.now() - started);
-    c.get('log').debug({ method: c.req.method, path: c.req.path, status: c.res.status, ms }, 'request');
+    c.get('log').debug(
+      { method: c.req.method, path: c.req.path, status: c.res.status, ms },
+      'request',
+    );
   });
 
   app.onError((err, c) => errorResponse(err, c));
-  app.notFound((c) => errorResponse(new ApiError(404, 'not_found', `no route for ${c.req.method} ${c.req.path}`), c));
+  app.notFound((c) =>
+    errorResponse(new ApiError(404, 'not_found', `no route for ${c.req.method} ${c.req.path}`), c),
+  );
 
   const api = newRouter();
   api.route('/', healthRoutes(deps));
@@ -71,7 +76,8 @@ export function createApp(deps: AppDeps) {
   // cloud machines at boot: a single-use bootstrap token, no hub token (routes/bootstrap.ts)
   api.route('/api/v1', bootstrapRoutes(deps));
   api.use('/api/v1/*', async (c, next) => {
-    if (c.req.path.endsWith('/api/v1/openapi.json') || c.req.path.includes('/api/v1/bridge/')) return next();
+    if (c.req.path.endsWith('/api/v1/openapi.json') || c.req.path.includes('/api/v1/bridge/'))
+      return next();
     if (c.req.path.endsWith('/api/v1/bootstrap')) return next();
     return deps.auth.middleware()(c as unknown as Context, next);
   });
@@ -92,7 +98,8 @@ export function createApp(deps: AppDeps) {
     info: {
       title: 'ngsci hub-service',
       version: deps.version,
-      description: 'Cloud GPU instances for JupyterHub users: launch, resize, stop, usage and budgets.',
+      description:
+        'Cloud GPU instances for JupyterHub users: launch, resize, stop, usage and budgets.',
     },
     servers: [{ url: base }],
     security: [{ hubToken: [] }],
@@ -113,10 +120,14 @@ function errorResponse(err: unknown, c: Context<AppEnv>) {
   if (err instanceof ZodError) {
     const details = err.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
     const summary = details.map((d) => (d.path ? `${d.path}: ${d.message}` : d.message)).join('; ');
-    return c.json({ code: 'validation_failed', message: `invalid request: ${summary}`, requestId, details }, 400);
+    return c.json(
+      { code: 'validation_failed', message: `invalid request: ${summary}`, requestId, details },
+      400,
+    );
   }
   if (err instanceof ApiError) {
-    if (err.status >= 500) c.get('log')?.warn({ code: err.code, msg: err.message }, 'request failed');
+    if (err.status >= 500)
+      c.get('log')?.warn({ code: err.code, msg: err.message }, 'request failed');
     return c.json({ code: err.code, message: err.message, requestId }, err.status);
   }
   if (err instanceof HTTPException && err.status < 500) {
@@ -127,5 +138,12 @@ function errorResponse(err: unknown, c: Context<AppEnv>) {
     return c.json({ code: 'bad_request', message: 'the body is not valid JSON', requestId }, 400);
   }
   c.get('log')?.error({ err }, 'unhandled error');
-  return c.json({ code: 'internal', message: 'internal error; the request id is in the service log', requestId }, 500);
+  return c.json(
+    {
+      code: 'internal',
+      message: 'internal error; the request id is in the service log',
+      requestId,
+    },
+    500,
+  );
 }

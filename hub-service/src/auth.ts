@@ -53,7 +53,11 @@ export class Authenticator {
     }
     if (!user) throw new ApiError(401, 'unauthenticated', 'the token is not valid for this hub');
     if (!user.scopes.some((s) => this.o.accessScopes.includes(s) || s === 'access:services')) {
-      throw new ApiError(403, 'forbidden', `the token lacks the scope ${this.o.accessScopes[0] ?? 'access:services'}`);
+      throw new ApiError(
+        403,
+        'forbidden',
+        `the token lacks the scope ${this.o.accessScopes[0] ?? 'access:services'}`,
+      );
     }
     return user;
   }
@@ -70,7 +74,12 @@ export class Authenticator {
   middleware() {
     return createMiddleware<AuthEnv>(async (c, next) => {
       const token = tokenFrom(c.req.header('authorization'));
-      if (!token) throw new ApiError(401, 'unauthenticated', 'send a JupyterHub token: Authorization: token <token>');
+      if (!token)
+        throw new ApiError(
+          401,
+          'unauthenticated',
+          'send a JupyterHub token: Authorization: token <token>',
+        );
       c.set('user', await this.resolve(token));
       await next();
     });
@@ -78,7 +87,8 @@ export class Authenticator {
 
   adminOnly() {
     return createMiddleware<AuthEnv>(async (c, next) => {
-      if (!c.get('user').admin) throw new ApiError(403, 'forbidden', `this needs the scope ${this.o.adminScope}`);
+      if (!c.get('user').admin)
+        throw new ApiError(403, 'forbidden', `this needs the scope ${this.o.adminScope}`);
       await next();
     });
   }

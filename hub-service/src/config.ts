@@ -16,7 +16,8 @@ const seconds = (def: number) => z.coerce.number().positive().default(def);
 const scopeList = z.string().transform((raw, ctx) => {
   try {
     const parsed: unknown = JSON.parse(raw);
-    if (Array.isArray(parsed) && parsed.every((s) => typeof s === 'string')) return parsed as string[];
+    if (Array.isArray(parsed) && parsed.every((s) => typeof s === 'string'))
+      return parsed as string[];
   } catch {
     // fall through to the issue below
   }
@@ -47,7 +48,14 @@ export const ConfigSchema = z.object({
   NGSCI_CLOUDS: z
     .string()
     .optional()
-    .transform((s) => (s === undefined ? undefined : s.split(',').map((c) => c.trim()).filter(Boolean)))
+    .transform((s) =>
+      s === undefined
+        ? undefined
+        : s
+            .split(',')
+            .map((c) => c.trim())
+            .filter(Boolean),
+    )
     .pipe(z.array(Cloud).min(1).optional()),
   NGSCI_DEFAULT_PLAN: z.string().default('private'),
   NGSCI_ADMIN_SCOPE: z.string().default('custom:ngsci:admin'),
@@ -71,7 +79,9 @@ export const ConfigSchema = z.object({
   NGSCI_SMTP_FROM: z.string().min(3).default('ngsci <ngsci@localhost>'),
   NGSCI_NOTIFY_TIMEOUT: seconds(10),
   NGSCI_WEBHOOK_ALLOW_PRIVATE: bool.default(false),
-  NGSCI_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  NGSCI_LOG_LEVEL: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+    .default('info'),
   // metering, budgets and idle culling (docs/configuration.md, docs/billing.md)
   NGSCI_METER_ENABLED: bool.default(true),
   NGSCI_METER_INTERVAL: seconds(15),
@@ -115,9 +125,13 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
   if (result.data.NGSCI_PROVISIONER === 'terraform') {
-    const missing = (['NGSCI_TERRAFORM_SERVICE_URL', 'NGSCI_TERRAFORM_HUB_CIDR'] as const).filter((k) => !result.data[k]);
+    const missing = (['NGSCI_TERRAFORM_SERVICE_URL', 'NGSCI_TERRAFORM_HUB_CIDR'] as const).filter(
+      (k) => !result.data[k],
+    );
     if (missing.length) {
-      throw new ConfigError(`invalid configuration:\n${missing.map((k) => `  ${k}: required when NGSCI_PROVISIONER=terraform (see docs/clouds.md)`).join('\n')}`);
+      throw new ConfigError(
+        `invalid configuration:\n${missing.map((k) => `  ${k}: required when NGSCI_PROVISIONER=terraform (see docs/clouds.md)`).join('\n')}`,
+      );
     }
   }
   return result.data;
@@ -132,6 +146,8 @@ export function enabledClouds(config: Config): Cloud[] {
 /** The scopes that grant access to this service, from the hub or derived from the name. */
 export function accessScopes(config: Config): string[] {
   return (
-    config.JUPYTERHUB_OAUTH_ACCESS_SCOPES ?? [`access:services!service=${config.JUPYTERHUB_SERVICE_NAME}`]
+    config.JUPYTERHUB_OAUTH_ACCESS_SCOPES ?? [
+      `access:services!service=${config.JUPYTERHUB_SERVICE_NAME}`,
+    ]
   );
 }

@@ -63,7 +63,11 @@ export class HubClient {
    * Asks the hub to start a server. The body is the bare options object (hub 5 and 6 both take
    * it). Resolves 'started' (201) or 'pending' (202).
    */
-  async startServer(user: string, hubServer: string, options: object): Promise<'started' | 'pending'> {
+  async startServer(
+    user: string,
+    hubServer: string,
+    options: object,
+  ): Promise<'started' | 'pending'> {
     const res = await this.request('POST', serverPath(user, hubServer), { body: options });
     if (res.status === 201) return 'started';
     if (res.status === 202) return 'pending';
@@ -93,10 +97,10 @@ export class HubClient {
         `/users?state=active&offset=${offset}&limit=${pageSize}`,
         { accept: 'application/jupyterhub-pagination+json' },
       );
-      const page = await this.json<{ items: HubUserModel[]; _pagination: { next: { offset: number } | null } }>(
-        res,
-        'GET /users',
-      );
+      const page = await this.json<{
+        items: HubUserModel[];
+        _pagination: { next: { offset: number } | null };
+      }>(res, 'GET /users');
       users.push(...page.items);
       if (!page._pagination?.next) return users;
       offset = page._pagination.next.offset;
@@ -121,12 +125,17 @@ export class HubClient {
         signal: AbortSignal.timeout(this.timeoutMs),
       });
     } catch (err) {
-      throw new ApiError(502, 'hub_unreachable', `JupyterHub did not answer ${method} ${path.split('?')[0]}: ${(err as Error).name}`);
+      throw new ApiError(
+        502,
+        'hub_unreachable',
+        `JupyterHub did not answer ${method} ${path.split('?')[0]}: ${(err as Error).name}`,
+      );
     }
   }
 
   private async json<T>(res: Response, what: string): Promise<T> {
-    if (!res.ok) throw new ApiError(502, 'hub_unreachable', `JupyterHub answered ${res.status} to ${what}`);
+    if (!res.ok)
+      throw new ApiError(502, 'hub_unreachable', `JupyterHub answered ${res.status} to ${what}`);
     return (await res.json()) as T;
   }
 
@@ -144,7 +153,8 @@ export class HubClient {
       const code = ErrorCode.safeParse(embedded);
       return new ApiError(502, code.success ? code.data : 'hub_refused', message);
     }
-    if (res.status === 409 || /is already running|is pending/i.test(message)) return new ApiError(409, 'instance_busy', message);
+    if (res.status === 409 || /is already running|is pending/i.test(message))
+      return new ApiError(409, 'instance_busy', message);
     if (res.status === 404) return new ApiError(404, 'not_found', message);
     return new ApiError(400, 'hub_refused', message);
   }

@@ -18,7 +18,11 @@ import { createServices, jobTagFor, type Services } from './services.js';
 import { TerraformProvisioner, terraformSettings } from './provisioners/terraform/index.js';
 import { Reconciler } from './reconcile/reconciler.js';
 
-const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const version = (
+  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  }
+).version;
 
 /** Variables of the service's own environment that local instances inherit. */
 const INHERITED = ['PATH', 'LANG', 'LC_ALL', 'TZ', 'VIRTUAL_ENV', 'PYTHONPATH', 'TMPDIR'];
@@ -40,7 +44,10 @@ async function main(): Promise<void> {
   await seed(database.db);
   logger.info({ database: database.kind }, 'database ready');
 
-  const hub = new HubClient({ apiUrl: config.JUPYTERHUB_API_URL, token: config.JUPYTERHUB_API_TOKEN });
+  const hub = new HubClient({
+    apiUrl: config.JUPYTERHUB_API_URL,
+    token: config.JUPYTERHUB_API_TOKEN,
+  });
   const provisioners = new Map<string, Provisioner>();
   const local = new LocalProvisioner({
     command: config.NGSCI_LOCAL_COMMAND,
@@ -48,7 +55,9 @@ async function main(): Promise<void> {
     homesDir: config.NGSCI_LOCAL_HOMES ?? join(config.NGSCI_DATA_DIR, 'homes'),
     runDir: join(config.NGSCI_DATA_DIR, 'run'),
     logger,
-    baseEnv: Object.fromEntries(INHERITED.flatMap((k) => (process.env[k] ? [[k, process.env[k]]] : []))),
+    baseEnv: Object.fromEntries(
+      INHERITED.flatMap((k) => (process.env[k] ? [[k, process.env[k]]] : [])),
+    ),
     readyTimeoutSeconds: config.NGSCI_READY_TIMEOUT,
     agentCommand: config.NGSCI_AGENT_COMMAND,
     datasetPath: config.NGSCI_LOCAL_DATASET_PATH,
@@ -65,7 +74,9 @@ async function main(): Promise<void> {
         databaseUrl: config.DATABASE_URL,
       });
     } catch (err) {
-      process.stderr.write(`ngsci hub-service: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.stderr.write(
+        `ngsci hub-service: ${err instanceof Error ? err.message : String(err)}\n`,
+      );
       process.exit(2);
     }
     const terraform = new TerraformProvisioner({
@@ -77,8 +88,12 @@ async function main(): Promise<void> {
       watchIntervalMs: config.NGSCI_RUNNING_POLL_INTERVAL * 1000,
       log: (e) => logger[e.level]({ instance: e.instanceId }, `terraform: ${e.message}`),
     });
-    for (const cloud of ['aws', 'gcp', 'azure'] as const) provisioners.set(`cloud=${cloud}`, terraform);
-    logger.info({ binary: settings.binary, state: settings.backend, clouds: Object.keys(settings.placement) }, 'terraform provisioner ready');
+    for (const cloud of ['aws', 'gcp', 'azure'] as const)
+      provisioners.set(`cloud=${cloud}`, terraform);
+    logger.info(
+      { binary: settings.binary, state: settings.backend, clouds: Object.keys(settings.placement) },
+      'terraform provisioner ready',
+    );
   }
 
   services = createServices({ config, database, hub, logger, provisioners });
@@ -115,8 +130,13 @@ async function main(): Promise<void> {
   services.health.start();
 
   const url = new URL(config.JUPYTERHUB_SERVICE_URL);
-  const server = serve({ fetch: app.fetch, hostname: url.hostname, port: Number(url.port || 80) }, (info) =>
-    logger.info({ address: info.address, port: info.port, prefix: config.JUPYTERHUB_SERVICE_PREFIX }, 'listening'),
+  const server = serve(
+    { fetch: app.fetch, hostname: url.hostname, port: Number(url.port || 80) },
+    (info) =>
+      logger.info(
+        { address: info.address, port: info.port, prefix: config.JUPYTERHUB_SERVICE_PREFIX },
+        'listening',
+      ),
   );
 
   let closing = false;
@@ -140,7 +160,9 @@ async function main(): Promise<void> {
       // a one-machine run (npm start): leave no process behind, and close each instance's billing now
       for (const id of local.instanceIds()) {
         await local.stop(id, {});
-        await services.store.transition(id, 'stopped', 100, 'stopped: the service shut down', { stoppedAt: new Date() });
+        await services.store.transition(id, 'stopped', 100, 'stopped: the service shut down', {
+          stoppedAt: new Date(),
+        });
       }
     }
     for (const p of provisioners.values()) await p.close({ stopInstances: false });
@@ -153,6 +175,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`ngsci hub-service failed to start: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.stderr.write(
+    `ngsci hub-service failed to start: ${err instanceof Error ? err.stack : String(err)}\n`,
+  );
   process.exit(1);
 });

@@ -15,13 +15,29 @@ test('logs at trace level carry request ids but never a token, the bridge secret
     const token = h.token({ name: 'logged' });
     await h.request('/api/v1/me', { token });
     await h.request('/api/v1/me', { token: 'an-unknown-token-value' });
-    await h.request('/api/v1/instances', { method: 'POST', token, body: JSON.stringify({ size: 'cpu-small' }) });
-    await eventually(async () => (await h.services.store.latest('logged', 'default'))?.state === 'failed', 'the failed start');
-    await h.request('/api/v1/instances/nothing', { token, headers: { 'x-request-id': 'req-visible-1' } });
+    await h.request('/api/v1/instances', {
+      method: 'POST',
+      token,
+      body: JSON.stringify({ size: 'cpu-small' }),
+    });
+    await eventually(
+      async () => (await h.services.store.latest('logged', 'default'))?.state === 'failed',
+      'the failed start',
+    );
+    await h.request('/api/v1/instances/nothing', {
+      token,
+      headers: { 'x-request-id': 'req-visible-1' },
+    });
     await new Promise((r) => setTimeout(r, 100));
     assert.match(logs, /req-visible-1/, 'request ids are logged');
     assert.match(logs, /instance requested/);
-    for (const secret of [token, 'an-unknown-token-value', BRIDGE_SECRET, 'server-token-secret', h.config.JUPYTERHUB_API_TOKEN]) {
+    for (const secret of [
+      token,
+      'an-unknown-token-value',
+      BRIDGE_SECRET,
+      'server-token-secret',
+      h.config.JUPYTERHUB_API_TOKEN,
+    ]) {
       assert.ok(!logs.includes(secret), `a secret reached the log: ${secret.slice(0, 6)}…`);
     }
   } finally {

@@ -8,7 +8,12 @@ import { planAssignments, plans } from './db/schema.js';
 
 export type Plan = typeof plans.$inferSelect;
 
-export async function planFor(db: Db, user: string, groups: string[], defaultPlan: string): Promise<Plan> {
+export async function planFor(
+  db: Db,
+  user: string,
+  groups: string[],
+  defaultPlan: string,
+): Promise<Plan> {
   const own = await db
     .select({ plan: plans })
     .from(planAssignments)
@@ -21,12 +26,22 @@ export async function planFor(db: Db, user: string, groups: string[], defaultPla
       .select({ plan: plans })
       .from(planAssignments)
       .innerJoin(plans, eq(plans.id, planAssignments.planId))
-      .where(and(eq(planAssignments.subjectKind, 'group'), inArray(planAssignments.subjectName, groups)));
-    const cheapest = viaGroups.map((r) => r.plan).sort((a, b) => a.multiplierPpm - b.multiplierPpm)[0];
+      .where(
+        and(eq(planAssignments.subjectKind, 'group'), inArray(planAssignments.subjectName, groups)),
+      );
+    const cheapest = viaGroups
+      .map((r) => r.plan)
+      .sort((a, b) => a.multiplierPpm - b.multiplierPpm)[0];
     if (cheapest) return cheapest;
   }
   const fallback = await db.select().from(plans).where(eq(plans.id, defaultPlan)).limit(1);
   return (
-    fallback[0] ?? { id: defaultPlan, label: defaultPlan, multiplierPpm: 1_000_000, builtIn: false, createdAt: new Date(0) }
+    fallback[0] ?? {
+      id: defaultPlan,
+      label: defaultPlan,
+      multiplierPpm: 1_000_000,
+      builtIn: false,
+      createdAt: new Date(0),
+    }
   );
 }

@@ -2,7 +2,13 @@
  * Encryption at rest for the few secrets the service must keep for a while (a starting server's
  * environment holds its hub token). AES-256-GCM, key derived from NGSCI_SECRET_KEY.
  */
-import { createCipheriv, createDecipheriv, createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  randomBytes,
+  timingSafeEqual,
+} from 'node:crypto';
 
 export class SecretBox {
   private readonly key: Buffer;

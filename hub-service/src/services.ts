@@ -54,7 +54,10 @@ export function createServices(opts: {
 }): Services {
   const { config, database, hub, logger } = opts;
   const db = database.db;
-  const catalog = buildCatalog({ clouds: enabledClouds(config), defaultCloud: config.NGSCI_DEFAULT_CLOUD });
+  const catalog = buildCatalog({
+    clouds: enabledClouds(config),
+    defaultCloud: config.NGSCI_DEFAULT_CLOUD,
+  });
   const metering = createMetering({ config, database, hub, baseCatalog: () => catalog });
   const box = new SecretBox(config.NGSCI_SECRET_KEY ?? config.NGSCI_BRIDGE_SECRET);
   const store = new InstanceStore(db);
@@ -93,7 +96,12 @@ export function createServices(opts: {
     kick: () => worker.kick(),
     quotaGuard: metering.quotas,
   });
-  const bootstrap = new BootstrapTokens({ db, box, logger, ttlSeconds: config.NGSCI_BOOTSTRAP_TTL });
+  const bootstrap = new BootstrapTokens({
+    db,
+    box,
+    logger,
+    ttlSeconds: config.NGSCI_BOOTSTRAP_TTL,
+  });
   const gpus = new GpuStore(db);
   createMeter(metering, {
     config,
@@ -104,8 +112,31 @@ export function createServices(opts: {
     lifecycle,
     notifier,
     // a GPU above NGSCI_CULL_GPU_BUSY_PERCENT in the agent's last two minutes of samples is work
-    gpuBusy: (id) => gpus.busy(id, { maxAgeSeconds: 120, busyPercent: config.NGSCI_CULL_GPU_BUSY_PERCENT }),
+    gpuBusy: (id) =>
+      gpus.busy(id, { maxAgeSeconds: 120, busyPercent: config.NGSCI_CULL_GPU_BUSY_PERCENT }),
   });
-  const health = new HealthWatch({ store, queue, logger, notifier, jobTag: jobTagFor, intervalSeconds: config.NGSCI_RUNNING_POLL_INTERVAL });
-  return { config, database, hub, logger, store, queue, lifecycle, worker, health, catalog: metering.catalog, metering, bootstrap, notifier, notifications };
+  const health = new HealthWatch({
+    store,
+    queue,
+    logger,
+    notifier,
+    jobTag: jobTagFor,
+    intervalSeconds: config.NGSCI_RUNNING_POLL_INTERVAL,
+  });
+  return {
+    config,
+    database,
+    hub,
+    logger,
+    store,
+    queue,
+    lifecycle,
+    worker,
+    health,
+    catalog: metering.catalog,
+    metering,
+    bootstrap,
+    notifier,
+    notifications,
+  };
 }

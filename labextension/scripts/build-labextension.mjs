@@ -15,14 +15,31 @@ import { fileURLToPath } from 'node:url';
 
 const here = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const root = resolve(here, '..');
-const python = process.env.NGSCI_VENV ? join(process.env.NGSCI_VENV, 'bin', 'python') : join(root, '.venv', 'bin', 'python');
-const probe = spawnSync(python, ['-c', 'import jupyterlab, os; print(os.path.join(os.path.dirname(jupyterlab.__file__), "staging"))'], { encoding: 'utf8' });
+const python = process.env.NGSCI_VENV
+  ? join(process.env.NGSCI_VENV, 'bin', 'python')
+  : join(root, '.venv', 'bin', 'python');
+const probe = spawnSync(
+  python,
+  [
+    '-c',
+    'import jupyterlab, os; print(os.path.join(os.path.dirname(jupyterlab.__file__), "staging"))',
+  ],
+  { encoding: 'utf8' },
+);
 if (probe.status !== 0) {
-  console.error(`build-labextension: JupyterLab is not installed in ${python} (run npm run setup at the root)\n${probe.stderr}`);
+  console.error(
+    `build-labextension: JupyterLab is not installed in ${python} (run npm run setup at the root)\n${probe.stderr}`,
+  );
   process.exit(1);
 }
 const corePath = probe.stdout.trim();
-const builder = createRequire(join(here, 'package.json')).resolve('@jupyterlab/builder/lib/build-labextension.js');
+const builder = createRequire(join(here, 'package.json')).resolve(
+  '@jupyterlab/builder/lib/build-labextension.js',
+);
 const dev = process.argv.includes('--development');
-const res = spawnSync(process.execPath, [builder, '--core-path', corePath, ...(dev ? ['--development'] : []), here], { stdio: 'inherit', cwd: here });
+const res = spawnSync(
+  process.execPath,
+  [builder, '--core-path', corePath, ...(dev ? ['--development'] : []), here],
+  { stdio: 'inherit', cwd: here },
+);
 process.exit(res.status ?? 1);

@@ -41,7 +41,7 @@ export class NgsciApiError extends Error {
       case 'unreachable':
         return 'The ngsci service cannot be reached. Your notebooks are not affected; the panel retries on its own.';
       case 'unauthenticated':
-        return 'The ngsci service did not accept this page\'s token. Reload the page to sign in again.';
+        return "The ngsci service did not accept this page's token. Reload the page to sign in again.";
       case 'forbidden':
         return `This page's token may not use the ngsci service (${this.message}). Ask your hub admin to grant "access:services!service=ngsci".`;
       case 'endpoint_missing':
@@ -150,8 +150,10 @@ const isCatalog = (v: unknown): v is Catalog => has<Catalog>('sizes')(v) && Arra
 const isInstance = has<Instance>('id', 'server', 'size', 'state', 'ratePerHourMicros');
 const isInstanceList = (v: unknown): v is { instances: Instance[] } =>
   isObject(v) && Array.isArray(v.instances) && v.instances.every(isInstance);
-const isUsage = (v: unknown): v is Usage => has<Usage>('series', 'totalMicros')(v) && Array.isArray(v.series);
-const isBudget = (v: unknown): v is Budget => has<Budget>('spentMicros', 'budgets')(v) && Array.isArray(v.budgets);
+const isUsage = (v: unknown): v is Usage =>
+  has<Usage>('series', 'totalMicros')(v) && Array.isArray(v.series);
+const isBudget = (v: unknown): v is Budget =>
+  has<Budget>('spentMicros', 'budgets')(v) && Array.isArray(v.budgets);
 const isStatementList = (v: unknown): v is { statements: StatementSummary[] } =>
   isObject(v) && Array.isArray(v.statements);
 const isArrayField =
@@ -175,7 +177,11 @@ export class NgsciApi {
   }
 
   /** The raw response of a call, after error handling (for CSV downloads and streams). */
-  async raw(method: string, path: string, init: { body?: unknown; signal?: AbortSignal; accept?: string } = {}): Promise<Response> {
+  async raw(
+    method: string,
+    path: string,
+    init: { body?: unknown; signal?: AbortSignal; accept?: string } = {},
+  ): Promise<Response> {
     let res: Response;
     try {
       res = await this.doFetch(`${this.baseUrl}${path}`, {
@@ -202,32 +208,59 @@ export class NgsciApi {
     try {
       data = await res.json();
     } catch {
-      throw new NgsciApiError(res.status, 'bad_response', `the service answered ${method} ${path} with something that is not JSON`);
+      throw new NgsciApiError(
+        res.status,
+        'bad_response',
+        `the service answered ${method} ${path} with something that is not JSON`,
+      );
     }
-    if (!check(data)) throw new NgsciApiError(res.status, 'bad_response', `the service answered ${method} ${path} in an unexpected shape`);
+    if (!check(data))
+      throw new NgsciApiError(
+        res.status,
+        'bad_response',
+        `the service answered ${method} ${path} in an unexpected shape`,
+      );
     return data;
   }
 
   me = () => this.request('GET', '/me', isMe);
   catalog = () => this.request('GET', '/catalog', isCatalog);
   instances = () => this.request('GET', '/instances', isInstanceList).then((r) => r.instances);
-  instance = (server: string) => this.request('GET', `/instances/${encodeURIComponent(server)}`, isInstance);
-  launch = (body: { server: string; size: string; cloud?: string; region?: string; spot?: boolean }) =>
-    this.request('POST', '/instances', isInstance, body);
-  stop = (server: string) => this.request('POST', `/instances/${encodeURIComponent(server)}/stop`, isInstance);
-  resize = (server: string, body: { size: string; cloud?: string; region?: string; spot?: boolean }) =>
-    this.request('POST', `/instances/${encodeURIComponent(server)}/resize`, isInstance, body);
+  instance = (server: string) =>
+    this.request('GET', `/instances/${encodeURIComponent(server)}`, isInstance);
+  launch = (body: {
+    server: string;
+    size: string;
+    cloud?: string;
+    region?: string;
+    spot?: boolean;
+  }) => this.request('POST', '/instances', isInstance, body);
+  stop = (server: string) =>
+    this.request('POST', `/instances/${encodeURIComponent(server)}/stop`, isInstance);
+  resize = (
+    server: string,
+    body: { size: string; cloud?: string; region?: string; spot?: boolean },
+  ) => this.request('POST', `/instances/${encodeURIComponent(server)}/resize`, isInstance, body);
   keepRunning = (server: string) =>
     this.request('POST', `/instances/${encodeURIComponent(server)}/keep-running`, isObject);
 
   usage = (q: { from: string; to?: string; granularity: 'hour' | 'day' | 'month' }) => {
-    const p = new URLSearchParams({ from: q.from, granularity: q.granularity, ...(q.to ? { to: q.to } : {}) });
+    const p = new URLSearchParams({
+      from: q.from,
+      granularity: q.granularity,
+      ...(q.to ? { to: q.to } : {}),
+    });
     return this.request('GET', `/usage?${p}`, isUsage);
   };
   budget = () => this.request('GET', '/budget', isBudget);
-  statements = () => this.request('GET', '/billing/statements', isStatementList).then((r) => r.statements);
+  statements = () =>
+    this.request('GET', '/billing/statements', isStatementList).then((r) => r.statements);
   statementCsv = async (month: string): Promise<Blob> =>
-    (await this.raw('GET', `/billing/statements/${encodeURIComponent(month)}?format=csv`, { accept: 'text/csv' })).blob();
+    (
+      await this.raw('GET', `/billing/statements/${encodeURIComponent(month)}?format=csv`, {
+        accept: 'text/csv',
+      })
+    ).blob();
 
   /** Notices newer than `after`, not yet acknowledged, and the id to ask after next time. */
   notifications = (after = 0) =>
@@ -238,32 +271,71 @@ export class NgsciApi {
     );
   acknowledge = (ids: number[]) => this.request('POST', '/notifications/ack', isObject, { ids });
   gpu = (server: string) =>
-    this.request('GET', `/instances/${encodeURIComponent(server)}/gpu`, isArrayField<GpuStatus>('gpus'));
+    this.request(
+      'GET',
+      `/instances/${encodeURIComponent(server)}/gpu`,
+      isArrayField<GpuStatus>('gpus'),
+    );
 
   admin = {
-    users: () => this.request('GET', '/admin/users', isArrayField<{ month: string; users: AdminUser[] }>('users')),
-    instances: () => this.request('GET', '/admin/instances', isInstanceList).then((r) => r.instances),
+    users: () =>
+      this.request(
+        'GET',
+        '/admin/users',
+        isArrayField<{ month: string; users: AdminUser[] }>('users'),
+      ),
+    instances: () =>
+      this.request('GET', '/admin/instances', isInstanceList).then((r) => r.instances),
     stop: (user: string, server: string) =>
-      this.request('POST', `/admin/instances/${encodeURIComponent(user)}/${encodeURIComponent(server)}/stop`, isObject),
-    quotas: () => this.request('GET', '/admin/quotas', isArrayField<{ quotas: Quota[] }>('quotas')).then((r) => r.quotas),
+      this.request(
+        'POST',
+        `/admin/instances/${encodeURIComponent(user)}/${encodeURIComponent(server)}/stop`,
+        isObject,
+      ),
+    quotas: () =>
+      this.request('GET', '/admin/quotas', isArrayField<{ quotas: Quota[] }>('quotas')).then(
+        (r) => r.quotas,
+      ),
     /** creates a quota, or replaces quota `id` */
     putQuota: (q: QuotaInput, id?: number): Promise<unknown> =>
-      id === undefined ? this.request('POST', '/admin/quotas', isObject, q) : this.request('PUT', `/admin/quotas/${id}`, isObject, q),
+      id === undefined
+        ? this.request('POST', '/admin/quotas', isObject, q)
+        : this.request('PUT', `/admin/quotas/${id}`, isObject, q),
     /** sets the price of one size on one cloud */
-    putPrice: (p: { size: string; cloud: string; onDemandMicrosPerHour: number; spotMicrosPerHour?: number | null; note?: string }) =>
-      this.request('PUT', '/admin/prices', isObject, p),
-    plans: () => this.request('GET', '/admin/plans', isArrayField<{ plans: Plan[] }>('plans')).then((r) => r.plans),
+    putPrice: (p: {
+      size: string;
+      cloud: string;
+      onDemandMicrosPerHour: number;
+      spotMicrosPerHour?: number | null;
+      note?: string;
+    }) => this.request('PUT', '/admin/prices', isObject, p),
+    plans: () =>
+      this.request('GET', '/admin/plans', isArrayField<{ plans: Plan[] }>('plans')).then(
+        (r) => r.plans,
+      ),
     overrides: () =>
-      this.request('GET', '/admin/prices', isArrayField<{ overrides: PriceOverride[] }>('overrides')).then((r) => r.overrides),
+      this.request(
+        'GET',
+        '/admin/prices',
+        isArrayField<{ overrides: PriceOverride[] }>('overrides'),
+      ).then((r) => r.overrides),
   };
 
   /**
    * Follows `GET /instances/{server}/events` until `signal` aborts, calling `onEvent` per
    * InstanceEvent. Returns when the stream ends (the caller reconnects if it still cares).
    */
-  async followEvents(server: string, onEvent: (e: InstanceEvent) => void, signal: AbortSignal, after?: number): Promise<number | undefined> {
+  async followEvents(
+    server: string,
+    onEvent: (e: InstanceEvent) => void,
+    signal: AbortSignal,
+    after?: number,
+  ): Promise<number | undefined> {
     const q = after !== undefined ? `?after=${after}` : '';
-    const res = await this.raw('GET', `/instances/${encodeURIComponent(server)}/events${q}`, { signal, accept: 'text/event-stream' });
+    const res = await this.raw('GET', `/instances/${encodeURIComponent(server)}/events${q}`, {
+      signal,
+      accept: 'text/event-stream',
+    });
     let last = after;
     const parser = new SseParser((m) => {
       if (m.event !== 'instance') return;
@@ -287,7 +359,8 @@ export class NgsciApi {
         parser.push(decoder.decode(value, { stream: true }));
       }
     } catch (err) {
-      if ((err as Error)?.name !== 'AbortError') throw new NgsciApiError(0, 'unreachable', 'the event stream broke off');
+      if ((err as Error)?.name !== 'AbortError')
+        throw new NgsciApiError(0, 'unreachable', 'the event stream broke off');
     }
     return last;
   }
@@ -308,7 +381,9 @@ async function errorFrom(res: Response): Promise<NgsciApiError> {
     return new NgsciApiError(res.status, body.code as ErrorCode, body.message, requestId);
   }
   // not the service's answer: the proxy's 503 while the service starts, a 502, an HTML page
-  if (res.status === 404) return new NgsciApiError(404, 'endpoint_missing', `the service has no ${res.url}`);
-  if (res.status >= 500 || res.status === 0) return new NgsciApiError(res.status, 'unreachable', `the service answered ${res.status}`);
+  if (res.status === 404)
+    return new NgsciApiError(404, 'endpoint_missing', `the service has no ${res.url}`);
+  if (res.status >= 500 || res.status === 0)
+    return new NgsciApiError(res.status, 'unreachable', `the service answered ${res.status}`);
   return new NgsciApiError(res.status, 'bad_response', `the service answered ${res.status}`);
 }

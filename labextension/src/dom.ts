@@ -3,7 +3,11 @@
 type Child = Node | string | number | null | undefined | false;
 type Attrs = Record<string, string | number | boolean | null | undefined | ((ev: Event) => void)>;
 
-export function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Attrs = {}, ...children: Child[]): HTMLElementTagNameMap[K] {
+export function h<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  attrs: Attrs = {},
+  ...children: Child[]
+): HTMLElementTagNameMap[K] {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
     if (v === null || v === undefined || v === false) continue;
@@ -26,5 +30,12 @@ export function row(label: string, value: Child, valueAttrs: Attrs = {}): HTMLEl
 
 /** A message box in a panel: `info`, `warn` or `error` (role=status or alert). */
 export function notice(kind: 'info' | 'warn' | 'error', text: string): HTMLElement {
-  return h('div', { class: `jp-ngsci-notice jp-ngsci-notice-${kind}`, role: kind === 'error' ? 'alert' : 'status' }, text);
+  return h(
+    'div',
+    {
+      class: `jp-ngsci-notice jp-ngsci-notice-${kind}`,
+      role: kind === 'error' ? 'alert' : 'status',
+    },
+    text,
+  );
 }

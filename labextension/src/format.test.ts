@@ -1,6 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatDelta, formatDuration, formatHours, formatMicros, formatMonth, formatRate, parseDollars } from './format';
+import {
+  formatDelta,
+  formatDuration,
+  formatHours,
+  formatMicros,
+  formatMonth,
+  formatRate,
+  parseDollars,
+} from './format';
 
 test('money reads as dollars, with more digits under a dollar so a live cost visibly moves', () => {
   assert.equal(formatMicros(0), '$0.00');

@@ -30,11 +30,16 @@ const PKG = 'ngsci-labextension';
 /** Opens one section of the sidebar's accordion (0 Instance, 1 Usage, 2 Billing). */
 function expand(sidebar: NgsciSidebar, index: number): void {
   const accordion = sidebar.content;
-  if (accordion instanceof AccordionPanel && accordion.widgets[index]?.isHidden) accordion.expand(index);
+  if (accordion instanceof AccordionPanel && accordion.widgets[index]?.isHidden)
+    accordion.expand(index);
 }
 
 /** Reads a plugin's settings, falling back to the schema defaults when there is no registry. */
-async function settingsOf<T extends object>(registry: ISettingRegistry | null, plugin: string, defaults: T): Promise<() => T> {
+async function settingsOf<T extends object>(
+  registry: ISettingRegistry | null,
+  plugin: string,
+  defaults: T,
+): Promise<() => T> {
   if (!registry) return () => defaults;
   try {
     const s = await registry.load(plugin);
@@ -76,14 +81,21 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
     registry: ISettingRegistry | null,
     themes: IThemeManager | null,
   ) => {
-    const settings = await settingsOf(registry, `${PKG}:sidebar`, { refreshSeconds: 30, rank: 600 });
+    const settings = await settingsOf(registry, `${PKG}:sidebar`, {
+      refreshSeconds: 30,
+      rank: 600,
+    });
     const refresh = () => settings().refreshSeconds;
-    const page = { hubPrefix: PageConfig.getOption('hubPrefix') || '/hub/', hubHost: PageConfig.getOption('hubHost') };
+    const page = {
+      hubPrefix: PageConfig.getOption('hubPrefix') || '/hub/',
+      hubHost: PageConfig.getOption('hubHost'),
+    };
     const instance = new InstanceSection(
       model,
       {
         saveAll: async () => {
-          if (app.commands.hasCommand('docmanager:save-all')) await app.commands.execute('docmanager:save-all');
+          if (app.commands.hasCommand('docmanager:save-all'))
+            await app.commands.execute('docmanager:save-all');
         },
         onResized: () => undefined,
         onStoppedSelf: () => {
@@ -144,7 +156,11 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
       const wait = async () => {
         for (let i = 0; i < 120; i++) {
           try {
-            const res = await fetch(probe, { credentials: 'omit', redirect: 'manual', cache: 'no-store' });
+            const res = await fetch(probe, {
+              credentials: 'omit',
+              redirect: 'manual',
+              cache: 'no-store',
+            });
             if (res.status === 200 && 'version' in ((await res.json()) as object)) break;
           } catch {
             // the proxy may not have the new route yet
@@ -203,7 +219,14 @@ const palettePlugin: JupyterFrontEndPlugin<void> = {
     const category = 'ngsci';
     // the sidebar plugin adds the commands; the palette lists them once they exist
     void app.restored.then(() => {
-      for (const command of [CommandIDs.openSidebar, CommandIDs.resize, CommandIDs.stop, CommandIDs.openUsage, CommandIDs.openBilling, CommandIDs.openAdmin]) {
+      for (const command of [
+        CommandIDs.openSidebar,
+        CommandIDs.resize,
+        CommandIDs.stop,
+        CommandIDs.openUsage,
+        CommandIDs.openBilling,
+        CommandIDs.openAdmin,
+      ]) {
         if (app.commands.hasCommand(command)) palette.addItem({ command, category });
       }
     });
@@ -216,11 +239,23 @@ const statusPlugin: JupyterFrontEndPlugin<void> = {
   autoStart: true,
   requires: [INgsciModel],
   optional: [IStatusBar, ISettingRegistry],
-  activate: async (app: JupyterFrontEnd, model: INgsciModel, statusBar: IStatusBar | null, registry: ISettingRegistry | null) => {
+  activate: async (
+    app: JupyterFrontEnd,
+    model: INgsciModel,
+    statusBar: IStatusBar | null,
+    registry: ISettingRegistry | null,
+  ) => {
     if (!statusBar) return;
-    const settings = await settingsOf(registry, `${PKG}:status-bar`, { show: true, refreshSeconds: 300 });
+    const settings = await settingsOf(registry, `${PKG}:status-bar`, {
+      show: true,
+      refreshSeconds: 300,
+    });
     if (!settings().show) return;
-    const item = new NgsciStatus(model, () => void app.commands.execute(CommandIDs.openSidebar), settings().refreshSeconds);
+    const item = new NgsciStatus(
+      model,
+      () => void app.commands.execute(CommandIDs.openSidebar),
+      settings().refreshSeconds,
+    );
     statusBar.registerStatusItem(`${PKG}:status-bar`, { item, align: 'left', rank: 50 });
     void model.refresh(['usage']);
   },
@@ -228,12 +263,16 @@ const statusPlugin: JupyterFrontEndPlugin<void> = {
 
 const notificationsPlugin: JupyterFrontEndPlugin<void> = {
   id: `${PKG}:notifications`,
-  description: 'Notifications: budget thresholds, a coming idle stop (Keep running), a failed start.',
+  description:
+    'Notifications: budget thresholds, a coming idle stop (Keep running), a failed start.',
   autoStart: true,
   requires: [INgsciModel],
   optional: [ISettingRegistry],
   activate: async (app: JupyterFrontEnd, model: INgsciModel, registry: ISettingRegistry | null) => {
-    const settings = await settingsOf(registry, `${PKG}:notifications`, { enabled: true, pollSeconds: 60 });
+    const settings = await settingsOf(registry, `${PKG}:notifications`, {
+      enabled: true,
+      pollSeconds: 60,
+    });
     if (!settings().enabled) return;
 
     app.commands.addCommand(CommandIDs.keepRunning, {
@@ -244,7 +283,9 @@ const notificationsPlugin: JupyterFrontEndPlugin<void> = {
           await model.api.keepRunning(server);
           Notification.success(`${server} keeps running.`, { autoClose: 4000 });
         } catch (err) {
-          Notification.error(`Could not keep ${server} running: ${(err as { userMessage?: string }).userMessage ?? String(err)}`);
+          Notification.error(
+            `Could not keep ${server} running: ${(err as { userMessage?: string }).userMessage ?? String(err)}`,
+          );
         }
       },
     });
@@ -269,7 +310,12 @@ const notificationsPlugin: JupyterFrontEndPlugin<void> = {
             : `You have used ${top}% of your ${scope.kind === 'group' ? `group ${scope.name}'s ` : ''}budget for ${b.month}.`;
         (top >= 100 ? Notification.error : Notification.warning)(text, {
           autoClose: false,
-          actions: [{ label: 'Open billing', callback: () => void app.commands.execute(CommandIDs.openBilling) }],
+          actions: [
+            {
+              label: 'Open billing',
+              callback: () => void app.commands.execute(CommandIDs.openBilling),
+            },
+          ],
         });
       }
     });
@@ -296,13 +342,24 @@ const notificationsPlugin: JupyterFrontEndPlugin<void> = {
           const actions = n.actions.map((a) => ({
             label: a.label,
             callback: () => {
-              if (a.id === 'keep_running') void app.commands.execute(CommandIDs.keepRunning, { server: n.server ?? model.server });
+              if (a.id === 'keep_running')
+                void app.commands.execute(CommandIDs.keepRunning, {
+                  server: n.server ?? model.server,
+                });
               else if (a.id === 'open_usage') void app.commands.execute(CommandIDs.openUsage);
               else void app.commands.execute(CommandIDs.openBilling);
             },
           }));
-          const notify = n.level === 'error' ? Notification.error : n.level === 'warning' ? Notification.warning : Notification.info;
-          notify(`${n.title}${n.body ? `: ${n.body}` : ''}`, { autoClose: n.level === 'info' ? 8000 : false, actions });
+          const notify =
+            n.level === 'error'
+              ? Notification.error
+              : n.level === 'warning'
+                ? Notification.warning
+                : Notification.info;
+          notify(`${n.title}${n.body ? `: ${n.body}` : ''}`, {
+            autoClose: n.level === 'info' ? 8000 : false,
+            actions,
+          });
         }
         if (notifications.length) await model.api.acknowledge(notifications.map((n) => n.id));
       } catch (err) {
@@ -349,4 +406,11 @@ const adminPlugin: JupyterFrontEndPlugin<void> = {
   },
 };
 
-export default [modelPlugin, sidebarPlugin, palettePlugin, statusPlugin, notificationsPlugin, adminPlugin];
+export default [
+  modelPlugin,
+  sidebarPlugin,
+  palettePlugin,
+  statusPlugin,
+  notificationsPlugin,
+  adminPlugin,
+];

@@ -6,30 +6,95 @@ import { fakeFetch, json } from './testing';
 
 const NOW = Date.parse('2026-11-23T12:00:00Z');
 const catalog = {
-  asOf: '2025-07-01', currency: 'USD', defaultCloud: 'local', clouds: ['local'],
+  asOf: '2025-07-01',
+  currency: 'USD',
+  defaultCloud: 'local',
+  clouds: ['local'],
   sizes: [
-    { id: 'cpu-small', label: 'CPU small', class: 'cpu', vcpu: 2, memoryGiB: 8, gpu: null, offers: [{ cloud: 'local', region: 'here', instanceType: 'x', available: true, onDemandMicrosPerHour: 96_000, spotMicrosPerHour: null }] },
-    { id: 'gpu-t4', label: 'T4', class: 'gpu', vcpu: 4, memoryGiB: 16, gpu: { model: 'T4', count: 1, memoryGiB: 16 }, offers: [{ cloud: 'local', region: 'here', instanceType: 'y', available: true, onDemandMicrosPerHour: 526_000, spotMicrosPerHour: 210_000 }] },
+    {
+      id: 'cpu-small',
+      label: 'CPU small',
+      class: 'cpu',
+      vcpu: 2,
+      memoryGiB: 8,
+      gpu: null,
+      offers: [
+        {
+          cloud: 'local',
+          region: 'here',
+          instanceType: 'x',
+          available: true,
+          onDemandMicrosPerHour: 96_000,
+          spotMicrosPerHour: null,
+        },
+      ],
+    },
+    {
+      id: 'gpu-t4',
+      label: 'T4',
+      class: 'gpu',
+      vcpu: 4,
+      memoryGiB: 16,
+      gpu: { model: 'T4', count: 1, memoryGiB: 16 },
+      offers: [
+        {
+          cloud: 'local',
+          region: 'here',
+          instanceType: 'y',
+          available: true,
+          onDemandMicrosPerHour: 526_000,
+          spotMicrosPerHour: 210_000,
+        },
+      ],
+    },
   ],
 };
 const inst = (server: string, state: string, extra: object = {}) => ({
-  id: `i-${server}`, user: 'researcher', server, size: 'cpu-small', cloud: 'local', region: 'here', spot: false, state,
-  errorCode: null, errorMessage: null, exitCode: null, url: null, ratePerHourMicros: 96_000,
-  createdAt: '2026-11-23T10:00:00.000Z', readyAt: state === 'running' ? '2026-11-23T10:00:00.000Z' : null, stoppedAt: null, ...extra,
+  id: `i-${server}`,
+  user: 'researcher',
+  server,
+  size: 'cpu-small',
+  cloud: 'local',
+  region: 'here',
+  spot: false,
+  state,
+  errorCode: null,
+  errorMessage: null,
+  exitCode: null,
+  url: null,
+  ratePerHourMicros: 96_000,
+  createdAt: '2026-11-23T10:00:00.000Z',
+  readyAt: state === 'running' ? '2026-11-23T10:00:00.000Z' : null,
+  stoppedAt: null,
+  ...extra,
 });
-const me = (multiplierPpm = 1_000_000) => ({ name: 'researcher', admin: false, groups: [], plan: { id: 'private', label: 'Private', multiplierPpm } });
+const me = (multiplierPpm = 1_000_000) => ({
+  name: 'researcher',
+  admin: false,
+  groups: [],
+  plan: { id: 'private', label: 'Private', multiplierPpm },
+});
 
 test("the model finds this page's server among the user's, and prices sizes with the user's plan", async () => {
   const { fetch } = fakeFetch({
     'GET /me': () => json(200, me(500_000)),
     'GET /catalog': () => json(200, catalog),
-    'GET /instances': () => json(200, { instances: [inst('gpu', 'stopped'), inst('default', 'running')] }),
+    'GET /instances': () =>
+      json(200, { instances: [inst('gpu', 'stopped'), inst('default', 'running')] }),
   });
-  const model = new NgsciModel({ api: new NgsciApi({ baseUrl: '', token: 't', fetch }), server: 'default', user: 'researcher', now: () => NOW });
+  const model = new NgsciModel({
+    api: new NgsciApi({ baseUrl: '', token: 't', fetch }),
+    server: 'default',
+    user: 'researcher',
+    now: () => NOW,
+  });
   await model.refresh(['instance']);
   assert.equal(model.errors.instance, null);
   assert.equal(model.current?.server, 'default');
-  assert.deepEqual(model.otherServers.map((i) => i.server), ['gpu']);
+  assert.deepEqual(
+    model.otherServers.map((i) => i.server),
+    ['gpu'],
+  );
   assert.equal(model.rateOf('gpu-t4'), 263_000, 'a half-price plan halves the list price');
   assert.equal(model.burnMicrosPerHour, 96_000);
   // without a usage endpoint, today's spend is what the running instance cost since midnight
@@ -42,7 +107,12 @@ test('a section whose endpoint is missing says so, and the other sections still 
     'GET /catalog': () => json(200, catalog),
     'GET /instances': () => json(200, { instances: [] }),
   });
-  const model = new NgsciModel({ api: new NgsciApi({ baseUrl: '', token: 't', fetch }), server: 'default', user: 'researcher', now: () => NOW });
+  const model = new NgsciModel({
+    api: new NgsciApi({ baseUrl: '', token: 't', fetch }),
+    server: 'default',
+    user: 'researcher',
+    now: () => NOW,
+  });
   const seen: string[] = [];
   model.changed.connect((_, what) => seen.push(what));
   await model.refresh();
@@ -57,34 +127,113 @@ test('the budget and the usage ledger drive month-to-date and today, ticking wit
     'GET /me': () => json(200, me()),
     'GET /catalog': () => json(200, catalog),
     'GET /instances': () => json(200, { instances: [inst('default', 'running')] }),
-    'GET /budget': () => json(200, { user: 'researcher', month: '2026-11', spentMicros: 5_000_000, burnMicrosPerHour: 96_000, gpuHoursUsed: 0, gpuHoursLimit: null, budgets: [], exhaustedAt: null, limits: { maxConcurrent: null, allowedSizes: ['cpu-small'], idleTimeoutCpuSeconds: 3600, idleTimeoutGpuSeconds: 1800, maxAgeSeconds: null } }),
-    'GET /billing/statements': () => json(200, { user: 'researcher', statements: [{ month: '2026-11', totalMicros: 5_000_000, seconds: 3600 }] }),
+    'GET /budget': () =>
+      json(200, {
+        user: 'researcher',
+        month: '2026-11',
+        spentMicros: 5_000_000,
+        burnMicrosPerHour: 96_000,
+        gpuHoursUsed: 0,
+        gpuHoursLimit: null,
+        budgets: [],
+        exhaustedAt: null,
+        limits: {
+          maxConcurrent: null,
+          allowedSizes: ['cpu-small'],
+          idleTimeoutCpuSeconds: 3600,
+          idleTimeoutGpuSeconds: 1800,
+          maxAgeSeconds: null,
+        },
+      }),
+    'GET /billing/statements': () =>
+      json(200, {
+        user: 'researcher',
+        statements: [{ month: '2026-11', totalMicros: 5_000_000, seconds: 3600 }],
+      }),
     'GET /usage': ({ url }) => {
       assert.equal(url.searchParams.get('granularity'), 'day');
-      return json(200, { user: 'researcher', from: url.searchParams.get('from'), to: '', granularity: 'day', totalMicros: 900_000, series: [
-        { start: '2026-11-23T00:00:00.000Z', size: 'cpu-small', seconds: 3600, activeSeconds: 3600, idleSeconds: 0, amountMicros: 100_000 },
-        { start: '2026-11-20T00:00:00.000Z', size: 'cpu-small', seconds: 3600, activeSeconds: 3600, idleSeconds: 0, amountMicros: 800_000 },
-      ] });
+      return json(200, {
+        user: 'researcher',
+        from: url.searchParams.get('from'),
+        to: '',
+        granularity: 'day',
+        totalMicros: 900_000,
+        series: [
+          {
+            start: '2026-11-23T00:00:00.000Z',
+            size: 'cpu-small',
+            seconds: 3600,
+            activeSeconds: 3600,
+            idleSeconds: 0,
+            amountMicros: 100_000,
+          },
+          {
+            start: '2026-11-20T00:00:00.000Z',
+            size: 'cpu-small',
+            seconds: 3600,
+            activeSeconds: 3600,
+            idleSeconds: 0,
+            amountMicros: 800_000,
+          },
+        ],
+      });
     },
   });
   let now = NOW;
-  const model = new NgsciModel({ api: new NgsciApi({ baseUrl: '', token: 't', fetch }), server: 'default', user: 'researcher', now: () => now });
+  const model = new NgsciModel({
+    api: new NgsciApi({ baseUrl: '', token: 't', fetch }),
+    server: 'default',
+    user: 'researcher',
+    now: () => now,
+  });
   await model.refresh();
   assert.equal(model.monthToDate(NOW), 5_000_000);
   assert.equal(model.monthToDate(NOW + 3_600_000), 5_096_000);
   assert.equal(model.spentToday(NOW), 100_000, "today's ledger only");
   assert.equal(model.spentToday(NOW + 1_800_000), 148_000);
-  assert.deepEqual(model.allowedSizes.map((s) => s.id), ['cpu-small'], 'the quota limits the sizes offered');
+  assert.deepEqual(
+    model.allowedSizes.map((s) => s.id),
+    ['cpu-small'],
+    'the quota limits the sizes offered',
+  );
   assert.equal(model.statements?.length, 1);
   now += 1;
 });
 
 test('a resize follows the events until the new instance runs', async () => {
   const events = [
-    { id: 10, instanceId: 'i-default', at: '2026-11-23T12:00:00.000Z', state: 'stopping', progress: 0, message: 'stopping' },
-    { id: 11, instanceId: 'i-default', at: '2026-11-23T12:00:01.000Z', state: 'stopped', progress: 100, message: 'stopped' },
-    { id: 12, instanceId: 'i-new', at: '2026-11-23T12:00:02.000Z', state: 'starting', progress: 40, message: 'starting the server' },
-    { id: 13, instanceId: 'i-new', at: '2026-11-23T12:00:09.000Z', state: 'running', progress: 100, message: 'ready' },
+    {
+      id: 10,
+      instanceId: 'i-default',
+      at: '2026-11-23T12:00:00.000Z',
+      state: 'stopping',
+      progress: 0,
+      message: 'stopping',
+    },
+    {
+      id: 11,
+      instanceId: 'i-default',
+      at: '2026-11-23T12:00:01.000Z',
+      state: 'stopped',
+      progress: 100,
+      message: 'stopped',
+    },
+    {
+      id: 12,
+      instanceId: 'i-new',
+      at: '2026-11-23T12:00:02.000Z',
+      state: 'starting',
+      progress: 40,
+      message: 'starting the server',
+    },
+    {
+      id: 13,
+      instanceId: 'i-new',
+      at: '2026-11-23T12:00:09.000Z',
+      state: 'running',
+      progress: 100,
+      message: 'ready',
+    },
   ];
   let listed = [inst('default', 'running')];
   const { fetch } = fakeFetch({
@@ -93,13 +242,29 @@ test('a resize follows the events until the new instance runs', async () => {
     'GET /instances': () => json(200, { instances: listed }),
     'POST /instances/default/resize': () => json(202, { ...inst('default', 'stopping') }),
     'GET /instances/default/events': () => {
-      listed = [{ ...inst('default', 'running'), id: 'i-new', size: 'gpu-t4', createdAt: '2026-11-23T12:00:02.000Z' }];
-      return new Response(events.map((e) => `id: ${e.id}\nevent: instance\ndata: ${JSON.stringify(e)}\n\n`).join(''));
+      listed = [
+        {
+          ...inst('default', 'running'),
+          id: 'i-new',
+          size: 'gpu-t4',
+          createdAt: '2026-11-23T12:00:02.000Z',
+        },
+      ];
+      return new Response(
+        events.map((e) => `id: ${e.id}\nevent: instance\ndata: ${JSON.stringify(e)}\n\n`).join(''),
+      );
     },
   });
-  const model = new NgsciModel({ api: new NgsciApi({ baseUrl: '', token: 't', fetch }), server: 'default', user: 'researcher', now: () => NOW });
+  const model = new NgsciModel({
+    api: new NgsciApi({ baseUrl: '', token: 't', fetch }),
+    server: 'default',
+    user: 'researcher',
+    now: () => NOW,
+  });
   await model.refresh(['instance']);
-  const ready = new Promise<void>((resolve) => model.changed.connect(() => model.resizing?.readyInstanceId && resolve()));
+  const ready = new Promise<void>((resolve) =>
+    model.changed.connect(() => model.resizing?.readyInstanceId && resolve()),
+  );
   await model.resize('default', 'gpu-t4');
   await ready;
   assert.equal(model.resizing?.readyInstanceId, 'i-new');

@@ -51,13 +51,20 @@ export class NgsciModel {
   budget: Budget | null = null;
   statements: StatementSummary[] | null = null;
   /** the last error of each section, or null when its last refresh worked */
-  errors: Record<Section | 'me', NgsciApiError | null> = { me: null, instance: null, usage: null, billing: null };
+  errors: Record<Section | 'me', NgsciApiError | null> = {
+    me: null,
+    instance: null,
+    usage: null,
+    billing: null,
+  };
   /** the latest lifecycle event of a server that is starting, per server */
   progress = new Map<string, InstanceEvent>();
   resizing: ResizeProgress | null = null;
 
   private readonly _changed = new Signal<this, Section | 'me'>(this);
-  private readonly _instanceEvent = new Signal<this, { server: string; event: InstanceEvent }>(this);
+  private readonly _instanceEvent = new Signal<this, { server: string; event: InstanceEvent }>(
+    this,
+  );
   private followers = new Map<string, AbortController>();
   private readonly now: () => number;
 
@@ -106,11 +113,20 @@ export class NgsciModel {
   }
 
   /** The price per hour of a size on this instance's cloud, or null when not offered there. */
-  rateOf(sizeId: string, cloud = this.current?.cloud ?? this.catalog?.defaultCloud, spot = this.current?.spot ?? false): number | null {
+  rateOf(
+    sizeId: string,
+    cloud = this.current?.cloud ?? this.catalog?.defaultCloud,
+    spot = this.current?.spot ?? false,
+  ): number | null {
     const size = this.catalog?.sizes.find((s) => s.id === sizeId);
-    const offer = size?.offers.find((o) => o.cloud === cloud && o.available) ?? size?.offers.find((o) => o.available);
+    const offer =
+      size?.offers.find((o) => o.cloud === cloud && o.available) ??
+      size?.offers.find((o) => o.available);
     if (!offer) return null;
-    const list = spot && offer.spotMicrosPerHour !== null ? offer.spotMicrosPerHour : offer.onDemandMicrosPerHour;
+    const list =
+      spot && offer.spotMicrosPerHour !== null
+        ? offer.spotMicrosPerHour
+        : offer.onDemandMicrosPerHour;
     const ppm = this.me?.plan.multiplierPpm ?? 1_000_000;
     return Math.round((list * ppm) / 1_000_000);
   }
@@ -118,7 +134,9 @@ export class NgsciModel {
   /** What the running instances of the user burn per hour (the budget's figure, else summed). */
   get burnMicrosPerHour(): number {
     if (this.budget) return this.budget.burnMicrosPerHour;
-    return this.instances.filter((i) => i.state === 'running').reduce((a, i) => a + i.ratePerHourMicros, 0);
+    return this.instances
+      .filter((i) => i.state === 'running')
+      .reduce((a, i) => a + i.ratePerHourMicros, 0);
   }
 
   /** Month-to-date spend, ticking between refreshes with the burn rate. */
@@ -134,12 +152,31 @@ export class NgsciModel {
   spentToday(now = this.now()): number {
     const running = this.instances.filter((i) => i.state === 'running');
     if (this.today) {
-      return this.today.micros + running.reduce((a, i) => a + costOf(now - Math.max(this.today!.at, Date.parse(i.readyAt ?? '')), i.ratePerHourMicros), 0);
+      return (
+        this.today.micros +
+        running.reduce(
+          (a, i) =>
+            a +
+            costOf(
+              now - Math.max(this.today!.at, Date.parse(i.readyAt ?? '')),
+              i.ratePerHourMicros,
+            ),
+          0,
+        )
+      );
     }
     const day = startOfDayUtc(now);
     return running.reduce((a, i) => {
       const from = Math.max(Date.parse(i.readyAt ?? ''), day);
-      return a + (Number.isFinite(from) ? costSoFar({ readyAt: new Date(from).toISOString(), ratePerHourMicros: i.ratePerHourMicros }, now) : 0);
+      return (
+        a +
+        (Number.isFinite(from)
+          ? costSoFar(
+              { readyAt: new Date(from).toISOString(), ratePerHourMicros: i.ratePerHourMicros },
+              now,
+            )
+          : 0)
+      );
     }, 0);
   }
 
@@ -168,14 +205,19 @@ export class NgsciModel {
       const from = new Date(startOfDayUtc(now) - (days - 1) * 86_400_000).toISOString();
       this.usage = await this.api.usage({ from, granularity: 'day' });
       const today = startOfDayUtc(now);
-      const micros = this.usage.series.filter((p) => Date.parse(p.start) >= today).reduce((a, p) => a + p.amountMicros, 0);
+      const micros = this.usage.series
+        .filter((p) => Date.parse(p.start) >= today)
+        .reduce((a, p) => a + p.amountMicros, 0);
       this.today = { micros, at: now };
     });
   }
 
   async refreshBilling(): Promise<void> {
     await this.guard('billing', async () => {
-      const [budget, statements] = await Promise.allSettled([this.api.budget(), this.api.statements()]);
+      const [budget, statements] = await Promise.allSettled([
+        this.api.budget(),
+        this.api.statements(),
+      ]);
       if (budget.status === 'fulfilled') {
         this.budget = budget.value;
         this.budgetAt = this.now();
@@ -189,7 +231,13 @@ export class NgsciModel {
   async refresh(sections: Section[] = ['instance', 'usage', 'billing']): Promise<void> {
     if (!this.me) await this.refreshMe();
     await Promise.all(
-      sections.map((s) => (s === 'instance' ? this.refreshInstances() : s === 'usage' ? this.refreshUsage() : this.refreshBilling())),
+      sections.map((s) =>
+        s === 'instance'
+          ? this.refreshInstances()
+          : s === 'usage'
+            ? this.refreshUsage()
+            : this.refreshBilling(),
+      ),
     );
   }
 
@@ -199,7 +247,9 @@ export class NgsciModel {
       this.errors[section] = null;
     } catch (err) {
       this.errors[section] =
-        err instanceof NgsciApiError ? err : new NgsciApiError(0, 'bad_response', (err as Error)?.message ?? String(err));
+        err instanceof NgsciApiError
+          ? err
+          : new NgsciApiError(0, 'bad_response', (err as Error)?.message ?? String(err));
     }
     this._changed.emit(section);
   }
@@ -224,7 +274,14 @@ export class NgsciModel {
   async resize(server: string, size: string): Promise<void> {
     const before = this.latestOf(server);
     const inst = await this.api.resize(server, { size });
-    this.resizing = { server, fromInstanceId: before?.id ?? inst.id, toSize: size, last: null, readyInstanceId: null, failed: null };
+    this.resizing = {
+      server,
+      fromInstanceId: before?.id ?? inst.id,
+      toSize: size,
+      last: null,
+      readyInstanceId: null,
+      failed: null,
+    };
     this.upsert(inst);
     this._changed.emit('instance');
     void this.follow(server, { untilNewInstanceFrom: this.resizing.fromInstanceId });
@@ -255,9 +312,15 @@ export class NgsciModel {
       if (STARTING.has(e.state)) this.progress.set(server, e);
       else this.progress.delete(server);
       const fresh = !opts.untilNewInstanceFrom || e.instanceId !== opts.untilNewInstanceFrom;
-      if (fresh && (e.state === 'running' || e.state === 'failed' || (e.state === 'stopped' && !opts.untilNewInstanceFrom))) {
+      if (
+        fresh &&
+        (e.state === 'running' ||
+          e.state === 'failed' ||
+          (e.state === 'stopped' && !opts.untilNewInstanceFrom))
+      ) {
         if (resizingHere && e.state === 'running') r.readyInstanceId = e.instanceId;
-        if (resizingHere && e.state === 'failed') r.failed = e.message || 'the new instance failed to start';
+        if (resizingHere && e.state === 'failed')
+          r.failed = e.message || 'the new instance failed to start';
         done = true;
         ctl.abort();
       }

@@ -30,7 +30,10 @@ export function costSoFar(
 }
 
 /** Milliseconds since `readyAt`, or null when the instance is not up. */
-export function uptimeMs(instance: { readyAt: string | null; stoppedAt?: string | null }, now: number): number | null {
+export function uptimeMs(
+  instance: { readyAt: string | null; stoppedAt?: string | null },
+  now: number,
+): number | null {
   if (!instance.readyAt) return null;
   const end = instance.stoppedAt ? Date.parse(instance.stoppedAt) : now;
   return Math.max(0, end - Date.parse(instance.readyAt));
@@ -69,7 +72,12 @@ export function monthProjection(opts: {
  * When a budget runs out at the current burn rate: null if nothing burns, or if it would last
  * past the end of the month (budgets are monthly); `now` if it is already spent.
  */
-export function exhaustionAt(opts: { budgetMicros: number; spentMicros: number; burnMicrosPerHour: number; now: number }): number | null {
+export function exhaustionAt(opts: {
+  budgetMicros: number;
+  spentMicros: number;
+  burnMicrosPerHour: number;
+  now: number;
+}): number | null {
   const left = opts.budgetMicros - opts.spentMicros;
   if (left <= 0) return opts.now;
   if (opts.burnMicrosPerHour <= 0) return null;

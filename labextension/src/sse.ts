@@ -33,7 +33,8 @@ export class SseParser {
 
   private line(line: string): void {
     if (line === '') {
-      if (this.data.length) this.onMessage({ id: this.id, event: this.event || 'message', data: this.data.join('\n') });
+      if (this.data.length)
+        this.onMessage({ id: this.id, event: this.event || 'message', data: this.data.join('\n') });
       this.event = '';
       this.data = [];
       return;

@@ -1,10 +1,18 @@
 /** Test doubles for the one HTTP seam: a fake `fetch` that answers from a route table. */
-type Handler = (req: { method: string; url: URL; body: unknown; headers: Headers }) => Response | Promise<Response>;
+type Handler = (req: {
+  method: string;
+  url: URL;
+  body: unknown;
+  headers: Headers;
+}) => Response | Promise<Response>;
 
 export const json = (status: number, body: unknown): Response =>
   new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
 
-export function fakeFetch(routes: Record<string, Handler>): { fetch: typeof fetch; calls: string[] } {
+export function fakeFetch(routes: Record<string, Handler>): {
+  fetch: typeof fetch;
+  calls: string[];
+} {
   const calls: string[] = [];
   const f = (async (input: RequestInfo | URL, init: RequestInit = {}) => {
     const url = new URL(String(input), 'http://hub.test');
@@ -12,8 +20,14 @@ export function fakeFetch(routes: Record<string, Handler>): { fetch: typeof fetc
     const key = `${method} ${url.pathname.replace(/^\/services\/ngsci\/api\/v1/, '')}`;
     calls.push(key);
     const h = routes[key];
-    if (!h) return json(404, { code: 'not_found', message: `no route for ${key}`, requestId: 'r0' });
-    return h({ method, url, body: init.body ? JSON.parse(String(init.body)) : undefined, headers: new Headers(init.headers) });
+    if (!h)
+      return json(404, { code: 'not_found', message: `no route for ${key}`, requestId: 'r0' });
+    return h({
+      method,
+      url,
+      body: init.body ? JSON.parse(String(init.body)) : undefined,
+      headers: new Headers(init.headers),
+    });
   }) as typeof fetch;
   return { fetch: f, calls };
 }

@@ -4,7 +4,10 @@ import { apiServerName, hubBase, hubHomeUrl, labUrl, serverApiUrl, serviceUrl } 
 
 test('the service sits beside the hub under the same base URL', () => {
   assert.equal(serviceUrl({ hubPrefix: '/hub/', hubHost: '' }), '/services/ngsci/api/v1');
-  assert.equal(serviceUrl({ hubPrefix: '/jupyter/hub/', hubHost: 'https://hub.example.org' }), 'https://hub.example.org/jupyter/services/ngsci/api/v1');
+  assert.equal(
+    serviceUrl({ hubPrefix: '/jupyter/hub/', hubHost: 'https://hub.example.org' }),
+    'https://hub.example.org/jupyter/services/ngsci/api/v1',
+  );
   assert.equal(hubBase({ hubPrefix: '/jupyter/hub' }), '/jupyter/');
   assert.equal(hubHomeUrl({ hubPrefix: '/hub/', hubHost: '' }), '/hub/home');
 });
@@ -12,7 +15,16 @@ test('the service sits beside the hub under the same base URL', () => {
 test("the hub's default server is `default` in the API, and named servers keep their name", () => {
   assert.equal(apiServerName({ hubServerName: '' }), 'default');
   assert.equal(apiServerName({ hubServerName: 'gpu' }), 'gpu');
-  assert.equal(labUrl({ hubPrefix: '/hub/', hubHost: '' }, 'researcher', 'default'), '/user/researcher/lab');
-  assert.equal(labUrl({ hubPrefix: '/hub/', hubHost: '' }, 'researcher', 'gpu'), '/user/researcher/gpu/lab');
-  assert.equal(serverApiUrl({ hubPrefix: '/hub/', hubHost: '' }, 'researcher', 'default'), '/user/researcher/api');
+  assert.equal(
+    labUrl({ hubPrefix: '/hub/', hubHost: '' }, 'researcher', 'default'),
+    '/user/researcher/lab',
+  );
+  assert.equal(
+    labUrl({ hubPrefix: '/hub/', hubHost: '' }, 'researcher', 'gpu'),
+    '/user/researcher/gpu/lab',
+  );
+  assert.equal(
+    serverApiUrl({ hubPrefix: '/hub/', hubHost: '' }, 'researcher', 'default'),
+    '/user/researcher/api',
+  );
 });

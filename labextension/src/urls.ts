@@ -22,7 +22,10 @@ export function hubBase(page: Pick<HubPage, 'hubPrefix'>): string {
 }
 
 /** `https://host/base/services/ngsci/api/v1` (no trailing slash). */
-export function serviceUrl(page: Pick<HubPage, 'hubPrefix' | 'hubHost'>, service = 'ngsci'): string {
+export function serviceUrl(
+  page: Pick<HubPage, 'hubPrefix' | 'hubHost'>,
+  service = 'ngsci',
+): string {
   return `${page.hubHost}${hubBase(page)}services/${service}/api/v1`;
 }
 
@@ -32,7 +35,11 @@ export function apiServerName(page: Pick<HubPage, 'hubServerName'>): string {
 }
 
 /** JupyterLab of a user's server: `/base/user/<user>/<server>/lab`. */
-export function labUrl(page: Pick<HubPage, 'hubPrefix' | 'hubHost'>, user: string, apiServer: string): string {
+export function labUrl(
+  page: Pick<HubPage, 'hubPrefix' | 'hubHost'>,
+  user: string,
+  apiServer: string,
+): string {
   const server = apiServer === 'default' ? '' : `${encodeURIComponent(apiServer)}/`;
   return `${page.hubHost}${hubBase(page)}user/${encodeURIComponent(user)}/${server}lab`;
 }
@@ -46,6 +53,10 @@ export function hubHomeUrl(page: Pick<HubPage, 'hubPrefix' | 'hubHost'>): string
  * A server's `/api` (Jupyter Server answers it without auth): 200 with JSON through the proxy
  * means the proxy routes to the new server; while it is down the hub answers instead.
  */
-export function serverApiUrl(page: Pick<HubPage, 'hubPrefix' | 'hubHost'>, user: string, apiServer: string): string {
+export function serverApiUrl(
+  page: Pick<HubPage, 'hubPrefix' | 'hubHost'>,
+  user: string,
+  apiServer: string,
+): string {
   return labUrl(page, user, apiServer).replace(/lab$/, 'api');
 }

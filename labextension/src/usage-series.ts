@@ -28,9 +28,19 @@ export function usageTable(usage: Pick<Usage, 'series'>, fromMs: number, days: n
     seconds[s]![d]! += p.seconds;
   }
   const totals = sizes
-    .map((size, i) => ({ size, seconds: seconds[i]!.reduce((a, b) => a + b, 0), micros: cost[i]!.reduce((a, b) => a + b, 0) }))
+    .map((size, i) => ({
+      size,
+      seconds: seconds[i]!.reduce((a, b) => a + b, 0),
+      micros: cost[i]!.reduce((a, b) => a + b, 0),
+    }))
     .sort((a, b) => b.micros - a.micros);
-  return { days: Array.from({ length: days }, (_, d) => (fromMs + d * 86_400_000) / 1000), sizes, cost, seconds, totals };
+  return {
+    days: Array.from({ length: days }, (_, d) => (fromMs + d * 86_400_000) / 1000),
+    sizes,
+    cost,
+    seconds,
+    totals,
+  };
 }
 
 /** Running sums over the sizes, for a stacked bar chart: row k is sizes 0..k added up. */

@@ -19,7 +19,10 @@ import { IamInstanceProfile } from '@cdktf/provider-aws/lib/iam-instance-profile
 import { IamRole } from '@cdktf/provider-aws/lib/iam-role/index.js';
 import { IamRolePolicy } from '@cdktf/provider-aws/lib/iam-role-policy/index.js';
 import { Instance } from '@cdktf/provider-aws/lib/instance/index.js';
-import { SecurityGroup, type SecurityGroupIngress } from '@cdktf/provider-aws/lib/security-group/index.js';
+import {
+  SecurityGroup,
+  type SecurityGroupIngress,
+} from '@cdktf/provider-aws/lib/security-group/index.js';
 import { VolumeAttachment } from '@cdktf/provider-aws/lib/volume-attachment/index.js';
 import { datasetMount, renderUserData } from './cloud-init.js';
 import type { InstanceTypeInfo } from './instance-types.js';
@@ -37,7 +40,10 @@ import {
 import type { GpuInstanceOutputs } from './outputs.js';
 
 export function awsProvider(scope: Construct, region: string): AwsProvider {
-  return new AwsProvider(scope, 'aws', { region, defaultTags: [{ tags: { 'managed-by': TAG_MANAGED_BY } }] });
+  return new AwsProvider(scope, 'aws', {
+    region,
+    defaultTags: [{ tags: { 'managed-by': TAG_MANAGED_BY } }],
+  });
 }
 
 /** The home volume: created once per (user, server), kept across stops and resizes. */
@@ -90,22 +96,58 @@ export class AwsGpuInstance extends Construct implements GpuInstanceOutputs {
       },
     ];
     if (o.allowSsh) {
-      ingress.push({ description: 'ssh', protocol: 'tcp', fromPort: 22, toPort: 22, cidrBlocks: [o.sshCidr ?? o.hubCidr] });
+      ingress.push({
+        description: 'ssh',
+        protocol: 'tcp',
+        fromPort: 22,
+        toPort: 22,
+        cidrBlocks: [o.sshCidr ?? o.hubCidr],
+      });
     }
     this.securityGroup = new SecurityGroup(this, 'firewall', {
       name,
       description: `ngsci ${o.user}/${o.server}`,
       vpcId: p.vpcId,
       ingress,
-      egress: [{ description: 'image pulls and the ngsci API', protocol: '-1', fromPort: 0, toPort: 0, cidrBlocks: ['0.0.0.0/0'] }],
+      egress: [
+        {
+          description: 'image pulls and the ngsci API',
+          protocol: '-1',
+          fromPort: 0,
+          toPort: 0,
+          cidrBlocks: ['0.0.0.0/0'],
+        },
+      ],
       tags: { ...tags, Name: name },
     });
 
     let ami = p.ami;
     if (!ami) {
-      const image = new DataAwsAmi(this, 'image', gpu
-        ? { mostRecent: true, owners: ['amazon'], filter: [{ name: 'name', values: ['Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) *'] }] }
-        : { mostRecent: true, owners: ['099720109477'], filter: [{ name: 'name', values: ['ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-*'] }] });
+      const image = new DataAwsAmi(
+        this,
+        'image',
+        gpu
+          ? {
+              mostRecent: true,
+              owners: ['amazon'],
+              filter: [
+                {
+                  name: 'name',
+                  values: ['Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) *'],
+                },
+              ],
+            }
+          : {
+              mostRecent: true,
+              owners: ['099720109477'],
+              filter: [
+                {
+                  name: 'name',
+                  values: ['ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-*'],
+                },
+              ],
+            },
+      );
       ami = image.id;
     }
 
@@ -123,7 +165,13 @@ export class AwsGpuInstance extends Construct implements GpuInstanceOutputs {
         name,
         assumeRolePolicy: JSON.stringify({
           Version: '2012-10-17',
-          Statement: [{ Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' }],
+          Statement: [
+            {
+              Effect: 'Allow',
+              Principal: { Service: 'ec2.amazonaws.com' },
+              Action: 'sts:AssumeRole',
+            },
+          ],
         }),
         tags,
       });
@@ -133,8 +181,16 @@ export class AwsGpuInstance extends Construct implements GpuInstanceOutputs {
         policy: JSON.stringify({
           Version: '2012-10-17',
           Statement: [
-            { Effect: 'Allow', Action: ['s3:ListBucket'], Resource: [`arn:aws:s3:::${o.dataset.ref}`] },
-            { Effect: 'Allow', Action: ['s3:GetObject'], Resource: [`arn:aws:s3:::${o.dataset.ref}/*`] },
+            {
+              Effect: 'Allow',
+              Action: ['s3:ListBucket'],
+              Resource: [`arn:aws:s3:::${o.dataset.ref}`],
+            },
+            {
+              Effect: 'Allow',
+              Action: ['s3:GetObject'],
+              Resource: [`arn:aws:s3:::${o.dataset.ref}/*`],
+            },
           ],
         }),
       });
@@ -150,7 +206,11 @@ export class AwsGpuInstance extends Construct implements GpuInstanceOutputs {
       image: o.image,
       gpu,
       homeDevices: ebsDevices(o.homeDiskId.replace('-', ''), '/dev/sdf'),
-      dataset: datasetMount('aws', o.dataset, dataVolume ? ebsDevices(Fn.replace(dataVolume.id, '-', ''), '/dev/sdg') : []),
+      dataset: datasetMount(
+        'aws',
+        o.dataset,
+        dataVolume ? ebsDevices(Fn.replace(dataVolume.id, '-', ''), '/dev/sdg') : [],
+      ),
       sshAuthorizedKeys: o.allowSsh ? o.sshAuthorizedKeys : [],
     });
 
@@ -163,11 +223,27 @@ export class AwsGpuInstance extends Construct implements GpuInstanceOutputs {
       iamInstanceProfile: profile?.name,
       userData,
       userDataReplaceOnChange: true,
-      rootBlockDevice: { volumeSize: gpu ? 100 : 30, volumeType: 'gp3', encrypted: true, deleteOnTermination: true, tags },
+      rootBlockDevice: {
+        volumeSize: gpu ? 100 : 30,
+        volumeType: 'gp3',
+        encrypted: true,
+        deleteOnTermination: true,
+        tags,
+      },
       // IMDSv2 with one hop: containers (docker bridge) can't read metadata, user-data included
-      metadataOptions: { httpTokens: 'required', httpPutResponseHopLimit: 1, httpEndpoint: 'enabled' },
+      metadataOptions: {
+        httpTokens: 'required',
+        httpPutResponseHopLimit: 1,
+        httpEndpoint: 'enabled',
+      },
       instanceMarketOptions: o.spot
-        ? { marketType: 'spot', spotOptions: { spotInstanceType: 'one-time', instanceInterruptionBehavior: 'terminate' } }
+        ? {
+            marketType: 'spot',
+            spotOptions: {
+              spotInstanceType: 'one-time',
+              instanceInterruptionBehavior: 'terminate',
+            },
+          }
         : undefined,
       tags: { ...tags, Name: name },
     });

@@ -35,7 +35,12 @@ import {
 import type { GpuInstanceOutputs } from './outputs.js';
 
 /** Microsoft's Ubuntu HPC image: NVIDIA driver, CUDA and the container toolkit preinstalled. */
-export const AZURE_GPU_IMAGE: AzureImageReference = { publisher: 'microsoft-dsvm', offer: 'ubuntu-hpc', sku: '2204', version: 'latest' };
+export const AZURE_GPU_IMAGE: AzureImageReference = {
+  publisher: 'microsoft-dsvm',
+  offer: 'ubuntu-hpc',
+  sku: '2204',
+  version: 'latest',
+};
 export const AZURE_CPU_IMAGE: AzureImageReference = {
   publisher: 'Canonical',
   offer: '0001-com-ubuntu-server-jammy',
@@ -69,7 +74,10 @@ export class AzureHomeDisk extends Construct {
 
 const HOME_LUN = 0;
 const DATASET_LUN = 1;
-const lunDevices = (lun: number): string[] => [`/dev/disk/azure/data/by-lun/${lun}`, `/dev/disk/azure/scsi1/lun${lun}`];
+const lunDevices = (lun: number): string[] => [
+  `/dev/disk/azure/data/by-lun/${lun}`,
+  `/dev/disk/azure/scsi1/lun${lun}`,
+];
 
 export class AzureGpuInstance extends Construct implements GpuInstanceOutputs {
   readonly vm: LinuxVirtualMachine;
@@ -92,14 +100,26 @@ export class AzureGpuInstance extends Construct implements GpuInstanceOutputs {
     rules.push(rule('deny-all-inbound', 4000, 'Deny', '*', '*'));
     const nsg = new NetworkSecurityGroup(this, 'firewall', { ...base, name, securityRule: rules });
 
-    const publicIp = o.addressKind === 'public'
-      ? new PublicIp(this, 'public-ip', { ...base, name, allocationMethod: 'Static', sku: 'Standard', zones: o.zone ? [o.zone] : undefined })
-      : undefined;
+    const publicIp =
+      o.addressKind === 'public'
+        ? new PublicIp(this, 'public-ip', {
+            ...base,
+            name,
+            allocationMethod: 'Static',
+            sku: 'Standard',
+            zones: o.zone ? [o.zone] : undefined,
+          })
+        : undefined;
     const nic = new NetworkInterface(this, 'nic', {
       ...base,
       name,
       ipConfiguration: [
-        { name: 'primary', subnetId: p.subnetId, privateIpAddressAllocation: 'Dynamic', publicIpAddressId: publicIp?.id },
+        {
+          name: 'primary',
+          subnetId: p.subnetId,
+          privateIpAddressAllocation: 'Dynamic',
+          publicIpAddressId: publicIp?.id,
+        },
       ],
     });
     new NetworkInterfaceSecurityGroupAssociation(this, 'nic-firewall', {
@@ -130,12 +150,18 @@ export class AzureGpuInstance extends Construct implements GpuInstanceOutputs {
       adminUsername: 'ngsci',
       disablePasswordAuthentication: true,
       adminSshKey: [{ username: 'ngsci', publicKey: p.adminSshPublicKey }],
-      osDisk: { caching: 'ReadWrite', storageAccountType: 'StandardSSD_LRS', diskSizeGb: gpu ? 128 : 30 },
+      osDisk: {
+        caching: 'ReadWrite',
+        storageAccountType: 'StandardSSD_LRS',
+        diskSizeGb: gpu ? 128 : 30,
+      },
       sourceImageReference: p.image ?? (gpu ? AZURE_GPU_IMAGE : AZURE_CPU_IMAGE),
       // cloud-init reads custom data; it is base64 by API contract, not for secrecy
       customData: Buffer.from(userData, 'utf8').toString('base64'),
       identity: o.dataset?.kind === 'bucket' ? { type: 'SystemAssigned' } : undefined,
-      ...(o.spot ? { priority: 'Spot', evictionPolicy: 'Deallocate', maxBidPrice: -1 } : { priority: 'Regular' }),
+      ...(o.spot
+        ? { priority: 'Spot', evictionPolicy: 'Deallocate', maxBidPrice: -1 }
+        : { priority: 'Regular' }),
     });
 
     new VirtualMachineDataDiskAttachment(this, 'home', {
@@ -174,7 +200,13 @@ export class AzureGpuInstance extends Construct implements GpuInstanceOutputs {
   }
 }
 
-function rule(name: string, priority: number, access: 'Allow' | 'Deny', source: string, port: string): NetworkSecurityGroupSecurityRule {
+function rule(
+  name: string,
+  priority: number,
+  access: 'Allow' | 'Deny',
+  source: string,
+  port: string,
+): NetworkSecurityGroupSecurityRule {
   return {
     name,
     priority,

@@ -15,8 +15,7 @@
 import type { Cloud, DatasetSpec, SingleuserImage } from './options.js';
 
 export type DatasetMount =
-  | { kind: 'disk'; devices: string[] }
-  | { kind: 'bucket'; cloud: Cloud; ref: string };
+  { kind: 'disk'; devices: string[] } | { kind: 'bucket'; cloud: Cloud; ref: string };
 
 export interface CloudInitOptions {
   cloud: Cloud;
@@ -90,13 +89,21 @@ export class CloudInit {
     const text = `#cloud-config\n${JSON.stringify(doc, null, 1)}\n`;
     // cdktf tokens look like ${TfToken[TOKEN.1]}; anything else with ${ or %{ would be eaten by Terraform
     const stray = text.replace(/\$\{TfToken\[[^\]]+\]\}/g, '').match(/\$\{|%\{/);
-    if (stray) throw new Error('cloud-init scripts must not contain ${ or %{ (Terraform template syntax)');
+    if (stray)
+      throw new Error('cloud-init scripts must not contain ${ or %{ (Terraform template syntax)');
     return text;
   }
 
   static forInstance(o: CloudInitOptions): CloudInit {
     const ci = new CloudInit();
-    ci.user({ name: 'jovyan', uid: '1000', groups: ['users'], shell: '/bin/bash', lock_passwd: true, no_create_home: true });
+    ci.user({
+      name: 'jovyan',
+      uid: '1000',
+      groups: ['users'],
+      shell: '/bin/bash',
+      lock_passwd: true,
+      no_create_home: true,
+    });
     if (o.sshAuthorizedKeys?.length) ci.authorizedKeys(o.sshAuthorizedKeys);
     ci.install('curl', 'python3');
 
@@ -115,40 +122,52 @@ export class CloudInit {
     ci.writeFile('/usr/local/lib/ngsci/mount.sh', mountScript(o), '0700');
     ci.writeFile('/usr/local/lib/ngsci/install.sh', installScript(o), '0700');
 
-    ci.writeFile('/etc/systemd/system/ngsci-mounts.service', unit({
-      description: 'ngsci: mount the home disk and the read-only data set',
-      after: 'network-online.target',
-      wants: 'network-online.target',
-      type: 'oneshot',
-      exec: '/usr/local/lib/ngsci/mount.sh',
-      remain: true,
-    }));
-    ci.writeFile('/etc/systemd/system/ngsci-bootstrap.service', unit({
-      description: 'ngsci: trade the single-use bootstrap token for the server environment',
-      after: 'network-online.target ngsci-mounts.service',
-      wants: 'network-online.target',
-      requires: 'ngsci-mounts.service',
-      type: 'oneshot',
-      exec: '/usr/local/lib/ngsci/bootstrap.sh',
-      remain: true,
-    }));
+    ci.writeFile(
+      '/etc/systemd/system/ngsci-mounts.service',
+      unit({
+        description: 'ngsci: mount the home disk and the read-only data set',
+        after: 'network-online.target',
+        wants: 'network-online.target',
+        type: 'oneshot',
+        exec: '/usr/local/lib/ngsci/mount.sh',
+        remain: true,
+      }),
+    );
+    ci.writeFile(
+      '/etc/systemd/system/ngsci-bootstrap.service',
+      unit({
+        description: 'ngsci: trade the single-use bootstrap token for the server environment',
+        after: 'network-online.target ngsci-mounts.service',
+        wants: 'network-online.target',
+        requires: 'ngsci-mounts.service',
+        type: 'oneshot',
+        exec: '/usr/local/lib/ngsci/bootstrap.sh',
+        remain: true,
+      }),
+    );
     const [singleuser, agent] = serviceCommands(o);
-    ci.writeFile('/etc/systemd/system/ngsci-singleuser.service', unit({
-      description: 'ngsci: jupyterhub-singleuser',
-      after: 'ngsci-bootstrap.service',
-      requires: 'ngsci-bootstrap.service',
-      type: 'simple',
-      exec: `/usr/bin/python3 /usr/local/lib/ngsci/with-env.py ${singleuser}`,
-      restart: 'on-failure',
-    }));
-    ci.writeFile('/etc/systemd/system/ngsci-agent.service', unit({
-      description: 'ngsci agent: GPU utilisation, data-access audit, spot warnings',
-      after: 'ngsci-singleuser.service',
-      requires: 'ngsci-bootstrap.service',
-      type: 'simple',
-      exec: `/usr/bin/python3 /usr/local/lib/ngsci/with-env.py ${agent}`,
-      restart: 'always',
-    }));
+    ci.writeFile(
+      '/etc/systemd/system/ngsci-singleuser.service',
+      unit({
+        description: 'ngsci: jupyterhub-singleuser',
+        after: 'ngsci-bootstrap.service',
+        requires: 'ngsci-bootstrap.service',
+        type: 'simple',
+        exec: `/usr/bin/python3 /usr/local/lib/ngsci/with-env.py ${singleuser}`,
+        restart: 'on-failure',
+      }),
+    );
+    ci.writeFile(
+      '/etc/systemd/system/ngsci-agent.service',
+      unit({
+        description: 'ngsci agent: GPU utilisation, data-access audit, spot warnings',
+        after: 'ngsci-singleuser.service',
+        requires: 'ngsci-bootstrap.service',
+        type: 'simple',
+        exec: `/usr/bin/python3 /usr/local/lib/ngsci/with-env.py ${agent}`,
+        restart: 'always',
+      }),
+    );
 
     ci.runcmd('/usr/local/lib/ngsci/install.sh');
     ci.runcmd('systemctl', 'daemon-reload');
@@ -163,9 +182,15 @@ export function renderUserData(o: CloudInitOptions): string {
   return CloudInit.forInstance(o).render();
 }
 
-export function datasetMount(cloud: Cloud, dataset: DatasetSpec | null, diskDevices: string[]): DatasetMount | null {
+export function datasetMount(
+  cloud: Cloud,
+  dataset: DatasetSpec | null,
+  diskDevices: string[],
+): DatasetMount | null {
   if (!dataset) return null;
-  return dataset.kind === 'disk' ? { kind: 'disk', devices: diskDevices } : { kind: 'bucket', cloud, ref: dataset.ref };
+  return dataset.kind === 'disk'
+    ? { kind: 'disk', devices: diskDevices }
+    : { kind: 'bucket', cloud, ref: dataset.ref };
 }
 
 interface UnitSpec {
@@ -259,7 +284,7 @@ function mountScript(o: CloudInitOptions): string {
     '  echo "none of $* appeared" >&2; return 1',
     '}',
     `home=$(first_device ${o.homeDevices.join(' ')})`,
-    '# never format a disk that already has a file system: it is somebody\'s home',
+    "# never format a disk that already has a file system: it is somebody's home",
     'if ! blkid "$home" >/dev/null 2>&1; then mkfs.ext4 -q -L ngsci-home -m 0 "$home"; fi',
     `mkdir -p ${HOME_MOUNT} ${DATASET_MOUNT}`,
     `mountpoint -q ${HOME_MOUNT} || mount -o defaults,noatime "$home" ${HOME_MOUNT}`,
@@ -273,9 +298,13 @@ function mountScript(o: CloudInitOptions): string {
     );
   } else if (d?.kind === 'bucket') {
     if (d.cloud === 'aws') {
-      lines.push(`mountpoint -q ${DATASET_MOUNT} || mount-s3 --read-only --allow-other ${shellWord(d.ref)} ${DATASET_MOUNT}`);
+      lines.push(
+        `mountpoint -q ${DATASET_MOUNT} || mount-s3 --read-only --allow-other ${shellWord(d.ref)} ${DATASET_MOUNT}`,
+      );
     } else if (d.cloud === 'gcp') {
-      lines.push(`mountpoint -q ${DATASET_MOUNT} || gcsfuse -o ro,allow_other --implicit-dirs ${shellWord(d.ref)} ${DATASET_MOUNT}`);
+      lines.push(
+        `mountpoint -q ${DATASET_MOUNT} || gcsfuse -o ro,allow_other --implicit-dirs ${shellWord(d.ref)} ${DATASET_MOUNT}`,
+      );
     } else {
       const { account, container } = azureContainer(d.ref);
       lines.push(
@@ -288,7 +317,12 @@ function mountScript(o: CloudInitOptions): string {
 }
 
 function installScript(o: CloudInitOptions): string {
-  const lines = ['#!/bin/bash', '# Put the single-user server (and what mounts the data set) on the machine.', 'set -euo pipefail', 'export DEBIAN_FRONTEND=noninteractive'];
+  const lines = [
+    '#!/bin/bash',
+    '# Put the single-user server (and what mounts the data set) on the machine.',
+    'set -euo pipefail',
+    'export DEBIAN_FRONTEND=noninteractive',
+  ];
   if (o.dataset?.kind === 'bucket') {
     if (o.dataset.cloud === 'aws') {
       lines.push(

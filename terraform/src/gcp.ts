@@ -10,7 +10,10 @@ import { Construct } from 'constructs';
 import { GoogleProvider } from '@cdktf/provider-google/lib/provider/index.js';
 import { ComputeDisk } from '@cdktf/provider-google/lib/compute-disk/index.js';
 import { ComputeFirewall } from '@cdktf/provider-google/lib/compute-firewall/index.js';
-import { ComputeInstance, type ComputeInstanceAttachedDisk } from '@cdktf/provider-google/lib/compute-instance/index.js';
+import {
+  ComputeInstance,
+  type ComputeInstanceAttachedDisk,
+} from '@cdktf/provider-google/lib/compute-instance/index.js';
 import { datasetMount, renderUserData } from './cloud-init.js';
 import type { InstanceTypeInfo } from './instance-types.js';
 import {
@@ -118,8 +121,12 @@ export class GcpGpuInstance extends Construct implements GpuInstanceOutputs {
       sshAuthorizedKeys: o.allowSsh ? o.sshAuthorizedKeys : [],
     });
 
-    const scopes = ['https://www.googleapis.com/auth/logging.write', 'https://www.googleapis.com/auth/monitoring.write'];
-    if (o.dataset?.kind === 'bucket') scopes.push('https://www.googleapis.com/auth/devstorage.read_only');
+    const scopes = [
+      'https://www.googleapis.com/auth/logging.write',
+      'https://www.googleapis.com/auth/monitoring.write',
+    ];
+    if (o.dataset?.kind === 'bucket')
+      scopes.push('https://www.googleapis.com/auth/devstorage.read_only');
 
     this.instance = new ComputeInstance(this, 'machine', {
       name,
@@ -130,10 +137,16 @@ export class GcpGpuInstance extends Construct implements GpuInstanceOutputs {
       allowStoppingForUpdate: true,
       bootDisk: {
         autoDelete: true,
-        initializeParams: { image: p.image ?? (gpu ? GCP_GPU_IMAGE : GCP_CPU_IMAGE), size: gpu ? 100 : 30, type: 'pd-balanced' },
+        initializeParams: {
+          image: p.image ?? (gpu ? GCP_GPU_IMAGE : GCP_CPU_IMAGE),
+          size: gpu ? 100 : 30,
+          type: 'pd-balanced',
+        },
       },
       attachedDisk,
-      guestAccelerator: type.accelerator ? [{ type: type.accelerator.type, count: type.accelerator.count }] : undefined,
+      guestAccelerator: type.accelerator
+        ? [{ type: type.accelerator.type, count: type.accelerator.count }]
+        : undefined,
       // GPUs can't live-migrate: every GPU machine must TERMINATE on host maintenance
       scheduling: o.spot
         ? {
@@ -143,9 +156,17 @@ export class GcpGpuInstance extends Construct implements GpuInstanceOutputs {
             instanceTerminationAction: 'STOP',
             onHostMaintenance: 'TERMINATE',
           }
-        : { provisioningModel: 'STANDARD', automaticRestart: true, onHostMaintenance: gpu ? 'TERMINATE' : 'MIGRATE' },
+        : {
+            provisioningModel: 'STANDARD',
+            automaticRestart: true,
+            onHostMaintenance: gpu ? 'TERMINATE' : 'MIGRATE',
+          },
       networkInterface: [
-        { network: p.network, subnetwork: p.subnetwork, accessConfig: o.addressKind === 'public' ? [{}] : undefined },
+        {
+          network: p.network,
+          subnetwork: p.subnetwork,
+          accessConfig: o.addressKind === 'public' ? [{}] : undefined,
+        },
       ],
       metadata: {
         'user-data': userData,

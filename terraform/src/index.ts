@@ -6,7 +6,14 @@
 export * from './options.js';
 export * from './instance-types.js';
 export * from './outputs.js';
-export { CloudInit, renderUserData, HOME_MOUNT, DATASET_MOUNT, type CloudInitOptions, type DatasetMount } from './cloud-init.js';
+export {
+  CloudInit,
+  renderUserData,
+  HOME_MOUNT,
+  DATASET_MOUNT,
+  type CloudInitOptions,
+  type DatasetMount,
+} from './cloud-init.js';
 export { AwsGpuInstance, AwsHomeDisk } from './aws.js';
 export { GcpGpuInstance, GcpHomeDisk, GCP_CPU_IMAGE, GCP_GPU_IMAGE } from './gcp.js';
 export { AzureGpuInstance, AzureHomeDisk, AZURE_CPU_IMAGE, AZURE_GPU_IMAGE } from './azure.js';

@@ -27,7 +27,13 @@ export interface InstanceTypeInfo {
   accelerator?: { type: string; count: number };
 }
 
-type Row = [key: string, family: string, vcpu: number, memoryGiB: number, gpu?: [InstanceGpu['model'], number, number]];
+type Row = [
+  key: string,
+  family: string,
+  vcpu: number,
+  memoryGiB: number,
+  gpu?: [InstanceGpu['model'], number, number],
+];
 
 const aws: Row[] = [
   ['m6i.large', 'm6i', 2, 8],
@@ -102,7 +108,10 @@ const azure: Row[] = [
   ['Standard_ND96isr_H100_v5', 'ND_H100_v5', 96, 1900, ['H100-80GB', 8, 80]],
 ];
 
-const GCP_ACCELERATOR: Record<string, string> = { t4: 'nvidia-tesla-t4', v100: 'nvidia-tesla-v100' };
+const GCP_ACCELERATOR: Record<string, string> = {
+  t4: 'nvidia-tesla-t4',
+  v100: 'nvidia-tesla-v100',
+};
 
 function build(cloud: Cloud, rows: Row[]): [string, InstanceTypeInfo][] {
   return rows.map(([key, family, vcpu, memoryGiB, gpu]) => {
@@ -147,4 +156,3 @@ export function instanceTypesOf(cloud: Cloud, family?: string): [string, Instanc
     ([, t]) => t.cloud === cloud && (family === undefined || t.family === family),
   );
 }
-

@@ -33,9 +33,7 @@ export type BackendSpec =
   | { kind: 'local'; path: string };
 
 /** How the single-user server gets onto the machine. */
-export type SingleuserImage =
-  | { kind: 'docker'; ref: string }
-  | { kind: 'pip'; spec: string };
+export type SingleuserImage = { kind: 'docker'; ref: string } | { kind: 'pip'; spec: string };
 
 export interface AwsPlacement {
   vpcId: string;
@@ -221,6 +219,10 @@ export function gcpLabels(tags: Record<string, string>): Record<string, string> 
 
 /** Postgres schema for one stack's state: one schema per stack keeps states apart. */
 export function pgSchemaName(stackKey: string): string {
-  const readable = stackKey.toLowerCase().replace(/[^a-z0-9]+/g, '_').slice(0, 40).replace(/_+$/, '');
+  const readable = stackKey
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '_')
+    .slice(0, 40)
+    .replace(/_+$/, '');
   return `ngsci_tf_${readable}_${shortHash(stackKey)}`;
 }

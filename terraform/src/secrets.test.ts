@@ -25,8 +25,16 @@ after(() => {
   }
 });
 
-function leaky(cloud: Cloud, size: SizeClass, dataset: InstanceOptions['dataset']): InstanceOptions {
-  const base = options(cloud, size, { dataset, allowSsh: true, sshAuthorizedKeys: ['ssh-ed25519 AAAA test'] });
+function leaky(
+  cloud: Cloud,
+  size: SizeClass,
+  dataset: InstanceOptions['dataset'],
+): InstanceOptions {
+  const base = options(cloud, size, {
+    dataset,
+    allowSsh: true,
+    sshAuthorizedKeys: ['ssh-ed25519 AAAA test'],
+  });
   return {
     ...base,
     env: { JUPYTERHUB_API_TOKEN: HUB_TOKEN, DATABASE_URL: PG_SECRET },
@@ -39,12 +47,23 @@ function leaky(cloud: Cloud, size: SizeClass, dataset: InstanceOptions['dataset'
   } as unknown as InstanceOptions;
 }
 
-const AZURE_CONTAINER = '/subscriptions/0/resourceGroups/d/providers/Microsoft.Storage/storageAccounts/acct/blobServices/default/containers/c';
+const AZURE_CONTAINER =
+  '/subscriptions/0/resourceGroups/d/providers/Microsoft.Storage/storageAccounts/acct/blobServices/default/containers/c';
 const cases: [string, InstanceOptions][] = [];
 for (const cloud of ['aws', 'gcp', 'azure'] as Cloud[]) {
-  for (const size of ['cpu', 'gpu', 'multi-gpu'] as SizeClass[]) cases.push([`${cloud}/${size}`, leaky(cloud, size, null)]);
-  cases.push([`${cloud}/disk`, leaky(cloud, 'gpu', { kind: 'disk', ref: cloud === 'aws' ? 'snap-1' : cloud === 'gcp' ? 'disk-1' : '/subscriptions/0/snapshots/s' })]);
-  cases.push([`${cloud}/bucket`, leaky(cloud, 'gpu', { kind: 'bucket', ref: cloud === 'azure' ? AZURE_CONTAINER : 'bucket-1' })]);
+  for (const size of ['cpu', 'gpu', 'multi-gpu'] as SizeClass[])
+    cases.push([`${cloud}/${size}`, leaky(cloud, size, null)]);
+  cases.push([
+    `${cloud}/disk`,
+    leaky(cloud, 'gpu', {
+      kind: 'disk',
+      ref: cloud === 'aws' ? 'snap-1' : cloud === 'gcp' ? 'disk-1' : '/subscriptions/0/snapshots/s',
+    }),
+  ]);
+  cases.push([
+    `${cloud}/bucket`,
+    leaky(cloud, 'gpu', { kind: 'bucket', ref: cloud === 'azure' ? AZURE_CONTAINER : 'bucket-1' }),
+  ]);
 }
 const synthesized = cases.map(([name, o]) => [name, synthInstance(o), synthHome(o)] as const);
 
@@ -62,14 +81,30 @@ describe('secrets', () => {
 
   it('the bootstrap token appears only in user-data, once, in a root-only file', () => {
     for (const [name, instance, home] of synthesized) {
-      const hits = strings(instance).filter(([, v]) => v.includes(BOOTSTRAP_TOKEN)).map(([p]) => p);
+      const hits = strings(instance)
+        .filter(([, v]) => v.includes(BOOTSTRAP_TOKEN))
+        .map(([p]) => p);
       assert.ok(hits.length > 0, `${name}: bootstrap token missing`);
-      for (const p of hits) assert.match(p, /(\.user_data|\.metadata\.user-data|\.custom_data\(base64\))$/, `${name}: bootstrap token at ${p}`);
-      assert.ok(!JSON.stringify(home).includes(BOOTSTRAP_TOKEN), `${name}: bootstrap token in the home stack`);
+      for (const p of hits)
+        assert.match(
+          p,
+          /(\.user_data|\.metadata\.user-data|\.custom_data\(base64\))$/,
+          `${name}: bootstrap token at ${p}`,
+        );
+      assert.ok(
+        !JSON.stringify(home).includes(BOOTSTRAP_TOKEN),
+        `${name}: bootstrap token in the home stack`,
+      );
       const ud = userData(instance);
-      assert.equal(ud.split(BOOTSTRAP_TOKEN).length - 1, 1, `${name}: bootstrap token more than once`);
+      assert.equal(
+        ud.split(BOOTSTRAP_TOKEN).length - 1,
+        1,
+        `${name}: bootstrap token more than once`,
+      );
       // Terraform interpolations (a volume id) hold raw quotes until Terraform renders them
-      const doc = JSON.parse(ud.replace(/^#cloud-config\n/, '').replace(/\$\{[^}]*\}/g, 'X')) as { write_files: { path: string; content: string; permissions: string }[] };
+      const doc = JSON.parse(ud.replace(/^#cloud-config\n/, '').replace(/\$\{[^}]*\}/g, 'X')) as {
+        write_files: { path: string; content: string; permissions: string }[];
+      };
       const file = doc.write_files.find((f) => f.content.includes(BOOTSTRAP_TOKEN));
       assert.equal(file?.path, '/etc/ngsci/bootstrap.env');
       assert.equal(file?.permissions, '0600');
@@ -88,10 +123,15 @@ describe('secrets', () => {
   });
 
   it('pip images install into a venv and run as the notebook user', () => {
-    const json = synthInstance(options('gcp', 'cpu', { image: { kind: 'pip', spec: 'jupyterhub==5.3.0 jupyterlab ngsci' } }));
+    const json = synthInstance(
+      options('gcp', 'cpu', { image: { kind: 'pip', spec: 'jupyterhub==5.3.0 jupyterlab ngsci' } }),
+    );
     const ud = userData(json);
     assert.match(ud, /pip install --no-cache-dir jupyterhub==5.3.0 jupyterlab ngsci/);
-    assert.match(ud, /setpriv --reuid=1000 --regid=100 --init-groups \/opt\/ngsci\/venv\/bin\/jupyterhub-singleuser/);
+    assert.match(
+      ud,
+      /setpriv --reuid=1000 --regid=100 --init-groups \/opt\/ngsci\/venv\/bin\/jupyterhub-singleuser/,
+    );
     assert.doesNotMatch(ud, /\/usr\/bin\/docker|docker pull|docker\.io/);
   });
 });

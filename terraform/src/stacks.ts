@@ -28,7 +28,9 @@ function useBackend(stack: TerraformStack, backend: BackendSpec, stackKey: strin
     return;
   }
   // no conn_str on purpose: Terraform reads PG_CONN_STR from the environment the executor builds
-  stack.addOverride('terraform.backend', { pg: { schema_name: backend.schemaName ?? pgSchemaName(stackKey) } });
+  stack.addOverride('terraform.backend', {
+    pg: { schema_name: backend.schemaName ?? pgSchemaName(stackKey) },
+  });
 }
 
 /** The key that names a home disk's state: one per (cloud, zone, user, server). */
@@ -70,7 +72,8 @@ export class InstanceStack extends TerraformStack {
     const type = instanceTypeInfo(o.cloud, o.instanceType);
     const wanted = o.gpu ? `${o.gpu.count}x ${o.gpu.model}` : 'no GPU';
     const has = type.gpu ? `${type.gpu.count}x ${type.gpu.model}` : 'no GPU';
-    if (wanted !== has) throw new InvalidOptionsError(`${o.instanceType} has ${has}, the size asks for ${wanted}`);
+    if (wanted !== has)
+      throw new InvalidOptionsError(`${o.instanceType} has ${has}, the size asks for ${wanted}`);
 
     useBackend(this, o.backend, instanceStackKey(o));
     if (o.cloud === 'aws') {

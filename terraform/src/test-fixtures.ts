@@ -11,20 +11,37 @@ export const HUB_CIDR = '10.20.0.0/24';
 export type SizeClass = 'cpu' | 'gpu' | 'multi-gpu';
 
 const TYPES: Record<Cloud, Record<SizeClass, [string, GpuSpec | null]>> = {
-  aws: { cpu: ['m6i.xlarge', null], gpu: ['g4dn.xlarge', { model: 'T4', count: 1 }], 'multi-gpu': ['g5.12xlarge', { model: 'A10G', count: 4 }] },
-  gcp: { cpu: ['e2-standard-4', null], gpu: ['n1-standard-4+t4x1', { model: 'T4', count: 1 }], 'multi-gpu': ['a2-highgpu-4g', { model: 'A100-40GB', count: 4 }] },
-  azure: { cpu: ['Standard_D4s_v5', null], gpu: ['Standard_NC4as_T4_v3', { model: 'T4', count: 1 }], 'multi-gpu': ['Standard_NC24s_v3', { model: 'V100', count: 4 }] },
+  aws: {
+    cpu: ['m6i.xlarge', null],
+    gpu: ['g4dn.xlarge', { model: 'T4', count: 1 }],
+    'multi-gpu': ['g5.12xlarge', { model: 'A10G', count: 4 }],
+  },
+  gcp: {
+    cpu: ['e2-standard-4', null],
+    gpu: ['n1-standard-4+t4x1', { model: 'T4', count: 1 }],
+    'multi-gpu': ['a2-highgpu-4g', { model: 'A100-40GB', count: 4 }],
+  },
+  azure: {
+    cpu: ['Standard_D4s_v5', null],
+    gpu: ['Standard_NC4as_T4_v3', { model: 'T4', count: 1 }],
+    'multi-gpu': ['Standard_NC24s_v3', { model: 'V100', count: 4 }],
+  },
 };
 
 const HOME_DISK: Record<Cloud, string> = {
   aws: 'vol-0123456789abcdef0',
   gcp: 'projects/ngsci-test/zones/us-central1-a/disks/ngsci-home-alice-default-1234abcd',
-  azure: '/subscriptions/0000/resourceGroups/ngsci/providers/Microsoft.Compute/disks/ngsci-home-alice-default-1234abcd',
+  azure:
+    '/subscriptions/0000/resourceGroups/ngsci/providers/Microsoft.Compute/disks/ngsci-home-alice-default-1234abcd',
 };
 
 const REGION: Record<Cloud, string> = { aws: 'us-east-1', gcp: 'us-central1', azure: 'eastus' };
 
-export function options(cloud: Cloud, size: SizeClass, extra: Partial<InstanceOptions> = {}): InstanceOptions {
+export function options(
+  cloud: Cloud,
+  size: SizeClass,
+  extra: Partial<InstanceOptions> = {},
+): InstanceOptions {
   const [instanceType, gpu] = TYPES[cloud][size];
   return {
     cloud,
@@ -50,7 +67,8 @@ export function options(cloud: Cloud, size: SizeClass, extra: Partial<InstanceOp
     gcp: { project: 'ngsci-test', network: 'default' },
     azure: {
       resourceGroup: 'ngsci',
-      subnetId: '/subscriptions/0000/resourceGroups/ngsci/providers/Microsoft.Network/virtualNetworks/ngsci/subnets/instances',
+      subnetId:
+        '/subscriptions/0000/resourceGroups/ngsci/providers/Microsoft.Network/virtualNetworks/ngsci/subnets/instances',
       adminSshPublicKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTests ngsci-admin',
     },
     ...extra,
@@ -74,17 +92,22 @@ export function only(json: TerraformJson, type: string): Record<string, any> {
 export function strings(value: unknown, path = '$'): [string, string][] {
   if (typeof value === 'string') {
     const out: [string, string][] = [[path, value]];
-    if (/custom_data$/.test(path)) out.push([`${path}(base64)`, Buffer.from(value, 'base64').toString('utf8')]);
+    if (/custom_data$/.test(path))
+      out.push([`${path}(base64)`, Buffer.from(value, 'base64').toString('utf8')]);
     return out;
   }
   if (Array.isArray(value)) return value.flatMap((v, i) => strings(v, `${path}[${i}]`));
-  if (value && typeof value === 'object') return Object.entries(value).flatMap(([k, v]) => strings(v, `${path}.${k}`));
+  if (value && typeof value === 'object')
+    return Object.entries(value).flatMap(([k, v]) => strings(v, `${path}.${k}`));
   return [];
 }
 
 /** The user-data text of the single machine in a stack, whatever the cloud calls it. */
 export function userData(json: TerraformJson): string {
-  const hit = strings(json).find(([p, v]) => /(user_data|user-data|custom_data\(base64\))$/.test(p) && v.startsWith('#cloud-config'));
+  const hit = strings(json).find(
+    ([p, v]) =>
+      /(user_data|user-data|custom_data\(base64\))$/.test(p) && v.startsWith('#cloud-config'),
+  );
   if (!hit) throw new Error('no user-data found');
   return hit[1];
 }
@@ -92,7 +115,10 @@ export function userData(json: TerraformJson): string {
 const here = dirname(fileURLToPath(import.meta.url));
 
 /** Compare with `__snapshots__/<name>.json`; write it when missing or when UPDATE_SNAPSHOTS=1. */
-export function matchSnapshot(name: string, value: unknown): { expected: unknown; actual: unknown } {
+export function matchSnapshot(
+  name: string,
+  value: unknown,
+): { expected: unknown; actual: unknown } {
   const file = join(here, '__snapshots__', `${name}.json`);
   const actual = JSON.parse(JSON.stringify(value)) as unknown;
   if (!existsSync(file) || process.env.UPDATE_SNAPSHOTS === '1') {

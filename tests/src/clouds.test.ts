@@ -17,7 +17,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, startStack, until, type Stack } from './stack.js';
 
-const FAKE_TERRAFORM = join(ROOT, 'hub-service/src/provisioners/terraform/testdata/fake-terraform.mjs');
+const FAKE_TERRAFORM = join(
+  ROOT,
+  'hub-service/src/provisioners/terraform/testdata/fake-terraform.mjs',
+);
 
 interface Inst {
   id: string;
@@ -53,7 +56,9 @@ describe('cloud instances through terraform (terraform test double stands in for
     machine = createServer((req, res) => {
       machineHits.push(req.url ?? '');
       res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({ version: '5.0.0', fake: 'single-user server of a terraform test double' }));
+      res.end(
+        JSON.stringify({ version: '5.0.0', fake: 'single-user server of a terraform test double' }),
+      );
     });
     await new Promise<void>((r) => machine.listen(0, '127.0.0.1', r));
     machinePort = (machine.address() as AddressInfo).port;
@@ -76,8 +81,10 @@ describe('cloud instances through terraform (terraform test double stands in for
         NGSCI_AWS_SUBNET_ID: 'subnet-0test',
         NGSCI_GCP_PROJECT: 'ngsci-test-project',
         NGSCI_AZURE_RESOURCE_GROUP: 'ngsci-test-rg',
-        NGSCI_AZURE_SUBNET_ID: '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/ngsci-test-rg/providers/Microsoft.Network/virtualNetworks/v/subnets/s',
-        NGSCI_AZURE_ADMIN_SSH_KEY: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTestsOnly0000000000000000000000 test',
+        NGSCI_AZURE_SUBNET_ID:
+          '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/ngsci-test-rg/providers/Microsoft.Network/virtualNetworks/v/subnets/s',
+        NGSCI_AZURE_ADMIN_SSH_KEY:
+          'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTestsOnly0000000000000000000000 test',
         NGSCI_HUB_EXTRA_CONFIG: JSON.stringify({ 'Spawner.poll_interval': 2 }),
       },
     });
@@ -90,16 +97,25 @@ describe('cloud instances through terraform (terraform test double stands in for
     rmSync(scratch, { recursive: true, force: true });
   });
 
-  const instance = async (server: string) => (await (await stack.api(`/instances/${server}`, token)).json()) as Inst;
+  const instance = async (server: string) =>
+    (await (await stack.api(`/instances/${server}`, token)).json()) as Inst;
   const waitFor = (server: string, pred: (i: Inst) => boolean, what: string, seconds = 90) =>
-    until(async () => {
-      const i = await instance(server);
-      return pred(i) ? i : null;
-    }, what, seconds, stack);
+    until(
+      async () => {
+        const i = await instance(server);
+        return pred(i) ? i : null;
+      },
+      what,
+      seconds,
+      stack,
+    );
   const workdir = (id: string) => join(stack.dataDir, 'terraform', 'instances', id);
   const calls = (dir: string): Call[] =>
     existsSync(join(dir, 'fake-terraform.calls.jsonl'))
-      ? readFileSync(join(dir, 'fake-terraform.calls.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Call)
+      ? readFileSync(join(dir, 'fake-terraform.calls.jsonl'), 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as Call)
       : [];
 
   /** The server's events from the SSE stream, until `done` says enough. */
@@ -108,7 +124,9 @@ describe('cloud instances through terraform (terraform test double stands in for
     const timer = setTimeout(() => ac.abort(), 20_000);
     const seen: Ev[] = [];
     try {
-      const res = await stack.api(`/instances/${server}/events?after=0`, token, { signal: ac.signal });
+      const res = await stack.api(`/instances/${server}/events?after=0`, token, {
+        signal: ac.signal,
+      });
       assert.equal(res.status, 200);
       const decoder = new TextDecoder();
       let buf = '';
@@ -132,27 +150,49 @@ describe('cloud instances through terraform (terraform test double stands in for
   }
 
   test('aws: the user chooses aws; the service synthesizes the AWS stack, drives terraform to running, the machine bootstraps once, stop destroys', async () => {
-    const res = await stack.api('/instances', token, { method: 'POST', body: JSON.stringify({ size: 'gpu-t4', cloud: 'aws' }) });
+    const res = await stack.api('/instances', token, {
+      method: 'POST',
+      body: JSON.stringify({ size: 'gpu-t4', cloud: 'aws' }),
+    });
     assert.equal(res.status, 202, await res.clone().text());
-    const running = await waitFor('default', (i) => i.state === 'running' || i.state === 'failed', 'the aws instance to run');
+    const running = await waitFor(
+      'default',
+      (i) => i.state === 'running' || i.state === 'failed',
+      'the aws instance to run',
+    );
     assert.equal(running.state, 'running', JSON.stringify(running));
     assert.equal(running.cloud, 'aws');
 
     // the synthesized AWS stack, in the instance's own workdir
     const dir = workdir(running.id);
     const config = readFileSync(join(dir, 'cdk.tf.json'), 'utf8');
-    const tf = JSON.parse(config) as { resource: Record<string, Record<string, Record<string, unknown>>>; terraform: { backend: Record<string, unknown> } };
+    const tf = JSON.parse(config) as {
+      resource: Record<string, Record<string, Record<string, unknown>>>;
+      terraform: { backend: Record<string, unknown> };
+    };
     const ec2 = Object.values(tf.resource.aws_instance ?? {})[0];
     assert.equal(ec2?.instance_type, 'g4dn.xlarge');
-    assert.ok(tf.terraform.backend.pg, 'state in the pg backend, because the service uses Postgres');
-    assert.ok(!config.includes(stack.databaseUrl ?? '\u0000'), 'the connection string is not in the configuration');
+    assert.ok(
+      tf.terraform.backend.pg,
+      'state in the pg backend, because the service uses Postgres',
+    );
+    assert.ok(
+      !config.includes(stack.databaseUrl ?? '\u0000'),
+      'the connection string is not in the configuration',
+    );
 
     // terraform ran init, plan, apply, output; with a sanitized environment (names only are logged)
     const ran = calls(dir);
-    assert.deepEqual(ran.map((c) => c.argv?.[0]).filter(Boolean), ['init', 'plan', 'apply', 'output']);
+    assert.deepEqual(ran.map((c) => c.argv?.[0]).filter(Boolean), [
+      'init',
+      'plan',
+      'apply',
+      'output',
+    ]);
     const envKeys = ran[0]?.envKeys ?? [];
     assert.ok(envKeys.includes('PG_CONN_STR'), 'the pg backend gets its connection string');
-    for (const k of ['DATABASE_URL', 'JUPYTERHUB_API_TOKEN', 'NGSCI_BRIDGE_SECRET']) assert.ok(!envKeys.includes(k), `${k} is kept from terraform`);
+    for (const k of ['DATABASE_URL', 'JUPYTERHUB_API_TOKEN', 'NGSCI_BRIDGE_SECRET'])
+      assert.ok(!envKeys.includes(k), `${k} is kept from terraform`);
 
     // the machine trades its single-use token (from its user-data) for the environment, once
     const bootstrapToken = /NGSCI_BOOTSTRAP_TOKEN=(ngb_[A-Za-z0-9_-]+)/.exec(config)?.[1];
@@ -167,24 +207,46 @@ describe('cloud instances through terraform (terraform test double stands in for
     const hubToken = env.JUPYTERHUB_API_TOKEN;
     assert.ok(hubToken && hubToken.length >= 16, 'the environment holds the server’s hub token');
     assert.equal(env.JUPYTERHUB_SERVICE_URL, `http://0.0.0.0:${machinePort}/user/${user}/`);
-    for (const where of [config, readFileSync(join(dir, 'terraform.tfstate'), 'utf8'), readFileSync(stack.logFile, 'utf8')]) {
-      assert.ok(!where.includes(hubToken), 'the hub token is not in terraform configuration, state or the log');
+    for (const where of [
+      config,
+      readFileSync(join(dir, 'terraform.tfstate'), 'utf8'),
+      readFileSync(stack.logFile, 'utf8'),
+    ]) {
+      assert.ok(
+        !where.includes(hubToken),
+        'the hub token is not in terraform configuration, state or the log',
+      );
     }
-    const replay = await fetch(`${stack.url}/services/ngsci/api/v1/bootstrap`, { method: 'POST', headers: { authorization: `Bearer ${bootstrapToken}` } });
+    const replay = await fetch(`${stack.url}/services/ngsci/api/v1/bootstrap`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${bootstrapToken}` },
+    });
     assert.equal(replay.status, 401);
     assert.equal(((await replay.json()) as { code: string }).code, 'unauthenticated');
 
     // the progress bar: terraform's -json lines as events, in order, ending at running
     const evs = await events('default', (e) => e.some((x) => x.state === 'running'));
     const messages = evs.map((e) => e.message);
-    assert.ok(messages.some((m) => /aws_instance\.instance_machine_\w+: Creating\.\.\./.test(m)), messages.join('\n'));
+    assert.ok(
+      messages.some((m) => /aws_instance\.instance_machine_\w+: Creating\.\.\./.test(m)),
+      messages.join('\n'),
+    );
     assert.ok(messages.some((m) => /Apply complete!/.test(m)));
     const provisioning = evs.filter((e) => e.state === 'provisioning').map((e) => e.progress);
-    assert.deepEqual(provisioning, [...provisioning].sort((a, b) => a - b), 'progress never goes back');
-    assert.ok(machineHits.includes(`/user/${user}/api`), 'the readiness check asked the machine itself');
+    assert.deepEqual(
+      provisioning,
+      [...provisioning].sort((a, b) => a - b),
+      'progress never goes back',
+    );
+    assert.ok(
+      machineHits.includes(`/user/${user}/api`),
+      'the readiness check asked the machine itself',
+    );
 
     // the hub routes the user to the machine
-    const viaProxy = await fetch(`${stack.url}/user/${user}/api`, { headers: { authorization: `token ${token}` } });
+    const viaProxy = await fetch(`${stack.url}/user/${user}/api`, {
+      headers: { authorization: `token ${token}` },
+    });
     assert.equal(viaProxy.status, 200);
     assert.match(await viaProxy.text(), /terraform test double/);
 
@@ -193,18 +255,32 @@ describe('cloud instances through terraform (terraform test double stands in for
     assert.equal(stop.status, 202);
     await waitFor('default', (i) => i.state === 'stopped', 'stopped');
     assert.ok(calls(dir).some((c) => c.argv?.[0] === 'destroy'));
-    const state = JSON.parse(readFileSync(join(dir, 'terraform.tfstate'), 'utf8')) as { resources: unknown[] };
+    const state = JSON.parse(readFileSync(join(dir, 'terraform.tfstate'), 'utf8')) as {
+      resources: unknown[];
+    };
     assert.equal(state.resources.length, 0, 'nothing left running');
   });
 
   for (const [cloud, server, check] of [
-    ['gcp', 'ongcp', (tf: string) => /"machine_type": "n1-standard-4"/.test(tf) && /"type": "nvidia-tesla-t4"/.test(tf)],
+    [
+      'gcp',
+      'ongcp',
+      (tf: string) =>
+        /"machine_type": "n1-standard-4"/.test(tf) && /"type": "nvidia-tesla-t4"/.test(tf),
+    ],
     ['azure', 'onazure', (tf: string) => /"size": "Standard_NC4as_T4_v3"/.test(tf)],
   ] as const) {
     test(`${cloud}: the same lifecycle through the terraform test double, with the ${cloud} stack`, async () => {
-      const res = await stack.api('/instances', token, { method: 'POST', body: JSON.stringify({ size: 'gpu-t4', cloud, server }) });
+      const res = await stack.api('/instances', token, {
+        method: 'POST',
+        body: JSON.stringify({ size: 'gpu-t4', cloud, server }),
+      });
       assert.equal(res.status, 202, await res.clone().text());
-      const running = await waitFor(server, (i) => i.state === 'running' || i.state === 'failed', `the ${cloud} instance to run`);
+      const running = await waitFor(
+        server,
+        (i) => i.state === 'running' || i.state === 'failed',
+        `the ${cloud} instance to run`,
+      );
       assert.equal(running.state, 'running', JSON.stringify(running));
       const config = readFileSync(join(workdir(running.id), 'cdk.tf.json'), 'utf8');
       assert.ok(check(config), `the ${cloud} machine type in the stack`);
@@ -218,22 +294,41 @@ describe('cloud instances through terraform (terraform test double stands in for
   test('a provider error in the machine apply fails the start with provision_failed, and what the apply made is destroyed', async () => {
     writeFileSync(join(scratch, 'scenario'), 'instance_provider_error');
     try {
-      const res = await stack.api('/instances', token, { method: 'POST', body: JSON.stringify({ size: 'gpu-t4', cloud: 'aws', server: 'nocapacity' }) });
+      const res = await stack.api('/instances', token, {
+        method: 'POST',
+        body: JSON.stringify({ size: 'gpu-t4', cloud: 'aws', server: 'nocapacity' }),
+      });
       // the double fails fast, so the hub may already answer the launch with the failure
       if (res.status !== 202) {
         assert.equal(res.status, 502);
         assert.equal(((await res.json()) as { code: string }).code, 'provision_failed');
       }
-      const failed = await waitFor('nocapacity', (i) => i.state === 'failed' || i.state === 'running', 'the start to end');
+      const failed = await waitFor(
+        'nocapacity',
+        (i) => i.state === 'failed' || i.state === 'running',
+        'the start to end',
+      );
       assert.equal(failed.state, 'failed');
       assert.equal(failed.errorCode, 'provision_failed');
       assert.match(failed.errorMessage ?? '', /InsufficientInstanceCapacity/);
       const dir = workdir(failed.id);
-      await until(async () => calls(dir).some((c) => c.argv?.[0] === 'destroy'), 'the destroy after the failed start', 30, stack);
-      await until(async () => {
-        const state = JSON.parse(readFileSync(join(dir, 'terraform.tfstate'), 'utf8')) as { resources: unknown[] };
-        return state.resources.length === 0;
-      }, 'no resources left', 30, stack);
+      await until(
+        async () => calls(dir).some((c) => c.argv?.[0] === 'destroy'),
+        'the destroy after the failed start',
+        30,
+        stack,
+      );
+      await until(
+        async () => {
+          const state = JSON.parse(readFileSync(join(dir, 'terraform.tfstate'), 'utf8')) as {
+            resources: unknown[];
+          };
+          return state.resources.length === 0;
+        },
+        'no resources left',
+        30,
+        stack,
+      );
     } finally {
       rmSync(join(scratch, 'scenario'), { force: true });
     }

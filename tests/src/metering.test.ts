@@ -371,24 +371,40 @@ test(
       async () => {
         const p = servicePid();
         if (!p || p === oldService) return null;
-        return (await fetch(`${stack.url}/services/ngsci/health`)).ok && (await fetch(`${stack.url}/hub/api/`)).ok;
+        return (
+          (await fetch(`${stack.url}/services/ngsci/health`)).ok &&
+          (await fetch(`${stack.url}/hub/api/`)).ok
+        );
       },
       'the hub and the service to come back',
       90,
       stack,
     );
-    assert.equal((await instance('researcher')).state, 'running', 'the instance outlived the hub restart');
-    assert.ok(serverPid && isAlive(serverPid) && stack.pidOf(ready.researcher!.id) === serverPid, 'the same process');
+    assert.equal(
+      (await instance('researcher')).state,
+      'running',
+      'the instance outlived the hub restart',
+    );
+    assert.ok(
+      serverPid && isAlive(serverPid) && stack.pidOf(ready.researcher!.id) === serverPid,
+      'the same process',
+    );
     const researcherToken = await stack.userToken('researcher');
     await until(
-      async () => (await fetch(`${stack.url}/user/researcher/api`, { headers: { authorization: `token ${researcherToken}` } })).ok,
+      async () =>
+        (
+          await fetch(`${stack.url}/user/researcher/api`, {
+            headers: { authorization: `token ${researcherToken}` },
+          })
+        ).ok,
       'the new proxy to route to the server again',
       60,
       stack,
     );
     const afterRestart = Number((await rowsOf(ready.researcher!.id)).at(-1)!.billed_to);
     await until(
-      async () => Number((await rowsOf(ready.researcher!.id)).at(-1)?.billed_to ?? 0) > afterRestart + 2,
+      async () =>
+        Number((await rowsOf(ready.researcher!.id)).at(-1)?.billed_to ?? 0) > afterRestart + 2,
       'the meter to run after the hub restart',
       60,
       stack,

@@ -18,7 +18,8 @@ function processesOf(dataDir: string): number[] {
     try {
       const environ = readFileSync(`/proc/${pid}/environ`, 'utf8');
       const cwd = readlinkSync(`/proc/${pid}/cwd`);
-      if (environ.includes(`NGSCI_DATA_DIR=${dataDir}\0`) || cwd.startsWith(dataDir)) found.push(pid);
+      if (environ.includes(`NGSCI_DATA_DIR=${dataDir}\0`) || cwd.startsWith(dataDir))
+        found.push(pid);
     } catch {
       // gone, or not ours to read
     }
@@ -30,15 +31,29 @@ test('Ctrl-C stops the hub, the proxy, the service and every instance; a restart
   const dataDir = mkdtempSync(join(tmpdir(), 'ngsci-shutdown-'));
   const first = await startStack({ database: 'pglite', dataDir });
   const token = await first.userToken('researcher');
-  await first.api('/instances', token, { method: 'POST', body: JSON.stringify({ size: 'cpu-small' }) });
-  const running = await until(async () => {
-    const i = (await (await first.api('/instances/default', token)).json()) as { id: string; state: string };
-    return i.state === 'running' ? i : null;
-  }, 'the instance to run', 90, first);
+  await first.api('/instances', token, {
+    method: 'POST',
+    body: JSON.stringify({ size: 'cpu-small' }),
+  });
+  const running = await until(
+    async () => {
+      const i = (await (await first.api('/instances/default', token)).json()) as {
+        id: string;
+        state: string;
+      };
+      return i.state === 'running' ? i : null;
+    },
+    'the instance to run',
+    90,
+    first,
+  );
   const pid = first.pidOf(running.id);
   assert.ok(pid);
   const before = processesOf(dataDir);
-  assert.ok(before.length >= 4, `hub, proxy, service and instance are running (found ${before.length})`);
+  assert.ok(
+    before.length >= 4,
+    `hub, proxy, service and instance are running (found ${before.length})`,
+  );
   assert.ok(before.includes(pid!));
 
   process.kill(first.pid, 'SIGINT');
@@ -49,7 +64,11 @@ test('Ctrl-C stops the hub, the proxy, the service and every instance; a restart
   const secondStartMs = Date.now() - t0;
   try {
     const token2 = await second.userToken('researcher');
-    const again = (await (await second.api('/instances/default', token2)).json()) as { id: string; state: string; stoppedAt: string | null };
+    const again = (await (await second.api('/instances/default', token2)).json()) as {
+      id: string;
+      state: string;
+      stoppedAt: string | null;
+    };
     assert.equal(again.id, running.id, 'the same database');
     assert.equal(again.state, 'stopped');
     assert.ok(again.stoppedAt, 'its billing was closed at shutdown');

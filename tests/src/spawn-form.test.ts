@@ -42,7 +42,10 @@ test('log in, pick a size with its price on the spawn form, see progress, land i
   await page.screenshot({ path: join(ROOT, 'docs', 'images', 'spawn-form.png'), fullPage: true });
   await page.locator('#ngsci-size-cpu-large').check();
 
-  await Promise.all([page.waitForURL(/\/hub\/spawn-pending\/|\/user\/researcher\//, { timeout: 60_000 }), page.getByRole('button', { name: /start/i }).click()]);
+  await Promise.all([
+    page.waitForURL(/\/hub\/spawn-pending\/|\/user\/researcher\//, { timeout: 60_000 }),
+    page.getByRole('button', { name: /start/i }).click(),
+  ]);
   if (page.url().includes('spawn-pending')) {
     await page.locator('#progress-bar, .progress-bar').first().waitFor({ timeout: 30_000 });
   }
@@ -50,7 +53,10 @@ test('log in, pick a size with its price on the spawn form, see progress, land i
   await page.locator('#jp-main-dock-panel, .jp-LabShell').first().waitFor({ timeout: 60_000 });
 
   const token = await stack.userToken('researcher');
-  const inst = (await (await stack.api('/instances/default', token)).json()) as { size: string; state: string };
+  const inst = (await (await stack.api('/instances/default', token)).json()) as {
+    size: string;
+    state: string;
+  };
   assert.equal(inst.state, 'running');
   assert.equal(inst.size, 'cpu-large', 'the size chosen on the form');
   assert.deepEqual(consoleErrors, []);

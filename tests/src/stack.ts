@@ -41,7 +41,10 @@ export interface Stack extends StackInfo {
   logTail(lines?: number): string;
 }
 
-export async function createPostgresDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
+export async function createPostgresDatabase(): Promise<{
+  url: string;
+  drop: () => Promise<void>;
+}> {
   const name = `ngsci_it_${randomBytes(4).toString('hex')}`;
   const admin = postgres(PG_ADMIN_URL, { max: 1, onnotice: () => {} });
   await admin.unsafe(`create database ${name}`);
@@ -58,7 +61,12 @@ export async function createPostgresDatabase(): Promise<{ url: string; drop: () 
   };
 }
 
-export async function startStack(opts: { database: 'postgres' | 'pglite'; env?: Record<string, string>; dataDir?: string; databaseUrl?: string } ): Promise<Stack> {
+export async function startStack(opts: {
+  database: 'postgres' | 'pglite';
+  env?: Record<string, string>;
+  dataDir?: string;
+  databaseUrl?: string;
+}): Promise<Stack> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'ngsci-it-'));
   const logFile = join(dataDir, 'stack.log');
   let pg: { url: string; drop: () => Promise<void> } | null = null;
@@ -68,11 +76,30 @@ export async function startStack(opts: { database: 'postgres' | 'pglite'; env?: 
     databaseUrl = pg.url;
   }
   const adminToken = randomBytes(24).toString('hex');
-  const args = [join(ROOT, 'scripts', 'start.mjs'), '--free-ports', '--json', '--skip-setup', '--data-dir', dataDir, '--log', logFile, '--test-token', adminToken];
+  const args = [
+    join(ROOT, 'scripts', 'start.mjs'),
+    '--free-ports',
+    '--json',
+    '--skip-setup',
+    '--data-dir',
+    dataDir,
+    '--log',
+    logFile,
+    '--test-token',
+    adminToken,
+  ];
   if (databaseUrl) args.push('--database-url', databaseUrl);
-  const env: Record<string, string> = { ...(process.env as Record<string, string>), NGSCI_LOG_LEVEL: 'debug', ...opts.env };
+  const env: Record<string, string> = {
+    ...(process.env as Record<string, string>),
+    NGSCI_LOG_LEVEL: 'debug',
+    ...opts.env,
+  };
   delete env.DATABASE_URL;
-  const child: ChildProcess = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(process.execPath, args, {
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
@@ -82,11 +109,22 @@ export async function startStack(opts: { database: 'postgres' | 'pglite'; env?: 
       const line = out.split('\n').find((l) => l.startsWith('{"ready"'));
       if (line) resolvePromise(JSON.parse(line) as StackInfo);
     });
-    child.once('exit', (code) => reject(new Error(`the stack exited (${code}) before it was ready:\n${err}\n${tail(logFile, 60)}`)));
+    child.once('exit', (code) =>
+      reject(
+        new Error(`the stack exited (${code}) before it was ready:\n${err}\n${tail(logFile, 60)}`),
+      ),
+    );
   });
 
   const hub = (path: string, init: RequestInit = {}) =>
-    fetch(`${info.url}/hub/api${path}`, { ...init, headers: { authorization: `token ${adminToken}`, 'content-type': 'application/json', ...(init.headers as object) } });
+    fetch(`${info.url}/hub/api${path}`, {
+      ...init,
+      headers: {
+        authorization: `token ${adminToken}`,
+        'content-type': 'application/json',
+        ...(init.headers as object),
+      },
+    });
 
   const stack: Stack = {
     ...info,
@@ -95,14 +133,21 @@ export async function startStack(opts: { database: 'postgres' | 'pglite'; env?: 
     databaseUrl,
     hub,
     api(path, token, init = {}) {
-      const headers: Record<string, string> = { 'content-type': 'application/json', ...(init.headers as Record<string, string>) };
+      const headers: Record<string, string> = {
+        'content-type': 'application/json',
+        ...(init.headers as Record<string, string>),
+      };
       if (token) headers.authorization = `token ${token}`;
       return fetch(`${info.url}/services/ngsci/api/v1${path}`, { ...init, headers });
     },
     async userToken(user, scopes) {
       const res = await hub(`/users/${encodeURIComponent(user)}/tokens`, {
         method: 'POST',
-        body: JSON.stringify({ note: 'ngsci test', expires_in: 3600, ...(scopes ? { scopes } : {}) }),
+        body: JSON.stringify({
+          note: 'ngsci test',
+          expires_in: 3600,
+          ...(scopes ? { scopes } : {}),
+        }),
       });
       if (!res.ok) throw new Error(`token for ${user}: ${res.status} ${await res.text()}`);
       return ((await res.json()) as { token: string }).token;
@@ -133,7 +178,12 @@ function tail(file: string, lines: number): string {
   }
 }
 
-export async function until<T>(fn: () => Promise<T | null | undefined | false>, what: string, seconds = 60, stack?: Stack): Promise<T> {
+export async function until<T>(
+  fn: () => Promise<T | null | undefined | false>,
+  what: string,
+  seconds = 60,
+  stack?: Stack,
+): Promise<T> {
   const deadline = Date.now() + seconds * 1000;
   let last: unknown;
   for (;;) {
@@ -144,7 +194,9 @@ export async function until<T>(fn: () => Promise<T | null | undefined | false>, 
       last = e;
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out after ${seconds}s waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}${stack ? `\n--- log ---\n${stack.logTail()}` : ''}`);
+      throw new Error(
+        `timed out after ${seconds}s waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}${stack ? `\n--- log ---\n${stack.logTail()}` : ''}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 250));
   }

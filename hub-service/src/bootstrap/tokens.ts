@@ -26,7 +26,11 @@ export interface BootstrapTokensDeps {
   now?: () => Date;
 }
 
-export type SecurityEvent = 'bootstrap_token_reused' | 'bootstrap_token_expired' | 'bootstrap_token_unknown' | 'bootstrap_token_wrong_instance';
+export type SecurityEvent =
+  | 'bootstrap_token_reused'
+  | 'bootstrap_token_expired'
+  | 'bootstrap_token_unknown'
+  | 'bootstrap_token_wrong_instance';
 
 const REFUSED = 'the bootstrap token is not valid (unknown, expired or already used)';
 
@@ -53,7 +57,10 @@ export class BootstrapTokens {
    * Spends a token and answers its environment. Unknown, reused and expired tokens, and a token
    * presented for another instance, are refused with 401 `unauthenticated` and logged.
    */
-  async redeem(token: string, claimedInstanceId?: string): Promise<{ instanceId: string; env: Record<string, string> }> {
+  async redeem(
+    token: string,
+    claimedInstanceId?: string,
+  ): Promise<{ instanceId: string; env: Record<string, string> }> {
     const hash = sha256(token);
     const now = this.now();
     // one statement: of two machines racing with the same token, exactly one gets the environment
@@ -69,22 +76,36 @@ export class BootstrapTokens {
       const instanceId = String(spent.instance_id);
       if (claimedInstanceId && claimedInstanceId !== instanceId) {
         // the token is burnt either way: whoever holds it is not the machine it was made for
-        await this.security('bootstrap_token_wrong_instance', instanceId, 'bootstrap token presented by another instance; refused and revoked');
+        await this.security(
+          'bootstrap_token_wrong_instance',
+          instanceId,
+          'bootstrap token presented by another instance; refused and revoked',
+        );
         throw new ApiError(401, 'unauthenticated', REFUSED);
       }
       const env = JSON.parse(this.d.box.open(String(spent.sealed_env))) as Record<string, string>;
-      this.d.logger.info({ instance: instanceId }, 'bootstrap token spent: environment handed to the machine');
+      this.d.logger.info(
+        { instance: instanceId },
+        'bootstrap token spent: environment handed to the machine',
+      );
       await this.event(instanceId, 'machine fetched its environment (bootstrap token spent)');
       return { instanceId, env };
     }
-    const rows = await this.d.db.select().from(bootstrapTokens).where(eq(bootstrapTokens.tokenHash, hash)).limit(1);
+    const rows = await this.d.db
+      .select()
+      .from(bootstrapTokens)
+      .where(eq(bootstrapTokens.tokenHash, hash))
+      .limit(1);
     const row = rows[0];
     if (!row) {
       await this.security('bootstrap_token_unknown', null, 'unknown bootstrap token presented');
     } else if (row.usedAt) {
       await this.security('bootstrap_token_reused', row.instanceId, 'bootstrap token reused');
     } else {
-      await this.d.db.update(bootstrapTokens).set({ sealedEnv: null }).where(eq(bootstrapTokens.id, row.id));
+      await this.d.db
+        .update(bootstrapTokens)
+        .set({ sealedEnv: null })
+        .where(eq(bootstrapTokens.id, row.id));
       await this.security('bootstrap_token_expired', row.instanceId, 'bootstrap token expired');
     }
     throw new ApiError(401, 'unauthenticated', REFUSED);
@@ -95,12 +116,22 @@ export class BootstrapTokens {
     const rows = await this.d.db
       .update(bootstrapTokens)
       .set({ sealedEnv: null })
-      .where(and(isNull(bootstrapTokens.usedAt), isNotNull(bootstrapTokens.sealedEnv), lte(bootstrapTokens.expiresAt, this.now())))
+      .where(
+        and(
+          isNull(bootstrapTokens.usedAt),
+          isNotNull(bootstrapTokens.sealedEnv),
+          lte(bootstrapTokens.expiresAt, this.now()),
+        ),
+      )
       .returning({ id: bootstrapTokens.id });
     return rows.length;
   }
 
-  private async security(kind: SecurityEvent, instanceId: string | null, message: string): Promise<void> {
+  private async security(
+    kind: SecurityEvent,
+    instanceId: string | null,
+    message: string,
+  ): Promise<void> {
     this.d.logger.warn({ securityEvent: kind, instance: instanceId }, `security event: ${message}`);
     if (instanceId) await this.event(instanceId, message);
   }

@@ -91,10 +91,7 @@ export const jobs = pgTable(
     createdAt: ts('created_at').notNull().defaultNow(),
     finishedAt: ts('finished_at'),
   },
-  (t) => [
-    index('jobs_queue').on(t.state, t.tag, t.id),
-    index('jobs_instance').on(t.instanceId),
-  ],
+  (t) => [index('jobs_queue').on(t.state, t.tag, t.id), index('jobs_instance').on(t.instanceId)],
 );
 
 /** The server's environment (it holds its hub token), encrypted, and deleted once it has started. */

@@ -15,7 +15,11 @@ after(async () => h.close());
 
 test('a running server that stops answering is marked lost after three checks and stopped', async () => {
   const token = h.token({ name: 'health-user' });
-  await h.request('/api/v1/instances', { method: 'POST', token, body: JSON.stringify({ size: 'cpu-small', server: 'hw' }) });
+  await h.request('/api/v1/instances', {
+    method: 'POST',
+    token,
+    body: JSON.stringify({ size: 'cpu-small', server: 'hw' }),
+  });
   const running = await eventually(async () => {
     const row = await h.services.store.latest('health-user', 'hw');
     return row?.state === 'running' ? row : null;
@@ -37,7 +41,11 @@ test('a running server that stops answering is marked lost after three checks an
   answering = false;
   await watch.check();
   await watch.check();
-  assert.equal((await h.services.store.get(running.id))?.state, 'running', 'two misses are not yet a loss');
+  assert.equal(
+    (await h.services.store.get(running.id))?.state,
+    'running',
+    'two misses are not yet a loss',
+  );
   await watch.check();
   const lost = await h.services.store.get(running.id);
   assert.equal(lost?.state, 'failed');

@@ -63,14 +63,29 @@ export class HealthWatch {
           this.failures.set(row.id, n);
           if (n < this.limit) return;
           this.failures.delete(row.id);
-          const failed = await this.o.store.transition(row.id, 'failed', 100, `the server stopped answering (${n} checks in a row)`, {
-            errorCode: 'process_lost',
-            errorMessage: 'the server stopped answering',
-            stoppedAt: new Date(),
-          });
+          const failed = await this.o.store.transition(
+            row.id,
+            'failed',
+            100,
+            `the server stopped answering (${n} checks in a row)`,
+            {
+              errorCode: 'process_lost',
+              errorMessage: 'the server stopped answering',
+              stoppedAt: new Date(),
+            },
+          );
           if (failed) {
-            this.o.logger.warn({ instance: row.id }, 'running server stopped answering; stopping it');
-            await noticeFailure(this.o.notifier, this.o.logger, failed, 'run', 'the server stopped answering; it was stopped');
+            this.o.logger.warn(
+              { instance: row.id },
+              'running server stopped answering; stopping it',
+            );
+            await noticeFailure(
+              this.o.notifier,
+              this.o.logger,
+              failed,
+              'run',
+              'the server stopped answering; it was stopped',
+            );
             await this.o.queue.enqueue(row.id, 'stop', this.o.jobTag(row.cloud as Cloud));
           }
         }),

@@ -46,7 +46,16 @@ async function instanceIn(db: Database): Promise<string> {
   n += 1;
   const [row] = await db.db
     .insert(instances)
-    .values({ userName: `jobs${n}`, serverName: 'default', sizeId: 'cpu-small', cloud: 'aws', region: 'us-east-1', state: 'provisioning', listRatePerHourMicros: 96_000, baseUrl: '/' })
+    .values({
+      userName: `jobs${n}`,
+      serverName: 'default',
+      sizeId: 'cpu-small',
+      cloud: 'aws',
+      region: 'us-east-1',
+      state: 'provisioning',
+      listRatePerHourMicros: 96_000,
+      baseUrl: '/',
+    })
     .returning();
   return row!.id;
 }
@@ -56,11 +65,16 @@ describe('job queue on real Postgres', () => {
     const a = new JobQueue(pgA.db);
     const b = new JobQueue(pgB.db);
     const total = 40;
-    for (let i = 0; i < total; i++) await a.enqueue(await instanceIn(pgA), i % 2 ? 'stop' : 'start', 'cloud=aws');
+    for (let i = 0; i < total; i++)
+      await a.enqueue(await instanceIn(pgA), i % 2 ? 'stop' : 'start', 'cloud=aws');
     const claimAll = async (q: JobQueue) => {
       const got: number[] = [];
       for (;;) {
-        const batch = await Promise.all([q.claim(['cloud=aws']), q.claim(['cloud=aws']), q.claim(['cloud=aws'])]);
+        const batch = await Promise.all([
+          q.claim(['cloud=aws']),
+          q.claim(['cloud=aws']),
+          q.claim(['cloud=aws']),
+        ]);
         const ids = batch.filter((j) => j !== null).map((j) => j.id);
         if (!ids.length) return got;
         got.push(...ids);
@@ -71,7 +85,9 @@ describe('job queue on real Postgres', () => {
     assert.equal(all.length, total, 'every job claimed');
     assert.equal(new Set(all).size, total, 'no job claimed twice');
     assert.ok(byA.length > 0 && byB.length > 0, 'both workers got work');
-    const owners = await pgA.db.execute(sql`select count(distinct claimed_by)::int as n from jobs where state = 'running'`);
+    const owners = await pgA.db.execute(
+      sql`select count(distinct claimed_by)::int as n from jobs where state = 'running'`,
+    );
     assert.equal(Number((owners as unknown as Array<{ n: number }>)[0]?.n), 2);
     await pgA.db.execute(sql`update jobs set state = 'done'`);
   });
@@ -86,15 +102,27 @@ describe('job queue on real Postgres', () => {
     // a heartbeat keeps the jobs; silence for longer than the staleness limit loses them
     await dead.heartbeat(stopJob.id);
     assert.deepEqual(await alive.reap(60), { requeued: [], failed: [] });
-    await pgA.db.execute(sql`update jobs set heartbeat_at = now() - interval '2 minutes' where claimed_by = ${dead.workerId}`);
+    await pgA.db.execute(
+      sql`update jobs set heartbeat_at = now() - interval '2 minutes' where claimed_by = ${dead.workerId}`,
+    );
     const { requeued, failed } = await alive.reap(60);
-    assert.deepEqual(requeued.map((j) => j.id), [stopJob.id]);
-    assert.deepEqual(failed.map((j) => j.id), [startJob.id]);
+    assert.deepEqual(
+      requeued.map((j) => j.id),
+      [stopJob.id],
+    );
+    assert.deepEqual(
+      failed.map((j) => j.id),
+      [startJob.id],
+    );
     assert.equal(failed[0]?.error, 'worker lost');
     const again = await alive.claim(['cloud=gcp']);
     assert.equal(again?.id, stopJob.id, 'another worker picks the stop up');
     assert.equal(again?.attempts, 2);
-    assert.equal((await dead.heartbeat(stopJob.id)).cancelRequested, true, 'the dead worker, if it wakes, learns the job is no longer its own');
+    assert.equal(
+      (await dead.heartbeat(stopJob.id)).cancelRequested,
+      true,
+      'the dead worker, if it wakes, learns the job is no longer its own',
+    );
   });
 
   test('cancel: a queued start is cancelled at once, a running one is asked to stop through its heartbeat', async () => {
@@ -106,7 +134,9 @@ describe('job queue on real Postgres', () => {
     assert.equal((await q.heartbeat(running.id)).cancelRequested, false);
     await q.cancelStarts(id);
     assert.equal((await q.heartbeat(running.id)).cancelRequested, true);
-    const rows = (await pgA.db.execute(sql`select id, state from jobs where id = ${queued.id}`)) as unknown as Array<{ state: string }>;
+    const rows = (await pgA.db.execute(
+      sql`select id, state from jobs where id = ${queued.id}`,
+    )) as unknown as Array<{ state: string }>;
     assert.equal(rows[0]?.state, 'cancelled');
   });
 });

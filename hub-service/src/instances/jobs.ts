@@ -17,7 +17,10 @@ export class JobQueue {
   constructor(private readonly db: Db) {}
 
   async enqueue(instanceId: string, kind: JobKind, tag: string): Promise<JobRow> {
-    const rows = await this.db.insert(jobs).values({ instanceId, kind, tag, state: 'queued' }).returning();
+    const rows = await this.db
+      .insert(jobs)
+      .values({ instanceId, kind, tag, state: 'queued' })
+      .returning();
     return rows[0] as JobRow;
   }
 
@@ -37,7 +40,10 @@ export class JobQueue {
       returning id`);
     const id = rowsOf(result)[0]?.id;
     if (id === undefined) return null;
-    const rows = await this.db.select().from(jobs).where(eq(jobs.id, Number(id)));
+    const rows = await this.db
+      .select()
+      .from(jobs)
+      .where(eq(jobs.id, Number(id)));
     return rows[0] ?? null;
   }
 
@@ -50,7 +56,11 @@ export class JobQueue {
     return { cancelRequested: rows[0]?.cancelRequested ?? true };
   }
 
-  async finish(jobId: number, state: 'done' | 'failed' | 'cancelled', error?: string): Promise<void> {
+  async finish(
+    jobId: number,
+    state: 'done' | 'failed' | 'cancelled',
+    error?: string,
+  ): Promise<void> {
     await this.db
       .update(jobs)
       .set({ state, error: error ?? null, finishedAt: sql`now()` })
@@ -62,18 +72,28 @@ export class JobQueue {
     await this.db
       .update(jobs)
       .set({ cancelRequested: true })
-      .where(and(eq(jobs.instanceId, instanceId), eq(jobs.kind, 'start'), eq(jobs.state, 'running')));
+      .where(
+        and(eq(jobs.instanceId, instanceId), eq(jobs.kind, 'start'), eq(jobs.state, 'running')),
+      );
     await this.db
       .update(jobs)
       .set({ state: 'cancelled', finishedAt: sql`now()` })
-      .where(and(eq(jobs.instanceId, instanceId), eq(jobs.kind, 'start'), eq(jobs.state, 'queued')));
+      .where(
+        and(eq(jobs.instanceId, instanceId), eq(jobs.kind, 'start'), eq(jobs.state, 'queued')),
+      );
   }
 
   async pending(instanceId: string, kind: JobKind): Promise<boolean> {
     const rows = await this.db
       .select({ id: jobs.id })
       .from(jobs)
-      .where(and(eq(jobs.instanceId, instanceId), eq(jobs.kind, kind), inArray(jobs.state, ['queued', 'running'])))
+      .where(
+        and(
+          eq(jobs.instanceId, instanceId),
+          eq(jobs.kind, kind),
+          inArray(jobs.state, ['queued', 'running']),
+        ),
+      )
       .limit(1);
     return rows.length > 0;
   }

@@ -43,7 +43,11 @@ export interface LifecycleDeps {
 }
 
 export interface QuotaGuard {
-  check(user: string, groups: readonly string[] | undefined, req: { size: string; replacing?: string }): Promise<void>;
+  check(
+    user: string,
+    groups: readonly string[] | undefined,
+    req: { size: string; replacing?: string },
+  ): Promise<void>;
 }
 
 const defaultSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -57,12 +61,19 @@ export class Lifecycle {
 
   // ---- user requests, checked here and carried out through the hub
 
-  async launch(user: string, req: Required<Pick<LaunchRequest, 'server' | 'size' | 'spot'>> & LaunchRequest): Promise<InstanceRow> {
+  async launch(
+    user: string,
+    req: Required<Pick<LaunchRequest, 'server' | 'size' | 'spot'>> & LaunchRequest,
+  ): Promise<InstanceRow> {
     const server = req.server ?? DEFAULT_SERVER;
     resolveOffer(this.d.catalog(), req);
     const current = await this.d.store.active(user, server);
     if (current) {
-      throw new ApiError(409, 'instance_busy', `server '${server}' is already ${current.state}; stop it first or resize it`);
+      throw new ApiError(
+        409,
+        'instance_busy',
+        `server '${server}' is already ${current.state}; stop it first or resize it`,
+      );
     }
     await this.d.quotaGuard?.check(user, undefined, { size: req.size });
     const options = spawnOptions(req);
@@ -72,7 +83,8 @@ export class Lifecycle {
 
   async stop(user: string, server: string): Promise<InstanceRow> {
     const current = await this.d.store.active(user, server);
-    if (!current) throw new ApiError(404, 'not_found', `server '${server}' has no running instance`);
+    if (!current)
+      throw new ApiError(404, 'not_found', `server '${server}' has no running instance`);
     await this.d.hub.stopServer(user, toHubServerName(server));
     return (await this.d.store.get(current.id)) ?? current;
   }
@@ -83,9 +95,14 @@ export class Lifecycle {
    */
   async resize(user: string, server: string, req: ResizeRequest): Promise<InstanceRow> {
     const current = await this.d.store.active(user, server);
-    if (!current) throw new ApiError(404, 'not_found', `server '${server}' has no running instance`);
+    if (!current)
+      throw new ApiError(404, 'not_found', `server '${server}' has no running instance`);
     if (current.state !== 'running') {
-      throw new ApiError(409, 'instance_busy', `server '${server}' is ${current.state}; resize needs a running server`);
+      throw new ApiError(
+        409,
+        'instance_busy',
+        `server '${server}' is ${current.state}; resize needs a running server`,
+      );
     }
     const next = {
       size: req.size,
@@ -114,7 +131,8 @@ export class Lifecycle {
     for (let i = 0; i < 600; i++) {
       const old = await this.d.store.get(oldId);
       const hubServer = await this.d.hub.getServer(user, hubName);
-      if (old && ['stopped', 'failed'].includes(old.state) && (!hubServer || !hubServer.pending)) break;
+      if (old && ['stopped', 'failed'].includes(old.state) && (!hubServer || !hubServer.pending))
+        break;
       await this.sleep(500);
     }
     await this.d.hub.startServer(user, hubName, spawnOptions(next));
@@ -127,18 +145,30 @@ export class Lifecycle {
       if (row && Date.now() - row.createdAt.getTime() < 60_000) return row;
       await this.sleep(100);
     }
-    throw new ApiError(502, 'hub_unreachable', 'JupyterHub accepted the launch but never asked for the instance');
+    throw new ApiError(
+      502,
+      'hub_unreachable',
+      'JupyterHub accepted the launch but never asked for the instance',
+    );
   }
 
   // ---- the spawner-bridge's requests (the hub is already starting or stopping its server)
 
   async bridgeStart(req: BridgeStartRequest): Promise<InstanceRow> {
     if (req.server === DEFAULT_SERVER) {
-      throw new ApiError(400, 'invalid_server_name', `'${DEFAULT_SERVER}' names the default server in ngsci; choose another name`);
+      throw new ApiError(
+        400,
+        'invalid_server_name',
+        `'${DEFAULT_SERVER}' names the default server in ngsci; choose another name`,
+      );
     }
     const server = toApiServerName(req.server);
     if (!ServerName.safeParse(server).success) {
-      throw new ApiError(400, 'invalid_server_name', `server name '${req.server}' is not allowed: ${ServerName.description ?? 'use lower-case letters, digits and dashes'}`);
+      throw new ApiError(
+        400,
+        'invalid_server_name',
+        `server name '${req.server}' is not allowed: ${ServerName.description ?? 'use lower-case letters, digits and dashes'}`,
+      );
     }
     const { offer, size } = resolveOffer(this.d.catalog(), req.options);
     const spot = req.options.spot ?? false;
@@ -153,19 +183,30 @@ export class Lifecycle {
         region: offer.region,
         spot,
         state: 'requested',
-        listRatePerHourMicros: spot ? (offer.spotMicrosPerHour as number) : offer.onDemandMicrosPerHour,
+        listRatePerHourMicros: spot
+          ? (offer.spotMicrosPerHour as number)
+          : offer.onDemandMicrosPerHour,
         baseUrl: req.baseUrl,
       },
       `requested ${size.label} (${size.id}) on ${offer.cloud}${spot ? ' spot' : ''}`,
     );
     if (!row) {
       const current = await this.d.store.active(req.user, server);
-      throw new ApiError(409, 'instance_busy', `server '${server}' is already ${current?.state ?? 'active'}`);
+      throw new ApiError(
+        409,
+        'instance_busy',
+        `server '${server}' is already ${current?.state ?? 'active'}`,
+      );
     }
-    await this.d.db.insert(instanceSecrets).values({ instanceId: row.id, ciphertext: this.d.box.seal(JSON.stringify(req.env)) });
+    await this.d.db
+      .insert(instanceSecrets)
+      .values({ instanceId: row.id, ciphertext: this.d.box.seal(JSON.stringify(req.env)) });
     await this.d.queue.enqueue(row.id, 'start', this.d.jobTag(offer.cloud as Cloud));
     this.d.kick();
-    this.d.logger.info({ instance: row.id, user: req.user, server, size: size.id, cloud: offer.cloud }, 'instance requested');
+    this.d.logger.info(
+      { instance: row.id, user: req.user, server, size: size.id, cloud: offer.cloud },
+      'instance requested',
+    );
     return row;
   }
 
@@ -175,7 +216,9 @@ export class Lifecycle {
     if (!current) return this.d.store.latest(user, server);
     if (current.state === 'stopping') return current;
     await this.d.queue.cancelStarts(current.id);
-    const row = await this.d.store.transition(current.id, 'stopping', 0, 'stopping', { stopRequestedAt: new Date() });
+    const row = await this.d.store.transition(current.id, 'stopping', 0, 'stopping', {
+      stopRequestedAt: new Date(),
+    });
     if (!(await this.d.queue.pending(current.id, 'stop'))) {
       await this.d.queue.enqueue(current.id, 'stop', this.d.jobTag(current.cloud as Cloud));
     }
@@ -188,7 +231,12 @@ export class Lifecycle {
   }
 }
 
-function spawnOptions(req: { size: string; cloud?: Cloud | undefined; region?: string | undefined; spot?: boolean | undefined }) {
+function spawnOptions(req: {
+  size: string;
+  cloud?: Cloud | undefined;
+  region?: string | undefined;
+  spot?: boolean | undefined;
+}) {
   return {
     size: req.size,
     ...(req.cloud ? { cloud: req.cloud } : {}),

@@ -181,7 +181,11 @@ export class InstanceStore {
       .from(instanceEvents)
       .innerJoin(instances, eq(instances.id, instanceEvents.instanceId))
       .where(
-        and(eq(instances.userName, user), eq(instances.serverName, server), gt(instanceEvents.id, after)),
+        and(
+          eq(instances.userName, user),
+          eq(instances.serverName, server),
+          gt(instanceEvents.id, after),
+        ),
       )
       .orderBy(asc(instanceEvents.id))
       .limit(1000);

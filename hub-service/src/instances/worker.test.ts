@@ -18,7 +18,11 @@ import { buildCatalog } from '../catalog.js';
 import { openDatabase, type Database } from '../db/client.js';
 import { instanceSecrets } from '../db/schema.js';
 import { createLogger } from '../logger.js';
-import { TerraformExecutor, TerraformProvisioner, loadTerraformSettings } from '../provisioners/terraform/index.js';
+import {
+  TerraformExecutor,
+  TerraformProvisioner,
+  loadTerraformSettings,
+} from '../provisioners/terraform/index.js';
 import type { Provisioner } from '../provisioners/types.js';
 import { SecretBox } from '../secrets.js';
 import { jobTagFor } from '../services.js';
@@ -29,7 +33,9 @@ import { InstanceStore } from './store.js';
 import { Worker } from './worker.js';
 
 const ADMIN_URL = process.env.NGSCI_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const FAKE_TERRAFORM = fileURLToPath(new URL('../provisioners/terraform/testdata/fake-terraform.mjs', import.meta.url));
+const FAKE_TERRAFORM = fileURLToPath(
+  new URL('../provisioners/terraform/testdata/fake-terraform.mjs', import.meta.url),
+);
 const dbName = `ngsci_worker_${randomBytes(4).toString('hex')}`;
 const root = mkdtempSync(join(tmpdir(), 'ngsci-worker-'));
 const box = new SecretBox('worker-test-secret-0123456789');
@@ -80,10 +86,23 @@ let n = 0;
 async function instance(cloud: 'local' | 'aws', state = 'requested'): Promise<string> {
   n += 1;
   const row = await store.create(
-    { userName: `wk${n}`, serverName: 'default', sizeId: 'gpu-t4', cloud, region: cloud === 'aws' ? 'us-east-1' : 'localhost', spot: false, state, listRatePerHourMicros: 526_000, baseUrl: `/user/wk${n}/` },
+    {
+      userName: `wk${n}`,
+      serverName: 'default',
+      sizeId: 'gpu-t4',
+      cloud,
+      region: cloud === 'aws' ? 'us-east-1' : 'localhost',
+      spot: false,
+      state,
+      listRatePerHourMicros: 526_000,
+      baseUrl: `/user/wk${n}/`,
+    },
     'requested',
   );
-  await database.db.insert(instanceSecrets).values({ instanceId: row!.id, ciphertext: box.seal(JSON.stringify({ JUPYTERHUB_API_TOKEN: 'hub-token-FAKE-0011' })) });
+  await database.db.insert(instanceSecrets).values({
+    instanceId: row!.id,
+    ciphertext: box.seal(JSON.stringify({ JUPYTERHUB_API_TOKEN: 'hub-token-FAKE-0011' })),
+  });
   return row!.id;
 }
 
@@ -100,13 +119,18 @@ describe('worker crash and resume (real Postgres)', () => {
     const startJob = await dead.enqueue(starting, 'start', 'local');
     assert.equal((await dead.claim(['local']))?.id, stopJob.id);
     assert.equal((await dead.claim(['local']))?.id, startJob.id);
-    await database.db.execute(sql`update jobs set heartbeat_at = now() - interval '1 minute' where claimed_by = ${dead.workerId}`);
+    await database.db.execute(
+      sql`update jobs set heartbeat_at = now() - interval '1 minute' where claimed_by = ${dead.workerId}`,
+    );
 
     const prov = new ScriptedProvisioner();
     const { w } = worker(new Map([['local', prov]]));
     await w.start(); // recover() reaps at once
 
-    await eventually(async () => (await stateOf(running)) === 'stopped', 'the reaped stop finished by the live worker');
+    await eventually(
+      async () => (await stateOf(running)) === 'stopped',
+      'the reaped stop finished by the live worker',
+    );
     assert.ok(prov.stopped.includes(running));
     await eventually(async () => prov.stopped.includes(starting), 'the failed start stopped');
     assert.equal(await stateOf(starting), 'failed');
@@ -153,26 +177,51 @@ describe('worker crash and resume (real Postgres)', () => {
     // wait until the double is inside `plan` (hanging), then cancel
     const calls = () => {
       try {
-        const log = readFileSync(join(homeDir(), onlyChild(homeDir()), 'fake-terraform.calls.jsonl'), 'utf8');
-        return log.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { argv?: string[]; signal?: string });
+        const log = readFileSync(
+          join(homeDir(), onlyChild(homeDir()), 'fake-terraform.calls.jsonl'),
+          'utf8',
+        );
+        return log
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as { argv?: string[]; signal?: string });
       } catch {
         return [];
       }
     };
-    await eventually(async () => calls().some((c) => c.argv?.[0] === 'plan'), 'terraform plan started');
+    await eventually(
+      async () => calls().some((c) => c.argv?.[0] === 'plan'),
+      'terraform plan started',
+    );
     const started = Date.now();
     await queue.cancelStarts(id);
     await eventually(async () => (await stateOf(id)) === 'failed', 'the start gave up', 10_000);
-    assert.ok(Date.now() - started >= 400, 'terraform got the grace period after SIGINT before the kill');
+    assert.ok(
+      Date.now() - started >= 400,
+      'terraform got the grace period after SIGINT before the kill',
+    );
     assert.equal((await store.get(id))?.errorCode, 'cancelled');
-    assert.ok(calls().some((c) => c.signal === 'SIGINT'), 'terraform was asked to stop first');
-    const jobs = (await database.db.execute(sql`select kind, state from jobs where instance_id = ${id} order by id`)) as unknown as Array<{ kind: string; state: string }>;
+    assert.ok(
+      calls().some((c) => c.signal === 'SIGINT'),
+      'terraform was asked to stop first',
+    );
+    const jobs = (await database.db.execute(
+      sql`select kind, state from jobs where instance_id = ${id} order by id`,
+    )) as unknown as Array<{ kind: string; state: string }>;
     assert.deepEqual(jobs[0], { kind: 'start', state: 'cancelled' });
     assert.equal(jobs[1]?.kind, 'stop', 'a stop is queued to destroy what the start made');
 
     writeFileSync(scenarioFile, 'success');
-    await eventually(async () => (await messages(id)).includes('machine removed'), 'the machine destroyed', 15_000);
-    assert.equal(await stateOf(id), 'failed', 'the instance keeps its failure for the user to read');
+    await eventually(
+      async () => (await messages(id)).includes('machine removed'),
+      'the machine destroyed',
+      15_000,
+    );
+    assert.equal(
+      await stateOf(id),
+      'failed',
+      'the instance keeps its failure for the user to read',
+    );
     await w.close();
   });
 });

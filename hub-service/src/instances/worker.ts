@@ -53,7 +53,10 @@ export class Worker {
   async start(): Promise<void> {
     await this.recover();
     this.timer = setInterval(() => this.kick(), 1000);
-    this.reaperTimer = setInterval(() => void this.reap(), Math.max(1000, (this.o.staleAfterSeconds * 1000) / 4));
+    this.reaperTimer = setInterval(
+      () => void this.reap(),
+      Math.max(1000, (this.o.staleAfterSeconds * 1000) / 4),
+    );
     this.kick();
   }
 
@@ -93,7 +96,8 @@ export class Worker {
     const beat = setInterval(() => {
       void this.o.queue.heartbeat(job.id).then(
         ({ cancelRequested }) => {
-          if (cancelRequested && !controller.signal.aborted) controller.abort(new ApiError(409, 'cancelled', 'start cancelled'));
+          if (cancelRequested && !controller.signal.aborted)
+            controller.abort(new ApiError(409, 'cancelled', 'start cancelled'));
         },
         (err: unknown) => log.warn({ err }, 'heartbeat failed'),
       );
@@ -101,14 +105,20 @@ export class Worker {
     try {
       const instance = await this.o.store.get(job.instanceId);
       const provisioner = this.o.provisioners.get(job.tag);
-      if (!instance || !provisioner) throw new Error(`no instance or provisioner for job ${job.id}`);
+      if (!instance || !provisioner)
+        throw new Error(`no instance or provisioner for job ${job.id}`);
       if (job.kind === 'start') await this.runStart(instance, provisioner, controller.signal);
       else await this.runStop(instance, provisioner, controller.signal);
       await this.o.queue.finish(job.id, 'done');
     } catch (err) {
       const cancelled = controller.signal.aborted;
-      log[cancelled ? 'info' : 'error']({ err: safeError(err) }, cancelled ? 'job cancelled' : 'job failed');
-      await this.o.queue.finish(job.id, cancelled ? 'cancelled' : 'failed', safeError(err).message).catch(() => {});
+      log[cancelled ? 'info' : 'error'](
+        { err: safeError(err) },
+        cancelled ? 'job cancelled' : 'job failed',
+      );
+      await this.o.queue
+        .finish(job.id, cancelled ? 'cancelled' : 'failed', safeError(err).message)
+        .catch(() => {});
     } finally {
       clearInterval(beat);
     }
@@ -121,7 +131,11 @@ export class Worker {
         if (state) {
           const row = await this.o.store.get(instanceId);
           // a stop that arrived meanwhile wins; never move a stopping instance back
-          if (row && row.state !== state && !['stopping', 'stopped', 'failed'].includes(row.state)) {
+          if (
+            row &&
+            row.state !== state &&
+            !['stopping', 'stopped', 'failed'].includes(row.state)
+          ) {
             await this.o.store.transition(instanceId, state, progress, message);
             return;
           }
@@ -131,20 +145,48 @@ export class Worker {
     };
   }
 
-  private async runStart(instance: InstanceRow, provisioner: Provisioner, signal: AbortSignal): Promise<void> {
-    const secret = await this.o.db.select().from(instanceSecrets).where(eq(instanceSecrets.instanceId, instance.id));
-    const env = secret[0] ? (JSON.parse(this.o.box.open(secret[0].ciphertext)) as Record<string, string>) : null;
+  private async runStart(
+    instance: InstanceRow,
+    provisioner: Provisioner,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const secret = await this.o.db
+      .select()
+      .from(instanceSecrets)
+      .where(eq(instanceSecrets.instanceId, instance.id));
+    const env = secret[0]
+      ? (JSON.parse(this.o.box.open(secret[0].ciphertext)) as Record<string, string>)
+      : null;
     try {
-      if (!env) throw new ApiError(500, 'provision_failed', "the server's environment is gone; start it again");
+      if (!env)
+        throw new ApiError(
+          500,
+          'provision_failed',
+          "the server's environment is gone; start it again",
+        );
       const { size, offer } = resolveOffer(this.o.catalog(), {
         size: instance.sizeId,
         cloud: instance.cloud as Cloud,
         region: instance.region,
         spot: instance.spot,
       });
-      await this.o.store.transition(instance.id, 'provisioning', 5, `provisioning on ${offer.cloud} (${offer.instanceType})`);
+      await this.o.store.transition(
+        instance.id,
+        'provisioning',
+        5,
+        `provisioning on ${offer.cloud} (${offer.instanceType})`,
+      );
       const result = await provisioner.start(
-        { instanceId: instance.id, user: instance.userName, server: instance.serverName, size, offer, spot: instance.spot, env, baseUrl: instance.baseUrl },
+        {
+          instanceId: instance.id,
+          user: instance.userName,
+          server: instance.serverName,
+          size,
+          offer,
+          spot: instance.spot,
+          env,
+          baseUrl: instance.baseUrl,
+        },
         this.context(instance.id, signal),
       );
       const row = await this.o.store.transition(instance.id, 'running', 100, 'server is ready', {
@@ -154,7 +196,11 @@ export class Worker {
       });
       if (!row) {
         // stopped or failed while the provisioner finished: take the machine away again
-        await provisioner.stop(instance.id, result.ref, this.context(instance.id, new AbortController().signal));
+        await provisioner.stop(
+          instance.id,
+          result.ref,
+          this.context(instance.id, new AbortController().signal),
+        );
       }
     } catch (err) {
       if (signal.aborted) {
@@ -170,7 +216,10 @@ export class Worker {
         }
         throw err;
       }
-      const e = err instanceof ApiError ? err : new ApiError(500, 'provision_failed', safeError(err).message);
+      const e =
+        err instanceof ApiError
+          ? err
+          : new ApiError(500, 'provision_failed', safeError(err).message);
       await this.o.store.transition(instance.id, 'failed', 100, `start failed: ${e.message}`, {
         errorCode: e.code,
         errorMessage: e.message,
@@ -185,14 +234,20 @@ export class Worker {
     }
   }
 
-  private async runStop(instance: InstanceRow, provisioner: Provisioner, signal: AbortSignal): Promise<void> {
+  private async runStop(
+    instance: InstanceRow,
+    provisioner: Provisioner,
+    signal: AbortSignal,
+  ): Promise<void> {
     // let a start that is still running notice its cancellation first
     for (let i = 0; i < 100 && (await this.o.queue.pending(instance.id, 'start')); i++) {
       await new Promise((r) => setTimeout(r, 100));
     }
     const fresh = (await this.o.store.get(instance.id)) ?? instance;
     await provisioner.stop(instance.id, fresh.providerRef ?? {}, this.context(instance.id, signal));
-    const stopped = await this.o.store.transition(instance.id, 'stopped', 100, 'stopped', { stoppedAt: new Date() });
+    const stopped = await this.o.store.transition(instance.id, 'stopped', 100, 'stopped', {
+      stoppedAt: new Date(),
+    });
     // a failed instance stays failed; its history still says its machine is gone
     if (!stopped) await this.o.store.note(instance.id, 100, 'machine removed');
   }
@@ -202,8 +257,12 @@ export class Worker {
    * place: a stop job (durable, reaped and retried like any job) destroys it, so nothing runs
    * unbilled. Local starts clean up after themselves.
    */
-  private async destroyAfterFailedStart(instance: InstanceRow, provisioner: Provisioner): Promise<void> {
-    if (provisioner.kind !== 'terraform' || (await this.o.queue.pending(instance.id, 'stop'))) return;
+  private async destroyAfterFailedStart(
+    instance: InstanceRow,
+    provisioner: Provisioner,
+  ): Promise<void> {
+    if (provisioner.kind !== 'terraform' || (await this.o.queue.pending(instance.id, 'stop')))
+      return;
     await this.o.queue.enqueue(instance.id, 'stop', this.o.jobTag(instance.cloud as Cloud));
     await this.o.store.note(instance.id, 100, 'removing what the failed start created');
     this.kick();
@@ -211,8 +270,12 @@ export class Worker {
 
   private async onExit(report: ExitReport): Promise<void> {
     const row = await this.o.store.get(report.instanceId);
-    if (!row || row.state === 'stopping' || row.state === 'stopped' || row.state === 'failed') return;
-    this.o.logger.warn({ instance: report.instanceId, exitCode: report.exitCode, code: report.errorCode }, 'instance ended on its own');
+    if (!row || row.state === 'stopping' || row.state === 'stopped' || row.state === 'failed')
+      return;
+    this.o.logger.warn(
+      { instance: report.instanceId, exitCode: report.exitCode, code: report.errorCode },
+      'instance ended on its own',
+    );
     const failed = await this.o.store.transition(report.instanceId, 'failed', 100, report.message, {
       errorCode: report.errorCode,
       errorMessage: report.message,
@@ -232,7 +295,12 @@ export class Worker {
       if (!provisioner) continue;
       const alive = await provisioner.adopt(row.id, row.providerRef ?? {}).catch(() => false);
       if (!alive) {
-        await this.onExit({ instanceId: row.id, exitCode: null, errorCode: 'process_lost', message: 'the server was gone when the service restarted' });
+        await this.onExit({
+          instanceId: row.id,
+          exitCode: null,
+          errorCode: 'process_lost',
+          message: 'the server was gone when the service restarted',
+        });
       }
     }
     await this.reap();
@@ -242,15 +310,24 @@ export class Worker {
     try {
       const { requeued, failed } = await this.o.queue.reap(this.o.staleAfterSeconds);
       for (const job of failed) {
-        const row = await this.o.store.transition(job.instanceId, 'failed', 100, 'start interrupted: the service restarted while provisioning', {
-          errorCode: 'provision_failed',
-          errorMessage: 'the service restarted while provisioning; start the server again',
-          stoppedAt: new Date(),
-        });
+        const row = await this.o.store.transition(
+          job.instanceId,
+          'failed',
+          100,
+          'start interrupted: the service restarted while provisioning',
+          {
+            errorCode: 'provision_failed',
+            errorMessage: 'the service restarted while provisioning; start the server again',
+            stoppedAt: new Date(),
+          },
+        );
         if (row) await this.o.queue.enqueue(job.instanceId, 'stop', job.tag);
       }
       if (requeued.length || failed.length) {
-        this.o.logger.warn({ requeued: requeued.length, failed: failed.length }, 'reaped jobs of lost workers');
+        this.o.logger.warn(
+          { requeued: requeued.length, failed: failed.length },
+          'reaped jobs of lost workers',
+        );
         this.kick();
       }
     } catch (err) {
@@ -263,7 +340,8 @@ export class Worker {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     if (this.reaperTimer) clearInterval(this.reaperTimer);
-    for (const c of this.running.values()) c.abort(new ApiError(503, 'cancelled', 'service shutting down'));
+    for (const c of this.running.values())
+      c.abort(new ApiError(503, 'cancelled', 'service shutting down'));
     await Promise.allSettled([...this.inFlight]);
   }
 }

@@ -257,14 +257,12 @@ describe('ledger', () => {
 describe('budgets and quotas', () => {
   test('alerts at 50/80/100 % once each, then a hard stop after the grace', async () => {
     // $0.96/h for cpu-small at this rate: 1 h = 960,000 µ$; budget $1
-    await h.database.db
-      .insert(quotas)
-      .values({
-        subjectKind: 'user',
-        subjectName: 'budget-u',
-        monthlyBudgetMicros: 1_000_000,
-        hardStop: true,
-      });
+    await h.database.db.insert(quotas).values({
+      subjectKind: 'user',
+      subjectName: 'budget-u',
+      monthlyBudgetMicros: 1_000_000,
+      hardStop: true,
+    });
     // this month, so the launch check below (on the real clock) sees the spend
     const real = new Date();
     const B = new Date(
@@ -343,14 +341,12 @@ describe('budgets and quotas', () => {
   });
 
   test('launches over a quota are refused before anything is provisioned, naming the limit', async () => {
-    await h.database.db
-      .insert(quotas)
-      .values({
-        subjectKind: 'group',
-        subjectName: 'students',
-        allowedSizes: ['cpu-small'],
-        maxConcurrent: 1,
-      });
+    await h.database.db.insert(quotas).values({
+      subjectKind: 'group',
+      subjectName: 'students',
+      allowedSizes: ['cpu-small'],
+      maxConcurrent: 1,
+    });
     const token = h.token({ name: 'stud', groups: ['students'] });
     const launched = prov.started.length;
     const gpu = await h.request('/api/v1/instances', {

@@ -13,7 +13,11 @@ const FAKE = fileURLToPath(new URL('../testing/fake-singleuser.mjs', import.meta
 const dir = mkdtempSync(join(tmpdir(), 'ngsci-local-'));
 const size = BUILT_IN_SIZES.find((s) => s.id === 'cpu-large')!;
 
-function provisioner(extraEnv: Record<string, string> = {}, readyTimeoutSeconds = 10, agentCommand?: string) {
+function provisioner(
+  extraEnv: Record<string, string> = {},
+  readyTimeoutSeconds = 10,
+  agentCommand?: string,
+) {
   return new LocalProvisioner({
     agentCommand,
     command: process.execPath,
@@ -43,7 +47,11 @@ function request(user = 'alice', env: Record<string, string> = {}): ProvisionReq
 
 function ctx(signal = new AbortController().signal): ProvisionContext & { reports: string[] } {
   const reports: string[] = [];
-  return { reports, signal, report: async (r) => void reports.push(`${r.state ?? ''}:${r.message}`) };
+  return {
+    reports,
+    signal,
+    report: async (r) => void reports.push(`${r.state ?? ''}:${r.message}`),
+  };
 }
 
 const alive = isAlive;
@@ -88,12 +96,19 @@ describe('local provisioner (fake single-user process)', () => {
 
   test('an exit before ready fails the start with process_exited', async () => {
     const p = provisioner({ FAKE_EXIT_AFTER_MS: '10', FAKE_EXIT_CODE: '3', FAKE_NEVER_READY: '1' });
-    await assert.rejects(p.start(request('carol'), ctx()), (err: Error & { code?: string }) => err.code === 'process_exited' && /code 3/.test(err.message));
+    await assert.rejects(
+      p.start(request('carol'), ctx()),
+      (err: Error & { code?: string }) =>
+        err.code === 'process_exited' && /code 3/.test(err.message),
+    );
   });
 
   test('a server that never answers is killed at the ready timeout', async () => {
     const p = provisioner({ FAKE_NEVER_READY: '1' }, 2);
-    await assert.rejects(p.start(request('dan'), ctx()), (err: Error & { code?: string }) => err.code === 'ready_timeout');
+    await assert.rejects(
+      p.start(request('dan'), ctx()),
+      (err: Error & { code?: string }) => err.code === 'ready_timeout',
+    );
     assert.deepEqual(p.instanceIds(), []);
   });
 
@@ -116,7 +131,11 @@ describe('local provisioner (fake single-user process)', () => {
     const reports: ExitReport[] = [];
     second.onExit((r) => reports.push(r));
     assert.equal(await second.adopt(req.instanceId, ref), true);
-    assert.equal(await second.adopt('00000000-0000-4000-8000-999999999999', ref), false, 'a pid of another instance is not adopted');
+    assert.equal(
+      await second.adopt('00000000-0000-4000-8000-999999999999', ref),
+      false,
+      'a pid of another instance is not adopted',
+    );
     process.kill(-(ref.pid as number), 'SIGKILL');
     await new Promise((r) => setTimeout(r, 2000));
     assert.equal(reports[0]?.errorCode, 'process_lost');
@@ -133,7 +152,9 @@ describe('local provisioner (fake single-user process)', () => {
     assert.ok(alive(seen.pid));
     const api = await fetch(`http://127.0.0.1:${ref.port as number}/user/gil/api`);
     assert.equal(api.status, 200, 'the server itself answers, under the same pid');
-    assert.ok(readFileSync(`/proc/${ref.pid as number}/cmdline`, 'utf8').includes('fake-singleuser'));
+    assert.ok(
+      readFileSync(`/proc/${ref.pid as number}/cmdline`, 'utf8').includes('fake-singleuser'),
+    );
     await p.stop(req.instanceId, ref, ctx());
     await new Promise((r) => setTimeout(r, 200));
     assert.equal(alive(seen.pid), false, 'the agent is gone too');

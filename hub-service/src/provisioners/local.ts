@@ -122,11 +122,17 @@ export class LocalProvisioner implements Provisioner {
     let child: ChildProcess;
     try {
       // jupyter-server refuses to run as root without this; containers and CI often are root
-      const serverArgs = process.getuid?.() === 0 && !this.o.args.includes('--allow-root') ? [...this.o.args, '--allow-root'] : this.o.args;
+      const serverArgs =
+        process.getuid?.() === 0 && !this.o.args.includes('--allow-root')
+          ? [...this.o.args, '--allow-root']
+          : this.o.args;
       // with an agent: `sh` starts it in the background, then becomes the server (exec), so the
       // server keeps the pid, the exit code and the process group that a stop kills
       const [cmd, args] = this.o.agentCommand
-        ? ['/bin/sh', ['-c', '"$0" agent & exec "$@"', this.o.agentCommand, this.o.command, ...serverArgs]]
+        ? [
+            '/bin/sh',
+            ['-c', '"$0" agent & exec "$@"', this.o.agentCommand, this.o.command, ...serverArgs],
+          ]
         : [this.o.command, serverArgs];
       child = spawn(cmd, args, { cwd: home, env, detached: true, stdio: ['ignore', out, out] });
     } finally {
@@ -136,39 +142,68 @@ export class LocalProvisioner implements Provisioner {
     const pid = await Promise.race([
       new Promise<number>((resolve) => child.once('spawn', () => resolve(child.pid as number))),
       spawnError.then((err) => {
-        throw new ApiError(500, 'provision_failed', `could not run ${this.o.command}: ${err.message}`);
+        throw new ApiError(
+          500,
+          'provision_failed',
+          `could not run ${this.o.command}: ${err.message}`,
+        );
       }),
     ]);
     const exited = new Promise<number | null>((resolve) =>
-      child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 + signalNumber(signal) : null))),
+      child.once('exit', (code, signal) =>
+        resolve(code ?? (signal ? 128 + signalNumber(signal) : null)),
+      ),
     );
     const t: Tracked = { pid, child, running: false, stopping: false, exited };
     this.tracked.set(req.instanceId, t);
     writeFileSync(join(this.o.runDir, `${req.instanceId}.pid`), String(pid));
     void exited.then((code) => this.exitedOnItsOwn(req.instanceId, t, code));
-    await ctx.report({ state: 'starting', progress: 30, message: `started jupyterhub-singleuser (pid ${pid}) on port ${port}` });
+    await ctx.report({
+      state: 'starting',
+      progress: 30,
+      message: `started jupyterhub-singleuser (pid ${pid}) on port ${port}`,
+    });
 
     const deadline = Date.now() + this.o.readyTimeoutSeconds * 1000;
     let lastReport = Date.now();
     for (;;) {
       if (ctx.signal.aborted) {
         await this.terminate(req.instanceId);
-        throw ctx.signal.reason instanceof Error ? ctx.signal.reason : new ApiError(409, 'cancelled', 'start cancelled');
+        throw ctx.signal.reason instanceof Error
+          ? ctx.signal.reason
+          : new ApiError(409, 'cancelled', 'start cancelled');
       }
-      const code = await Promise.race([exited, new Promise<'alive'>((r) => setTimeout(() => r('alive'), 0))]);
+      const code = await Promise.race([
+        exited,
+        new Promise<'alive'>((r) => setTimeout(() => r('alive'), 0)),
+      ]);
       if (code !== 'alive') {
         this.tracked.delete(req.instanceId);
-        throw new ApiError(500, 'process_exited', `the server exited with code ${code ?? 'unknown'} before it was ready; see ${logPath}`, { exitCode: code });
+        throw new ApiError(
+          500,
+          'process_exited',
+          `the server exited with code ${code ?? 'unknown'} before it was ready; see ${logPath}`,
+          { exitCode: code },
+        );
       }
       if (await this.answers(targetUrl)) break;
       if (Date.now() > deadline) {
         await this.terminate(req.instanceId);
-        throw new ApiError(504, 'ready_timeout', `the server did not answer within ${this.o.readyTimeoutSeconds} s; see ${logPath}`);
+        throw new ApiError(
+          504,
+          'ready_timeout',
+          `the server did not answer within ${this.o.readyTimeoutSeconds} s; see ${logPath}`,
+        );
       }
       if (Date.now() - lastReport > 5000) {
         lastReport = Date.now();
-        const waited = Math.round((Date.now() - (deadline - this.o.readyTimeoutSeconds * 1000)) / 1000);
-        await ctx.report({ progress: Math.min(90, 30 + waited), message: `waiting for JupyterLab to answer (${waited} s)` });
+        const waited = Math.round(
+          (Date.now() - (deadline - this.o.readyTimeoutSeconds * 1000)) / 1000,
+        );
+        await ctx.report({
+          progress: Math.min(90, 30 + waited),
+          message: `waiting for JupyterLab to answer (${waited} s)`,
+        });
       }
       await sleep(1000, ctx.signal);
     }
@@ -223,7 +258,12 @@ export class LocalProvisioner implements Provisioner {
     return [...this.tracked.keys()];
   }
 
-  private exitedOnItsOwn(instanceId: string, t: Tracked, code: number | null, errorCode: ExitReport['errorCode'] = 'process_exited'): void {
+  private exitedOnItsOwn(
+    instanceId: string,
+    t: Tracked,
+    code: number | null,
+    errorCode: ExitReport['errorCode'] = 'process_exited',
+  ): void {
     if (t.stopping || !t.running || this.tracked.get(instanceId) !== t) return;
     this.tracked.delete(instanceId);
     rmSync(join(this.o.runDir, `${instanceId}.pid`), { force: true });
@@ -231,7 +271,10 @@ export class LocalProvisioner implements Provisioner {
       instanceId,
       exitCode: code,
       errorCode,
-      message: code === null ? 'the server process disappeared' : `the server process exited with code ${code}`,
+      message:
+        code === null
+          ? 'the server process disappeared'
+          : `the server process exited with code ${code}`,
     });
   }
 
@@ -291,7 +334,9 @@ export class LocalProvisioner implements Provisioner {
   private isOurs(pid: number, instanceId: string): boolean {
     if (!isAlive(pid)) return false;
     try {
-      return readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(`NGSCI_INSTANCE_ID=${instanceId}`);
+      return readFileSync(`/proc/${pid}/environ`, 'utf8')
+        .split('\0')
+        .includes(`NGSCI_INSTANCE_ID=${instanceId}`);
     } catch {
       return false;
     }
@@ -301,14 +346,25 @@ export class LocalProvisioner implements Provisioner {
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
-      clearTimeout(t);
-      resolve();
-    }, { once: true });
+    signal?.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(t);
+        resolve();
+      },
+      { once: true },
+    );
   });
 }
 
 function signalNumber(signal: NodeJS.Signals): number {
-  const table: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15, SIGSEGV: 11, SIGABRT: 6 };
+  const table: Partial<Record<NodeJS.Signals, number>> = {
+    SIGHUP: 1,
+    SIGINT: 2,
+    SIGKILL: 9,
+    SIGTERM: 15,
+    SIGSEGV: 11,
+    SIGABRT: 6,
+  };
   return table[signal] ?? 0;
 }

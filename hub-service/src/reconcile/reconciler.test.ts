@@ -38,7 +38,13 @@ before(async () => {
       if (hubServers === 'no-scope') return Response.json({ name, admin: false });
       const servers = hubServers[name];
       if (!servers) return Response.json({ status: 404, message: 'no such user' }, { status: 404 });
-      return Response.json({ name, admin: false, servers: Object.fromEntries(servers.map((s) => [s, { name: s, ready: true, pending: null }])) });
+      return Response.json({
+        name,
+        admin: false,
+        servers: Object.fromEntries(
+          servers.map((s) => [s, { name: s, ready: true, pending: null }]),
+        ),
+      });
     },
   });
   reconciler = new Reconciler({
@@ -64,7 +70,13 @@ after(async () => {
 async function launch(user: string, server = ''): Promise<string> {
   const res = await h.bridge('/start', {
     method: 'POST',
-    body: JSON.stringify({ user, server, options: { size: 'cpu-small', cloud: 'local' }, env: { JUPYTERHUB_API_TOKEN: 'tok-FAKE' }, baseUrl: `/user/${user}/` }),
+    body: JSON.stringify({
+      user,
+      server,
+      options: { size: 'cpu-small', cloud: 'local' },
+      env: { JUPYTERHUB_API_TOKEN: 'tok-FAKE' },
+      baseUrl: `/user/${user}/`,
+    }),
   });
   assert.equal(res.status, 202);
   const id = ((await res.json()) as { instance: { id: string } }).instance.id;
@@ -91,7 +103,10 @@ describe('reconciliation', () => {
     assert.ok(prov.stopped.includes(gone));
     assert.equal(await state(kept), 'running', 'a server the hub still has keeps running');
     const events = (await h.services.store.events(gone)).map((e) => e.message);
-    assert.ok(events.some((m) => /JupyterHub has no server/.test(m)), 'the history says why it stopped');
+    assert.ok(
+      events.some((m) => /JupyterHub has no server/.test(m)),
+      'the history says why it stopped',
+    );
   });
 
   test('an unreachable hub, or one that hides servers, is not a missing server: nothing is stopped', async () => {
@@ -109,7 +124,11 @@ describe('reconciliation', () => {
     await reconciler.runOnce();
     now += 3_600_000;
     const blind = await reconciler.runOnce();
-    assert.deepEqual(blind.orphansStopped, [], 'a hub that hides servers from the service is not a hub without servers');
+    assert.deepEqual(
+      blind.orphansStopped,
+      [],
+      'a hub that hides servers from the service is not a hub without servers',
+    );
     assert.ok(blind.skipped.some((s) => /read:servers/.test(s)));
     assert.equal(await state(id), 'running');
     hubServers = { 'rc-down': [''], 'rc-kept': [''] };
@@ -119,7 +138,13 @@ describe('reconciliation', () => {
     prov.script = 'fail';
     const res = await h.bridge('/start', {
       method: 'POST',
-      body: JSON.stringify({ user: 'rc-failed', server: '', options: { size: 'cpu-small', cloud: 'local' }, env: { JUPYTERHUB_API_TOKEN: 'tok-FAKE' }, baseUrl: '/user/rc-failed/' }),
+      body: JSON.stringify({
+        user: 'rc-failed',
+        server: '',
+        options: { size: 'cpu-small', cloud: 'local' },
+        env: { JUPYTERHUB_API_TOKEN: 'tok-FAKE' },
+        baseUrl: '/user/rc-failed/',
+      }),
     });
     const id = ((await res.json()) as { instance: { id: string } }).instance.id;
     await eventually(async () => (await state(id)) === 'failed', 'the start failed');
@@ -132,13 +157,19 @@ describe('reconciliation', () => {
     assert.deepEqual(report.strayWorkdirsDestroyed, [stray]);
     await eventually(async () => prov.stopped.includes(id), 'the failed start destroyed');
     assert.equal(await state(id), 'failed', 'it stays failed, with its error');
-    assert.deepEqual((await reconciler.runOnce()).leftoversQueued, [], 'once destroyed, nothing more to do');
+    assert.deepEqual(
+      (await reconciler.runOnce()).leftoversQueued,
+      [],
+      'once destroyed, nothing more to do',
+    );
   });
 
   test('a stop that lost its job gets a new one', async () => {
     const id = await launch('rc-stuck');
     hubServers = { 'rc-kept': [''], 'rc-down': [''], 'rc-stuck': [''] };
-    await h.services.store.transition(id, 'stopping', 0, 'stopping', { stopRequestedAt: new Date(now - 120_000) });
+    await h.services.store.transition(id, 'stopping', 0, 'stopping', {
+      stopRequestedAt: new Date(now - 120_000),
+    });
     const report = await reconciler.runOnce();
     assert.deepEqual(report.stopsRequeued, [id]);
     await eventually(async () => (await state(id)) === 'stopped', 'stopped at last');

@@ -77,9 +77,13 @@ export class Reconciler {
 
   /** Runs once now, then every interval. */
   async start(): Promise<void> {
-    await this.runOnce().catch((err: unknown) => this.d.logger.warn({ err }, 'reconciliation failed'));
+    await this.runOnce().catch((err: unknown) =>
+      this.d.logger.warn({ err }, 'reconciliation failed'),
+    );
     this.timer = setInterval(() => {
-      void this.runOnce().catch((err: unknown) => this.d.logger.warn({ err }, 'reconciliation failed'));
+      void this.runOnce().catch((err: unknown) =>
+        this.d.logger.warn({ err }, 'reconciliation failed'),
+      );
     }, this.d.intervalSeconds * 1000);
     this.timer.unref?.();
   }
@@ -113,9 +117,17 @@ export class Reconciler {
     await this.stuck(active, report);
     await this.leftovers(report);
     if (this.d.bootstrap) report.expiredTokensPurged = await this.d.bootstrap.purgeExpired();
-    const acted = report.orphansStopped.length + report.stopsRequeued.length + report.startsFailed.length + report.leftoversQueued.length + report.strayWorkdirsDestroyed.length;
+    const acted =
+      report.orphansStopped.length +
+      report.stopsRequeued.length +
+      report.startsFailed.length +
+      report.leftoversQueued.length +
+      report.strayWorkdirsDestroyed.length;
     if (acted) {
-      this.d.logger.warn({ reconcile: { ...report, expiredTokensPurged: undefined } }, 'reconciliation cleaned up');
+      this.d.logger.warn(
+        { reconcile: { ...report, expiredTokensPurged: undefined } },
+        'reconciliation cleaned up',
+      );
       this.d.kick?.();
     }
     return report;
@@ -141,11 +153,14 @@ export class Reconciler {
       }
       if (model && !model.servers) {
         // the hub answered without servers (the service's token lacks read:servers): unknown, not gone
-        report.skipped.push('orphans: JupyterHub does not show servers to this service (needs read:servers)');
+        report.skipped.push(
+          'orphans: JupyterHub does not show servers to this service (needs read:servers)',
+        );
         return;
       }
       const hubName = toHubServerName(row.serverName);
-      const present = !!model?.servers && Object.prototype.hasOwnProperty.call(model.servers, hubName);
+      const present =
+        !!model?.servers && Object.prototype.hasOwnProperty.call(model.servers, hubName);
       if (present) {
         this.missingSince.delete(row.id);
         continue;
@@ -153,7 +168,11 @@ export class Reconciler {
       const since = this.missingSince.get(row.id) ?? now;
       this.missingSince.set(row.id, since);
       if (now - since < this.d.graceSeconds * 1000) continue;
-      await this.d.store.note(row.id, 0, `JupyterHub has no server '${row.serverName}' for ${row.userName} any more: stopping it`);
+      await this.d.store.note(
+        row.id,
+        0,
+        `JupyterHub has no server '${row.serverName}' for ${row.userName} any more: stopping it`,
+      );
       await this.d.lifecycle.bridgeStop(row.userName, hubName);
       this.missingSince.delete(row.id);
       report.orphansStopped.push(row.id);
@@ -168,18 +187,34 @@ export class Reconciler {
       const tag = this.d.jobTag(row.cloud as Cloud);
       if (!this.d.provisioners.has(tag)) continue;
       if (row.state === 'stopping') {
-        if (!old(row.stopRequestedAt ?? row.createdAt) || (await this.d.queue.pending(row.id, 'stop'))) continue;
+        if (
+          !old(row.stopRequestedAt ?? row.createdAt) ||
+          (await this.d.queue.pending(row.id, 'stop'))
+        )
+          continue;
         await this.d.queue.enqueue(row.id, 'stop', tag);
         await this.d.store.note(row.id, 0, 'stopping again: the previous stop did not finish');
         report.stopsRequeued.push(row.id);
       } else if (STARTING.includes(row.state as InstanceState)) {
-        if (now - row.createdAt.getTime() < this.d.graceSeconds * 1000 || (await this.d.queue.pending(row.id, 'start'))) continue;
-        const failed = await this.d.store.transition(row.id, 'failed', 100, 'start lost: no worker is provisioning it', {
-          errorCode: 'provision_failed',
-          errorMessage: 'the start was lost (no worker was provisioning it); start the server again',
-          stoppedAt: new Date(now),
-        });
-        if (failed && !(await this.d.queue.pending(row.id, 'stop'))) await this.d.queue.enqueue(row.id, 'stop', tag);
+        if (
+          now - row.createdAt.getTime() < this.d.graceSeconds * 1000 ||
+          (await this.d.queue.pending(row.id, 'start'))
+        )
+          continue;
+        const failed = await this.d.store.transition(
+          row.id,
+          'failed',
+          100,
+          'start lost: no worker is provisioning it',
+          {
+            errorCode: 'provision_failed',
+            errorMessage:
+              'the start was lost (no worker was provisioning it); start the server again',
+            stoppedAt: new Date(now),
+          },
+        );
+        if (failed && !(await this.d.queue.pending(row.id, 'stop')))
+          await this.d.queue.enqueue(row.id, 'stop', tag);
         report.startsFailed.push(row.id);
       }
     }
@@ -204,10 +239,17 @@ export class Reconciler {
         }
         // no instance row at all (a database restored from backup, a copied workdir): destroy it here
         try {
-          await p.stop(id, {}, { report: async () => undefined, signal: AbortSignal.timeout(3_600_000) });
+          await p.stop(
+            id,
+            {},
+            { report: async () => undefined, signal: AbortSignal.timeout(3_600_000) },
+          );
           report.strayWorkdirsDestroyed.push(id);
         } catch (err) {
-          this.d.logger.error({ instance: id, err: err instanceof Error ? err.message : String(err) }, 'could not destroy a stray terraform workdir');
+          this.d.logger.error(
+            { instance: id, err: err instanceof Error ? err.message : String(err) },
+            'could not destroy a stray terraform workdir',
+          );
         }
       }
     }

@@ -10,11 +10,18 @@ import { ApiError } from '../errors.js';
 import { errors, json } from './common.js';
 
 const BootstrapRequest = z
-  .object({ instanceId: z.uuid().optional().describe('the instance the machine believes it is; checked against the token') })
+  .object({
+    instanceId: z
+      .uuid()
+      .optional()
+      .describe('the instance the machine believes it is; checked against the token'),
+  })
   .meta({ id: 'BootstrapRequest' });
 
 const BootstrapResponse = z
-  .object({ env: z.record(z.string(), z.string()).describe("the single-user server's environment") })
+  .object({
+    env: z.record(z.string(), z.string()).describe("the single-user server's environment"),
+  })
   .meta({ id: 'BootstrapResponse' });
 
 const BEARER = /^Bearer\s+(\S{16,512})$/i;
@@ -31,13 +38,21 @@ export function bootstrapRoutes(deps: { bootstrap: BootstrapTokens }) {
       method: 'post',
       path: '/bootstrap',
       security: [{ bootstrapToken: [] }],
-      description: 'Spends a single-use bootstrap token and answers the environment of the machine it was issued for. A second use or an expired token answers 401.',
-      request: { body: { content: { 'application/json': { schema: BootstrapRequest } }, required: false } },
+      description:
+        'Spends a single-use bootstrap token and answers the environment of the machine it was issued for. A second use or an expired token answers 401.',
+      request: {
+        body: { content: { 'application/json': { schema: BootstrapRequest } }, required: false },
+      },
       responses: { 200: json(BootstrapResponse, 'the environment, once'), ...errors(400, 401) },
     }),
     async (c) => {
       const m = BEARER.exec(c.req.header('authorization') ?? '');
-      if (!m?.[1]) throw new ApiError(401, 'unauthenticated', 'send the bootstrap token as "Authorization: Bearer <token>"');
+      if (!m?.[1])
+        throw new ApiError(
+          401,
+          'unauthenticated',
+          'send the bootstrap token as "Authorization: Bearer <token>"',
+        );
       let instanceId: string | undefined;
       const text = await c.req.text();
       if (text.trim()) {

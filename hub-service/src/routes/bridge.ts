@@ -24,7 +24,12 @@ export function bridgeRoutes(deps: Pick<AppDeps, 'store' | 'lifecycle' | 'catalo
   const r = newRouter();
 
   r.openapi(
-    createRoute({ method: 'get', path: '/catalog', security, responses: { 200: json(Catalog, 'the catalog'), ...errors(401) } }),
+    createRoute({
+      method: 'get',
+      path: '/catalog',
+      security,
+      responses: { 200: json(Catalog, 'the catalog'), ...errors(401) },
+    }),
     (c) => c.json(deps.catalog(), 200),
   );
 
@@ -33,7 +38,9 @@ export function bridgeRoutes(deps: Pick<AppDeps, 'store' | 'lifecycle' | 'catalo
       method: 'post',
       path: '/start',
       security,
-      request: { body: { content: { 'application/json': { schema: BridgeStartRequest } }, required: true } },
+      request: {
+        body: { content: { 'application/json': { schema: BridgeStartRequest } }, required: true },
+      },
       responses: { 202: json(BridgeStatus, 'the instance is requested'), ...errors(400, 401, 409) },
     }),
     async (c) => {
@@ -47,8 +54,13 @@ export function bridgeRoutes(deps: Pick<AppDeps, 'store' | 'lifecycle' | 'catalo
       method: 'post',
       path: '/stop',
       security,
-      request: { body: { content: { 'application/json': { schema: BridgeStopRequest } }, required: true } },
-      responses: { 202: json(BridgeStatus, 'stopping (or null: nothing to stop)'), ...errors(400, 401) },
+      request: {
+        body: { content: { 'application/json': { schema: BridgeStopRequest } }, required: true },
+      },
+      responses: {
+        202: json(BridgeStatus, 'stopping (or null: nothing to stop)'),
+        ...errors(400, 401),
+      },
     }),
     async (c) => {
       const { user, server } = c.req.valid('json');
@@ -63,7 +75,10 @@ export function bridgeRoutes(deps: Pick<AppDeps, 'store' | 'lifecycle' | 'catalo
       path: '/status',
       security,
       request: { query: z.object({ user: z.string().min(1), server: z.string().default('') }) },
-      responses: { 200: json(BridgeStatus, 'the newest instance of the server'), ...errors(400, 401) },
+      responses: {
+        200: json(BridgeStatus, 'the newest instance of the server'),
+        ...errors(400, 401),
+      },
     }),
     async (c) => {
       const { user, server } = c.req.valid('query');
@@ -94,7 +109,13 @@ export function bridgeRoutes(deps: Pick<AppDeps, 'store' | 'lifecycle' | 'catalo
       const { unless, wait } = c.req.valid('query');
       const deadline = Date.now() + wait * 1000;
       let row = await deps.store.get(id);
-      while (row && unless && row.state === unless && Date.now() < deadline && !c.req.raw.signal.aborted) {
+      while (
+        row &&
+        unless &&
+        row.state === unless &&
+        Date.now() < deadline &&
+        !c.req.raw.signal.aborted
+      ) {
         await new Promise((r) => setTimeout(r, 100));
         row = await deps.store.get(id);
       }
@@ -108,8 +129,14 @@ export function bridgeRoutes(deps: Pick<AppDeps, 'store' | 'lifecycle' | 'catalo
       method: 'get',
       path: '/instances/{id}/events',
       security,
-      request: { params: IdParam, query: z.object({ after: z.coerce.number().int().min(0).default(0) }) },
-      responses: { 200: json(EventList, 'events after the given id, oldest first'), ...errors(401, 404) },
+      request: {
+        params: IdParam,
+        query: z.object({ after: z.coerce.number().int().min(0).default(0) }),
+      },
+      responses: {
+        200: json(EventList, 'events after the given id, oldest first'),
+        ...errors(401, 404),
+      },
     }),
     async (c) => {
       const { id } = c.req.valid('param');

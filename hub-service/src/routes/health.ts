@@ -16,7 +16,10 @@ export function healthRoutes(deps: Pick<AppDeps, 'database' | 'version'>) {
     }),
     async (c) => {
       await deps.database.db.execute(sql`select 1`);
-      return c.json({ status: 'ok' as const, version: deps.version, database: deps.database.kind }, 200);
+      return c.json(
+        { status: 'ok' as const, version: deps.version, database: deps.database.kind },
+        200,
+      );
     },
   );
   return r;

@@ -20,14 +20,20 @@ import { errors, json } from './common.js';
 
 const ServerParam = z.object({ server: ServerName });
 const UserQuery = z.object({
-  user: z.string().min(1).max(255).optional().meta({ description: 'admins only: act for this user' }),
+  user: z
+    .string()
+    .min(1)
+    .max(255)
+    .optional()
+    .meta({ description: 'admins only: act for this user' }),
 });
 
 /** The user a request acts for: the caller, or with `?user=` someone else if the caller is an admin. */
 function subject(c: Context<AppEnv>, requested: string | undefined): string {
   const me = c.get('user');
   if (!requested || requested === me.name) return me.name;
-  if (!me.admin) throw new ApiError(403, 'forbidden', "only admins may act on another user's servers");
+  if (!me.admin)
+    throw new ApiError(403, 'forbidden', "only admins may act on another user's servers");
   return requested;
 }
 
@@ -40,14 +46,23 @@ export function instanceRoutes(deps: Pick<AppDeps, 'store' | 'lifecycle'>) {
       path: '/instances',
       request: {
         query: UserQuery.extend({
-          all: z.enum(['true', 'false']).optional().meta({ description: 'include ended instances' }),
+          all: z
+            .enum(['true', 'false'])
+            .optional()
+            .meta({ description: 'include ended instances' }),
         }),
       },
-      responses: { 200: json(InstanceList, 'the instances, newest first'), ...errors(400, 401, 403) },
+      responses: {
+        200: json(InstanceList, 'the instances, newest first'),
+        ...errors(400, 401, 403),
+      },
     }),
     async (c) => {
       const q = c.req.valid('query');
-      const rows = await deps.store.list({ user: subject(c, q.user), includeEnded: q.all === 'true' });
+      const rows = await deps.store.list({
+        user: subject(c, q.user),
+        includeEnded: q.all === 'true',
+      });
       return c.json({ instances: rows.map(toInstance) }, 200);
     },
   );
@@ -68,7 +83,11 @@ export function instanceRoutes(deps: Pick<AppDeps, 'store' | 'lifecycle'>) {
     async (c) => {
       const user = subject(c, c.req.valid('query').user);
       const body = c.req.valid('json');
-      const row = await deps.lifecycle.launch(user, { ...body, server: body.server ?? DEFAULT_SERVER, spot: body.spot ?? false });
+      const row = await deps.lifecycle.launch(user, {
+        ...body,
+        server: body.server ?? DEFAULT_SERVER,
+        spot: body.spot ?? false,
+      });
       return c.json(toInstance(row), 202);
     },
   );
@@ -78,7 +97,10 @@ export function instanceRoutes(deps: Pick<AppDeps, 'store' | 'lifecycle'>) {
       method: 'get',
       path: '/instances/{server}',
       request: { params: ServerParam, query: UserQuery },
-      responses: { 200: json(Instance, 'the newest instance of the server'), ...errors(401, 403, 404) },
+      responses: {
+        200: json(Instance, 'the newest instance of the server'),
+        ...errors(401, 403, 404),
+      },
     }),
     async (c) => {
       const { server } = c.req.valid('param');
@@ -112,13 +134,20 @@ export function instanceRoutes(deps: Pick<AppDeps, 'store' | 'lifecycle'>) {
         body: { content: { 'application/json': { schema: ResizeRequest } }, required: true },
       },
       responses: {
-        202: json(Instance, 'the old size is stopping; the new one starts next (follow the events)'),
+        202: json(
+          Instance,
+          'the old size is stopping; the new one starts next (follow the events)',
+        ),
         ...errors(400, 401, 403, 404, 409, 502),
       },
     }),
     async (c) => {
       const { server } = c.req.valid('param');
-      const row = await deps.lifecycle.resize(subject(c, c.req.valid('query').user), server, c.req.valid('json'));
+      const row = await deps.lifecycle.resize(
+        subject(c, c.req.valid('query').user),
+        server,
+        c.req.valid('json'),
+      );
       return c.json(toInstance(row), 202);
     },
   );
@@ -135,7 +164,10 @@ export function instanceRoutes(deps: Pick<AppDeps, 'store' | 'lifecycle'>) {
         query: UserQuery.extend({ after: z.coerce.number().int().min(0).optional() }),
       },
       responses: {
-        200: { content: { 'text/event-stream': { schema: z.string() } }, description: 'an event stream' },
+        200: {
+          content: { 'text/event-stream': { schema: z.string() } },
+          description: 'an event stream',
+        },
         ...errors(401, 403),
       },
     }),

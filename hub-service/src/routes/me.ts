@@ -15,7 +15,12 @@ export function meRoutes(deps: Pick<AppDeps, 'database' | 'config'>) {
     }),
     async (c) => {
       const user = c.get('user');
-      const plan = await planFor(deps.database.db, user.name, user.groups, deps.config.NGSCI_DEFAULT_PLAN);
+      const plan = await planFor(
+        deps.database.db,
+        user.name,
+        user.groups,
+        deps.config.NGSCI_DEFAULT_PLAN,
+      );
       return c.json(
         {
           name: user.name,

@@ -4,5 +4,8 @@
 import { writeFileSync } from 'node:fs';
 
 if (process.argv[2] !== 'agent') process.exit(2);
-writeFileSync(process.env.FAKE_AGENT_OUT, JSON.stringify({ pid: process.pid, instance: process.env.NGSCI_INSTANCE_ID }));
+writeFileSync(
+  process.env.FAKE_AGENT_OUT,
+  JSON.stringify({ pid: process.pid, instance: process.env.NGSCI_INSTANCE_ID }),
+);
 setInterval(() => {}, 1000);

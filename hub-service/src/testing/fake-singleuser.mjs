@@ -8,7 +8,9 @@ const url = new URL(process.env.JUPYTERHUB_SERVICE_URL);
 const server = createServer((req, res) => {
   if (req.url === `${url.pathname}api` && !process.env.FAKE_NEVER_READY) {
     res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ version: 'fake', mem: process.env.MEM_LIMIT, cpu: process.env.CPU_LIMIT }));
+    res.end(
+      JSON.stringify({ version: 'fake', mem: process.env.MEM_LIMIT, cpu: process.env.CPU_LIMIT }),
+    );
   } else {
     res.writeHead(503);
     res.end();
@@ -16,6 +18,9 @@ const server = createServer((req, res) => {
 });
 server.listen(Number(url.port), url.hostname);
 if (process.env.FAKE_EXIT_AFTER_MS) {
-  setTimeout(() => process.exit(Number(process.env.FAKE_EXIT_CODE ?? 1)), Number(process.env.FAKE_EXIT_AFTER_MS));
+  setTimeout(
+    () => process.exit(Number(process.env.FAKE_EXIT_CODE ?? 1)),
+    Number(process.env.FAKE_EXIT_AFTER_MS),
+  );
 }
 process.on('SIGTERM', () => process.exit(0));

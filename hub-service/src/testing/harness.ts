@@ -38,7 +38,11 @@ export interface Harness {
 let sharedDb: Promise<Database> | null = null;
 
 export async function harness(
-  opts: { provisioners?: Map<string, Provisioner>; env?: Record<string, string>; logTo?: NodeJS.WritableStream } = {},
+  opts: {
+    provisioners?: Map<string, Provisioner>;
+    env?: Record<string, string>;
+    logTo?: NodeJS.WritableStream;
+  } = {},
 ): Promise<Harness> {
   const config = loadConfig({
     JUPYTERHUB_API_TOKEN: 'service-token-0123456789',
@@ -63,7 +67,11 @@ export async function harness(
   const bridge = (path: string, init: RequestInit = {}) =>
     app.request(`${prefix}/api/v1/bridge${path}`, {
       ...init,
-      headers: { authorization: `Bearer ${BRIDGE_SECRET}`, 'content-type': 'application/json', ...(init.headers as object) },
+      headers: {
+        authorization: `Bearer ${BRIDGE_SECRET}`,
+        'content-type': 'application/json',
+        ...(init.headers as object),
+      },
     });
 
   const fakeHubFetch: typeof fetch = async (input, init) => {
@@ -75,19 +83,37 @@ export async function harness(
     if (path === '/user') {
       const u = tokens.get(auth);
       if (!u) return Response.json({ status: 403, message: 'no' }, { status: 403 });
-      return Response.json({ kind: 'user', name: u.name, admin: !!u.admin, groups: u.groups ?? [], scopes: u.scopes ?? [ACCESS] });
+      return Response.json({
+        kind: 'user',
+        name: u.name,
+        admin: !!u.admin,
+        groups: u.groups ?? [],
+        scopes: u.scopes ?? [ACCESS],
+      });
     }
     const m = /^\/users\/([^/]+)\/(server|servers\/([^/]+))$/.exec(path);
     if (m) {
       const user = decodeURIComponent(m[1]!);
       const server = m[3] ? decodeURIComponent(m[3]) : '';
-      if (server === 'bad') return Response.json({ status: 400, message: "Invalid server_name 'bad'" }, { status: 400 });
+      if (server === 'bad')
+        return Response.json(
+          { status: 400, message: "Invalid server_name 'bad'" },
+          { status: 400 },
+        );
       if (method === 'POST') {
         const res = await bridge('/start', {
           method: 'POST',
-          body: JSON.stringify({ user, server, options: JSON.parse(String(init?.body ?? '{}')), env: { JUPYTERHUB_API_TOKEN: 'server-token-secret' }, baseUrl: `/user/${user}/${server ? `${server}/` : ''}` }),
+          body: JSON.stringify({
+            user,
+            server,
+            options: JSON.parse(String(init?.body ?? '{}')),
+            env: { JUPYTERHUB_API_TOKEN: 'server-token-secret' },
+            baseUrl: `/user/${user}/${server ? `${server}/` : ''}`,
+          }),
         });
-        return res.ok ? new Response(null, { status: 202 }) : Response.json({ status: 500, message: await res.text() }, { status: 500 });
+        return res.ok
+          ? new Response(null, { status: 202 })
+          : Response.json({ status: 500, message: await res.text() }, { status: 500 });
       }
       if (method === 'DELETE') {
         await bridge('/stop', { method: 'POST', body: JSON.stringify({ user, server }) });
@@ -104,11 +130,32 @@ export async function harness(
     return Response.json({ status: 404, message: 'not found' }, { status: 404 });
   };
 
-  const hub = new HubClient({ apiUrl: config.JUPYTERHUB_API_URL, token: config.JUPYTERHUB_API_TOKEN, fetch: fakeHubFetch });
+  const hub = new HubClient({
+    apiUrl: config.JUPYTERHUB_API_URL,
+    token: config.JUPYTERHUB_API_TOKEN,
+    fetch: fakeHubFetch,
+  });
   const logger = opts.logTo ? createLogger('trace', opts.logTo) : createLogger('silent');
-  const services = createServices({ config, database, hub, logger, provisioners: opts.provisioners ?? new Map() });
-  const auth = new Authenticator({ hub, accessScopes: accessScopes(config), adminScope: config.NGSCI_ADMIN_SCOPE, cacheSeconds: 30 });
-  app = createApp({ ...services, auth, bridgeSecret: BRIDGE_SECRET, prefix: config.JUPYTERHUB_SERVICE_PREFIX, version: 'test' });
+  const services = createServices({
+    config,
+    database,
+    hub,
+    logger,
+    provisioners: opts.provisioners ?? new Map(),
+  });
+  const auth = new Authenticator({
+    hub,
+    accessScopes: accessScopes(config),
+    adminScope: config.NGSCI_ADMIN_SCOPE,
+    cacheSeconds: 30,
+  });
+  app = createApp({
+    ...services,
+    auth,
+    bridgeSecret: BRIDGE_SECRET,
+    prefix: config.JUPYTERHUB_SERVICE_PREFIX,
+    version: 'test',
+  });
   await services.worker.start();
 
   return {
@@ -136,7 +183,11 @@ export async function harness(
   };
 }
 
-export async function eventually<T>(fn: () => Promise<T | null | undefined | false>, what: string, ms = 10_000): Promise<T> {
+export async function eventually<T>(
+  fn: () => Promise<T | null | undefined | false>,
+  what: string,
+  ms = 10_000,
+): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
     const v = await fn();

@@ -6,7 +6,15 @@
 import { Dialog, showDialog } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 import type { Message } from '@lumino/messaging';
-import { NgsciApiError, type AdminUser, type Instance, type NgsciApi, type Plan, type PriceOverride, type Quota } from '../api';
+import {
+  NgsciApiError,
+  type AdminUser,
+  type Instance,
+  type NgsciApi,
+  type Plan,
+  type PriceOverride,
+  type Quota,
+} from '../api';
 import { h, notice } from '../dom';
 import { formatDuration, formatMicros, formatRate, formatState, parseDollars } from '../format';
 import { costSoFar, uptimeMs } from '../projection';
@@ -37,7 +45,10 @@ export class AdminPanel extends Widget {
   protected override onBeforeShow(msg: Message): void {
     super.onBeforeShow(msg);
     void this.refresh();
-    this.timer = window.setInterval(() => document.visibilityState === 'visible' && void this.refresh(), 30_000);
+    this.timer = window.setInterval(
+      () => document.visibilityState === 'visible' && void this.refresh(),
+      30_000,
+    );
   }
 
   protected override onAfterHide(msg: Message): void {
@@ -61,7 +72,11 @@ export class AdminPanel extends Widget {
       try {
         return { data: await fn(), error: null };
       } catch (err) {
-        return { data: null, error: err instanceof NgsciApiError ? err : new NgsciApiError(0, 'bad_response', String(err)) };
+        return {
+          data: null,
+          error:
+            err instanceof NgsciApiError ? err : new NgsciApiError(0, 'bad_response', String(err)),
+        };
       }
     };
     [this.instances, this.users, this.quotas, this.plans, this.overrides] = await Promise.all([
@@ -76,65 +91,149 @@ export class AdminPanel extends Widget {
 
   private part<T>(title: string, p: Part<T>, body: (d: T) => HTMLElement): HTMLElement {
     const content = p.error
-      ? notice(p.error.code === 'endpoint_missing' ? 'info' : 'error', p.error.code === 'endpoint_missing' ? `${title}: not available from this ngsci service yet.` : p.error.userMessage)
+      ? notice(
+          p.error.code === 'endpoint_missing' ? 'info' : 'error',
+          p.error.code === 'endpoint_missing'
+            ? `${title}: not available from this ngsci service yet.`
+            : p.error.userMessage,
+        )
       : p.data !== null
         ? body(p.data)
         : notice('info', 'Loading…');
-    return h('section', { class: 'jp-ngsci-admin-part', 'aria-label': title }, h('h2', {}, title), content);
+    return h(
+      'section',
+      { class: 'jp-ngsci-admin-part', 'aria-label': title },
+      h('h2', {}, title),
+      content,
+    );
   }
 
   private render(): void {
     const active = document.activeElement;
-    const keepFocus = active && this.node.contains(active) ? (active as HTMLElement).dataset.focusKey : undefined;
+    const keepFocus =
+      active && this.node.contains(active) ? (active as HTMLElement).dataset.focusKey : undefined;
     const now = Date.now();
     this.node.replaceChildren(
       h('h1', { class: 'jp-ngsci-admin-title' }, 'ngsci admin'),
       this.part('Running instances', this.instances, (list) => {
         const running = list.filter((i) => i.state !== 'stopped' && i.state !== 'failed');
         if (!running.length) return h('p', { class: 'jp-ngsci-hint' }, 'Nothing is running.');
-        return table(['User', 'Server', 'Size', 'State', 'Uptime', 'Rate', 'Cost', ''], running.map((i) => [
-          i.user, i.server, i.size, formatState(i.state), formatDuration(uptimeMs(i, now)), formatRate(i.ratePerHourMicros), formatMicros(costSoFar(i, now)),
-          h('button', { class: 'jp-mod-styled jp-mod-warn', type: 'button', 'aria-label': `Stop ${i.user}/${i.server}`, onclick: () => void this.stopInstance(i) }, 'Stop'),
-        ]), 'Running instances');
+        return table(
+          ['User', 'Server', 'Size', 'State', 'Uptime', 'Rate', 'Cost', ''],
+          running.map((i) => [
+            i.user,
+            i.server,
+            i.size,
+            formatState(i.state),
+            formatDuration(uptimeMs(i, now)),
+            formatRate(i.ratePerHourMicros),
+            formatMicros(costSoFar(i, now)),
+            h(
+              'button',
+              {
+                class: 'jp-mod-styled jp-mod-warn',
+                type: 'button',
+                'aria-label': `Stop ${i.user}/${i.server}`,
+                onclick: () => void this.stopInstance(i),
+              },
+              'Stop',
+            ),
+          ]),
+          'Running instances',
+        );
       }),
       this.part('Users', this.users, (d) =>
-        table(['User', 'Groups', 'Plan', 'Running', `Spent (${d.month})`, 'Budget', 'Used'], d.users.map((u) => [
-          u.name, u.groups.join(', ') || '—', u.plan, String(u.running), formatMicros(u.spentMicros, { precise: false }),
-          u.budgetMicros === null ? 'none' : formatMicros(u.budgetMicros, { precise: false }),
-          u.percent === null ? '—' : meter(u.percent, `${u.name}: ${u.percent}% of budget`),
-        ]), 'Users'),
+        table(
+          ['User', 'Groups', 'Plan', 'Running', `Spent (${d.month})`, 'Budget', 'Used'],
+          d.users.map((u) => [
+            u.name,
+            u.groups.join(', ') || '—',
+            u.plan,
+            String(u.running),
+            formatMicros(u.spentMicros, { precise: false }),
+            u.budgetMicros === null ? 'none' : formatMicros(u.budgetMicros, { precise: false }),
+            u.percent === null ? '—' : meter(u.percent, `${u.name}: ${u.percent}% of budget`),
+          ]),
+          'Users',
+        ),
       ),
       this.part('Quotas and budgets', this.quotas, (qs) =>
-        h('div', {},
+        h(
+          'div',
+          {},
           qs.length
-            ? table(['For', 'Monthly budget', 'Hard stop', 'Max running', 'GPU h/month'], qs.map((q) => [
-                q.subjectKind === 'default' ? 'everyone (default)' : `${q.subjectKind} ${q.subjectName}`,
-                q.monthlyBudgetMicros === null ? 'none' : formatMicros(q.monthlyBudgetMicros, { precise: false }),
-                q.hardStop ? 'yes' : 'no',
-                q.maxConcurrent === null ? '—' : String(q.maxConcurrent),
-                q.gpuHoursPerMonth === null ? '—' : String(q.gpuHoursPerMonth),
-              ]), 'Quotas')
+            ? table(
+                ['For', 'Monthly budget', 'Hard stop', 'Max running', 'GPU h/month'],
+                qs.map((q) => [
+                  q.subjectKind === 'default'
+                    ? 'everyone (default)'
+                    : `${q.subjectKind} ${q.subjectName}`,
+                  q.monthlyBudgetMicros === null
+                    ? 'none'
+                    : formatMicros(q.monthlyBudgetMicros, { precise: false }),
+                  q.hardStop ? 'yes' : 'no',
+                  q.maxConcurrent === null ? '—' : String(q.maxConcurrent),
+                  q.gpuHoursPerMonth === null ? '—' : String(q.gpuHoursPerMonth),
+                ]),
+                'Quotas',
+              )
             : h('p', { class: 'jp-ngsci-hint' }, 'No quotas set.'),
           this.quotaForm(),
         ),
       ),
       this.part('Plans', this.plans, (ps) =>
-        table(['Plan', 'Id', 'Price multiplier'], ps.map((p) => [p.label, p.id, p.multiplierPpm === 0 ? 'free' : `× ${p.multiplierPpm / 1_000_000}`]), 'Plans'),
+        table(
+          ['Plan', 'Id', 'Price multiplier'],
+          ps.map((p) => [
+            p.label,
+            p.id,
+            p.multiplierPpm === 0 ? 'free' : `× ${p.multiplierPpm / 1_000_000}`,
+          ]),
+          'Plans',
+        ),
       ),
       this.part('Price overrides', this.overrides, (os) =>
         os.length
-          ? table(['Size', 'Cloud', 'On-demand', 'Spot', 'Note'], os.map((o) => [o.size, o.cloud, formatRate(o.onDemandMicrosPerHour), o.spotMicrosPerHour === null ? '—' : formatRate(o.spotMicrosPerHour), o.note ?? '']), 'Price overrides')
+          ? table(
+              ['Size', 'Cloud', 'On-demand', 'Spot', 'Note'],
+              os.map((o) => [
+                o.size,
+                o.cloud,
+                formatRate(o.onDemandMicrosPerHour),
+                o.spotMicrosPerHour === null ? '—' : formatRate(o.spotMicrosPerHour),
+                o.note ?? '',
+              ]),
+              'Price overrides',
+            )
           : h('p', { class: 'jp-ngsci-hint' }, 'The catalog list prices apply: no overrides.'),
       ),
     );
-    if (keepFocus) (this.node.querySelector(`[data-focus-key="${keepFocus}"]`) as HTMLElement | null)?.focus();
+    if (keepFocus)
+      (this.node.querySelector(`[data-focus-key="${keepFocus}"]`) as HTMLElement | null)?.focus();
   }
 
   private quotaForm(): HTMLElement {
-    const kind = h('select', { name: 'subjectKind', 'data-focus-key': 'kind' },
-      h('option', { value: 'user' }, 'User'), h('option', { value: 'group' }, 'Group'), h('option', { value: 'default' }, 'Everyone (default)'));
-    const name = h('input', { name: 'subjectName', type: 'text', placeholder: 'researcher', 'data-focus-key': 'name', autocomplete: 'off' });
-    const budget = h('input', { name: 'monthlyBudget', type: 'text', inputmode: 'decimal', placeholder: '250.00', 'data-focus-key': 'budget' });
+    const kind = h(
+      'select',
+      { name: 'subjectKind', 'data-focus-key': 'kind' },
+      h('option', { value: 'user' }, 'User'),
+      h('option', { value: 'group' }, 'Group'),
+      h('option', { value: 'default' }, 'Everyone (default)'),
+    );
+    const name = h('input', {
+      name: 'subjectName',
+      type: 'text',
+      placeholder: 'researcher',
+      'data-focus-key': 'name',
+      autocomplete: 'off',
+    });
+    const budget = h('input', {
+      name: 'monthlyBudget',
+      type: 'text',
+      inputmode: 'decimal',
+      placeholder: '250.00',
+      'data-focus-key': 'budget',
+    });
     const hard = h('input', { name: 'hardStop', type: 'checkbox', 'data-focus-key': 'hard' });
     this.formMessage = h('p', { class: 'jp-ngsci-form-message', role: 'status' });
     kind.addEventListener('change', () => {
@@ -153,12 +252,22 @@ export class AdminPanel extends Widget {
     );
     form.addEventListener('submit', (ev) => {
       ev.preventDefault();
-      void this.saveQuota(kind.value as 'user' | 'group' | 'default', name.value.trim(), budget.value, hard.checked);
+      void this.saveQuota(
+        kind.value as 'user' | 'group' | 'default',
+        name.value.trim(),
+        budget.value,
+        hard.checked,
+      );
     });
     return form;
   }
 
-  private async saveQuota(kind: 'user' | 'group' | 'default', name: string, budgetText: string, hardStop: boolean): Promise<void> {
+  private async saveQuota(
+    kind: 'user' | 'group' | 'default',
+    name: string,
+    budgetText: string,
+    hardStop: boolean,
+  ): Promise<void> {
     const say = (text: string, error = false) => {
       if (!this.formMessage) return;
       this.formMessage.textContent = text;
@@ -172,7 +281,9 @@ export class AdminPanel extends Widget {
       say((err as Error).message, true);
       return;
     }
-    const existing = this.quotas.data?.find((q) => q.subjectKind === kind && q.subjectName === (kind === 'default' ? '' : name));
+    const existing = this.quotas.data?.find(
+      (q) => q.subjectKind === kind && q.subjectName === (kind === 'default' ? '' : name),
+    );
     try {
       await this.api.admin.putQuota(
         {
@@ -180,12 +291,16 @@ export class AdminPanel extends Widget {
           subjectName: kind === 'default' ? '' : name,
           monthlyBudgetMicros: micros,
           hardStop,
-          ...(existing ? { maxConcurrent: existing.maxConcurrent, gpuHoursPerMonth: existing.gpuHoursPerMonth } : {}),
+          ...(existing
+            ? { maxConcurrent: existing.maxConcurrent, gpuHoursPerMonth: existing.gpuHoursPerMonth }
+            : {}),
         },
         existing?.id,
       );
       await this.refresh();
-      say(`Saved: ${kind === 'default' ? 'everyone' : `${kind} ${name}`} ${micros === null ? 'has no budget' : `has ${formatMicros(micros, { precise: false })} a month`}.`);
+      say(
+        `Saved: ${kind === 'default' ? 'everyone' : `${kind} ${name}`} ${micros === null ? 'has no budget' : `has ${formatMicros(micros, { precise: false })} a month`}.`,
+      );
     } catch (err) {
       say((err as NgsciApiError).userMessage ?? String(err), true);
     }
@@ -201,7 +316,11 @@ export class AdminPanel extends Widget {
     try {
       await this.api.admin.stop(i.user, i.server);
     } catch (err) {
-      void showDialog({ title: 'ngsci', body: (err as NgsciApiError).userMessage ?? String(err), buttons: [Dialog.okButton()] });
+      void showDialog({
+        title: 'ngsci',
+        body: (err as NgsciApiError).userMessage ?? String(err),
+        buttons: [Dialog.okButton()],
+      });
     }
     await this.refresh();
   }
@@ -218,6 +337,17 @@ function table(head: string[], rows: (string | HTMLElement)[][], label: string):
 
 function meter(percent: number, label: string): HTMLElement {
   const level = percent >= 100 ? 'over' : percent >= 80 ? 'high' : percent >= 50 ? 'mid' : 'low';
-  return h('div', { class: `jp-ngsci-budget-bar jp-ngsci-budget-bar-small jp-mod-${level}`, role: 'meter', 'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-valuenow': Math.min(100, percent), 'aria-label': label, title: `${percent}%` },
-    h('div', { class: 'jp-ngsci-budget-fill', style: `width:${Math.min(100, percent)}%` }));
+  return h(
+    'div',
+    {
+      class: `jp-ngsci-budget-bar jp-ngsci-budget-bar-small jp-mod-${level}`,
+      role: 'meter',
+      'aria-valuemin': 0,
+      'aria-valuemax': 100,
+      'aria-valuenow': Math.min(100, percent),
+      'aria-label': label,
+      title: `${percent}%`,
+    },
+    h('div', { class: 'jp-ngsci-budget-fill', style: `width:${Math.min(100, percent)}%` }),
+  );
 }

@@ -21,7 +21,14 @@ export class BillingSection extends NgsciSection {
     node.replaceChildren();
     const err = m.errors.billing;
     if (err && !(err.code === 'endpoint_missing' && m.budget)) {
-      node.append(notice(err.code === 'endpoint_missing' ? 'info' : 'error', err.code === 'endpoint_missing' ? 'Budgets and statements are not available from this ngsci service yet.' : err.userMessage));
+      node.append(
+        notice(
+          err.code === 'endpoint_missing' ? 'info' : 'error',
+          err.code === 'endpoint_missing'
+            ? 'Budgets and statements are not available from this ngsci service yet.'
+            : err.userMessage,
+        ),
+      );
     }
     const b = m.budget;
     this.mtdEl = h('span', { class: 'jp-ngsci-mtd' });
@@ -29,7 +36,12 @@ export class BillingSection extends NgsciSection {
       h(
         'dl',
         { class: 'jp-ngsci-facts' },
-        ...row('Plan', m.me ? `${m.me.plan.label}${m.me.plan.multiplierPpm === 0 ? ' (free)' : m.me.plan.multiplierPpm !== 1_000_000 ? ` (×${m.me.plan.multiplierPpm / 1_000_000})` : ''}` : '—'),
+        ...row(
+          'Plan',
+          m.me
+            ? `${m.me.plan.label}${m.me.plan.multiplierPpm === 0 ? ' (free)' : m.me.plan.multiplierPpm !== 1_000_000 ? ` (×${m.me.plan.multiplierPpm / 1_000_000})` : ''}`
+            : '—',
+        ),
         ...row('This month', b ? this.mtdEl : '—'),
         ...row('Burning', b ? `${formatMicros(b.burnMicrosPerHour)}/h` : '—'),
       ),
@@ -41,27 +53,59 @@ export class BillingSection extends NgsciSection {
         const spent = m.monthToDate(now) ?? scope.spentMicros;
         const pct = percentOf(spent, scope.budgetMicros);
         const level = pct >= 100 ? 'over' : pct >= 80 ? 'high' : pct >= 50 ? 'mid' : 'low';
-        const runsOut = scope.exhaustedAt ? Date.parse(scope.exhaustedAt) : exhaustionAt({ budgetMicros: scope.budgetMicros, spentMicros: spent, burnMicrosPerHour: b.burnMicrosPerHour, now });
+        const runsOut = scope.exhaustedAt
+          ? Date.parse(scope.exhaustedAt)
+          : exhaustionAt({
+              budgetMicros: scope.budgetMicros,
+              spentMicros: spent,
+              burnMicrosPerHour: b.burnMicrosPerHour,
+              now,
+            });
         const label = `Budget${scope.kind === 'group' ? ` (group ${scope.name})` : scope.kind === 'default' ? ' (default)' : ''}: ${formatMicros(spent, { precise: false })} of ${formatMicros(scope.budgetMicros, { precise: false })}`;
         node.append(
           h(
             'div',
             { class: 'jp-ngsci-budget' },
-            h('div', { class: 'jp-ngsci-budget-label' }, label, h('span', { class: 'jp-ngsci-budget-pct' }, ` ${pct}%`)),
             h(
               'div',
-              { class: `jp-ngsci-budget-bar jp-mod-${level}`, role: 'meter', 'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-valuenow': Math.min(pct, 100), 'aria-label': label },
-              h('div', { class: 'jp-ngsci-budget-fill', style: `width:${Math.min(100, pct)}%` }),
-              ...BUDGET_THRESHOLDS.filter((t) => t < 100).map((t) => h('span', { class: 'jp-ngsci-budget-mark', style: `left:${t}%`, title: `${t}% alert` })),
+              { class: 'jp-ngsci-budget-label' },
+              label,
+              h('span', { class: 'jp-ngsci-budget-pct' }, ` ${pct}%`),
             ),
-            h('p', { class: 'jp-ngsci-hint jp-ngsci-exhaustion' },
+            h(
+              'div',
+              {
+                class: `jp-ngsci-budget-bar jp-mod-${level}`,
+                role: 'meter',
+                'aria-valuemin': 0,
+                'aria-valuemax': 100,
+                'aria-valuenow': Math.min(pct, 100),
+                'aria-label': label,
+              },
+              h('div', { class: 'jp-ngsci-budget-fill', style: `width:${Math.min(100, pct)}%` }),
+              ...BUDGET_THRESHOLDS.filter((t) => t < 100).map((t) =>
+                h('span', {
+                  class: 'jp-ngsci-budget-mark',
+                  style: `left:${t}%`,
+                  title: `${t}% alert`,
+                }),
+              ),
+            ),
+            h(
+              'p',
+              { class: 'jp-ngsci-hint jp-ngsci-exhaustion' },
               pct >= 100
-                ? scope.hardStop ? 'The budget is spent: running machines stop after a grace period.' : 'The budget is spent.'
-                : runsOut !== null ? `At the current rate the budget runs out ${formatWhen(new Date(runsOut).toISOString())}.` : 'At the current rate the budget lasts the month.',
+                ? scope.hardStop
+                  ? 'The budget is spent: running machines stop after a grace period.'
+                  : 'The budget is spent.'
+                : runsOut !== null
+                  ? `At the current rate the budget runs out ${formatWhen(new Date(runsOut).toISOString())}.`
+                  : 'At the current rate the budget lasts the month.',
             ),
           ),
         );
-      } else node.append(h('p', { class: 'jp-ngsci-hint' }, 'No budget applies to you this month.'));
+      } else
+        node.append(h('p', { class: 'jp-ngsci-hint' }, 'No budget applies to you this month.'));
     }
     node.append(h('h3', { class: 'jp-ngsci-subhead' }, 'Statements'));
     if (m.statements?.length) {
@@ -69,22 +113,49 @@ export class BillingSection extends NgsciSection {
         h(
           'table',
           { class: 'jp-ngsci-table', 'aria-label': 'Statements' },
-          h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Month'), h('th', { scope: 'col' }, 'Hours'), h('th', { scope: 'col' }, 'Total'), h('th', { scope: 'col' }, h('span', { class: 'jp-ngsci-sr' }, 'Download')))),
+          h(
+            'thead',
+            {},
+            h(
+              'tr',
+              {},
+              h('th', { scope: 'col' }, 'Month'),
+              h('th', { scope: 'col' }, 'Hours'),
+              h('th', { scope: 'col' }, 'Total'),
+              h('th', { scope: 'col' }, h('span', { class: 'jp-ngsci-sr' }, 'Download')),
+            ),
+          ),
           h(
             'tbody',
             {},
             ...m.statements.map((s) =>
-              h('tr', {},
+              h(
+                'tr',
+                {},
                 h('td', {}, formatMonth(s.month)),
                 h('td', {}, formatHours(s.seconds)),
                 h('td', {}, formatMicros(s.totalMicros, { precise: false })),
-                h('td', {}, h('button', { class: 'jp-mod-styled jp-ngsci-link', type: 'button', 'aria-label': `Download the ${formatMonth(s.month)} statement as CSV`, onclick: () => void this.download(s.month) }, 'CSV')),
+                h(
+                  'td',
+                  {},
+                  h(
+                    'button',
+                    {
+                      class: 'jp-mod-styled jp-ngsci-link',
+                      type: 'button',
+                      'aria-label': `Download the ${formatMonth(s.month)} statement as CSV`,
+                      onclick: () => void this.download(s.month),
+                    },
+                    'CSV',
+                  ),
+                ),
               ),
             ),
           ),
         ),
       );
-    } else node.append(h('p', { class: 'jp-ngsci-hint' }, m.statements ? 'No statements yet.' : '—'));
+    } else
+      node.append(h('p', { class: 'jp-ngsci-hint' }, m.statements ? 'No statements yet.' : '—'));
     this.tick();
   }
 
@@ -103,7 +174,9 @@ export class BillingSection extends NgsciSection {
       a.remove();
       setTimeout(() => URL.revokeObjectURL(url), 10_000);
     } catch (err) {
-      this.node.prepend(notice('error', (err as { userMessage?: string }).userMessage ?? String(err)));
+      this.node.prepend(
+        notice('error', (err as { userMessage?: string }).userMessage ?? String(err)),
+      );
     }
   }
 }

@@ -27,7 +27,8 @@ export class InstanceSection extends NgsciSection {
     private readonly actions: InstanceActions,
     refreshSeconds: () => number,
   ) {
-    super(model, 'instance', { label: 'Instance', refreshSeconds });
+    // the budget's burn rate and month-to-date give the resize list its projections
+    super(model, 'instance', { label: 'Instance', refreshSeconds, also: ['billing'] });
   }
 
   private costEl: HTMLElement | null = null;
@@ -46,16 +47,33 @@ export class InstanceSection extends NgsciSection {
 
     const inst = m.current;
     if (!inst) {
-      if (!err) node.append(notice('info', m.catalog ? 'No instance for this server yet.' : 'Loading…'));
+      if (!err)
+        node.append(notice('info', m.catalog ? 'No instance for this server yet.' : 'Loading…'));
     } else {
       node.append(this.details(inst));
       const progress = m.progress.get(inst.server);
-      if (progress && !r) node.append(progressBar(progress.progress, `${formatState(progress.state)}: ${progress.message}`));
-      if (inst.state === 'failed') node.append(notice('error', `Failed: ${inst.errorMessage ?? inst.errorCode ?? 'unknown error'}`));
+      if (progress && !r)
+        node.append(
+          progressBar(progress.progress, `${formatState(progress.state)}: ${progress.message}`),
+        );
+      if (inst.state === 'failed')
+        node.append(
+          notice('error', `Failed: ${inst.errorMessage ?? inst.errorCode ?? 'unknown error'}`),
+        );
       if (inst.state === 'running' && !r) {
         node.append(
-          h('div', { class: 'jp-ngsci-actions' },
-            h('button', { class: 'jp-mod-styled jp-mod-warn jp-ngsci-stop', type: 'button', onclick: () => void this.confirmStop(inst.server) }, 'Stop this machine…'),
+          h(
+            'div',
+            { class: 'jp-ngsci-actions' },
+            h(
+              'button',
+              {
+                class: 'jp-mod-styled jp-mod-warn jp-ngsci-stop',
+                type: 'button',
+                onclick: () => void this.confirmStop(inst.server),
+              },
+              'Stop this machine…',
+            ),
           ),
         );
         node.append(this.resizeList(inst));
@@ -80,10 +98,20 @@ export class InstanceSection extends NgsciSection {
     return h(
       'dl',
       { class: 'jp-ngsci-facts' },
-      ...row('Size', h('span', { class: 'jp-ngsci-size' }, size ? `${size.label} (${inst.size})` : inst.size)),
+      ...row(
+        'Size',
+        h('span', { class: 'jp-ngsci-size' }, size ? `${size.label} (${inst.size})` : inst.size),
+      ),
       ...row('Cloud', `${inst.cloud} · ${inst.region}`),
       ...row('Pricing', inst.spot ? 'Spot' : 'On-demand'),
-      ...row('State', h('span', { class: `jp-ngsci-state jp-ngsci-state-${inst.state}` }, formatState(inst.state))),
+      ...row(
+        'State',
+        h(
+          'span',
+          { class: `jp-ngsci-state jp-ngsci-state-${inst.state}` },
+          formatState(inst.state),
+        ),
+      ),
       ...row('Uptime', this.uptimeEl),
       ...row('Rate', formatRate(inst.ratePerHourMicros)),
       ...row('Cost so far', this.costEl, { 'aria-live': 'off' }),
@@ -101,42 +129,87 @@ export class InstanceSection extends NgsciSection {
     const now = Date.now();
     const spent = m.monthToDate(now);
     const burn = m.burnMicrosPerHour;
-    const base = spent !== null ? monthProjection({ spentMicros: spent, burnMicrosPerHour: burn, now }) : null;
+    const base =
+      spent !== null ? monthProjection({ spentMicros: spent, burnMicrosPerHour: burn, now }) : null;
     const rows = m.allowedSizes.map((s) => {
       const rate = m.rateOf(s.id, inst.cloud, inst.spot);
       const current = s.id === inst.size;
       const projected =
         spent !== null && rate !== null
-          ? monthProjection({ spentMicros: spent, burnMicrosPerHour: burn, now, replaceRate: { from: inst.ratePerHourMicros, to: rate } })
+          ? monthProjection({
+              spentMicros: spent,
+              burnMicrosPerHour: burn,
+              now,
+              replaceRate: { from: inst.ratePerHourMicros, to: rate },
+            })
           : null;
-      const effect = current ? 'current' : projected !== null && base !== null ? `${formatDelta(projected - base)} this month` : '';
+      const effect = current
+        ? 'current'
+        : projected !== null && base !== null
+          ? `${formatDelta(projected - base)} this month`
+          : '';
       return h(
         'li',
         { class: `jp-ngsci-size-option${current ? ' jp-mod-current' : ''}` },
         h('span', { class: 'jp-ngsci-size-label' }, s.label),
-        h('span', { class: 'jp-ngsci-size-rate' }, rate !== null ? formatRate(rate) : 'not offered'),
-        h('span', { class: 'jp-ngsci-size-effect', title: projected !== null ? `month projected at ${formatMicros(projected)}` : null }, effect),
+        h(
+          'span',
+          { class: 'jp-ngsci-size-rate' },
+          rate !== null ? formatRate(rate) : 'not offered',
+        ),
+        h(
+          'span',
+          {
+            class: 'jp-ngsci-size-effect',
+            title: projected !== null ? `month projected at ${formatMicros(projected)}` : null,
+          },
+          effect,
+        ),
         current || rate === null
           ? null
-          : h('button', { class: 'jp-mod-styled jp-ngsci-resize-btn', type: 'button', 'aria-label': `Resize to ${s.label}`, onclick: () => void this.confirmResize(s.id, s.label, rate, projected, base) }, 'Resize'),
+          : h(
+              'button',
+              {
+                class: 'jp-mod-styled jp-ngsci-resize-btn',
+                type: 'button',
+                'aria-label': `Resize to ${s.label}`,
+                onclick: () => void this.confirmResize(s.id, s.label, rate, projected, base),
+              },
+              'Resize',
+            ),
       );
     });
     return h(
       'div',
       { class: 'jp-ngsci-resize' },
       h('h3', { class: 'jp-ngsci-subhead' }, 'Resize'),
-      base !== null ? h('p', { class: 'jp-ngsci-hint' }, `At this rate the month comes to ${formatMicros(base, { precise: false })}.`) : null,
+      base !== null
+        ? h(
+            'p',
+            { class: 'jp-ngsci-hint' },
+            `At this rate the month comes to ${formatMicros(base, { precise: false })}.`,
+          )
+        : null,
       h('ul', { class: 'jp-ngsci-size-list', 'aria-label': 'Sizes' }, ...rows),
     );
   }
 
-  async confirmResize(sizeId: string, label: string, rate: number | null, projected: number | null, base: number | null): Promise<void> {
+  async confirmResize(
+    sizeId: string,
+    label: string,
+    rate: number | null,
+    projected: number | null,
+    base: number | null,
+  ): Promise<void> {
     if (this.busy) return;
     const lines = [
       `The machine restarts on ${label}${rate !== null ? ` at ${formatRate(rate)}` : ''}; this takes a minute or more.`,
       'Every open document is saved first; running kernels stop.',
     ];
-    if (projected !== null && base !== null) lines.push(`This month: ${formatMicros(base, { precise: false })} → ${formatMicros(projected, { precise: false })} at the new rate.`);
+    if (projected !== null && base !== null)
+      lines.push(
+        `This month: ${formatMicros(base, { precise: false })} → ${formatMicros(projected, { precise: false })} at the new rate.`,
+      );
     const res = await showDialog({
       title: `Resize to ${label}?`,
       body: new Widget({ node: h('div', {}, ...lines.map((l) => h('p', {}, l))) }),
@@ -157,7 +230,10 @@ export class InstanceSection extends NgsciSection {
       body: self
         ? 'Every open document is saved first, then the machine stops and billing ends. You can start it again from the hub.'
         : `The server ${server} stops and its billing ends.`,
-      buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: self ? 'Save and stop' : 'Stop' })],
+      buttons: [
+        Dialog.cancelButton(),
+        Dialog.warnButton({ label: self ? 'Save and stop' : 'Stop' }),
+      ],
     });
     if (!res.button.accept) return;
     await this.run(async () => {
@@ -190,17 +266,42 @@ export class InstanceSection extends NgsciSection {
         { class: 'jp-ngsci-server' },
         h('span', { class: 'jp-ngsci-server-name' }, i.server),
         h('span', { class: 'jp-ngsci-server-size' }, i.size),
-        h('span', { class: `jp-ngsci-state jp-ngsci-state-${i.state}` }, progress ? `${formatState(progress.state)} ${progress.progress}%` : formatState(i.state)),
+        h(
+          'span',
+          { class: `jp-ngsci-state jp-ngsci-state-${i.state}` },
+          progress ? `${formatState(progress.state)} ${progress.progress}%` : formatState(i.state),
+        ),
         active
-          ? h('button', { class: 'jp-mod-styled', type: 'button', 'aria-label': `Stop ${i.server}`, onclick: () => void this.confirmStop(i.server), disabled: i.state === 'stopping' }, 'Stop')
-          : h('button', { class: 'jp-mod-styled', type: 'button', 'aria-label': `Start ${i.server}`, onclick: () => void this.run(() => m.start(i.server, i.size)) }, 'Start'),
+          ? h(
+              'button',
+              {
+                class: 'jp-mod-styled',
+                type: 'button',
+                'aria-label': `Stop ${i.server}`,
+                onclick: () => void this.confirmStop(i.server),
+                disabled: i.state === 'stopping',
+              },
+              'Stop',
+            )
+          : h(
+              'button',
+              {
+                class: 'jp-mod-styled',
+                type: 'button',
+                'aria-label': `Start ${i.server}`,
+                onclick: () => void this.run(() => m.start(i.server, i.size)),
+              },
+              'Start',
+            ),
       );
     });
     return h(
       'div',
       { class: 'jp-ngsci-others' },
       h('h3', { class: 'jp-ngsci-subhead' }, 'Your other servers'),
-      items.length ? h('ul', { class: 'jp-ngsci-server-list', 'aria-label': 'Other servers' }, ...items) : h('p', { class: 'jp-ngsci-hint' }, 'None.'),
+      items.length
+        ? h('ul', { class: 'jp-ngsci-server-list', 'aria-label': 'Other servers' }, ...items)
+        : h('p', { class: 'jp-ngsci-hint' }, 'None.'),
     );
   }
 }
@@ -213,8 +314,18 @@ export function progressBar(value: number, label: string): HTMLElement {
     h('div', { class: 'jp-ngsci-progress-label' }, label),
     h(
       'div',
-      { class: 'jp-ngsci-progress-track', role: 'progressbar', 'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-valuenow': value, 'aria-label': label },
-      h('div', { class: 'jp-ngsci-progress-fill', style: `width:${Math.max(2, Math.min(100, value))}%` }),
+      {
+        class: 'jp-ngsci-progress-track',
+        role: 'progressbar',
+        'aria-valuemin': 0,
+        'aria-valuemax': 100,
+        'aria-valuenow': value,
+        'aria-label': label,
+      },
+      h('div', {
+        class: 'jp-ngsci-progress-fill',
+        style: `width:${Math.max(2, Math.min(100, value))}%`,
+      }),
     ),
   );
 }

@@ -26,8 +26,16 @@ export class RestartOverlay extends Widget {
         { class: 'jp-ngsci-overlay-box' },
         h('h2', {}, p.failed ? 'The resize did not work' : `Resizing to ${r.toSize}`),
         h('div', { role: 'status', 'aria-live': 'polite' }, progressBar(p.percent, p.text)),
-        h('p', { class: 'jp-ngsci-hint' }, p.failed ? 'Your documents were saved before the machine stopped.' : 'Your documents were saved. This page reopens JupyterLab when the new machine is ready.'),
-        p.failed ? h('a', { class: 'jp-mod-styled jp-ngsci-link', href: this.hubHome }, 'Go to the hub') : null,
+        h(
+          'p',
+          { class: 'jp-ngsci-hint' },
+          p.failed
+            ? 'Your documents were saved before the machine stopped.'
+            : 'Your documents were saved. This page reopens JupyterLab when the new machine is ready.',
+        ),
+        p.failed
+          ? h('a', { class: 'jp-mod-styled jp-ngsci-link', href: this.hubHome }, 'Go to the hub')
+          : null,
       ),
     );
   }

@@ -13,20 +13,23 @@ export abstract class NgsciSection extends Widget {
   constructor(
     protected readonly model: NgsciModel,
     protected readonly section: Section,
-    opts: { label: string; refreshSeconds: () => number },
+    opts: { label: string; refreshSeconds: () => number; also?: Section[] },
   ) {
     super();
     this.addClass('jp-ngsci-section');
     this.addClass(`jp-ngsci-section-${section}`);
     this.title.label = opts.label;
     this.refreshSeconds = opts.refreshSeconds;
+    this.sections = [section, ...(opts.also ?? [])];
     this.node.setAttribute('aria-label', opts.label);
     model.changed.connect((_, what) => {
-      if (this.isVisible && (what === this.section || what === 'me')) this.render();
+      if (this.isVisible && (this.sections.includes(what as Section) || what === 'me')) this.render();
     }, this);
   }
 
   private readonly refreshSeconds: () => number;
+  /** what this section shows: its own part of the model and any it borrows figures from */
+  private readonly sections: Section[];
 
   /** Fills `this.node` from the model. */
   protected abstract render(): void;
@@ -37,7 +40,7 @@ export abstract class NgsciSection extends Widget {
   protected override onBeforeShow(msg: Message): void {
     super.onBeforeShow(msg);
     this.render();
-    void this.model.refresh([this.section]);
+    void this.model.refresh(this.sections);
     this.startTimers();
   }
 
@@ -50,7 +53,7 @@ export abstract class NgsciSection extends Widget {
     super.onAfterAttach(msg);
     if (this.isVisible) {
       this.render();
-      void this.model.refresh([this.section]);
+      void this.model.refresh(this.sections);
       this.startTimers();
     }
   }
@@ -65,7 +68,7 @@ export abstract class NgsciSection extends Widget {
     this.tickTimer = window.setInterval(() => this.tick(), 1000);
     const every = Math.max(5, this.refreshSeconds()) * 1000;
     this.refreshTimer = window.setInterval(() => {
-      if (document.visibilityState === 'visible') void this.model.refresh([this.section]);
+      if (document.visibilityState === 'visible') void this.model.refresh(this.sections);
     }, every);
   }
 

@@ -22,9 +22,12 @@ export class NgsciStatus extends Widget {
     this.node.setAttribute('title', 'ngsci: open the sidebar');
     this.node.addEventListener('click', () => this.open());
     this.timer = window.setInterval(() => this.update(), 1000);
-    this.poll = window.setInterval(() => {
-      if (document.visibilityState === 'visible') void model.refresh(['instance', 'usage']);
-    }, Math.max(30, refreshSeconds) * 1000);
+    this.poll = window.setInterval(
+      () => {
+        if (document.visibilityState === 'visible') void model.refresh(['instance', 'usage']);
+      },
+      Math.max(30, refreshSeconds) * 1000,
+    );
     model.changed.connect(() => this.update(), this);
   }
 
@@ -37,7 +40,9 @@ export class NgsciStatus extends Widget {
     const parts = [`${formatMicros(this.model.spentToday())} today`];
     if (inst) {
       parts.push(inst.size);
-      parts.push(inst.state === 'running' ? formatDuration(uptimeMs(inst, Date.now())) : inst.state);
+      parts.push(
+        inst.state === 'running' ? formatDuration(uptimeMs(inst, Date.now())) : inst.state,
+      );
     }
     this.node.textContent = parts.join(' · ');
     this.node.setAttribute('aria-label', `ngsci: ${parts.join(', ')}. Open the ngsci sidebar.`);

@@ -14,7 +14,14 @@ import { dollarTicks, stack, usageTable } from '../usage-series';
 import { NgsciSection } from './section';
 
 const DAYS = 30;
-const PALETTE = ['--jp-brand-color1', '--jp-accent-color1', '--jp-warn-color1', '--jp-success-color1', '--jp-error-color1', '--jp-brand-color3'];
+const PALETTE = [
+  '--jp-brand-color1',
+  '--jp-accent-color1',
+  '--jp-warn-color1',
+  '--jp-success-color1',
+  '--jp-error-color1',
+  '--jp-brand-color3',
+];
 
 export class UsageSection extends NgsciSection {
   private plot: uPlot | null = null;
@@ -38,13 +45,30 @@ export class UsageSection extends NgsciSection {
     node.replaceChildren();
     const err = m.errors.usage;
     if (err) {
-      node.append(notice(err.code === 'endpoint_missing' ? 'info' : 'error', err.code === 'endpoint_missing' ? 'Usage history is not available from this ngsci service yet.' : err.userMessage));
+      node.append(
+        notice(
+          err.code === 'endpoint_missing' ? 'info' : 'error',
+          err.code === 'endpoint_missing'
+            ? 'Usage history is not available from this ngsci service yet.'
+            : err.userMessage,
+        ),
+      );
     }
     if (m.usage) {
       const from = startOfDayUtc(Date.now()) - (DAYS - 1) * 86_400_000;
       const t = usageTable(m.usage, from, DAYS);
-      node.append(h('p', { class: 'jp-ngsci-hint' }, `Last ${DAYS} days: ${formatMicros(m.usage.totalMicros, { precise: false })}`));
-      const chart = h('div', { class: 'jp-ngsci-chart', role: 'img', 'aria-label': `Cost per day by size over the last ${DAYS} days` });
+      node.append(
+        h(
+          'p',
+          { class: 'jp-ngsci-hint' },
+          `Last ${DAYS} days: ${formatMicros(m.usage.totalMicros, { precise: false })}`,
+        ),
+      );
+      const chart = h('div', {
+        class: 'jp-ngsci-chart',
+        role: 'img',
+        'aria-label': `Cost per day by size over the last ${DAYS} days`,
+      });
       node.append(chart);
       if (t.sizes.length) void this.draw(chart, t);
       else chart.append(h('p', { class: 'jp-ngsci-hint' }, 'No usage in the last 30 days.'));
@@ -52,12 +76,41 @@ export class UsageSection extends NgsciSection {
         h(
           'table',
           { class: 'jp-ngsci-table', 'aria-label': 'Usage by size' },
-          h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Size'), h('th', { scope: 'col' }, 'Hours'), h('th', { scope: 'col' }, 'Cost'))),
-          h('tbody', {}, ...t.totals.map((r) => h('tr', {}, h('td', {}, r.size), h('td', {}, formatHours(r.seconds)), h('td', {}, formatMicros(r.micros, { precise: false }))))),
+          h(
+            'thead',
+            {},
+            h(
+              'tr',
+              {},
+              h('th', { scope: 'col' }, 'Size'),
+              h('th', { scope: 'col' }, 'Hours'),
+              h('th', { scope: 'col' }, 'Cost'),
+            ),
+          ),
+          h(
+            'tbody',
+            {},
+            ...t.totals.map((r) =>
+              h(
+                'tr',
+                {},
+                h('td', {}, r.size),
+                h('td', {}, formatHours(r.seconds)),
+                h('td', {}, formatMicros(r.micros, { precise: false })),
+              ),
+            ),
+          ),
         ),
       );
     } else if (!err) node.append(notice('info', 'Loading…'));
-    node.append(h('h3', { class: 'jp-ngsci-subhead' }, 'GPU utilisation'), h('p', { class: 'jp-ngsci-hint jp-ngsci-gpu' }, this.gpuText ?? 'Shown here once the instance\'s agent reports it.'));
+    node.append(
+      h('h3', { class: 'jp-ngsci-subhead' }, 'GPU utilisation'),
+      h(
+        'p',
+        { class: 'jp-ngsci-hint jp-ngsci-gpu' },
+        this.gpuText ?? "Shown here once the instance's agent reports it.",
+      ),
+    );
   }
 
   protected override onBeforeShow(msg: Message): void {
@@ -75,7 +128,10 @@ export class UsageSection extends NgsciSection {
         this.gpuText = status.gpus
           .map((g) => {
             const util = g.utilizationPercent === null ? '—' : `${g.utilizationPercent}%`;
-            const mem = g.memoryUsedMiB !== null && g.memoryTotalMiB ? ` · ${Math.round(g.memoryUsedMiB / 1024)} of ${Math.round(g.memoryTotalMiB / 1024)} GiB` : '';
+            const mem =
+              g.memoryUsedMiB !== null && g.memoryTotalMiB
+                ? ` · ${Math.round(g.memoryUsedMiB / 1024)} of ${Math.round(g.memoryTotalMiB / 1024)} GiB`
+                : '';
             return `GPU ${g.index} (${g.name}): ${util}${mem}`;
           })
           .join('\n');
@@ -108,16 +164,46 @@ export class UsageSection extends NgsciSection {
         height: 140,
         legend: { show: true, live: false },
         cursor: { drag: { x: false, y: false }, points: { show: false } },
-        scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(max, 0.001) * 1.15] } },
+        scales: {
+          x: { time: true },
+          y: { range: (_u, _min, max) => [0, Math.max(max, 0.001) * 1.15] },
+        },
         axes: [
-          { stroke: fg, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid }, font, values: (_u, ticks) => ticks.map((s) => new Date(s * 1000).toLocaleDateString(undefined, { month: 'short', day: 'numeric' })) },
-          { stroke: fg, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid }, font, size: 44, values: (_u, ticks) => dollarTicks(ticks) },
+          {
+            stroke: fg,
+            grid: { stroke: grid, width: 1 },
+            ticks: { stroke: grid },
+            font,
+            values: (_u, ticks) =>
+              ticks.map((s) =>
+                new Date(s * 1000).toLocaleDateString(undefined, {
+                  month: 'short',
+                  day: 'numeric',
+                }),
+              ),
+          },
+          {
+            stroke: fg,
+            grid: { stroke: grid, width: 1 },
+            ticks: { stroke: grid },
+            font,
+            size: 44,
+            values: (_u, ticks) => dollarTicks(ticks),
+          },
         ],
         series: [
           {},
           ...order.map((i) => {
             const colour = v(PALETTE[i % PALETTE.length]!, '#1976d2');
-            return { label: t.sizes[i], stroke: colour, fill: colour, width: 0, paths: bars, points: { show: false }, value: (_u: uPlot, x: number | null) => (x === null ? '—' : `$${x.toFixed(2)}`) };
+            return {
+              label: t.sizes[i],
+              stroke: colour,
+              fill: colour,
+              width: 0,
+              paths: bars,
+              points: { show: false },
+              value: (_u: uPlot, x: number | null) => (x === null ? '—' : `$${x.toFixed(2)}`),
+            };
           }),
         ],
       },

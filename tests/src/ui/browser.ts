@@ -3,17 +3,32 @@
  * playwright-core (a test tool's own browser download does not work here), plus the steps every
  * UI test takes: log in through the hub's form, open JupyterLab, collect console errors.
  */
-import { chromium, type Browser, type BrowserContext, type ConsoleMessage, type Page } from 'playwright-core';
+import {
+  chromium,
+  type Browser,
+  type BrowserContext,
+  type ConsoleMessage,
+  type Page,
+} from 'playwright-core';
 import { existsSync } from 'node:fs';
 
 export const CHROMIUM = process.env.NGSCI_CHROMIUM ?? '/usr/bin/chromium';
 
 export async function launchBrowser(): Promise<Browser> {
-  if (!existsSync(CHROMIUM)) throw new Error(`Chromium is not at ${CHROMIUM}: install it (apt-get install -y chromium) or set NGSCI_CHROMIUM`);
+  if (!existsSync(CHROMIUM))
+    throw new Error(
+      `Chromium is not at ${CHROMIUM}: install it (apt-get install -y chromium) or set NGSCI_CHROMIUM`,
+    );
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-dev-shm-usage'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-dev-shm-usage',
+    ],
   });
 }
 
@@ -31,7 +46,12 @@ export function collectErrors(page: Page, ignore: RegExp[] = []): string[] {
 }
 
 /** Logs in through the hub's login form; the context keeps the hub's cookies. */
-export async function login(context: BrowserContext, url: string, user: string, password: string): Promise<Page> {
+export async function login(
+  context: BrowserContext,
+  url: string,
+  user: string,
+  password: string,
+): Promise<Page> {
   const page = await context.newPage();
   await page.goto(`${url}/hub/login`);
   await page.getByLabel('Username').fill(user);

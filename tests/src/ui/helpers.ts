@@ -10,14 +10,26 @@ export interface Inst {
   size: string;
 }
 
-export async function launchAndWait(stack: Stack, token: string, size = 'cpu-small'): Promise<Inst> {
-  const res = await stack.api('/instances', token, { method: 'POST', body: JSON.stringify({ size }) });
+export async function launchAndWait(
+  stack: Stack,
+  token: string,
+  size = 'cpu-small',
+): Promise<Inst> {
+  const res = await stack.api('/instances', token, {
+    method: 'POST',
+    body: JSON.stringify({ size }),
+  });
   if (res.status !== 202) throw new Error(`launch: ${res.status} ${await res.text()}`);
-  return until(async () => {
-    const i = (await (await stack.api('/instances/default', token)).json()) as Inst;
-    if (i.state === 'failed') throw new Error(`the instance failed: ${JSON.stringify(i)}`);
-    return i.state === 'running' ? i : null;
-  }, 'the instance to run', 120, stack);
+  return until(
+    async () => {
+      const i = (await (await stack.api('/instances/default', token)).json()) as Inst;
+      if (i.state === 'failed') throw new Error(`the instance failed: ${JSON.stringify(i)}`);
+      return i.state === 'running' ? i : null;
+    },
+    'the instance to run',
+    120,
+    stack,
+  );
 }
 
 /** Opens the ngsci sidebar (its tab in the left bar) and returns it. */
@@ -48,18 +60,27 @@ export async function runFromPalette(page: Page, label: string): Promise<void> {
   const input = page.locator('#command-palette .lm-CommandPalette-input');
   await input.waitFor({ state: 'visible' });
   await input.fill(label);
-  await page.locator('#command-palette .lm-CommandPalette-item', { hasText: label }).first().click();
+  await page
+    .locator('#command-palette .lm-CommandPalette-item', { hasText: label })
+    .first()
+    .click();
 }
 
-export async function setTheme(page: Page, theme: 'JupyterLab Light' | 'JupyterLab Dark'): Promise<void> {
+export async function setTheme(
+  page: Page,
+  theme: 'JupyterLab Light' | 'JupyterLab Dark',
+): Promise<void> {
   await runFromPalette(page, `Use Theme: ${theme}`);
-  await page.waitForFunction((dark) => document.body.dataset.jpThemeLight === (dark ? 'false' : 'true'), theme.includes('Dark'));
+  // a string, evaluated in the page: this package's TypeScript has no DOM types
+  await page.waitForFunction(
+    `document.body.dataset.jpThemeLight === '${theme.includes('Dark') ? 'false' : 'true'}'`,
+  );
   await page.waitForTimeout(400);
 }
 
 /** JupyterLab's "get notified about news?" toast: answered no, so it covers nothing. */
 export async function dismissNews(page: Page): Promise<void> {
-  const no = page.locator('.jp-toast-container').getByRole('button', { name: 'No' });
+  const no = page.locator('.Toastify').getByRole('button', { name: 'No', exact: true });
   if (await no.isVisible().catch(() => false)) await no.click();
 }
 

@@ -10,7 +10,16 @@ import assert from 'node:assert/strict';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { startStack, until, type Stack } from '../stack.js';
 import { collectErrors, launchBrowser, login, openLab, waitForLab } from './browser.js';
-import { dismissNews, launchAndWait, openSidebar, screenshot, section, setTheme, showOnly, type Inst } from './helpers.js';
+import {
+  dismissNews,
+  launchAndWait,
+  openSidebar,
+  screenshot,
+  section,
+  setTheme,
+  showOnly,
+  type Inst,
+} from './helpers.js';
 
 describe('the ngsci sidebar in JupyterLab', () => {
   let stack: Stack;
@@ -43,18 +52,29 @@ describe('the ngsci sidebar in JupyterLab', () => {
     await assert.doesNotReject(instance.getByText('CPU small (cpu-small)').waitFor());
     await instance.getByText('Running').waitFor();
     await instance.getByText('local · localhost').waitFor();
-    await instance.getByRole('definition').filter({ hasText: /^\$0\.096\/h$/ }).waitFor();
+    await instance
+      .getByRole('definition')
+      .filter({ hasText: /^\$0\.096\/h$/ })
+      .waitFor();
     const status = page.locator('.jp-ngsci-status');
     await status.waitFor();
-    assert.match((await status.textContent()) ?? '', /^\$[\d.]+ today · cpu-small · \d+(s|m \d\ds)$/);
+    assert.match(
+      (await status.textContent()) ?? '',
+      /^\$[\d.]+ today · cpu-small · \d+(s|m \d\ds)$/,
+    );
     // the other sizes with their price and what they do to the month
     await instance.getByRole('button', { name: 'Resize to CPU large' }).waitFor();
-    assert.match((await instance.locator('.jp-ngsci-size-option', { hasText: 'CPU large' }).textContent()) ?? '', /\$0\.384\/h/);
+    assert.match(
+      (await instance.locator('.jp-ngsci-size-option', { hasText: 'CPU large' }).textContent()) ??
+        '',
+      /\$0\.384\/h/,
+    );
     await showOnly(page, 'Instance');
     await screenshot(page.locator('#ngsci-sidebar'), 'sidebar-instance-light');
     await showOnly(page, 'Usage');
-    await section(page, 'Usage').getByRole('img', { name: /Cost per day by size/ }).waitFor();
-    await screenshot(page.locator('#ngsci-sidebar'), 'sidebar-usage-light');
+    await section(page, 'Usage')
+      .getByRole('img', { name: /Cost per day by size/ })
+      .waitFor();
     await showOnly(page, 'Billing');
     await section(page, 'Billing').getByText('Private').waitFor();
     await screenshot(page.locator('#ngsci-sidebar'), 'sidebar-billing-light');
@@ -77,7 +97,10 @@ describe('the ngsci sidebar in JupyterLab', () => {
     // both running machines, each with a Stop button
     await panel.getByRole('button', { name: 'Stop researcher/default' }).waitFor();
     await panel.getByRole('button', { name: 'Stop admin/default' }).waitFor();
-    await panel.getByRole('table', { name: 'Users' }).getByRole('cell', { name: 'researcher', exact: true }).waitFor();
+    await panel
+      .getByRole('table', { name: 'Users' })
+      .getByRole('cell', { name: 'researcher', exact: true })
+      .waitFor();
 
     const form = panel.getByRole('form', { name: 'Set a monthly budget' });
     await form.getByLabel('Name').fill('researcher');
@@ -87,7 +110,10 @@ describe('the ngsci sidebar in JupyterLab', () => {
     await form.getByLabel(/Budget \(USD/).fill('25');
     await form.getByRole('button', { name: 'Save budget' }).click();
     await form.getByText('Saved: user researcher has $25.00 a month.').waitFor();
-    await panel.getByRole('table', { name: 'Quotas' }).getByRole('cell', { name: 'user researcher' }).waitFor();
+    await panel
+      .getByRole('table', { name: 'Quotas' })
+      .getByRole('cell', { name: 'user researcher' })
+      .waitFor();
     await screenshot(adminPage, 'admin-panel-light');
     await setTheme(adminPage, 'JupyterLab Dark');
     await screenshot(adminPage, 'admin-panel-dark');
@@ -97,7 +123,9 @@ describe('the ngsci sidebar in JupyterLab', () => {
     await showOnly(page, 'Instance');
     await showOnly(page, 'Billing');
     const billing = section(page, 'Billing');
-    await billing.getByRole('meter', { name: /Budget: \$[\d.]+ of \$25\.00/ }).waitFor({ timeout: 30_000 });
+    await billing
+      .getByRole('meter', { name: /Budget: \$[\d.]+ of \$25\.00/ })
+      .waitFor({ timeout: 30_000 });
     await billing.getByText(/At the current rate the budget (runs out|lasts the month)/).waitFor();
     await screenshot(page.locator('#ngsci-sidebar'), 'sidebar-billing-budget-light');
     await admin.close();
@@ -110,13 +138,15 @@ describe('the ngsci sidebar in JupyterLab', () => {
     const cost = section(page, 'Instance').getByTestId('ngsci-cost');
     const first = await cost.textContent();
     // billing has a 60 s minimum, so the figure moves once the first minute is over
-    await page.waitForFunction((before) => document.querySelector('[data-testid="ngsci-cost"]')?.textContent !== before, first, { timeout: 90_000 });
+    await page.waitForFunction(
+      `document.querySelector('[data-testid="ngsci-cost"]')?.textContent !== ${JSON.stringify(first)}`,
+      undefined,
+      { timeout: 90_000 },
+    );
     const later = await cost.textContent();
     assert.ok(Number(later?.slice(1)) > Number(first?.slice(1)), `${first} → ${later}`);
     await setTheme(page, 'JupyterLab Dark');
     await screenshot(page.locator('#ngsci-sidebar'), 'sidebar-instance-dark');
-    await showOnly(page, 'Usage');
-    await screenshot(page.locator('#ngsci-sidebar'), 'sidebar-usage-dark');
     await showOnly(page, 'Billing');
     await screenshot(page.locator('#ngsci-sidebar'), 'sidebar-billing-dark');
     await screenshot(page, 'lab-dark');
@@ -133,7 +163,10 @@ describe('the ngsci sidebar in JupyterLab', () => {
     await waitForLab(probe);
     await dismissNews(probe);
     await openSidebar(probe);
-    await section(probe, 'Instance').getByRole('alert').getByText(/cannot be reached/).waitFor();
+    await section(probe, 'Instance')
+      .getByRole('alert')
+      .getByText(/cannot be reached/)
+      .waitFor();
     assert.match((await probe.locator('.jp-ngsci-status').textContent()) ?? '', /unavailable/);
     await probe.close();
     assert.deepEqual(probeErrors, []);
@@ -154,14 +187,17 @@ describe('the ngsci sidebar in JupyterLab', () => {
     // an unsaved notebook: the resize saves it first
     await page.locator('.jp-LauncherCard[data-category="Notebook"]').first().click();
     const kernel = page.getByRole('dialog');
-    if (await kernel.isVisible({ timeout: 3000 }).catch(() => false)) await kernel.getByRole('button', { name: 'Select' }).click();
+    if (await kernel.isVisible({ timeout: 3000 }).catch(() => false))
+      await kernel.getByRole('button', { name: 'Select' }).click();
     await page.locator('.jp-Notebook .jp-Cell .cm-content').first().click();
     await page.keyboard.type('print("kept across the resize")');
     await openSidebar(page);
     await section(page, 'Instance').getByRole('button', { name: 'Resize to CPU large' }).click();
     await page.getByRole('dialog').getByRole('button', { name: 'Save and resize' }).click();
     const restarting = page.getByRole('dialog', { name: 'Your machine is restarting' });
-    await restarting.getByRole('progressbar', { name: /Resizing to cpu-large|cpu-large is running/ }).waitFor();
+    await restarting
+      .getByRole('progressbar', { name: /Resizing to cpu-large|cpu-large is running/ })
+      .waitFor();
     await screenshot(page, 'resize-progress-light');
     // the page reloads into JupyterLab on the new server
     await page.waitForEvent('load', { timeout: 180_000 });
@@ -172,9 +208,23 @@ describe('the ngsci sidebar in JupyterLab', () => {
     assert.equal(now.size, 'cpu-large');
     assert.equal(now.state, 'running');
     assert.notEqual(now.id, before.id, 'a resize is a new instance');
-    const contents = await fetch(`${stack.url}/user/researcher/api/contents/Untitled.ipynb?content=1`, { headers: { authorization: `token ${token}` } });
+    const contents = await fetch(
+      `${stack.url}/user/researcher/api/contents/Untitled.ipynb?content=1`,
+      { headers: { authorization: `token ${token}` } },
+    );
     assert.equal(contents.status, 200, 'the notebook was saved before the machine restarted');
     assert.match(await contents.text(), /kept across the resize/);
+    // the stopped cpu-small interval is in the ledger now: the Usage section lists it
+    await showOnly(page, 'Usage');
+    await section(page, 'Usage')
+      .getByRole('table', { name: 'Usage by size' })
+      .getByRole('cell', { name: 'cpu-small' })
+      .waitFor({ timeout: 30_000 });
+    await screenshot(page.locator('#ngsci-sidebar'), 'sidebar-usage-light');
+    await setTheme(page, 'JupyterLab Dark');
+    await screenshot(page.locator('#ngsci-sidebar'), 'sidebar-usage-dark');
+    await setTheme(page, 'JupyterLab Light');
+    await showOnly(page, 'Instance');
   });
 
   test('stop from the sidebar: confirm, the machine stops, the page goes to the hub', async () => {
@@ -183,10 +233,15 @@ describe('the ngsci sidebar in JupyterLab', () => {
     await instance.getByRole('button', { name: 'Stop this machine…' }).click();
     await page.getByRole('dialog').getByRole('button', { name: 'Save and stop' }).click();
     await page.waitForURL(/\/hub\/home/, { timeout: 60_000 });
-    const stopped = await until(async () => {
-      const i = (await (await stack.api('/instances/default', token)).json()) as Inst;
-      return i.state === 'stopped' ? i : null;
-    }, 'the instance to stop', 60, stack);
+    const stopped = await until(
+      async () => {
+        const i = (await (await stack.api('/instances/default', token)).json()) as Inst;
+        return i.state === 'stopped' ? i : null;
+      },
+      'the instance to stop',
+      60,
+      stack,
+    );
     assert.equal(stopped.size, 'cpu-large');
   });
 });

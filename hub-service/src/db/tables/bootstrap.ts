@@ -24,5 +24,8 @@ export const bootstrapTokens = pgTable(
     usedAt: ts('used_at'),
     createdAt: ts('created_at').notNull().defaultNow(),
   },
-  (t) => [uniqueIndex('bootstrap_tokens_hash').on(t.tokenHash), index('bootstrap_tokens_instance').on(t.instanceId)],
+  (t) => [
+    uniqueIndex('bootstrap_tokens_hash').on(t.tokenHash),
+    index('bootstrap_tokens_instance').on(t.instanceId),
+  ],
 );

@@ -61,7 +61,8 @@ export interface TerraformDiagnostic {
   address?: string;
 }
 
-export type TerraformFailure = 'terraform_failed' | 'timeout' | 'cancelled' | 'binary_not_found' | 'bad_output';
+export type TerraformFailure =
+  'terraform_failed' | 'timeout' | 'cancelled' | 'binary_not_found' | 'bad_output';
 
 export class TerraformError extends Error {
   override readonly name = 'TerraformError';
@@ -92,18 +93,44 @@ const UiLine = z
     '@module': z.string().optional(),
     '@timestamp': z.string().optional(),
     type: z.string(),
-    changes: z.object({ add: z.number(), change: z.number(), remove: z.number(), import: z.number().optional() }).partial().optional(),
-    diagnostic: z
-      .object({ severity: z.string(), summary: z.string(), detail: z.string().optional(), address: z.string().optional() })
+    changes: z
+      .object({
+        add: z.number(),
+        change: z.number(),
+        remove: z.number(),
+        import: z.number().optional(),
+      })
+      .partial()
       .optional(),
-    hook: z.object({ resource: z.object({ addr: z.string() }).partial().optional(), action: z.string().optional() }).partial().optional(),
+    diagnostic: z
+      .object({
+        severity: z.string(),
+        summary: z.string(),
+        detail: z.string().optional(),
+        address: z.string().optional(),
+      })
+      .optional(),
+    hook: z
+      .object({
+        resource: z.object({ addr: z.string() }).partial().optional(),
+        action: z.string().optional(),
+      })
+      .partial()
+      .optional(),
     change: z.object({ action: z.string().optional() }).partial().optional(),
   })
   .loose();
 type UiLine = z.infer<typeof UiLine>;
 
 const CREDENTIAL_NAME = /^(AWS_|GOOGLE_|CLOUDSDK_|ARM_|TF_)[A-Z0-9_]*$/;
-const RESERVED = new Set(['PATH', 'HOME', 'PG_CONN_STR', 'TF_PLUGIN_CACHE_DIR', 'TF_IN_AUTOMATION', 'TF_INPUT']);
+const RESERVED = new Set([
+  'PATH',
+  'HOME',
+  'PG_CONN_STR',
+  'TF_PLUGIN_CACHE_DIR',
+  'TF_IN_AUTOMATION',
+  'TF_INPUT',
+]);
 const DEFAULT_TIMEOUTS: Record<TerraformStep, number> = {
   init: 10 * 60_000,
   plan: 10 * 60_000,
@@ -182,9 +209,15 @@ export class TerraformExecutor {
   private readonly credentials: Record<string, string>;
 
   constructor(private readonly config: TerraformExecutorConfig) {
-    const bad = Object.keys(config.credentials ?? {}).filter((k) => !CREDENTIAL_NAME.test(k) || RESERVED.has(k));
-    if (bad.length) throw new Error(`not credential variables: ${bad.join(', ')} (allowed: AWS_*, GOOGLE_*, CLOUDSDK_*, ARM_*, TF_*)`);
-    if (config.backend === 'pg' && !config.pgConnString) throw new Error('the pg backend needs pgConnString');
+    const bad = Object.keys(config.credentials ?? {}).filter(
+      (k) => !CREDENTIAL_NAME.test(k) || RESERVED.has(k),
+    );
+    if (bad.length)
+      throw new Error(
+        `not credential variables: ${bad.join(', ')} (allowed: AWS_*, GOOGLE_*, CLOUDSDK_*, ARM_*, TF_*)`,
+      );
+    if (config.backend === 'pg' && !config.pgConnString)
+      throw new Error('the pg backend needs pgConnString');
     this.credentials = { ...config.credentials };
   }
 
@@ -201,12 +234,15 @@ export class TerraformExecutor {
     env.TF_INPUT = '0';
     env.CHECKPOINT_DISABLE = '1';
     env.TF_PLUGIN_CACHE_DIR = this.config.pluginCacheDir;
-    if (this.config.backend === 'pg' && this.config.pgConnString) env.PG_CONN_STR = this.config.pgConnString;
+    if (this.config.backend === 'pg' && this.config.pgConnString)
+      env.PG_CONN_STR = this.config.pgConnString;
     return env;
   }
 
   private secrets(extra: string[] = []): string[] {
-    return [...Object.values(this.credentials), this.config.pgConnString ?? '', ...extra].filter(Boolean);
+    return [...Object.values(this.credentials), this.config.pgConnString ?? '', ...extra].filter(
+      Boolean,
+    );
   }
 
   async init(workdir: string, opts: RunOptions = {}): Promise<void> {
@@ -219,14 +255,28 @@ export class TerraformExecutor {
 
   async plan(workdir: string, opts: RunOptions = {}): Promise<{ changes: number }> {
     const progress = new Progress(opts.onProgress, (s) => scrub(s, this.secrets(opts.secrets)));
-    const r = await this.run('plan', workdir, ['plan', '-json', '-input=false', `-out=${PLAN_FILE}`], opts, progress, true);
+    const r = await this.run(
+      'plan',
+      workdir,
+      ['plan', '-json', '-input=false', `-out=${PLAN_FILE}`],
+      opts,
+      progress,
+      true,
+    );
     return { changes: r.planned };
   }
 
   async apply(workdir: string, opts: RunOptions = {}): Promise<void> {
     const progress = new Progress(opts.onProgress, (s) => scrub(s, this.secrets(opts.secrets)));
     try {
-      await this.run('apply', workdir, ['apply', '-json', '-input=false', PLAN_FILE], opts, progress, true);
+      await this.run(
+        'apply',
+        workdir,
+        ['apply', '-json', '-input=false', PLAN_FILE],
+        opts,
+        progress,
+        true,
+      );
     } finally {
       // the saved plan holds the configuration's values; the state, which is the record, stays
       rmSync(join(workdir, PLAN_FILE), { force: true });
@@ -242,13 +292,25 @@ export class TerraformExecutor {
       throw new TerraformError('bad_output', 'output', 'terraform output -json did not print JSON');
     }
     const result = TerraformOutputs.safeParse(parsed);
-    if (!result.success) throw new TerraformError('bad_output', 'output', 'terraform output -json has an unexpected shape');
+    if (!result.success)
+      throw new TerraformError(
+        'bad_output',
+        'output',
+        'terraform output -json has an unexpected shape',
+      );
     return result.data;
   }
 
   async destroy(workdir: string, opts: RunOptions = {}): Promise<void> {
     const progress = new Progress(opts.onProgress, (s) => scrub(s, this.secrets(opts.secrets)));
-    await this.run('destroy', workdir, ['destroy', '-json', '-auto-approve', '-input=false'], opts, progress, true);
+    await this.run(
+      'destroy',
+      workdir,
+      ['destroy', '-json', '-auto-approve', '-input=false'],
+      opts,
+      progress,
+      true,
+    );
   }
 
   /**
@@ -262,9 +324,23 @@ export class TerraformExecutor {
     progress.report(0, 'terraform init');
     await this.run('init', workdir, ['init', '-input=false', '-no-color'], sub, progress, false);
     progress.report(5, 'planning');
-    await this.run('plan', workdir, ['plan', '-json', '-input=false', `-out=${PLAN_FILE}`], sub, progress, true);
+    await this.run(
+      'plan',
+      workdir,
+      ['plan', '-json', '-input=false', `-out=${PLAN_FILE}`],
+      sub,
+      progress,
+      true,
+    );
     try {
-      await this.run('apply', workdir, ['apply', '-json', '-input=false', PLAN_FILE], sub, progress, true);
+      await this.run(
+        'apply',
+        workdir,
+        ['apply', '-json', '-input=false', PLAN_FILE],
+        sub,
+        progress,
+        true,
+      );
     } finally {
       rmSync(join(workdir, PLAN_FILE), { force: true });
     }
@@ -279,7 +355,14 @@ export class TerraformExecutor {
     progress.report(0, 'terraform init');
     await this.run('init', workdir, ['init', '-input=false', '-no-color'], opts, progress, false);
     progress.report(15, 'destroying');
-    await this.run('destroy', workdir, ['destroy', '-json', '-auto-approve', '-input=false'], opts, progress, true);
+    await this.run(
+      'destroy',
+      workdir,
+      ['destroy', '-json', '-auto-approve', '-input=false'],
+      opts,
+      progress,
+      true,
+    );
     progress.report(100, 'destroyed');
   }
 
@@ -295,10 +378,14 @@ export class TerraformExecutor {
     const clean = (s: string): string => scrub(s, secrets);
     const log = this.config.log;
     if (!existsSync(workdir)) {
-      return Promise.reject(new TerraformError('terraform_failed', step, `workdir ${workdir} does not exist`));
+      return Promise.reject(
+        new TerraformError('terraform_failed', step, `workdir ${workdir} does not exist`),
+      );
     }
     if (opts.signal?.aborted) {
-      return Promise.reject(new TerraformError('cancelled', step, `terraform ${step} cancelled before it started`));
+      return Promise.reject(
+        new TerraformError('cancelled', step, `terraform ${step} cancelled before it started`),
+      );
     }
 
     return new Promise((resolve, reject) => {
@@ -372,13 +459,18 @@ export class TerraformExecutor {
             detail: clean(d.detail ?? ''),
             address: d.address,
           });
-          log?.({ step, level: d.severity === 'error' ? 'error' : 'warn', message: clean(`${d.summary}${d.detail ? `: ${d.detail}` : ''}`) });
+          log?.({
+            step,
+            level: d.severity === 'error' ? 'error' : 'warn',
+            message: clean(`${d.summary}${d.detail ? `: ${d.detail}` : ''}`),
+          });
         }
         if (parsed.type === 'change_summary') {
           const c = parsed.changes ?? {};
           planned = (c.add ?? 0) + (c.change ?? 0) + (c.remove ?? 0);
         }
-        if (parsed.type === 'apply_errored') log?.({ step, level: 'error', message: clean(parsed['@message'] ?? 'apply errored') });
+        if (parsed.type === 'apply_errored')
+          log?.({ step, level: 'error', message: clean(parsed['@message'] ?? 'apply errored') });
         progress?.line(step, parsed);
       });
       const err = createInterface({ input: child.stderr });
@@ -393,15 +485,31 @@ export class TerraformExecutor {
         opts.signal?.removeEventListener('abort', onAbort);
         if (spawnError) {
           const missing = spawnError.code === 'ENOENT';
-          reject(new TerraformError(missing ? 'binary_not_found' : 'terraform_failed', step,
-            missing ? `${this.config.binary} not found; set NGSCI_TERRAFORM_BINARY` : clean(`could not run ${this.config.binary}: ${spawnError.message}`)));
+          reject(
+            new TerraformError(
+              missing ? 'binary_not_found' : 'terraform_failed',
+              step,
+              missing
+                ? `${this.config.binary} not found; set NGSCI_TERRAFORM_BINARY`
+                : clean(`could not run ${this.config.binary}: ${spawnError.message}`),
+            ),
+          );
           return;
         }
         if (stopReason) {
           const how = signal === 'SIGKILL' ? 'killed after it ignored SIGINT' : 'stopped';
-          reject(new TerraformError(stopReason, step,
-            stopReason === 'timeout' ? `terraform ${step} timed out after ${Math.round(timeoutMs / 1000)} s and was ${how}` : `terraform ${step} cancelled and ${how}`,
-            diagnostics, code, signal));
+          reject(
+            new TerraformError(
+              stopReason,
+              step,
+              stopReason === 'timeout'
+                ? `terraform ${step} timed out after ${Math.round(timeoutMs / 1000)} s and was ${how}`
+                : `terraform ${step} cancelled and ${how}`,
+              diagnostics,
+              code,
+              signal,
+            ),
+          );
           return;
         }
         if (code === 0) {
@@ -413,8 +521,23 @@ export class TerraformExecutor {
         const first = errors[0];
         const why = first
           ? `${first.summary}${first.detail ? `: ${first.detail}` : ''}`
-          : clean(textTail.filter((l) => l.trim()).slice(-5).join(' ').slice(0, 800)) || `exit code ${code ?? signal}`;
-        reject(new TerraformError('terraform_failed', step, clean(`terraform ${step} failed: ${why}`), diagnostics, code, signal));
+          : clean(
+              textTail
+                .filter((l) => l.trim())
+                .slice(-5)
+                .join(' ')
+                .slice(0, 800),
+            ) || `exit code ${code ?? signal}`;
+        reject(
+          new TerraformError(
+            'terraform_failed',
+            step,
+            clean(`terraform ${step} failed: ${why}`),
+            diagnostics,
+            code,
+            signal,
+          ),
+        );
       });
     });
   }

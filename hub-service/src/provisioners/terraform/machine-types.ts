@@ -15,15 +15,24 @@ export interface ResolvedMachine {
 }
 
 /** The terraform package's machine for a catalog offer, or null when it has none. */
-export function machineForOffer(offer: Pick<Offer, 'cloud' | 'instanceType'>, size: Pick<Size, 'gpu'>): ResolvedMachine | null {
+export function machineForOffer(
+  offer: Pick<Offer, 'cloud' | 'instanceType'>,
+  size: Pick<Size, 'gpu'>,
+): ResolvedMachine | null {
   const direct = INSTANCE_TYPES[offer.instanceType];
-  if (direct) return direct.cloud === offer.cloud ? { key: offer.instanceType, info: direct } : null;
+  if (direct)
+    return direct.cloud === offer.cloud ? { key: offer.instanceType, info: direct } : null;
   const attached = /^(n1-[a-z]+-\d+)\+([a-z0-9-]+)$/.exec(offer.instanceType);
   if (offer.cloud !== 'gcp' || !attached) return null;
   const [, machineType, accelerator] = attached;
   const count = size.gpu?.count ?? 0;
   for (const [key, info] of Object.entries(INSTANCE_TYPES)) {
-    if (info.cloud === 'gcp' && info.machineType === machineType && info.accelerator?.type === accelerator && info.accelerator?.count === count) {
+    if (
+      info.cloud === 'gcp' &&
+      info.machineType === machineType &&
+      info.accelerator?.type === accelerator &&
+      info.accelerator?.count === count
+    ) {
       return { key, info };
     }
   }

@@ -11,7 +11,11 @@ import { fileURLToPath } from 'node:url';
 import type { Offer, Size } from '@ngsci/contract';
 import type { ExitReport, ProgressReport, ProvisionRequest } from '../types.js';
 import { TerraformExecutor } from './executor.js';
-import { TerraformProvisioner, TerraformProvisionError, type ReadinessCheck } from './provisioner.js';
+import {
+  TerraformProvisioner,
+  TerraformProvisionError,
+  type ReadinessCheck,
+} from './provisioner.js';
 import { loadTerraformSettings } from './settings.js';
 
 const FAKE_TERRAFORM = fileURLToPath(new URL('./testdata/fake-terraform.mjs', import.meta.url));
@@ -35,8 +39,23 @@ const settings = loadTerraformSettings(
   join(root, 'data'),
 );
 
-const offer: Offer = { cloud: 'aws', region: 'us-east-1', instanceType: 'g4dn.xlarge', available: true, onDemandMicrosPerHour: 526_000, spotMicrosPerHour: 210_000 };
-const size: Size = { id: 'gpu-t4', label: 'T4', class: 'gpu', vcpu: 4, memoryGiB: 16, gpu: { model: 'T4', count: 1, memoryGiB: 16 }, offers: [offer] };
+const offer: Offer = {
+  cloud: 'aws',
+  region: 'us-east-1',
+  instanceType: 'g4dn.xlarge',
+  available: true,
+  onDemandMicrosPerHour: 526_000,
+  spotMicrosPerHour: 210_000,
+};
+const size: Size = {
+  id: 'gpu-t4',
+  label: 'T4',
+  class: 'gpu',
+  vcpu: 4,
+  memoryGiB: 16,
+  gpu: { model: 'T4', count: 1, memoryGiB: 16 },
+  offers: [offer],
+};
 
 let n = 0;
 function request(): ProvisionRequest {
@@ -47,12 +66,20 @@ function request(): ProvisionRequest {
     size,
     offer,
     spot: true,
-    env: { JUPYTERHUB_API_TOKEN: HUB_TOKEN, JUPYTERHUB_USER: 'alice', JUPYTERHUB_SERVICE_URL: 'http://127.0.0.1:0/user/alice/' },
+    env: {
+      JUPYTERHUB_API_TOKEN: HUB_TOKEN,
+      JUPYTERHUB_USER: 'alice',
+      JUPYTERHUB_SERVICE_URL: 'http://127.0.0.1:0/user/alice/',
+    },
     baseUrl: '/user/alice/',
   };
 }
 
-function provisioner(scenario: string, ready: ReadinessCheck = async () => true, extra: Record<string, unknown> = {}) {
+function provisioner(
+  scenario: string,
+  ready: ReadinessCheck = async () => true,
+  extra: Record<string, unknown> = {},
+) {
   const issued: { instanceId: string; env: Record<string, string> }[] = [];
   const probes: string[] = [];
   const p = new TerraformProvisioner({
@@ -94,29 +121,58 @@ describe('TerraformProvisioner (terraform test double)', () => {
     const result = await p.start(req, c);
     assert.equal(result.targetUrl, 'http://10.0.3.17:8888/user/alice/');
     assert.deepEqual(probes, ['http://10.0.3.17:8888/user/alice/api']);
-    assert.deepEqual(issued, [
-      { instanceId: req.instanceId, env: { ...req.env, JUPYTERHUB_SERVICE_URL: 'http://0.0.0.0:8888/user/alice/' } },
-    ], "the machine's server binds the single-user port, not the hub's placeholder 127.0.0.1:0");
-    assert.deepEqual(await p.liveInstanceIds(), [req.instanceId], 'an applied workdir counts as live');
+    assert.deepEqual(
+      issued,
+      [
+        {
+          instanceId: req.instanceId,
+          env: { ...req.env, JUPYTERHUB_SERVICE_URL: 'http://0.0.0.0:8888/user/alice/' },
+        },
+      ],
+      "the machine's server binds the single-user port, not the hub's placeholder 127.0.0.1:0",
+    );
+    assert.deepEqual(
+      await p.liveInstanceIds(),
+      [req.instanceId],
+      'an applied workdir counts as live',
+    );
     const ps = events.map((e) => e.progress);
-    assert.deepEqual(ps, [...ps].sort((a, b) => a - b));
+    assert.deepEqual(
+      ps,
+      [...ps].sort((a, b) => a - b),
+    );
     assert.equal(events.at(-1)?.state, 'starting');
     assert.ok(events.some((e) => e.state === 'provisioning'));
 
     const workdir = result.ref.workdir as string;
     const config = readFileSync(join(workdir, 'cdk.tf.json'), 'utf8');
-    assert.ok(config.includes(`bootstrap-${req.instanceId}-FAKE`), 'user-data carries the bootstrap token');
+    assert.ok(
+      config.includes(`bootstrap-${req.instanceId}-FAKE`),
+      'user-data carries the bootstrap token',
+    );
     assert.ok(!config.includes(HUB_TOKEN), 'the hub token never reaches terraform');
     assert.ok(!readFileSync(join(workdir, 'terraform.tfstate'), 'utf8').includes(HUB_TOKEN));
-    assert.ok(!JSON.stringify(result.ref).includes(HUB_TOKEN) && !JSON.stringify(result.ref).includes('bootstrap-'));
-    assert.ok(existsSync(join(result.ref.homeWorkdir as string, 'terraform.tfstate')), 'home stack applied');
+    assert.ok(
+      !JSON.stringify(result.ref).includes(HUB_TOKEN) &&
+        !JSON.stringify(result.ref).includes('bootstrap-'),
+    );
+    assert.ok(
+      existsSync(join(result.ref.homeWorkdir as string, 'terraform.tfstate')),
+      'home stack applied',
+    );
 
     assert.equal(await p.adopt(req.instanceId, result.ref), true);
     await p.stop(req.instanceId, result.ref, ctx().ctx);
-    assert.equal(await p.adopt(req.instanceId, result.ref), false, 'nothing left to adopt after stop');
+    assert.equal(
+      await p.adopt(req.instanceId, result.ref),
+      false,
+      'nothing left to adopt after stop',
+    );
     assert.deepEqual(await p.liveInstanceIds(), [], 'a destroyed workdir is not live');
     await p.stop(req.instanceId, result.ref, ctx().ctx); // idempotent
-    const homeState = JSON.parse(readFileSync(join(result.ref.homeWorkdir as string, 'terraform.tfstate'), 'utf8')) as { resources: unknown[] };
+    const homeState = JSON.parse(
+      readFileSync(join(result.ref.homeWorkdir as string, 'terraform.tfstate'), 'utf8'),
+    ) as { resources: unknown[] };
     assert.ok(homeState.resources.length > 0, 'stop leaves the home disk alone');
   });
 
@@ -150,7 +206,10 @@ describe('TerraformProvisioner (terraform test double)', () => {
 
   it('TerraformProvisioner (terraform test double): a running machine that stops answering is reported once as process_lost', async () => {
     let healthy = true;
-    const { p } = provisioner('success', async () => healthy, { watchIntervalMs: 20, lostAfter: 2 });
+    const { p } = provisioner('success', async () => healthy, {
+      watchIntervalMs: 20,
+      lostAfter: 2,
+    });
     const exits: ExitReport[] = [];
     p.onExit((r) => exits.push(r));
     const req = request();
@@ -164,20 +223,40 @@ describe('TerraformProvisioner (terraform test double)', () => {
 
   it('TerraformProvisioner (terraform test double): refuses clouds the hub has not configured and types without the size GPUs', async () => {
     const { p } = provisioner('success');
-    const gcp = await p.start({ ...request(), offer: { ...offer, cloud: 'gcp', instanceType: 'g2-standard-4' } }, ctx().ctx).catch((e: unknown) => e);
+    const gcp = await p
+      .start(
+        { ...request(), offer: { ...offer, cloud: 'gcp', instanceType: 'g2-standard-4' } },
+        ctx().ctx,
+      )
+      .catch((e: unknown) => e);
     assert.ok(gcp instanceof TerraformProvisionError && gcp.code === 'size_unavailable');
-    const wrong = await p.start({ ...request(), offer: { ...offer, instanceType: 'm6i.xlarge' } }, ctx().ctx).catch((e: unknown) => e);
+    const wrong = await p
+      .start({ ...request(), offer: { ...offer, instanceType: 'm6i.xlarge' } }, ctx().ctx)
+      .catch((e: unknown) => e);
     assert.ok(wrong instanceof TerraformProvisionError && /GPUs/.test(wrong.message));
   });
 
   it('settings pick provider credentials by name and nothing else', () => {
-    assert.deepEqual(Object.keys(settings.credentials).sort(), ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']);
+    assert.deepEqual(Object.keys(settings.credentials).sort(), [
+      'AWS_ACCESS_KEY_ID',
+      'AWS_SECRET_ACCESS_KEY',
+    ]);
     assert.equal(settings.backend, 'local');
-    const pg = loadTerraformSettings({ NGSCI_TERRAFORM_SERVICE_URL: 'https://h/s', NGSCI_TERRAFORM_HUB_CIDR: '10.0.0.0/24', DATABASE_URL: 'postgres://u:p@db/ngsci' });
+    const pg = loadTerraformSettings({
+      NGSCI_TERRAFORM_SERVICE_URL: 'https://h/s',
+      NGSCI_TERRAFORM_HUB_CIDR: '10.0.0.0/24',
+      DATABASE_URL: 'postgres://u:p@db/ngsci',
+    });
     assert.equal(pg.backend, 'pg');
     assert.throws(
-      () => loadTerraformSettings({ NGSCI_TERRAFORM_SERVICE_URL: 'https://h/s', NGSCI_TERRAFORM_HUB_CIDR: '10.0.0.0/24', NGSCI_TERRAFORM_PG_CONN_STR: 'secret-value-FAKE' }),
-      (e: Error) => /NGSCI_TERRAFORM_PG_CONN_STR/.test(e.message) && !e.message.includes('secret-value-FAKE'),
+      () =>
+        loadTerraformSettings({
+          NGSCI_TERRAFORM_SERVICE_URL: 'https://h/s',
+          NGSCI_TERRAFORM_HUB_CIDR: '10.0.0.0/24',
+          NGSCI_TERRAFORM_PG_CONN_STR: 'secret-value-FAKE',
+        }),
+      (e: Error) =>
+        /NGSCI_TERRAFORM_PG_CONN_STR/.test(e.message) && !e.message.includes('secret-value-FAKE'),
     );
   });
 });

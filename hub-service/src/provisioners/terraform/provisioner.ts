@@ -21,8 +21,20 @@ import {
   type HomeOptions,
   type InstanceOptions,
 } from '@ngsci/terraform';
-import type { ExitReport, Provisioned, ProvisionContext, ProvisionRequest, Provisioner, ProviderRef } from '../types.js';
-import { TerraformError, TerraformExecutor, type ExecutorProgress, type RunOptions } from './executor.js';
+import type {
+  ExitReport,
+  Provisioned,
+  ProvisionContext,
+  ProvisionRequest,
+  Provisioner,
+  ProviderRef,
+} from '../types.js';
+import {
+  TerraformError,
+  TerraformExecutor,
+  type ExecutorProgress,
+  type RunOptions,
+} from './executor.js';
 import type { TerraformSettings } from './settings.js';
 import { machineForOffer } from './machine-types.js';
 
@@ -37,12 +49,18 @@ export class TerraformProvisionError extends ApiError {
   }
 }
 
-export type ReadinessCheck = (url: string, fetchImpl: typeof fetch, signal: AbortSignal) => Promise<boolean>;
+export type ReadinessCheck = (
+  url: string,
+  fetchImpl: typeof fetch,
+  signal: AbortSignal,
+) => Promise<boolean>;
 
 /** jupyterhub-singleuser answers GET <base>api with 200 and its version, no token needed. */
 export const defaultReadiness: ReadinessCheck = async (url, fetchImpl, signal) => {
   try {
-    const res = await fetchImpl(url, { signal: AbortSignal.any([signal, AbortSignal.timeout(5000)]) });
+    const res = await fetchImpl(url, {
+      signal: AbortSignal.any([signal, AbortSignal.timeout(5000)]),
+    });
     return res.ok;
   } catch {
     return false;
@@ -66,7 +84,11 @@ export interface TerraformProvisionerDeps {
   log?: TerraformSettingsLog;
 }
 
-export type TerraformSettingsLog = (entry: { level: 'info' | 'warn' | 'error'; message: string; instanceId?: string }) => void;
+export type TerraformSettingsLog = (entry: {
+  level: 'info' | 'warn' | 'error';
+  message: string;
+  instanceId?: string;
+}) => void;
 
 const SENSITIVE_ENV = /TOKEN|SECRET|KEY|PASSWORD|CREDENTIAL/i;
 
@@ -110,9 +132,16 @@ export class TerraformProvisioner implements Provisioner {
         backend: s.backend,
         pgConnString: s.pgConnString,
         credentials: s.credentials,
-        timeoutsMs: { init: s.stepTimeoutMs, plan: s.stepTimeoutMs, apply: s.stepTimeoutMs, destroy: s.stepTimeoutMs },
+        timeoutsMs: {
+          init: s.stepTimeoutMs,
+          plan: s.stepTimeoutMs,
+          apply: s.stepTimeoutMs,
+          destroy: s.stepTimeoutMs,
+        },
         killGraceMs: s.killGraceMs,
-        log: deps.log ? (e) => deps.log?.({ level: e.level, message: `${e.step}: ${e.message}` }) : undefined,
+        log: deps.log
+          ? (e) => deps.log?.({ level: e.level, message: `${e.step}: ${e.message}` })
+          : undefined,
       });
     this.fetchImpl = deps.fetch ?? fetch;
     this.isReady = deps.isReady ?? defaultReadiness;
@@ -124,7 +153,11 @@ export class TerraformProvisioner implements Provisioner {
   }
 
   instanceWorkdir(instanceId: string): string {
-    return join(this.deps.settings.workRoot, 'instances', instanceId.replace(/[^A-Za-z0-9._-]/g, '_'));
+    return join(
+      this.deps.settings.workRoot,
+      'instances',
+      instanceId.replace(/[^A-Za-z0-9._-]/g, '_'),
+    );
   }
 
   private stateBackend(): BackendSpec {
@@ -136,9 +169,19 @@ export class TerraformProvisioner implements Provisioner {
   private homeOptions(req: ProvisionRequest): HomeOptions {
     const s = this.deps.settings;
     const cloud = req.offer.cloud;
-    if (cloud === 'local') throw new TerraformProvisionError(422, 'size_unavailable', 'the terraform provisioner does not run local offers');
+    if (cloud === 'local')
+      throw new TerraformProvisionError(
+        422,
+        'size_unavailable',
+        'the terraform provisioner does not run local offers',
+      );
     const place = s.placement[cloud];
-    if (!place) throw new TerraformProvisionError(422, 'size_unavailable', `${cloud} is not configured on this hub (see docs/clouds.md)`);
+    if (!place)
+      throw new TerraformProvisionError(
+        422,
+        'size_unavailable',
+        `${cloud} is not configured on this hub (see docs/clouds.md)`,
+      );
     const { zone, dataset: _dataset, ...placement } = place;
     return {
       cloud,
@@ -158,33 +201,58 @@ export class TerraformProvisioner implements Provisioner {
     const cloud = home.cloud as Cloud;
     const machine = machineForOffer(req.offer, req.size);
     if (!machine || machine.info.cloud !== cloud) {
-      throw new TerraformProvisionError(422, 'size_unavailable', `${req.offer.instanceType} is not a known ${cloud} machine type`);
+      throw new TerraformProvisionError(
+        422,
+        'size_unavailable',
+        `${req.offer.instanceType} is not a known ${cloud} machine type`,
+      );
     }
     const type = machine.info;
     if ((type.gpu?.count ?? 0) !== (req.size.gpu?.count ?? 0)) {
-      throw new TerraformProvisionError(422, 'size_unavailable', `${req.offer.instanceType} does not have the GPUs size ${req.size.id} promises`);
+      throw new TerraformProvisionError(
+        422,
+        'size_unavailable',
+        `${req.offer.instanceType} does not have the GPUs size ${req.size.id} promises`,
+      );
     }
 
     // reports arrive synchronously from terraform's output; keep them in order, never block on them
     let reports = Promise.resolve();
-    const report = (state: 'provisioning' | 'starting', from: number, to: number) => (e: ExecutorProgress) => {
-      const progress = Math.round(from + ((to - from) * e.progress) / 100);
-      reports = reports.then(() => ctx.report({ state, progress, message: e.message })).catch(() => undefined);
-    };
-    const secrets = Object.entries(req.env).filter(([k]) => SENSITIVE_ENV.test(k)).map(([, v]) => v);
+    const report =
+      (state: 'provisioning' | 'starting', from: number, to: number) => (e: ExecutorProgress) => {
+        const progress = Math.round(from + ((to - from) * e.progress) / 100);
+        reports = reports
+          .then(() => ctx.report({ state, progress, message: e.message }))
+          .catch(() => undefined);
+      };
+    const secrets = Object.entries(req.env)
+      .filter(([k]) => SENSITIVE_ENV.test(k))
+      .map(([, v]) => v);
 
     const homeDir = join(s.workRoot, 'homes', homeStackKey(home));
     const instanceDir = this.instanceWorkdir(req.instanceId);
     try {
       synthHome(home, homeDir);
-      const homeOut = await this.executor.up(homeDir, { signal: ctx.signal, onProgress: report('provisioning', 5, 15), secrets });
+      const homeOut = await this.executor.up(homeDir, {
+        signal: ctx.signal,
+        onProgress: report('provisioning', 5, 15),
+        secrets,
+      });
       const homeDiskId = homeOut.home_disk_id?.value;
-      if (typeof homeDiskId !== 'string') throw new TerraformProvisionError(500, 'provision_failed', 'the home stack has no home_disk_id output');
+      if (typeof homeDiskId !== 'string')
+        throw new TerraformProvisionError(
+          500,
+          'provision_failed',
+          'the home stack has no home_disk_id output',
+        );
 
       // the hub computed JUPYTERHUB_SERVICE_URL for a server it would run itself (127.0.0.1:0); on
       // the machine the server binds to every interface on the single-user port, behind a firewall
       // that admits only the hub, and the proxy reaches it at <address>:<port> (the target URL)
-      const env = { ...req.env, JUPYTERHUB_SERVICE_URL: `http://0.0.0.0:${s.singleuserPort}${req.baseUrl}` };
+      const env = {
+        ...req.env,
+        JUPYTERHUB_SERVICE_URL: `http://0.0.0.0:${s.singleuserPort}${req.baseUrl}`,
+      };
       const bootstrapToken = await this.deps.issueBootstrapToken(req.instanceId, env);
       secrets.push(bootstrapToken);
       const place = s.placement[cloud];
@@ -209,9 +277,18 @@ export class TerraformProvisioner implements Provisioner {
       };
       synthInstance(options, instanceDir);
       rmSync(join(instanceDir, DESTROYED_MARKER), { force: true });
-      const out = await this.executor.up(instanceDir, { signal: ctx.signal, onProgress: report('provisioning', 15, 85), secrets });
+      const out = await this.executor.up(instanceDir, {
+        signal: ctx.signal,
+        onProgress: report('provisioning', 15, 85),
+        secrets,
+      });
       const address = out.address?.value;
-      if (typeof address !== 'string' || !address) throw new TerraformProvisionError(500, 'provision_failed', 'the instance stack has no address output');
+      if (typeof address !== 'string' || !address)
+        throw new TerraformProvisionError(
+          500,
+          'provision_failed',
+          'the instance stack has no address output',
+        );
 
       const targetUrl = `http://${address}:${s.singleuserPort}${req.baseUrl}`;
       const ref: ProviderRef = {
@@ -225,7 +302,9 @@ export class TerraformProvisioner implements Provisioner {
         // enough to synthesize the stack again for a destroy on another replica; no token in it
         stack: JSON.stringify({ ...options, bootstrapToken: 'spent' }),
       };
-      await this.waitReady(req.instanceId, targetUrl, ctx, (p, m) => report('starting', 85, 99)({ progress: p, message: m }));
+      await this.waitReady(req.instanceId, targetUrl, ctx, (p, m) =>
+        report('starting', 85, 99)({ progress: p, message: m }),
+      );
       await reports;
       this.watch(req.instanceId, targetUrl, ref);
       return { targetUrl, ref };
@@ -235,23 +314,37 @@ export class TerraformProvisioner implements Provisioner {
     }
   }
 
-  private async waitReady(instanceId: string, targetUrl: string, ctx: ProvisionContext, progress: (p: number, m: string) => void): Promise<void> {
+  private async waitReady(
+    instanceId: string,
+    targetUrl: string,
+    ctx: ProvisionContext,
+    progress: (p: number, m: string) => void,
+  ): Promise<void> {
     const timeoutMs = this.deps.settings.readyTimeoutMs;
     const interval = this.deps.pollIntervalMs ?? 1000;
     const started = Date.now();
     const url = `${targetUrl}api`;
     progress(0, 'waiting for the server to answer');
     for (let attempt = 1; ; attempt++) {
-      if (ctx.signal.aborted) throw new TerraformProvisionError(409, 'cancelled', 'start cancelled');
+      if (ctx.signal.aborted)
+        throw new TerraformProvisionError(409, 'cancelled', 'start cancelled');
       if (await this.isReady(url, this.fetchImpl, ctx.signal)) {
         progress(100, 'server is ready');
         return;
       }
       const elapsed = Date.now() - started;
       if (elapsed >= timeoutMs) {
-        throw new TerraformProvisionError(504, 'ready_timeout', `the machine was created but its server did not answer within ${Math.round(timeoutMs / 1000)} s`, { instanceId });
+        throw new TerraformProvisionError(
+          504,
+          'ready_timeout',
+          `the machine was created but its server did not answer within ${Math.round(timeoutMs / 1000)} s`,
+          { instanceId },
+        );
       }
-      progress(Math.min(95, (100 * elapsed) / timeoutMs), `waiting for the server to answer (attempt ${attempt})`);
+      progress(
+        Math.min(95, (100 * elapsed) / timeoutMs),
+        `waiting for the server to answer (attempt ${attempt})`,
+      );
       try {
         await this.sleep(interval, ctx.signal);
       } catch {
@@ -263,7 +356,12 @@ export class TerraformProvisioner implements Provisioner {
   private translate(err: unknown, secrets: string[]): Error {
     if (err instanceof TerraformProvisionError) return err;
     if (err instanceof TerraformError) {
-      if (err.code === 'cancelled') return new TerraformProvisionError(409, 'cancelled', 'start cancelled; terraform state kept for the stop');
+      if (err.code === 'cancelled')
+        return new TerraformProvisionError(
+          409,
+          'cancelled',
+          'start cancelled; terraform state kept for the stop',
+        );
       return new TerraformProvisionError(500, 'provision_failed', err.message, {
         step: err.step,
         diagnostics: err.diagnostics.map((d) => ({ summary: d.summary, address: d.address })),
@@ -277,7 +375,8 @@ export class TerraformProvisioner implements Provisioner {
 
   /** Makes sure the workdir holds a configuration; synthesizes it again from the ref when it doesn't. */
   private ensureWorkdir(instanceId: string, ref: ProviderRef): string | null {
-    const workdir = typeof ref.workdir === 'string' ? ref.workdir : this.instanceWorkdir(instanceId);
+    const workdir =
+      typeof ref.workdir === 'string' ? ref.workdir : this.instanceWorkdir(instanceId);
     if (existsSync(join(workdir, SYNTH_FILE))) return workdir;
     if (typeof ref.stack !== 'string') return null;
     const options = JSON.parse(ref.stack) as InstanceOptions;
@@ -294,7 +393,9 @@ export class TerraformProvisioner implements Provisioner {
     const run: RunOptions = {
       signal: ctx.signal,
       onProgress: (e) => {
-        reports = reports.then(() => ctx.report({ progress: e.progress, message: e.message })).catch(() => undefined);
+        reports = reports
+          .then(() => ctx.report({ progress: e.progress, message: e.message }))
+          .catch(() => undefined);
       },
     };
     try {
@@ -316,7 +417,11 @@ export class TerraformProvisioner implements Provisioner {
     if (!existsSync(root)) return [];
     return readdirSync(root, { withFileTypes: true })
       .filter((e) => e.isDirectory())
-      .filter((e) => existsSync(join(root, e.name, SYNTH_FILE)) && !existsSync(join(root, e.name, DESTROYED_MARKER)))
+      .filter(
+        (e) =>
+          existsSync(join(root, e.name, SYNTH_FILE)) &&
+          !existsSync(join(root, e.name, DESTROYED_MARKER)),
+      )
       .map((e) => e.name);
   }
 
@@ -328,11 +433,18 @@ export class TerraformProvisioner implements Provisioner {
       const out = await this.executor.output(workdir);
       const address = out.address?.value;
       if (typeof address !== 'string' || !address) return false;
-      const targetUrl = typeof ref.targetUrl === 'string' ? ref.targetUrl : `http://${address}:${this.deps.settings.singleuserPort}/`;
+      const targetUrl =
+        typeof ref.targetUrl === 'string'
+          ? ref.targetUrl
+          : `http://${address}:${this.deps.settings.singleuserPort}/`;
       this.watch(instanceId, targetUrl, ref);
       return true;
     } catch (err) {
-      this.deps.log?.({ level: 'warn', instanceId, message: `adopt failed: ${err instanceof Error ? err.message : 'unknown error'}` });
+      this.deps.log?.({
+        level: 'warn',
+        instanceId,
+        message: `adopt failed: ${err instanceof Error ? err.message : 'unknown error'}`,
+      });
       return false;
     }
   }
@@ -346,7 +458,11 @@ export class TerraformProvisioner implements Provisioner {
     const lostAfter = this.deps.lostAfter ?? 3;
     w.timer = setInterval(() => {
       void (async () => {
-        const ok = await this.isReady(`${targetUrl}api`, this.fetchImpl, AbortSignal.timeout(interval));
+        const ok = await this.isReady(
+          `${targetUrl}api`,
+          this.fetchImpl,
+          AbortSignal.timeout(interval),
+        );
         if (this.watched.get(instanceId) !== w) return;
         w.failures = ok ? 0 : w.failures + 1;
         if (w.failures >= lostAfter) {
@@ -373,7 +489,10 @@ export class TerraformProvisioner implements Provisioner {
     const all = [...this.watched.entries()];
     for (const [id] of all) this.unwatch(id);
     if (!options.stopInstances) return;
-    const ctx: ProvisionContext = { report: async () => undefined, signal: new AbortController().signal };
+    const ctx: ProvisionContext = {
+      report: async () => undefined,
+      signal: new AbortController().signal,
+    };
     await Promise.allSettled(all.map(([id, w]) => this.stop(id, w.ref, ctx)));
   }
 }

@@ -4,20 +4,32 @@
  * CLOUDSDK_*, ARM_*) and handed to the executor explicitly; they are never logged.
  */
 import { z } from 'zod';
-import type { AwsPlacement, AzurePlacement, DatasetSpec, GcpPlacement, SingleuserImage } from '@ngsci/terraform';
+import type {
+  AwsPlacement,
+  AzurePlacement,
+  DatasetSpec,
+  GcpPlacement,
+  SingleuserImage,
+} from '@ngsci/terraform';
 
 const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
 const dataset = z
   .string()
   .regex(/^(disk|bucket):.+$/, 'disk:<ref> or bucket:<ref>')
-  .transform((v): DatasetSpec => ({ kind: v.startsWith('disk:') ? 'disk' : 'bucket', ref: v.slice(v.indexOf(':') + 1) }));
+  .transform((v): DatasetSpec => ({
+    kind: v.startsWith('disk:') ? 'disk' : 'bucket',
+    ref: v.slice(v.indexOf(':') + 1),
+  }));
 
 export const TerraformSettingsSchema = z.object({
   NGSCI_TERRAFORM_BINARY: z.string().default('terraform'),
   NGSCI_TERRAFORM_WORKDIR: z.string().optional(),
   NGSCI_TERRAFORM_PLUGIN_CACHE: z.string().optional(),
   NGSCI_TERRAFORM_STATE: z.enum(['pg', 'local']).optional(),
-  NGSCI_TERRAFORM_PG_CONN_STR: z.string().regex(/^postgres(ql)?:\/\//).optional(),
+  NGSCI_TERRAFORM_PG_CONN_STR: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//)
+    .optional(),
   NGSCI_TERRAFORM_SERVICE_URL: z.url(),
   NGSCI_TERRAFORM_HUB_CIDR: z.string().regex(/\/\d{1,3}$/, 'a CIDR such as 10.0.0.0/24'),
   NGSCI_TERRAFORM_SINGLEUSER_PORT: z.coerce.number().int().min(1024).max(65535).default(8888),
@@ -25,10 +37,24 @@ export const TerraformSettingsSchema = z.object({
     .string()
     .regex(/^(docker|pip):.+$/, 'docker:<image> or pip:<requirements>')
     .default('docker:quay.io/jupyter/pytorch-notebook:latest')
-    .transform((v): SingleuserImage => (v.startsWith('pip:') ? { kind: 'pip', spec: v.slice(4) } : { kind: 'docker', ref: v.slice(7) })),
+    .transform((v): SingleuserImage =>
+      v.startsWith('pip:')
+        ? { kind: 'pip', spec: v.slice(4) }
+        : { kind: 'docker', ref: v.slice(7) },
+    ),
   NGSCI_TERRAFORM_HOME_GIB: z.coerce.number().int().min(1).max(16384).default(100),
   NGSCI_TERRAFORM_ALLOW_SSH: bool.default(false),
-  NGSCI_TERRAFORM_SSH_KEYS: z.string().optional().transform((v) => (v ? v.split('\n').map((k) => k.trim()).filter(Boolean) : [])),
+  NGSCI_TERRAFORM_SSH_KEYS: z
+    .string()
+    .optional()
+    .transform((v) =>
+      v
+        ? v
+            .split('\n')
+            .map((k) => k.trim())
+            .filter(Boolean)
+        : [],
+    ),
   NGSCI_TERRAFORM_SSH_CIDR: z.string().optional(),
   NGSCI_TERRAFORM_ADDRESS: z.enum(['private', 'public']).default('private'),
   NGSCI_TERRAFORM_STEP_TIMEOUT: z.coerce.number().int().positive().default(1800),
@@ -84,14 +110,20 @@ const CREDENTIAL = /^(AWS_|GOOGLE_|CLOUDSDK_|ARM_)[A-Z0-9_]*$/;
 export type TerraformSettingsInput = z.output<typeof TerraformSettingsSchema>;
 
 /** Reads the settings; errors name the variable, never its value. */
-export function loadTerraformSettings(env: Record<string, string | undefined>, dataDir = '.ngsci'): TerraformSettings {
+export function loadTerraformSettings(
+  env: Record<string, string | undefined>,
+  dataDir = '.ngsci',
+): TerraformSettings {
   const picked: Record<string, string> = {};
   for (const k of Object.keys(TerraformSettingsSchema.shape)) {
     const v = env[k];
     if (v !== undefined && v !== '') picked[k] = v;
   }
   const r = TerraformSettingsSchema.safeParse(picked);
-  if (!r.success) throw new Error(`invalid terraform settings:\n${r.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`).join('\n')}`);
+  if (!r.success)
+    throw new Error(
+      `invalid terraform settings:\n${r.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`).join('\n')}`,
+    );
   return terraformSettings(r.data, { env, dataDir, databaseUrl: env.DATABASE_URL });
 }
 
@@ -101,19 +133,33 @@ export function loadTerraformSettings(env: Record<string, string | undefined>, d
  */
 export function terraformSettings(
   s: TerraformSettingsInput,
-  where: { env: Record<string, string | undefined>; dataDir: string; databaseUrl?: string | undefined },
+  where: {
+    env: Record<string, string | undefined>;
+    dataDir: string;
+    databaseUrl?: string | undefined;
+  },
 ): TerraformSettings {
   const { env, dataDir } = where;
   const pgConnString = s.NGSCI_TERRAFORM_PG_CONN_STR ?? where.databaseUrl;
   const backend = s.NGSCI_TERRAFORM_STATE ?? (pgConnString ? 'pg' : 'local');
-  if (backend === 'pg' && !pgConnString) throw new Error('NGSCI_TERRAFORM_STATE=pg needs NGSCI_TERRAFORM_PG_CONN_STR or DATABASE_URL');
+  if (backend === 'pg' && !pgConnString)
+    throw new Error('NGSCI_TERRAFORM_STATE=pg needs NGSCI_TERRAFORM_PG_CONN_STR or DATABASE_URL');
   const workRoot = s.NGSCI_TERRAFORM_WORKDIR ?? `${dataDir}/terraform`;
   const credentials = Object.fromEntries(
-    Object.entries(env).filter((e): e is [string, string] => CREDENTIAL.test(e[0]) && typeof e[1] === 'string' && e[1] !== ''),
+    Object.entries(env).filter(
+      (e): e is [string, string] =>
+        CREDENTIAL.test(e[0]) && typeof e[1] === 'string' && e[1] !== '',
+    ),
   );
   const placement: TerraformSettings['placement'] = {};
   if (s.NGSCI_AWS_VPC_ID && s.NGSCI_AWS_SUBNET_ID) {
-    placement.aws = { vpcId: s.NGSCI_AWS_VPC_ID, subnetId: s.NGSCI_AWS_SUBNET_ID, ami: s.NGSCI_AWS_AMI, zone: s.NGSCI_AWS_ZONE, dataset: s.NGSCI_AWS_DATASET };
+    placement.aws = {
+      vpcId: s.NGSCI_AWS_VPC_ID,
+      subnetId: s.NGSCI_AWS_SUBNET_ID,
+      ami: s.NGSCI_AWS_AMI,
+      zone: s.NGSCI_AWS_ZONE,
+      dataset: s.NGSCI_AWS_DATASET,
+    };
   }
   if (s.NGSCI_GCP_PROJECT) {
     placement.gcp = {

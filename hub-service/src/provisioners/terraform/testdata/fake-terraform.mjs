@@ -24,7 +24,10 @@ const cwd = process.cwd();
 const argv = process.argv.slice(2);
 // FAKE_TERRAFORM_SCENARIO_FILE (when the file exists) wins, so a test can switch scenarios between runs
 const scenarioFile = process.env.FAKE_TERRAFORM_SCENARIO_FILE;
-const scenario = (scenarioFile && existsSync(scenarioFile) ? readFileSync(scenarioFile, 'utf8').trim() : '') || process.env.FAKE_TERRAFORM_SCENARIO || 'success';
+const scenario =
+  (scenarioFile && existsSync(scenarioFile) ? readFileSync(scenarioFile, 'utf8').trim() : '') ||
+  process.env.FAKE_TERRAFORM_SCENARIO ||
+  'success';
 const callLog = join(cwd, 'fake-terraform.calls.jsonl');
 const command = argv[0] ?? '';
 
@@ -38,11 +41,13 @@ const emit = (line) => process.stdout.write(line.endsWith('\n') ? line : line + 
 
 function fixture(name) {
   const file = join(here, name);
-  return readFileSync(file, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    // a provider that echoes a credential into its error: the executor must scrub it
-    .map((l) => l.replace(/\{\{env:([A-Z0-9_]+)\}\}/g, (_, k) => process.env[k] ?? ''));
+  return (
+    readFileSync(file, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      // a provider that echoes a credential into its error: the executor must scrub it
+      .map((l) => l.replace(/\{\{env:([A-Z0-9_]+)\}\}/g, (_, k) => process.env[k] ?? ''))
+  );
 }
 
 function config() {
@@ -56,10 +61,18 @@ function writeState(resources, outputs) {
     terraform_version: '1.9.8',
     serial: Date.now(),
     lineage: 'fake-terraform-test-double',
-    outputs: Object.fromEntries(Object.entries(outputs).map(([k, v]) => [k, { value: v.value, type: v.type }])),
+    outputs: Object.fromEntries(
+      Object.entries(outputs).map(([k, v]) => [k, { value: v.value, type: v.type }]),
+    ),
     resources: resources.map(([addr, id]) => {
       const [type, name] = addr.split('.');
-      return { mode: 'managed', type, name, provider: 'provider["registry.terraform.io/hashicorp/aws"]', instances: [{ attributes: { id } }] };
+      return {
+        mode: 'managed',
+        type,
+        name,
+        provider: 'provider["registry.terraform.io/hashicorp/aws"]',
+        instances: [{ attributes: { id } }],
+      };
     }),
   };
   writeFileSync(join(cwd, 'terraform.tfstate'), JSON.stringify(state, null, 2));
@@ -82,7 +95,14 @@ async function replay(lines, { partial } = {}) {
   const delay = scenario === 'slow' ? 150 : 0;
   if (scenario === 'slow') {
     onInterrupt = () => {
-      emit(JSON.stringify({ '@level': 'info', '@message': 'Interrupt received. Gracefully shutting down...', '@module': 'terraform.ui', type: 'log' }));
+      emit(
+        JSON.stringify({
+          '@level': 'info',
+          '@message': 'Interrupt received. Gracefully shutting down...',
+          '@module': 'terraform.ui',
+          type: 'log',
+        }),
+      );
       if (partial) writeState(partial, {});
       process.exit(1);
     };
@@ -91,7 +111,15 @@ async function replay(lines, { partial } = {}) {
     // terraform's first SIGINT asks providers to stop; a stuck provider never does
     onInterrupt = () => {
       if (sigints >= 2) process.exit(1);
-      emit(JSON.stringify({ '@level': 'info', '@message': 'Interrupt received. Please wait for Terraform to exit or data loss may occur.', '@module': 'terraform.ui', type: 'log' }));
+      emit(
+        JSON.stringify({
+          '@level': 'info',
+          '@message':
+            'Interrupt received. Please wait for Terraform to exit or data loss may occur.',
+          '@module': 'terraform.ui',
+          type: 'log',
+        }),
+      );
     };
     for (const l of lines.slice(0, 2)) emit(l);
     await new Promise(() => setInterval(() => {}, 1000));
@@ -120,7 +148,9 @@ async function main() {
         return 1;
       }
       if (cfg.terraform?.backend?.pg && !process.env.PG_CONN_STR) {
-        process.stderr.write('Error: Missing conn_str: the pg backend needs conn_str or PG_CONN_STR\n');
+        process.stderr.write(
+          'Error: Missing conn_str: the pg backend needs conn_str or PG_CONN_STR\n',
+        );
         return 1;
       }
       mkdirSync(join(cwd, '.terraform'), { recursive: true });
@@ -146,8 +176,15 @@ async function main() {
         process.stderr.write(`Error: Failed to load "${planFile}" as a plan file\n`);
         return 1;
       }
-      const machineStack = ['aws_instance', 'google_compute_instance', 'azurerm_linux_virtual_machine'].some((t) => config()?.resource?.[t]);
-      if (scenario === 'provider_error' || (scenario === 'instance_provider_error' && machineStack)) {
+      const machineStack = [
+        'aws_instance',
+        'google_compute_instance',
+        'azurerm_linux_virtual_machine',
+      ].some((t) => config()?.resource?.[t]);
+      if (
+        scenario === 'provider_error' ||
+        (scenario === 'instance_provider_error' && machineStack)
+      ) {
         for (const l of fixture('provider_error.apply.jsonl')) emit(l);
         writeState(stateFixture.resources.slice(0, 1), {});
         return 1;
@@ -159,18 +196,39 @@ async function main() {
     case 'output': {
       const state = readState();
       const outputs = Object.fromEntries(
-        Object.entries(state?.outputs ?? {}).map(([k, v]) => [k, { sensitive: false, type: v.type ?? 'string', value: v.value }]),
+        Object.entries(state?.outputs ?? {}).map(([k, v]) => [
+          k,
+          { sensitive: false, type: v.type ?? 'string', value: v.value },
+        ]),
       );
       // FAKE_TERRAFORM_ADDRESS: the machine's address, so a test can answer the readiness check itself
-      if (outputs.address && process.env.FAKE_TERRAFORM_ADDRESS) outputs.address.value = process.env.FAKE_TERRAFORM_ADDRESS;
+      if (outputs.address && process.env.FAKE_TERRAFORM_ADDRESS)
+        outputs.address.value = process.env.FAKE_TERRAFORM_ADDRESS;
       emit(JSON.stringify(outputs));
       return 0;
     }
     case 'destroy': {
       const state = readState();
       if (!state || state.resources.length === 0) {
-        emit(JSON.stringify({ '@level': 'info', '@message': 'Terraform 1.9.8', '@module': 'terraform.ui', terraform: '1.9.8', type: 'version', ui: '1.2' }));
-        emit(JSON.stringify({ '@level': 'info', '@message': 'Destroy complete! Resources: 0 destroyed.', '@module': 'terraform.ui', changes: { add: 0, change: 0, remove: 0, operation: 'destroy' }, type: 'change_summary' }));
+        emit(
+          JSON.stringify({
+            '@level': 'info',
+            '@message': 'Terraform 1.9.8',
+            '@module': 'terraform.ui',
+            terraform: '1.9.8',
+            type: 'version',
+            ui: '1.2',
+          }),
+        );
+        emit(
+          JSON.stringify({
+            '@level': 'info',
+            '@message': 'Destroy complete! Resources: 0 destroyed.',
+            '@module': 'terraform.ui',
+            changes: { add: 0, change: 0, remove: 0, operation: 'destroy' },
+            type: 'change_summary',
+          }),
+        );
         return 0;
       }
       await replay(fixture('success.destroy.jsonl'), { partial: state.resources });
