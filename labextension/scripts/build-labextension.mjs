@@ -15,20 +15,21 @@ import { fileURLToPath } from 'node:url';
 
 const here = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const root = resolve(here, '..');
-const python = process.env.NGSCI_VENV
-  ? join(process.env.NGSCI_VENV, 'bin', 'python')
-  : join(root, '.venv', 'bin', 'python');
-const probe = spawnSync(
-  python,
-  [
-    '-c',
-    'import jupyterlab, os; print(os.path.join(os.path.dirname(jupyterlab.__file__), "staging"))',
-  ],
-  { encoding: 'utf8' },
-);
-if (probe.status !== 0) {
+// the project's venv (npm start, CI), else whatever python is on PATH (docker's build stage)
+const candidates = [
+  ...(process.env.NGSCI_VENV ? [join(process.env.NGSCI_VENV, 'bin', 'python')] : []),
+  join(root, '.venv', 'bin', 'python'),
+  'python3',
+  'python',
+];
+const where =
+  'import jupyterlab, os; print(os.path.join(os.path.dirname(jupyterlab.__file__), "staging"))';
+const probe = candidates
+  .map((python) => spawnSync(python, ['-c', where], { encoding: 'utf8' }))
+  .find((r) => r.status === 0);
+if (!probe) {
   console.error(
-    `build-labextension: JupyterLab is not installed in ${python} (run npm run setup at the root)\n${probe.stderr}`,
+    `build-labextension: no Python with JupyterLab found (tried ${candidates.join(', ')}); run npm run setup at the root`,
   );
   process.exit(1);
 }

@@ -37,6 +37,7 @@ test('an uptime reads in the largest sensible units', () => {
   assert.equal(formatDuration(null), '—');
   assert.equal(formatDuration(-5), '—');
   assert.equal(formatHours(5400), '1.5 h');
+  assert.equal(formatHours(61), '1 min');
   assert.equal(formatMonth('2026-11', 'en-US'), 'November 2026');
 });
 

@@ -53,8 +53,9 @@ export function formatDuration(ms: number | null | undefined): string {
   return `${Math.floor(h / 24)}d ${h % 24}h`;
 }
 
-/** Hours from seconds with one decimal: `1.5 h`. */
+/** Hours from seconds with one decimal: `1.5 h`; under six minutes, minutes: `4 min`. */
 export function formatHours(seconds: number): string {
+  if (seconds < 360) return `${Math.round(seconds / 60)} min`;
   return `${(Math.round(seconds / 360) / 10).toFixed(1)} h`;
 }
 

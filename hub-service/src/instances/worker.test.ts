@@ -205,9 +205,13 @@ describe('worker crash and resume (real Postgres)', () => {
       calls().some((c) => c.signal === 'SIGINT'),
       'terraform was asked to stop first',
     );
-    const jobs = (await database.db.execute(
-      sql`select kind, state from jobs where instance_id = ${id} order by id`,
-    )) as unknown as Array<{ kind: string; state: string }>;
+    // the instance fails first, then the worker records how its job ended
+    const jobs = await eventually(async () => {
+      const rows = (await database.db.execute(
+        sql`select kind, state from jobs where instance_id = ${id} order by id`,
+      )) as unknown as Array<{ kind: string; state: string }>;
+      return rows[0]?.state === 'running' ? null : rows;
+    }, 'the start job to end');
     assert.deepEqual(jobs[0], { kind: 'start', state: 'cancelled' });
     assert.equal(jobs[1]?.kind, 'stop', 'a stop is queued to destroy what the start made');
 

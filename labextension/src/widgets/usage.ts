@@ -61,7 +61,7 @@ export class UsageSection extends NgsciSection {
         h(
           'p',
           { class: 'jp-ngsci-hint' },
-          `Last ${DAYS} days: ${formatMicros(m.usage.totalMicros, { precise: false })}`,
+          `Last ${DAYS} days: ${formatMicros(m.usage.totalMicros)}`,
         ),
       );
       const chart = h('div', {
@@ -96,7 +96,7 @@ export class UsageSection extends NgsciSection {
                 {},
                 h('td', {}, r.size),
                 h('td', {}, formatHours(r.seconds)),
-                h('td', {}, formatMicros(r.micros, { precise: false })),
+                h('td', {}, formatMicros(r.micros)),
               ),
             ),
           ),
@@ -187,7 +187,7 @@ export class UsageSection extends NgsciSection {
             grid: { stroke: grid, width: 1 },
             ticks: { stroke: grid },
             font,
-            size: 44,
+            size: 56,
             values: (_u, ticks) => dollarTicks(ticks),
           },
         ],

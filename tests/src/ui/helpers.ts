@@ -47,6 +47,7 @@ export function section(page: Page, name: 'Instance' | 'Usage' | 'Billing'): Loc
 
 /** Expands only `name`, so it has the sidebar's whole height. */
 export async function showOnly(page: Page, name: 'Instance' | 'Usage' | 'Billing'): Promise<void> {
+  await dismissNews(page);
   for (const other of ['Instance', 'Usage', 'Billing'] as const) {
     const title = page.locator('#ngsci-sidebar .lm-AccordionPanel-title', { hasText: other });
     const expanded = (await title.getAttribute('aria-expanded')) === 'true';
@@ -81,7 +82,9 @@ export async function setTheme(
 /** JupyterLab's "get notified about news?" toast: answered no, so it covers nothing. */
 export async function dismissNews(page: Page): Promise<void> {
   const no = page.locator('.Toastify').getByRole('button', { name: 'No', exact: true });
-  if (await no.isVisible().catch(() => false)) await no.click();
+  // the toast slides in, so it is never "stable" for a normal click; a DOM click does it
+  if (await no.isVisible().catch(() => false)) await no.dispatchEvent('click').catch(() => undefined);
+  await no.waitFor({ state: 'detached', timeout: 5000 }).catch(() => undefined);
 }
 
 /** Screenshots go to docs/images only when NGSCI_SCREENSHOTS names that folder (the screenshot script). */
