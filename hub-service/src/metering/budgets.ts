@@ -41,11 +41,12 @@ export async function budgetFor(
   const burn = await burnRate(db, user, plan.multiplierPpm);
   const from = monthStart(now);
   const to = nextMonthStart(now);
-  const [spent, gpuSeconds, statuses] = await Promise.all([
+  const [written, gpuSeconds, statuses] = await Promise.all([
     m.ledger.userSpend(user, from, to),
     m.ledger.gpuSeconds(user, from, to),
     m.quotas.budgetStatus(user, limits, now),
   ]);
+  const spent = written + m.quotas.pending('user', user);
   const budgets = statuses.map((b) => {
     const at = exhaustion(now, b.budgetMicros - b.spentMicros, burn);
     return {

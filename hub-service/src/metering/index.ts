@@ -94,6 +94,7 @@ export function createMeter(
     probe: opts.probe ?? kernelProbe(config.JUPYTERHUB_API_TOKEN),
     ...(opts.gpuBusy ? { gpuBusy: opts.gpuBusy } : {}),
     settings: m.settings,
+    quotas: m.quotas,
     ...(opts.database.kind === 'postgres' && config.DATABASE_URL
       ? { lock: advisoryLock(config.DATABASE_URL) }
       : {}),

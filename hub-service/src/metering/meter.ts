@@ -63,6 +63,8 @@ export interface MeterDeps {
    */
   gpuBusy?: (instanceId: string) => Promise<boolean | null>;
   settings: MeterSettings;
+  /** where budgets learn of priced but unwritten usage */
+  quotas?: { setPending(fn: (kind: 'user' | 'group', name: string) => number): void };
   /** a dedicated connection's advisory lock, on Postgres; absent on PGlite */
   lock?: { tryAcquire(): Promise<boolean>; release(): Promise<void> };
   now?: () => Date;
@@ -105,6 +107,15 @@ export class Meter {
   last: CycleReport | null = null;
 
   constructor(private readonly d: MeterDeps) {}
+
+  /** Lets budgets count what this cycle priced but did not write (see Quotas.pending). */
+  private publishPending(byUser: Map<string, number>): void {
+    const byGroup = new Map<string, number>();
+    for (const [user, micros] of byUser) {
+      for (const g of this.groupsCache.get(user) ?? []) byGroup.set(g, (byGroup.get(g) ?? 0) + micros);
+    }
+    this.d.quotas?.setPending((kind, name) => (kind === 'user' ? byUser : byGroup).get(name) ?? 0);
+  }
 
   private now(): Date {
     return this.d.now?.() ?? new Date();
@@ -250,6 +261,7 @@ export class Meter {
       this.d.settings.accrueEverySeconds,
     );
     report.rowsWritten = accrued.written;
+    this.publishPending(accrued.pending);
     phase('accrue');
 
     const running = rows.filter((r) => r.state === 'running');
@@ -455,8 +467,13 @@ export class Meter {
       for (const b of limits.budgets) {
         let spent = spend.get(user) ?? 0;
         if (b.kind === 'group') {
-          if (!groupSpend.has(b.name))
-            groupSpend.set(b.name, await this.d.ledger.groupSpend(b.name, from, to));
+          if (!groupSpend.has(b.name)) {
+            let groupPending = 0;
+            for (const [u, p] of pending) {
+              if (this.groupsCache.get(u)?.includes(b.name)) groupPending += p;
+            }
+            groupSpend.set(b.name, (await this.d.ledger.groupSpend(b.name, from, to)) + groupPending);
+          }
           spent = groupSpend.get(b.name)!;
         }
         // a budget of 0 allows nothing: it is spent from the start

@@ -12,6 +12,7 @@ import type { Lifecycle } from '../instances/lifecycle.js';
 import type { Notice } from '../notify/types.js';
 import { Meter } from './meter.js';
 import type { KernelProbe } from './culler.js';
+import { budgetFor } from './budgets.js';
 import { planAssignments, quotas } from '../db/schema.js';
 
 let h: Harness;
@@ -30,6 +31,8 @@ function meterFor(opts: {
   hubUsers?: () => HubUserModel[];
   probe?: KernelProbe;
   gpuBusy?: (id: string) => Promise<boolean | null>;
+  /** let budgets see this meter's unwritten usage */
+  publishPending?: boolean;
   settings?: Partial<ReturnType<typeof settings>>;
 }) {
   const notices: Notice[] = [];
@@ -67,6 +70,7 @@ function meterFor(opts: {
     catalog: m.catalog,
     probe: opts.probe ?? (async () => 'idle'),
     ...(opts.gpuBusy ? { gpuBusy: opts.gpuBusy } : {}),
+    ...(opts.publishPending ? { quotas: m.quotas } : {}),
     settings: { ...settings(), ...opts.settings },
     now: opts.now,
   });
@@ -409,6 +413,24 @@ describe('culling', () => {
     now = new Date(Math.max(Date.now(), at(800).getTime()));
     const r4 = await meter.cycle();
     assert.ok(!r4.culled.includes(busy.id), 'kept running');
+  });
+});
+
+describe('budget spend to the last cycle', () => {
+  test('GET /budget counts usage the meter priced but has not written yet', async () => {
+    let now = at(0);
+    const { meter } = meterFor({
+      now: () => now,
+      publishPending: true,
+      settings: { accrueEverySeconds: 3600 },
+    });
+    await running('lag-u', { rate: 3_600_000, readyAt: at(0) }); // 1,000 µ$ a second
+    now = at(120);
+    const report = await meter.cycle();
+    assert.equal(report.rowsWritten, 0, 'nothing written yet: the row is younger than an hour');
+    const b = await budgetFor(h.services.metering, h.database.db, 'lag-u', [], 'private', now);
+    assert.equal(b.spentMicros, 120_000, 'yet the spend is to the second');
+    h.services.metering.quotas.setPending(() => 0);
   });
 });
 

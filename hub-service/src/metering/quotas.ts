@@ -121,6 +121,16 @@ export interface QuotaRequest {
 }
 
 export class Quotas {
+  /**
+   * Priced usage the meter has not written yet (it writes a running instance at most every
+   * NGSCI_METER_ACCRUE_EVERY seconds), so spend shown and enforced is to the last cycle.
+   */
+  pending: (kind: 'user' | 'group', name: string) => number = () => 0;
+
+  setPending(fn: (kind: 'user' | 'group', name: string) => number): void {
+    this.pending = fn;
+  }
+
   constructor(
     private readonly d: {
       db: Db;
@@ -161,10 +171,13 @@ export class Quotas {
   async budgetStatus(user: string, limits: Limits, at = this.now()) {
     const from = monthStart(at);
     const to = nextMonthStart(at);
-    const mine = await this.d.ledger.userSpend(user, from, to);
+    const mine = (await this.d.ledger.userSpend(user, from, to)) + this.pending('user', user);
     return Promise.all(
       limits.budgets.map(async (b) => {
-        const spent = b.kind === 'group' ? await this.d.ledger.groupSpend(b.name, from, to) : mine;
+        const spent =
+          b.kind === 'group'
+            ? (await this.d.ledger.groupSpend(b.name, from, to)) + this.pending('group', b.name)
+            : mine;
         return { ...b, spentMicros: spent };
       }),
     );
