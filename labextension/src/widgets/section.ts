@@ -23,7 +23,8 @@ export abstract class NgsciSection extends Widget {
     this.sections = [section, ...(opts.also ?? [])];
     this.node.setAttribute('aria-label', opts.label);
     model.changed.connect((_, what) => {
-      if (this.isVisible && (this.sections.includes(what as Section) || what === 'me')) this.render();
+      if (this.isVisible && (this.sections.includes(what as Section) || what === 'me'))
+        this.render();
     }, this);
   }
 

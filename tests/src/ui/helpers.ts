@@ -57,9 +57,12 @@ export async function showOnly(page: Page, name: 'Instance' | 'Usage' | 'Billing
 
 /** Runs a command through the command palette, as a keyboard user would. */
 export async function runFromPalette(page: Page, label: string): Promise<void> {
-  await page.keyboard.press('Control+Shift+C');
   const input = page.locator('#command-palette .lm-CommandPalette-input');
-  await input.waitFor({ state: 'visible' });
+  // Ctrl+Shift+C toggles the palette; focus may be in an editor that swallows the first press
+  for (let i = 0; i < 4 && !(await input.isVisible()); i++) {
+    await page.keyboard.press('Control+Shift+C');
+    await input.waitFor({ state: 'visible', timeout: 2000 }).catch(() => undefined);
+  }
   await input.fill(label);
   await page
     .locator('#command-palette .lm-CommandPalette-item', { hasText: label })
@@ -83,7 +86,8 @@ export async function setTheme(
 export async function dismissNews(page: Page): Promise<void> {
   const no = page.locator('.Toastify').getByRole('button', { name: 'No', exact: true });
   // the toast slides in, so it is never "stable" for a normal click; a DOM click does it
-  if (await no.isVisible().catch(() => false)) await no.dispatchEvent('click').catch(() => undefined);
+  if (await no.isVisible().catch(() => false))
+    await no.dispatchEvent('click').catch(() => undefined);
   await no.waitFor({ state: 'detached', timeout: 5000 }).catch(() => undefined);
 }
 

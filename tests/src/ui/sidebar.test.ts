@@ -223,7 +223,6 @@ describe('the ngsci sidebar in JupyterLab', () => {
     await screenshot(page.locator('#ngsci-sidebar'), 'sidebar-usage-light');
     await setTheme(page, 'JupyterLab Dark');
     await screenshot(page.locator('#ngsci-sidebar'), 'sidebar-usage-dark');
-    await setTheme(page, 'JupyterLab Light');
     await showOnly(page, 'Instance');
   });
 
