@@ -13,6 +13,17 @@ after(async () => h.close());
 
 const json = async (res: Response) => (await res.json()) as Record<string, unknown>;
 
+/** POST /instances as the token's user; the answer as it comes (202 or an error). */
+const launch = (token: string, body: object) =>
+  h.request('/api/v1/instances', { method: 'POST', token, body: JSON.stringify(body) });
+
+/** Waits until the user's server reaches `state`, and returns the instance. */
+const waitState = (token: string, state: string, server = 'default') =>
+  eventually(async () => {
+    const r = await json(await h.request(`/api/v1/instances/${server}`, { token }));
+    return r.state === state ? r : null;
+  }, `${server} ${state}`);
+
 describe('auth', () => {
   test('no token: 401 with the error shape', async () => {
     const res = await h.request('/api/v1/me');
@@ -126,11 +137,7 @@ describe('instances', () => {
   test('launch goes through the hub, the bridge creates the row, the worker makes it running', async () => {
     prov.script = 'ok';
     const token = h.token({ name: 'bob' });
-    const res = await h.request('/api/v1/instances', {
-      method: 'POST',
-      token,
-      body: JSON.stringify({ size: 'cpu-small' }),
-    });
+    const res = await launch(token, { size: 'cpu-small' });
     assert.equal(res.status, 202, await res.clone().text());
     const inst = await json(res);
     assert.equal(inst.server, 'default');
@@ -148,21 +155,13 @@ describe('instances', () => {
     )) as unknown as { rows: Array<{ n: number }> };
     assert.equal(rows[0]?.n, 0, "the server's environment is deleted once it started");
 
-    const again = await h.request('/api/v1/instances', {
-      method: 'POST',
-      token,
-      body: JSON.stringify({ size: 'cpu-small' }),
-    });
+    const again = await launch(token, { size: 'cpu-small' });
     assert.equal(again.status, 409);
     assert.equal((await json(again)).code, 'instance_busy');
 
     const stop = await h.request('/api/v1/instances/default/stop', { method: 'POST', token });
     assert.equal(stop.status, 202);
-    await eventually(
-      async () =>
-        (await json(await h.request('/api/v1/instances/default', { token }))).state === 'stopped',
-      'stopped',
-    );
+    await waitState(token, 'stopped');
     assert.ok(prov.stopped.includes(String(inst.id)));
   });
 
@@ -215,11 +214,7 @@ describe('instances', () => {
   test('a failed start is recorded with its code and exit code', async () => {
     prov.script = 'fail';
     const token = h.token({ name: 'dave' });
-    await h.request('/api/v1/instances', {
-      method: 'POST',
-      token,
-      body: JSON.stringify({ size: 'cpu-small', server: 'exp1' }),
-    });
+    await launch(token, { size: 'cpu-small', server: 'exp1' });
     const failed = await eventually(async () => {
       const r = await json(await h.request('/api/v1/instances/exp1', { token }));
       return r.state === 'failed' ? r : null;
@@ -238,18 +233,8 @@ describe('instances', () => {
   test('a crash of a running instance marks it failed with the exit code', async () => {
     prov.script = 'ok';
     const token = h.token({ name: 'erin' });
-    const inst = await json(
-      await h.request('/api/v1/instances', {
-        method: 'POST',
-        token,
-        body: JSON.stringify({ size: 'cpu-small' }),
-      }),
-    );
-    await eventually(
-      async () =>
-        (await json(await h.request('/api/v1/instances/default', { token }))).state === 'running',
-      'running',
-    );
+    const inst = await json(await launch(token, { size: 'cpu-small' }));
+    await waitState(token, 'running');
     prov.crash(String(inst.id), 137);
     const failed = await eventually(async () => {
       const r = await json(await h.request('/api/v1/instances/default', { token }));
@@ -261,40 +246,20 @@ describe('instances', () => {
   test('stop during a start cancels it, and the instance ends stopped', async () => {
     prov.script = 'hang';
     const token = h.token({ name: 'frank' });
-    await h.request('/api/v1/instances', {
-      method: 'POST',
-      token,
-      body: JSON.stringify({ size: 'cpu-small' }),
-    });
-    await eventually(
-      async () =>
-        (await json(await h.request('/api/v1/instances/default', { token }))).state === 'starting',
-      'starting',
-    );
+    await launch(token, { size: 'cpu-small' });
+    await waitState(token, 'starting');
     await h.bridge('/stop', {
       method: 'POST',
       body: JSON.stringify({ user: 'frank', server: '' }),
     });
-    await eventually(
-      async () =>
-        (await json(await h.request('/api/v1/instances/default', { token }))).state === 'stopped',
-      'stopped',
-    );
+    await waitState(token, 'stopped');
   });
 
   test('events stream over SSE from the start of the newest instance', async () => {
     prov.script = 'ok';
     const token = h.token({ name: 'gina' });
-    await h.request('/api/v1/instances', {
-      method: 'POST',
-      token,
-      body: JSON.stringify({ size: 'cpu-large' }),
-    });
-    await eventually(
-      async () =>
-        (await json(await h.request('/api/v1/instances/default', { token }))).state === 'running',
-      'running',
-    );
+    await launch(token, { size: 'cpu-large' });
+    await waitState(token, 'running');
     const res = await h.request('/api/v1/instances/default/events', { token });
     assert.equal(res.headers.get('content-type'), 'text/event-stream');
     const reader = res.body!.getReader();
@@ -326,18 +291,8 @@ describe('bridge long poll', () => {
   test('an instance answer is held until its state changes', async () => {
     prov.script = 'ok';
     const token = h.token({ name: 'hank' });
-    const launched = await json(
-      await h.request('/api/v1/instances', {
-        method: 'POST',
-        token,
-        body: JSON.stringify({ size: 'cpu-small' }),
-      }),
-    );
-    await eventually(
-      async () =>
-        (await json(await h.request('/api/v1/instances/default', { token }))).state === 'running',
-      'running',
-    );
+    const launched = await json(await launch(token, { size: 'cpu-small' }));
+    await waitState(token, 'running');
     const t0 = Date.now();
     const held = h.bridge(`/instances/${String(launched.id)}?unless=running&wait=5`);
     setTimeout(
