@@ -95,6 +95,13 @@ export interface Plan {
   builtIn: boolean;
 }
 
+export interface PlanAssignment {
+  id: number;
+  subjectKind: 'user' | 'group';
+  subjectName: string;
+  planId: string;
+}
+
 export interface PriceOverride {
   size: string;
   cloud: string;
@@ -200,6 +207,11 @@ export class NgsciApi {
     }
     if (res.ok) return res;
     throw await errorFrom(res);
+  }
+
+  /** A call answered with no body (204), such as a DELETE. */
+  async send(method: string, path: string, body?: unknown): Promise<void> {
+    await this.raw(method, path, { body });
   }
 
   async request<T>(method: string, path: string, check: Check<T>, body?: unknown): Promise<T> {
@@ -313,6 +325,25 @@ export class NgsciApi {
       this.request('GET', '/admin/plans', isArrayField<{ plans: Plan[] }>('plans')).then(
         (r) => r.plans,
       ),
+    /** creates a plan (`multiplierPpm`: 0 free, 1000000 list price) */
+    createPlan: (p: { id: string; label: string; multiplierPpm: number }) =>
+      this.request('POST', '/admin/plans', has<Plan>('id', 'multiplierPpm'), p),
+    updatePlan: (id: string, p: { label: string; multiplierPpm: number }) =>
+      this.request('PUT', `/admin/plans/${encodeURIComponent(id)}`, has<Plan>('id'), p),
+    /** the service refuses built-in plans and plans still assigned */
+    deletePlan: (id: string) => this.send('DELETE', `/admin/plans/${encodeURIComponent(id)}`),
+    assignments: () =>
+      this.request(
+        'GET',
+        '/admin/plan-assignments',
+        isArrayField<{ assignments: PlanAssignment[] }>('assignments'),
+      ).then((r) => r.assignments),
+    /** assigns a plan to a user or group, replacing its previous one */
+    assign: (a: { subjectKind: 'user' | 'group'; subjectName: string; planId: string }) =>
+      this.request('PUT', '/admin/plan-assignments', has<PlanAssignment>('id'), a),
+    unassign: (id: number) => this.send('DELETE', `/admin/plan-assignments/${id}`),
+    deletePrice: (size: string, cloud: string) =>
+      this.send('DELETE', `/admin/prices/${encodeURIComponent(size)}/${encodeURIComponent(cloud)}`),
     overrides: () =>
       this.request(
         'GET',

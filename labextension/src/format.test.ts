@@ -6,8 +6,10 @@ import {
   formatHours,
   formatMicros,
   formatMonth,
+  formatMultiplier,
   formatRate,
   parseDollars,
+  parseMultiplier,
 } from './format';
 
 test('money reads as dollars, with more digits under a dollar so a live cost visibly moves', () => {
@@ -49,4 +51,23 @@ test('a typed dollar amount becomes integer micro-dollars without a float, and n
   assert.throws(() => parseDollars('-5'), /not an amount in dollars/);
   assert.throws(() => parseDollars('1e6'), /not an amount/);
   assert.throws(() => parseDollars('0.0000001'), /not an amount/);
+});
+
+test('a plan multiplier is typed as a percentage or a factor and kept exactly in parts per million', () => {
+  assert.equal(parseMultiplier('80%'), 800_000);
+  assert.equal(parseMultiplier('12.5 %'), 125_000);
+  assert.equal(parseMultiplier('0%'), 0);
+  assert.equal(parseMultiplier('0.8'), 800_000);
+  assert.equal(parseMultiplier('×1.25'), 1_250_000);
+  assert.equal(parseMultiplier('x2'), 2_000_000);
+  assert.equal(parseMultiplier('0.000001'), 1);
+  assert.equal(parseMultiplier('33.3333%'), 333_333);
+  assert.throws(() => parseMultiplier('80'), /80% or ×80/);
+  assert.throws(() => parseMultiplier('cheap'), /percentage/);
+  assert.throws(() => parseMultiplier('0.1234567'), /not a multiplier/);
+  assert.equal(formatMultiplier(0), 'free');
+  assert.equal(formatMultiplier(1_000_000), '×1 (100%)');
+  assert.equal(formatMultiplier(800_000), '×0.8 (80%)');
+  assert.equal(formatMultiplier(333_333), '×0.333333 (33.3333%)');
+  assert.equal(formatMultiplier(1_250_000), '×1.25 (125%)');
 });

@@ -95,3 +95,40 @@ export function parseDollars(text: string): number {
   if (!m) throw new Error(`'${text}' is not an amount in dollars (like 250 or 99.50)`);
   return Number(m[1]) * 1_000_000 + Number((m[2] ?? '').padEnd(6, '0'));
 }
+
+/**
+ * Reads a price multiplier a person typed into parts per million, without a float: a percentage
+ * (`80%`, `12.5 %`) or a factor (`0.8`, `×1.25`, `x2`). `100%` and `1` are the list price (1000000).
+ */
+export function parseMultiplier(text: string): number {
+  const t = text.trim().replace(/\s+/g, '');
+  const pct = /^(\d{1,5})(?:\.(\d{0,4}))?%$/.exec(t);
+  if (pct) return Number(pct[1]) * 10_000 + Number((pct[2] ?? '').padEnd(4, '0'));
+  const factor = /^([×xX*]?)(\d{1,3})(?:\.(\d{0,6}))?$/.exec(t);
+  if (factor && !factor[1] && Number(factor[2]) >= 10)
+    throw new Error(`'${text}' is ambiguous: write ${factor[2]}% or ×${factor[2]}`);
+  if (factor) return Number(factor[2]) * 1_000_000 + Number((factor[3] ?? '').padEnd(6, '0'));
+  throw new Error(
+    `'${text}' is not a multiplier: give a percentage of the list price (80%) or a factor (0.8, ×1.25)`,
+  );
+}
+
+/** `800000` → `×0.8 (80%)`; `0` → `free`. */
+export function formatMultiplier(ppm: number): string {
+  if (ppm === 0) return 'free';
+  const factor = `${Math.floor(ppm / 1_000_000)}${
+    ppm % 1_000_000
+      ? `.${String(ppm % 1_000_000)
+          .padStart(6, '0')
+          .replace(/0+$/, '')}`
+      : ''
+  }`;
+  const pctWhole = Math.floor(ppm / 10_000);
+  const pctFrac =
+    ppm % 10_000
+      ? `.${String(ppm % 10_000)
+          .padStart(4, '0')
+          .replace(/0+$/, '')}`
+      : '';
+  return `×${factor} (${pctWhole}${pctFrac}%)`;
+}

@@ -14,6 +14,7 @@ import { IStatusBar } from '@jupyterlab/statusbar';
 import { AccordionPanel, Widget } from '@lumino/widgets';
 import { NgsciApi } from './api';
 import { NgsciModel } from './model';
+import { pollNotices, type NoticeDeps } from './notices';
 import { newThresholds, percentOf } from './projection';
 import { CommandIDs, INgsciModel } from './tokens';
 import { apiServerName, hubHomeUrl, labUrl, serverApiUrl, serviceUrl } from './urls';
@@ -26,6 +27,14 @@ import { NgsciStatus } from './widgets/status';
 import { UsageSection } from './widgets/usage';
 
 const PKG = 'ngsci-labextension';
+
+/** Saves every open document, as the Stop button and a spot warning do. */
+function saveAllOf(app: JupyterFrontEnd): () => Promise<void> {
+  return async () => {
+    if (app.commands.hasCommand('docmanager:save-all'))
+      await app.commands.execute('docmanager:save-all');
+  };
+}
 
 /** Opens one section of the sidebar's accordion (0 Instance, 1 Usage, 2 Billing). */
 function expand(sidebar: NgsciSidebar, index: number): void {
@@ -93,10 +102,7 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
     const instance = new InstanceSection(
       model,
       {
-        saveAll: async () => {
-          if (app.commands.hasCommand('docmanager:save-all'))
-            await app.commands.execute('docmanager:save-all');
-        },
+        saveAll: saveAllOf(app),
         onResized: () => undefined,
         onStoppedSelf: () => {
           app.serviceManager.dispose();
@@ -264,7 +270,7 @@ const statusPlugin: JupyterFrontEndPlugin<void> = {
 const notificationsPlugin: JupyterFrontEndPlugin<void> = {
   id: `${PKG}:notifications`,
   description:
-    'Notifications: budget thresholds, a coming idle stop (Keep running), a failed start.',
+    'Notifications: budget thresholds, a coming idle stop (Keep running), a failed start, a spot warning (saves the open documents).',
   autoStart: true,
   requires: [INgsciModel],
   optional: [ISettingRegistry],
@@ -274,6 +280,7 @@ const notificationsPlugin: JupyterFrontEndPlugin<void> = {
       pollSeconds: 60,
     });
     if (!settings().enabled) return;
+    const saveAll = saveAllOf(app);
 
     app.commands.addCommand(CommandIDs.keepRunning, {
       label: 'ngsci: Keep this machine running',
@@ -332,36 +339,28 @@ const notificationsPlugin: JupyterFrontEndPlugin<void> = {
     // page is visible; each is acknowledged once shown, so another tab or a reload does not repeat it
     let lastId = 0;
     let timer = 0;
+    const deps: NoticeDeps = {
+      saveAll,
+      show: (level, text, opts) =>
+        (level === 'error'
+          ? Notification.error
+          : level === 'warning'
+            ? Notification.warning
+            : level === 'success'
+              ? Notification.success
+              : Notification.info)(text, opts),
+      run: (action, n) => {
+        if (action === 'keep_running')
+          void app.commands.execute(CommandIDs.keepRunning, { server: n.server ?? model.server });
+        else if (action === 'open_usage') void app.commands.execute(CommandIDs.openUsage);
+        else void app.commands.execute(CommandIDs.openBilling);
+      },
+    };
     const poll = async () => {
       if (document.visibilityState !== 'visible') return;
       try {
-        const { notifications, lastId: next } = await model.api.notifications(lastId);
+        lastId = await pollNotices(model.api, lastId, deps);
         serviceNotices = true;
-        lastId = Math.max(lastId, next);
-        for (const n of notifications) {
-          const actions = n.actions.map((a) => ({
-            label: a.label,
-            callback: () => {
-              if (a.id === 'keep_running')
-                void app.commands.execute(CommandIDs.keepRunning, {
-                  server: n.server ?? model.server,
-                });
-              else if (a.id === 'open_usage') void app.commands.execute(CommandIDs.openUsage);
-              else void app.commands.execute(CommandIDs.openBilling);
-            },
-          }));
-          const notify =
-            n.level === 'error'
-              ? Notification.error
-              : n.level === 'warning'
-                ? Notification.warning
-                : Notification.info;
-          notify(`${n.title}${n.body ? `: ${n.body}` : ''}`, {
-            autoClose: n.level === 'info' ? 8000 : false,
-            actions,
-          });
-        }
-        if (notifications.length) await model.api.acknowledge(notifications.map((n) => n.id));
       } catch (err) {
         if ((err as { code?: string }).code === 'endpoint_missing') {
           serviceNotices = false;

@@ -12,11 +12,20 @@ import {
   type Instance,
   type NgsciApi,
   type Plan,
+  type PlanAssignment,
   type PriceOverride,
   type Quota,
 } from '../api';
 import { h, notice } from '../dom';
-import { formatDuration, formatMicros, formatRate, formatState, parseDollars } from '../format';
+import {
+  formatDuration,
+  formatMicros,
+  formatMultiplier,
+  formatRate,
+  formatState,
+  parseDollars,
+  parseMultiplier,
+} from '../format';
 import { costSoFar, uptimeMs } from '../projection';
 import { ngsciIcon } from './sidebar';
 
@@ -29,8 +38,12 @@ export class AdminPanel extends Widget {
   private quotas = empty<Quota[]>();
   private plans = empty<Plan[]>();
   private overrides = empty<PriceOverride[]>();
+  private assignments = empty<PlanAssignment[]>();
   private timer: number | null = null;
   private formMessage: HTMLElement | null = null;
+  // the forms are built once, so a refresh never wipes what an admin is typing
+  private forms: Record<string, { form: HTMLFormElement; message: HTMLElement }> = {};
+  private planSelect: HTMLSelectElement | null = null;
 
   constructor(private readonly api: NgsciApi) {
     super();
@@ -79,13 +92,15 @@ export class AdminPanel extends Widget {
         };
       }
     };
-    [this.instances, this.users, this.quotas, this.plans, this.overrides] = await Promise.all([
-      load(this.api.admin.instances),
-      load(this.api.admin.users),
-      load(this.api.admin.quotas),
-      load(this.api.admin.plans),
-      load(this.api.admin.overrides),
-    ]);
+    [this.instances, this.users, this.quotas, this.plans, this.overrides, this.assignments] =
+      await Promise.all([
+        load(this.api.admin.instances),
+        load(this.api.admin.users),
+        load(this.api.admin.quotas),
+        load(this.api.admin.plans),
+        load(this.api.admin.overrides),
+        load(this.api.admin.assignments),
+      ]);
     this.render();
   }
 
@@ -182,37 +197,319 @@ export class AdminPanel extends Widget {
         ),
       ),
       this.part('Plans', this.plans, (ps) =>
-        table(
-          ['Plan', 'Id', 'Price multiplier'],
-          ps.map((p) => [
-            p.label,
-            p.id,
-            p.multiplierPpm === 0 ? 'free' : `× ${p.multiplierPpm / 1_000_000}`,
-          ]),
-          'Plans',
+        h(
+          'div',
+          {},
+          table(
+            ['Plan', 'Id', 'Price multiplier', ''],
+            ps.map((p) => [
+              p.label,
+              p.id,
+              formatMultiplier(p.multiplierPpm),
+              p.builtIn
+                ? h('span', { class: 'jp-ngsci-hint' }, 'Built-in: cannot be deleted')
+                : h(
+                    'button',
+                    {
+                      class: 'jp-mod-styled jp-mod-warn',
+                      type: 'button',
+                      'aria-label': `Delete plan ${p.id}`,
+                      'data-focus-key': `delete-plan-${p.id}`,
+                      onclick: () =>
+                        void this.act(
+                          'plan',
+                          () => this.api.admin.deletePlan(p.id),
+                          `Deleted plan ${p.id}.`,
+                        ),
+                    },
+                    'Delete',
+                  ),
+            ]),
+            'Plans',
+          ),
+          this.planForm(),
+          h('h3', {}, 'Who is on which plan'),
+          this.assignments.error
+            ? notice('error', this.assignments.error.userMessage)
+            : this.assignments.data?.length
+              ? table(
+                  ['For', 'Plan', ''],
+                  this.assignments.data.map((a) => [
+                    `${a.subjectKind} ${a.subjectName}`,
+                    ps.find((p) => p.id === a.planId)?.label ?? a.planId,
+                    h(
+                      'button',
+                      {
+                        class: 'jp-mod-styled',
+                        type: 'button',
+                        'aria-label': `Remove the plan of ${a.subjectKind} ${a.subjectName}`,
+                        'data-focus-key': `unassign-${a.id}`,
+                        onclick: () =>
+                          void this.act(
+                            'assign',
+                            () => this.api.admin.unassign(a.id),
+                            `${a.subjectKind} ${a.subjectName} is back on the default plan.`,
+                          ),
+                      },
+                      'Remove',
+                    ),
+                  ]),
+                  'Plan assignments',
+                )
+              : h(
+                  'p',
+                  { class: 'jp-ngsci-hint' },
+                  'No assignments: everyone is on the default plan.',
+                ),
+          this.assignForm(ps),
         ),
       ),
       this.part('Price overrides', this.overrides, (os) =>
-        os.length
-          ? table(
-              ['Size', 'Cloud', 'On-demand', 'Spot', 'Note'],
-              os.map((o) => [
-                o.size,
-                o.cloud,
-                formatRate(o.onDemandMicrosPerHour),
-                o.spotMicrosPerHour === null ? '—' : formatRate(o.spotMicrosPerHour),
-                o.note ?? '',
-              ]),
-              'Price overrides',
-            )
-          : h('p', { class: 'jp-ngsci-hint' }, 'The catalog list prices apply: no overrides.'),
+        h(
+          'div',
+          {},
+          os.length
+            ? table(
+                ['Size', 'Cloud', 'On-demand', 'Spot', 'Note', ''],
+                os.map((o) => [
+                  o.size,
+                  o.cloud,
+                  formatRate(o.onDemandMicrosPerHour),
+                  o.spotMicrosPerHour === null ? '—' : formatRate(o.spotMicrosPerHour),
+                  o.note ?? '',
+                  h(
+                    'button',
+                    {
+                      class: 'jp-mod-styled',
+                      type: 'button',
+                      'aria-label': `Remove the price override for ${o.size} on ${o.cloud}`,
+                      'data-focus-key': `price-${o.size}-${o.cloud}`,
+                      onclick: () =>
+                        void this.act(
+                          'price',
+                          () => this.api.admin.deletePrice(o.size, o.cloud),
+                          `${o.size} on ${o.cloud} is back to the catalog price.`,
+                        ),
+                    },
+                    'Remove',
+                  ),
+                ]),
+                'Price overrides',
+              )
+            : h('p', { class: 'jp-ngsci-hint' }, 'The catalog list prices apply: no overrides.'),
+          this.priceForm(),
+        ),
       ),
     );
     if (keepFocus)
       (this.node.querySelector(`[data-focus-key="${keepFocus}"]`) as HTMLElement | null)?.focus();
   }
 
+  /** A form built once and kept, with its message line (role=status) next to its button. */
+  private keptForm(
+    key: string,
+    title: string,
+    fields: HTMLElement[],
+    submit: string,
+    onSubmit: (say: (text: string, error?: boolean) => void) => Promise<void>,
+  ): HTMLFormElement {
+    const kept = this.forms[key];
+    if (kept) return kept.form;
+    const message = h('p', { class: 'jp-ngsci-form-message', role: 'status' });
+    const form = h(
+      'form',
+      { class: 'jp-ngsci-quota-form', 'aria-label': title },
+      h('h3', {}, title),
+      ...fields,
+      h('button', { class: 'jp-mod-styled jp-mod-accept', type: 'submit' }, submit),
+      message,
+    );
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      void onSubmit(this.sayer(key));
+    });
+    this.forms[key] = { form, message };
+    return form;
+  }
+
+  private sayer(key: string): (text: string, error?: boolean) => void {
+    return (text, error = false) => {
+      const m = this.forms[key]?.message;
+      if (!m) return;
+      m.textContent = text;
+      m.classList.toggle('jp-mod-error', error);
+    };
+  }
+
+  /** Runs one admin change, refreshes, and says how it went next to form `key`. */
+  private async act(key: string, fn: () => Promise<unknown>, done: string): Promise<void> {
+    const say = this.sayer(key);
+    try {
+      await fn();
+    } catch (err) {
+      say(err instanceof NgsciApiError ? err.userMessage : String(err), true);
+      return;
+    }
+    await this.refresh();
+    say(done);
+    // a Remove or Delete button pressed from the keyboard is gone now: keep focus in the panel,
+    // on the form whose message says what happened
+    if (!this.node.contains(document.activeElement))
+      this.forms[key]?.form.querySelector<HTMLElement>('input, select')?.focus();
+  }
+
+  private planForm(): HTMLElement {
+    const field = (name: string, placeholder: string) =>
+      h('input', { name, type: 'text', placeholder, autocomplete: 'off', 'data-focus-key': name });
+    const id = field('planId', 'academic');
+    const label = field('planLabel', 'Academic partners');
+    const multiplier = field('planMultiplier', '80% or ×0.8');
+    return this.keptForm(
+      'plan',
+      'Create or change a plan',
+      [
+        h('label', {}, 'Id ', id),
+        h('label', {}, 'Label ', label),
+        h('label', {}, 'Price multiplier (percent of list price, or a factor) ', multiplier),
+      ],
+      'Save plan',
+      async (say) => {
+        let ppm: number;
+        const planId = id.value.trim();
+        try {
+          if (!planId) throw new Error('give the plan an id (lower-case letters, digits, dashes)');
+          if (!label.value.trim()) throw new Error('give the plan a label');
+          ppm = parseMultiplier(multiplier.value);
+        } catch (err) {
+          say((err as Error).message, true);
+          return;
+        }
+        const exists = this.plans.data?.some((p) => p.id === planId);
+        const body = { label: label.value.trim(), multiplierPpm: ppm };
+        await this.act(
+          'plan',
+          () =>
+            exists
+              ? this.api.admin.updatePlan(planId, body)
+              : this.api.admin.createPlan({ id: planId, ...body }),
+          `${exists ? 'Changed' : 'Created'} plan ${planId}: ${formatMultiplier(ppm)} of the list price.`,
+        );
+      },
+    );
+  }
+
+  private assignForm(plans: Plan[]): HTMLElement {
+    if (!this.planSelect)
+      this.planSelect = h('select', { name: 'assignPlan', 'data-focus-key': 'assignPlan' });
+    const select = this.planSelect;
+    const chosen = select.value;
+    select.replaceChildren(
+      ...plans.map((p) => h('option', { value: p.id }, `${p.label} (${p.id})`)),
+    );
+    if (plans.some((p) => p.id === chosen)) select.value = chosen;
+    const existing = this.forms.assign;
+    if (existing) return existing.form;
+    const kind = h(
+      'select',
+      { name: 'assignKind', 'data-focus-key': 'assignKind' },
+      h('option', { value: 'user' }, 'User'),
+      h('option', { value: 'group' }, 'Group'),
+    );
+    const name = h('input', {
+      name: 'assignName',
+      type: 'text',
+      placeholder: 'researcher',
+      autocomplete: 'off',
+      'data-focus-key': 'assignName',
+    });
+    return this.keptForm(
+      'assign',
+      'Assign a plan',
+      [
+        h('label', {}, 'For ', kind),
+        h('label', {}, 'Name ', name),
+        h('label', {}, 'Plan ', select),
+      ],
+      'Assign plan',
+      async (say) => {
+        const who = name.value.trim();
+        if (!who) {
+          say(`name the ${kind.value} the plan is for`, true);
+          return;
+        }
+        const k = kind.value as 'user' | 'group';
+        await this.act(
+          'assign',
+          () => this.api.admin.assign({ subjectKind: k, subjectName: who, planId: select.value }),
+          `${k} ${who} is on plan ${select.value}.`,
+        );
+      },
+    );
+  }
+
+  private priceForm(): HTMLElement {
+    if (this.forms.price) return this.forms.price.form;
+    const field = (name: string, placeholder: string, mode?: string) =>
+      h('input', {
+        name,
+        type: 'text',
+        placeholder,
+        autocomplete: 'off',
+        inputmode: mode,
+        'data-focus-key': name,
+      });
+    const size = field('priceSize', 'cpu-small');
+    const cloud = h(
+      'select',
+      { name: 'priceCloud', 'data-focus-key': 'priceCloud' },
+      ...['local', 'aws', 'gcp', 'azure'].map((c) => h('option', { value: c }, c)),
+    );
+    const onDemand = field('priceOnDemand', '0.50', 'decimal');
+    const spot = field('priceSpot', '0.15', 'decimal');
+    const note = field('priceNote', 'negotiated rate');
+    return this.keptForm(
+      'price',
+      'Set a price override',
+      [
+        h('label', {}, 'Size ', size),
+        h('label', {}, 'Cloud ', cloud),
+        h('label', {}, 'On-demand (USD/hour) ', onDemand),
+        h('label', {}, 'Spot (USD/hour, empty for none) ', spot),
+        h('label', {}, 'Note ', note),
+      ],
+      'Save price',
+      async (say) => {
+        let od: number;
+        let sp: number | null = null;
+        const sz = size.value.trim();
+        try {
+          if (!sz) throw new Error('name the size the price is for');
+          od = parseDollars(onDemand.value);
+          if (spot.value.trim()) sp = parseDollars(spot.value);
+        } catch (err) {
+          say((err as Error).message, true);
+          return;
+        }
+        await this.act(
+          'price',
+          () =>
+            this.api.admin.putPrice({
+              size: sz,
+              cloud: cloud.value,
+              onDemandMicrosPerHour: od,
+              spotMicrosPerHour: sp,
+              ...(note.value.trim() ? { note: note.value.trim() } : {}),
+            }),
+          `${sz} on ${cloud.value} costs ${formatRate(od)}${sp === null ? '' : ` (spot ${formatRate(sp)})`}.`,
+        );
+      },
+    );
+  }
+
+  private quotaFormEl: HTMLElement | null = null;
+
   private quotaForm(): HTMLElement {
+    if (this.quotaFormEl) return this.quotaFormEl;
     const kind = h(
       'select',
       { name: 'subjectKind', 'data-focus-key': 'kind' },
@@ -259,6 +556,7 @@ export class AdminPanel extends Widget {
         hard.checked,
       );
     });
+    this.quotaFormEl = form;
     return form;
   }
 

@@ -87,7 +87,11 @@ describe('the ngsci sidebar in JupyterLab', () => {
     await launchAndWait(stack, adminToken, 'cpu-small');
     const admin = await browser.newContext({ viewport: { width: 1280, height: 860 } });
     const adminPage = await login(admin, stack.url, 'admin', stack.password);
-    const adminErrors = collectErrors(adminPage);
+    // the panel's forms are shown the service's refusals on purpose (an id with capitals, an
+    // unknown size, an assigned plan): Chromium logs each of those 400 answers
+    const adminErrors = collectErrors(adminPage, [
+      /Failed to load resource: the server responded with a status of 400/,
+    ]);
     await openLab(adminPage, stack.url, 'admin');
     await dismissNews(adminPage);
     await openSidebar(adminPage);
@@ -114,6 +118,91 @@ describe('the ngsci sidebar in JupyterLab', () => {
       .getByRole('table', { name: 'Quotas' })
       .getByRole('cell', { name: 'user researcher' })
       .waitFor();
+
+    // plans: the built-in ones stay, a custom one is created, changed, assigned and deleted
+    const plans = panel.getByRole('table', { name: 'Plans' });
+    await plans
+      .getByRole('row')
+      .filter({ hasText: 'nonprofit' })
+      .getByText('Built-in: cannot be deleted')
+      .waitFor();
+    await plans.getByRole('row').filter({ hasText: 'private' }).getByText('Built-in').waitFor();
+    assert.equal(await plans.getByRole('button', { name: /Delete plan/ }).count(), 0);
+    const planForm = panel.getByRole('form', { name: 'Create or change a plan' });
+    await planForm.getByLabel('Id').fill('Academic Partners');
+    await planForm.getByLabel('Label').fill('Academic partners');
+    await planForm.getByLabel(/Price multiplier/).fill('80');
+    await planForm.getByRole('button', { name: 'Save plan' }).click();
+    await planForm.getByText(/'80' is ambiguous: write 80% or ×80/).waitFor();
+    await planForm.getByLabel(/Price multiplier/).fill('80%');
+    await planForm.getByRole('button', { name: 'Save plan' }).click();
+    // the service's own validation message, next to the form
+    await planForm
+      .getByText(/invalid request: id: lower-case letters, digits and dashes/)
+      .waitFor();
+    await planForm.getByLabel('Id').fill('academic');
+    await planForm.getByRole('button', { name: 'Save plan' }).click();
+    await planForm.getByText('Created plan academic: ×0.8 (80%) of the list price.').waitFor();
+    await plans.getByRole('row').filter({ hasText: 'academic' }).getByText('×0.8 (80%)').waitFor();
+    await planForm.getByLabel(/Price multiplier/).fill('×0.5');
+    await planForm.getByRole('button', { name: 'Save plan' }).click();
+    await planForm.getByText('Changed plan academic: ×0.5 (50%) of the list price.').waitFor();
+    await plans.getByRole('row').filter({ hasText: 'academic' }).getByText('×0.5 (50%)').waitFor();
+
+    const assignForm = panel.getByRole('form', { name: 'Assign a plan' });
+    await assignForm.getByLabel('For').selectOption('group');
+    await assignForm.getByLabel('Name').fill('visitors');
+    await assignForm.getByLabel('Plan').selectOption('academic');
+    await assignForm.getByRole('button', { name: 'Assign plan' }).click();
+    await assignForm.getByText('group visitors is on plan academic.').waitFor();
+    const assignments = panel.getByRole('table', { name: 'Plan assignments' });
+    await assignments
+      .getByRole('row')
+      .filter({ hasText: 'group visitors' })
+      .getByText('Academic partners')
+      .waitFor();
+    // an assigned plan cannot go; the service says why, next to the plan form
+    await plans.getByRole('button', { name: 'Delete plan academic' }).click();
+    await planForm
+      .getByText("plan 'academic' is assigned 1 time(s); remove the assignments first")
+      .waitFor();
+    await assignments.getByRole('button', { name: 'Remove the plan of group visitors' }).click();
+    await assignForm.getByText('group visitors is back on the default plan.').waitFor();
+    await plans.getByRole('button', { name: 'Delete plan academic' }).click();
+    await planForm.getByText('Deleted plan academic.').waitFor();
+    await plans.getByRole('row').filter({ hasText: 'academic' }).waitFor({ state: 'detached' });
+
+    // a price override, entered in dollars, then removed (back to the catalog price)
+    const priceForm = panel.getByRole('form', { name: 'Set a price override' });
+    await priceForm.getByLabel('Size').fill('no-such-size');
+    await priceForm.getByLabel('Cloud').selectOption('aws');
+    await priceForm.getByLabel(/On-demand/).fill('0.50');
+    await priceForm.getByLabel(/Spot/).fill('0.15');
+    // Enter in a field submits the form (a toast may cover the panel's bottom for the mouse)
+    await priceForm.getByLabel(/Spot/).press('Enter');
+    await priceForm.getByText("unknown size 'no-such-size'").waitFor();
+    await priceForm.getByLabel('Size').fill('cpu-large');
+    await priceForm.getByLabel('Size').press('Enter');
+    await priceForm.getByText('cpu-large on aws costs $0.500/h (spot $0.150/h).').waitFor();
+    const overrides = panel.getByRole('table', { name: 'Price overrides' });
+    await overrides
+      .getByRole('row')
+      .filter({ hasText: 'cpu-large' })
+      .getByText('$0.150/h')
+      .waitFor();
+    await screenshot(adminPage, 'admin-panel-plans-light');
+    // keyboard: the Remove button is reached and pressed without a mouse
+    await overrides
+      .getByRole('button', { name: 'Remove the price override for cpu-large on aws' })
+      .focus();
+    await adminPage.keyboard.press('Enter');
+    await priceForm.getByText('cpu-large on aws is back to the catalog price.').waitFor();
+    await panel.getByText('The catalog list prices apply: no overrides.').waitFor();
+    // the pressed button is gone; focus stays in the panel, on the price form
+    assert.equal(
+      await adminPage.evaluate('document.activeElement?.getAttribute("name")'),
+      'priceSize',
+    );
     await screenshot(adminPage, 'admin-panel-light');
     await setTheme(adminPage, 'JupyterLab Dark');
     await screenshot(adminPage, 'admin-panel-dark');
