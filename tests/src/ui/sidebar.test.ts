@@ -291,6 +291,12 @@ describe('the ngsci sidebar in JupyterLab', () => {
     // the page reloads into JupyterLab on the new server
     await page.waitForEvent('load', { timeout: 180_000 });
     await waitForLab(page, 120_000);
+    // the restored notebook's old kernel died with the old machine: JupyterLab may ask for one
+    const selectKernel = page.locator('dialog.jp-Dialog', { hasText: 'Select Kernel' });
+    await selectKernel
+      .waitFor({ timeout: 15_000 })
+      .then(() => selectKernel.getByRole('button', { name: 'Select' }).click())
+      .catch(() => undefined);
     await openSidebar(page);
     await section(page, 'Instance').getByText('CPU large (cpu-large)').waitFor({ timeout: 30_000 });
     const now = (await (await stack.api('/instances/default', token)).json()) as Inst;
