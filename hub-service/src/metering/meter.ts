@@ -112,7 +112,8 @@ export class Meter {
   private publishPending(byUser: Map<string, number>): void {
     const byGroup = new Map<string, number>();
     for (const [user, micros] of byUser) {
-      for (const g of this.groupsCache.get(user) ?? []) byGroup.set(g, (byGroup.get(g) ?? 0) + micros);
+      for (const g of this.groupsCache.get(user) ?? [])
+        byGroup.set(g, (byGroup.get(g) ?? 0) + micros);
     }
     this.d.quotas?.setPending((kind, name) => (kind === 'user' ? byUser : byGroup).get(name) ?? 0);
   }
@@ -472,7 +473,10 @@ export class Meter {
             for (const [u, p] of pending) {
               if (this.groupsCache.get(u)?.includes(b.name)) groupPending += p;
             }
-            groupSpend.set(b.name, (await this.d.ledger.groupSpend(b.name, from, to)) + groupPending);
+            groupSpend.set(
+              b.name,
+              (await this.d.ledger.groupSpend(b.name, from, to)) + groupPending,
+            );
           }
           spent = groupSpend.get(b.name)!;
         }
