@@ -9,7 +9,7 @@ const catalog = {
   asOf: '2025-07-01',
   currency: 'USD',
   defaultCloud: 'local',
-  clouds: ['local'],
+  clouds: ['local', 'aws'],
   sizes: [
     {
       id: 'cpu-small',
@@ -44,6 +44,14 @@ const catalog = {
           available: true,
           onDemandMicrosPerHour: 526_000,
           spotMicrosPerHour: 210_000,
+        },
+        {
+          cloud: 'aws',
+          region: 'us-east-1',
+          instanceType: 'g4dn.xlarge',
+          available: true,
+          onDemandMicrosPerHour: 600_000,
+          spotMicrosPerHour: 240_000,
         },
       ],
     },
@@ -96,6 +104,13 @@ test("the model finds this page's server among the user's, and prices sizes with
     ['gpu'],
   );
   assert.equal(model.rateOf('gpu-t4'), 263_000, 'a half-price plan halves the list price');
+  assert.equal(model.rateOf('gpu-t4', 'aws'), 300_000, "each cloud's own price");
+  assert.equal(
+    model.rateOf('cpu-small', 'aws'),
+    null,
+    'not offered there: no price borrowed from another cloud',
+  );
+  assert.deepEqual(model.clouds, ['local', 'aws']);
   assert.equal(model.burnMicrosPerHour, 96_000);
   // without a usage endpoint, today's spend is what the running instance cost since midnight
   assert.equal(model.spentToday(NOW), 192_000);

@@ -112,16 +112,20 @@ export class NgsciModel {
     return (this.catalog?.sizes ?? []).filter((s) => !allowed || allowed.includes(s.id));
   }
 
-  /** The price per hour of a size on this instance's cloud, or null when not offered there. */
+  /** The clouds this hub provisions on (the resize list offers a choice when there are several). */
+  get clouds(): Catalog['clouds'] {
+    return this.catalog?.clouds ?? [];
+  }
+
+  /** The price per hour of a size on a cloud (default: this instance's), or null when not offered there. */
   rateOf(
     sizeId: string,
     cloud = this.current?.cloud ?? this.catalog?.defaultCloud,
     spot = this.current?.spot ?? false,
   ): number | null {
     const size = this.catalog?.sizes.find((s) => s.id === sizeId);
-    const offer =
-      size?.offers.find((o) => o.cloud === cloud && o.available) ??
-      size?.offers.find((o) => o.available);
+    // the named cloud's offer only: a price from another cloud would mislead
+    const offer = size?.offers.find((o) => o.cloud === cloud && o.available);
     if (!offer) return null;
     const list =
       spot && offer.spotMicrosPerHour !== null
@@ -271,9 +275,9 @@ export class NgsciModel {
    * Resizes a server: the service stops it and starts it at the new size (a new instance). The
    * model follows the events until the new instance runs or fails; `resizing` says where it is.
    */
-  async resize(server: string, size: string): Promise<void> {
+  async resize(server: string, size: string, cloud?: string): Promise<void> {
     const before = this.latestOf(server);
-    const inst = await this.api.resize(server, { size });
+    const inst = await this.api.resize(server, { size, ...(cloud ? { cloud } : {}) });
     this.resizing = {
       server,
       fromInstanceId: before?.id ?? inst.id,

@@ -34,6 +34,8 @@ export class InstanceSection extends NgsciSection {
   private costEl: HTMLElement | null = null;
   private uptimeEl: HTMLElement | null = null;
   private busy = false;
+  /** the cloud the resize list prices and moves to; null: the instance's own */
+  private resizeCloud: Instance['cloud'] | null = null;
 
   protected render(): void {
     const m = this.model;
@@ -131,9 +133,10 @@ export class InstanceSection extends NgsciSection {
     const burn = m.burnMicrosPerHour;
     const base =
       spent !== null ? monthProjection({ spentMicros: spent, burnMicrosPerHour: burn, now }) : null;
+    const cloud = this.resizeCloud ?? inst.cloud;
     const rows = m.allowedSizes.map((s) => {
-      const rate = m.rateOf(s.id, inst.cloud, inst.spot);
-      const current = s.id === inst.size;
+      const rate = m.rateOf(s.id, cloud, inst.spot);
+      const current = s.id === inst.size && cloud === inst.cloud;
       const projected =
         spent !== null && rate !== null
           ? monthProjection({
@@ -172,8 +175,17 @@ export class InstanceSection extends NgsciSection {
               {
                 class: 'jp-mod-styled jp-ngsci-resize-btn',
                 type: 'button',
-                'aria-label': `Resize to ${s.label}`,
-                onclick: () => void this.confirmResize(s.id, s.label, rate, projected, base),
+                'aria-label':
+                  cloud === inst.cloud ? `Resize to ${s.label}` : `Move to ${s.label} on ${cloud}`,
+                onclick: () =>
+                  void this.confirmResize(
+                    s.id,
+                    cloud === inst.cloud ? s.label : `${s.label} on ${cloud}`,
+                    rate,
+                    projected,
+                    base,
+                    cloud === inst.cloud ? undefined : cloud,
+                  ),
               },
               'Resize',
             ),
@@ -183,6 +195,27 @@ export class InstanceSection extends NgsciSection {
       'div',
       { class: 'jp-ngsci-resize' },
       h('h3', { class: 'jp-ngsci-subhead' }, 'Resize'),
+      m.clouds.length > 1
+        ? h(
+            'label',
+            { class: 'jp-ngsci-cloud-choice' },
+            'Cloud ',
+            h(
+              'select',
+              {
+                class: 'jp-mod-styled',
+                'aria-label': 'Cloud to resize on',
+                onchange: (e: Event) => {
+                  this.resizeCloud = (e.target as HTMLSelectElement).value as Instance['cloud'];
+                  this.render();
+                },
+              },
+              ...m.clouds.map((c) =>
+                h('option', { value: c, ...(c === cloud ? { selected: 'selected' } : {}) }, c),
+              ),
+            ),
+          )
+        : null,
       base !== null
         ? h(
             'p',
@@ -200,6 +233,7 @@ export class InstanceSection extends NgsciSection {
     rate: number | null,
     projected: number | null,
     base: number | null,
+    cloud?: string,
   ): Promise<void> {
     if (this.busy) return;
     const lines = [
@@ -218,7 +252,7 @@ export class InstanceSection extends NgsciSection {
     if (!res.button.accept) return;
     await this.run(async () => {
       await this.actions.saveAll();
-      await this.model.resize(this.model.server, sizeId);
+      await this.model.resize(this.model.server, sizeId, cloud);
     });
   }
 
