@@ -148,7 +148,23 @@ async function shutdown(code) {
     if (!done) hub.kill('SIGKILL');
   }
   killLeftovers();
+  killProxyLeftover();
   process.exit(code);
+}
+
+/** A proxy the hub could not stop (the hub crashed, e.g. when the service failed to start). */
+function killProxyLeftover() {
+  const pidFile = join(hubDir, 'jupyterhub-proxy.pid');
+  if (!existsSync(pidFile)) return;
+  const pid = Number(readFileSync(pidFile, 'utf8'));
+  if (Number.isInteger(pid) && pid > 0) {
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      // already gone
+    }
+  }
+  rmSync(pidFile, { force: true });
 }
 
 /** Instances whose pid files remain (the service was killed before it could stop them). */
@@ -169,7 +185,7 @@ function killLeftovers() {
 }
 
 /**
- * SIGHUP restarts JupyterHub (and with it the service) while instances keep running, as an
+ * SIGUSR2 restarts JupyterHub (and with it the service) while instances keep running, as an
  * operator's hub restart or upgrade would: the new service adopts them.
  */
 let restarting = false;
@@ -200,8 +216,15 @@ function watchHub() {
 
 process.on('SIGINT', () => void shutdown(0));
 process.on('SIGTERM', () => void shutdown(0));
-process.on('SIGHUP', () => void restartHub());
+// the terminal went away
+process.on('SIGHUP', () => void shutdown(0));
+process.on('SIGUSR2', () => void restartHub());
 watchHub();
+// whoever started us is gone (a closed terminal, a killed test runner): stop rather than linger
+const parent = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parent) void shutdown(0);
+}, 2000).unref();
 
 async function waitFor(url, seconds) {
   const deadline = Date.now() + seconds * 1000;

@@ -154,7 +154,7 @@ async function main(): Promise<void> {
     // deliveries already under way (email, webhook) finish before the process ends
     await services.notifications.idle();
     services.notifications.close();
-    // `npm start` restarting the hub (SIGHUP) leaves this marker: instances outlive that restart
+    // `npm start` restarting the hub (SIGUSR2) leaves this marker: instances outlive that restart
     const hubRestart = existsSync(join(config.NGSCI_DATA_DIR, 'run', 'keep-instances'));
     if (config.NGSCI_LOCAL_STOP_ON_SHUTDOWN && !hubRestart) {
       // a one-machine run (npm start): leave no process behind, and close each instance's billing now

@@ -362,11 +362,11 @@ test(
     }
     assert.equal((await instance('researcher')).state, 'running');
 
-    // a JupyterHub restart with instances running (`npm start` restarts the hub on SIGHUP): the
+    // a JupyterHub restart with instances running (`npm start` restarts the hub on SIGUSR2): the
     // service restarts with it, adopts the running servers, and the ledger stays contiguous
     const serverPid = stack.pidOf(ready.researcher!.id);
     const oldService = servicePid();
-    process.kill(stack.pid, 'SIGHUP');
+    process.kill(stack.pid, 'SIGUSR2');
     await until(
       async () => {
         const p = servicePid();
