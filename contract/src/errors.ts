@@ -28,6 +28,11 @@ export const ErrorCode = z
     'invalid_webhook_url',
     'invalid_preferences',
     'already_exists',
+    'rate_limited',
+    'login_required',
+    'csrf_failed',
+    'identity_refused',
+    'local_single_user',
     'internal',
   ])
   .meta({ id: 'ErrorCode' });

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 
 export const NoticeKind = z
-  .enum(['budget', 'idle_stop', 'failure', 'spot', 'message'])
+  .enum(['budget', 'idle_stop', 'failure', 'spot', 'message', 'security'])
   .meta({ id: 'NoticeKind' });
 export type NoticeKind = z.infer<typeof NoticeKind>;
 export const NOTICE_KINDS = NoticeKind.options;

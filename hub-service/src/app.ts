@@ -11,6 +11,7 @@ import { ApiError } from './errors.js';
 import type { Logger } from './logger.js';
 import { bridgeAuth, type Authenticator, type AuthUser } from './auth.js';
 import type { Services } from './services.js';
+import type { AgentIdentity } from './agent/credentials.js';
 import { healthRoutes } from './routes/health.js';
 import { meRoutes } from './routes/me.js';
 import { catalogRoutes } from './routes/catalog.js';
@@ -27,7 +28,7 @@ import { agentRoutes } from './routes/agent.js';
 import { bootstrapRoutes } from './routes/bootstrap.js';
 
 export type AppEnv = {
-  Variables: { user: AuthUser; requestId: string; log: Logger };
+  Variables: { user: AuthUser; agent: AgentIdentity; requestId: string; log: Logger };
 };
 
 export interface AppDeps extends Services {
@@ -75,9 +76,12 @@ export function createApp(deps: AppDeps) {
   api.route('/api/v1/bridge', bridgeRoutes(deps));
   // cloud machines at boot: a single-use bootstrap token, no hub token (routes/bootstrap.ts)
   api.route('/api/v1', bootstrapRoutes(deps));
+  // instance agents: their own per-instance credential, nothing else (agent/credentials.ts)
+  api.use('/api/v1/agent/*', deps.agents.middleware() as never);
   api.use('/api/v1/*', async (c, next) => {
     if (c.req.path.endsWith('/api/v1/openapi.json') || c.req.path.includes('/api/v1/bridge/'))
       return next();
+    if (c.req.path.includes('/api/v1/agent/')) return next();
     if (c.req.path.endsWith('/api/v1/bootstrap')) return next();
     return deps.auth.middleware()(c as unknown as Context, next);
   });

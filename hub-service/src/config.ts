@@ -106,6 +106,15 @@ export const ConfigSchema = z.object({
   NGSCI_RECONCILE_INTERVAL: seconds(300),
   /** how long an instance whose hub server is gone may live before it is stopped, in seconds */
   NGSCI_RECONCILE_GRACE: z.coerce.number().min(0).default(600),
+  // the instance agent (docs/security.md)
+  /** a running instance whose agent has not reported for this long raises a security event */
+  NGSCI_AGENT_SILENT_AFTER: seconds(120),
+  /** also stop the server of a silent agent */
+  NGSCI_AGENT_SILENT_STOP: bool.default(false),
+  /** at most this many agent requests per instance per minute; 0: no limit */
+  NGSCI_AGENT_RATE_PER_MINUTE: z.coerce.number().int().min(0).default(120),
+  /** GPU samples older than this many seconds are pruned */
+  NGSCI_AGENT_RETENTION: seconds(7 * 86_400),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;

@@ -89,12 +89,21 @@ export class HubClient {
 
   /** Every user with an active server, following the hub's pagination to the end. */
   async listActiveUsers(pageSize = 200): Promise<HubUserModel[]> {
+    return this.listUsers('state=active&', pageSize);
+  }
+
+  /** The hub's admin users (who receive security notices). */
+  async listAdmins(pageSize = 200): Promise<string[]> {
+    return (await this.listUsers('', pageSize)).filter((u) => u.admin).map((u) => u.name);
+  }
+
+  private async listUsers(filter: string, pageSize: number): Promise<HubUserModel[]> {
     const users: HubUserModel[] = [];
     let offset = 0;
     for (;;) {
       const res = await this.request(
         'GET',
-        `/users?state=active&offset=${offset}&limit=${pageSize}`,
+        `/users?${filter}offset=${offset}&limit=${pageSize}`,
         { accept: 'application/jupyterhub-pagination+json' },
       );
       const page = await this.json<{

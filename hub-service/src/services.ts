@@ -15,6 +15,8 @@ import { InstanceStore } from './instances/store.js';
 import { Worker } from './instances/worker.js';
 import { HealthWatch } from './instances/health.js';
 import { GpuStore } from './agent/gpu.js';
+import { AgentCredentials } from './agent/credentials.js';
+import { SecurityEvents } from './security/events.js';
 import type { Provisioner } from './provisioners/types.js';
 import { BootstrapTokens } from './bootstrap/tokens.js';
 import type { Notifier } from './notify/types.js';
@@ -40,6 +42,10 @@ export interface Services {
   bootstrap: BootstrapTokens;
   /** the notifier itself, with its store and the seal for webhook URLs (routes/notifications.ts) */
   notifications: ChannelNotifier;
+  /** per-instance agent credentials and what the agents last reported (agent/credentials.ts) */
+  agents: AgentCredentials;
+  /** security events for admins (security/events.ts) */
+  security: SecurityEvents;
 }
 
 /** Local instances run on the `local` tag; cloud ones on `cloud=<name>` (a worker per cloud may run). */
@@ -103,6 +109,8 @@ export function createServices(opts: {
     ttlSeconds: config.NGSCI_BOOTSTRAP_TTL,
   });
   const gpus = new GpuStore(db);
+  const agents = new AgentCredentials(db, { perMinute: config.NGSCI_AGENT_RATE_PER_MINUTE });
+  const security = new SecurityEvents({ db, logger, notifier, admins: () => hub.listAdmins() });
   createMeter(metering, {
     config,
     database,
@@ -138,5 +146,7 @@ export function createServices(opts: {
     bootstrap,
     notifier,
     notifications,
+    agents,
+    security,
   };
 }

@@ -130,3 +130,4 @@ export * from './tables/bootstrap.js';
 export * from './tables/notify.js';
 export * from './tables/audit.js';
 export * from './tables/agent.js';
+export * from './tables/trust.js';

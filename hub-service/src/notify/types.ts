@@ -3,7 +3,7 @@
  * a failed start, a spot interruption, a `%ngsci notify` message. Producers call `send`; the
  * notifier stores the notice (JupyterLab shows it) and fans it out to the user's channels.
  */
-export type NoticeKind = 'budget' | 'idle_stop' | 'failure' | 'spot' | 'message';
+export type NoticeKind = 'budget' | 'idle_stop' | 'failure' | 'spot' | 'message' | 'security';
 
 export interface NoticeAction {
   /** what the extension calls when the user clicks, e.g. keep_running */

@@ -20,6 +20,16 @@ export const auditEvents = pgTable(
     bytes: bigint('bytes', { mode: 'number' }),
     durationMs: integer('duration_ms'),
     receivedAt: ts('received_at').notNull().defaultNow(),
+    /** the hash chain this event belongs to (one per instance; see tables/trust.ts) */
+    chain: text('chain'),
+    /** hash of the previous event of the chain ('' for the first) */
+    prevHash: text('prev_hash'),
+    /** sha256 over prevHash and this event's fields (audit/chain.ts) */
+    hash: text('hash'),
   },
-  (t) => [index('audit_events_at').on(t.at), index('audit_events_user_at').on(t.userName, t.at)],
+  (t) => [
+    index('audit_events_at').on(t.at),
+    index('audit_events_user_at').on(t.userName, t.at),
+    index('audit_events_chain').on(t.chain, t.id),
+  ],
 );

@@ -22,6 +22,10 @@ export const bootstrapTokens = pgTable(
     sealedEnv: text('sealed_env'),
     expiresAt: ts('expires_at').notNull(),
     usedAt: ts('used_at'),
+    /** the cloud's id of the machine (from `terraform output`); redemption must prove it */
+    cloudInstanceId: text('cloud_instance_id'),
+    /** the identity that redeemed the token: a repeat from it within a short window is answered again */
+    redeemedBy: text('redeemed_by'),
     createdAt: ts('created_at').notNull().defaultNow(),
   },
   (t) => [
