@@ -77,7 +77,9 @@ export function createServices(opts: {
     timeoutSeconds: config.NGSCI_NOTIFY_TIMEOUT,
   });
   const notifier: Notifier = notifications;
+  const agents = new AgentCredentials(db, { perMinute: config.NGSCI_AGENT_RATE_PER_MINUTE });
   const worker = new Worker({
+    agents,
     notifier,
     db,
     store,
@@ -109,7 +111,6 @@ export function createServices(opts: {
     ttlSeconds: config.NGSCI_BOOTSTRAP_TTL,
   });
   const gpus = new GpuStore(db);
-  const agents = new AgentCredentials(db, { perMinute: config.NGSCI_AGENT_RATE_PER_MINUTE });
   const security = new SecurityEvents({ db, logger, notifier, admins: () => hub.listAdmins() });
   createMeter(metering, {
     config,

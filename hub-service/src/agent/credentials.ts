@@ -96,7 +96,7 @@ export class AgentCredentials {
         ? { instanceId: row.instanceId, user: row.user, server: row.server, cloud: row.cloud }
         : null;
     if (this.cache.size > 10_000) this.cache.clear();
-    this.cache.set(key, { id, expires: this.now() + (this.opts.cacheSeconds ?? 10) * 1000 });
+    this.cache.set(key, { id, expires: this.now() + (this.opts.cacheSeconds ?? 5) * 1000 });
     return id;
   }
 

@@ -3,7 +3,7 @@
  * new state and its event in one transaction: the events are the spawn progress bar, the sidebar's
  * status and the audit trail at once.
  */
-import { and, asc, desc, eq, gt, inArray, notInArray, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, inArray, isNull, notInArray, sql } from 'drizzle-orm';
 import {
   ACTIVE_STATES,
   TERMINAL_STATES,
@@ -13,7 +13,7 @@ import {
   type InstanceState,
 } from '@ngsci/contract';
 import type { Db } from '../db/client.js';
-import { instanceEvents, instances } from '../db/schema.js';
+import { instanceAgents, instanceEvents, instances } from '../db/schema.js';
 
 export type InstanceRow = typeof instances.$inferSelect;
 export type NewInstanceRow = typeof instances.$inferInsert;
@@ -153,6 +153,13 @@ export class InstanceStore {
       const row = updated[0];
       if (!row) return null;
       await tx.insert(instanceEvents).values({ instanceId: id, state, progress, message });
+      if ((TERMINAL_STATES as readonly string[]).includes(state)) {
+        // an ended instance's agent credential ends with it
+        await tx
+          .update(instanceAgents)
+          .set({ revokedAt: new Date() })
+          .where(and(eq(instanceAgents.instanceId, id), isNull(instanceAgents.revokedAt)));
+      }
       return row;
     });
   }

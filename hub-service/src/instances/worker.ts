@@ -13,6 +13,7 @@ import { instanceSecrets } from '../db/schema.js';
 import { resolveOffer } from '../catalog.js';
 import type { ExitReport, Provisioner, ProvisionContext } from '../provisioners/types.js';
 import type { JobQueue, JobRow } from './jobs.js';
+import type { AgentCredentials } from '../agent/credentials.js';
 import type { InstanceRow, InstanceStore } from './store.js';
 import type { Notifier } from '../notify/types.js';
 import { noticeFailure } from './notices.js';
@@ -34,6 +35,8 @@ export interface WorkerOptions {
   notifier?: Notifier;
   /** how many jobs run at once in this process */
   concurrency?: number;
+  /** issues each instance's agent credential before its start */
+  agents?: Pick<AgentCredentials, 'issue'>;
 }
 
 export class Worker {
@@ -176,8 +179,10 @@ export class Worker {
         5,
         `provisioning on ${offer.cloud} (${offer.instanceType})`,
       );
+      const agentToken = await this.o.agents?.issue(instance.id);
       const result = await provisioner.start(
         {
+          ...(agentToken ? { agentToken } : {}),
           instanceId: instance.id,
           user: instance.userName,
           server: instance.serverName,

@@ -128,13 +128,29 @@ export class LocalProvisioner implements Provisioner {
           : this.o.args;
       // with an agent: `sh` starts it in the background, then becomes the server (exec), so the
       // server keeps the pid, the exit code and the process group that a stop kills
+      // server keeps the pid, the exit code and the process group that a stop kills. The agent's
+      // credential is in the agent's environment only: the shell drops it before the exec, so
+      // the server and its kernels never inherit it (one uid: see docs/security.md for the limit)
       const [cmd, args] = this.o.agentCommand
         ? [
             '/bin/sh',
-            ['-c', '"$0" agent & exec "$@"', this.o.agentCommand, this.o.command, ...serverArgs],
+            [
+              '-c',
+              '"$0" agent & unset NGSCI_AGENT_TOKEN; exec "$@"',
+              this.o.agentCommand,
+              this.o.command,
+              ...serverArgs,
+            ],
           ]
         : [this.o.command, serverArgs];
-      child = spawn(cmd, args, { cwd: home, env, detached: true, stdio: ['ignore', out, out] });
+      const childEnv =
+        this.o.agentCommand && req.agentToken ? { ...env, NGSCI_AGENT_TOKEN: req.agentToken } : env;
+      child = spawn(cmd, args, {
+        cwd: home,
+        env: childEnv,
+        detached: true,
+        stdio: ['ignore', out, out],
+      });
     } finally {
       closeSync(out);
     }

@@ -18,6 +18,12 @@ export interface ProvisionRequest {
   env: Record<string, string>;
   /** the server's path prefix behind the proxy, e.g. /user/alice/ */
   baseUrl: string;
+  /**
+   * The instance agent's own credential (agent/credentials.ts). It goes to the agent only, never
+   * into the single-user server's environment: local instances hand it to the agent process, VMs
+   * receive it through the bootstrap exchange into a root-only file.
+   */
+  agentToken?: string;
 }
 
 export interface ProgressReport {
