@@ -1,13 +1,16 @@
 /**
- * What the instance agent (`ngsci agent`) reports: GPU utilisation and memory, and spot or
- * preemption notices from the cloud's metadata endpoint.
+ * What the instance agent (`ngsci agent`) reports with its own per-instance credential: GPU
+ * utilisation and memory, whether its server's kernels are executing, and spot or preemption
+ * notices from the cloud's metadata endpoint. The instance is the credential's; `server` and
+ * `instanceId` in a body are optional and must match it.
  */
 import { z } from 'zod';
 
+/** Optional: the credential names the instance; a body that names one must name the same. */
 const Server = z
   .string()
   .regex(/^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$/, 'a server name such as default')
-  .default('default');
+  .optional();
 
 export const GpuSample = z
   .object({
@@ -64,5 +67,20 @@ export const SpotNotice = z
   .strict()
   .meta({ id: 'SpotNotice' });
 export type SpotNotice = z.input<typeof SpotNotice>;
+
+export const KernelReport = z
+  .object({
+    total: z.number().int().min(0).max(10_000).meta({ description: "the server's kernels" }),
+    busy: z
+      .number()
+      .int()
+      .min(0)
+      .max(10_000)
+      .meta({ description: "how many of them were executing ('busy')" }),
+  })
+  .strict()
+  .refine((r) => r.busy <= r.total, { message: 'busy cannot exceed total', path: ['busy'] })
+  .meta({ id: 'KernelReport' });
+export type KernelReport = z.infer<typeof KernelReport>;
 
 export const Accepted = z.object({ ok: z.literal(true) }).meta({ id: 'Accepted' });

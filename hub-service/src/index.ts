@@ -13,7 +13,9 @@ import { openDatabase, seed } from './db/client.js';
 import { HubClient } from './hub.js';
 import { createLogger } from './logger.js';
 import { LocalProvisioner } from './provisioners/local.js';
+import { prepareUsersIsolation, SystemAccounts } from './provisioners/local-policy.js';
 import type { Provisioner } from './provisioners/types.js';
+import { AgentWatch } from './security/agent-watch.js';
 import { createServices, jobTagFor, type Services } from './services.js';
 import { TerraformProvisioner, terraformSettings } from './provisioners/terraform/index.js';
 import { Reconciler } from './reconcile/reconciler.js';
@@ -49,11 +51,30 @@ async function main(): Promise<void> {
     token: config.JUPYTERHUB_API_TOKEN,
   });
   const provisioners = new Map<string, Provisioner>();
+  const homesDir = config.NGSCI_LOCAL_HOMES ?? join(config.NGSCI_DATA_DIR, 'homes');
+  const runDir = join(config.NGSCI_DATA_DIR, 'run');
+  if (config.NGSCI_LOCAL_ISOLATION === 'users') {
+    // before any instance starts: the accounts must not reach the service's files
+    try {
+      prepareUsersIsolation({
+        dataDir: config.NGSCI_DATA_DIR,
+        homesDir,
+        runDir,
+        command: config.NGSCI_LOCAL_COMMAND,
+        agentCommand: config.NGSCI_AGENT_COMMAND,
+        datasetPath: config.NGSCI_LOCAL_DATASET_PATH,
+        path: process.env.PATH ?? '',
+      });
+    } catch (err) {
+      process.stderr.write(`ngsci hub-service: ${(err as Error).message}\n`);
+      process.exit(2);
+    }
+  }
   const local = new LocalProvisioner({
     command: config.NGSCI_LOCAL_COMMAND,
     args: config.NGSCI_LOCAL_ARGS.split(' ').filter(Boolean),
-    homesDir: config.NGSCI_LOCAL_HOMES ?? join(config.NGSCI_DATA_DIR, 'homes'),
-    runDir: join(config.NGSCI_DATA_DIR, 'run'),
+    homesDir,
+    runDir,
     logger,
     baseEnv: Object.fromEntries(
       INHERITED.flatMap((k) => (process.env[k] ? [[k, process.env[k]]] : [])),
@@ -61,8 +82,15 @@ async function main(): Promise<void> {
     readyTimeoutSeconds: config.NGSCI_READY_TIMEOUT,
     agentCommand: config.NGSCI_AGENT_COMMAND,
     datasetPath: config.NGSCI_LOCAL_DATASET_PATH,
+    ...(config.NGSCI_LOCAL_ISOLATION === 'users'
+      ? { accounts: new SystemAccounts({ prefix: config.NGSCI_LOCAL_USER_PREFIX, logger }) }
+      : {}),
   });
   provisioners.set('local', local);
+  logger.info(
+    { isolation: config.NGSCI_LOCAL_ISOLATION, sharedDemo: config.NGSCI_LOCAL_SHARED_DEMO },
+    'local instances isolation',
+  );
   // cloud machines: one terraform provisioner serves the three cloud job tags
   let services: Services | null = null;
   if (config.NGSCI_PROVISIONER === 'terraform') {
@@ -128,6 +156,19 @@ async function main(): Promise<void> {
   await services.metering.prices.refresh();
   if (config.NGSCI_METER_ENABLED) services.metering.meter?.start();
   services.health.start();
+  const agentWatch = new AgentWatch({
+    db: database.db,
+    logger,
+    store: services.store,
+    security: services.security,
+    stopServer: (user, server) => services!.lifecycle.stop(user, server),
+    expectsAgent: (cloud) => cloud !== 'local' || Boolean(config.NGSCI_AGENT_COMMAND),
+    silentAfterSeconds: config.NGSCI_AGENT_SILENT_AFTER,
+    stopSilent: config.NGSCI_AGENT_SILENT_STOP,
+    retentionSeconds: config.NGSCI_AGENT_RETENTION,
+    intervalSeconds: Math.min(30, Math.max(1, config.NGSCI_AGENT_SILENT_AFTER / 4)),
+  });
+  agentWatch.start();
 
   const url = new URL(config.JUPYTERHUB_SERVICE_URL);
   const server = serve(
@@ -148,6 +189,7 @@ async function main(): Promise<void> {
     force.unref();
     server.close();
     services.health.stop();
+    await agentWatch.close();
     await services.metering.meter?.close();
     await reconciler.close();
     await services.worker.close();

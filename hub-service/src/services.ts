@@ -17,7 +17,9 @@ import { HealthWatch } from './instances/health.js';
 import { GpuStore } from './agent/gpu.js';
 import { AgentCredentials } from './agent/credentials.js';
 import { SecurityEvents } from './security/events.js';
+import { createAuditSink, shipSecurityEvents, type AuditSink } from './audit/sink.js';
 import type { Provisioner } from './provisioners/types.js';
+import { firstLocalUser, LocalUserGate } from './provisioners/local-policy.js';
 import { BootstrapTokens } from './bootstrap/tokens.js';
 import type { Notifier } from './notify/types.js';
 import { ChannelNotifier } from './notify/notifier.js';
@@ -46,6 +48,8 @@ export interface Services {
   agents: AgentCredentials;
   /** security events for admins (security/events.ts) */
   security: SecurityEvents;
+  /** where audit events and security events are shipped, NGSCI_AUDIT_SINK (audit/sink.ts) */
+  auditSink: AuditSink;
 }
 
 /** Local instances run on the `local` tag; cloud ones on `cloud=<name>` (a worker per cloud may run). */
@@ -103,6 +107,12 @@ export function createServices(opts: {
     jobTag: jobTagFor,
     kick: () => worker.kick(),
     quotaGuard: metering.quotas,
+    localGate: new LocalUserGate({
+      isolation: config.NGSCI_LOCAL_ISOLATION,
+      sharedDemo: config.NGSCI_LOCAL_SHARED_DEMO,
+      firstLocalUser: () => firstLocalUser(db),
+      logger,
+    }),
   });
   const bootstrap = new BootstrapTokens({
     db,
@@ -111,7 +121,11 @@ export function createServices(opts: {
     ttlSeconds: config.NGSCI_BOOTSTRAP_TTL,
   });
   const gpus = new GpuStore(db);
-  const security = new SecurityEvents({ db, logger, notifier, admins: () => hub.listAdmins() });
+  const auditSink = createAuditSink(config.NGSCI_AUDIT_SINK, { logger });
+  const security = shipSecurityEvents(
+    new SecurityEvents({ db, logger, notifier, admins: () => hub.listAdmins() }),
+    auditSink,
+  );
   createMeter(metering, {
     config,
     database,
@@ -120,6 +134,8 @@ export function createServices(opts: {
     store,
     lifecycle,
     notifier,
+    // kernels as the agent reports them; a report older than two minutes is no report
+    kernels: (id) => agents.kernelActivity(id, 120),
     // a GPU above NGSCI_CULL_GPU_BUSY_PERCENT in the agent's last two minutes of samples is work
     gpuBusy: (id) =>
       gpus.busy(id, { maxAgeSeconds: 120, busyPercent: config.NGSCI_CULL_GPU_BUSY_PERCENT }),
@@ -149,5 +165,6 @@ export function createServices(opts: {
     notifications,
     agents,
     security,
+    auditSink,
   };
 }

@@ -1,6 +1,9 @@
 /**
- * `ngsci agent`: runs on each instance beside the single-user server, with the server's token.
+ * `ngsci agent`: runs on each instance beside the single-user server, with the instance's own
+ * agent credential (NGSCI_AGENT_TOKEN, issued by the service at start; never the server's token):
  * - GPU: reports `nvidia-smi` readings every --gpu-interval (an empty list on a machine without GPUs);
+ * - kernels: asks its own server (on loopback only, with the server's token) how many kernels are
+ *   executing, every --kernel-interval, so idle culling never has to call the server itself;
  * - spot: polls the cloud's metadata endpoint every --spot-interval and reports a notice once;
  * - audit: watches --dataset with inotify and posts the file events in batches.
  * It keeps running when the service is briefly unreachable: GPU readings are dropped, audit events
@@ -14,6 +17,7 @@ import type { Io } from '../output.js';
 import { parseDuration } from '../parse.js';
 import { watchDataset, type Watch } from './audit.js';
 import { readGpus } from './gpu.js';
+import { loopbackServerUrl, readKernels } from './kernels.js';
 import { checkSpot, DEFAULT_METADATA_URL, type SpotCloud, type SpotEvent } from './spot.js';
 
 export const AGENT_HELP = `Usage: ngsci agent [options]
@@ -21,18 +25,19 @@ export const AGENT_HELP = `Usage: ngsci agent [options]
 Runs beside the single-user server on an instance: reports GPU use, spot notices and dataset reads.
 
 Options (environment variables in brackets):
-  --server NAME          the server's name [JUPYTERHUB_SERVER_NAME; '' is default]
-  --instance-id ID       [NGSCI_INSTANCE_ID]
+  --agent-token T        the instance's agent credential [NGSCI_AGENT_TOKEN]; required
+  --server-url URL       this server's own URL, on loopback [JUPYTERHUB_SERVICE_URL]
   --dataset PATH         watch this folder for file reads [NGSCI_DATASET_PATH]; none: no audit
   --cloud C              aws, gcp, azure, or local/none (no spot polling) [NGSCI_CLOUD]
   --metadata-url URL     the metadata endpoint's base URL [NGSCI_METADATA_URL]
   --gpu-interval 30s     how often to read nvidia-smi
+  --kernel-interval 10s  how often to ask the server which kernels are executing
   --spot-interval 5s     how often to ask for a spot notice
   --flush-interval 5s    how often to send audit events
   --nvidia-smi PATH      [NGSCI_NVIDIA_SMI; default nvidia-smi]
   --inotifywait PATH     [NGSCI_INOTIFYWAIT; default inotifywait]
   --once                 one GPU report and one spot check, then exit
-  --url, --token         as for every ngsci command`;
+  --url                  the service's API URL [NGSCI_API_URL]`;
 
 const MAX_PENDING = 50_000;
 
@@ -41,8 +46,9 @@ export async function agent(io: Io, args: string[], stopSignal: AbortSignal): Pr
     'agent',
     args,
     {
-      server: { type: 'string' },
-      'instance-id': { type: 'string' },
+      'agent-token': { type: 'string' },
+      'server-url': { type: 'string' },
+      'kernel-interval': { type: 'string' },
       dataset: { type: 'string' },
       cloud: { type: 'string' },
       'metadata-url': { type: 'string' },
@@ -61,8 +67,13 @@ export async function agent(io: Io, args: string[], stopSignal: AbortSignal): Pr
   }
   const v = p.values;
   const env = io.env;
-  const server = (str(v.server) ?? env.JUPYTERHUB_SERVER_NAME) || 'default';
-  const instanceId = str(v['instance-id']) ?? env.NGSCI_INSTANCE_ID;
+  const agentToken = str(v['agent-token']) ?? env.NGSCI_AGENT_TOKEN;
+  if (!agentToken)
+    throw new UsageError(
+      'agent: no agent credential: the service hands NGSCI_AGENT_TOKEN to the agent at start',
+    );
+  const serverUrl = loopbackServerUrl(str(v['server-url']) ?? env.JUPYTERHUB_SERVICE_URL);
+  const serverToken = env.JUPYTERHUB_API_TOKEN;
   const dataset = str(v.dataset) ?? env.NGSCI_DATASET_PATH;
   const cloudRaw = (str(v.cloud) ?? env.NGSCI_CLOUD ?? 'none').toLowerCase();
   if (!['aws', 'gcp', 'azure', 'local', 'none'].includes(cloudRaw))
@@ -75,18 +86,24 @@ export async function agent(io: Io, args: string[], stopSignal: AbortSignal): Pr
   const gpuEvery = parseDuration(str(v['gpu-interval']) ?? '30s', '--gpu-interval');
   const spotEvery = parseDuration(str(v['spot-interval']) ?? '5s', '--spot-interval');
   const flushEvery = parseDuration(str(v['flush-interval']) ?? '5s', '--flush-interval');
+  const kernelEvery = parseDuration(str(v['kernel-interval']) ?? '10s', '--kernel-interval');
   const nvidiaSmi = str(v['nvidia-smi']) ?? env.NGSCI_NVIDIA_SMI ?? 'nvidia-smi';
   const inotifywait = str(v.inotifywait) ?? env.NGSCI_INOTIFYWAIT ?? 'inotifywait';
-  const api = new ApiClient(connection({ url: str(v.url), token: str(v.token) }, env), io.fetch);
+  const api = new ApiClient(connection({ url: str(v.url), token: agentToken }, env), io.fetch);
   const log = (msg: string) => io.err(`${new Date().toISOString()} ngsci agent: ${msg}\n`);
-  const ids = instanceId ? { server, instanceId } : { server };
 
   let gpuNote = '';
   const reportGpu = async () => {
     const reading = await readGpus(nvidiaSmi);
     if (reading.note && reading.note !== gpuNote) log(reading.note);
     gpuNote = reading.note ?? '';
-    await api.post('/agent/gpu', { ...ids, gpus: reading.gpus });
+    await api.post('/agent/gpu', { gpus: reading.gpus });
+  };
+
+  const reportKernels = async () => {
+    if (!serverUrl || !serverToken) return;
+    const kernels = await readKernels(serverUrl, serverToken, io.fetch);
+    if (kernels) await api.post('/agent/kernels', kernels);
   };
 
   const reported = new Set<string>();
@@ -96,7 +113,7 @@ export async function agent(io: Io, args: string[], stopSignal: AbortSignal): Pr
     if (!e) return null;
     const key = `${e.action}:${e.at ?? ''}`;
     if (!reported.has(key)) {
-      await api.post('/agent/spot', { ...ids, cloud: e.cloud, action: e.action, at: e.at });
+      await api.post('/agent/spot', { cloud: e.cloud, action: e.action, at: e.at });
       reported.add(key);
       log(`spot notice: ${cloud} will ${e.action}${e.at ? ` at ${e.at}` : ''}`);
     }
@@ -115,6 +132,7 @@ export async function agent(io: Io, args: string[], stopSignal: AbortSignal): Pr
 
   if (v.once) {
     await reportGpu();
+    await reportKernels();
     await pollSpot();
     log('reported once');
     return EXIT.ok;
@@ -125,7 +143,7 @@ export async function agent(io: Io, args: string[], stopSignal: AbortSignal): Pr
   const flush = async () => {
     while (pending.length) {
       const batch = pending.slice(0, 1000);
-      await api.post('/audit/events', { ...ids, events: batch });
+      await api.post('/agent/audit', { events: batch });
       pending = pending.slice(batch.length);
     }
   };
@@ -150,10 +168,13 @@ export async function agent(io: Io, args: string[], stopSignal: AbortSignal): Pr
       watch = null;
     }
   }
-  log(`running for server '${server}'${cloud ? `, polling ${cloud} for spot notices` : ''}`);
+  log(
+    `running${serverUrl ? '' : ' (no loopback server URL: kernels not reported)'}${cloud ? `, polling ${cloud} for spot notices` : ''}`,
+  );
 
   const timers = [
     every(gpuEvery, guard('GPU report', reportGpu), stopSignal),
+    every(kernelEvery, guard('kernel report', reportKernels), stopSignal),
     every(spotEvery, guard('spot check', pollSpot), stopSignal),
     every(flushEvery, guard('audit upload', flush), stopSignal),
   ];
@@ -181,3 +202,4 @@ async function every(seconds: number, fn: () => Promise<void>, signal: AbortSign
     });
   }
 }
+

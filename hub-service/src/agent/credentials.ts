@@ -126,6 +126,22 @@ export class AgentCredentials {
       .where(eq(instanceAgents.instanceId, instanceId));
   }
 
+  /**
+   * What idle culling asks: 'busy' when the agent's newest kernel report (at most `freshSeconds`
+   * old) had a kernel executing, 'idle' when it had none, 'unknown' without a fresh report.
+   */
+  async kernelActivity(
+    instanceId: string,
+    freshSeconds: number,
+  ): Promise<'busy' | 'idle' | 'unknown'> {
+    const [row] = await this.db
+      .select({ busy: instanceAgents.kernelsBusy, at: instanceAgents.kernelsAt })
+      .from(instanceAgents)
+      .where(and(eq(instanceAgents.instanceId, instanceId), isNull(instanceAgents.revokedAt)));
+    if (!row?.at || this.now() - row.at.getTime() > freshSeconds * 1000) return 'unknown';
+    return (row.busy ?? 0) > 0 ? 'busy' : 'idle';
+  }
+
   private readonly windows = new Map<string, { start: number; count: number }>();
 
   /** Per-instance rate limit over a fixed one-minute window; false: refuse with 429. */

@@ -1,7 +1,8 @@
 /**
  * Idle culling decisions, kept pure so the rules can be tested without a hub: when a server is
- * warned, when it is stopped, and the one question asked of the server itself (are its kernels
- * busy?). Comparable to jupyterhub-idle-culler, with per-size-class timeouts and a warning first.
+ * warned and when it is stopped. Whether its kernels are busy comes from the instance agent's
+ * reports, never from a request to the server. Comparable to jupyterhub-idle-culler, with
+ * per-size-class timeouts and a warning first.
  */
 export interface IdleInput {
   now: Date;
@@ -50,30 +51,9 @@ export function decideIdle(i: IdleInput): IdleDecision {
   return { action: 'none', idleSeconds };
 }
 
-export type KernelProbe = (targetUrl: string) => Promise<'busy' | 'idle' | 'unknown'>;
-
 /**
- * Asks a Jupyter server for its kernels with the service's hub token (the service's role holds
- * access:servers). Any kernel whose execution_state is 'busy' makes the server busy.
+ * Whether an instance's kernels are executing, as its agent last reported (agent/credentials.ts):
+ * 'unknown' when no fresh report exists. The service never asks a user's server itself: any
+ * credential it sent there would belong to whoever controls that server's code.
  */
-export function kernelProbe(
-  token: string,
-  fetchImpl: typeof fetch = fetch,
-  timeoutMs = 5000,
-): KernelProbe {
-  return async (targetUrl) => {
-    try {
-      const url = `${targetUrl.replace(/\/?$/, '/')}api/kernels`;
-      const res = await fetchImpl(url, {
-        headers: { authorization: `token ${token}` },
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-      if (!res.ok) return 'unknown';
-      const kernels = (await res.json()) as Array<{ execution_state?: string }>;
-      if (!Array.isArray(kernels)) return 'unknown';
-      return kernels.some((k) => k.execution_state === 'busy') ? 'busy' : 'idle';
-    } catch {
-      return 'unknown';
-    }
-  };
-}
+export type KernelActivity = (instanceId: string) => Promise<'busy' | 'idle' | 'unknown'>;

@@ -10,7 +10,7 @@ import type { Logger } from '../logger.js';
 import type { Lifecycle } from '../instances/lifecycle.js';
 import type { InstanceStore } from '../instances/store.js';
 import type { Notifier } from '../notify/types.js';
-import { kernelProbe, type KernelProbe } from './culler.js';
+import type { KernelActivity } from './culler.js';
 import { Ledger } from './ledger.js';
 import { advisoryLock, Meter, type MeterSettings } from './meter.js';
 import { PriceBook } from './prices.js';
@@ -75,7 +75,7 @@ export function createMeter(
     store: InstanceStore;
     lifecycle: Lifecycle;
     notifier: Notifier;
-    probe?: KernelProbe;
+    kernels: KernelActivity;
     gpuBusy?: (instanceId: string) => Promise<boolean | null>;
     now?: () => Date;
   },
@@ -91,7 +91,7 @@ export function createMeter(
     ledger: m.ledger,
     prices: m.prices,
     catalog: m.catalog,
-    probe: opts.probe ?? kernelProbe(config.JUPYTERHUB_API_TOKEN),
+    kernels: opts.kernels,
     ...(opts.gpuBusy ? { gpuBusy: opts.gpuBusy } : {}),
     settings: m.settings,
     quotas: m.quotas,

@@ -17,7 +17,7 @@ import type { Logger } from '../logger.js';
 import type { Lifecycle } from '../instances/lifecycle.js';
 import type { InstanceRow, InstanceStore } from '../instances/store.js';
 import type { Notifier } from '../notify/types.js';
-import { decideIdle, type KernelProbe } from './culler.js';
+import { decideIdle, type KernelActivity } from './culler.js';
 import { Ledger, resultRows, type Stream } from './ledger.js';
 import {
   dollars,
@@ -56,7 +56,8 @@ export interface MeterDeps {
   ledger: Ledger;
   prices: PriceBook;
   catalog: () => Catalog;
-  probe: KernelProbe;
+  /** busy kernels as the instance's agent reported them (no fresh report: 'unknown') */
+  kernels: KernelActivity;
   /**
    * GPU-aware idleness: whether the instance's agent saw a GPU at work lately (null: no fresh
    * sample). A training loop that never touches a kernel message still counts as work.
@@ -595,15 +596,18 @@ export class Meter {
       });
       if (decision.action === 'none') continue;
       if (decision.action !== 'stop' || decision.reason === 'idle') {
-        // a busy kernel keeps its server, unless the money is gone
+        // a busy kernel or GPU, as the agent reports it, keeps its server unless the money is
+        // gone. A silent agent proves nothing: the hub's activity decides (and the silence is a
+        // security event of its own, security/agent-watch.ts), so killing the agent cannot keep
+        // a machine running forever.
         if (!exhausted.has(r.userName)) {
-          const kernels = await this.d.probe(r.targetUrl);
-          const gpuAtWork = gpu && kernels === 'idle' && (await this.d.gpuBusy?.(r.id)) === true;
-          if (kernels !== 'idle' || gpuAtWork) {
+          const kernels = await this.d.kernels(r.id);
+          const gpuAtWork = gpu && kernels !== 'busy' && (await this.d.gpuBusy?.(r.id)) === true;
+          if (kernels === 'busy' || gpuAtWork) {
             report.keptBusy.push(r.id);
             this.d.logger.debug(
               { instance: r.id, kernels, gpuAtWork },
-              'meter: idle by the hub, but kernels or GPUs are busy (or unknown); not culled',
+              'meter: idle by the hub, but its agent reports kernels or GPUs at work; not culled',
             );
             continue;
           }

@@ -1,6 +1,6 @@
 /**
  * Metering with the real app over PGlite: the ledger's sums, replays, plans, budgets and alerts,
- * quota checks before launch, the culler against a fake kernels endpoint, statements and estimates.
+ * quota checks before launch, the culler on the agent's kernel reports, statements and estimates.
  * Meter cycles are driven by the test with its own clock and a stub hub listing.
  */
 import { after, before, describe, test } from 'node:test';
@@ -11,7 +11,7 @@ import type { HubClient, HubUserModel } from '../hub.js';
 import type { Lifecycle } from '../instances/lifecycle.js';
 import type { Notice } from '../notify/types.js';
 import { Meter } from './meter.js';
-import type { KernelProbe } from './culler.js';
+import type { KernelActivity } from './culler.js';
 import { budgetFor } from './budgets.js';
 import { planAssignments, quotas } from '../db/schema.js';
 
@@ -29,7 +29,7 @@ const at = (s: number) => new Date(T0.getTime() + s * 1000);
 function meterFor(opts: {
   now: () => Date;
   hubUsers?: () => HubUserModel[];
-  probe?: KernelProbe;
+  kernels?: KernelActivity;
   gpuBusy?: (id: string) => Promise<boolean | null>;
   /** let budgets see this meter's unwritten usage */
   publishPending?: boolean;
@@ -68,7 +68,7 @@ function meterFor(opts: {
     ledger: m.ledger,
     prices: m.prices,
     catalog: m.catalog,
-    probe: opts.probe ?? (async () => 'idle'),
+    kernels: opts.kernels ?? ((id) => h.services.agents.kernelActivity(id, 120)),
     ...(opts.gpuBusy ? { gpuBusy: opts.gpuBusy } : {}),
     ...(opts.publishPending ? { quotas: m.quotas } : {}),
     settings: { ...settings(), ...opts.settings },
@@ -369,19 +369,34 @@ describe('budgets and quotas', () => {
 });
 
 describe('culling', () => {
-  test('an idle server is warned, then stopped; a busy kernel keeps it; keep-running resets the clock', async () => {
+  test('an idle server is warned, then stopped; a busy kernel its agent reports keeps it; keep-running resets the clock', async () => {
     let now = at(0);
-    let kernels: 'busy' | 'idle' = 'busy';
-    const probed: string[] = [];
     const users = () => [hubUser('idle-u', at(0)), hubUser('busy-u', at(0))];
     const { meter, notices, stops } = meterFor({
       settings: { cull: { ...settings().cull, enabled: true } },
       now: () => now,
       hubUsers: users,
-      probe: async (url) => (probed.push(url), url.includes('busy-u') ? kernels : 'idle'),
     });
     const idle = await running('idle-u');
     const busy = await running('busy-u');
+    // each agent reports with its own instance credential; the meter never calls a server
+    const agentOf = new Map([
+      [idle.id, await h.services.agents.issue(idle.id)],
+      [busy.id, await h.services.agents.issue(busy.id)],
+    ]);
+    const report = (id: string, busyKernels: number, token = agentOf.get(id)!) =>
+      h.request('/api/v1/agent/kernels', {
+        method: 'POST',
+        token,
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ total: 2, busy: busyKernels }),
+      });
+    assert.equal((await report(idle.id, 0)).status, 202);
+    assert.equal((await report(busy.id, 1)).status, 202);
+    // the user's own token cannot speak for the agent: no "busy forever" from a notebook
+    const forged = await report(idle.id, 2, h.token({ name: 'idle-u' }));
+    assert.equal(forged.status, 403);
+    assert.equal(((await forged.json()) as { code: string }).code, 'forbidden');
     now = at(545);
     const r1 = await meter.cycle();
     assert.ok(r1.warned.includes(idle.id));
@@ -397,12 +412,8 @@ describe('culling', () => {
       stops.filter((x) => /^(idle|busy)-u\//.test(x)),
       ['idle-u/default'],
     );
-    assert.ok(
-      probed.some((u) => u === 'http://127.0.0.1:1/user/busy-u/'),
-      'asked the busy server for its kernels',
-    );
     // the busy one becomes idle: warned, and "Keep running" through the API restarts its clock
-    kernels = 'idle';
+    assert.equal((await report(busy.id, 0)).status, 202);
     now = at(700);
     const r3 = await meter.cycle();
     assert.ok(r3.warned.includes(busy.id));
@@ -413,6 +424,33 @@ describe('culling', () => {
     now = new Date(Math.max(Date.now(), at(800).getTime()));
     const r4 = await meter.cycle();
     assert.ok(!r4.culled.includes(busy.id), 'kept running');
+  });
+});
+
+describe('culling without an agent report', () => {
+  test('a server whose agent is silent is culled on the hub activity alone (killing the agent keeps nothing running)', async () => {
+    let now = at(0);
+    const { meter, stops } = meterFor({
+      settings: { cull: { ...settings().cull, enabled: true } },
+      now: () => now,
+      hubUsers: () => [hubUser('quiet-u', at(0))],
+    });
+    const quiet = await running('quiet-u');
+    const token = await h.services.agents.issue(quiet.id);
+    assert.match(token, /^ngsa_/);
+    assert.equal(await h.services.agents.kernelActivity(quiet.id, 120), 'unknown');
+    now = at(545);
+    assert.ok((await meter.cycle()).warned.includes(quiet.id));
+    now = at(610);
+    assert.ok((await meter.cycle()).culled.includes(quiet.id));
+    assert.ok(stops.includes('quiet-u/default'));
+    // the instance ended: its agent credential ended with it
+    const after = await h.request('/api/v1/agent/kernels', {
+      method: 'POST',
+      token,
+      body: JSON.stringify({ total: 1, busy: 1 }),
+    });
+    assert.equal(after.status, 401);
   });
 });
 

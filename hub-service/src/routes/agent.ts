@@ -1,47 +1,76 @@
 /**
- * What `ngsci agent` reports from an instance (GPU samples, spot or preemption notices), and the
- * GPU status the JupyterLab usage panel reads. The agent uses its server's token, so a report is
- * always about one of the caller's own servers.
+ * What `ngsci agent` reports from an instance (GPU samples, kernel states, spot or preemption
+ * notices), authenticated by the instance's own agent credential (agent/credentials.ts): the
+ * instance, its user and server come from the credential, never from the body. Also the GPU
+ * status the JupyterLab usage panel reads, with the user's token.
  */
 import { createRoute, z } from '@hono/zod-openapi';
-import { Accepted, GpuReport, GpuStatus, ServerName, SpotNotice } from '@ngsci/contract';
+import {
+  Accepted,
+  GpuReport,
+  GpuStatus,
+  KernelReport,
+  ServerName,
+  SpotNotice,
+} from '@ngsci/contract';
 import { newRouter, type AppDeps } from '../app.js';
+import type { AgentIdentity } from '../agent/credentials.js';
 import { GpuStore } from '../agent/gpu.js';
 import { ApiError } from '../errors.js';
 import { errors, json } from './common.js';
 
 const CLOUD_NAMES = { aws: 'AWS', gcp: 'Google Cloud', azure: 'Azure' } as const;
 
-export function agentRoutes(deps: Pick<AppDeps, 'database' | 'store' | 'notifier'>) {
+/** A body may name its server and instance (older agents do); they must be the credential's. */
+function checkClaims(agent: AgentIdentity, b: { server?: string; instanceId?: string }): void {
+  if ((b.server && b.server !== agent.server) || (b.instanceId && b.instanceId !== agent.instanceId))
+    throw new ApiError(403, 'forbidden', "the report names another instance than the agent's own");
+}
+
+const agentSecurity = [{ agentToken: [] }];
+
+export function agentRoutes(deps: Pick<AppDeps, 'database' | 'store' | 'notifier' | 'agents'>) {
   const r = newRouter();
   const gpu = new GpuStore(deps.database.db);
-
-  /** The caller's instance the report is about: the one named, if theirs, else the newest of the server. */
-  const instanceOf = async (
-    user: string,
-    server: string,
-    named: string | undefined,
-  ): Promise<string | null> => {
-    const latest = await deps.store.latest(user, server);
-    if (!named || latest?.id === named) return latest?.id ?? named ?? null;
-    const own = await deps.store.list({ user, includeEnded: true });
-    if (!own.some((i) => i.id === named))
-      throw new ApiError(403, 'forbidden', 'that instance is not yours');
-    return named;
-  };
+  r.openAPIRegistry.registerComponent('securitySchemes', 'agentToken', {
+    type: 'http',
+    scheme: 'bearer',
+    description: "an instance's agent credential (ngsa_...), handed to the agent at start",
+  });
 
   r.openapi(
     createRoute({
       method: 'post',
       path: '/agent/gpu',
+      security: agentSecurity,
       request: { body: { content: { 'application/json': { schema: GpuReport } }, required: true } },
-      responses: { 202: json(Accepted, 'stored'), ...errors(400, 401, 403) },
+      responses: { 202: json(Accepted, 'stored'), ...errors(400, 401, 403, 429) },
     }),
     async (c) => {
-      const user = c.get('user').name;
+      const agent = c.get('agent');
       const b = c.req.valid('json');
-      const server = b.server ?? 'default';
-      await gpu.record(user, server, await instanceOf(user, server, b.instanceId), b.gpus);
+      checkClaims(agent, b);
+      await gpu.record(agent.user, agent.server, agent.instanceId, b.gpus);
+      return c.json({ ok: true as const }, 202);
+    },
+  );
+
+  r.openapi(
+    createRoute({
+      method: 'post',
+      path: '/agent/kernels',
+      security: agentSecurity,
+      description:
+        "How many of the server's kernels exist and how many are executing. Idle culling keeps a " +
+        'server whose agent reported a busy kernel in the last two minutes.',
+      request: {
+        body: { content: { 'application/json': { schema: KernelReport } }, required: true },
+      },
+      responses: { 202: json(Accepted, 'stored'), ...errors(400, 401, 403, 429) },
+    }),
+    async (c) => {
+      const b = c.req.valid('json');
+      await deps.agents.recordKernels(c.get('agent').instanceId, b.total, b.busy);
       return c.json({ ok: true as const }, 202);
     },
   );
@@ -71,19 +100,23 @@ export function agentRoutes(deps: Pick<AppDeps, 'database' | 'store' | 'notifier
     createRoute({
       method: 'post',
       path: '/agent/spot',
+      security: agentSecurity,
       description:
         'The cloud announced that it will reclaim a spot or preemptible machine. The user gets one ' +
         '`spot` notice per announcement (JupyterLab saves open documents when it sees it).',
       request: {
         body: { content: { 'application/json': { schema: SpotNotice } }, required: true },
       },
-      responses: { 202: json(Accepted, 'notice sent (or already sent)'), ...errors(400, 401, 403) },
+      responses: {
+        202: json(Accepted, 'notice sent (or already sent)'),
+        ...errors(400, 401, 403, 429),
+      },
     }),
     async (c) => {
-      const user = c.get('user').name;
+      const agent = c.get('agent');
       const b = c.req.valid('json');
-      const server = b.server ?? 'default';
-      const instanceId = await instanceOf(user, server, b.instanceId);
+      checkClaims(agent, b);
+      const { user, server, instanceId } = agent;
       const when = b.at
         ? ` at ${new Date(b.at).toISOString().slice(11, 19)} UTC`
         : ' within minutes';
@@ -94,8 +127,8 @@ export function agentRoutes(deps: Pick<AppDeps, 'database' | 'store' | 'notifier
         title: `${CLOUD_NAMES[b.cloud]} is reclaiming your machine`,
         body: `${CLOUD_NAMES[b.cloud]} will ${b.action.toLowerCase()} the spot machine of server '${server}'${when}. Open documents are being saved; save anything else now.`,
         server,
-        ...(instanceId ? { instanceId } : {}),
-        dedupeKey: `spot:${instanceId ?? server}:${b.action}:${b.at ?? ''}`,
+        instanceId,
+        dedupeKey: `spot:${instanceId}:${b.action}:${b.at ?? ''}`,
       });
       return c.json({ ok: true as const }, 202);
     },
