@@ -125,7 +125,7 @@ async function ngsciCycle(
     ledger,
     prices: new PriceBook(database.db, () => catalog),
     catalog: () => catalog,
-    probe: async () => 'idle',
+    kernels: async () => 'idle',
     settings,
     now: () => new Date(clock),
   });

@@ -31,7 +31,8 @@ Options (environment variables in brackets):
   --cloud C              aws, gcp, azure, or local/none (no spot polling) [NGSCI_CLOUD]
   --metadata-url URL     the metadata endpoint's base URL [NGSCI_METADATA_URL]
   --gpu-interval 30s     how often to read nvidia-smi
-  --kernel-interval 10s  how often to ask the server which kernels are executing
+  --kernel-interval 5s   how often to ask the server which kernels are executing (sent to
+                         the service when that changes, and at least once a minute)
   --spot-interval 5s     how often to ask for a spot notice
   --flush-interval 5s    how often to send audit events
   --nvidia-smi PATH      [NGSCI_NVIDIA_SMI; default nvidia-smi]
@@ -86,7 +87,7 @@ export async function agent(io: Io, args: string[], stopSignal: AbortSignal): Pr
   const gpuEvery = parseDuration(str(v['gpu-interval']) ?? '30s', '--gpu-interval');
   const spotEvery = parseDuration(str(v['spot-interval']) ?? '5s', '--spot-interval');
   const flushEvery = parseDuration(str(v['flush-interval']) ?? '5s', '--flush-interval');
-  const kernelEvery = parseDuration(str(v['kernel-interval']) ?? '10s', '--kernel-interval');
+  const kernelEvery = parseDuration(str(v['kernel-interval']) ?? '5s', '--kernel-interval');
   const nvidiaSmi = str(v['nvidia-smi']) ?? env.NGSCI_NVIDIA_SMI ?? 'nvidia-smi';
   const inotifywait = str(v.inotifywait) ?? env.NGSCI_INOTIFYWAIT ?? 'inotifywait';
   const api = new ApiClient(connection({ url: str(v.url), token: agentToken }, env), io.fetch);
@@ -100,10 +101,16 @@ export async function agent(io: Io, args: string[], stopSignal: AbortSignal): Pr
     await api.post('/agent/gpu', { gpus: reading.gpus });
   };
 
+  let lastKernels = { key: '', at: 0 };
   const reportKernels = async () => {
     if (!serverUrl || !serverToken) return;
     const kernels = await readKernels(serverUrl, serverToken, io.fetch);
-    if (kernels) await api.post('/agent/kernels', kernels);
+    if (!kernels) return;
+    const key = `${kernels.total}/${kernels.busy}`;
+    // a change goes out at once; the same answer once a minute, as the agent's heartbeat
+    if (key === lastKernels.key && Date.now() - lastKernels.at < 60_000) return;
+    await api.post('/agent/kernels', kernels);
+    lastKernels = { key, at: Date.now() };
   };
 
   const reported = new Set<string>();

@@ -49,6 +49,8 @@ export async function harness(
     NGSCI_BRIDGE_SECRET: BRIDGE_SECRET,
     NGSCI_LOG_LEVEL: 'silent',
     NGSCI_JOB_HEARTBEAT: '0.2',
+    // many users launch local instances here; the one-user limit has its own tests (local-policy)
+    NGSCI_LOCAL_SHARED_DEMO: 'true',
     ...opts.env,
   });
   sharedDb ??= (async () => {
@@ -64,7 +66,7 @@ export async function harness(
   // eslint-disable-next-line prefer-const -- the fake hub closes over it before it exists
   let app!: ReturnType<typeof createApp>;
 
-  const bridge = (path: string, init: RequestInit = {}) =>
+  const bridge = async (path: string, init: RequestInit = {}) =>
     app.request(`${prefix}/api/v1/bridge${path}`, {
       ...init,
       headers: {
@@ -174,7 +176,7 @@ export async function harness(
       const headers = new Headers(rest.headers);
       if (token) headers.set('authorization', `token ${token}`);
       if (rest.body) headers.set('content-type', 'application/json');
-      return app.request(`${prefix}${path}`, { ...rest, headers });
+      return Promise.resolve(app.request(`${prefix}${path}`, { ...rest, headers }));
     },
     bridge,
     async close() {
