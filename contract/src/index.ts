@@ -101,6 +101,17 @@ export const Me = z
     admin: z.boolean(),
     groups: z.array(z.string()),
     plan: z.object({ id: z.string(), label: z.string(), multiplierPpm: z.number().int() }),
+    localIsolation: z
+      .object({
+        mode: z.enum(['users', 'shared']),
+        sharedDemo: z.boolean(),
+      })
+      .optional()
+      .meta({
+        description:
+          "how local instances are isolated: 'users' (each user's own system account) or 'shared' " +
+          '(one system account: one user at most, or with sharedDemo every user shares it; not for sensitive data)',
+      }),
   })
   .meta({ id: 'Me' });
 export type Me = z.infer<typeof Me>;

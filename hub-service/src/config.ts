@@ -36,6 +36,13 @@ export const ConfigSchema = z.object({
     .default('/services/ngsci/'),
   JUPYTERHUB_BASE_URL: z.string().default('/'),
   JUPYTERHUB_OAUTH_ACCESS_SCOPES: scopeList.optional(),
+  // the service's own hub OAuth login (admin panel sign-in, docs/admin-panel.md); the hub sets these
+  /** the service's OAuth client id (the hub names it service-<name>) */
+  JUPYTERHUB_CLIENT_ID: z.string().min(1).optional(),
+  /** where the hub sends the browser back with a code: <prefix>oauth_callback */
+  JUPYTERHUB_OAUTH_CALLBACK_URL: z.string().min(1).optional(),
+  /** the hub's public origin ('' when the browser reaches it on the page's own origin) */
+  JUPYTERHUB_HOST: z.string().default(''),
   DATABASE_URL: z
     .string()
     .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
@@ -60,10 +67,30 @@ export const ConfigSchema = z.object({
   NGSCI_DEFAULT_PLAN: z.string().default('private'),
   NGSCI_ADMIN_SCOPE: z.string().default('custom:ngsci:admin'),
   NGSCI_AUTH_CACHE_SECONDS: z.coerce.number().min(0).max(60).default(30),
+  /** how long an admin's sign-in to the service (its session cookie) lasts, in seconds */
+  NGSCI_ADMIN_SESSION_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(60)
+    .max(7 * 86_400)
+    .default(3600),
   NGSCI_LOCAL_COMMAND: z.string().default('jupyterhub-singleuser'),
   NGSCI_LOCAL_ARGS: z.string().default(''),
   NGSCI_LOCAL_HOMES: z.string().optional(),
   NGSCI_LOCAL_STOP_ON_SHUTDOWN: bool.default(false),
+  // local instances' isolation (provisioners/local-policy.ts, docs/security.md)
+  /** users: each hub user's local server runs as its own system account (service as root); shared: one uid, one user */
+  NGSCI_LOCAL_ISOLATION: z.enum(['users', 'shared']).default('shared'),
+  /** prefix of the system accounts `users` isolation creates (ngsci-alice) */
+  NGSCI_LOCAL_USER_PREFIX: z
+    .string()
+    .regex(
+      /^[a-z_][a-z0-9_-]{0,15}$/,
+      'must start with a lower-case letter or _, then lower-case letters, digits, _ or -, at most 16 characters',
+    )
+    .default('ngsci-'),
+  /** shared isolation only: let any number of users share the one account (demos, `npm start`) */
+  NGSCI_LOCAL_SHARED_DEMO: bool.default(false),
   NGSCI_AGENT_COMMAND: z.string().optional(),
   NGSCI_CULL_GPU_BUSY_PERCENT: z.coerce.number().min(1).max(100).default(10),
   NGSCI_LOCAL_DATASET_PATH: z.string().optional(),
@@ -98,10 +125,13 @@ export const ConfigSchema = z.object({
   NGSCI_CULL_EVERY: seconds(600),
   NGSCI_CULL_WARNING: z.coerce.number().int().min(0).default(300),
   NGSCI_CULL_MAX_AGE: z.coerce.number().int().min(0).default(0),
-  // cloud provisioning (NGSCI_PROVISIONER=terraform): NGSCI_TERRAFORM_*, NGSCI_AWS_*, NGSCI_GCP_*, NGSCI_AZURE_*
+  // cloud provisioning (NGSCI_PROVISIONER=terraform): NGSCI_TERRAFORM_*, NGSCI_AWS_*, NGSCI_GCP_*, NGSCI_AZURE_*,
+  // and what VMs must prove before they get secrets: NGSCI_IDENTITY_*, NGSCI_ALLOW_HTTP_VM_URLS
   ...TerraformSettingsSchema.partial().shape,
   /** how long a cloud machine's single-use bootstrap token stays valid, in seconds */
   NGSCI_BOOTSTRAP_TTL: seconds(900),
+  /** how long after its first redemption the same proven machine may fetch its environment again, in seconds */
+  NGSCI_BOOTSTRAP_REPEAT_WINDOW: z.coerce.number().int().min(0).default(300),
   /** how often reconciliation looks for machines nobody uses or pays for, in seconds */
   NGSCI_RECONCILE_INTERVAL: seconds(300),
   /** how long an instance whose hub server is gone may live before it is stopped, in seconds */
@@ -115,6 +145,22 @@ export const ConfigSchema = z.object({
   NGSCI_AGENT_RATE_PER_MINUTE: z.coerce.number().int().min(0).default(120),
   /** GPU samples older than this many seconds are pruned */
   NGSCI_AGENT_RETENTION: seconds(7 * 86_400),
+  // the data-access audit (docs/audit.md)
+  /** where the audit stream and security events are shipped: file:/path.jsonl or an http(s) URL */
+  NGSCI_AUDIT_SINK: z
+    .string()
+    .refine(
+      (v) =>
+        /^file:\/{1,3}[^/]/.test(v) ||
+        /^https:\/\/[^/]/.test(v) ||
+        /^http:\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(\/|$)/.test(v),
+      'must be file:/absolute/path.jsonl, an https:// URL, or http:// on this machine (127.0.0.1)',
+    )
+    .optional(),
+  /** audit events older than this many seconds are archived, then deleted; 0: kept forever */
+  NGSCI_AUDIT_RETENTION: z.coerce.number().int().min(0).default(0),
+  /** the folder pruned audit events are archived to (JSONL); required with a retention */
+  NGSCI_AUDIT_ARCHIVE_DIR: z.string().optional(),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
@@ -143,6 +189,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       );
     }
   }
+  if (result.data.NGSCI_AUDIT_RETENTION > 0 && !result.data.NGSCI_AUDIT_ARCHIVE_DIR)
+    throw new ConfigError(
+      'invalid configuration:\n  NGSCI_AUDIT_ARCHIVE_DIR: required when NGSCI_AUDIT_RETENTION is set (audit events are archived before they are deleted; see docs/audit.md)',
+    );
   return result.data;
 }
 

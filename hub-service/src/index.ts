@@ -16,8 +16,13 @@ import { LocalProvisioner } from './provisioners/local.js';
 import { prepareUsersIsolation, SystemAccounts } from './provisioners/local-policy.js';
 import type { Provisioner } from './provisioners/types.js';
 import { AgentWatch } from './security/agent-watch.js';
+import { pruneAudit } from './audit/retention.js';
 import { createServices, jobTagFor, type Services } from './services.js';
-import { TerraformProvisioner, terraformSettings } from './provisioners/terraform/index.js';
+import {
+  identityProblems,
+  TerraformProvisioner,
+  terraformSettings,
+} from './provisioners/terraform/index.js';
 import { Reconciler } from './reconcile/reconciler.js';
 
 const version = (
@@ -101,6 +106,9 @@ async function main(): Promise<void> {
         dataDir: config.NGSCI_DATA_DIR,
         databaseUrl: config.DATABASE_URL,
       });
+      // a cloud whose identity proofs cannot be checked would refuse every machine at boot
+      const problems = identityProblems(settings, config);
+      if (problems.length) throw new Error(`invalid configuration:\n  ${problems.join('\n  ')}`);
     } catch (err) {
       process.stderr.write(
         `ngsci hub-service: ${err instanceof Error ? err.message : String(err)}\n`,
@@ -109,10 +117,12 @@ async function main(): Promise<void> {
     }
     const terraform = new TerraformProvisioner({
       settings,
-      issueBootstrapToken: (instanceId, env) => {
+      issueBootstrapToken: (instanceId, env, opts) => {
         if (!services) throw new Error('the service is still starting');
-        return services.bootstrap.issue(instanceId, env);
+        return services.bootstrap.issue(instanceId, env, opts);
       },
+      recordCloudInstance: async (instanceId, cloudInstanceId) =>
+        services?.bootstrap.recordCloudInstance(instanceId, cloudInstanceId),
       watchIntervalMs: config.NGSCI_RUNNING_POLL_INTERVAL * 1000,
       log: (e) => logger[e.level]({ instance: e.instanceId }, `terraform: ${e.message}`),
     });
@@ -167,6 +177,10 @@ async function main(): Promise<void> {
     stopSilent: config.NGSCI_AGENT_SILENT_STOP,
     retentionSeconds: config.NGSCI_AGENT_RETENTION,
     intervalSeconds: Math.min(30, Math.max(1, config.NGSCI_AGENT_SILENT_AFTER / 4)),
+    // audit events past NGSCI_AUDIT_RETENTION: archived first, then deleted (audit/retention.ts)
+    housekeeping: async (now) => {
+      await pruneAudit({ db: database.db, config, security: services!.security, logger }, now);
+    },
   });
   agentWatch.start();
 

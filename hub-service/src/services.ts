@@ -17,10 +17,12 @@ import { HealthWatch } from './instances/health.js';
 import { GpuStore } from './agent/gpu.js';
 import { AgentCredentials } from './agent/credentials.js';
 import { SecurityEvents } from './security/events.js';
-import { createAuditSink, shipSecurityEvents, type AuditSink } from './audit/sink.js';
+import { createAuditSink, type AuditSink } from './audit/sink.js';
 import type { Provisioner } from './provisioners/types.js';
 import { firstLocalUser, LocalUserGate } from './provisioners/local-policy.js';
 import { BootstrapTokens } from './bootstrap/tokens.js';
+import { InstanceIdentity } from './bootstrap/identity.js';
+import { identityTrust } from './provisioners/terraform/settings.js';
 import type { Notifier } from './notify/types.js';
 import { ChannelNotifier } from './notify/notifier.js';
 import { NotificationStore } from './notify/store.js';
@@ -119,13 +121,21 @@ export function createServices(opts: {
     box,
     logger,
     ttlSeconds: config.NGSCI_BOOTSTRAP_TTL,
+    // VMs prove their cloud identity before they get secrets (bootstrap/identity.ts)
+    identity: new InstanceIdentity(identityTrust(config)),
+    identityRequired: config.NGSCI_IDENTITY_REQUIRED !== false,
+    repeatWindowSeconds: config.NGSCI_BOOTSTRAP_REPEAT_WINDOW,
+    security: { raise: (e) => security.raise(e) },
   });
   const gpus = new GpuStore(db);
   const auditSink = createAuditSink(config.NGSCI_AUDIT_SINK, { logger });
-  const security = shipSecurityEvents(
-    new SecurityEvents({ db, logger, notifier, admins: () => hub.listAdmins() }),
-    auditSink,
-  );
+  const security = new SecurityEvents({
+    db,
+    logger,
+    notifier,
+    admins: () => hub.listAdmins(),
+    onRaised: (row) => auditSink.security(row),
+  });
   createMeter(metering, {
     config,
     database,

@@ -1,13 +1,33 @@
 /**
- * `ngsci agent` beside a real local instance, with the instance's own environment (its token):
- * files that a real process reads under the watched dataset folder appear in the admin audit list
- * (JSON and CSV) with the right user, server, instance and path; recorded nvidia-smi output reaches
- * the GPU endpoint; a recorded AWS spot notice becomes the user's notification.
+ * The data-access audit end to end, on a real hub with a real local instance whose agent the
+ * service started with its own credential (NGSCI_LOCAL_DATASET_PATH is the watched dataset):
+ * - a researcher downloads dataset files through the hub's proxy (`/user/researcher/files/…` and
+ *   the contents API, with the researcher's token); the reads are in the admin audit with the
+ *   right user, server, instance and path, a duration, and the file size as bytes;
+ * - the hash chains verify as intact; a user token and the server's own token cannot post to
+ *   `/agent/audit`;
+ * - the audit stream lands in the NGSCI_AUDIT_SINK file as ECS JSON lines;
+ * - recorded nvidia-smi output and a recorded AWS spot notice reach the service through an agent
+ *   holding the instance's credential;
+ * - a read of a honeypot file raises a critical security event at once (admins get a notice)
+ *   and, with stopServer, the server stops.
+ *
+ * The dataset folder is `~/dataset`, inside the server's root (the researcher's home), where a
+ * deployment mounts it so `/files/` and the contents API can serve it. A symlink from the home to
+ * a folder outside it would not do: jupyter-server (tornado >= 6.5.9) refuses to serve a link
+ * whose target leaves the root (403), so files outside the root are not downloadable that way.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -15,54 +35,99 @@ import { join } from 'node:path';
 import { ROOT, startStack, until, type Stack } from './stack.js';
 
 interface AuditEvent {
+  id: number;
   user: string;
   server: string;
   instanceId: string | null;
   path: string;
   op: string;
+  bytes: number | null;
   durationMs: number | null;
+  hash: string | null;
 }
 
-describe('the instance agent against the real service', () => {
+interface SecurityEvent {
+  kind: string;
+  severity: string;
+  user: string | null;
+  server: string | null;
+  instanceId: string | null;
+  path: string | null;
+  message: string;
+}
+
+const COHORT = 'id,age\n1,54\n2,61\n';
+
+function environOf(pid: number): Record<string, string> {
+  return Object.fromEntries(
+    readFileSync(`/proc/${pid}/environ`, 'utf8')
+      .split('\0')
+      .filter(Boolean)
+      .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+  );
+}
+
+/** The agent process the service started beside an instance (same uid on local instances). */
+function agentPidOf(instanceId: string): number | null {
+  for (const d of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+    try {
+      const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
+      if (!cmd.includes('agent')) continue;
+      const env = environOf(Number(d));
+      if (env.NGSCI_INSTANCE_ID === instanceId && env.NGSCI_AGENT_TOKEN) return Number(d);
+    } catch {
+      // a process that ended meanwhile
+    }
+  }
+  return null;
+}
+
+describe('the data-access audit against the real service', () => {
   let stack: Stack;
   let token: string;
   let adminToken: string;
-  let metadata: Server;
-  let agent: ChildProcess | null = null;
-  let agentLog = '';
   let instanceId = '';
-  let serverToken = '';
-  const dataset = mkdtempSync(join(tmpdir(), 'ngsci-dataset-'));
-  const tools = mkdtempSync(join(tmpdir(), 'ngsci-tools-'));
+  let metadata: Server;
+  let extraAgent: ChildProcess | null = null;
+  let extraLog = '';
+  const work = mkdtempSync(join(tmpdir(), 'ngsci-audit-it-'));
+  const dataDir = mkdtempSync(join(tmpdir(), 'ngsci-it-'));
+  const dataset = join(dataDir, 'homes', 'researcher', 'dataset');
+  const sink = join(work, 'audit.jsonl');
+  const canary = join(dataset, 'zz-canary.csv');
+
+  const audit = async (q: string) =>
+    (
+      (await (await stack.api(`/admin/audit?${q}`, adminToken)).json()) as {
+        events: AuditEvent[];
+      }
+    ).events;
+  const securityEvents = async (kind: string) =>
+    (
+      (await (await stack.api(`/admin/security-events?kind=${kind}`, adminToken)).json()) as {
+        events: SecurityEvent[];
+      }
+    ).events;
+  /** a file of the dataset through the hub's proxy, as the researcher's browser gets it */
+  const download = (rel: string) =>
+    fetch(`${stack.url}/user/researcher/files/dataset/${rel}`, {
+      headers: { authorization: `token ${token}` },
+    });
 
   before(async () => {
-    mkdirSync(join(dataset, 'images'));
-    writeFileSync(join(dataset, 'cohort.csv'), 'id,age\n1,54\n2,61\n');
+    mkdirSync(join(dataset, 'images'), { recursive: true });
+    writeFileSync(join(dataset, 'cohort.csv'), COHORT);
     writeFileSync(join(dataset, 'images', 'scan-001.bin'), Buffer.alloc(64 * 1024, 7));
-    // a stand-in nvidia-smi that prints a recorded answer of a two-A100 machine
-    const smi = join(tools, 'nvidia-smi');
-    writeFileSync(
-      smi,
-      `#!/bin/sh\ncat '${join(ROOT, 'cli', 'testdata', 'nvidia-smi-a100x2.csv')}'\n`,
-    );
-    chmodSync(smi, 0o755);
-    // an AWS metadata endpoint with a recorded spot interruption notice (IMDSv2)
-    const action = readFileSync(join(ROOT, 'cli', 'testdata', 'aws-instance-action.json'), 'utf8');
-    metadata = createServer((req, res) => {
-      if (req.method === 'PUT' && req.url === '/latest/api/token')
-        return res.writeHead(200).end('imds-token');
-      if (
-        req.url === '/latest/meta-data/spot/instance-action' &&
-        req.headers['x-aws-ec2-metadata-token'] === 'imds-token'
-      )
-        return res.writeHead(200).end(action);
-      res.writeHead(404).end();
-    });
-    await new Promise<void>((r) => metadata.listen(0, '127.0.0.1', r));
+    writeFileSync(canary, 'id,name\n0,nobody\n');
 
-    stack = await startStack({ database: 'postgres' });
+    stack = await startStack({
+      database: 'postgres',
+      dataDir,
+      env: { NGSCI_LOCAL_DATASET_PATH: dataset, NGSCI_AUDIT_SINK: `file:${sink}` },
+    });
     token = await stack.userToken('researcher');
     adminToken = await stack.userToken('admin');
+
     const res = await stack.api('/instances', token, {
       method: 'POST',
       body: JSON.stringify({ size: 'cpu-small' }),
@@ -81,110 +146,170 @@ describe('the instance agent against the real service', () => {
       stack,
     );
     instanceId = running.id;
+  });
 
-    const pid = stack.pidOf(instanceId);
-    assert.ok(pid);
-    const serverEnv = Object.fromEntries(
-      readFileSync(`/proc/${pid}/environ`, 'utf8')
-        .split('\0')
-        .filter(Boolean)
-        .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+  after(async () => {
+    if (extraAgent && extraAgent.exitCode === null) extraAgent.kill('SIGKILL');
+    await stack?.stop();
+    if (metadata) await new Promise((r) => metadata.close(r));
+  });
+
+  test('a dataset file downloaded through the proxy is in the audit with the right user and path', async () => {
+    const cohort = join(dataset, 'cohort.csv');
+    // the agent's inotify watch comes up shortly after the server: download until it is seen
+    const events = await until(
+      async () => {
+        const res = await download('cohort.csv');
+        assert.equal(res.status, 200, `download: ${res.status}`);
+        assert.equal(await res.text(), COHORT);
+        await new Promise((r) => setTimeout(r, 1500));
+        const list = await audit(`user=researcher&path=${encodeURIComponent(cohort)}`);
+        return list.some((e) => e.op === 'close') ? list : null;
+      },
+      'the download in the audit',
+      90,
+      stack,
     );
-    serverToken = serverEnv.JUPYTERHUB_API_TOKEN ?? '';
+    const ops = [...new Set(events.map((e) => e.op))];
+    assert.deepEqual(ops.sort(), ['close', 'open', 'read']);
+    for (const e of events) {
+      assert.equal(e.user, 'researcher');
+      assert.equal(e.server, 'default');
+      assert.equal(e.instanceId, instanceId);
+      assert.equal(e.path, cohort);
+      assert.match(String(e.hash), /^[0-9a-f]{64}$/);
+    }
+    const close = events.find((e) => e.op === 'close')!;
+    assert.equal(typeof close.durationMs, 'number');
+    assert.equal(close.bytes, COHORT.length, 'the size of the file read, as bytes');
+
+    // the contents API is a read too
+    const scan = join(dataset, 'images', 'scan-001.bin');
+    const viaContents = await fetch(
+      `${stack.url}/user/researcher/api/contents/dataset/images/scan-001.bin?content=1&format=base64`,
+      { headers: { authorization: `token ${token}` } },
+    );
+    assert.equal(viaContents.status, 200);
+    const scanEvents = await until(
+      async () => {
+        const list = await audit(`user=researcher&path=${encodeURIComponent(scan)}`);
+        return list.some((e) => e.op === 'close') ? list : null;
+      },
+      'the contents API read in the audit',
+      30,
+      stack,
+    );
+    assert.equal(scanEvents.find((e) => e.op === 'close')!.bytes, 64 * 1024);
+
+    assert.equal(
+      (await stack.api('/admin/audit', token)).status,
+      403,
+      'researchers cannot read it',
+    );
+  });
+
+  test('the chains verify as intact; user and server tokens cannot post audit events', async () => {
+    const v = (await (await stack.api('/admin/audit/verify', adminToken)).json()) as {
+      intact: boolean;
+      events: number;
+      breaks: unknown[];
+    };
+    assert.equal(v.intact, true, JSON.stringify(v.breaks));
+    assert.ok(v.events >= 6);
+
+    const forged = { events: [{ path: '/etc/passwd', op: 'read', at: new Date().toISOString() }] };
+    const asUser = await stack.api('/agent/audit', token, {
+      method: 'POST',
+      body: JSON.stringify(forged),
+    });
+    assert.equal(asUser.status, 403);
+    const serverToken = environOf(stack.pidOf(instanceId)!).JUPYTERHUB_API_TOKEN;
     assert.ok(serverToken, 'the server has its token');
-    const metadataUrl = `http://127.0.0.1:${(metadata.address() as AddressInfo).port}`;
-    agent = spawn(
+    const asServer = await stack.api('/agent/audit', serverToken, {
+      method: 'POST',
+      body: JSON.stringify(forged),
+    });
+    assert.equal(asServer.status, 403);
+    const old = await stack.api('/audit/events', token, {
+      method: 'POST',
+      body: JSON.stringify(forged),
+    });
+    assert.equal(old.status, 404, 'the user-token route is gone');
+    assert.equal((await audit('path=/etc/passwd')).length, 0);
+  });
+
+  test('the audit stream is in the sink file as ECS JSON lines', async () => {
+    const cohort = join(dataset, 'cohort.csv');
+    const line = await until(
+      async () => {
+        let text = '';
+        try {
+          text = readFileSync(sink, 'utf8');
+        } catch {
+          return null;
+        }
+        return text
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l) as Record<string, Record<string, unknown>>)
+          .find((l) => l.file?.path === cohort && l.event?.action === 'file-close');
+      },
+      'the read in the sink',
+      20,
+    );
+    assert.equal(line.user!.name, 'researcher');
+    assert.equal(line.host!.id, instanceId);
+    assert.equal(line.labels!.server, 'default');
+    assert.equal(typeof line.event!.duration, 'number');
+    assert.match(String(line.ngsci!.hash), /^[0-9a-f]{64}$/);
+  });
+
+  test('recorded nvidia-smi output and a recorded AWS spot notice arrive with the agent credential', async () => {
+    const tools = join(work, 'tools');
+    mkdirSync(tools);
+    const smi = join(tools, 'nvidia-smi');
+    writeFileSync(
+      smi,
+      `#!/bin/sh\ncat '${join(ROOT, 'cli', 'testdata', 'nvidia-smi-a100x2.csv')}'\n`,
+    );
+    chmodSync(smi, 0o755);
+    const action = readFileSync(join(ROOT, 'cli', 'testdata', 'aws-instance-action.json'), 'utf8');
+    metadata = createServer((req, res) => {
+      if (req.method === 'PUT' && req.url === '/latest/api/token')
+        return res.writeHead(200).end('imds-token');
+      if (
+        req.url === '/latest/meta-data/spot/instance-action' &&
+        req.headers['x-aws-ec2-metadata-token'] === 'imds-token'
+      )
+        return res.writeHead(200).end(action);
+      res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => metadata.listen(0, '127.0.0.1', r));
+    // on a local instance the agent shares the researcher's uid, so its credential is readable
+    // from /proc (docs/security.md says so); this test uses that to run a second agent with
+    // recorded tools: on VMs the credential is in a root-only file
+    const agentPid = await until(async () => agentPidOf(instanceId), 'the agent process', 20);
+    const env = environOf(agentPid);
+    delete env.NGSCI_DATASET_PATH;
+    extraAgent = spawn(
       join(ROOT, '.venv', 'bin', 'ngsci'),
       [
         'agent',
-        '--dataset',
-        dataset,
         '--cloud',
         'aws',
         '--metadata-url',
-        metadataUrl,
+        `http://127.0.0.1:${(metadata.address() as AddressInfo).port}`,
         '--nvidia-smi',
         smi,
-        '--flush-interval',
-        '1s',
         '--spot-interval',
         '1s',
         '--gpu-interval',
         '5s',
       ],
-      { env: serverEnv, stdio: ['ignore', 'pipe', 'pipe'] },
+      { env, stdio: ['ignore', 'pipe', 'pipe'] },
     );
-    agent.stderr!.on('data', (d: Buffer) => (agentLog += d.toString()));
-    await until(
-      async () => agentLog.includes('watching'),
-      `the agent to watch the dataset (log: ${agentLog})`,
-      30,
-    );
-  });
+    extraAgent.stderr!.on('data', (d: Buffer) => (extraLog += d.toString()));
 
-  after(async () => {
-    if (agent && agent.exitCode === null) {
-      agent.kill('SIGKILL');
-    }
-    await stack?.stop();
-    await new Promise((r) => metadata.close(r));
-  });
-
-  test('files read by a real process show up in the admin audit list and its CSV export', async () => {
-    const cat = spawnSync(
-      'cat',
-      [join(dataset, 'cohort.csv'), join(dataset, 'images', 'scan-001.bin')],
-      { encoding: 'buffer' },
-    );
-    assert.equal(cat.status, 0);
-
-    const cohort = join(dataset, 'cohort.csv');
-    const events = await until(
-      async () => {
-        const list = (await (
-          await stack.api('/admin/audit?user=researcher', adminToken)
-        ).json()) as { events: AuditEvent[] };
-        const closes = list.events.filter((e) => e.op === 'close');
-        return closes.some((e) => e.path === cohort) &&
-          closes.some((e) => e.path.endsWith('scan-001.bin'))
-          ? list.events
-          : null;
-      },
-      `the reads in the audit list (agent log: ${agentLog})`,
-      30,
-      stack,
-    );
-    const forCohort = events.filter((e) => e.path === cohort);
-    assert.deepEqual(
-      forCohort.map((e) => e.op),
-      ['open', 'read', 'close'],
-    );
-    for (const e of forCohort) {
-      assert.equal(e.user, 'researcher');
-      assert.equal(e.server, 'default');
-      assert.equal(e.instanceId, instanceId);
-    }
-    assert.equal(typeof forCohort[2]!.durationMs, 'number');
-    assert.ok(
-      !events.some((e) => e.path === dataset || e.path === `${dataset}/`),
-      'listing a folder is not a data access',
-    );
-
-    const csv = await (
-      await stack.api(`/admin/audit?format=csv&path=${encodeURIComponent(dataset)}`, adminToken)
-    ).text();
-    assert.ok(
-      csv
-        .split('\r\n')
-        .some((l) => l.includes(`,researcher,default,${instanceId},${cohort},close,`)),
-      csv,
-    );
-
-    const denied = await stack.api('/admin/audit', token);
-    assert.equal(denied.status, 403, 'researchers cannot read the audit');
-  });
-
-  test('the recorded nvidia-smi answer reaches the GPU endpoint of the server', async () => {
     const gpu = await until(
       async () => {
         const g = (await (await stack.api('/instances/default/gpu', token)).json()) as {
@@ -193,7 +318,7 @@ describe('the instance agent against the real service', () => {
         };
         return g.gpus.length ? g : null;
       },
-      'a GPU report',
+      `a GPU report (agent log: ${extraLog})`,
       30,
       stack,
     );
@@ -205,41 +330,86 @@ describe('the instance agent against the real service', () => {
         ['NVIDIA A100-SXM4-40GB', 0],
       ],
     );
-  });
-
-  test('a recorded AWS spot notice becomes one warning notification; the agent stops cleanly', async () => {
-    const notices = await until(
+    const spot = await until(
       async () => {
         const list = (await (await stack.api('/notifications', token)).json()) as {
-          notifications: Array<{
-            kind: string;
-            level: string;
-            title: string;
-            body: string;
-            instanceId: string;
-          }>;
+          notifications: Array<{ kind: string; level: string; title: string; instanceId: string }>;
         };
-        const spot = list.notifications.filter((n) => n.kind === 'spot');
-        return spot.length ? spot : null;
+        const s = list.notifications.filter((n) => n.kind === 'spot');
+        return s.length ? s : null;
       },
       'the spot notice',
       30,
       stack,
     );
-    // the agent keeps polling every second; the notice is still sent once
     await new Promise((r) => setTimeout(r, 2500));
     const again = (await (await stack.api('/notifications', token)).json()) as {
       notifications: Array<{ kind: string }>;
     };
     assert.equal(again.notifications.filter((n) => n.kind === 'spot').length, 1);
-    assert.equal(notices[0]!.level, 'warning');
-    assert.match(notices[0]!.title, /AWS is reclaiming your machine/);
-    assert.equal(notices[0]!.instanceId, instanceId);
+    assert.equal(spot[0]!.level, 'warning');
+    assert.match(spot[0]!.title, /AWS is reclaiming your machine/);
+    assert.equal(spot[0]!.instanceId, instanceId);
+    extraAgent.kill('SIGTERM');
+    assert.equal(await new Promise((r) => extraAgent!.once('exit', r)), 0);
+    assert.ok(!extraLog.includes(env.NGSCI_AGENT_TOKEN!), 'the agent never logs its credential');
+  });
 
-    agent!.kill('SIGTERM');
-    const code = await new Promise((r) => agent!.once('exit', r));
-    assert.equal(code, 0);
-    assert.match(agentLog, /stopped/);
-    assert.ok(!agentLog.includes(serverToken), 'the agent never logs its token');
+  test('a honeypot read raises a critical security event at once and stops the server', async () => {
+    const rule = await stack.api('/admin/audit/rules', adminToken, {
+      method: 'POST',
+      body: JSON.stringify({
+        kind: 'honeypot',
+        path: canary,
+        stopServer: true,
+        note: 'no study uses this file',
+      }),
+    });
+    assert.equal(rule.status, 201, await rule.clone().text());
+    const before = Date.now();
+    const res = await download('zz-canary.csv');
+    assert.equal(res.status, 200);
+    const alert = await until(
+      async () => (await securityEvents('honeypot_read'))[0],
+      'the honeypot alert',
+      30,
+      stack,
+    );
+    assert.equal(alert.severity, 'critical');
+    assert.equal(alert.user, 'researcher');
+    assert.equal(alert.server, 'default');
+    assert.equal(alert.instanceId, instanceId);
+    assert.equal(alert.path, canary);
+    // the agent flushes every 5 s: "at once" is within a flush and a request
+    assert.ok(Date.now() - before < 20_000);
+
+    const notice = await until(
+      async () => {
+        const list = (await (await stack.api('/notifications', adminToken)).json()) as {
+          notifications: Array<{ kind: string; level: string; title: string }>;
+        };
+        return list.notifications.find((n) => n.kind === 'security');
+      },
+      'the admin notice',
+      20,
+      stack,
+    );
+    assert.equal(notice.level, 'error');
+    assert.match(notice.title, /honeypot read/);
+
+    await until(
+      async () => {
+        const i = (await (await stack.api('/instances/default', token)).json()) as {
+          state: string;
+        };
+        return ['stopping', 'stopped'].includes(i.state);
+      },
+      'the server to stop',
+      60,
+      stack,
+    );
+
+    const shipped = readFileSync(sink, 'utf8');
+    assert.match(shipped, /"action":"honeypot_read"/, 'the alert is in the sink too');
   });
 });

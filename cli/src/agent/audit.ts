@@ -1,9 +1,11 @@
 /**
  * The data-access watch: `inotifywait` (Debian's inotify-tools) reports opens, reads and closes
  * under the dataset mount; this turns them into audit events (one open, at most one read, one
- * close with the duration, per open of a file) and hands them over in batches.
+ * close with the duration, per open of a file) and hands them over in batches. inotify does not
+ * count bytes: the close of a file that was read carries the file's size then, an upper bound.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { statSync } from 'node:fs';
 import type { AuditEventInput } from '@ngsci/contract';
 
 export const INOTIFY_ARGS = (path: string) => [
@@ -27,7 +29,11 @@ interface OpenFile {
 export class AccessTracker {
   private readonly open = new Map<string, OpenFile>();
 
-  constructor(private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly now: () => number = Date.now,
+    /** the file's size in bytes, or null when it cannot be read (gone, no permission) */
+    private readonly size: (path: string) => number | null = () => null,
+  ) {}
 
   handle(flags: string, path: string): AuditEventInput[] {
     const f = new Set(flags.split(','));
@@ -58,11 +64,14 @@ export class AccessTracker {
         cur.opens -= 1;
       } else {
         this.open.delete(path);
+        // a file that was read: its size now is the most it can have given (inotify has no count)
+        const bytes = cur?.readReported ? this.size(path) : null;
         out.push({
           path,
           op: 'close',
           at,
           ...(cur ? { durationMs: Math.max(0, t - cur.openedAt) } : {}),
+          ...(bytes !== null ? { bytes } : {}),
         });
       }
     }
@@ -86,6 +95,16 @@ export class NulPairs {
   }
 }
 
+/** The size of a regular file, or null. */
+export function fileSize(path: string): number | null {
+  try {
+    const st = statSync(path);
+    return st.isFile() ? st.size : null;
+  } catch {
+    return null;
+  }
+}
+
 export interface Watch {
   ready: Promise<void>;
   stop(): void;
@@ -98,7 +117,7 @@ export function watchDataset(
   onEvents: (events: AuditEventInput[]) => void,
   opts: { command?: string; onError?: (msg: string) => void } = {},
 ): Watch {
-  const tracker = new AccessTracker();
+  const tracker = new AccessTracker(Date.now, fileSize);
   const pairs = new NulPairs();
   const child = spawn(opts.command ?? 'inotifywait', INOTIFY_ARGS(path), {
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -3,7 +3,15 @@
  * server, users' spend, and the data-access audit.
  */
 import { writeFileSync } from 'node:fs';
-import type { AuditList, Instance, Quota } from '@ngsci/contract';
+import type {
+  AuditList,
+  AuditRule,
+  AuditRuleList,
+  AuditVerification,
+  Instance,
+  Quota,
+  SecurityEventList,
+} from '@ngsci/contract';
 import type { AdminUserList, InstanceList, PlanList, QuotaList } from '../types.js';
 import { parse, str } from '../args.js';
 import { EXIT, UsageError } from '../errors.js';
@@ -35,7 +43,19 @@ Verbs:
   plans set ID "LABEL" MULTIPLIER             e.g. plans set academic "Academic" 0.5
   plans assign (--user U | --group G) PLAN
   users                                       this month's spend per user
-  audit [--user U] [--path PREFIX] [--from DATE] [--to DATE] [--csv [FILE]]
+  audit [--user U] [--path PREFIX] [--from DATE] [--to DATE] [--csv [-o FILE]]
+                                              data-access events (who read which file, when)
+  audit verify [--chain INSTANCE_ID]          recompute the hash chains; exit 1 on a broken link
+  audit events [--kind KIND] [--limit N]      security events, newest first (honeypot_read,
+                                              read_threshold, agent_silent, audit_pruned, ...)
+  audit rules                                 honeypot paths and read thresholds
+  audit add-honeypot PATH [--stop-server] [--note TEXT]
+                                              any open or read of PATH (a folder if it ends in /)
+                                              is a critical alert
+  audit add-threshold --window 1h [--max-files N] [--max-bytes 10GB] [--path PREFIX]
+                      [--stop-server] [--note TEXT]
+                                              files/bytes one user may read per window
+  audit remove-rule ID
 ${COMMON}`;
 
 export async function admin(ctx: Ctx, args: string[]): Promise<number> {
@@ -317,6 +337,31 @@ async function users(ctx: Ctx, args: string[]): Promise<number> {
 }
 
 async function audit(ctx: Ctx, args: string[]): Promise<number> {
+  switch (args[0]) {
+    case 'verify':
+      return auditVerify(ctx, args.slice(1));
+    case 'events':
+      return auditEvents(ctx, args.slice(1));
+    case 'rules':
+      return auditRules(ctx, args.slice(1));
+    case 'add-honeypot':
+      return auditAddHoneypot(ctx, args.slice(1));
+    case 'add-threshold':
+      return auditAddThreshold(ctx, args.slice(1));
+    case 'remove-rule':
+      return auditRemoveRule(ctx, args.slice(1));
+    case 'list':
+      return auditList(ctx, args.slice(1));
+    default:
+      if (args[0] !== undefined && !args[0].startsWith('-'))
+        throw new UsageError(
+          `admin audit: unknown verb '${args[0]}' (list, verify, events, rules, add-honeypot, add-threshold, remove-rule)`,
+        );
+      return auditList(ctx, args);
+  }
+}
+
+async function auditList(ctx: Ctx, args: string[]): Promise<number> {
   const p = parse(
     'admin audit',
     args,
@@ -375,5 +420,206 @@ async function audit(ctx: Ctx, args: string[]): Promise<number> {
         ) + (list.nextAfter !== null ? `\n(more: --limit or the CSV export)` : '')
       : 'no events',
   );
+  return EXIT.ok;
+}
+
+async function auditVerify(ctx: Ctx, args: string[]): Promise<number> {
+  const p = parse(
+    'admin audit verify',
+    args,
+    { chain: { type: 'string' } },
+    { min: 0, max: 0, names: '' },
+  );
+  if (p.values.help) return help(ctx, ADMIN_HELP);
+  const chain = str(p.values.chain);
+  if (chain !== undefined && !/^[0-9a-f-]{1,64}$/i.test(chain))
+    throw new UsageError(`--chain must be an instance id, not '${chain}'`);
+  const v = await ctx
+    .api()
+    .get<AuditVerification>(
+      `/admin/audit/verify${chain ? `?chain=${encodeURIComponent(chain)}` : ''}`,
+    );
+  print(ctx, v, () => {
+    const lines = [
+      v.intact
+        ? `intact: ${v.events} events in ${v.chains} chains verified`
+        : `BROKEN: ${v.breaks.length} of ${v.chains} chains (${v.events} events checked)`,
+    ];
+    for (const b of v.breaks)
+      lines.push(
+        `  ${b.message}`,
+        `    chain ${b.chain}, event ${b.eventId ?? '-'}: expected ${b.expected}, stored ${b.stored ?? '(none)'}`,
+      );
+    if (v.unchained) lines.push(`(${v.unchained} events from before hash chains are not covered)`);
+    return lines.join('\n');
+  });
+  // a broken chain is a failure scripts and cron jobs must see
+  return v.intact ? EXIT.ok : EXIT.service;
+}
+
+const SECURITY_KINDS = [
+  'agent_silent',
+  'agent_back',
+  'honeypot_read',
+  'read_threshold',
+  'bootstrap_refused',
+  'identity_refused',
+  'audit_pruned',
+  'agent_rate_limited',
+];
+
+async function auditEvents(ctx: Ctx, args: string[]): Promise<number> {
+  const p = parse(
+    'admin audit events',
+    args,
+    { kind: { type: 'string' }, limit: { type: 'string' } },
+    { min: 0, max: 0, names: '' },
+  );
+  if (p.values.help) return help(ctx, ADMIN_HELP);
+  const q = new URLSearchParams();
+  const kind = str(p.values.kind);
+  if (kind !== undefined) {
+    if (!SECURITY_KINDS.includes(kind))
+      throw new UsageError(`--kind must be one of ${SECURITY_KINDS.join(', ')}, not '${kind}'`);
+    q.set('kind', kind);
+  }
+  if (p.values.limit)
+    q.set('limit', String(parseInteger(str(p.values.limit)!, '--limit', 1, 1000)));
+  const list = await ctx
+    .api()
+    .get<SecurityEventList>(`/admin/security-events${q.size ? `?${q}` : ''}`);
+  print(ctx, list, () =>
+    list.events.length
+      ? table(
+          ['time', 'severity', 'kind', 'user', 'server', 'message'],
+          list.events.map((e) => [
+            e.at.slice(0, 19).replace('T', ' '),
+            e.severity,
+            e.kind,
+            e.user,
+            e.server,
+            e.message,
+          ]),
+        )
+      : 'no security events',
+  );
+  return EXIT.ok;
+}
+
+const ruleRows = (rules: AuditRule[]) =>
+  table(
+    ['id', 'kind', 'path', 'window', 'max files', 'max bytes', 'stops server', 'note'],
+    rules.map((r) => [
+      r.id,
+      r.kind,
+      r.path,
+      r.windowSeconds === null ? null : duration(r.windowSeconds),
+      r.maxFiles,
+      r.maxBytes,
+      r.stopServer ? 'yes' : 'no',
+      r.note,
+    ]),
+  );
+
+async function auditRules(ctx: Ctx, args: string[]): Promise<number> {
+  const p = parse('admin audit rules', args, {}, { min: 0, max: 0, names: '' });
+  if (p.values.help) return help(ctx, ADMIN_HELP);
+  const list = await ctx.api().get<AuditRuleList>('/admin/audit/rules');
+  print(ctx, list, () => (list.rules.length ? ruleRows(list.rules) : 'no audit rules'));
+  return EXIT.ok;
+}
+
+const absolute = (flag: string, raw: string): string => {
+  if (!raw.startsWith('/') || raw.length < 2)
+    throw new UsageError(`${flag} must be an absolute path such as /data/canary.csv, not '${raw}'`);
+  return raw;
+};
+
+async function auditAddHoneypot(ctx: Ctx, args: string[]): Promise<number> {
+  const p = parse(
+    'admin audit add-honeypot',
+    args,
+    { 'stop-server': { type: 'boolean', default: false }, note: { type: 'string' } },
+    { min: 1, max: 1, names: 'PATH' },
+  );
+  if (p.values.help) return help(ctx, ADMIN_HELP);
+  const body = {
+    kind: 'honeypot',
+    path: absolute('PATH', p.positionals[0]!),
+    stopServer: p.values['stop-server'] === true,
+    ...(p.values.note ? { note: str(p.values.note) } : {}),
+  };
+  const rule = await ctx.api().post<AuditRule>('/admin/audit/rules', body);
+  print(ctx, rule, () => `honeypot rule ${rule.id} added\n${ruleRows([rule])}`);
+  return EXIT.ok;
+}
+
+const BYTE_UNITS: Record<string, number> = {
+  '': 1,
+  k: 1e3,
+  m: 1e6,
+  g: 1e9,
+  t: 1e12,
+  ki: 1024,
+  mi: 1024 ** 2,
+  gi: 1024 ** 3,
+  ti: 1024 ** 4,
+};
+
+/** "500MB", "10GB", "2GiB", "1000" → bytes. */
+export function parseBytes(raw: string, flag: string): number {
+  const m = /^(\d+)\s*(?:([kmgt]i?)b?|b)?$/i.exec(raw.trim());
+  if (!m) throw new UsageError(`${flag} must be a size such as 500MB, 10GB or 2GiB, not '${raw}'`);
+  const n = Number(m[1]) * BYTE_UNITS[(m[2] ?? '').toLowerCase()]!;
+  if (n < 1 || !Number.isSafeInteger(n)) throw new UsageError(`${flag} is out of range: '${raw}'`);
+  return n;
+}
+
+async function auditAddThreshold(ctx: Ctx, args: string[]): Promise<number> {
+  const p = parse(
+    'admin audit add-threshold',
+    args,
+    {
+      window: { type: 'string' },
+      'max-files': { type: 'string' },
+      'max-bytes': { type: 'string' },
+      path: { type: 'string' },
+      'stop-server': { type: 'boolean', default: false },
+      note: { type: 'string' },
+    },
+    { min: 0, max: 0, names: '' },
+  );
+  if (p.values.help) return help(ctx, ADMIN_HELP);
+  const v = p.values;
+  if (v.window === undefined)
+    throw new UsageError('admin audit add-threshold: --window is required, e.g. --window 1h');
+  if (v['max-files'] === undefined && v['max-bytes'] === undefined)
+    throw new UsageError('admin audit add-threshold: give --max-files N, --max-bytes SIZE or both');
+  const windowSeconds = parseDuration(str(v.window)!, '--window');
+  if (windowSeconds < 60) throw new UsageError('--window must be at least 1m');
+  const body = {
+    kind: 'threshold',
+    windowSeconds,
+    ...(v['max-files'] !== undefined
+      ? { maxFiles: parseInteger(str(v['max-files'])!, '--max-files', 1, 1_000_000_000) }
+      : {}),
+    ...(v['max-bytes'] !== undefined
+      ? { maxBytes: parseBytes(str(v['max-bytes'])!, '--max-bytes') }
+      : {}),
+    ...(v.path !== undefined ? { path: absolute('--path', str(v.path)!) } : {}),
+    stopServer: v['stop-server'] === true,
+    ...(v.note ? { note: str(v.note) } : {}),
+  };
+  const rule = await ctx.api().post<AuditRule>('/admin/audit/rules', body);
+  print(ctx, rule, () => `threshold rule ${rule.id} added\n${ruleRows([rule])}`);
+  return EXIT.ok;
+}
+
+async function auditRemoveRule(ctx: Ctx, args: string[]): Promise<number> {
+  const p = parse('admin audit remove-rule', args, {}, { min: 1, max: 1, names: 'ID' });
+  if (p.values.help) return help(ctx, ADMIN_HELP);
+  const id = parseInteger(p.positionals[0]!, 'ID', 1, Number.MAX_SAFE_INTEGER);
+  await ctx.api().delete(`/admin/audit/rules/${id}`);
+  print(ctx, { removed: id }, () => `audit rule ${id} removed`);
   return EXIT.ok;
 }

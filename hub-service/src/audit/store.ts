@@ -1,11 +1,12 @@
 /**
- * The data-access audit ledger: appends what instance agents report, and reads it back for
- * admins, as JSON pages or CSV.
+ * The data-access audit ledger: appends what instance agents report to their instance's hash
+ * chain (audit/chain.ts), and reads it back for admins, as JSON pages or CSV.
  */
 import { and, asc, eq, gt, gte, like, lt } from 'drizzle-orm';
 import type { AuditEvent, AuditEventInput } from '@ngsci/contract';
 import type { Db } from '../db/client.js';
 import { auditEvents } from '../db/schema.js';
+import { appendToChain, type AuditRow, type ChainIdentity } from './chain.js';
 
 export interface AuditFilter {
   user?: string;
@@ -19,29 +20,9 @@ export interface AuditFilter {
 export class AuditStore {
   constructor(private readonly db: Db) {}
 
-  async append(
-    user: string,
-    server: string,
-    instanceId: string | null,
-    events: AuditEventInput[],
-  ): Promise<number> {
-    if (!events.length) return 0;
-    const rows = await this.db
-      .insert(auditEvents)
-      .values(
-        events.map((e) => ({
-          userName: user,
-          serverName: server,
-          instanceId,
-          path: e.path,
-          op: e.op,
-          at: new Date(e.at),
-          bytes: e.bytes ?? null,
-          durationMs: e.durationMs ?? null,
-        })),
-      )
-      .returning({ id: auditEvents.id });
-    return rows.length;
+  /** Appends a batch to the instance's chain; the stored rows, in order. */
+  append(who: ChainIdentity, events: AuditEventInput[]): Promise<AuditRow[]> {
+    return appendToChain(this.db, who, events);
   }
 
   async list(f: AuditFilter): Promise<AuditEvent[]> {
@@ -60,19 +41,25 @@ export class AuditStore {
       )
       .orderBy(asc(auditEvents.id))
       .limit(f.limit);
-    return rows.map((r) => ({
-      id: r.id,
-      user: r.userName,
-      server: r.serverName,
-      instanceId: r.instanceId,
-      path: r.path,
-      op: r.op,
-      at: r.at.toISOString(),
-      bytes: r.bytes,
-      durationMs: r.durationMs,
-      receivedAt: r.receivedAt.toISOString(),
-    }));
+    return rows.map(toEvent);
   }
+}
+
+export function toEvent(r: AuditRow): AuditEvent {
+  return {
+    id: r.id,
+    user: r.userName,
+    server: r.serverName,
+    instanceId: r.instanceId,
+    path: r.path,
+    op: r.op,
+    at: r.at.toISOString(),
+    bytes: r.bytes,
+    durationMs: r.durationMs,
+    receivedAt: r.receivedAt.toISOString(),
+    chain: r.chain,
+    hash: r.hash,
+  };
 }
 
 const CSV_COLUMNS = [
@@ -86,6 +73,7 @@ const CSV_COLUMNS = [
   'bytes',
   'durationMs',
   'receivedAt',
+  'hash',
 ] as const;
 
 /** RFC 4180 CSV; a cell that starts with = + - @ is prefixed with ' so spreadsheets do not run it. */

@@ -46,6 +46,8 @@ export class SecurityEvents {
       notifier: Notifier;
       /** the hub's admins; cached for a minute */
       admins: () => Promise<string[]>;
+      /** every raised event, e.g. to ship it with the audit stream (audit/sink.ts) */
+      onRaised?: (row: SecurityEventRow) => void;
       now?: () => Date;
     },
   ) {}
@@ -71,8 +73,10 @@ export class SecurityEvents {
       { securityEvent: e.kind, user: e.user, instance: e.instanceId, path: e.path },
       `security event: ${e.message}`,
     );
+    const out = toRow(row!);
+    this.d.onRaised?.(out);
     if (e.severity !== 'info') await this.notifyAdmins(e, row!.id);
-    return toRow(row!);
+    return out;
   }
 
   async list(
