@@ -75,7 +75,9 @@ class BridgeClient:
         base_url: str,
     ) -> dict[str, Any]:
         body = {"user": user, "server": server, "options": options, "env": env, "baseUrl": base_url}
-        return _instance_of(await self._call("POST", "/start", body), required=True)
+        instance = _instance_of(await self._call("POST", "/start", body), required=True)
+        assert instance is not None  # required=True raised otherwise
+        return instance
 
     async def instance(
         self, instance_id: str, *, changed_from: str | None = None, wait: float = 0

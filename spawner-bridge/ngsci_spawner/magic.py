@@ -173,9 +173,10 @@ def take_options(
                 raise UsageError(f"unknown option '--{name}'")
             if flags[name]:
                 if not eq:
-                    value = next(it, None)
-                    if value is None:
+                    following = next(it, None)
+                    if following is None:
                         raise UsageError(f"--{name} needs a value")
+                    value = following
                 opts[name] = value
             else:
                 if eq:

@@ -111,12 +111,13 @@ def _prices_by_cloud(size: Mapping[str, Any]) -> dict[str, dict[str, str | None]
         spot = offer.get("spotMicrosPerHour")
         spot = int(spot) if spot is not None else None
         seen = best.setdefault(cloud, {"onDemand": on_demand, "spot": spot})
-        seen["onDemand"] = min(seen["onDemand"], on_demand)
+        current = seen["onDemand"]
+        seen["onDemand"] = on_demand if current is None else min(current, on_demand)
         if spot is not None:
             seen["spot"] = spot if seen["spot"] is None else min(seen["spot"], spot)
     return {
         cloud: {
-            "onDemand": format_price(p["onDemand"]),
+            "onDemand": format_price(p["onDemand"] if p["onDemand"] is not None else 0),
             "spot": format_price(p["spot"]) if p["spot"] is not None else None,
         }
         for cloud, p in best.items()
@@ -194,8 +195,8 @@ def render_form(catalog: Mapping[str, Any], previous: Mapping[str, Any] | None =
     if not clouds:
         return render_unavailable("No size is available on any cloud at the moment.")
 
-    cloud = next(
-        (c for c in (previous.get("cloud"), catalog.get("defaultCloud")) if c in clouds),
+    cloud: str = next(
+        (str(c) for c in (previous.get("cloud"), catalog.get("defaultCloud")) if c in clouds),
         clouds[0],
     )
     spot = previous.get("spot") is True
