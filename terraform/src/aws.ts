@@ -201,6 +201,7 @@ export class AwsGpuInstance extends Construct implements GpuInstanceOutputs {
       cloud: 'aws',
       instanceId: o.instanceId,
       serviceUrl: o.serviceUrl,
+      allowHttp: o.allowHttp === true,
       bootstrapToken: o.bootstrapToken,
       singleuserPort: o.singleuserPort,
       image: o.image,

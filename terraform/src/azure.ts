@@ -131,6 +131,7 @@ export class AzureGpuInstance extends Construct implements GpuInstanceOutputs {
       cloud: 'azure',
       instanceId: o.instanceId,
       serviceUrl: o.serviceUrl,
+      allowHttp: o.allowHttp === true,
       bootstrapToken: o.bootstrapToken,
       singleuserPort: o.singleuserPort,
       image: o.image,
@@ -195,7 +196,8 @@ export class AzureGpuInstance extends Construct implements GpuInstanceOutputs {
     }
 
     this.address = o.addressKind === 'public' ? this.vm.publicIpAddress : this.vm.privateIpAddress;
-    this.instanceId = this.vm.id;
+    // the attested data a VM proves itself with names its vmId, not the ARM resource id
+    this.instanceId = this.vm.virtualMachineId;
     this.homeDiskId = o.homeDiskId;
   }
 }

@@ -112,6 +112,7 @@ export class GcpGpuInstance extends Construct implements GpuInstanceOutputs {
       cloud: 'gcp',
       instanceId: o.instanceId,
       serviceUrl: o.serviceUrl,
+      allowHttp: o.allowHttp === true,
       bootstrapToken: o.bootstrapToken,
       singleuserPort: o.singleuserPort,
       image: o.image,

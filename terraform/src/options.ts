@@ -111,6 +111,8 @@ export interface InstanceOptions extends HomeOptions {
   bootstrapToken: string;
   /** which address the hub uses to reach the machine; default private */
   addressKind?: 'private' | 'public';
+  /** development only (NGSCI_ALLOW_HTTP_VM_URLS): let the machine bootstrap over plain http */
+  allowHttp?: boolean;
 }
 
 export const TAG_MANAGED_BY = 'ngsci';

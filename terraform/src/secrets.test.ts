@@ -1,6 +1,7 @@
 /**
- * The hub API token must never reach Terraform: not the JSON, not the user-data, not the state.
- * The bootstrap token may appear, and only in user-data.
+ * The hub API token and the agent's credential must never reach Terraform: not the JSON, not the
+ * user-data, not the state. The bootstrap token may appear, and only in user-data. On the machine
+ * the agent runs as root with its credential in a root-only file, the notebook as uid 1000.
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,6 +11,7 @@ import { BOOTSTRAP_TOKEN, options, strings, userData, type SizeClass } from './t
 
 const HUB_TOKEN = 'hubtoken-FAKE-5f0c2a9e7d1b4c3a';
 const PG_SECRET = 'postgres://ngsci:pg-password-FAKE@db:5432/ngsci';
+const AGENT_TOKEN = 'ngsa_agent-credential-FAKE-77aa';
 
 // every place a careless caller could hand the hub token in: the environment synth runs in,
 // unknown option keys (the hub's spawn env, a token field), and nested placement objects
@@ -37,7 +39,12 @@ function leaky(
   });
   return {
     ...base,
-    env: { JUPYTERHUB_API_TOKEN: HUB_TOKEN, DATABASE_URL: PG_SECRET },
+    env: {
+      JUPYTERHUB_API_TOKEN: HUB_TOKEN,
+      DATABASE_URL: PG_SECRET,
+      NGSCI_AGENT_TOKEN: AGENT_TOKEN,
+    },
+    agentToken: AGENT_TOKEN,
     apiToken: HUB_TOKEN,
     hubToken: HUB_TOKEN,
     backend: { kind: 'pg', connStringEnv: 'PG_CONN_STR' },
@@ -73,6 +80,8 @@ describe('secrets', () => {
       for (const json of [instance, home]) {
         for (const [path, value] of strings(json)) {
           assert.ok(!value.includes(HUB_TOKEN), `${name}: hub token at ${path}`);
+          assert.ok(!value.includes(AGENT_TOKEN), `${name}: agent credential at ${path}`);
+          assert.ok(!/ngsa_/.test(value), `${name}: something like an agent credential at ${path}`);
           assert.ok(!value.includes('pg-password-FAKE'), `${name}: Postgres password at ${path}`);
         }
       }
@@ -121,6 +130,46 @@ describe('secrets', () => {
     assert.match(ud, /ngsci agent/);
     assert.match(ud, /Requires=ngsci-bootstrap\.service/);
   });
+
+  it('the bootstrap sends an identity proof, over https only, and retries while the service answers 503', () => {
+    const ud = userData(synthesized[0]?.[1] as never);
+    assert.match(ud, /NGSCI_ALLOW_HTTP=0\\n/, 'http is off unless the development setting is on');
+    assert.match(ud, /refusing to fetch secrets over plain http/);
+    assert.match(ud, /--proto \\"\$proto\\"/);
+    assert.match(ud, /latest\/dynamic\/instance-identity\/pkcs7/);
+    assert.match(ud, /retry-after/i);
+  });
+
+  for (const image of [
+    { kind: 'docker', ref: 'quay.io/jupyter/pytorch-notebook:latest' },
+    { kind: 'pip', spec: 'jupyterhub ngsci' },
+  ] as const) {
+    it(`${image.kind}: the agent runs as root under systemd with its credential in a root-only file; the notebook as uid 1000 without it`, () => {
+      const json = synthInstance(options('aws', 'gpu', { image }));
+      const ud = userData(json);
+      const doc = JSON.parse(ud.replace(/^#cloud-config\n/, '').replace(/\$\{[^}]*\}/g, 'X')) as {
+        write_files: { path: string; content: string; permissions: string; owner: string }[];
+      };
+      const file = (p: string) => doc.write_files.find((f) => f.path === p);
+      const agent = file('/etc/systemd/system/ngsci-agent.service')?.content ?? '';
+      const server = file('/etc/systemd/system/ngsci-singleuser.service')?.content ?? '';
+      assert.match(agent, /^User=root$/m);
+      assert.match(agent, /^EnvironmentFile=\/etc\/ngsci\/agent\.env$/m);
+      assert.match(agent, /^Restart=always$/m);
+      assert.doesNotMatch(agent, /setpriv|--user 1000/, 'the agent keeps root');
+      assert.doesNotMatch(server, /agent\.env/, "the server's unit never reads the agent's file");
+      if (image.kind === 'pip')
+        assert.match(server, /setpriv --reuid=1000 --regid=100 --init-groups/);
+      else assert.match(server, /--user 1000:100/);
+      // the bootstrap writes the credential 0600 (umask 077 and an explicit chmod), the env without it
+      const helper = file('/usr/local/lib/ngsci/bootstrap-json.py');
+      assert.equal(helper?.permissions, '0700');
+      assert.match(helper?.content ?? '', /os\.chmod\(agent_env, 0o600\)/);
+      assert.match(helper?.content ?? '', /env\.pop\("NGSCI_AGENT_TOKEN", None\)/);
+      assert.match(file('/usr/local/lib/ngsci/bootstrap.sh')?.content ?? '', /^umask 077$/m);
+      for (const f of doc.write_files) assert.equal(f.owner, 'root:root', f.path);
+    });
+  }
 
   it('pip images install into a venv and run as the notebook user', () => {
     const json = synthInstance(

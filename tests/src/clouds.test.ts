@@ -5,8 +5,13 @@
  * state uses the pg backend), cdktf synthesis into the instance's workdir, the executor driving
  * init/plan/apply/output/destroy with `-json` parsing, the readiness check, the bootstrap exchange
  * and the proxy. The double reports 127.0.0.1 as the machine's address, and this file runs the
- * "machine": a tiny HTTP server on the single-user port. The real path is one setting away:
- * NGSCI_TERRAFORM_BINARY=terraform (or tofu) with cloud credentials.
+ * "machine": a tiny HTTP server on the single-user port that answers only once this file has
+ * booted it, i.e. redeemed its bootstrap token with a cloud identity proof. The proofs come from
+ * TEST DOUBLES of the clouds' signers whose test keys the hub is configured to trust (no real
+ * metadata service is reachable here). The machine records every request it receives, so the
+ * test can show the service never calls it with a credential of its own. The real path is one
+ * setting away: NGSCI_TERRAFORM_BINARY=terraform (or tofu) with cloud credentials and the clouds'
+ * real identity certificates (docs/clouds.md).
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,7 +20,23 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import postgres from 'postgres';
 import { ROOT, startStack, until, type Stack } from './stack.js';
+import {
+  TEST_DOUBLE_aws_identity_signer,
+  TEST_DOUBLE_azure_identity_signer,
+  TEST_DOUBLE_gcp_identity_signer,
+} from '../../hub-service/src/bootstrap/identity-test-double.js';
+import { azureNonceFor } from '../../hub-service/src/bootstrap/identity.js';
+
+const SERVICE_URL = 'https://hub.example.org/services/ngsci';
+const signers = {
+  aws: TEST_DOUBLE_aws_identity_signer(),
+  gcp: TEST_DOUBLE_gcp_identity_signer(),
+  azure: TEST_DOUBLE_azure_identity_signer(),
+};
+/** what the terraform test double's `output` reports as instance_id (testdata/success.state.json) */
+const CLOUD_INSTANCE_ID = 'i-0fake5678';
 
 const FAKE_TERRAFORM = join(
   ROOT,
@@ -48,6 +69,10 @@ describe('cloud instances through terraform (terraform test double stands in for
   let machine: Server;
   let machinePort = 0;
   const machineHits: string[] = [];
+  const machineRequests: { url: string; headers: Record<string, string | string[] | undefined> }[] =
+    [];
+  /** base URLs of the servers whose machine has bootstrapped (before that, the "VM" is booting) */
+  const booted = new Set<string>();
   const scratch = mkdtempSync(join(tmpdir(), 'ngsci-clouds-'));
   const user = 'researcher';
 
@@ -55,6 +80,13 @@ describe('cloud instances through terraform (terraform test double stands in for
     // the "machine" the double's outputs point at: answers the readiness check and the proxy
     machine = createServer((req, res) => {
       machineHits.push(req.url ?? '');
+      machineRequests.push({ url: req.url ?? '', headers: { ...req.headers } });
+      const base = (req.url ?? '').replace(/api$/, '');
+      if (!booted.has(base)) {
+        res.statusCode = 503;
+        res.end('booting');
+        return;
+      }
       res.setHeader('content-type', 'application/json');
       res.end(
         JSON.stringify({ version: '5.0.0', fake: 'single-user server of a terraform test double' }),
@@ -74,7 +106,13 @@ describe('cloud instances through terraform (terraform test double stands in for
       env: {
         NGSCI_PROVISIONER: 'terraform',
         NGSCI_TERRAFORM_BINARY: wrapper,
-        NGSCI_TERRAFORM_SERVICE_URL: 'https://hub.example.org/services/ngsci',
+        NGSCI_TERRAFORM_SERVICE_URL: SERVICE_URL,
+        // the clouds' identity certificates: the test doubles' keys stand in for them
+        NGSCI_IDENTITY_AWS_CERT: signers.aws.certificate,
+        NGSCI_IDENTITY_GCP_CERTS: signers.gcp.jwks,
+        NGSCI_IDENTITY_AZURE_CERT: signers.azure.caCertificate,
+        // the test hub has no TLS, so the hub API URL the machine is given is http
+        NGSCI_ALLOW_HTTP_VM_URLS: 'true',
         NGSCI_TERRAFORM_HUB_CIDR: '127.0.0.1/32',
         NGSCI_TERRAFORM_SINGLEUSER_PORT: String(machinePort),
         NGSCI_AWS_VPC_ID: 'vpc-0test',
@@ -118,6 +156,60 @@ describe('cloud instances through terraform (terraform test double stands in for
           .map((l) => JSON.parse(l) as Call)
       : [];
 
+  /**
+   * The simulated VM boot: once the service has synthesized the machine's stack, read the
+   * bootstrap token from its user-data, fetch the cloud's identity proof (a test double's) and
+   * redeem it, retrying while the service answers 503 (terraform has not reported the machine
+   * yet), as bootstrap.sh does. Then the machine's server answers.
+   */
+  async function bootMachine(
+    server: string,
+    cloud: 'aws' | 'gcp' | 'azure',
+    baseUrl: string,
+  ): Promise<{ id: string; token: string; env: Record<string, string>; agentToken: string }> {
+    const { id } = await waitFor(server, (i) => Boolean(i.id), 'the instance row');
+    const token = await until(
+      async () => {
+        const file = join(workdir(id), 'cdk.tf.json');
+        if (!existsSync(file)) return null;
+        const text = readFileSync(file, 'utf8');
+        // Azure carries user-data base64-encoded in custom_data
+        const customData = /"custom_data": "([A-Za-z0-9+/=]+)"/.exec(text)?.[1];
+        const userData = customData ? Buffer.from(customData, 'base64').toString('utf8') : text;
+        return /NGSCI_BOOTSTRAP_TOKEN=(ngb_[A-Za-z0-9_-]+)/.exec(userData)?.[1] ?? null;
+      },
+      'the machine stack with its user-data',
+      90,
+      stack,
+    );
+    const proof = () =>
+      cloud === 'aws'
+        ? signers.aws.prove(CLOUD_INSTANCE_ID)
+        : cloud === 'gcp'
+          ? signers.gcp.prove(CLOUD_INSTANCE_ID, SERVICE_URL)
+          : signers.azure.prove(CLOUD_INSTANCE_ID, azureNonceFor(token));
+    const answer = await until(
+      async () => {
+        const res = await fetch(`${stack.url}/services/ngsci/api/v1/bootstrap`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ instanceId: id, identity: proof() }),
+        });
+        if (res.status === 503) {
+          assert.ok(res.headers.get('retry-after'), 'a 503 says when to come back');
+          return null;
+        }
+        assert.equal(res.status, 200, await res.clone().text());
+        return (await res.json()) as { env: Record<string, string>; agentToken: string };
+      },
+      'the bootstrap exchange',
+      90,
+      stack,
+    );
+    booted.add(baseUrl);
+    return { id, token, ...answer };
+  }
+
   /** The server's events from the SSE stream, until `done` says enough. */
   async function events(server: string, done: (e: Ev[]) => boolean): Promise<Ev[]> {
     const ac = new AbortController();
@@ -155,6 +247,7 @@ describe('cloud instances through terraform (terraform test double stands in for
       body: JSON.stringify({ size: 'gpu-t4', cloud: 'aws' }),
     });
     assert.equal(res.status, 202, await res.clone().text());
+    const boot = await bootMachine('default', 'aws', `/user/${user}/`);
     const running = await waitFor(
       'default',
       (i) => i.state === 'running' || i.state === 'failed',
@@ -194,16 +287,14 @@ describe('cloud instances through terraform (terraform test double stands in for
     for (const k of ['DATABASE_URL', 'JUPYTERHUB_API_TOKEN', 'NGSCI_BRIDGE_SECRET'])
       assert.ok(!envKeys.includes(k), `${k} is kept from terraform`);
 
-    // the machine trades its single-use token (from its user-data) for the environment, once
-    const bootstrapToken = /NGSCI_BOOTSTRAP_TOKEN=(ngb_[A-Za-z0-9_-]+)/.exec(config)?.[1];
-    assert.ok(bootstrapToken, 'user-data carries a bootstrap token');
-    const boot = await fetch(`${stack.url}/services/ngsci/api/v1/bootstrap`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${bootstrapToken}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ instanceId: running.id }),
-    });
-    assert.equal(boot.status, 200, await boot.clone().text());
-    const { env } = (await boot.json()) as { env: Record<string, string> };
+    // the machine traded its single-use token (from its user-data) and its identity proof for
+    // the environment and the agent's credential; neither is anywhere terraform can see
+    const bootstrapToken = boot.token;
+    assert.equal(boot.id, running.id);
+    assert.ok(config.includes(bootstrapToken), 'user-data carries the bootstrap token');
+    const { env, agentToken } = boot;
+    assert.match(agentToken, /^ngsa_/, 'the agent credential comes with the environment');
+    assert.ok(!Object.values(env).includes(agentToken), "not in the server's environment");
     const hubToken = env.JUPYTERHUB_API_TOKEN;
     assert.ok(hubToken && hubToken.length >= 16, 'the environment holds the server’s hub token');
     assert.equal(env.JUPYTERHUB_SERVICE_URL, `http://0.0.0.0:${machinePort}/user/${user}/`);
@@ -213,16 +304,49 @@ describe('cloud instances through terraform (terraform test double stands in for
       readFileSync(stack.logFile, 'utf8'),
     ]) {
       assert.ok(
-        !where.includes(hubToken),
-        'the hub token is not in terraform configuration, state or the log',
+        !where.includes(hubToken) && !where.includes(agentToken),
+        'neither the hub token nor the agent credential is in terraform configuration, state or the log',
       );
     }
+    // a retry by the same proven machine (a lost response) gets the same answer; anyone else,
+    // and a caller without a proof, is refused
+    const retry = await fetch(`${stack.url}/services/ngsci/api/v1/bootstrap`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${bootstrapToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ identity: signers.aws.prove(CLOUD_INSTANCE_ID) }),
+    });
+    assert.equal(retry.status, 200);
+    assert.equal(((await retry.json()) as { agentToken: string }).agentToken, agentToken);
+    const thief = await fetch(`${stack.url}/services/ngsci/api/v1/bootstrap`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${bootstrapToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ identity: signers.aws.prove('i-0someoneelse') }),
+    });
+    assert.equal(thief.status, 401);
+    assert.equal(((await thief.json()) as { code: string }).code, 'identity_refused');
     const replay = await fetch(`${stack.url}/services/ngsci/api/v1/bootstrap`, {
       method: 'POST',
       headers: { authorization: `Bearer ${bootstrapToken}` },
     });
     assert.equal(replay.status, 401);
-    assert.equal(((await replay.json()) as { code: string }).code, 'unauthenticated');
+    assert.equal(((await replay.json()) as { code: string }).code, 'identity_refused');
+    // admins see the refused attempts as security events (read from the service's database)
+    const sql = postgres(stack.databaseUrl ?? '', { max: 1, onnotice: () => {} });
+    try {
+      const rows = await sql<{ kind: string; severity: string; reason: string }[]>`
+        select kind, severity, details->>'reason' as reason from security_events
+        where instance_id = ${running.id} and kind in ('identity_refused', 'bootstrap_refused')
+        order by id`;
+      assert.deepEqual(
+        rows.map((r) => [r.kind, r.severity, r.reason]),
+        [
+          ['identity_refused', 'critical', 'wrong_machine'],
+          ['identity_refused', 'critical', 'missing'],
+        ],
+      );
+    } finally {
+      await sql.end();
+    }
 
     // the progress bar: terraform's -json lines as events, in order, ending at running
     const evs = await events('default', (e) => e.some((x) => x.state === 'running'));
@@ -250,6 +374,25 @@ describe('cloud instances through terraform (terraform test double stands in for
     assert.equal(viaProxy.status, 200);
     assert.match(await viaProxy.text(), /terraform test double/);
 
+    // the service never called the machine with a credential: its readiness and health checks
+    // carry none, and the only credential that ever reached the machine is the user's own token
+    // on the user's own request through the proxy
+    const forbidden = [stack.bridgeSecret, stack.adminToken, hubToken, agentToken, bootstrapToken];
+    assert.ok(machineRequests.length >= 2);
+    for (const r of machineRequests) {
+      const auth = r.headers.authorization;
+      assert.ok(auth === undefined || auth === `token ${token}`, `${r.url}: authorization ${auth}`);
+      for (const [name, value] of Object.entries(r.headers))
+        for (const secret of forbidden)
+          assert.ok(!String(value).includes(secret), `${r.url}: a secret in the ${name} header`);
+    }
+    assert.ok(
+      machineRequests.some(
+        (r) => r.url === `/user/${user}/api` && r.headers.authorization === undefined,
+      ),
+      'the readiness check asked the machine without any credential',
+    );
+
     // stop = destroy of the instance stack; the home disk's stack stays
     const stop = await stack.api('/instances/default/stop', token, { method: 'POST' });
     assert.equal(stop.status, 202);
@@ -276,6 +419,8 @@ describe('cloud instances through terraform (terraform test double stands in for
         body: JSON.stringify({ size: 'gpu-t4', cloud, server }),
       });
       assert.equal(res.status, 202, await res.clone().text());
+      const boot = await bootMachine(server, cloud, `/user/${user}/${server}/`);
+      assert.match(boot.agentToken, /^ngsa_/);
       const running = await waitFor(
         server,
         (i) => i.state === 'running' || i.state === 'failed',

@@ -16,10 +16,12 @@ import {
   TerraformProvisionError,
   type ReadinessCheck,
 } from './provisioner.js';
-import { loadTerraformSettings } from './settings.js';
+import { defaultReadiness } from './provisioner.js';
+import { identityProblems, loadTerraformSettings } from './settings.js';
 
 const FAKE_TERRAFORM = fileURLToPath(new URL('./testdata/fake-terraform.mjs', import.meta.url));
 const HUB_TOKEN = 'hub-api-token-FAKE-8c1f2e';
+const AGENT_TOKEN = 'ngsa_agent-credential-FAKE-3d4e';
 const root = mkdtempSync(join(tmpdir(), 'ngsci-tfprov-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 
@@ -80,8 +82,13 @@ function provisioner(
   ready: ReadinessCheck = async () => true,
   extra: Record<string, unknown> = {},
 ) {
-  const issued: { instanceId: string; env: Record<string, string> }[] = [];
+  const issued: {
+    instanceId: string;
+    env: Record<string, string>;
+    opts?: { agentToken?: string };
+  }[] = [];
   const probes: string[] = [];
+  const recorded: [string, string, number][] = [];
   const p = new TerraformProvisioner({
     settings,
     executor: new TerraformExecutor({
@@ -92,9 +99,12 @@ function provisioner(
       extraEnv: { FAKE_TERRAFORM_SCENARIO: scenario },
       killGraceMs: 300,
     }),
-    issueBootstrapToken: async (instanceId, env) => {
-      issued.push({ instanceId, env });
+    issueBootstrapToken: async (instanceId, env, opts) => {
+      issued.push({ instanceId, env, ...(opts?.agentToken ? { opts } : {}) });
       return `bootstrap-${instanceId}-FAKE`;
+    },
+    recordCloudInstance: async (instanceId: string, cloudInstanceId: string) => {
+      recorded.push([instanceId, cloudInstanceId, probes.length]);
     },
     isReady: async (url, f, s) => {
       probes.push(url);
@@ -105,7 +115,7 @@ function provisioner(
     watchIntervalMs: 0,
     ...extra,
   });
-  return { p, issued, probes };
+  return { p, issued, probes, recorded };
 }
 
 function ctx(signal = new AbortController().signal) {
@@ -234,6 +244,78 @@ describe('TerraformProvisioner (terraform test double)', () => {
       .start({ ...request(), offer: { ...offer, instanceType: 'm6i.xlarge' } }, ctx().ctx)
       .catch((e: unknown) => e);
     assert.ok(wrong instanceof TerraformProvisionError && /GPUs/.test(wrong.message));
+  });
+
+  it('TerraformProvisioner (terraform test double): the agent credential goes into the sealed bootstrap only, never into terraform; the machine id is recorded before the first readiness poll', async () => {
+    const { p, issued, recorded } = provisioner('success');
+    const req = { ...request(), agentToken: AGENT_TOKEN };
+    const result = await p.start(req, ctx().ctx);
+    assert.deepEqual(issued[0]?.opts, { agentToken: AGENT_TOKEN });
+    assert.ok(
+      !Object.values(issued[0]?.env ?? {}).includes(AGENT_TOKEN),
+      "not in the server's env",
+    );
+    assert.deepEqual(recorded, [[req.instanceId, 'i-0fake5678', 0]]);
+    const workdir = result.ref.workdir as string;
+    for (const f of ['cdk.tf.json', 'terraform.tfstate', 'fake-terraform.calls.jsonl'])
+      assert.ok(!readFileSync(join(workdir, f), 'utf8').includes(AGENT_TOKEN), f);
+    assert.ok(!JSON.stringify(result.ref).includes(AGENT_TOKEN));
+    await p.stop(req.instanceId, result.ref, ctx().ctx);
+  });
+
+  it('TerraformProvisioner (terraform test double): the readiness and health checks send no credential to the machine', async () => {
+    const seen: { url: string; headers: Headers }[] = [];
+    const recordingFetch = (async (url: string | URL | Request, init?: RequestInit) => {
+      seen.push({ url: String(url), headers: new Headers(init?.headers) });
+      return new Response('{"version":"5.0.0"}', { status: 200 });
+    }) as typeof fetch;
+    const { p } = provisioner('success', defaultReadiness, {
+      fetch: recordingFetch,
+      watchIntervalMs: 20,
+    });
+    const req = { ...request(), agentToken: AGENT_TOKEN };
+    const result = await p.start(req, ctx().ctx);
+    await new Promise((r) => setTimeout(r, 80));
+    await p.close({ stopInstances: false });
+    assert.ok(seen.length >= 2, 'the readiness poll and at least one health poll');
+    for (const s of seen) {
+      assert.equal(s.url, 'http://10.0.3.17:8888/user/alice/api');
+      assert.equal(s.headers.get('authorization'), null);
+      assert.equal(s.headers.get('cookie'), null);
+      for (const [, v] of s.headers) assert.ok(!v.includes(HUB_TOKEN) && !v.includes(AGENT_TOKEN));
+    }
+    await p.stop(req.instanceId, result.ref, ctx().ctx);
+  });
+
+  it('TerraformProvisioner (terraform test double): a hub API URL the machine would reach over plain http refuses the start', async () => {
+    const { p } = provisioner('success');
+    const req = request();
+    req.env.JUPYTERHUB_API_URL = 'http://10.0.0.2:8081/hub/api';
+    const err = await p.start(req, ctx().ctx).catch((e: unknown) => e);
+    assert.ok(err instanceof TerraformProvisionError);
+    assert.match(err.message, /not https.*NGSCI_ALLOW_HTTP_VM_URLS/);
+  });
+
+  it('VM-facing URLs must be https unless the development setting allows http; every placed cloud needs its identity certificate', () => {
+    const base = { NGSCI_TERRAFORM_HUB_CIDR: '10.0.0.0/24', NGSCI_TERRAFORM_STATE: 'local' };
+    assert.throws(
+      () => loadTerraformSettings({ ...base, NGSCI_TERRAFORM_SERVICE_URL: 'http://h/s' }),
+      /NGSCI_TERRAFORM_SERVICE_URL must be an https:\/\/ URL.*NGSCI_ALLOW_HTTP_VM_URLS/,
+    );
+    const dev = loadTerraformSettings({
+      ...base,
+      NGSCI_TERRAFORM_SERVICE_URL: 'http://h/s',
+      NGSCI_ALLOW_HTTP_VM_URLS: 'true',
+    });
+    assert.equal(dev.allowHttpVmUrls, true);
+
+    assert.deepEqual(
+      identityProblems(settings, {}).map((m) => m.split(':')[0]),
+      ['NGSCI_IDENTITY_AWS_CERT'],
+      'aws is placed and has no certificate',
+    );
+    assert.deepEqual(identityProblems(settings, { NGSCI_IDENTITY_AWS_CERT: '/etc/aws.pem' }), []);
+    assert.deepEqual(identityProblems(settings, { NGSCI_IDENTITY_REQUIRED: false }), []);
   });
 
   it('settings pick provider credentials by name and nothing else', () => {

@@ -1,11 +1,14 @@
 /**
  * The terraform provisioner: an instance is a cloud VM made by one Terraform stack.
  * start: apply the user's home-disk stack (once; a no-op afterwards), get a single-use bootstrap
- * token from the service, synthesize the instance stack into its own workdir, init/plan/apply,
- * read the address from the outputs, then poll `http://<address>:<port><baseUrl>api` until the
- * server answers. stop: destroy the instance stack (the home disk stays). adopt: the state still
- * has outputs. Every dependency that touches the outside (executor, token store, fetch, readiness
- * check, clock) is injected, so tests run it against a test double of terraform.
+ * token from the service (it seals the server's environment and the agent's credential; neither
+ * enters the stack), synthesize the instance stack into its own workdir, init/plan/apply, record
+ * the cloud's id of the machine from the outputs (the machine must prove that identity to redeem
+ * its token), then poll `http://<address>:<port><baseUrl>api` until the server answers; the poll
+ * carries no credential, the service never calls a VM with one. stop: destroy the instance stack
+ * (the home disk stays). adopt: the state still has outputs. Every dependency that touches the
+ * outside (executor, token store, fetch, readiness check, clock) is injected, so tests run it
+ * against a test double of terraform.
  */
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -69,8 +72,17 @@ export const defaultReadiness: ReadinessCheck = async (url, fetchImpl, signal) =
 
 export interface TerraformProvisionerDeps {
   settings: TerraformSettings;
-  /** the service's token store: remembers `env` and hands it out once for the returned token */
-  issueBootstrapToken(instanceId: string, env: Record<string, string>): Promise<string>;
+  /**
+   * the service's token store: remembers `env` (and the agent's credential, apart from it) and
+   * hands them out once for the returned token, to the machine that proves it is this instance
+   */
+  issueBootstrapToken(
+    instanceId: string,
+    env: Record<string, string>,
+    opts?: { agentToken?: string },
+  ): Promise<string>;
+  /** records the cloud's id of the instance's machine (`terraform output instance_id`) for the token */
+  recordCloudInstance?(instanceId: string, cloudInstanceId: string): Promise<void>;
   executor?: TerraformExecutor;
   fetch?: typeof fetch;
   isReady?: ReadinessCheck;
@@ -208,6 +220,13 @@ export class TerraformProvisioner implements Provisioner {
       );
     }
     const type = machine.info;
+    const hubApi = req.env.JUPYTERHUB_API_URL;
+    if (hubApi && !s.allowHttpVmUrls && !/^https:\/\//i.test(hubApi))
+      throw new TerraformProvisionError(
+        422,
+        'provision_failed',
+        "the hub's API URL the machine would call is not https (JupyterHub.hub_connect_url); NGSCI_ALLOW_HTTP_VM_URLS=true allows http, for development only",
+      );
     if ((type.gpu?.count ?? 0) !== (req.size.gpu?.count ?? 0)) {
       throw new TerraformProvisionError(
         422,
@@ -228,6 +247,7 @@ export class TerraformProvisioner implements Provisioner {
     const secrets = Object.entries(req.env)
       .filter(([k]) => SENSITIVE_ENV.test(k))
       .map(([, v]) => v);
+    if (req.agentToken) secrets.push(req.agentToken);
 
     const homeDir = join(s.workRoot, 'homes', homeStackKey(home));
     const instanceDir = this.instanceWorkdir(req.instanceId);
@@ -253,7 +273,11 @@ export class TerraformProvisioner implements Provisioner {
         ...req.env,
         JUPYTERHUB_SERVICE_URL: `http://0.0.0.0:${s.singleuserPort}${req.baseUrl}`,
       };
-      const bootstrapToken = await this.deps.issueBootstrapToken(req.instanceId, env);
+      const bootstrapToken = await this.deps.issueBootstrapToken(
+        req.instanceId,
+        env,
+        req.agentToken ? { agentToken: req.agentToken } : {},
+      );
       secrets.push(bootstrapToken);
       const place = s.placement[cloud];
       const options: InstanceOptions = {
@@ -272,6 +296,7 @@ export class TerraformProvisioner implements Provisioner {
         sshAuthorizedKeys: s.sshAuthorizedKeys,
         image: s.image,
         serviceUrl: s.serviceUrl,
+        allowHttp: s.allowHttpVmUrls,
         bootstrapToken,
         addressKind: s.addressKind,
       };
@@ -290,13 +315,28 @@ export class TerraformProvisioner implements Provisioner {
           'the instance stack has no address output',
         );
 
+      const cloudInstanceId =
+        typeof out.instance_id?.value === 'string' && out.instance_id.value
+          ? out.instance_id.value
+          : null;
+      if (this.deps.recordCloudInstance) {
+        // until this is recorded the machine's bootstrap answers 503 and the machine retries
+        if (!cloudInstanceId)
+          throw new TerraformProvisionError(
+            500,
+            'provision_failed',
+            'the instance stack has no instance_id output; the machine could not prove its identity',
+          );
+        await this.deps.recordCloudInstance(req.instanceId, cloudInstanceId);
+      }
+
       const targetUrl = `http://${address}:${s.singleuserPort}${req.baseUrl}`;
       const ref: ProviderRef = {
         cloud,
         workdir: instanceDir,
         homeWorkdir: homeDir,
         address,
-        cloudInstanceId: typeof out.instance_id?.value === 'string' ? out.instance_id.value : null,
+        cloudInstanceId,
         homeDiskId,
         targetUrl,
         // enough to synthesize the stack again for a destroy on another replica; no token in it

@@ -4,6 +4,7 @@
  * CLOUDSDK_*, ARM_*) and handed to the executor explicitly; they are never logged.
  */
 import { z } from 'zod';
+import { inlineOrFile, settingFile, type IdentityTrust } from '../../bootstrap/identity.js';
 import type {
   AwsPlacement,
   AzurePlacement,
@@ -77,7 +78,62 @@ export const TerraformSettingsSchema = z.object({
   NGSCI_AZURE_ZONE: z.string().optional(),
   NGSCI_AZURE_ADMIN_SSH_KEY: z.string().optional(),
   NGSCI_AZURE_DATASET: dataset.optional(),
+  // what VMs must prove before the bootstrap exchange hands them secrets (bootstrap/identity.ts)
+  /** development only: let VM-facing URLs (the service URL, the hub API URL) be plain http */
+  NGSCI_ALLOW_HTTP_VM_URLS: bool.default(false),
+  /** a bootstrap redemption must carry a verified cloud identity proof */
+  NGSCI_IDENTITY_REQUIRED: bool.default(true),
+  /** AWS's public certificate for instance identity PKCS7 signatures (PEM inline or a file path) */
+  NGSCI_IDENTITY_AWS_CERT: z.string().optional(),
+  /** Google's identity token keys: JWKS or oauth2/v1/certs JSON, or PEM (inline or a file path) */
+  NGSCI_IDENTITY_GCP_CERTS: z.string().optional(),
+  /** CA certificates the Azure attested-data signer must chain to (PEM inline or a file path) */
+  NGSCI_IDENTITY_AZURE_CERT: z.string().optional(),
 });
+
+/** The identity settings of TerraformSettingsSchema (config.ts carries them too). */
+export type IdentitySettingsInput = Partial<
+  Pick<
+    z.output<typeof TerraformSettingsSchema>,
+    | 'NGSCI_IDENTITY_REQUIRED'
+    | 'NGSCI_IDENTITY_AWS_CERT'
+    | 'NGSCI_IDENTITY_GCP_CERTS'
+    | 'NGSCI_IDENTITY_AZURE_CERT'
+    | 'NGSCI_TERRAFORM_SERVICE_URL'
+  >
+>;
+
+const TRUST_SETTING = {
+  aws: 'NGSCI_IDENTITY_AWS_CERT',
+  gcp: 'NGSCI_IDENTITY_GCP_CERTS',
+  azure: 'NGSCI_IDENTITY_AZURE_CERT',
+} as const;
+
+/** How the service checks VM identity proofs, from the settings (files are read here, once). */
+export function identityTrust(s: IdentitySettingsInput): IdentityTrust {
+  return {
+    aws: inlineOrFile(s.NGSCI_IDENTITY_AWS_CERT, 'NGSCI_IDENTITY_AWS_CERT'),
+    gcp: inlineOrFile(s.NGSCI_IDENTITY_GCP_CERTS, 'NGSCI_IDENTITY_GCP_CERTS'),
+    gcpFile: settingFile(s.NGSCI_IDENTITY_GCP_CERTS),
+    azure: inlineOrFile(s.NGSCI_IDENTITY_AZURE_CERT, 'NGSCI_IDENTITY_AZURE_CERT'),
+    audience: s.NGSCI_TERRAFORM_SERVICE_URL,
+  };
+}
+
+/**
+ * Why the terraform provisioner must not start: a cloud it places machines on whose identity
+ * proofs the service could not check (every one of those machines would be refused at boot).
+ * Empty when all is well or when NGSCI_IDENTITY_REQUIRED=false.
+ */
+export function identityProblems(settings: TerraformSettings, s: IdentitySettingsInput): string[] {
+  if (s.NGSCI_IDENTITY_REQUIRED === false) return [];
+  return (Object.keys(settings.placement) as (keyof typeof TRUST_SETTING)[])
+    .filter((cloud) => !s[TRUST_SETTING[cloud]])
+    .map(
+      (cloud) =>
+        `${TRUST_SETTING[cloud]}: required to place machines on ${cloud} (VMs prove their identity before they get secrets; see docs/clouds.md for where the certificate comes from)`,
+    );
+}
 
 export interface TerraformSettings {
   binary: string;
@@ -98,6 +154,8 @@ export interface TerraformSettings {
   stepTimeoutMs: number;
   killGraceMs: number;
   readyTimeoutMs: number;
+  /** development only: VM-facing URLs may be http */
+  allowHttpVmUrls: boolean;
   placement: {
     aws?: AwsPlacement & { zone?: string; dataset?: DatasetSpec };
     gcp?: GcpPlacement & { zone?: string; dataset?: DatasetSpec };
@@ -144,6 +202,11 @@ export function terraformSettings(
   const backend = s.NGSCI_TERRAFORM_STATE ?? (pgConnString ? 'pg' : 'local');
   if (backend === 'pg' && !pgConnString)
     throw new Error('NGSCI_TERRAFORM_STATE=pg needs NGSCI_TERRAFORM_PG_CONN_STR or DATABASE_URL');
+  // the VM sends its identity proof and receives the server's hub token over this URL
+  if (!s.NGSCI_ALLOW_HTTP_VM_URLS && !/^https:\/\//i.test(s.NGSCI_TERRAFORM_SERVICE_URL))
+    throw new Error(
+      'NGSCI_TERRAFORM_SERVICE_URL must be an https:// URL: machines fetch their secrets from it (NGSCI_ALLOW_HTTP_VM_URLS=true allows http, for development only)',
+    );
   const workRoot = s.NGSCI_TERRAFORM_WORKDIR ?? `${dataDir}/terraform`;
   const credentials = Object.fromEntries(
     Object.entries(env).filter(
@@ -200,6 +263,7 @@ export function terraformSettings(
     stepTimeoutMs: s.NGSCI_TERRAFORM_STEP_TIMEOUT * 1000,
     killGraceMs: s.NGSCI_TERRAFORM_KILL_GRACE * 1000,
     readyTimeoutMs: s.NGSCI_TERRAFORM_READY_TIMEOUT * 1000,
+    allowHttpVmUrls: s.NGSCI_ALLOW_HTTP_VM_URLS ?? false,
     placement,
   };
 }
