@@ -32,6 +32,7 @@ export const ErrorCode = z
     'login_required',
     'csrf_failed',
     'identity_refused',
+    'identity_pending',
     'local_single_user',
     'internal',
   ])

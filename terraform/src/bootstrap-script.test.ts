@@ -148,7 +148,7 @@ describe('bootstrap.sh on the machine (metadata service and hub-service are test
     const root = install('aws');
     const before = service.seen.length;
     answers = [
-      { status: 503, headers: { 'retry-after': '1' }, body: '{"code":"instance_not_running"}' },
+      { status: 503, headers: { 'retry-after': '1' }, body: '{"code":"identity_pending"}' },
       ok(),
     ];
     const r = await boot(root);

@@ -133,7 +133,7 @@ describe('POST /api/v1/bootstrap', () => {
     const early = await redeem(token, { instanceId: id, identity: proof });
     assert.equal(early.status, 503);
     assert.equal(early.headers.get('retry-after'), '10');
-    assert.equal(await codeOf(early), 'instance_not_running');
+    assert.equal(await codeOf(early), 'identity_pending');
     await h.services.bootstrap.recordCloudInstance(id, 'i-0early');
     const later = await redeem(token, { instanceId: id, identity: proof });
     assert.equal(later.status, 200);

@@ -64,7 +64,7 @@ export class IdentityNotYetKnown extends ApiError {
   constructor(readonly retryAfterSeconds: number) {
     super(
       503,
-      'instance_not_running',
+      'identity_pending',
       'the machine is still being created (its cloud id is not known yet); retry shortly',
     );
     this.name = 'IdentityNotYetKnown';
