@@ -8,12 +8,14 @@ Operators deploying elsewhere can start from this file: the ngsci parts are the 
 import hmac
 import json
 import os
+import secrets
 import shlex
+import sys
 from pathlib import Path
 
 from jupyterhub.auth import Authenticator
 from ngsci_spawner.hubconfig import configure_hub
-from traitlets import Set, Unicode
+from traitlets import Dict, Unicode
 
 c = get_config()  # noqa: F821 (JupyterHub's config loader provides it)
 
@@ -21,29 +23,66 @@ env = os.environ
 root = Path(env.get("NGSCI_ROOT", Path(__file__).resolve().parent.parent))
 data_dir = Path(env.get("NGSCI_DATA_DIR", root / ".ngsci")).resolve()
 hub_dir = data_dir / "hub"
-hub_dir.mkdir(parents=True, exist_ok=True)
+# the hub's database and cookie secret: the service's account only
+hub_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+hub_dir.chmod(0o700)
 
 
 class LocalLoginAuthenticator(Authenticator):
-    """One shared password for a fixed list of users: for a single machine, not for production."""
+    """Each listed user has their own password: for a single machine, not for production."""
 
-    password = Unicode(config=True, help="The password every listed user logs in with.")
-    users = Set(Unicode(), config=True, help="The user names that may log in.")
+    passwords = Dict(
+        key_trait=Unicode(),
+        value_trait=Unicode(),
+        config=True,
+        help="""The users that may log in, each with their own password.
+
+        `npm start` and this file generate them into the login file (NGSCI_LOGIN_FILE, default
+        <data dir>/local-login.json, mode 0600), e.g. {"passwords": {"researcher": "...", "admin": "..."}}.
+        """,
+    )
 
     async def authenticate(self, handler, data):
         name = (data.get("username") or "").strip()
         given = (data.get("password") or "").encode()
-        if name in self.users and self.password and hmac.compare_digest(given, self.password.encode()):
-            return name
-        return None
+        expected = self.passwords.get(name, "")
+        # compare even for an unknown name, so timing tells nothing about which names exist
+        ok = hmac.compare_digest(given, (expected or "\0" * 16).encode())
+        return name if expected and ok else None
+
+
+def load_passwords(login_file: Path, users: list[str]) -> dict[str, str]:
+    """Each user's password from the login file; a user without one gets a new one, saved 0600."""
+    stored = json.loads(login_file.read_text()) if login_file.exists() else {}
+    passwords = dict(stored.get("passwords") or {})
+    missing = [u for u in users if not passwords.get(u)]
+    if missing:
+        for user in missing:
+            passwords[user] = secrets.token_urlsafe(12)
+        stored.pop("password", None)  # one password for everyone, from before
+        stored["passwords"] = passwords
+        tmp = login_file.with_name(f"{login_file.name}.{os.getpid()}.tmp")
+        # created 0600: the passwords never exist in a file others may read
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(stored, f, indent=2)
+        os.replace(tmp, login_file)
+        print(f"ngsci: new passwords for {', '.join(missing)} are in {login_file}", file=sys.stderr)
+    return {u: passwords[u] for u in users}
 
 
 researchers = [u for u in env.get("NGSCI_USERS", "researcher").split(",") if u]
 admins = [u for u in env.get("NGSCI_ADMINS", "admin").split(",") if u]
+if env.get("NGSCI_PASSWORD"):
+    print(
+        "ngsci: NGSCI_PASSWORD is no longer used: each user has their own password in the login file",
+        file=sys.stderr,
+    )
 
 c.JupyterHub.authenticator_class = LocalLoginAuthenticator
-c.LocalLoginAuthenticator.password = env["NGSCI_PASSWORD"]
-c.LocalLoginAuthenticator.users = set(researchers + admins)
+c.LocalLoginAuthenticator.passwords = load_passwords(
+    Path(env.get("NGSCI_LOGIN_FILE", data_dir / "local-login.json")), researchers + admins
+)
 c.Authenticator.allowed_users = set(researchers + admins)
 c.Authenticator.admin_users = set(admins)
 
@@ -77,6 +116,7 @@ for key, value in env.items():
     cloud_credentials = key.startswith(("AWS_", "GOOGLE_", "CLOUDSDK_", "ARM_"))
     if key == "DATABASE_URL" or cloud_credentials or (key.startswith("NGSCI_") and key not in (
         "NGSCI_PASSWORD", "NGSCI_BRIDGE_SECRET", "NGSCI_TEST_ADMIN_TOKEN", "NGSCI_SERVICE_COMMAND",
+        "NGSCI_LOGIN_FILE",
     )):
         service_environment.setdefault(key, value)
 

@@ -27,8 +27,13 @@ COPY package.json ./
 COPY spawner-bridge spawner-bridge
 COPY deploy deploy
 RUN python3 -m venv .venv && .venv/bin/pip install --no-cache-dir 'jupyterhub>=5,<7' ./spawner-bridge
-# NGSCI_PASSWORD, NGSCI_BRIDGE_SECRET and DATABASE_URL come from the environment (see compose.yaml);
-# for production, replace the local login in deploy/jupyterhub_config.py with your authenticator.
+# NGSCI_BRIDGE_SECRET and DATABASE_URL come from the environment (see compose.yaml); each local
+# user's password is generated into $NGSCI_DATA_DIR/local-login.json (0600) on the first start.
+# For production, replace the local login in deploy/jupyterhub_config.py with your authenticator.
+# The hub runs as root so that NGSCI_LOCAL_ISOLATION=users can run each user's local server as
+# that user's own account (useradd, from Debian's passwd package, is in the base image); the
+# venv is built from /usr/bin/python3, so those accounts can run it.
+ENV NGSCI_LOCAL_ISOLATION=users
 VOLUME /srv/ngsci
 EXPOSE 8000
 ENTRYPOINT ["tini", "--"]

@@ -11,12 +11,12 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
-  chmodSync,
   existsSync,
   mkdirSync,
   openSync,
   readdirSync,
   readFileSync,
+  renameSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -78,19 +78,42 @@ if (!args['skip-setup']) {
   }
 }
 
-mkdirSync(dataDir, { recursive: true });
+// the data dir holds the secrets below, the database and the logs: the service's account only
+mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+
+/**
+ * The login file: each printed user's own password and the bridge secret. Written 0600 from the
+ * start (a secret must never exist with wider rights, even for a moment), replaced atomically.
+ */
 const loginFile = join(dataDir, 'local-login.json');
-if (!existsSync(loginFile)) {
-  const login = {
-    researcher: 'researcher',
-    admin: 'admin',
-    password: randomBytes(9).toString('base64url'),
-    bridgeSecret: randomBytes(32).toString('base64url'),
-  };
-  writeFileSync(loginFile, JSON.stringify(login, null, 2));
-  chmodSync(loginFile, 0o600);
+function writeSecretFile(file, value) {
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(value, null, 2), { mode: 0o600, flag: 'wx' });
+  renameSync(tmp, file);
 }
-const login = JSON.parse(readFileSync(loginFile, 'utf8'));
+const newSecret = (bytes) => randomBytes(bytes).toString('base64url');
+const stored = existsSync(loginFile) ? JSON.parse(readFileSync(loginFile, 'utf8')) : {};
+const login = {
+  researcher: stored.researcher ?? 'researcher',
+  admin: stored.admin ?? 'admin',
+  passwords: stored.passwords ?? {},
+  bridgeSecret: stored.bridgeSecret ?? newSecret(32),
+};
+// a file from before per-user passwords held one shared `password`: every user gets a new one
+let changed = !existsSync(loginFile) || 'password' in stored;
+for (const user of [login.researcher, login.admin]) {
+  if (!login.passwords[user]) {
+    login.passwords[user] = newSecret(12);
+    changed = true;
+  }
+}
+if (changed) writeSecretFile(loginFile, login);
+
+// local instances share this machine's uid unless NGSCI_LOCAL_ISOLATION=users (which needs root):
+// `npm start` is a demo, so by default every user may share it, with a warning printed below
+const isolation = process.env.NGSCI_LOCAL_ISOLATION || 'shared';
+const sharedDemo =
+  isolation === 'shared' && (process.env.NGSCI_LOCAL_SHARED_DEMO || 'true') !== 'false';
 
 const free = args['free-ports'];
 const ports = {
@@ -111,7 +134,9 @@ const env = {
   NGSCI_HUB_API_PORT: String(ports.hubApi),
   NGSCI_PROXY_API_PORT: String(ports.proxyApi),
   NGSCI_SERVICE_PORT: String(ports.service),
-  NGSCI_PASSWORD: login.password,
+  NGSCI_LOGIN_FILE: loginFile,
+  NGSCI_LOCAL_ISOLATION: isolation,
+  NGSCI_LOCAL_SHARED_DEMO: String(sharedDemo),
   NGSCI_USERS: login.researcher,
   NGSCI_ADMINS: login.admin,
   NGSCI_BRIDGE_SECRET: login.bridgeSecret,
@@ -122,8 +147,9 @@ const env = {
 if (!databaseUrl) delete env.DATABASE_URL;
 
 const hubDir = join(dataDir, 'hub');
-mkdirSync(hubDir, { recursive: true });
-const output = args.log ? openSync(args.log, 'a') : 'inherit';
+mkdirSync(hubDir, { recursive: true, mode: 0o700 });
+// the log holds the service's debug output: private like everything in the data dir
+const output = args.log ? openSync(args.log, 'a', 0o600) : 'inherit';
 const startHub = () =>
   spawn(join(VENV, 'bin', 'jupyterhub'), ['-f', join(ROOT, 'deploy', 'jupyterhub_config.py')], {
     cwd: hubDir,
@@ -258,19 +284,32 @@ if (args.json) {
       dataDir,
       database: databaseUrl ? 'postgres' : 'pglite',
       users: { researcher: login.researcher, admin: login.admin },
-      password: login.password,
+      password: login.passwords[login.researcher],
+      passwords: login.passwords,
+      localIsolation: { mode: isolation, sharedDemo },
       bridgeSecret: login.bridgeSecret,
       pid: process.pid,
     }),
   );
 } else {
+  const width = Math.max(login.researcher.length, login.admin.length);
   console.log(`
   ngsci is running at ${base}/hub/login
 
-    researcher:  ${login.researcher}
-    admin:       ${login.admin}
-    password:    ${login.password}   (both users; kept in ${loginFile})
-
+    researcher:  ${login.researcher.padEnd(width)}   password: ${login.passwords[login.researcher]}
+    admin:       ${login.admin.padEnd(width)}   password: ${login.passwords[login.admin]}
+    (kept in ${loginFile}, readable by this account only)
+${
+  sharedDemo
+    ? `
+  WARNING: local instances run as this machine's one account (${
+    process.getuid?.() === 0 ? 'root' : 'yours'
+  }), shared by every
+  user: each can read the others' files and this service's secrets. This is a demo: do not
+  use it for sensitive data. NGSCI_LOCAL_ISOLATION=users (as root) gives each user an account.
+`
+    : ''
+}
   Database: ${databaseUrl ? 'Postgres (DATABASE_URL)' : `embedded PGlite in ${join(dataDir, 'pglite')}`}
   Ctrl-C stops JupyterHub, the service and every instance.
 `);

@@ -20,7 +20,12 @@ export interface StackInfo {
   dataDir: string;
   database: 'postgres' | 'pglite';
   users: { researcher: string; admin: string };
+  /** the researcher's password (each user has their own: `passwords`) */
   password: string;
+  /** every printed user's own password, by user name */
+  passwords: Record<string, string>;
+  /** how local instances are isolated (NGSCI_LOCAL_ISOLATION, NGSCI_LOCAL_SHARED_DEMO) */
+  localIsolation: { mode: 'users' | 'shared'; sharedDemo: boolean };
   bridgeSecret: string;
 }
 

@@ -40,6 +40,8 @@ export interface LifecycleDeps {
   sleep?: (ms: number) => Promise<void>;
   /** quotas and budgets (metering/quotas.ts): throws a 403 naming the limit before anything starts */
   quotaGuard?: QuotaGuard;
+  /** local isolation (provisioners/local-policy.ts): a 403 for a second user on a shared uid */
+  localGate?: { check(user: string, cloud: string): Promise<void> };
 }
 
 export interface QuotaGuard {
@@ -66,7 +68,8 @@ export class Lifecycle {
     req: Required<Pick<LaunchRequest, 'server' | 'size' | 'spot'>> & LaunchRequest,
   ): Promise<InstanceRow> {
     const server = req.server ?? DEFAULT_SERVER;
-    resolveOffer(this.d.catalog(), req);
+    const { offer: launchOffer } = resolveOffer(this.d.catalog(), req);
+    await this.d.localGate?.check(user, launchOffer.cloud);
     const current = await this.d.store.active(user, server);
     if (current) {
       throw new ApiError(
@@ -110,7 +113,8 @@ export class Lifecycle {
       region: req.region ?? (req.cloud && req.cloud !== current.cloud ? undefined : current.region),
       spot: req.spot ?? current.spot,
     };
-    resolveOffer(this.d.catalog(), next);
+    const { offer: nextOffer } = resolveOffer(this.d.catalog(), next);
+    await this.d.localGate?.check(user, nextOffer.cloud);
     await this.d.quotaGuard?.check(user, undefined, { size: next.size, replacing: current.id });
     await this.d.store.note(current.id, 0, `resizing from ${current.sizeId} to ${next.size}`);
     const hubName = toHubServerName(server);
@@ -172,6 +176,7 @@ export class Lifecycle {
     }
     const { offer, size } = resolveOffer(this.d.catalog(), req.options);
     const spot = req.options.spot ?? false;
+    await this.d.localGate?.check(req.user, offer.cloud);
     // a spawn from the hub's own form reaches the service only here, without launch()'s checks
     await this.d.quotaGuard?.check(req.user, undefined, { size: size.id });
     const row = await this.d.store.create(

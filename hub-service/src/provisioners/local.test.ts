@@ -1,12 +1,14 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, existsSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createLogger } from '../logger.js';
 import { BUILT_IN_SIZES } from '../catalog.js';
 import { LocalProvisioner, homeDirName, isAlive } from './local.js';
+import { SystemAccounts } from './local-policy.js';
 import type { ExitReport, ProvisionContext, ProvisionRequest } from './types.js';
 
 const FAKE = fileURLToPath(new URL('../testing/fake-singleuser.mjs', import.meta.url));
@@ -17,8 +19,10 @@ function provisioner(
   extraEnv: Record<string, string> = {},
   readyTimeoutSeconds = 10,
   agentCommand?: string,
+  accounts?: SystemAccounts,
 ) {
   return new LocalProvisioner({
+    accounts,
     agentCommand,
     command: process.execPath,
     args: [FAKE],
@@ -166,3 +170,49 @@ describe('local provisioner (fake single-user process)', () => {
     assert.equal(homeDirName('名'), '_540d_');
   });
 });
+
+const uidOf = (pid: number) =>
+  Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
+
+describe(
+  'local provisioner with users isolation (a real system account)',
+  {
+    skip: process.getuid?.() !== 0 && 'needs root (useradd, setuid)',
+  },
+  () => {
+    const prefix = `ut${process.pid % 10000}-`;
+    after(() => {
+      spawnSync('userdel', [`${prefix}hana`]);
+    });
+
+    test("the server and its agent run as the user's own account; a restarted provisioner adopts and stops them", async () => {
+      // the account must reach its home under the test dir (mkdtemp makes it 0700)
+      chmodSync(dir, 0o711);
+      const accounts = new SystemAccounts({ prefix, logger: createLogger('silent') });
+      const agent = fileURLToPath(new URL('../testing/fake-agent.mjs', import.meta.url));
+      const home = join(dir, 'homes', 'hana');
+      const env = { FAKE_AGENT_OUT: join(home, 'agent.json') };
+      const first = provisioner(env, 10, agent, accounts);
+      const req = request('hana');
+      const { ref } = await first.start(req, ctx());
+      const pid = ref.pid as number;
+      const entry = spawnSync('getent', ['passwd', `${prefix}hana`], { encoding: 'utf8' });
+      const uid = Number(entry.stdout.split(':')[2]);
+      assert.ok(uid > 0, 'the account was created');
+      assert.equal(uidOf(pid), uid, 'the server runs as the account');
+      assert.doesNotMatch(readFileSync(`/proc/${pid}/cmdline`, 'utf8'), /allow-root/);
+      const seen = JSON.parse(readFileSync(env.FAKE_AGENT_OUT, 'utf8')) as { pid: number };
+      assert.equal(uidOf(seen.pid), uid, 'the agent runs as the account too');
+      assert.equal(statSync(home).uid, uid);
+      assert.equal(statSync(home).mode & 0o777, 0o700);
+
+      await first.close({ stopInstances: false });
+      const second = provisioner(env, 10, agent, accounts);
+      assert.equal(await second.adopt(req.instanceId, ref), true, 'root reads the environment');
+      await second.stop(req.instanceId, ref, ctx());
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(alive(pid), false);
+      assert.equal(alive(seen.pid), false, 'the stop ended the whole group');
+    });
+  },
+);

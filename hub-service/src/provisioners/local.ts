@@ -2,7 +2,8 @@
  * The local provisioner: each instance is a real `jupyterhub-singleuser` process on this machine,
  * with its own port and a home under the homes dir that outlives stops and resizes. Processes run
  * in their own process group so a Ctrl-C in the terminal does not reach them, and a restarted
- * service can adopt them by pid.
+ * service can adopt them by pid. With `accounts` (NGSCI_LOCAL_ISOLATION=users, see local-policy.ts)
+ * each user's server and agent run as that user's own system account.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,6 +11,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { ApiError } from '../errors.js';
 import type { Logger } from '../logger.js';
+import type { SystemAccount, SystemAccounts } from './local-policy.js';
 import type {
   ExitReport,
   Provisioned,
@@ -38,6 +40,8 @@ export interface LocalProvisionerOptions {
   datasetPath?: string;
   fetch?: typeof fetch;
   host?: string;
+  /** `users` isolation: the system account each hub user's processes run as (needs root) */
+  accounts?: SystemAccounts;
 }
 
 interface Tracked {
@@ -103,12 +107,17 @@ export class LocalProvisioner implements Provisioner {
   async start(req: ProvisionRequest, ctx: ProvisionContext): Promise<Provisioned> {
     const port = await freePort(this.host);
     const home = join(this.o.homesDir, homeDirName(req.user));
+    // users isolation: the account exists and owns its home (0700) before anything runs
+    const account: SystemAccount | null = this.o.accounts
+      ? await this.o.accounts.ensure(req.user, home)
+      : null;
     mkdirSync(home, { recursive: true });
     const targetUrl = `http://${this.host}:${port}${req.baseUrl}`;
     const env: Record<string, string> = {
       ...this.o.baseEnv,
       ...req.env,
       HOME: home,
+      ...(account ? { USER: account.name, LOGNAME: account.name } : {}),
       JUPYTERHUB_SERVICE_URL: targetUrl,
       MEM_LIMIT: String(Math.round(req.size.memoryGiB * 1024 ** 3)),
       CPU_LIMIT: String(req.size.vcpu),
@@ -123,11 +132,10 @@ export class LocalProvisioner implements Provisioner {
     try {
       // jupyter-server refuses to run as root without this; containers and CI often are root
       const serverArgs =
-        process.getuid?.() === 0 && !this.o.args.includes('--allow-root')
+        !account && process.getuid?.() === 0 && !this.o.args.includes('--allow-root')
           ? [...this.o.args, '--allow-root']
           : this.o.args;
       // with an agent: `sh` starts it in the background, then becomes the server (exec), so the
-      // server keeps the pid, the exit code and the process group that a stop kills
       // server keeps the pid, the exit code and the process group that a stop kills. The agent's
       // credential is in the agent's environment only: the shell drops it before the exec, so
       // the server and its kernels never inherit it (one uid: see docs/security.md for the limit)
@@ -150,6 +158,9 @@ export class LocalProvisioner implements Provisioner {
         env: childEnv,
         detached: true,
         stdio: ['ignore', out, out],
+        // the shell, the agent, the server and its kernels all run as the account (libuv also
+        // drops the service's supplementary groups); the log stays the service's (an open fd)
+        ...(account ? { uid: account.uid, gid: account.gid } : {}),
       });
     } finally {
       closeSync(out);
