@@ -55,6 +55,7 @@ describe('auth', () => {
       admin: false,
       groups: ['lab'],
       plan: { id: 'private', label: 'Private (list price)', multiplierPpm: 1_000_000 },
+      localIsolation: { mode: 'shared', sharedDemo: true },
     });
     await h.request('/api/v1/me', { token });
     assert.equal(h.hubCalls.length - before, 1, 'the second request is served from the cache');

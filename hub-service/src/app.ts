@@ -26,6 +26,8 @@ import { notificationRoutes } from './routes/notifications.js';
 import { auditRoutes } from './routes/audit.js';
 import { agentRoutes } from './routes/agent.js';
 import { bootstrapRoutes } from './routes/bootstrap.js';
+import { oauthRoutes, sessionRoutes } from './routes/session.js';
+import { AdminSessions } from './session/sessions.js';
 
 export type AppEnv = {
   Variables: { user: AuthUser; agent: AgentIdentity; requestId: string; log: Logger };
@@ -37,6 +39,8 @@ export interface AppDeps extends Services {
   /** the service's path prefix, e.g. /services/ngsci/ */
   prefix: string;
   version: string;
+  /** the admin sign-in's cookies and OAuth client (tests pass one with a fake hub and clock) */
+  sessions?: AdminSessions;
 }
 
 export function newRouter() {
@@ -72,6 +76,10 @@ export function createApp(deps: AppDeps) {
 
   const api = newRouter();
   api.route('/', healthRoutes(deps));
+  // the admin sign-in: browser pages under the prefix, and a cookie session (routes/session.ts)
+  const sessions = deps.sessions ?? new AdminSessions({ config: deps.config });
+  api.route('/', oauthRoutes(deps, sessions));
+  api.route('/api/v1', sessionRoutes(deps, sessions));
   api.use('/api/v1/bridge/*', bridgeAuth(deps.bridgeSecret));
   api.route('/api/v1/bridge', bridgeRoutes(deps));
   // cloud machines at boot: a single-use bootstrap token, no hub token (routes/bootstrap.ts)
@@ -83,7 +91,8 @@ export function createApp(deps: AppDeps) {
       return next();
     if (c.req.path.includes('/api/v1/agent/')) return next();
     if (c.req.path.endsWith('/api/v1/bootstrap')) return next();
-    return deps.auth.middleware()(c as unknown as Context, next);
+    if (/\/api\/v1\/session(\/logout)?$/.test(c.req.path)) return next();
+    return deps.auth.middleware(sessions)(c as unknown as Context, next);
   });
   api.route('/api/v1', meRoutes(deps));
   api.route('/api/v1', catalogRoutes(deps));

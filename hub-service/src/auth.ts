@@ -1,17 +1,24 @@
 /**
- * Authentication: every request carries a JupyterHub token (`Authorization: token <t>` or
- * `Bearer <t>`). The hub resolves it; the answer is cached for at most a minute under a hash of
- * the token, and the token must hold one of the service's access scopes. The spawner-bridge
- * authenticates with the shared bridge secret instead, on its own routes only.
+ * Authentication: a request carries a JupyterHub token (`Authorization: token <t>` or
+ * `Bearer <t>`), or, with no Authorization header at all, the admin sign-in's session cookie
+ * (session/sessions.ts), which holds a hub token sealed by the service. Either way the hub
+ * resolves the token; the answer is cached for at most a minute under a hash of the token, and
+ * the token must hold one of the service's access scopes. Writes authenticated by the cookie
+ * must also carry the session's CSRF value in `X-Ngsci-Csrf`. The spawner-bridge authenticates
+ * with the shared bridge secret instead, on its own routes only.
  */
 import { createMiddleware } from 'hono/factory';
 import { ApiError } from './errors.js';
 import type { HubClient } from './hub.js';
 import { secretsEqual, sha256 } from './secrets.js';
+import type { AdminSessions } from './session/sessions.js';
 
 export interface AuthUser {
   name: string;
+  /** this credential holds the admin scope: it may use /api/v1/admin/* */
   admin: boolean;
+  /** the user is a hub admin (may sign in to the admin panel), whatever this credential holds */
+  hubAdmin: boolean;
   groups: string[];
   scopes: string[];
 }
@@ -25,6 +32,8 @@ export interface AuthOptions {
 }
 
 export type AuthEnv = { Variables: { user: AuthUser } };
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 export function tokenFrom(header: string | undefined): string | null {
   if (!header) return null;
@@ -68,21 +77,62 @@ export class Authenticator {
     const scopes = model.scopes ?? [];
     // the token may not be allowed to read its owner's groups; the service may
     const groups = model.groups ?? (await this.o.hub.getUser(model.name))?.groups ?? [];
-    return { name: model.name, admin: scopes.includes(this.o.adminScope), groups, scopes };
+    return {
+      name: model.name,
+      admin: scopes.includes(this.o.adminScope),
+      hubAdmin: model.admin === true,
+      groups,
+      scopes,
+    };
   }
 
-  middleware() {
+  /**
+   * The token of `Authorization`; without that header, the session cookie of `sessions` (the
+   * admin sign-in). A malformed header is refused rather than passed over for the cookie.
+   */
+  middleware(sessions?: AdminSessions) {
     return createMiddleware<AuthEnv>(async (c, next) => {
-      const token = tokenFrom(c.req.header('authorization'));
-      if (!token)
+      const header = c.req.header('authorization');
+      const token = tokenFrom(header);
+      if (token) {
+        c.set('user', await this.resolve(token));
+        return next();
+      }
+      const found = !header && sessions ? sessions.read(c) : { kind: 'none' as const };
+      if (found.kind === 'invalid')
+        throw new ApiError(401, 'login_required', 'the sign-in has expired: sign in again');
+      if (found.kind === 'ok') {
+        // SameSite=Strict keeps other sites out; the header keeps out forms and plain links too
+        if (!SAFE_METHODS.has(c.req.method) && !sessions!.csrfOk(c, found.session))
+          throw new ApiError(
+            403,
+            'csrf_failed',
+            'a change made with the sign-in cookie needs the X-Ngsci-Csrf header from GET /api/v1/session',
+          );
+        c.set('user', await this.resolveSession(found.session.token));
+        return next();
+      }
+      throw new ApiError(
+        401,
+        'unauthenticated',
+        'send a JupyterHub token: Authorization: token <token>',
+      );
+    });
+  }
+
+  /** A session's sealed token: the hub may have revoked it since (then: sign in again). */
+  async resolveSession(token: string): Promise<AuthUser> {
+    try {
+      return await this.resolve(token);
+    } catch (err) {
+      if (err instanceof ApiError && err.code === 'unauthenticated')
         throw new ApiError(
           401,
-          'unauthenticated',
-          'send a JupyterHub token: Authorization: token <token>',
+          'login_required',
+          'the hub no longer accepts this sign-in: sign in again',
         );
-      c.set('user', await this.resolve(token));
-      await next();
-    });
+      throw err;
+    }
   }
 
   adminOnly() {

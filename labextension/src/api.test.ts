@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { NgsciApi, NgsciApiError } from './api';
+import { adminAccess, NgsciApi, NgsciApiError } from './api';
 import { fakeFetch, json } from './testing';
 
 const base = '/services/ngsci/api/v1';
@@ -115,4 +115,78 @@ test('resize posts the size to the server it names; the event stream is read ove
   );
   assert.deepEqual(got, ['a:stopping', 'b:running']);
   assert.equal(last, 2);
+});
+
+test('admin calls go with the sign-in cookie and never the page token; changes carry the CSRF value', async () => {
+  const seen: { key: string; auth: string | null; csrf: string | null; credentials?: string }[] =
+    [];
+  let csrf = 'csrf-1';
+  const { fetch: routes } = fakeFetch({
+    'GET /session': () => json(200, { user: 'root', admin: true, csrf, expiresAt: 'soon' }),
+    'GET /admin/quotas': () => json(200, { quotas: [] }),
+    'POST /admin/plans': ({ headers }) =>
+      headers.get('x-ngsci-csrf') === csrf
+        ? json(201, { id: 'academic', multiplierPpm: 1 })
+        : json(403, { code: 'csrf_failed', message: 'needs X-Ngsci-Csrf', requestId: 'r' }),
+    'GET /me': () => json(200, { name: 'root', admin: true, plan: {} }),
+  });
+  const fetch = (async (input: RequestInfo | URL, init: RequestInit = {}) => {
+    const headers = new Headers(init.headers);
+    seen.push({
+      key: `${init.method} ${new URL(String(input), 'http://hub.test').pathname.replace(base, '')}`,
+      auth: headers.get('authorization'),
+      csrf: headers.get('x-ngsci-csrf'),
+      credentials: init.credentials,
+    });
+    return routes(input, init);
+  }) as typeof globalThis.fetch;
+  const api = new NgsciApi({ baseUrl: base, token: 'page-token', fetch });
+
+  assert.deepEqual(await api.admin.quotas(), []);
+  await api.admin.createPlan({ id: 'academic', label: 'Academic', multiplierPpm: 1 });
+  // the sign-in changed (signed in again in another tab): one fresh GET /session, then it works
+  csrf = 'csrf-2';
+  await api.admin.createPlan({ id: 'academic', label: 'Academic', multiplierPpm: 1 });
+  await api.me();
+
+  const admin = seen.filter((s) => s.key !== 'GET /me');
+  assert.ok(admin.every((s) => s.auth === null && s.credentials === 'same-origin'));
+  assert.deepEqual(
+    admin.map((s) => `${s.key} ${s.csrf ?? '-'}`),
+    [
+      'GET /admin/quotas -',
+      'GET /session -',
+      'POST /admin/plans csrf-1',
+      'POST /admin/plans csrf-1',
+      'GET /session -',
+      'POST /admin/plans csrf-2',
+    ],
+  );
+  const me = seen.find((s) => s.key === 'GET /me')!;
+  assert.equal(me.auth, 'token page-token');
+  assert.equal(me.credentials, 'omit', 'the sign-in cookie stays out of token calls');
+});
+
+test('without a sign-in the panel is offered one; a non-admin sign-in is refused', async () => {
+  let session: Response | null = null;
+  const { fetch } = fakeFetch({
+    'GET /session': () =>
+      session ?? json(401, { code: 'login_required', message: 'not signed in', requestId: 'r' }),
+    'GET /admin/users': () =>
+      json(401, { code: 'unauthenticated', message: 'send a token', requestId: 'r' }),
+  });
+  const api = new NgsciApi({ baseUrl: base, token: 't', fetch });
+  assert.deepEqual(await adminAccess(api), { kind: 'sign-in' });
+  const err = (await api.admin.users().catch((e: unknown) => e)) as NgsciApiError;
+  assert.equal(err.code, 'login_required', 'no cookie at all also reads as "sign in"');
+  assert.match(err.userMessage, /Sign in as admin/);
+  // the sign-in ends on the service's page that closes the popup, under any hub base URL
+  const based = new NgsciApi({ baseUrl: '/jupyter/services/ngsci/api/v1', token: 't', fetch });
+  assert.equal(
+    based.signInUrl(),
+    '/jupyter/services/ngsci/oauth_login?next=%2Fjupyter%2Fservices%2Fngsci%2Fsigned_in',
+  );
+
+  session = json(200, { user: 'rita', admin: false, csrf: 'c', expiresAt: 'soon' });
+  assert.deepEqual(await adminAccess(api, true), { kind: 'refused', user: 'rita' });
 });

@@ -4,6 +4,12 @@
  * `NgsciApiError` carrying the service's `code` (or a client-side one: `unreachable`,
  * `bad_response`, `endpoint_missing`). Tests replace `fetch` and nothing else.
  *
+ * Admin calls (`/admin/...`) are different: the page's token never holds the admin scope (it
+ * belongs to a server that runs its user's code), so they go without it, with the service's
+ * own sign-in cookie (`credentials: 'same-origin'`) and, for changes, the CSRF value that
+ * `GET /session` hands out. Without a sign-in they fail with `login_required`; the admin panel
+ * then offers "Sign in as admin" (`signInUrl()`).
+ *
  * Types come from @ngsci/contract as types only: the schemas (and zod) stay out of the bundle.
  * Responses are checked for the fields the panels rely on before they are used.
  */
@@ -30,6 +36,8 @@ export class NgsciApiError extends Error {
     readonly code: ErrorCode | ClientErrorCode,
     message: string,
     readonly requestId: string | null = null,
+    /** the call went with the admin sign-in, not the page's token */
+    readonly viaSignIn = false,
   ) {
     super(message);
     this.name = 'NgsciApiError';
@@ -43,9 +51,15 @@ export class NgsciApiError extends Error {
       case 'unauthenticated':
         return "The ngsci service did not accept this page's token. Reload the page to sign in again.";
       case 'forbidden':
+        if (this.viaSignIn)
+          return `Your sign-in is not an ngsci admin (${this.message}). Ask a hub admin for the ngsci-admin role.`;
         return `This page's token may not use the ngsci service (${this.message}). Ask your hub admin to grant "access:services!service=ngsci".`;
       case 'endpoint_missing':
         return 'This ngsci service does not offer this yet.';
+      case 'login_required':
+        return 'Sign in as admin to use this: the admin panel does not use the page token.';
+      case 'csrf_failed':
+        return 'The admin sign-in changed in another tab. Try again.';
       default:
         return this.message;
     }
@@ -138,6 +152,14 @@ export interface GpuStatus {
   }[];
 }
 
+/** The admin sign-in of this browser (`GET /session`). */
+export interface AdminSession {
+  user: string;
+  admin: boolean;
+  csrf: string;
+  expiresAt: string;
+}
+
 export interface ApiOptions {
   /** `.../services/ngsci/api/v1`, no trailing slash */
   baseUrl: string;
@@ -153,6 +175,7 @@ const has =
     isObject(v) && keys.every((k) => k in v);
 
 const isMe = has<Me>('name', 'admin', 'plan');
+const isAdminSession = has<AdminSession>('user', 'admin', 'csrf');
 const isCatalog = (v: unknown): v is Catalog => has<Catalog>('sizes')(v) && Array.isArray(v.sizes);
 const isInstance = has<Instance>('id', 'server', 'size', 'state', 'ratePerHourMicros');
 const isInstanceList = (v: unknown): v is { instances: Instance[] } =>
@@ -172,6 +195,8 @@ export class NgsciApi {
   readonly baseUrl: string;
   private readonly token: string;
   private readonly doFetch: typeof fetch;
+  /** the admin sign-in, once `GET /session` answered (its CSRF value goes with every change) */
+  private signIn: Promise<AdminSession> | null = null;
 
   constructor(opts: ApiOptions) {
     this.baseUrl = opts.baseUrl.replace(/\/$/, '');
@@ -189,6 +214,7 @@ export class NgsciApi {
     path: string,
     init: { body?: unknown; signal?: AbortSignal; accept?: string } = {},
   ): Promise<Response> {
+    if (/^\/admin(\/|\?|$)/.test(path)) return this.adminRaw(method, path, init);
     let res: Response;
     try {
       res = await this.doFetch(`${this.baseUrl}${path}`, {
@@ -233,6 +259,96 @@ export class NgsciApi {
         `the service answered ${method} ${path} in an unexpected shape`,
       );
     return data;
+  }
+
+  /**
+   * The admin sign-in of this browser; rejects with `login_required` when there is none.
+   * `fresh` asks the service again (after the sign-in popup closed, or a refused change).
+   */
+  session = (fresh = false): Promise<AdminSession> => {
+    if (fresh || !this.signIn) {
+      const asked = this.sessionCall('GET', '/session').then(async (res) => {
+        const data: unknown = await res.json().catch(() => null);
+        if (!isAdminSession(data))
+          throw new NgsciApiError(
+            res.status,
+            'bad_response',
+            'the service answered GET /session in an unexpected shape',
+            null,
+            true,
+          );
+        return data;
+      });
+      this.signIn = asked;
+      // a failed answer is not kept: the next call asks again
+      asked.catch(() => {
+        if (this.signIn === asked) this.signIn = null;
+      });
+    }
+    return this.signIn;
+  };
+
+  /** Where the admin sign-in starts; it ends on a page of the service that closes itself. */
+  signInUrl(): string {
+    const root = this.baseUrl.replace(/\/api\/v1$/, '');
+    const rootPath = new URL(root, 'http://page.invalid').pathname;
+    return `${root}/oauth_login?next=${encodeURIComponent(`${rootPath}/signed_in`)}`;
+  }
+
+  /** Ends the admin sign-in of this browser. */
+  signOut = async (): Promise<void> => {
+    this.signIn = null;
+    await this.sessionCall('POST', '/session/logout');
+  };
+
+  /** A call with the sign-in cookie and no token (the page's token must not leak into it). */
+  private async sessionCall(
+    method: string,
+    path: string,
+    init: { body?: unknown; signal?: AbortSignal; accept?: string; csrf?: string } = {},
+  ): Promise<Response> {
+    let res: Response;
+    try {
+      res = await this.doFetch(`${this.baseUrl}${path}`, {
+        method,
+        headers: {
+          accept: init.accept ?? 'application/json',
+          ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}),
+          ...(init.csrf ? { 'x-ngsci-csrf': init.csrf } : {}),
+        },
+        body: init.body !== undefined ? JSON.stringify(init.body) : undefined,
+        signal: init.signal,
+        credentials: 'same-origin',
+      });
+    } catch (err) {
+      if ((err as Error)?.name === 'AbortError') throw err;
+      throw new NgsciApiError(0, 'unreachable', `cannot reach ${this.baseUrl}`, null, true);
+    }
+    if (res.ok) return res;
+    const err = await errorFrom(res, true);
+    // no cookie at all reads as "unauthenticated" to the service: for the panel, sign in
+    if (err.code === 'unauthenticated')
+      throw new NgsciApiError(err.status, 'login_required', err.message, err.requestId, true);
+    throw err;
+  }
+
+  /** An admin call: the sign-in cookie, and its CSRF value on changes (asked again once if stale). */
+  private async adminRaw(
+    method: string,
+    path: string,
+    init: { body?: unknown; signal?: AbortSignal; accept?: string },
+  ): Promise<Response> {
+    const change = !['GET', 'HEAD'].includes(method.toUpperCase());
+    for (let attempt = 0; ; attempt++) {
+      const csrf = change ? (await this.session(attempt > 0)).csrf : undefined;
+      try {
+        return await this.sessionCall(method, path, { ...init, csrf });
+      } catch (err) {
+        if (err instanceof NgsciApiError && err.code === 'login_required') this.signIn = null;
+        if (err instanceof NgsciApiError && err.code === 'csrf_failed' && attempt === 0) continue;
+        throw err;
+      }
+    }
   }
 
   me = () => this.request('GET', '/me', isMe);
@@ -397,7 +513,30 @@ export class NgsciApi {
   }
 }
 
-async function errorFrom(res: Response): Promise<NgsciApiError> {
+/** Whether this browser may use the admin panel now, and if not, what the panel should offer. */
+export type AdminAccess =
+  | { kind: 'ok'; session: AdminSession }
+  | { kind: 'sign-in' }
+  | { kind: 'refused'; user: string }
+  | { kind: 'error'; error: NgsciApiError };
+
+export async function adminAccess(api: NgsciApi, fresh = false): Promise<AdminAccess> {
+  try {
+    const session = await api.session(fresh);
+    return session.admin ? { kind: 'ok', session } : { kind: 'refused', user: session.user };
+  } catch (err) {
+    if (err instanceof NgsciApiError && err.code === 'login_required') return { kind: 'sign-in' };
+    return {
+      kind: 'error',
+      error:
+        err instanceof NgsciApiError
+          ? err
+          : new NgsciApiError(0, 'bad_response', String(err), null, true),
+    };
+  }
+}
+
+async function errorFrom(res: Response, viaSignIn = false): Promise<NgsciApiError> {
   let body: unknown;
   try {
     body = await res.json();
@@ -407,9 +546,15 @@ async function errorFrom(res: Response): Promise<NgsciApiError> {
   if (isObject(body) && typeof body.code === 'string' && typeof body.message === 'string') {
     const requestId = typeof body.requestId === 'string' ? body.requestId : null;
     if (res.status === 404 && body.message.startsWith('no route for')) {
-      return new NgsciApiError(404, 'endpoint_missing', body.message, requestId);
+      return new NgsciApiError(404, 'endpoint_missing', body.message, requestId, viaSignIn);
     }
-    return new NgsciApiError(res.status, body.code as ErrorCode, body.message, requestId);
+    return new NgsciApiError(
+      res.status,
+      body.code as ErrorCode,
+      body.message,
+      requestId,
+      viaSignIn,
+    );
   }
   // not the service's answer: the proxy's 503 while the service starts, a 502, an HTML page
   if (res.status === 404)

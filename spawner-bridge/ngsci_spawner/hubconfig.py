@@ -47,7 +47,9 @@ def configure_hub(
       (`cleanup_servers = False`: hub-service owns the machines and bills them);
     - hub-service as a managed service listening on `127.0.0.1:<service_port>`, started with
       `service_command` and `service_environment` plus `NGSCI_BRIDGE_SECRET`;
-    - the custom scope `custom:ngsci:admin`, held by the role `ngsci-admin` (`admin_users`);
+    - the custom scope `custom:ngsci:admin`, held by the role `ngsci-admin` (`admin_users`),
+      which reaches the service only through the service's own hub OAuth login (its OAuth
+      client may carry it) or a token an admin creates, never through a server's token;
     - a role for the service with the hub API scopes it needs;
     - `access:services!service=<service_name>` for every user, so their servers' tokens may
       call the service;
@@ -82,7 +84,11 @@ def configure_hub(
             "command": list(service_command),
             "environment": {**service_environment, "NGSCI_BRIDGE_SECRET": bridge_secret},
             "display": True,
-            # users reach the service from their own JupyterLab; a consent page adds nothing
+            # The service's own hub OAuth login (the admin panel's "Sign in as admin") is the one
+            # browser path to the admin scope: its tokens may carry it for users who hold it.
+            # Single-user servers' tokens never do (NgsciSpawner.admin_scope).
+            "oauth_client_allowed_scopes": [service_access, ADMIN_SCOPE],
+            # part of the hub, operated by its admins: a consent page adds nothing
             "oauth_no_confirm": True,
         }
     )

@@ -8,6 +8,7 @@ instance id, so a restarted hub asks the service instead of remembering anything
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import re
 import time
@@ -16,7 +17,7 @@ from typing import Any
 
 from jupyterhub.spawner import Spawner
 from jupyterhub.utils import url_path_join
-from traitlets import Float, Integer, Unicode, default
+from traitlets import Float, Integer, TraitError, Unicode, default, validate
 
 from .client import BridgeClient, ServiceError
 from .errors import SpawnError
@@ -82,11 +83,15 @@ class NgsciSpawner(Spawner):
     admin_scope = Unicode(
         "custom:ngsci:admin",
         help="""
-        Custom scope that unlocks hub-service's admin API. It is requested for server tokens
-        and browser tokens, and granted only to users who hold it (through a role such as the
-        `ngsci-admin` role of `configure_hub()`), so a hub admin's JupyterLab can use the admin
-        panel. Requested only when the hub defines it in `c.JupyterHub.custom_scopes`;
-        empty string: never request it.
+        Custom scope that unlocks hub-service's admin API. A single-user server runs code its
+        user controls, so this scope never reaches one: NgsciSpawner leaves it out of the
+        server's `$JUPYTERHUB_API_TOKEN` and out of the server's OAuth client (the page token
+        JupyterLab uses), and refuses a configured `server_token_scopes` or
+        `oauth_client_allowed_scopes` that holds it or `inherit` (which would carry it). Admins
+        reach the admin API through hub-service's own hub OAuth login (the admin panel's
+        "Sign in as admin") or with a token they create on the hub's token page.
+
+        Set it to the value of hub-service's `NGSCI_ADMIN_SCOPE` when that differs.
         """,
     ).tag(config=True)
 
@@ -213,12 +218,18 @@ class NgsciSpawner(Spawner):
         # The hub always adds access to the server itself; an empty list would mean nothing else.
         return self.ngsci_scopes()
 
+    @validate("server_token_scopes", "oauth_client_allowed_scopes")
+    def _no_admin_scope_for_servers(self, proposal: Any) -> Any:
+        # Code the user controls runs in the server: an admin scope there is the user's.
+        value = proposal.value
+        if callable(value):
+            return _checked_scopes(value, proposal.trait.name, self.admin_scope)
+        _refuse_admin_scopes(value, proposal.trait.name, self.admin_scope)
+        return value
+
     def ngsci_scopes(self) -> list[str]:
-        """Scopes a server's tokens need for ngsci: service access, and admin where held."""
-        scopes = [f"access:services!service={self.service_name}"]
-        if self.admin_scope and _scope_defined(self.admin_scope):
-            scopes.append(self.admin_scope)
-        return scopes
+        """Scopes a server's tokens need for ngsci: access to the service, never its admin API."""
+        return [f"access:services!service={self.service_name}"]
 
     def _server_role_scopes(self) -> list[str]:
         from jupyterhub import orm, roles
@@ -232,7 +243,7 @@ class NgsciSpawner(Spawner):
     # ---- environment
 
     def get_env(self) -> dict[str, str]:
-        env = super().get_env()
+        env: dict[str, str] = super().get_env()
         env["NGSCI_API_URL"] = self.api_url()
         return env
 
@@ -242,7 +253,7 @@ class NgsciSpawner(Spawner):
             return self.public_api_url
         # hub.base_url is "<base url>hub/"; JupyterHub derives JUPYTERHUB_BASE_URL the same way.
         base_url = self.hub.base_url[: -len("hub/")] if self.hub else "/"
-        return url_path_join(base_url, "services", self.service_name, "api/v1")
+        return str(url_path_join(base_url, "services", self.service_name, "api/v1"))
 
     # ---- lifecycle
 
@@ -429,7 +440,7 @@ class NgsciSpawner(Spawner):
     # ---- state (not coroutines; the hub stores what get_state returns)
 
     def get_state(self) -> dict[str, Any]:
-        state = super().get_state()
+        state: dict[str, Any] = super().get_state()
         if self.instance_id:
             state["instance_id"] = self.instance_id
         return state
@@ -539,9 +550,25 @@ def _instance_failed(instance: dict[str, Any]) -> SpawnError:
     return SpawnError(f"{code}: {message}", code=str(code), status_code=500)
 
 
-def _scope_defined(scope: str) -> bool:
-    # Custom scopes exist only once the hub loaded c.JupyterHub.custom_scopes; asking for an
-    # undefined one would break token creation.
-    from jupyterhub.scopes import scope_definitions
+def _refuse_admin_scopes(scopes: Any, trait: str, admin_scope: str) -> None:
+    forbidden = {"inherit", admin_scope} - {""}
+    bad = sorted(forbidden.intersection(scopes or []))
+    if bad:
+        raise TraitError(
+            f"NgsciSpawner.{trait} must not hold {', '.join(bad)}: a single-user server runs"
+            " code its user controls, so an admin scope there is that user's. Admins use the"
+            " admin panel's sign-in or a token from the hub's token page instead."
+        )
 
-    return scope in scope_definitions
+
+def _checked_scopes(fn: Any, trait: str, admin_scope: str) -> Any:
+    """Wraps a callable scope setting so that what it returns is checked like a list."""
+
+    async def checked(spawner: Any) -> Any:
+        scopes = fn(spawner)
+        if inspect.isawaitable(scopes):
+            scopes = await scopes
+        _refuse_admin_scopes(scopes, trait, admin_scope)
+        return scopes
+
+    return checked

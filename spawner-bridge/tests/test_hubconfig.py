@@ -48,6 +48,10 @@ def test_structure():
                 "NGSCI_BRIDGE_SECRET": "s3cret-bridge",
             },
             "display": True,
+            "oauth_client_allowed_scopes": [
+                "access:services!service=ngsci",
+                "custom:ngsci:admin",
+            ],
             "oauth_no_confirm": True,
         }
     ]
@@ -174,4 +178,15 @@ async def test_a_real_hub_accepts_it(hub, use_extra_user_scopes, monkeypatch):
         )
         assert "access:services!service=ngsci" in granted
         assert "users:activity!user" in granted
-        assert ("custom:ngsci:admin" in granted) is gets_admin
+        # a server runs its user's code: not even an admin's server gets the admin scope
+        assert "custom:ngsci:admin" not in granted
+
+        # the service's own OAuth login (the admin panel's sign-in) may carry it, for holders
+        service_client = app.db.query(orm.OAuthClient).filter_by(identifier="service-ngsci").one()
+        assert {"access:services!service=ngsci", "custom:ngsci:admin"} <= set(
+            service_client.allowed_scopes
+        )
+        via_service, _ = scopes._resolve_requested_scopes(
+            set(service_client.allowed_scopes), have, user.orm_user, service_client, app.db
+        )
+        assert ("custom:ngsci:admin" in via_service) is gets_admin

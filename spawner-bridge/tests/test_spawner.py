@@ -10,6 +10,7 @@ import time
 import pytest
 from jupyterhub.scopes import scope_definitions
 from tornado import web
+from traitlets import TraitError
 
 from ngsci_spawner import NgsciSpawner, SpawnError
 
@@ -365,8 +366,7 @@ def test_load_state_of_a_never_started_server(make_spawner):
 # ---- scopes and environment
 
 
-def test_server_token_scopes_extend_the_server_role(make_spawner, monkeypatch):
-    monkeypatch.delitem(scope_definitions, "custom:ngsci:admin", raising=False)
+def test_server_token_scopes_extend_the_server_role(make_spawner):
     spawner = make_spawner()
     # JupyterHub's default (the `server` role), plus the service
     assert set(spawner.server_token_scopes) == {
@@ -377,23 +377,41 @@ def test_server_token_scopes_extend_the_server_role(make_spawner, monkeypatch):
     assert spawner.oauth_client_allowed_scopes == ["access:services!service=ngsci"]
 
 
-async def test_scopes_include_the_admin_scope_once_the_hub_defines_it(make_spawner, monkeypatch):
+async def test_no_server_token_or_page_token_carries_the_admin_scope(make_spawner, monkeypatch):
+    # even on a hub that defines the admin scope (configure_hub does), servers never get it
     monkeypatch.setitem(scope_definitions, "custom:ngsci:admin", {"description": "ngsci admin"})
     spawner = make_spawner(service_name="gpus")
 
-    assert "custom:ngsci:admin" in spawner.server_token_scopes
+    assert "custom:ngsci:admin" not in spawner.server_token_scopes
     assert "access:services!service=gpus" in spawner.server_token_scopes
     # what the hub gives the server's OAuth client: ours plus access to the server itself
     assert await spawner._get_oauth_client_allowed_scopes() == [
         "access:servers!server=alice/",
         "access:services!service=gpus",
-        "custom:ngsci:admin",
     ]
 
 
+@pytest.mark.parametrize("trait", ["server_token_scopes", "oauth_client_allowed_scopes"])
+@pytest.mark.parametrize("scope", ["custom:ngsci:admin", "inherit"])
+def test_a_configured_admin_scope_for_servers_is_refused(make_spawner, trait, scope):
+    with pytest.raises(TraitError, match=f"{trait} must not hold {scope}"):
+        make_spawner(**{trait: ["access:services!service=ngsci", scope]})
+
+
+async def test_a_callable_scope_setting_is_checked_when_the_hub_calls_it(make_spawner):
+    async def scopes(spawner):
+        return ["access:services!service=ngsci", "custom:ngsci:admin"]
+
+    spawner = make_spawner(server_token_scopes=scopes)
+    with pytest.raises(TraitError, match="custom:ngsci:admin"):
+        await spawner.server_token_scopes(spawner)
+    fine = make_spawner(oauth_client_allowed_scopes=lambda s: ["read:users:name!user"])
+    assert await fine.oauth_client_allowed_scopes(fine) == ["read:users:name!user"]
+
+
 def test_configured_scopes_are_not_overridden(make_spawner):
-    spawner = make_spawner(server_token_scopes=["inherit"])
-    assert spawner.server_token_scopes == ["inherit"]
+    spawner = make_spawner(server_token_scopes=["users:activity!user", "read:users:name!user"])
+    assert spawner.server_token_scopes == ["users:activity!user", "read:users:name!user"]
 
 
 def test_api_url_in_env(make_spawner):

@@ -1,8 +1,9 @@
-/** Who the caller is: name, admin, groups and plan. */
+/** Who the caller is: name, admin, groups and plan, and how isolated local instances are. */
 import { createRoute } from '@hono/zod-openapi';
 import { Me } from '@ngsci/contract';
 import { newRouter, type AppDeps } from '../app.js';
 import { planFor } from '../plans.js';
+import { isolationSummary } from '../provisioners/local-policy.js';
 import { errors, json } from './common.js';
 
 export function meRoutes(deps: Pick<AppDeps, 'database' | 'config'>) {
@@ -24,9 +25,12 @@ export function meRoutes(deps: Pick<AppDeps, 'database' | 'config'>) {
       return c.json(
         {
           name: user.name,
-          admin: user.admin,
+          // an ngsci admin: this token holds the admin scope, or the user is a hub admin whose
+          // server's token never does (they sign in to the admin panel: routes/session.ts)
+          admin: user.admin || user.hubAdmin,
           groups: user.groups,
           plan: { id: plan.id, label: plan.label, multiplierPpm: plan.multiplierPpm },
+          localIsolation: isolationSummary(deps.config),
         },
         200,
       );

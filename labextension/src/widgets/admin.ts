@@ -2,12 +2,18 @@
  * The admin panel (main area), for holders of custom:ngsci:admin: every running instance with a
  * Stop button, users with spend against budget, the quota and budget editor, plans and price
  * overrides. Each part says so plainly when the service does not offer its endpoint.
+ *
+ * The page's token never carries the admin scope, so the panel signs in to the service on its
+ * own: "Sign in as admin" opens the service's hub OAuth login in a popup, and the panel asks
+ * again once the popup has closed (api.ts sends admin calls with that sign-in's cookie).
  */
 import { Dialog, showDialog } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 import type { Message } from '@lumino/messaging';
 import {
+  adminAccess,
   NgsciApiError,
+  type AdminAccess,
   type AdminUser,
   type Instance,
   type NgsciApi,
@@ -28,6 +34,7 @@ import {
 } from '../format';
 import { costSoFar, uptimeMs } from '../projection';
 import { ngsciIcon } from './sidebar';
+import { AdminAudit } from './admin-audit';
 
 type Part<T> = { data: T | null; error: NgsciApiError | null };
 const empty = <T>(): Part<T> => ({ data: null, error: null });
@@ -39,11 +46,17 @@ export class AdminPanel extends Widget {
   private plans = empty<Plan[]>();
   private overrides = empty<PriceOverride[]>();
   private assignments = empty<PlanAssignment[]>();
+  private auditSection: AdminAudit | null = null;
   private timer: number | null = null;
   private formMessage: HTMLElement | null = null;
   // the forms are built once, so a refresh never wipes what an admin is typing
   private forms: Record<string, { form: HTMLFormElement; message: HTMLElement }> = {};
   private planSelect: HTMLSelectElement | null = null;
+  /** the sign-in as the last refresh found it; the parts load only once it is 'ok' */
+  private access: AdminAccess | null = null;
+  /** while the sign-in popup is open: the timer that watches it */
+  private signInWatch: number | null = null;
+  private signInBlocked = false;
 
   constructor(private readonly api: NgsciApi) {
     super();
@@ -77,10 +90,16 @@ export class AdminPanel extends Widget {
 
   override dispose(): void {
     if (this.timer !== null) window.clearInterval(this.timer);
+    if (this.signInWatch !== null) window.clearInterval(this.signInWatch);
     super.dispose();
   }
 
-  async refresh(): Promise<void> {
+  async refresh(fresh = false): Promise<void> {
+    this.access = await adminAccess(this.api, fresh);
+    if (this.access.kind !== 'ok') {
+      this.renderGate(this.access);
+      return;
+    }
     const load = async <T>(fn: () => Promise<T>): Promise<Part<T>> => {
       try {
         return { data: await fn(), error: null };
@@ -92,6 +111,7 @@ export class AdminPanel extends Widget {
         };
       }
     };
+    const audit = (this.auditSection ??= new AdminAudit(this.api)).refresh();
     [this.instances, this.users, this.quotas, this.plans, this.overrides, this.assignments] =
       await Promise.all([
         load(this.api.admin.instances),
@@ -101,7 +121,110 @@ export class AdminPanel extends Widget {
         load(this.api.admin.overrides),
         load(this.api.admin.assignments),
       ]);
+    await audit;
+    // the sign-in ran out while the panel was open: back to the sign-in button
+    if (
+      !fresh &&
+      [this.instances, this.users, this.quotas].some((p) => p.error?.code === 'login_required')
+    )
+      return this.refresh(true);
     this.render();
+  }
+
+  /** The panel before the parts: sign in, a refusal, or why the service cannot say. */
+  private renderGate(access: Exclude<AdminAccess, { kind: 'ok' }>): void {
+    const title = h('h1', { class: 'jp-ngsci-admin-title' }, 'ngsci admin');
+    if (access.kind === 'error') {
+      this.node.replaceChildren(title, notice('error', access.error.userMessage));
+      return;
+    }
+    if (access.kind === 'refused') {
+      this.node.replaceChildren(
+        title,
+        notice(
+          'error',
+          `You are signed in as ${access.user}, who is not an ngsci admin: the admin panel needs the scope custom:ngsci:admin (the ngsci-admin role).`,
+        ),
+        h(
+          'button',
+          {
+            class: 'jp-mod-styled',
+            type: 'button',
+            onclick: () => void this.api.signOut().finally(() => void this.refresh(true)),
+          },
+          'Sign out',
+        ),
+      );
+      return;
+    }
+    const waiting = this.signInWatch !== null;
+    this.node.replaceChildren(
+      title,
+      notice(
+        'info',
+        "The admin panel signs in to ngsci on its own: this page's token belongs to your server and never carries admin rights.",
+      ),
+      h(
+        'button',
+        {
+          class: 'jp-mod-styled jp-mod-accept',
+          type: 'button',
+          onclick: () => this.startSignIn(),
+        },
+        'Sign in as admin',
+      ),
+      waiting
+        ? h(
+            'p',
+            { class: 'jp-ngsci-hint', role: 'status' },
+            'Waiting for the sign-in window to finish…',
+          )
+        : '',
+      this.signInBlocked
+        ? h(
+            'p',
+            { class: 'jp-ngsci-hint' },
+            'The browser blocked the sign-in window. ',
+            h(
+              'a',
+              { href: this.api.signInUrl(), target: '_blank', rel: 'opener' },
+              'Open the sign-in in a new tab',
+            ),
+            ', then come back here.',
+          )
+        : '',
+    );
+  }
+
+  /**
+   * Opens the service's sign-in in a popup and asks the service again when the popup closes
+   * (its last page closes itself), or as soon as the sign-in shows up, for ten minutes at most.
+   */
+  private startSignIn(): void {
+    const popup = window.open(
+      this.api.signInUrl(),
+      'ngsci-admin-sign-in',
+      'popup,width=640,height=720',
+    );
+    this.signInBlocked = !popup;
+    if (this.signInWatch !== null) window.clearInterval(this.signInWatch);
+    const started = Date.now();
+    let ticks = 0;
+    this.signInWatch = window.setInterval(() => {
+      ticks++;
+      const closed = !popup || popup.closed;
+      const giveUp = Date.now() - started > 600_000;
+      // a blocked popup means a tab the panel cannot watch: ask the service every 3 s instead
+      if (!closed && !giveUp && ticks % 6 !== 0) return;
+      void adminAccess(this.api, true).then((access) => {
+        if (access.kind === 'sign-in' && !closed && !giveUp) return;
+        if (this.signInWatch !== null) window.clearInterval(this.signInWatch);
+        this.signInWatch = null;
+        this.signInBlocked = false;
+        void this.refresh(true);
+      });
+    }, 500);
+    if (this.access && this.access.kind === 'sign-in') this.renderGate(this.access);
   }
 
   private part<T>(title: string, p: Part<T>, body: (d: T) => HTMLElement): HTMLElement {
@@ -128,8 +251,25 @@ export class AdminPanel extends Widget {
     const keepFocus =
       active && this.node.contains(active) ? (active as HTMLElement).dataset.focusKey : undefined;
     const now = Date.now();
+    const session = this.access?.kind === 'ok' ? this.access.session : null;
     this.node.replaceChildren(
       h('h1', { class: 'jp-ngsci-admin-title' }, 'ngsci admin'),
+      session
+        ? h(
+            'p',
+            { class: 'jp-ngsci-hint jp-ngsci-admin-session' },
+            `Signed in as ${session.user} until ${new Date(session.expiresAt).toLocaleTimeString()}. `,
+            h(
+              'button',
+              {
+                class: 'jp-mod-styled',
+                type: 'button',
+                onclick: () => void this.api.signOut().finally(() => void this.refresh(true)),
+              },
+              'Sign out',
+            ),
+          )
+        : '',
       this.part('Running instances', this.instances, (list) => {
         const running = list.filter((i) => i.state !== 'stopped' && i.state !== 'failed');
         if (!running.length) return h('p', { class: 'jp-ngsci-hint' }, 'Nothing is running.');
@@ -300,6 +440,7 @@ export class AdminPanel extends Widget {
           this.priceForm(),
         ),
       ),
+      ...(this.auditSection ? [this.auditSection.node] : []),
     );
     if (keepFocus)
       (this.node.querySelector(`[data-focus-key="${keepFocus}"]`) as HTMLElement | null)?.focus();

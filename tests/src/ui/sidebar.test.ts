@@ -86,17 +86,26 @@ describe('the ngsci sidebar in JupyterLab', () => {
     const adminToken = await stack.userToken('admin');
     await launchAndWait(stack, adminToken, 'cpu-small');
     const admin = await browser.newContext({ viewport: { width: 1280, height: 860 } });
-    const adminPage = await login(admin, stack.url, 'admin', stack.password);
+    const adminPage = await login(admin, stack.url, 'admin', stack.passwords.admin!);
     // the panel's forms are shown the service's refusals on purpose (an id with capitals, an
     // unknown size, an assigned plan): Chromium logs each of those 400 answers
     const adminErrors = collectErrors(adminPage, [
       /Failed to load resource: the server responded with a status of 400/,
+      // before the admin signs in, the panel's GET /session answers 401 login_required
+      /Failed to load resource: the server responded with a status of 401/,
     ]);
     await openLab(adminPage, stack.url, 'admin');
     await dismissNews(adminPage);
     await openSidebar(adminPage);
     await adminPage.getByRole('button', { name: 'Admin panel' }).click();
     const panel = adminPage.locator('.jp-ngsci-admin');
+    // the page's token never carries the admin scope: the panel signs in to the service itself,
+    // in a popup that goes through the hub's OAuth (no login form: the hub knows this browser)
+    // and closes itself when done
+    const popup = adminPage.waitForEvent('popup');
+    await panel.getByRole('button', { name: 'Sign in as admin' }).click();
+    await (await popup).waitForEvent('close', { timeout: 30_000 });
+    await panel.getByText(/Signed in as admin until/).waitFor();
     await panel.getByRole('table', { name: 'Running instances' }).waitFor();
     // both running machines, each with a Stop button
     await panel.getByRole('button', { name: 'Stop researcher/default' }).waitFor();
@@ -217,9 +226,20 @@ describe('the ngsci sidebar in JupyterLab', () => {
       .waitFor({ timeout: 30_000 });
     await billing.getByText(/At the current rate the budget (runs out|lasts the month)/).waitFor();
     await screenshot(page.locator('#ngsci-sidebar'), 'sidebar-billing-budget-light');
+    // the admin's machine is not needed any more: stopped from the panel (a signed-in change)
+    await setTheme(adminPage, 'JupyterLab Light');
+    await panel.getByRole('button', { name: 'Stop admin/default' }).click();
+    await adminPage.getByRole('dialog').getByRole('button', { name: 'Stop' }).click();
+    await until(
+      async () => {
+        const i = (await (await stack.api('/instances/default', adminToken)).json()) as Inst;
+        return i.state === 'stopped' ? i : null;
+      },
+      "the admin's machine to stop",
+      60,
+      stack,
+    );
     await admin.close();
-    // the admin's machine is not needed any more
-    await stack.api('/instances/default/stop', adminToken, { method: 'POST' });
   });
 
   test('the cost so far ticks live in light and dark', async () => {
