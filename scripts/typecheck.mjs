@@ -33,7 +33,12 @@ const run = (label, cmd, args) => {
 run('tsc -b', tsc, ['-b']);
 for (const p of projects) run(p, tsc, ['--noEmit', '-p', p]);
 const mypy = join(VENV, 'bin', 'mypy');
-if (existsSync(mypy)) run('spawner-bridge (mypy)', mypy, ['--config-file', 'spawner-bridge/pyproject.toml', 'spawner-bridge/ngsci_spawner']);
+if (existsSync(mypy))
+  run('spawner-bridge (mypy)', mypy, [
+    '--config-file',
+    'spawner-bridge/pyproject.toml',
+    'spawner-bridge/ngsci_spawner',
+  ]);
 else {
   failed += 1;
   console.error('typecheck: mypy is missing from .venv (npm start or npm test sets it up)');

@@ -101,11 +101,9 @@ export class HubClient {
     const users: HubUserModel[] = [];
     let offset = 0;
     for (;;) {
-      const res = await this.request(
-        'GET',
-        `/users?${filter}offset=${offset}&limit=${pageSize}`,
-        { accept: 'application/jupyterhub-pagination+json' },
-      );
+      const res = await this.request('GET', `/users?${filter}offset=${offset}&limit=${pageSize}`, {
+        accept: 'application/jupyterhub-pagination+json',
+      });
       const page = await this.json<{
         items: HubUserModel[];
         _pagination: { next: { offset: number } | null };

@@ -76,7 +76,8 @@ class BridgeClient:
     ) -> dict[str, Any]:
         body = {"user": user, "server": server, "options": options, "env": env, "baseUrl": base_url}
         instance = _instance_of(await self._call("POST", "/start", body), required=True)
-        assert instance is not None  # required=True raised otherwise
+        if instance is None:  # required=True raised already; this tells the type checker
+            raise ServiceError(None, "bad_response", "answer without an instance")
         return instance
 
     async def instance(

@@ -81,7 +81,9 @@ function serviceEnv(): Record<string, string> {
       if (!cmd.includes('hub-service/dist/index.js')) continue;
       const env = readFileSync(`/proc/${d}/environ`, 'utf8').split('\0');
       if (!env.some((e) => e === `NGSCI_DATA_DIR=${stack.dataDir}`)) continue;
-      return Object.fromEntries(env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
+      return Object.fromEntries(
+        env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]),
+      );
     } catch {
       // gone, or not ours
     }
@@ -136,7 +138,11 @@ test('nothing the service sends to a user server carries its token, the bridge s
   // a short idle timeout: the culler warns, then stops the server
   const quota = await stack.api('/admin/quotas', await stack.userToken('admin'), {
     method: 'POST',
-    body: JSON.stringify({ subjectKind: 'user', subjectName: 'researcher', idleTimeoutCpuSeconds: 4 }),
+    body: JSON.stringify({
+      subjectKind: 'user',
+      subjectName: 'researcher',
+      idleTimeoutCpuSeconds: 4,
+    }),
   });
   assert.equal(quota.status, 201, await quota.clone().text());
   await until(

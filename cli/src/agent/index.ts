@@ -209,4 +209,3 @@ async function every(seconds: number, fn: () => Promise<void>, signal: AbortSign
     });
   }
 }
-

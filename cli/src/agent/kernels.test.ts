@@ -6,7 +6,10 @@ import { loopbackServerUrl, readKernels } from './kernels.js';
 
 describe('the server URL the agent may send the server token to', () => {
   test('loopback only; 0.0.0.0 is reached as 127.0.0.1', () => {
-    assert.equal(loopbackServerUrl('http://127.0.0.1:8888/user/a/'), 'http://127.0.0.1:8888/user/a/');
+    assert.equal(
+      loopbackServerUrl('http://127.0.0.1:8888/user/a/'),
+      'http://127.0.0.1:8888/user/a/',
+    );
     assert.equal(loopbackServerUrl('http://0.0.0.0:8888/user/a'), 'http://127.0.0.1:8888/user/a/');
     assert.equal(loopbackServerUrl('http://localhost:1/'), 'http://localhost:1/');
     assert.equal(loopbackServerUrl('http://10.0.0.5:8888/user/a/'), null);

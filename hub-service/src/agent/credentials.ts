@@ -164,7 +164,11 @@ export class AgentCredentials {
     return createMiddleware<AgentEnv>(async (c, next) => {
       const token = tokenFrom(c.req.header('authorization'));
       if (!token)
-        throw new ApiError(401, 'unauthenticated', 'agent routes need the instance agent credential');
+        throw new ApiError(
+          401,
+          'unauthenticated',
+          'agent routes need the instance agent credential',
+        );
       if (!token.startsWith(AGENT_TOKEN_PREFIX))
         throw new ApiError(
           403,

@@ -7,7 +7,7 @@
  */
 import { appendFile } from 'node:fs/promises';
 import type { Logger } from '../logger.js';
-import type { SecurityEventRow, SecurityEvents } from '../security/events.js';
+import type { SecurityEventRow } from '../security/events.js';
 import type { AuditRow } from './chain.js';
 
 export interface AuditSink {

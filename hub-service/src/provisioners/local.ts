@@ -238,7 +238,7 @@ export class LocalProvisioner implements Provisioner {
     return { targetUrl, ref: { pid, port, logPath } };
   }
 
-  async stop(instanceId: string, ref: ProviderRef): Promise<void> {
+  async stop(instanceId: string, ref: ProviderRef, _ctx?: ProvisionContext): Promise<void> {
     const t = this.tracked.get(instanceId);
     const pid = t?.pid ?? (typeof ref.pid === 'number' ? ref.pid : this.pidFromFile(instanceId));
     if (t) t.stopping = true;

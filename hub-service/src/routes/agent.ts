@@ -23,7 +23,10 @@ const CLOUD_NAMES = { aws: 'AWS', gcp: 'Google Cloud', azure: 'Azure' } as const
 
 /** A body may name its server and instance (older agents do); they must be the credential's. */
 function checkClaims(agent: AgentIdentity, b: { server?: string; instanceId?: string }): void {
-  if ((b.server && b.server !== agent.server) || (b.instanceId && b.instanceId !== agent.instanceId))
+  if (
+    (b.server && b.server !== agent.server) ||
+    (b.instanceId && b.instanceId !== agent.instanceId)
+  )
     throw new ApiError(403, 'forbidden', "the report names another instance than the agent's own");
 }
 
