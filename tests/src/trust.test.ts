@@ -60,11 +60,13 @@ after(async () => {
 });
 
 const json = async <T>(res: Response): Promise<T> => (await res.json()) as T;
+const instances = async (): Promise<Inst[]> =>
+  (await json<{ instances: Inst[] }>(await stack.api('/instances', token))).instances;
 
 async function waitFor(state: string[], what: string, seconds = 120): Promise<Inst> {
   return until(
     async () => {
-      const list = await json<Inst[]>(await stack.api('/instances', token));
+      const list = await instances();
       const i = list.find((x) => x.size && state.includes(x.state));
       return i ?? null;
     },
@@ -122,12 +124,12 @@ test('nothing the service sends to a user server carries its token, the bridge s
   // a resize: the old server stops, a new one starts on the same home (and the same recorder)
   const resized = await stack.api('/instances/default/resize', token, {
     method: 'POST',
-    body: JSON.stringify({ size: 'cpu-medium' }),
+    body: JSON.stringify({ size: 'cpu-large' }),
   });
   assert.equal(resized.status, 202, await resized.clone().text());
   await until(
     async () => {
-      const list = await json<Inst[]>(await stack.api('/instances', token));
+      const list = await instances();
       return list.find((x) => x.state === 'running' && x.id !== first.id) ?? null;
     },
     'the resized server',
@@ -147,7 +149,7 @@ test('nothing the service sends to a user server carries its token, the bridge s
   assert.equal(quota.status, 201, await quota.clone().text());
   await until(
     async () => {
-      const list = await json<Inst[]>(await stack.api('/instances', token));
+      const list = await instances();
       return list.every((x) => !['running', 'starting', 'stopping'].includes(x.state));
     },
     'the idle server to be culled',
