@@ -15,8 +15,8 @@ ADMIN_SCOPE = "custom:ngsci:admin"
 ADMIN_ROLE = "ngsci-admin"
 
 # What hub-service does with the hub's API (DESIGN.md, Auth): read users and their activity for
-# metering and culling, start and stop servers, keep spawner state, and ask a server whether
-# its kernels are busy.
+# metering and culling, start and stop servers, keep spawner state. No `access:servers`: the
+# service never calls a user's server with its token (kernel states come from the agent).
 SERVICE_SCOPES = (
     "list:users",
     "read:users",
@@ -26,7 +26,6 @@ SERVICE_SCOPES = (
     "read:servers",
     "servers",
     "admin:server_state",
-    "access:servers",
 )
 
 

@@ -190,3 +190,8 @@ async def test_a_real_hub_accepts_it(hub, use_extra_user_scopes, monkeypatch):
             set(service_client.allowed_scopes), have, user.orm_user, service_client, app.db
         )
         assert ("custom:ngsci:admin" in via_service) is gets_admin
+
+
+def test_the_service_role_cannot_reach_user_servers():
+    # the service never calls a user's server with its token: no scope would let it
+    assert not any(s == "access:servers" or s.startswith("access:servers!") for s in SERVICE_SCOPES)

@@ -16,6 +16,7 @@ import {
   type AdminAccess,
   type AdminUser,
   type Instance,
+  type Me,
   type NgsciApi,
   type Plan,
   type PlanAssignment,
@@ -35,6 +36,7 @@ import {
 import { costSoFar, uptimeMs } from '../projection';
 import { ngsciIcon } from './sidebar';
 import { AdminAudit } from './admin-audit';
+import { isolationNotes } from '../isolation';
 
 type Part<T> = { data: T | null; error: NgsciApiError | null };
 const empty = <T>(): Part<T> => ({ data: null, error: null });
@@ -47,6 +49,7 @@ export class AdminPanel extends Widget {
   private overrides = empty<PriceOverride[]>();
   private assignments = empty<PlanAssignment[]>();
   private auditSection: AdminAudit | null = null;
+  private me = empty<Me>();
   private timer: number | null = null;
   private formMessage: HTMLElement | null = null;
   // the forms are built once, so a refresh never wipes what an admin is typing
@@ -112,15 +115,23 @@ export class AdminPanel extends Widget {
       }
     };
     const audit = (this.auditSection ??= new AdminAudit(this.api)).refresh();
-    [this.instances, this.users, this.quotas, this.plans, this.overrides, this.assignments] =
-      await Promise.all([
-        load(this.api.admin.instances),
-        load(this.api.admin.users),
-        load(this.api.admin.quotas),
-        load(this.api.admin.plans),
-        load(this.api.admin.overrides),
-        load(this.api.admin.assignments),
-      ]);
+    [
+      this.me,
+      this.instances,
+      this.users,
+      this.quotas,
+      this.plans,
+      this.overrides,
+      this.assignments,
+    ] = await Promise.all([
+      load(this.api.me),
+      load(this.api.admin.instances),
+      load(this.api.admin.users),
+      load(this.api.admin.quotas),
+      load(this.api.admin.plans),
+      load(this.api.admin.overrides),
+      load(this.api.admin.assignments),
+    ]);
     await audit;
     // the sign-in ran out while the panel was open: back to the sign-in button
     if (
@@ -270,6 +281,16 @@ export class AdminPanel extends Widget {
             ),
           )
         : '',
+      ...isolationNotes(this.me.data?.localIsolation).map((n) =>
+        h(
+          'p',
+          {
+            class: `jp-ngsci-hint jp-ngsci-admin-isolation${n.level === 'warning' ? ' jp-ngsci-warning' : ''}`,
+            role: n.level === 'warning' ? 'alert' : 'note',
+          },
+          n.text,
+        ),
+      ),
       this.part('Running instances', this.instances, (list) => {
         const running = list.filter((i) => i.state !== 'stopped' && i.state !== 'failed');
         if (!running.length) return h('p', { class: 'jp-ngsci-hint' }, 'Nothing is running.');

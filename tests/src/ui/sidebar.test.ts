@@ -107,6 +107,9 @@ describe('the ngsci sidebar in JupyterLab', () => {
     await (await popup).waitForEvent('close', { timeout: 30_000 });
     await panel.getByText(/Signed in as admin until/).waitFor();
     await panel.getByRole('table', { name: 'Running instances' }).waitFor();
+    // npm start's local demo: the panel says plainly that every user shares one account
+    await panel.getByRole('alert').filter({ hasText: 'share one system account' }).waitFor();
+    await panel.getByText(/agent runs as the same account as the notebook/).waitFor();
     // both running machines, each with a Stop button
     await panel.getByRole('button', { name: 'Stop researcher/default' }).waitFor();
     await panel.getByRole('button', { name: 'Stop admin/default' }).waitFor();
