@@ -15,13 +15,13 @@ import { AccordionPanel, Widget } from '@lumino/widgets';
 import { NgsciApi } from './api';
 import { NgsciModel } from './model';
 import { pollNotices, type NoticeDeps } from './notices';
-import { newThresholds, percentOf } from './projection';
 import { CommandIDs, INgsciModel } from './tokens';
-import { apiServerName, hubHomeUrl, labUrl, serverApiUrl, serviceUrl } from './urls';
+import { apiServerName, hubHomeUrl, serviceUrl } from './urls';
+import { followRestarts } from './restart';
+import { budgetAlertFallback } from './budget-alerts';
 import { AdminPanel } from './widgets/admin';
 import { BillingSection } from './widgets/billing';
 import { InstanceSection } from './widgets/instance';
-import { RestartOverlay } from './widgets/overlay';
 import { NgsciSidebar } from './widgets/sidebar';
 import { NgsciStatus } from './widgets/status';
 import { UsageSection } from './widgets/usage';
@@ -133,50 +133,7 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
     model.changed.connect((_, what) => what === 'me' && offerAdmin());
     offerAdmin();
 
-    // While this page's own server restarts, JupyterLab's connection to it is closed (its polls
-    // against a restarting server pile up OAuth redirects and cookies) and an overlay shows the
-    // progress from the service. Once the new instance answers through the proxy, the page
-    // reloads into it.
-    let overlay: RestartOverlay | null = null;
-    const quiesce = () => {
-      try {
-        app.serviceManager.dispose();
-      } catch {
-        // already closed
-      }
-    };
-    let reloading = false;
-    model.changed.connect(() => {
-      const r = model.resizing;
-      if (!r || r.server !== model.server) return;
-      if (!overlay) {
-        quiesce();
-        overlay = new RestartOverlay(hubHomeUrl(page));
-        Widget.attach(overlay, document.body);
-      }
-      overlay.showProgress(r);
-      if (!r.readyInstanceId || reloading) return;
-      reloading = true;
-      const target = labUrl(page, model.user, model.server);
-      const probe = serverApiUrl(page, model.user, model.server);
-      const wait = async () => {
-        for (let i = 0; i < 120; i++) {
-          try {
-            const res = await fetch(probe, {
-              credentials: 'omit',
-              redirect: 'manual',
-              cache: 'no-store',
-            });
-            if (res.status === 200 && 'version' in ((await res.json()) as object)) break;
-          } catch {
-            // the proxy may not have the new route yet
-          }
-          await new Promise((res) => setTimeout(res, 1000));
-        }
-        window.location.assign(target);
-      };
-      void wait();
-    });
+    followRestarts(app, model, page);
 
     app.commands.addCommand(CommandIDs.openSidebar, {
       label: 'ngsci: Open the sidebar',
@@ -297,34 +254,16 @@ const notificationsPlugin: JupyterFrontEndPlugin<void> = {
       },
     });
 
-    // budget thresholds come as the service's notices; a service without the notices endpoint
-    // gets them from the budget figures instead, each shown once per month in this browser
+    // budget thresholds come as the service's notices; without the notices endpoint, from the
+    // budget figures (budget-alerts.ts)
     let serviceNotices: boolean | null = null;
-    model.changed.connect((_, what) => {
-      const b = model.budget;
-      if (what !== 'billing' || !b || serviceNotices !== false) return;
-      for (const scope of b.budgets) {
-        const key = `ngsci:budget-alerts:${b.user}:${b.month}:${scope.kind}:${scope.name}`;
-        const seen = new Set<number>(JSON.parse(localStorage.getItem(key) ?? '[]') as number[]);
-        const crossed = newThresholds(percentOf(scope.spentMicros, scope.budgetMicros), seen);
-        const top = crossed[crossed.length - 1];
-        if (top === undefined) continue;
-        for (const t of crossed) seen.add(t);
-        localStorage.setItem(key, JSON.stringify([...seen]));
-        const text =
-          top >= 100
-            ? `Your ${scope.kind === 'group' ? `group ${scope.name}'s ` : ''}budget for ${b.month} is spent.${scope.hardStop ? ' Running machines stop after a grace period.' : ''}`
-            : `You have used ${top}% of your ${scope.kind === 'group' ? `group ${scope.name}'s ` : ''}budget for ${b.month}.`;
-        (top >= 100 ? Notification.error : Notification.warning)(text, {
+    budgetAlertFallback(model, () => serviceNotices === false, {
+      show: (level, text, openBilling) =>
+        (level === 'error' ? Notification.error : Notification.warning)(text, {
           autoClose: false,
-          actions: [
-            {
-              label: 'Open billing',
-              callback: () => void app.commands.execute(CommandIDs.openBilling),
-            },
-          ],
-        });
-      }
+          actions: [{ label: 'Open billing', callback: openBilling }],
+        }),
+      openBilling: () => void app.commands.execute(CommandIDs.openBilling),
     });
 
     // a failed start, once per instance

@@ -19,24 +19,14 @@ import {
   type Usage,
 } from './api';
 import { costOf, costSoFar, startOfDayUtc } from './projection';
+import type { INgsciModel, ResizeProgress, Section } from './tokens';
 
-export type Section = 'instance' | 'usage' | 'billing';
-
-export interface ResizeProgress {
-  server: string;
-  fromInstanceId: string;
-  toSize: string;
-  /** the newest event of the stop-then-start */
-  last: InstanceEvent | null;
-  /** the new instance once it runs */
-  readyInstanceId: string | null;
-  failed: string | null;
-}
+export type { ResizeProgress, Section };
 
 const ACTIVE = new Set(['requested', 'provisioning', 'starting', 'running', 'stopping']);
 const STARTING = new Set(['requested', 'provisioning', 'starting']);
 
-export class NgsciModel {
+export class NgsciModel implements INgsciModel {
   readonly api: NgsciApi;
   /** this page's server as the API names it */
   readonly server: string;

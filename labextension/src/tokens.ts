@@ -1,8 +1,78 @@
-/** The services ngsci's plugins share: the model token and the command ids. */
+/**
+ * The services ngsci's plugins share: the model's interface and token, and the command ids.
+ * Plugins and widgets depend on `INgsciModel`, never on the class that implements it.
+ */
 import { Token } from '@lumino/coreutils';
-import type { NgsciModel } from './model';
+import type { ISignal } from '@lumino/signaling';
+import type {
+  Budget,
+  Catalog,
+  Instance,
+  InstanceEvent,
+  Me,
+  NgsciApi,
+  NgsciApiError,
+  StatementSummary,
+  Usage,
+} from './api';
 
-export type INgsciModel = NgsciModel;
+/** The parts of the sidebar that refresh on their own. */
+export type Section = 'instance' | 'usage' | 'billing';
+
+/** A resize of this page's server as the model follows it. */
+export interface ResizeProgress {
+  server: string;
+  fromInstanceId: string;
+  toSize: string;
+  /** the newest event of the stop-then-start */
+  last: InstanceEvent | null;
+  /** the new instance once it runs */
+  readyInstanceId: string | null;
+  failed: string | null;
+}
+
+/** The ngsci state of this page, fetched through the API seam; it never polls on its own. */
+export interface INgsciModel {
+  readonly api: NgsciApi;
+  /** this page's server, in the API's naming (`default` for the hub's default server) */
+  readonly server: string;
+  readonly user: string;
+  readonly me: Me | null;
+  readonly catalog: Catalog | null;
+  readonly instances: Instance[];
+  readonly usage: Usage | null;
+  readonly today: { micros: number; at: number } | null;
+  readonly budget: Budget | null;
+  readonly statements: StatementSummary[] | null;
+  readonly errors: Record<Section | 'me', NgsciApiError | null>;
+  /** the newest lifecycle event of each server that is changing */
+  readonly progress: Map<string, InstanceEvent>;
+  readonly resizing: ResizeProgress | null;
+  /** which part changed */
+  readonly changed: ISignal<INgsciModel, Section | 'me'>;
+  readonly instanceEvent: ISignal<INgsciModel, { server: string; event: InstanceEvent }>;
+  /** the newest instance of this page's server */
+  readonly current: Instance | null;
+  latestOf(server: string): Instance | null;
+  readonly otherServers: Instance[];
+  readonly allowedSizes: Catalog['sizes'];
+  readonly clouds: Catalog['clouds'];
+  rateOf(sizeId: string, cloud?: string, spot?: boolean): number | null;
+  readonly burnMicrosPerHour: number;
+  monthToDate(now?: number): number | null;
+  spentToday(now?: number): number;
+  refreshMe(): Promise<void>;
+  refreshInstances(): Promise<void>;
+  refreshUsage(days?: number): Promise<void>;
+  refreshBilling(): Promise<void>;
+  refresh(sections?: Section[]): Promise<void>;
+  start(server: string, size: string): Promise<void>;
+  stop(server: string): Promise<Instance>;
+  resize(server: string, size: string, cloud?: string): Promise<void>;
+  follow(server: string, opts?: { untilNewInstanceFrom?: string }): Promise<void>;
+  isActive(i: Instance | null): boolean;
+  dispose(): void;
+}
 
 export const INgsciModel = new Token<INgsciModel>(
   'ngsci:model',

@@ -4,14 +4,14 @@
  */
 import { h, notice, row } from '../dom';
 import { formatMicros, formatMonth, formatWhen, formatHours } from '../format';
-import type { NgsciModel } from '../model';
+import type { INgsciModel } from '../tokens';
 import { BUDGET_THRESHOLDS, exhaustionAt, percentOf } from '../projection';
 import { NgsciSection } from './section';
 
 export class BillingSection extends NgsciSection {
   private mtdEl: HTMLElement | null = null;
 
-  constructor(model: NgsciModel, refreshSeconds: () => number) {
+  constructor(model: INgsciModel, refreshSeconds: () => number) {
     super(model, 'billing', { label: 'Billing', refreshSeconds });
   }
 

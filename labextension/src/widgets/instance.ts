@@ -7,7 +7,7 @@ import type { Instance } from '@ngsci/contract';
 import { Widget } from '@lumino/widgets';
 import { h, notice, row } from '../dom';
 import { formatDelta, formatDuration, formatMicros, formatRate, formatState } from '../format';
-import type { NgsciModel } from '../model';
+import type { INgsciModel } from '../tokens';
 import { costSoFar, monthProjection, uptimeMs } from '../projection';
 import { resizeProgress } from '../resize-progress';
 import { NgsciSection } from './section';
@@ -23,7 +23,7 @@ export interface InstanceActions {
 
 export class InstanceSection extends NgsciSection {
   constructor(
-    model: NgsciModel,
+    model: INgsciModel,
     private readonly actions: InstanceActions,
     refreshSeconds: () => number,
   ) {

@@ -4,14 +4,14 @@
  */
 import { Widget } from '@lumino/widgets';
 import type { Message } from '@lumino/messaging';
-import type { NgsciModel, Section } from '../model';
+import type { INgsciModel, Section } from '../tokens';
 
 export abstract class NgsciSection extends Widget {
   private tickTimer: number | null = null;
   private refreshTimer: number | null = null;
 
   constructor(
-    protected readonly model: NgsciModel,
+    protected readonly model: INgsciModel,
     protected readonly section: Section,
     opts: { label: string; refreshSeconds: () => number; also?: Section[] },
   ) {

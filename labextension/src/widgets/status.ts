@@ -4,7 +4,7 @@
  */
 import { Widget } from '@lumino/widgets';
 import { formatDuration, formatMicros } from '../format';
-import type { NgsciModel } from '../model';
+import type { INgsciModel } from '../tokens';
 import { uptimeMs } from '../projection';
 
 export class NgsciStatus extends Widget {
@@ -12,7 +12,7 @@ export class NgsciStatus extends Widget {
   private poll: number;
 
   constructor(
-    private readonly model: NgsciModel,
+    private readonly model: INgsciModel,
     private readonly open: () => void,
     refreshSeconds: number,
   ) {

@@ -8,7 +8,7 @@ import type uPlot from 'uplot';
 import type { Message } from '@lumino/messaging';
 import { h, notice } from '../dom';
 import { formatHours, formatMicros } from '../format';
-import type { NgsciModel } from '../model';
+import type { INgsciModel } from '../tokens';
 import { startOfDayUtc } from '../projection';
 import { dollarTicks, stack, usageTable } from '../usage-series';
 import { NgsciSection } from './section';
@@ -28,7 +28,7 @@ export class UsageSection extends NgsciSection {
   private gpuText: string | null = null;
   private gpuChecked = 0;
 
-  constructor(model: NgsciModel, refreshSeconds: () => number) {
+  constructor(model: INgsciModel, refreshSeconds: () => number) {
     super(model, 'usage', { label: 'Usage', refreshSeconds });
   }
 
