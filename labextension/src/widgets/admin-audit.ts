@@ -7,8 +7,7 @@
 import type { AuditEvent, AuditRule, AuditVerification, SecurityEvent } from '@ngsci/contract';
 import { NgsciApiError, type NgsciApi } from '../api';
 import { h, notice } from '../dom';
-
-type Part<T> = { data: T | null; error: NgsciApiError | null };
+import { load, part, table, type Part } from './admin-kit';
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
 const listOf =
@@ -72,15 +71,6 @@ export function checkHoneypotPath(raw: string): string {
 }
 
 const time = (iso: string) => iso.slice(0, 19).replace('T', ' ');
-
-function table(head: string[], rows: (string | HTMLElement)[][], label: string): HTMLElement {
-  return h(
-    'table',
-    { class: 'jp-ngsci-table', 'aria-label': label },
-    h('thead', {}, h('tr', {}, ...head.map((c) => h('th', { scope: 'col' }, c)))),
-    h('tbody', {}, ...rows.map((r) => h('tr', {}, ...r.map((c) => h('td', {}, c))))),
-  );
-}
 
 export class AdminAudit {
   /** the section's element; the admin panel places it once and calls refresh() with its own */
@@ -175,17 +165,6 @@ export class AdminAudit {
   }
 
   async refresh(): Promise<void> {
-    const load = async <T>(fn: () => Promise<T>): Promise<Part<T>> => {
-      try {
-        return { data: await fn(), error: null };
-      } catch (err) {
-        return {
-          data: null,
-          error:
-            err instanceof NgsciApiError ? err : new NgsciApiError(0, 'bad_response', String(err)),
-        };
-      }
-    };
     const day = new Date(Date.now() - 86_400_000);
     [this.verification, this.alerts, this.silent, this.reads, this.rules] = await Promise.all([
       load(this.calls.verify),
@@ -197,106 +176,111 @@ export class AdminAudit {
     this.render();
   }
 
-  private part<T>(title: string, p: Part<T>, body: (d: T) => HTMLElement): HTMLElement {
-    const content = p.error
-      ? notice(
-          p.error.code === 'endpoint_missing' ? 'info' : 'error',
-          p.error.code === 'endpoint_missing'
-            ? `${title}: not available from this ngsci service yet.`
-            : p.error.userMessage,
-        )
-      : p.data !== null
-        ? body(p.data)
-        : notice('info', 'Loading…');
-    return h(
-      'div',
-      { class: 'jp-ngsci-audit-part', 'aria-label': title },
-      h('h3', {}, title),
-      content,
-    );
-  }
-
   private render(): void {
     this.body.replaceChildren(
-      this.part('Chain status', this.verification, (v) =>
-        notice(v.intact ? 'info' : 'error', chainSummary(v)),
+      part(
+        'Chain status',
+        this.verification,
+        (v) => notice(v.intact ? 'info' : 'error', chainSummary(v)),
+        { sub: true },
       ),
-      this.part('Alerts', this.alerts, (list) =>
-        list.length
-          ? table(
-              ['Time', 'Severity', 'Kind', 'User', 'Server', 'What'],
-              list.map((e) => [
-                time(e.at),
-                e.severity,
-                e.kind.replace(/_/g, ' '),
-                e.user ?? '—',
-                e.server ?? '—',
-                e.message,
-              ]),
-              'Alerts',
-            )
-          : h('p', { class: 'jp-ngsci-hint' }, 'No security events.'),
-      ),
-      this.part('Silent agents', this.silent, (list) =>
-        list.length
-          ? table(
-              ['Since', 'User', 'Server', 'Instance'],
-              list.map((e) => [time(e.at), e.user ?? '—', e.server ?? '—', e.instanceId ?? '—']),
-              'Silent agents',
-            )
-          : h('p', { class: 'jp-ngsci-hint' }, 'Every running agent is reporting.'),
-      ),
-      this.part('Recent reads (24 h)', this.reads, (list) =>
-        list.length
-          ? table(
-              ['Time', 'User', 'Server', 'Op', 'File', 'Bytes (≤)', 'Open for'],
-              list.map((e) => [
-                time(e.at),
-                e.user,
-                e.server,
-                e.op,
-                e.path,
-                e.bytes === null ? '—' : String(e.bytes),
-                e.durationMs === null ? '—' : `${(e.durationMs / 1000).toFixed(1)} s`,
-              ]),
-              'Recent reads',
-            )
-          : h('p', { class: 'jp-ngsci-hint' }, 'No dataset reads in the last 24 hours.'),
-      ),
-      this.part('Honeypots', this.rules, (rules) => {
-        const pots = rules.filter((r) => r.kind === 'honeypot');
-        return h(
-          'div',
-          {},
-          pots.length
+      part(
+        'Alerts',
+        this.alerts,
+        (list) =>
+          list.length
             ? table(
-                ['Path', 'Stops server', 'Note', 'Added by', ''],
-                pots.map((r) => [
-                  r.path ?? '—',
-                  r.stopServer ? 'yes' : 'no',
-                  r.note ?? '',
-                  r.createdBy,
-                  h(
-                    'button',
-                    {
-                      class: 'jp-mod-styled jp-mod-warn',
-                      type: 'button',
-                      'aria-label': `Remove honeypot ${r.path ?? r.id}`,
-                      onclick: () =>
-                        void this.act(
-                          () => this.calls.removeRule(r.id),
-                          `Honeypot ${r.path ?? r.id} removed.`,
-                        ),
-                    },
-                    'Remove',
-                  ),
+                ['Time', 'Severity', 'Kind', 'User', 'Server', 'What'],
+                list.map((e) => [
+                  time(e.at),
+                  e.severity,
+                  e.kind.replace(/_/g, ' '),
+                  e.user ?? '—',
+                  e.server ?? '—',
+                  e.message,
                 ]),
-                'Honeypots',
+                'Alerts',
               )
-            : h('p', { class: 'jp-ngsci-hint' }, 'No honeypots: add a canary file no study uses.'),
-          this.form,
-        );
-      }),
+            : h('p', { class: 'jp-ngsci-hint' }, 'No security events.'),
+        { sub: true },
+      ),
+      part(
+        'Silent agents',
+        this.silent,
+        (list) =>
+          list.length
+            ? table(
+                ['Since', 'User', 'Server', 'Instance'],
+                list.map((e) => [time(e.at), e.user ?? '—', e.server ?? '—', e.instanceId ?? '—']),
+                'Silent agents',
+              )
+            : h('p', { class: 'jp-ngsci-hint' }, 'Every running agent is reporting.'),
+        { sub: true },
+      ),
+      part(
+        'Recent reads (24 h)',
+        this.reads,
+        (list) =>
+          list.length
+            ? table(
+                ['Time', 'User', 'Server', 'Op', 'File', 'Bytes (≤)', 'Open for'],
+                list.map((e) => [
+                  time(e.at),
+                  e.user,
+                  e.server,
+                  e.op,
+                  e.path,
+                  e.bytes === null ? '—' : String(e.bytes),
+                  e.durationMs === null ? '—' : `${(e.durationMs / 1000).toFixed(1)} s`,
+                ]),
+                'Recent reads',
+              )
+            : h('p', { class: 'jp-ngsci-hint' }, 'No dataset reads in the last 24 hours.'),
+        { sub: true },
+      ),
+      part(
+        'Honeypots',
+        this.rules,
+        (rules) => {
+          const pots = rules.filter((r) => r.kind === 'honeypot');
+          return h(
+            'div',
+            {},
+            pots.length
+              ? table(
+                  ['Path', 'Stops server', 'Note', 'Added by', ''],
+                  pots.map((r) => [
+                    r.path ?? '—',
+                    r.stopServer ? 'yes' : 'no',
+                    r.note ?? '',
+                    r.createdBy,
+                    h(
+                      'button',
+                      {
+                        class: 'jp-mod-styled jp-mod-warn',
+                        type: 'button',
+                        'aria-label': `Remove honeypot ${r.path ?? r.id}`,
+                        onclick: () =>
+                          void this.act(
+                            () => this.calls.removeRule(r.id),
+                            `Honeypot ${r.path ?? r.id} removed.`,
+                          ),
+                      },
+                      'Remove',
+                    ),
+                  ]),
+                  'Honeypots',
+                )
+              : h(
+                  'p',
+                  { class: 'jp-ngsci-hint' },
+                  'No honeypots: add a canary file no study uses.',
+                ),
+            this.form,
+          );
+        },
+        { sub: true },
+      ),
     );
   }
 }

@@ -22,7 +22,13 @@ export async function load<T>(fn: () => Promise<T>): Promise<Part<T>> {
   }
 }
 
-export function part<T>(title: string, p: Part<T>, body: (d: T) => HTMLElement): HTMLElement {
+/** A titled part of the panel; `sub` makes it a sub-part (h3 in a div) inside a larger section. */
+export function part<T>(
+  title: string,
+  p: Part<T>,
+  body: (d: T) => HTMLElement,
+  opts: { sub?: boolean } = {},
+): HTMLElement {
   const content = p.error
     ? notice(
         p.error.code === 'endpoint_missing' ? 'info' : 'error',
@@ -33,12 +39,14 @@ export function part<T>(title: string, p: Part<T>, body: (d: T) => HTMLElement):
     : p.data !== null
       ? body(p.data)
       : notice('info', 'Loading…');
-  return h(
-    'section',
-    { class: 'jp-ngsci-admin-part', 'aria-label': title },
-    h('h2', {}, title),
-    content,
-  );
+  return opts.sub
+    ? h('div', { class: 'jp-ngsci-audit-part', 'aria-label': title }, h('h3', {}, title), content)
+    : h(
+        'section',
+        { class: 'jp-ngsci-admin-part', 'aria-label': title },
+        h('h2', {}, title),
+        content,
+      );
 }
 
 export function table(
