@@ -12,6 +12,7 @@ import type {
   Quota,
   SecurityEventList,
 } from '@ngsci/contract';
+import { SecurityEventKind } from '@ngsci/contract';
 import type { AdminUserList, InstanceList, PlanList, QuotaList } from '../types.js';
 import { parse, str } from '../args.js';
 import { EXIT, UsageError } from '../errors.js';
@@ -457,16 +458,7 @@ async function auditVerify(ctx: Ctx, args: string[]): Promise<number> {
   return v.intact ? EXIT.ok : EXIT.service;
 }
 
-const SECURITY_KINDS = [
-  'agent_silent',
-  'agent_back',
-  'honeypot_read',
-  'read_threshold',
-  'bootstrap_refused',
-  'identity_refused',
-  'audit_pruned',
-  'agent_rate_limited',
-];
+const SECURITY_KINDS: readonly string[] = SecurityEventKind.options;
 
 async function auditEvents(ctx: Ctx, args: string[]): Promise<number> {
   const p = parse(

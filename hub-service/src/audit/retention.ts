@@ -14,6 +14,7 @@ import { auditChainHeads, auditEvents } from '../db/schema.js';
 import type { Logger } from '../logger.js';
 import type { SecurityEvents } from '../security/events.js';
 import type { AuditRow } from './chain.js';
+import { toEvent } from './store.js';
 
 export interface PruneDeps {
   db: Db;
@@ -33,22 +34,8 @@ export interface PruneResult {
 /** At most this many events per chain and run, so one run holds a bounded amount in memory. */
 const MAX_PER_CHAIN = 50_000;
 
-const archiveLine = (r: AuditRow) =>
-  `${JSON.stringify({
-    id: r.id,
-    chain: r.chain,
-    user: r.userName,
-    server: r.serverName,
-    instanceId: r.instanceId,
-    path: r.path,
-    op: r.op,
-    at: r.at.toISOString(),
-    bytes: r.bytes,
-    durationMs: r.durationMs,
-    receivedAt: r.receivedAt.toISOString(),
-    prevHash: r.prevHash,
-    hash: r.hash,
-  })}\n`;
+/** The event as the API shows it, plus the link to its predecessor, so an archive can be verified. */
+const archiveLine = (r: AuditRow) => `${JSON.stringify({ ...toEvent(r), prevHash: r.prevHash })}\n`;
 
 /**
  * One retention pass, for the service's periodic loop. Returns null when retention is off (0)

@@ -4,6 +4,7 @@
  * bootstrap redemptions, audit pruning), the heads of the audit hash chains, and the admins'
  * audit rules (honeypot paths, read thresholds).
  */
+import type { SecurityEventKind } from '@ngsci/contract';
 import {
   bigint,
   bigserial,
@@ -13,13 +14,11 @@ import {
   jsonb,
   pgTable,
   text,
-  timestamp,
   uniqueIndex,
   uuid,
 } from 'drizzle-orm/pg-core';
-import { instances } from '../schema.js';
-
-const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
+import { instances } from './core.js';
+import { ts } from '../columns.js';
 
 /**
  * One agent credential per instance, issued when its start is provisioned and revoked when it
@@ -50,15 +49,7 @@ export const instanceAgents = pgTable(
   (t) => [uniqueIndex('instance_agents_token').on(t.tokenHash)],
 );
 
-export type SecurityEventKind =
-  | 'agent_silent'
-  | 'agent_back'
-  | 'honeypot_read'
-  | 'read_threshold'
-  | 'bootstrap_refused'
-  | 'identity_refused'
-  | 'audit_pruned'
-  | 'agent_rate_limited';
+export type { SecurityEventKind };
 
 /** Security events: raised by the service, shown to admins, never written by a user's token. */
 export const securityEvents = pgTable(
