@@ -4,13 +4,13 @@
  * become a typed failure. The child gets a sanitized environment built from an allow-list, never
  * the service's own; every message that leaves this module has known secrets scrubbed. Steps have
  * a timeout, and a stop happens in two stages: SIGINT (Terraform's graceful stop, which saves
- * state) and SIGKILL after a grace period. State is never deleted, on success or on failure.
+ * state) and SIGKILL after a grace period (the running and stopping are process.ts's; this
+ * module reads what terraform says). State is never deleted, on success or on failure.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { z } from 'zod';
+import { runProcess, type ProcessResult } from './process.js';
 
 export type TerraformStep = 'init' | 'plan' | 'apply' | 'output' | 'destroy';
 
@@ -247,40 +247,19 @@ export class TerraformExecutor {
 
   async init(workdir: string, opts: RunOptions = {}): Promise<void> {
     mkdirSync(this.config.pluginCacheDir, { recursive: true });
-    const progress = new Progress(opts.onProgress, (s) => scrub(s, this.secrets(opts.secrets)));
+    const progress = this.progress(opts);
     progress.report(1, 'terraform init');
-    await this.run('init', workdir, ['init', '-input=false', '-no-color'], opts, progress, false);
+    await this.initStep(workdir, opts, progress);
     progress.report(5, 'terraform initialized');
   }
 
   async plan(workdir: string, opts: RunOptions = {}): Promise<{ changes: number }> {
-    const progress = new Progress(opts.onProgress, (s) => scrub(s, this.secrets(opts.secrets)));
-    const r = await this.run(
-      'plan',
-      workdir,
-      ['plan', '-json', '-input=false', `-out=${PLAN_FILE}`],
-      opts,
-      progress,
-      true,
-    );
+    const r = await this.planStep(workdir, opts, this.progress(opts));
     return { changes: r.planned };
   }
 
   async apply(workdir: string, opts: RunOptions = {}): Promise<void> {
-    const progress = new Progress(opts.onProgress, (s) => scrub(s, this.secrets(opts.secrets)));
-    try {
-      await this.run(
-        'apply',
-        workdir,
-        ['apply', '-json', '-input=false', PLAN_FILE],
-        opts,
-        progress,
-        true,
-      );
-    } finally {
-      // the saved plan holds the configuration's values; the state, which is the record, stays
-      rmSync(join(workdir, PLAN_FILE), { force: true });
-    }
+    await this.applyStep(workdir, opts, this.progress(opts));
   }
 
   async output(workdir: string, opts: RunOptions = {}): Promise<TerraformOutputs> {
@@ -302,15 +281,7 @@ export class TerraformExecutor {
   }
 
   async destroy(workdir: string, opts: RunOptions = {}): Promise<void> {
-    const progress = new Progress(opts.onProgress, (s) => scrub(s, this.secrets(opts.secrets)));
-    await this.run(
-      'destroy',
-      workdir,
-      ['destroy', '-json', '-auto-approve', '-input=false'],
-      opts,
-      progress,
-      true,
-    );
+    await this.destroyStep(workdir, opts, this.progress(opts));
   }
 
   /**
@@ -318,32 +289,12 @@ export class TerraformExecutor {
    * caller that maps it into a wider range is welcome.
    */
   async up(workdir: string, opts: RunOptions = {}): Promise<TerraformOutputs> {
-    const progress = new Progress(opts.onProgress, (s) => scrub(s, this.secrets(opts.secrets)));
-    const relay = (e: ExecutorProgress): void => progress.report(e.progress, e.message);
-    const sub = { ...opts, onProgress: relay };
+    const progress = this.progress(opts);
     progress.report(0, 'terraform init');
-    await this.run('init', workdir, ['init', '-input=false', '-no-color'], sub, progress, false);
+    await this.initStep(workdir, opts, progress);
     progress.report(5, 'planning');
-    await this.run(
-      'plan',
-      workdir,
-      ['plan', '-json', '-input=false', `-out=${PLAN_FILE}`],
-      sub,
-      progress,
-      true,
-    );
-    try {
-      await this.run(
-        'apply',
-        workdir,
-        ['apply', '-json', '-input=false', PLAN_FILE],
-        sub,
-        progress,
-        true,
-      );
-    } finally {
-      rmSync(join(workdir, PLAN_FILE), { force: true });
-    }
+    await this.planStep(workdir, opts, progress);
+    await this.applyStep(workdir, opts, progress);
     const outputs = await this.output(workdir, opts);
     progress.report(100, 'applied');
     return outputs;
@@ -351,194 +302,212 @@ export class TerraformExecutor {
 
   /** init + destroy; succeeds when there is nothing to destroy. */
   async down(workdir: string, opts: RunOptions = {}): Promise<void> {
-    const progress = new Progress(opts.onProgress, (s) => scrub(s, this.secrets(opts.secrets)));
+    const progress = this.progress(opts);
     progress.report(0, 'terraform init');
-    await this.run('init', workdir, ['init', '-input=false', '-no-color'], opts, progress, false);
+    await this.initStep(workdir, opts, progress);
     progress.report(15, 'destroying');
-    await this.run(
-      'destroy',
-      workdir,
-      ['destroy', '-json', '-auto-approve', '-input=false'],
-      opts,
-      progress,
-      true,
-    );
+    await this.destroyStep(workdir, opts, progress);
     progress.report(100, 'destroyed');
   }
 
-  private run(
+  // ---- the steps, shared by the single-step methods and by up()/down()
+
+  private progress(opts: RunOptions): Progress {
+    return new Progress(opts.onProgress, (s) => scrub(s, this.secrets(opts.secrets)));
+  }
+
+  private async initStep(workdir: string, opts: RunOptions, progress: Progress): Promise<void> {
+    await this.run('init', workdir, ['init', '-input=false', '-no-color'], opts, progress, false);
+  }
+
+  private planStep(workdir: string, opts: RunOptions, progress: Progress): Promise<StepResult> {
+    const args = ['plan', '-json', '-input=false', `-out=${PLAN_FILE}`];
+    return this.run('plan', workdir, args, opts, progress, true);
+  }
+
+  private async applyStep(workdir: string, opts: RunOptions, progress: Progress): Promise<void> {
+    try {
+      const args = ['apply', '-json', '-input=false', PLAN_FILE];
+      await this.run('apply', workdir, args, opts, progress, true);
+    } finally {
+      // the saved plan holds the configuration's values; the state, which is the record, stays
+      rmSync(join(workdir, PLAN_FILE), { force: true });
+    }
+  }
+
+  private async destroyStep(workdir: string, opts: RunOptions, progress: Progress): Promise<void> {
+    const args = ['destroy', '-json', '-auto-approve', '-input=false'];
+    await this.run('destroy', workdir, args, opts, progress, true);
+  }
+
+  /** One terraform command: the process runner does the running, StepOutput reads what it says. */
+  private async run(
     step: TerraformStep,
     workdir: string,
     args: string[],
     opts: RunOptions,
     progress: Progress | undefined,
     json: boolean,
-  ): Promise<{ stdout: string; planned: number }> {
+  ): Promise<StepResult> {
     const secrets = this.secrets(opts.secrets);
     const clean = (s: string): string => scrub(s, secrets);
     const log = this.config.log;
-    if (!existsSync(workdir)) {
-      return Promise.reject(
-        new TerraformError('terraform_failed', step, `workdir ${workdir} does not exist`),
-      );
-    }
-    if (opts.signal?.aborted) {
-      return Promise.reject(
-        new TerraformError('cancelled', step, `terraform ${step} cancelled before it started`),
-      );
-    }
+    if (!existsSync(workdir))
+      throw new TerraformError('terraform_failed', step, `workdir ${workdir} does not exist`);
+    if (opts.signal?.aborted)
+      throw new TerraformError('cancelled', step, `terraform ${step} cancelled before it started`);
 
-    return new Promise((resolve, reject) => {
-      // a process group of its own, so SIGKILL also reaches the provider plugins
-      const child = spawn(this.config.binary, args, {
-        cwd: workdir,
-        env: this.childEnv(),
-        stdio: ['ignore', 'pipe', 'pipe'],
-        detached: true,
-      });
-      const diagnostics: TerraformDiagnostic[] = [];
-      const textTail: string[] = [];
-      let stdout = '';
-      let planned = 0;
-      let stopReason: 'timeout' | 'cancelled' | null = null;
-      let killTimer: NodeJS.Timeout | undefined;
-      let spawnError: NodeJS.ErrnoException | null = null;
-
-      const keepTail = (line: string): void => {
-        textTail.push(line);
-        if (textTail.length > 40) textTail.shift();
-      };
-
-      const stop = (reason: 'timeout' | 'cancelled'): void => {
-        if (stopReason || child.exitCode !== null) return;
-        stopReason = reason;
-        log?.({ step, level: 'warn', message: `stopping terraform ${step} (${reason}): SIGINT` });
-        try {
-          child.kill('SIGINT');
-        } catch {
-          /* already gone */
-        }
-        killTimer = setTimeout(() => {
-          log?.({ step, level: 'warn', message: `terraform ${step} ignored SIGINT: SIGKILL` });
-          try {
-            if (child.pid) process.kill(-child.pid, 'SIGKILL');
-          } catch {
-            child.kill('SIGKILL');
-          }
-        }, this.config.killGraceMs ?? 30_000);
-      };
-
-      const timeoutMs = this.config.timeoutsMs?.[step] ?? DEFAULT_TIMEOUTS[step];
-      const timer = setTimeout(() => stop('timeout'), timeoutMs);
-      const onAbort = (): void => stop('cancelled');
-      opts.signal?.addEventListener('abort', onAbort, { once: true });
-
-      const out = createInterface({ input: child.stdout });
-      out.on('line', (line) => {
-        if (!json) {
-          stdout += line + '\n';
-          if (step !== 'output') keepTail(line);
-          return;
-        }
-        let parsed: UiLine | null = null;
-        try {
-          const r = UiLine.safeParse(JSON.parse(line));
-          parsed = r.success ? r.data : null;
-        } catch {
-          parsed = null;
-        }
-        if (!parsed) {
-          keepTail(line);
-          return;
-        }
-        if (parsed.type === 'diagnostic' && parsed.diagnostic) {
-          const d = parsed.diagnostic;
-          diagnostics.push({
-            severity: d.severity === 'error' ? 'error' : 'warning',
-            summary: clean(d.summary),
-            detail: clean(d.detail ?? ''),
-            address: d.address,
-          });
-          log?.({
-            step,
-            level: d.severity === 'error' ? 'error' : 'warn',
-            message: clean(`${d.summary}${d.detail ? `: ${d.detail}` : ''}`),
-          });
-        }
-        if (parsed.type === 'change_summary') {
-          const c = parsed.changes ?? {};
-          planned = (c.add ?? 0) + (c.change ?? 0) + (c.remove ?? 0);
-        }
-        if (parsed.type === 'apply_errored')
-          log?.({ step, level: 'error', message: clean(parsed['@message'] ?? 'apply errored') });
-        progress?.line(step, parsed);
-      });
-      const err = createInterface({ input: child.stderr });
-      err.on('line', (line) => keepTail(line));
-
-      child.on('error', (e: NodeJS.ErrnoException) => {
-        spawnError = e;
-      });
-      child.on('close', (code, signal) => {
-        clearTimeout(timer);
-        if (killTimer) clearTimeout(killTimer);
-        opts.signal?.removeEventListener('abort', onAbort);
-        if (spawnError) {
-          const missing = spawnError.code === 'ENOENT';
-          reject(
-            new TerraformError(
-              missing ? 'binary_not_found' : 'terraform_failed',
-              step,
-              missing
-                ? `${this.config.binary} not found; set NGSCI_TERRAFORM_BINARY`
-                : clean(`could not run ${this.config.binary}: ${spawnError.message}`),
-            ),
-          );
-          return;
-        }
-        if (stopReason) {
-          const how = signal === 'SIGKILL' ? 'killed after it ignored SIGINT' : 'stopped';
-          reject(
-            new TerraformError(
-              stopReason,
-              step,
-              stopReason === 'timeout'
-                ? `terraform ${step} timed out after ${Math.round(timeoutMs / 1000)} s and was ${how}`
-                : `terraform ${step} cancelled and ${how}`,
-              diagnostics,
-              code,
-              signal,
-            ),
-          );
-          return;
-        }
-        if (code === 0) {
-          log?.({ step, level: 'info', message: `terraform ${step} done` });
-          resolve({ stdout, planned });
-          return;
-        }
-        const errors = diagnostics.filter((d) => d.severity === 'error');
-        const first = errors[0];
-        const why = first
-          ? `${first.summary}${first.detail ? `: ${first.detail}` : ''}`
-          : clean(
-              textTail
-                .filter((l) => l.trim())
-                .slice(-5)
-                .join(' ')
-                .slice(0, 800),
-            ) || `exit code ${code ?? signal}`;
-        reject(
-          new TerraformError(
-            'terraform_failed',
-            step,
-            clean(`terraform ${step} failed: ${why}`),
-            diagnostics,
-            code,
-            signal,
-          ),
-        );
-      });
+    const output = new StepOutput(step, clean, log, progress);
+    const timeoutMs = this.config.timeoutsMs?.[step] ?? DEFAULT_TIMEOUTS[step];
+    const result = await runProcess({
+      command: this.config.binary,
+      args,
+      cwd: workdir,
+      env: this.childEnv(),
+      timeoutMs,
+      killGraceMs: this.config.killGraceMs ?? 30_000,
+      signal: opts.signal,
+      onStdoutLine: (line) => (json ? output.jsonLine(line) : output.textLine(line)),
+      onStderrLine: (line) => output.keepTail(line),
+      onStop: (stage, reason) =>
+        log?.({
+          step,
+          level: 'warn',
+          message:
+            stage === 'interrupt'
+              ? `stopping terraform ${step} (${reason}): SIGINT`
+              : `terraform ${step} ignored SIGINT: SIGKILL`,
+        }),
     });
+    const failure = this.failure(step, result, output, clean, timeoutMs);
+    if (failure) throw failure;
+    log?.({ step, level: 'info', message: `terraform ${step} done` });
+    return { stdout: output.stdout, planned: output.planned };
+  }
+
+  /** How a finished process becomes a TerraformError, or null when the step succeeded. */
+  private failure(
+    step: TerraformStep,
+    r: ProcessResult,
+    output: StepOutput,
+    clean: (s: string) => string,
+    timeoutMs: number,
+  ): TerraformError | null {
+    if (!r.started)
+      return new TerraformError('cancelled', step, `terraform ${step} cancelled before it started`);
+    if (r.spawnError) {
+      const missing = r.spawnError.code === 'ENOENT';
+      return new TerraformError(
+        missing ? 'binary_not_found' : 'terraform_failed',
+        step,
+        missing
+          ? `${this.config.binary} not found; set NGSCI_TERRAFORM_BINARY`
+          : clean(`could not run ${this.config.binary}: ${r.spawnError.message}`),
+      );
+    }
+    if (r.stopReason) {
+      const how = r.signal === 'SIGKILL' ? 'killed after it ignored SIGINT' : 'stopped';
+      return new TerraformError(
+        r.stopReason,
+        step,
+        r.stopReason === 'timeout'
+          ? `terraform ${step} timed out after ${Math.round(timeoutMs / 1000)} s and was ${how}`
+          : `terraform ${step} cancelled and ${how}`,
+        output.diagnostics,
+        r.exitCode,
+        r.signal,
+      );
+    }
+    if (r.exitCode === 0) return null;
+    const first = output.diagnostics.find((d) => d.severity === 'error');
+    const why = first
+      ? `${first.summary}${first.detail ? `: ${first.detail}` : ''}`
+      : clean(
+          output.tail
+            .filter((l) => l.trim())
+            .slice(-5)
+            .join(' ')
+            .slice(0, 800),
+        ) || `exit code ${r.exitCode ?? r.signal}`;
+    return new TerraformError(
+      'terraform_failed',
+      step,
+      clean(`terraform ${step} failed: ${why}`),
+      output.diagnostics,
+      r.exitCode,
+      r.signal,
+    );
+  }
+}
+
+interface StepResult {
+  /** the whole stdout of a step run without -json (`output -json` prints one document) */
+  stdout: string;
+  /** changes in the last change_summary */
+  planned: number;
+}
+
+/**
+ * What one terraform command said: `-json` lines become progress, diagnostics (scrubbed) and the
+ * planned change count; other lines are kept as a short tail for the error message.
+ */
+class StepOutput {
+  readonly diagnostics: TerraformDiagnostic[] = [];
+  readonly tail: string[] = [];
+  stdout = '';
+  planned = 0;
+
+  constructor(
+    private readonly step: TerraformStep,
+    private readonly clean: (s: string) => string,
+    private readonly log: TerraformExecutorConfig['log'],
+    private readonly progress: Progress | undefined,
+  ) {}
+
+  keepTail(line: string): void {
+    this.tail.push(line);
+    if (this.tail.length > 40) this.tail.shift();
+  }
+
+  textLine(line: string): void {
+    this.stdout += line + '\n';
+    // output's stdout holds the values, which may be secret: never in an error message
+    if (this.step !== 'output') this.keepTail(line);
+  }
+
+  jsonLine(line: string): void {
+    let parsed: UiLine | null = null;
+    try {
+      const r = UiLine.safeParse(JSON.parse(line));
+      parsed = r.success ? r.data : null;
+    } catch {
+      parsed = null;
+    }
+    if (!parsed) {
+      this.keepTail(line);
+      return;
+    }
+    const { step, clean, log } = this;
+    if (parsed.type === 'diagnostic' && parsed.diagnostic) {
+      const d = parsed.diagnostic;
+      this.diagnostics.push({
+        severity: d.severity === 'error' ? 'error' : 'warning',
+        summary: clean(d.summary),
+        detail: clean(d.detail ?? ''),
+        address: d.address,
+      });
+      log?.({
+        step,
+        level: d.severity === 'error' ? 'error' : 'warn',
+        message: clean(`${d.summary}${d.detail ? `: ${d.detail}` : ''}`),
+      });
+    }
+    if (parsed.type === 'change_summary') {
+      const c = parsed.changes ?? {};
+      this.planned = (c.add ?? 0) + (c.change ?? 0) + (c.remove ?? 0);
+    }
+    if (parsed.type === 'apply_errored')
+      log?.({ step, level: 'error', message: clean(parsed['@message'] ?? 'apply errored') });
+    this.progress?.line(step, parsed);
   }
 }
