@@ -16,10 +16,13 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends nodejs inotify-tools tini \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /wheels /wheels
-COPY spawner-bridge /opt/ngsci/spawner-bridge
+# the kernels' %ngsci (magic/, stdlib + IPython); the spawner-bridge is the hub's, not the instance's
+COPY magic /opt/ngsci/magic
 COPY --from=build /src/cli/dist /opt/ngsci/cli/dist
 COPY --from=build /src/contract/dist /opt/ngsci/contract/dist
-RUN pip install --no-cache-dir 'jupyterhub>=5,<7' 'jupyterlab>=4.2,<5' /opt/ngsci/spawner-bridge /wheels/*.whl \
+RUN pip install --no-cache-dir 'jupyterhub>=5,<7' 'jupyterlab>=4.2,<5' /opt/ngsci/magic /wheels/*.whl \
+ && mkdir -p /usr/local/etc/ipython \
+ && printf '# ngsci: load the %%ngsci magic in every kernel\nc = get_config()  # noqa: F821\nc.InteractiveShellApp.extensions.append("ngsci_magic")\n' > /usr/local/etc/ipython/ipython_config.py \
  && printf '#!/bin/sh\nexec node /opt/ngsci/cli/dist/index.js "$@"\n' > /usr/local/bin/ngsci && chmod +x /usr/local/bin/ngsci \
  && useradd -m -u 1000 researcher
 USER researcher

@@ -2,7 +2,8 @@
 /**
  * Everything `npm start` needs on a fresh machine, done once and skipped when nothing changed:
  * npm dependencies, the TypeScript build, and a Python virtualenv (.venv) with JupyterHub,
- * JupyterLab and the spawner-bridge. Uses only Node's standard library, so it runs before
+ * JupyterLab, the spawner-bridge and the %ngsci magic (magic/: the local instances' kernels run
+ * from this venv too). Uses only Node's standard library, so it runs before
  * `npm install` has.
  */
 import { spawnSync } from 'node:child_process';
@@ -78,6 +79,7 @@ export function setup({ log = console.log } = {}) {
   const pyInputs = [
     join(ROOT, 'deploy', 'requirements.txt'),
     join(ROOT, 'spawner-bridge', 'pyproject.toml'),
+    join(ROOT, 'magic', 'pyproject.toml'),
   ];
   const pyHash = hashFiles(pyInputs);
   if (!existsSync(join(VENV, 'bin', 'python')) || !stamped('venv', pyHash)) {
@@ -85,7 +87,7 @@ export function setup({ log = console.log } = {}) {
       log(`ngsci: creating the Python environment in ${VENV}`);
       run(pythonCommand(), ['-m', 'venv', VENV]);
     }
-    log('ngsci: installing JupyterHub, JupyterLab and the spawner-bridge (first run only)');
+    log('ngsci: installing JupyterHub, JupyterLab, the spawner-bridge and the %ngsci magic');
     run(join(VENV, 'bin', 'pip'), [
       'install',
       '--quiet',
@@ -161,10 +163,10 @@ export function installInstanceTools({ log = console.log } = {}) {
   const dir = join(VENV, 'etc', 'ipython');
   const config = join(dir, 'ipython_config.py');
   const marker = '# ngsci: load the %ngsci magic';
-  const body = `${marker} (written by scripts/setup.mjs)\nc = get_config()  # noqa: F821\nc.InteractiveShellApp.extensions.append("ngsci_spawner.magic")\n`;
+  const body = `${marker} (written by scripts/setup.mjs)\nc = get_config()  # noqa: F821\nc.InteractiveShellApp.extensions.append("ngsci_magic")\n`;
   if (existsSync(config) && !readFileSync(config, 'utf8').startsWith(marker)) {
     log(
-      `ngsci: ${config} exists and is not ngsci's; add "ngsci_spawner.magic" to c.InteractiveShellApp.extensions there`,
+      `ngsci: ${config} exists and is not ngsci's; add "ngsci_magic" to c.InteractiveShellApp.extensions there`,
     );
     return;
   }

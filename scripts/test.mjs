@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * `npm test`: sets up what is missing (as `npm start` does), builds, then runs every suite:
- * each workspace's unit tests, the spawner-bridge's pytest, and the cross-component tests that
+ * each workspace's unit tests, the pytest of the spawner-bridge and of the magic (each with its own
+ * pyproject's settings, so one suite each), and the cross-component tests that
  * start a real JupyterHub on PGlite and on Postgres. Prints one closing line with the totals.
  * `npm test -- --unit` skips the cross-component tests.
  */
@@ -52,12 +53,14 @@ for (const ws of workspaces) {
   if (pkg.scripts?.test)
     suites.push([`${ws} unit tests`, 'npm', ['test', '--silent'], join(ROOT, ws)]);
 }
-suites.push([
-  'spawner-bridge pytest',
-  join(VENV, 'bin', 'python'),
-  ['-m', 'pytest', '-q', '-p', 'no:cacheprovider', 'spawner-bridge'],
-  ROOT,
-]);
+for (const pkg of ['spawner-bridge', 'magic']) {
+  suites.push([
+    `${pkg} pytest`,
+    join(VENV, 'bin', 'python'),
+    ['-m', 'pytest', '-q', '-p', 'no:cacheprovider', pkg],
+    ROOT,
+  ]);
+}
 if (!unitOnly && existsSync(join(ROOT, 'tests', 'package.json'))) {
   suites.push([
     'cross-component tests (real JupyterHub, PGlite and Postgres, Chromium)',

@@ -2,7 +2,8 @@
 /**
  * `npm run typecheck`: builds the project references (tsc -b), then type-checks every workspace
  * with its test files and test helpers included (each workspace's tsconfig.test.json, or its
- * tsconfig.json where that already covers everything), and the spawner-bridge with mypy.
+ * tsconfig.json where that already covers everything), and the Python packages (spawner-bridge,
+ * magic) with mypy, each with its own pyproject's settings.
  * Exits non-zero on the first workspace with errors, after printing them all.
  */
 import { spawnSync } from 'node:child_process';
@@ -33,13 +34,14 @@ const run = (label, cmd, args) => {
 run('tsc -b', tsc, ['-b']);
 for (const p of projects) run(p, tsc, ['--noEmit', '-p', p]);
 const mypy = join(VENV, 'bin', 'mypy');
-if (existsSync(mypy))
+if (existsSync(mypy)) {
   run('spawner-bridge (mypy)', mypy, [
     '--config-file',
     'spawner-bridge/pyproject.toml',
     'spawner-bridge/ngsci_spawner',
   ]);
-else {
+  run('magic (mypy)', mypy, ['--config-file', 'magic/pyproject.toml', 'magic/ngsci_magic']);
+} else {
   failed += 1;
   console.error('typecheck: mypy is missing from .venv (npm start or npm test sets it up)');
 }

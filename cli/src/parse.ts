@@ -1,4 +1,5 @@
 /** Parsers for the values people type: money in dollars, durations, server names, sizes. */
+import { DEFAULT_SERVER, SERVER_NAME_RULE, isServerName } from '@ngsci/contract';
 import { UsageError } from './errors.js';
 
 /** "12.50" or "$12.5" → 12_500_000 µ$, exactly (no floating point). */
@@ -32,11 +33,10 @@ export function parseInteger(raw: string, flag: string, min: number, max: number
   return n;
 }
 
-const SERVER = /^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$/;
 export function parseServer(raw: string): string {
-  if (!SERVER.test(raw))
+  if (!isServerName(raw))
     throw new UsageError(
-      `'${raw}' is not a server name: lower-case letters, digits and inner dashes (the default server is 'default')`,
+      `'${raw}' is not a server name: ${SERVER_NAME_RULE} (the default server is '${DEFAULT_SERVER}')`,
     );
   return raw;
 }

@@ -1,8 +1,2 @@
-/** Types of the API's answers, inferred from the contract's schemas (some export no type of their own). */
-import type { z } from 'zod';
-import type * as C from '@ngsci/contract';
-
-export type InstanceList = z.infer<typeof C.InstanceList>;
-export type QuotaList = z.infer<typeof C.QuotaList>;
-export type PlanList = z.infer<typeof C.PlanList>;
-export type AdminUserList = z.infer<typeof C.AdminUserList>;
+/** Types of the API's answers, as the contract exports them (one definition, no re-declaration). */
+export type { AdminUserList, InstanceList, PlanList, QuotaList } from '@ngsci/contract';

@@ -5,6 +5,7 @@ import { CloudName as Cloud, MicrosInt as Micros, SizeIdString as SizeId } from 
 const limit = (max: number) => z.number().int().min(0).max(max).nullable();
 
 export const QuotaSubject = z.enum(['user', 'group', 'default']).meta({ id: 'QuotaSubject' });
+export type QuotaSubject = z.infer<typeof QuotaSubject>;
 
 export const QuotaInput = z
   .object({
@@ -46,10 +47,12 @@ export const Quota = z
 export type Quota = z.infer<typeof Quota>;
 
 export const QuotaList = z.object({ quotas: z.array(Quota) }).meta({ id: 'QuotaList' });
+export type QuotaList = z.infer<typeof QuotaList>;
 
 export const PlanId = z
   .string()
   .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lower-case letters, digits and dashes');
+export type PlanId = z.infer<typeof PlanId>;
 
 export const PlanInput = z
   .object({
@@ -64,6 +67,7 @@ export const PlanInput = z
   })
   .strict()
   .meta({ id: 'PlanInput' });
+export type PlanInput = z.input<typeof PlanInput>;
 
 export const Plan = z
   .object({
@@ -73,7 +77,9 @@ export const Plan = z
     builtIn: z.boolean(),
   })
   .meta({ id: 'Plan' });
+export type Plan = z.infer<typeof Plan>;
 export const PlanList = z.object({ plans: z.array(Plan) }).meta({ id: 'PlanList' });
+export type PlanList = z.infer<typeof PlanList>;
 
 export const PlanAssignmentInput = z
   .object({
@@ -83,6 +89,7 @@ export const PlanAssignmentInput = z
   })
   .strict()
   .meta({ id: 'PlanAssignmentInput' });
+export type PlanAssignmentInput = z.input<typeof PlanAssignmentInput>;
 export const PlanAssignment = z
   .object({
     id: z.number().int(),
@@ -91,9 +98,11 @@ export const PlanAssignment = z
     planId: z.string(),
   })
   .meta({ id: 'PlanAssignment' });
+export type PlanAssignment = z.infer<typeof PlanAssignment>;
 export const PlanAssignmentList = z
   .object({ assignments: z.array(PlanAssignment) })
   .meta({ id: 'PlanAssignmentList' });
+export type PlanAssignmentList = z.infer<typeof PlanAssignmentList>;
 
 export const PriceOverrideInput = z
   .object({
@@ -105,6 +114,7 @@ export const PriceOverrideInput = z
   })
   .strict()
   .meta({ id: 'PriceOverrideInput' });
+export type PriceOverrideInput = z.input<typeof PriceOverrideInput>;
 export const PriceOverride = z
   .object({
     size: z.string(),
@@ -115,9 +125,11 @@ export const PriceOverride = z
     updatedAt: z.iso.datetime(),
   })
   .meta({ id: 'PriceOverride' });
+export type PriceOverride = z.infer<typeof PriceOverride>;
 export const PriceOverrideList = z
   .object({ overrides: z.array(PriceOverride) })
   .meta({ id: 'PriceOverrideList' });
+export type PriceOverrideList = z.infer<typeof PriceOverrideList>;
 
 export const AdminUser = z
   .object({
@@ -130,6 +142,29 @@ export const AdminUser = z
     percent: z.number().int().nullable(),
   })
   .meta({ id: 'AdminUser' });
+export type AdminUser = z.infer<typeof AdminUser>;
 export const AdminUserList = z
   .object({ month: z.string(), users: z.array(AdminUser) })
   .meta({ id: 'AdminUserList' });
+export type AdminUserList = z.infer<typeof AdminUserList>;
+
+/** The admin sign-in of a browser (`GET /session`), from the service's own hub OAuth login. */
+export const AdminSession = z
+  .object({
+    user: z.string(),
+    admin: z.boolean().meta({ description: 'the signed-in token holds the admin scope' }),
+    csrf: z.string().meta({ description: 'send it back in x-ngsci-csrf with every change' }),
+    expiresAt: z.string().meta({ description: 'when the sign-in ends (ISO 8601)' }),
+  })
+  .meta({ id: 'AdminSession' });
+export type AdminSession = z.infer<typeof AdminSession>;
+
+/** `GET /admin/meter`: the meter loop in the replica that answers. */
+export const MeterStatus = z
+  .object({
+    leader: z.boolean(),
+    lastCycle: z.record(z.string(), z.unknown()).nullable(),
+    activeInstances: z.number().int(),
+  })
+  .meta({ id: 'MeterStatus' });
+export type MeterStatus = z.infer<typeof MeterStatus>;

@@ -5,12 +5,10 @@
  * `instanceId` in a body are optional and must match it.
  */
 import { z } from 'zod';
+import { ServerName } from './server-name.js';
 
 /** Optional: the credential names the instance; a body that names one must name the same. */
-const Server = z
-  .string()
-  .regex(/^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$/, 'a server name such as default')
-  .optional();
+const Server = ServerName.optional();
 
 export const GpuSample = z
   .object({
@@ -48,6 +46,7 @@ export const GpuStatus = z
 export type GpuStatus = z.infer<typeof GpuStatus>;
 
 export const SpotCloud = z.enum(['aws', 'gcp', 'azure']).meta({ id: 'SpotCloud' });
+export type SpotCloud = z.infer<typeof SpotCloud>;
 
 export const SpotNotice = z
   .object({
@@ -84,3 +83,4 @@ export const KernelReport = z
 export type KernelReport = z.infer<typeof KernelReport>;
 
 export const Accepted = z.object({ ok: z.literal(true) }).meta({ id: 'Accepted' });
+export type Accepted = z.infer<typeof Accepted>;

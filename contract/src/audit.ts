@@ -4,6 +4,7 @@
  * and verify them, set honeypot and threshold rules, and read the security events they raise.
  */
 import { z } from 'zod';
+import { ServerName } from './server-name.js';
 
 export const AuditOp = z.enum(['open', 'read', 'close']).meta({ id: 'AuditOp' });
 export type AuditOp = z.infer<typeof AuditOp>;
@@ -40,10 +41,7 @@ export type AuditEventInput = z.infer<typeof AuditEventInput>;
  */
 export const AuditBatch = z
   .object({
-    server: z
-      .string()
-      .regex(/^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$/, 'a server name such as default')
-      .optional(),
+    server: ServerName.optional(),
     instanceId: z.string().max(64).optional(),
     events: z.array(AuditEventInput).min(1).max(1000),
   })
@@ -52,6 +50,7 @@ export const AuditBatch = z
 export type AuditBatch = z.input<typeof AuditBatch>;
 
 export const AuditAccepted = z.object({ accepted: z.number().int() }).meta({ id: 'AuditAccepted' });
+export type AuditAccepted = z.infer<typeof AuditAccepted>;
 
 export const AuditEvent = z
   .object({
@@ -93,6 +92,7 @@ export const AuditQuery = z.object({
   limit: z.coerce.number().int().min(1).max(10_000).default(1000),
   format: z.enum(['json', 'csv']).default('json'),
 });
+export type AuditQuery = z.input<typeof AuditQuery>;
 
 /** One broken link of a hash chain: the first event whose stored hashes do not match. */
 export const AuditBreak = z
@@ -130,6 +130,7 @@ export type AuditVerification = z.infer<typeof AuditVerification>;
 export const AuditVerifyQuery = z.object({
   chain: z.string().min(1).max(64).optional().meta({ description: 'one chain (an instance id)' }),
 });
+export type AuditVerifyQuery = z.input<typeof AuditVerifyQuery>;
 
 const RulePath = z
   .string()
@@ -230,3 +231,4 @@ export const SecurityEventQuery = z.object({
   since: z.iso.datetime({ offset: true }).optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
+export type SecurityEventQuery = z.input<typeof SecurityEventQuery>;

@@ -6,6 +6,7 @@ export const Month = z
   .string()
   .regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'a month as YYYY-MM')
   .meta({ id: 'Month', example: '2026-11' });
+export type Month = z.infer<typeof Month>;
 
 export const StatementLine = z
   .object({
@@ -25,6 +26,7 @@ export const StatementLine = z
     amountMicros: Micros,
   })
   .meta({ id: 'StatementLine' });
+export type StatementLine = z.infer<typeof StatementLine>;
 
 export const Statement = z
   .object({
@@ -41,7 +43,9 @@ export type Statement = z.infer<typeof Statement>;
 export const StatementSummary = z
   .object({ month: Month, totalMicros: Micros, seconds: z.number().int() })
   .meta({ id: 'StatementSummary' });
+export type StatementSummary = z.infer<typeof StatementSummary>;
 
 export const StatementList = z
   .object({ user: z.string(), statements: z.array(StatementSummary) })
   .meta({ id: 'StatementList' });
+export type StatementList = z.infer<typeof StatementList>;

@@ -31,30 +31,18 @@ export const ACTIVE_STATES: readonly InstanceState[] = [
 ];
 export const TERMINAL_STATES: readonly InstanceState[] = ['stopped', 'failed'];
 
-/**
- * A server name as ngsci accepts it. JupyterHub's default server (name '') is called `default`
- * in this API, so every instance has a name that can stand in a URL path.
- */
-export const ServerName = z
-  .string()
-  .regex(
-    /^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$/,
-    'lower-case letters, digits and inner dashes, at most 40 characters',
-  )
-  .meta({ id: 'ServerName', example: 'default' });
-export const DEFAULT_SERVER = 'default';
-
-/** Hub server name ('' for the default server) to the API's name, and back. */
-export const toApiServerName = (hubName: string): string => hubName || DEFAULT_SERVER;
-export const toHubServerName = (apiName: string): string =>
-  apiName === DEFAULT_SERVER ? '' : apiName;
+/** The server-name rule (one definition, shared with the Python side through server-names.json). */
+export * from './server-name.js';
+import { DEFAULT_SERVER, ServerName } from './server-name.js';
 
 export const SizeId = z
   .string()
   .regex(/^[a-z0-9][a-z0-9.-]{0,62}$/, 'a size id such as cpu-small or gpu-a100')
   .meta({ id: 'SizeId', example: 'gpu-t4' });
+export type SizeId = z.infer<typeof SizeId>;
 
 export const Micros = z.number().int().safe().meta({ description: 'integer micro-dollars' });
+export type Micros = z.infer<typeof Micros>;
 
 export const Offer = z
   .object({
@@ -142,6 +130,7 @@ export const Instance = z
 export type Instance = z.infer<typeof Instance>;
 
 export const InstanceList = z.object({ instances: z.array(Instance) }).meta({ id: 'InstanceList' });
+export type InstanceList = z.infer<typeof InstanceList>;
 
 /** What a machine is: the fields a launch, a resize and a hub spawn share. */
 const machineChoice = {
@@ -205,6 +194,7 @@ export const BridgeStopRequest = z
   .object({ user: z.string().min(1), server: z.string().max(255) })
   .strict()
   .meta({ id: 'BridgeStopRequest' });
+export type BridgeStopRequest = z.infer<typeof BridgeStopRequest>;
 
 export const BridgeInstance = Instance.extend({
   targetUrl: z.string().nullable().meta({ description: 'where the proxy should send traffic' }),
@@ -214,8 +204,10 @@ export type BridgeInstance = z.infer<typeof BridgeInstance>;
 export const BridgeStatus = z
   .object({ instance: BridgeInstance.nullable() })
   .meta({ id: 'BridgeStatus' });
+export type BridgeStatus = z.infer<typeof BridgeStatus>;
 
 export const EventList = z.object({ events: z.array(InstanceEvent) }).meta({ id: 'EventList' });
+export type EventList = z.infer<typeof EventList>;
 
 export const Health = z
   .object({
@@ -224,6 +216,7 @@ export const Health = z
     database: z.enum(['postgres', 'pglite']),
   })
   .meta({ id: 'Health' });
+export type Health = z.infer<typeof Health>;
 export * from './usage.js';
 export * from './billing.js';
 export * from './admin.js';

@@ -23,6 +23,7 @@ export type NotifyChannel = z.infer<typeof NotifyChannel>;
 export const NoticeActionSchema = z
   .object({ id: z.enum(['keep_running', 'open_usage', 'open_billing']), label: z.string() })
   .meta({ id: 'NoticeAction' });
+export type NoticeAction = z.infer<typeof NoticeActionSchema>;
 
 export const Notification = z
   .object({
@@ -61,6 +62,7 @@ export const NotificationQuery = z.object({
     .optional()
     .meta({ description: 'only notices not yet acknowledged' }),
 });
+export type NotificationQuery = z.input<typeof NotificationQuery>;
 
 export const AckRequest = z
   .object({
@@ -80,9 +82,11 @@ export const AckRequest = z
 export type AckRequest = z.infer<typeof AckRequest>;
 
 export const AckResult = z.object({ acknowledged: z.number().int() }).meta({ id: 'AckResult' });
+export type AckResult = z.infer<typeof AckResult>;
 
 /** Channels per kind; a kind that is missing gets the default (jupyterlab, plus email if set). */
 export const ChannelsByKind = z.partialRecord(NoticeKind, z.array(NotifyChannel).max(3));
+export type ChannelsByKind = z.infer<typeof ChannelsByKind>;
 
 export const NotificationPreferences = z
   .object({
@@ -127,6 +131,12 @@ export const NotifyRequest = z
   .strict()
   .meta({ id: 'NotifyRequest' });
 export type NotifyRequest = z.input<typeof NotifyRequest>;
+
+/** What `POST /notify` answers: the notice as it was sent. */
+export const NotifyResult = Notification.pick({ title: true, body: true, level: true }).meta({
+  id: 'NotifyResult',
+});
+export type NotifyResult = z.infer<typeof NotifyResult>;
 
 /** The body a webhook receives: Slack's `text`, plus the notice's fields for other receivers. */
 export const WebhookBody = z

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { MicrosInt as Micros, SizeIdString as SizeId } from './money.js';
 
 export const Granularity = z.enum(['hour', 'day', 'month']).meta({ id: 'Granularity' });
+export type Granularity = z.infer<typeof Granularity>;
 
 export const UsageQuery = z
   .object({
@@ -16,6 +17,7 @@ export const UsageQuery = z
     granularity: Granularity.default('day'),
   })
   .meta({ id: 'UsageQuery' });
+export type UsageQuery = z.input<typeof UsageQuery>;
 
 export const UsagePoint = z
   .object({
@@ -27,6 +29,7 @@ export const UsagePoint = z
     amountMicros: Micros,
   })
   .meta({ id: 'UsagePoint' });
+export type UsagePoint = z.infer<typeof UsagePoint>;
 
 export const Usage = z
   .object({
@@ -55,6 +58,7 @@ export const BudgetScope = z
     }),
   })
   .meta({ id: 'BudgetScope' });
+export type BudgetScope = z.infer<typeof BudgetScope>;
 
 export const Budget = z
   .object({
@@ -146,6 +150,7 @@ export const EstimateLine = z
     monthlyMicros: Micros,
   })
   .meta({ id: 'EstimateLine' });
+export type EstimateLine = z.infer<typeof EstimateLine>;
 
 export const Estimate = z
   .object({

@@ -14,18 +14,62 @@
  * Responses are checked for the fields the panels rely on before they are used.
  */
 import type {
+  AdminSession,
+  AdminUser,
+  AdminUserList,
   Budget,
   Catalog,
   ErrorCode,
+  GpuStatus,
+  Granularity,
   Instance,
   InstanceEvent,
+  InstanceList,
+  LaunchRequest,
   Me,
+  Notification,
+  NotificationList,
+  Plan,
+  PlanAssignment,
+  PlanAssignmentInput,
+  PlanAssignmentList,
+  PlanInput,
+  PlanList,
+  PriceOverride,
+  PriceOverrideInput,
+  PriceOverrideList,
+  Quota,
+  QuotaInput,
+  QuotaList,
   Statement,
+  StatementList,
+  StatementSummary,
   Usage,
 } from '@ngsci/contract';
 import { SseParser } from './sse';
 
-export type { Budget, Catalog, Instance, InstanceEvent, Me, Statement, Usage };
+// the contract's types, under the names the panels import from here
+export type {
+  AdminSession,
+  AdminUser,
+  Budget,
+  Catalog,
+  GpuStatus,
+  Instance,
+  InstanceEvent,
+  Me,
+  Plan,
+  PlanAssignment,
+  PriceOverride,
+  Quota,
+  QuotaInput,
+  Statement,
+  StatementSummary,
+  Usage,
+};
+
+/** A notice from the service (budget threshold, coming idle stop, failed start, spot warning...). */
+export type Notice = Notification;
 
 /** Codes the client adds to the service's own. */
 export type ClientErrorCode = 'unreachable' | 'bad_response' | 'endpoint_missing';
@@ -66,100 +110,6 @@ export class NgsciApiError extends Error {
   }
 }
 
-export interface StatementSummary {
-  month: string;
-  totalMicros: number;
-  seconds: number;
-}
-
-export interface AdminUser {
-  name: string;
-  groups: string[];
-  plan: string;
-  running: number;
-  spentMicros: number;
-  budgetMicros: number | null;
-  percent: number | null;
-}
-
-export interface Quota {
-  id: number;
-  subjectKind: 'user' | 'group' | 'default';
-  subjectName: string;
-  monthlyBudgetMicros: number | null;
-  hardStop: boolean;
-  maxConcurrent: number | null;
-  allowedSizes: string[] | null;
-  gpuHoursPerMonth: number | null;
-}
-
-export interface QuotaInput {
-  subjectKind: 'user' | 'group' | 'default';
-  subjectName: string;
-  monthlyBudgetMicros?: number | null;
-  hardStop?: boolean;
-  maxConcurrent?: number | null;
-  gpuHoursPerMonth?: number | null;
-}
-
-export interface Plan {
-  id: string;
-  label: string;
-  multiplierPpm: number;
-  builtIn: boolean;
-}
-
-export interface PlanAssignment {
-  id: number;
-  subjectKind: 'user' | 'group';
-  subjectName: string;
-  planId: string;
-}
-
-export interface PriceOverride {
-  size: string;
-  cloud: string;
-  onDemandMicrosPerHour: number;
-  spotMicrosPerHour: number | null;
-  note: string | null;
-}
-
-/** A notice from the service (budget threshold, coming idle stop, failed start, spot warning...). */
-export interface Notice {
-  id: number;
-  kind: string;
-  level: 'info' | 'warning' | 'error';
-  title: string;
-  body: string;
-  server: string | null;
-  instanceId: string | null;
-  actions: { id: 'keep_running' | 'open_usage' | 'open_billing'; label: string }[];
-  createdAt: string;
-  acknowledged: boolean;
-}
-
-/** The newest GPU report of a server's agent (`reportedAt` null until one arrives). */
-export interface GpuStatus {
-  server: string;
-  instanceId: string | null;
-  reportedAt: string | null;
-  gpus: {
-    index: number;
-    name: string;
-    utilizationPercent: number | null;
-    memoryUsedMiB: number | null;
-    memoryTotalMiB: number | null;
-  }[];
-}
-
-/** The admin sign-in of this browser (`GET /session`). */
-export interface AdminSession {
-  user: string;
-  admin: boolean;
-  csrf: string;
-  expiresAt: string;
-}
-
 export interface ApiOptions {
   /** `.../services/ngsci/api/v1`, no trailing slash */
   baseUrl: string;
@@ -178,13 +128,13 @@ const isMe = has<Me>('name', 'admin', 'plan');
 const isAdminSession = has<AdminSession>('user', 'admin', 'csrf');
 const isCatalog = (v: unknown): v is Catalog => has<Catalog>('sizes')(v) && Array.isArray(v.sizes);
 const isInstance = has<Instance>('id', 'server', 'size', 'state', 'ratePerHourMicros');
-const isInstanceList = (v: unknown): v is { instances: Instance[] } =>
+const isInstanceList = (v: unknown): v is InstanceList =>
   isObject(v) && Array.isArray(v.instances) && v.instances.every(isInstance);
 const isUsage = (v: unknown): v is Usage =>
   has<Usage>('series', 'totalMicros')(v) && Array.isArray(v.series);
 const isBudget = (v: unknown): v is Budget =>
   has<Budget>('spentMicros', 'budgets')(v) && Array.isArray(v.budgets);
-const isStatementList = (v: unknown): v is { statements: StatementSummary[] } =>
+const isStatementList = (v: unknown): v is StatementList =>
   isObject(v) && Array.isArray(v.statements);
 const isArrayField =
   <T>(field: string): Check<T> =>
@@ -356,15 +306,10 @@ export class NgsciApi {
   instances = () => this.request('GET', '/instances', isInstanceList).then((r) => r.instances);
   instance = (server: string) =>
     this.request('GET', `/instances/${encodeURIComponent(server)}`, isInstance);
-  launch = (body: {
-    server: string;
-    size: string;
-    cloud?: string;
-    region?: string;
-    spot?: boolean;
-  }) => this.request('POST', '/instances', isInstance, body);
+  launch = (body: LaunchRequest) => this.request('POST', '/instances', isInstance, body);
   stop = (server: string) =>
     this.request('POST', `/instances/${encodeURIComponent(server)}/stop`, isInstance);
+  // cloud stays a string here: the panels pass what the catalog offered (the service checks it)
   resize = (
     server: string,
     body: { size: string; cloud?: string; region?: string; spot?: boolean },
@@ -372,7 +317,7 @@ export class NgsciApi {
   keepRunning = (server: string) =>
     this.request('POST', `/instances/${encodeURIComponent(server)}/keep-running`, isObject);
 
-  usage = (q: { from: string; to?: string; granularity: 'hour' | 'day' | 'month' }) => {
+  usage = (q: { from: string; to?: string; granularity: Granularity }) => {
     const p = new URLSearchParams({
       from: q.from,
       granularity: q.granularity,
@@ -395,7 +340,7 @@ export class NgsciApi {
     this.request(
       'GET',
       `/notifications?after=${after}&unacknowledged=true`,
-      isArrayField<{ notifications: Notice[]; lastId: number }>('notifications'),
+      isArrayField<NotificationList>('notifications'),
     );
   acknowledge = (ids: number[]) => this.request('POST', '/notifications/ack', isObject, { ids });
   gpu = (server: string) =>
@@ -406,12 +351,7 @@ export class NgsciApi {
     );
 
   admin = {
-    users: () =>
-      this.request(
-        'GET',
-        '/admin/users',
-        isArrayField<{ month: string; users: AdminUser[] }>('users'),
-      ),
+    users: () => this.request('GET', '/admin/users', isArrayField<AdminUserList>('users')),
     instances: () =>
       this.request('GET', '/admin/instances', isInstanceList).then((r) => r.instances),
     stop: (user: string, server: string) =>
@@ -421,30 +361,21 @@ export class NgsciApi {
         isObject,
       ),
     quotas: () =>
-      this.request('GET', '/admin/quotas', isArrayField<{ quotas: Quota[] }>('quotas')).then(
-        (r) => r.quotas,
-      ),
+      this.request('GET', '/admin/quotas', isArrayField<QuotaList>('quotas')).then((r) => r.quotas),
     /** creates a quota, or replaces quota `id` */
     putQuota: (q: QuotaInput, id?: number): Promise<unknown> =>
       id === undefined
         ? this.request('POST', '/admin/quotas', isObject, q)
         : this.request('PUT', `/admin/quotas/${id}`, isObject, q),
-    /** sets the price of one size on one cloud */
-    putPrice: (p: {
-      size: string;
-      cloud: string;
-      onDemandMicrosPerHour: number;
-      spotMicrosPerHour?: number | null;
-      note?: string;
-    }) => this.request('PUT', '/admin/prices', isObject, p),
+    /** sets the price of one size on one cloud (named as the form's select holds it) */
+    putPrice: (p: Omit<PriceOverrideInput, 'cloud'> & { cloud: string }) =>
+      this.request('PUT', '/admin/prices', isObject, p),
     plans: () =>
-      this.request('GET', '/admin/plans', isArrayField<{ plans: Plan[] }>('plans')).then(
-        (r) => r.plans,
-      ),
+      this.request('GET', '/admin/plans', isArrayField<PlanList>('plans')).then((r) => r.plans),
     /** creates a plan (`multiplierPpm`: 0 free, 1000000 list price) */
-    createPlan: (p: { id: string; label: string; multiplierPpm: number }) =>
+    createPlan: (p: PlanInput) =>
       this.request('POST', '/admin/plans', has<Plan>('id', 'multiplierPpm'), p),
-    updatePlan: (id: string, p: { label: string; multiplierPpm: number }) =>
+    updatePlan: (id: string, p: Omit<PlanInput, 'id'>) =>
       this.request('PUT', `/admin/plans/${encodeURIComponent(id)}`, has<Plan>('id'), p),
     /** the service refuses built-in plans and plans still assigned */
     deletePlan: (id: string) => this.send('DELETE', `/admin/plans/${encodeURIComponent(id)}`),
@@ -452,20 +383,18 @@ export class NgsciApi {
       this.request(
         'GET',
         '/admin/plan-assignments',
-        isArrayField<{ assignments: PlanAssignment[] }>('assignments'),
+        isArrayField<PlanAssignmentList>('assignments'),
       ).then((r) => r.assignments),
     /** assigns a plan to a user or group, replacing its previous one */
-    assign: (a: { subjectKind: 'user' | 'group'; subjectName: string; planId: string }) =>
+    assign: (a: PlanAssignmentInput) =>
       this.request('PUT', '/admin/plan-assignments', has<PlanAssignment>('id'), a),
     unassign: (id: number) => this.send('DELETE', `/admin/plan-assignments/${id}`),
     deletePrice: (size: string, cloud: string) =>
       this.send('DELETE', `/admin/prices/${encodeURIComponent(size)}/${encodeURIComponent(cloud)}`),
     overrides: () =>
-      this.request(
-        'GET',
-        '/admin/prices',
-        isArrayField<{ overrides: PriceOverride[] }>('overrides'),
-      ).then((r) => r.overrides),
+      this.request('GET', '/admin/prices', isArrayField<PriceOverrideList>('overrides')).then(
+        (r) => r.overrides,
+      ),
   };
 
   /**

@@ -2,8 +2,9 @@
 
 Use `configure_hub(c, ...)` in `jupyterhub_config.py`; see the package README for every setting.
 
-Names are imported lazily: every kernel of an instance imports this package to load the
-`%ngsci` magic, and the spawner side pulls in JupyterHub (about 0.7 s) that a kernel never needs.
+Names are imported lazily, so importing one piece does not pull in all of JupyterHub (about
+0.7 s). The `%ngsci` magic that kernels load is a package of its own (magic/, `ngsci_magic`):
+nothing here runs in a kernel.
 """
 
 from importlib import import_module

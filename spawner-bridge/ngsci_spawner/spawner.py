@@ -29,9 +29,11 @@ SETTLED_STATES = frozenset({"running", "stopped", "failed"})
 DONE_STATES = frozenset({"stopped", "failed"})
 
 # ngsci's API calls JupyterHub's default server (name '') "default", so a named server called
-# "default" would collide with it; names must also stand in a URL path (contract: ServerName).
+# "default" would collide with it; names must also stand in a URL path. The rule is defined once
+# in contract/src/server-name.ts; this copy is checked against its examples
+# (contract/server-names.json) by tests/test_server_names.py.
 RESERVED_SERVER_NAME = "default"
-SERVER_NAME_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
+SERVER_NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$"
 
 
 class NgsciSpawner(Spawner):
@@ -481,7 +483,8 @@ class NgsciSpawner(Spawner):
                 " default server. Choose another name.",
                 code="invalid_server_name",
             )
-        if name and not SERVER_NAME_PATTERN.match(name):
+        # fullmatch: `$` alone would let a trailing newline through, which the contract refuses
+        if name and not re.fullmatch(SERVER_NAME_PATTERN, name):
             raise SpawnError(
                 f"ngsci cannot run a server named {name!r}: use lower-case letters, digits and"
                 " inner dashes, at most 40 characters.",

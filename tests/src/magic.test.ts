@@ -1,7 +1,8 @@
 /**
  * `%ngsci` in a real IPython kernel against the real service: the kernel runs from the venv with
  * a local instance's own environment (its token, NGSCI_API_URL, HOME), loads the magic by itself
- * (the venv's IPython config), and its verbs act on the real instance: `resize` changes its size,
+ * (the venv's IPython config loads `ngsci_magic`, a package of its own: no hub-side code in a
+ * kernel), and its verbs act on the real instance: `resize` changes its size,
  * `%%ngsci stop_after` stops it, `notify` reaches the user's webhook.
  */
 import { after, before, describe, test } from 'node:test';
@@ -142,12 +143,19 @@ describe('%ngsci in a real kernel', () => {
     );
     assert.equal(running.state, 'running');
 
-    const [status, notify, bad, resize] = runCells(serverEnv(stack, running.id), [
+    const [loaded, status, notify, bad, resize] = runCells(serverEnv(stack, running.id), [
+      'import sys; print(sorted(m for m in sys.modules if m.startswith("ngsci_")))',
       '%ngsci status',
       '%ngsci notify "epoch 3 done: loss 0.12"',
       '%ngsci resize NOT_A_SIZE',
       '%ngsci resize cpu-large',
     ]);
+    assert.equal(loaded!.error, null, loaded!.stderr);
+    assert.equal(
+      loaded!.stdout.trim(),
+      "['ngsci_magic', 'ngsci_magic.magic']",
+      'the kernel loaded the magic package and nothing of the spawner',
+    );
     assert.equal(status!.error, null, status!.stderr);
     assert.match(status!.text, /researcher · plan/);
     assert.match(status!.text, /default\s+cpu-small\s+local\s+running/);

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
-from ngsci_spawner.magic import (
+from ngsci_magic.magic import (
     Api,
     NgsciMagics,
     Table,

@@ -2,7 +2,7 @@
 
 A thin client of the ngsci API (standard library only), authenticated with the server's own
 token (`$JUPYTERHUB_API_TOKEN`) at `$NGSCI_API_URL`. Loaded automatically in ngsci's
-single-user environment; elsewhere: `%load_ext ngsci_spawner.magic`.
+single-user environment; elsewhere: `%load_ext ngsci_magic`.
 
 Service errors are shown as one line (`ngsci: [code] message`), never as a traceback.
 """
@@ -25,7 +25,10 @@ from typing import Any
 
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 
-SERVER_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
+# The server-name rule: contract/src/server-name.ts is its one definition; this copy is checked
+# against the contract's examples (contract/server-names.json) by tests/test_magic_server_names.py.
+SERVER_NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$"
+DEFAULT_SERVER = "default"
 SIZE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{0,62}$")
 DURATION_PATTERN = re.compile(r"^(?:\d+[smhd])+$")
 ON_ERROR_CHOICES = ("notify", "stop", "keep")
@@ -140,8 +143,13 @@ def parse_duration(raw: str, flag: str = "--in") -> int:
     return seconds
 
 
+def is_server_name(name: str) -> bool:
+    # fullmatch: `$` alone would let a trailing newline through, which the contract's rule does not
+    return re.fullmatch(SERVER_NAME_PATTERN, name) is not None
+
+
 def check_server(raw: str) -> str:
-    if not SERVER_PATTERN.match(raw):
+    if not is_server_name(raw):
         raise UsageError(f"'{raw}' is not a server name (lower-case letters, digits, inner dashes)")
     return raw
 
@@ -303,7 +311,7 @@ class NgsciMagics(Magics):
 
     @property
     def server(self) -> str:
-        return self._env.get("JUPYTERHUB_SERVER_NAME") or "default"
+        return self._env.get("JUPYTERHUB_SERVER_NAME") or DEFAULT_SERVER
 
     @line_cell_magic
     def ngsci(self, line: str, cell: str | None = None) -> Any:
@@ -592,7 +600,7 @@ def _daemon_timer(seconds: float, fn: Callable[[], None]) -> threading.Timer:
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """`%load_ext ngsci_spawner.magic` (ngsci's single-user environment loads it by itself)."""
+    """`%load_ext ngsci_magic` (ngsci's single-user environment loads it by itself)."""
     ipython.register_magics(NgsciMagics(ipython))
 
 
