@@ -20,19 +20,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import {
-  chmodSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  readdirSync,
-  writeFileSync,
-} from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT, startStack, until, type Stack } from './stack.js';
+import { agentPidOf, environOf, ROOT, startStack, until, type Stack } from './stack.js';
 
 interface AuditEvent {
   id: number;
@@ -57,30 +50,6 @@ interface SecurityEvent {
 }
 
 const COHORT = 'id,age\n1,54\n2,61\n';
-
-function environOf(pid: number): Record<string, string> {
-  return Object.fromEntries(
-    readFileSync(`/proc/${pid}/environ`, 'utf8')
-      .split('\0')
-      .filter(Boolean)
-      .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
-  );
-}
-
-/** The agent process the service started beside an instance (same uid on local instances). */
-function agentPidOf(instanceId: string): number | null {
-  for (const d of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
-    try {
-      const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
-      if (!cmd.includes('agent')) continue;
-      const env = environOf(Number(d));
-      if (env.NGSCI_INSTANCE_ID === instanceId && env.NGSCI_AGENT_TOKEN) return Number(d);
-    } catch {
-      // a process that ended meanwhile
-    }
-  }
-  return null;
-}
 
 describe('the data-access audit against the real service', () => {
   let stack: Stack;

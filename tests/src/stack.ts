@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -217,3 +217,32 @@ export const isAlive = (pid: number): boolean => {
     return false;
   }
 };
+
+/** A process's environment, as /proc shows it (root, or the same uid). */
+export function environOf(pid: number): Record<string, string> {
+  return Object.fromEntries(
+    readFileSync(`/proc/${pid}/environ`, 'utf8')
+      .split('\0')
+      .filter(Boolean)
+      .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+  );
+}
+
+/**
+ * The agent process the service started beside a local instance. Its credential is in its own
+ * environment only (the server does not inherit it); tests that run a second agent with recorded
+ * tools borrow it from there, as any process of the same uid could (docs/security.md).
+ */
+export function agentPidOf(instanceId: string): number | null {
+  for (const d of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+    try {
+      const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
+      if (!cmd.includes('agent')) continue;
+      const env = environOf(Number(d));
+      if (env.NGSCI_INSTANCE_ID === instanceId && env.NGSCI_AGENT_TOKEN) return Number(d);
+    } catch {
+      // a process that ended meanwhile
+    }
+  }
+  return null;
+}

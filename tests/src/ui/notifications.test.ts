@@ -14,7 +14,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { ROOT, startStack, until, type Stack } from '../stack.js';
+import { agentPidOf, environOf, ROOT, startStack, until, type Stack } from '../stack.js';
 import { collectErrors, launchBrowser, login, openLab, waitForLab } from './browser.js';
 import { dismissNews, launchAndWait, openSidebar, section, type Inst } from './helpers.js';
 
@@ -169,12 +169,12 @@ describe('ngsci notifications in JupyterLab', () => {
     // the instance agent, in the server's own environment, sees the recorded interruption
     const pid = stack.pidOf(inst.id);
     assert.ok(pid, 'the server process is known');
-    const serverEnv = Object.fromEntries(
-      readFileSync(`/proc/${pid}/environ`, 'utf8')
-        .split('\0')
-        .filter(Boolean)
-        .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
-    );
+    // ... with the agent credential of the agent the service started beside it
+    const agentPid = await until(async () => agentPidOf(inst.id), 'the instance agent', 30);
+    const serverEnv = {
+      ...environOf(pid),
+      NGSCI_AGENT_TOKEN: environOf(agentPid).NGSCI_AGENT_TOKEN!,
+    };
     let agentLog = '';
     agent = spawn(
       join(ROOT, '.venv', 'bin', 'ngsci'),
