@@ -1,8 +1,8 @@
 import { defineConfig } from 'drizzle-kit';
 
-// schema.ts holds the core tables; each feature adds its own file under tables/.
+// Every table lives under tables/ (core.ts: instances, jobs, plans); schema.ts only re-exports them.
 export default defineConfig({
   dialect: 'postgresql',
-  schema: ['./src/db/schema.ts', './src/db/tables/*.ts'],
+  schema: './src/db/tables/*.ts',
   out: './drizzle',
 });

@@ -2,7 +2,8 @@
  * One meter cycle over 1,000 and 10,000 active servers, side by side with jupyterhub-idle-culler
  * scanning the same recorded hub response in the same run. The ngsci cycle is the whole cycle:
  * read every page of the hub's users, accrue usage for every running instance into Postgres
- * (127.0.0.1:5432, a database of its own), reconcile, check budgets and take the culling decisions.
+ * (127.0.0.1:5432, a database of its own), reconcile, check budgets and take the culling decisions
+ * (the meter's phases, as metering/index.ts buildMeter wires them for the service).
  *
  *   npm run meter -w @ngsci/bench [-- --sizes 1000,10000 --reps 5]
  */
@@ -20,8 +21,11 @@ import { InstanceStore } from '../../hub-service/src/instances/store.js';
 import type { Lifecycle } from '../../hub-service/src/instances/lifecycle.js';
 import { buildCatalog } from '../../hub-service/src/catalog.js';
 import { Ledger } from '../../hub-service/src/metering/ledger.js';
-import { Meter, type MeterSettings } from '../../hub-service/src/metering/meter.js';
+import { buildMeter } from '../../hub-service/src/metering/index.js';
+import type { MeterSettings } from '../../hub-service/src/metering/meter.js';
 import { PriceBook } from '../../hub-service/src/metering/prices.js';
+import { Quotas } from '../../hub-service/src/metering/quotas.js';
+import { Orphans } from '../../hub-service/src/reconcile/orphans.js';
 import { startFakeHub } from './fakehub.js';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
@@ -94,7 +98,6 @@ async function ngsciCycle(
   const settings: MeterSettings = {
     intervalSeconds: 15,
     accrueEverySeconds: accrueEvery,
-    orphanGraceSeconds: 120,
     budgetGraceSeconds: 300,
     activeWindowSeconds: 300,
     homeGb: 10,
@@ -111,24 +114,43 @@ async function ngsciCycle(
       maxAgeSeconds: 0,
     },
   };
-  const meter = new Meter({
-    db: database.db,
-    hub,
-    logger,
-    store: new InstanceStore(database.db),
-    lifecycle: {
-      stop: async () => {
-        throw new Error('nothing should stop');
-      },
-    } as unknown as Lifecycle,
-    notifier: { send: async () => {} },
-    ledger,
-    prices: new PriceBook(database.db, () => catalog),
-    catalog: () => catalog,
-    kernels: async () => 'idle',
-    settings,
-    now: () => new Date(clock),
-  });
+  const store = new InstanceStore(database.db);
+  const lifecycle = {
+    stop: async () => {
+      throw new Error('nothing should stop');
+    },
+    bridgeStop: async () => {
+      throw new Error('nothing should stop');
+    },
+  } as unknown as Lifecycle;
+  const prices = new PriceBook(database.db, () => catalog);
+  const meter = buildMeter(
+    {
+      ledger,
+      prices,
+      catalog: () => catalog,
+      quotas: new Quotas({
+        db: database.db,
+        ledger,
+        hub,
+        catalog: () => catalog,
+        defaults: settings.cull,
+      }),
+      settings,
+    },
+    {
+      db: database.db,
+      hub,
+      logger,
+      store,
+      lifecycle,
+      notifier: { send: async () => {} },
+      orphans: new Orphans({ store, lifecycle, logger, graceSeconds: 120 }),
+      kernels: async () => 'idle',
+      publishPending: false,
+      now: () => new Date(clock),
+    },
+  );
   await meter.cycle(); // warm-up: the first cycle also accrues every home volume (written every 5 min)
   const ms: number[] = [];
   const rows: number[] = [];

@@ -3,15 +3,12 @@
  * hand it a PGlite database, a fake hub and a fake clock. index.ts alone reads config and listens.
  */
 import { randomUUID } from 'node:crypto';
-import { OpenAPIHono } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { ZodError } from 'zod';
 import { ApiError } from './errors.js';
-import type { Logger } from './logger.js';
-import { bridgeAuth, type Authenticator, type AuthUser } from './auth.js';
-import type { Services } from './services.js';
-import type { AgentIdentity } from './agent/credentials.js';
+import { bridgeAuth } from './auth.js';
+import { newRouter, type AppDeps, type AppEnv } from './http.js';
 import { healthRoutes } from './routes/health.js';
 import { meRoutes } from './routes/me.js';
 import { catalogRoutes } from './routes/catalog.js';
@@ -28,28 +25,6 @@ import { agentRoutes } from './routes/agent.js';
 import { bootstrapRoutes } from './routes/bootstrap.js';
 import { oauthRoutes, sessionRoutes } from './routes/session.js';
 import { AdminSessions } from './session/sessions.js';
-
-export type AppEnv = {
-  Variables: { user: AuthUser; agent: AgentIdentity; requestId: string; log: Logger };
-};
-
-export interface AppDeps extends Services {
-  auth: Authenticator;
-  bridgeSecret: string;
-  /** the service's path prefix, e.g. /services/ngsci/ */
-  prefix: string;
-  version: string;
-  /** the admin sign-in's cookies and OAuth client (tests pass one with a fake hub and clock) */
-  sessions?: AdminSessions;
-}
-
-export function newRouter() {
-  return new OpenAPIHono<AppEnv>({
-    defaultHook: (result) => {
-      if (!result.success) throw result.error;
-    },
-  });
-}
 
 export function createApp(deps: AppDeps) {
   const base = deps.prefix.replace(/\/$/, '');

@@ -113,7 +113,8 @@ export const ConfigSchema = z.object({
   NGSCI_METER_ENABLED: bool.default(true),
   NGSCI_METER_INTERVAL: seconds(15),
   NGSCI_METER_ACCRUE_EVERY: z.coerce.number().min(0).default(60),
-  NGSCI_METER_ORPHAN_GRACE: z.coerce.number().min(0).default(120),
+  /** deprecated: NGSCI_RECONCILE_GRACE (read in its place when that is not set; a warning at start) */
+  NGSCI_METER_ORPHAN_GRACE: z.coerce.number().min(0).optional(),
   NGSCI_BUDGET_GRACE: z.coerce.number().min(0).default(300),
   NGSCI_ACTIVITY_WINDOW: z.coerce.number().min(0).default(300),
   NGSCI_HOME_GB: z.coerce.number().int().min(0).default(10),
@@ -134,8 +135,11 @@ export const ConfigSchema = z.object({
   NGSCI_BOOTSTRAP_REPEAT_WINDOW: z.coerce.number().int().min(0).default(300),
   /** how often reconciliation looks for machines nobody uses or pays for, in seconds */
   NGSCI_RECONCILE_INTERVAL: seconds(300),
-  /** how long an instance whose hub server is gone may live before it is stopped, in seconds */
-  NGSCI_RECONCILE_GRACE: z.coerce.number().min(0).default(600),
+  /**
+   * how long an instance whose hub server is gone may live before it is stopped (and its billing
+   * closed), in seconds; also how long a start may go without a job before it counts as lost
+   */
+  NGSCI_RECONCILE_GRACE: z.coerce.number().min(0).default(120),
   // the instance agent (docs/security.md)
   /** a running instance whose agent has not reported for this long raises a security event */
   NGSCI_AGENT_SILENT_AFTER: seconds(120),
@@ -165,6 +169,21 @@ export const ConfigSchema = z.object({
 
 export type Config = z.infer<typeof ConfigSchema>;
 
+/** Settings that were renamed: the old name → the one that replaced it. */
+const RENAMED: Record<string, keyof Config> = {
+  NGSCI_METER_ORPHAN_GRACE: 'NGSCI_RECONCILE_GRACE',
+};
+
+/** One line per deprecated setting in use, for the log at start. */
+export function deprecations(config: Config): string[] {
+  return Object.entries(RENAMED)
+    .filter(([old]) => config[old as keyof Config] !== undefined)
+    .map(
+      ([old, current]) =>
+        `${old} is deprecated: use ${current} (${old} is read only when ${current} is not set)`,
+    );
+}
+
 export class ConfigError extends Error {}
 
 /** Parses the environment; the error names every bad variable and why, never its value. */
@@ -174,6 +193,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     const v = env[key];
     if (v !== undefined && v !== '') picked[key] = v;
   }
+  // old names still work where the new one is not set (deprecations() names them at start)
+  for (const [old, current] of Object.entries(RENAMED))
+    if (picked[old] !== undefined && picked[current] === undefined) picked[current] = picked[old];
   const result = ConfigSchema.safeParse(picked);
   if (!result.success) {
     const lines = result.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);

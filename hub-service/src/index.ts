@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { serve } from '@hono/node-server';
-import { accessScopes, ConfigError, loadConfig } from './config.js';
+import { accessScopes, ConfigError, deprecations, loadConfig } from './config.js';
 import { createApp } from './app.js';
 import { Authenticator } from './auth.js';
 import { openDatabase, seed } from './db/client.js';
@@ -46,6 +46,7 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger(config.NGSCI_LOG_LEVEL);
+  for (const line of deprecations(config)) logger.warn(line);
   const database = await openDatabase({ url: config.DATABASE_URL, dataDir: config.NGSCI_DATA_DIR });
   await database.migrate();
   await seed(database.db);
@@ -159,6 +160,7 @@ async function main(): Promise<void> {
     jobTag: jobTagFor,
     bootstrap: services.bootstrap,
     graceSeconds: config.NGSCI_RECONCILE_GRACE,
+    orphans: services.orphans,
     intervalSeconds: config.NGSCI_RECONCILE_INTERVAL,
     kick: () => services?.worker.kick(),
   });

@@ -13,6 +13,7 @@ import { JobQueue } from './instances/jobs.js';
 import { Lifecycle } from './instances/lifecycle.js';
 import { InstanceStore } from './instances/store.js';
 import { Worker } from './instances/worker.js';
+import { Resizes } from './instances/resize.js';
 import { HealthWatch } from './instances/health.js';
 import { GpuStore } from './agent/gpu.js';
 import { AgentCredentials } from './agent/credentials.js';
@@ -27,6 +28,7 @@ import type { Notifier } from './notify/types.js';
 import { ChannelNotifier } from './notify/notifier.js';
 import { NotificationStore } from './notify/store.js';
 import { createMeter, createMetering, type Metering } from './metering/index.js';
+import { Orphans } from './reconcile/orphans.js';
 
 export interface Services {
   config: Config;
@@ -42,6 +44,8 @@ export interface Services {
   notifier: Notifier;
   /** usage ledger, prices with overrides, quotas and the meter loop (metering/) */
   metering: Metering;
+  /** instances whose hub server is gone, fed by the meter and the reconciler (reconcile/orphans.ts) */
+  orphans: Orphans;
   /** single-use tokens cloud machines trade for their environment at boot (bootstrap/tokens.ts) */
   bootstrap: BootstrapTokens;
   /** the notifier itself, with its store and the seal for webhook URLs (routes/notifications.ts) */
@@ -84,7 +88,9 @@ export function createServices(opts: {
   });
   const notifier: Notifier = notifications;
   const agents = new AgentCredentials(db, { perMinute: config.NGSCI_AGENT_RATE_PER_MINUTE });
+  const resizes = new Resizes({ store, hub, logger, notifier });
   const worker = new Worker({
+    resizes,
     agents,
     notifier,
     db,
@@ -108,6 +114,7 @@ export function createServices(opts: {
     catalog: metering.catalog,
     jobTag: jobTagFor,
     kick: () => worker.kick(),
+    resizes,
     quotaGuard: metering.quotas,
     localGate: new LocalUserGate({
       isolation: config.NGSCI_LOCAL_ISOLATION,
@@ -136,6 +143,12 @@ export function createServices(opts: {
     admins: () => hub.listAdmins(),
     onRaised: (row) => auditSink.security(row),
   });
+  const orphans = new Orphans({
+    store,
+    lifecycle,
+    logger,
+    graceSeconds: config.NGSCI_RECONCILE_GRACE,
+  });
   createMeter(metering, {
     config,
     database,
@@ -144,6 +157,7 @@ export function createServices(opts: {
     store,
     lifecycle,
     notifier,
+    orphans,
     // kernels as the agent reports them; a report older than two minutes is no report
     kernels: (id) => agents.kernelActivity(id, 120),
     // a GPU above NGSCI_CULL_GPU_BUSY_PERCENT in the agent's last two minutes of samples is work
@@ -170,6 +184,7 @@ export function createServices(opts: {
     health,
     catalog: metering.catalog,
     metering,
+    orphans,
     bootstrap,
     notifier,
     notifications,

@@ -2,7 +2,7 @@
  * What users and the spawner-bridge ask of instances. User requests (launch, stop, resize) are
  * checked here and then handed to JupyterHub, which calls the bridge, which calls back into the
  * bridge half of this class: the hub stays in charge of its servers, the service of machines
- * and money.
+ * and money. A resize is accepted here and carried on by the resize workflow (resize.ts).
  */
 import {
   DEFAULT_SERVER,
@@ -23,7 +23,8 @@ import type { SecretBox } from '../secrets.js';
 import type { Db } from '../db/client.js';
 import { instanceSecrets } from '../db/schema.js';
 import type { JobQueue } from './jobs.js';
-import type { InstanceRow, InstanceStore } from './store.js';
+import type { InstanceRow, InstanceStore, ResizeTarget } from './store.js';
+import { asksForTarget, type Resizes } from './resize.js';
 
 export interface LifecycleDeps {
   db: Db;
@@ -42,6 +43,8 @@ export interface LifecycleDeps {
   quotaGuard?: QuotaGuard;
   /** local isolation (provisioners/local-policy.ts): a 403 for a second user on a shared uid */
   localGate?: { check(user: string, cloud: string): Promise<void> };
+  /** the resize workflow, given up here when the hub will not stop or the bridge cannot start */
+  resizes: Pick<Resizes, 'abandon'>;
 }
 
 export interface QuotaGuard {
@@ -93,8 +96,10 @@ export class Lifecycle {
   }
 
   /**
-   * Resize is stop + start with new options; the home volume stays. It returns once the stop is
-   * under way; the events stream of the server follows the rest (the new instance is a new row).
+   * Resize is stop + start with new options; the home volume stays. The target machine is resolved,
+   * checked against quotas and recorded on the instance here, once; the stop job's end asks the hub
+   * for the new size (resize.ts). It returns once the stop is under way; the events stream of the
+   * server follows the rest (the new instance is a new row).
    */
   async resize(user: string, server: string, req: ResizeRequest): Promise<InstanceRow> {
     const current = await this.d.store.active(user, server);
@@ -107,39 +112,46 @@ export class Lifecycle {
         `server '${server}' is ${current.state}; resize needs a running server`,
       );
     }
-    const next = {
+    const spot = req.spot ?? current.spot;
+    const { size, offer, ratePerHourMicros } = resolveOffer(this.d.catalog(), {
       size: req.size,
       cloud: req.cloud ?? (current.cloud as Cloud),
       region: req.region ?? (req.cloud && req.cloud !== current.cloud ? undefined : current.region),
-      spot: req.spot ?? current.spot,
-    };
-    const { offer: nextOffer } = resolveOffer(this.d.catalog(), next);
-    await this.d.localGate?.check(user, nextOffer.cloud);
-    await this.d.quotaGuard?.check(user, undefined, { size: next.size, replacing: current.id });
-    await this.d.store.note(current.id, 0, `resizing from ${current.sizeId} to ${next.size}`);
-    const hubName = toHubServerName(server);
-    await this.d.hub.stopServer(user, hubName);
-    void this.finishResize(user, server, current.id, next).catch((err: unknown) => {
-      this.d.logger.error({ err, user, server }, 'resize failed to start the new size');
+      spot,
     });
-    return (await this.d.store.get(current.id)) ?? current;
-  }
-
-  private async finishResize(
-    user: string,
-    server: string,
-    oldId: string,
-    next: ReturnType<typeof spawnOptions>,
-  ): Promise<void> {
-    const hubName = toHubServerName(server);
-    for (let i = 0; i < 600; i++) {
-      const old = await this.d.store.get(oldId);
-      const hubServer = await this.d.hub.getServer(user, hubName);
-      if (old && ['stopped', 'failed'].includes(old.state) && (!hubServer || !hubServer.pending))
-        break;
-      await this.sleep(500);
+    await this.d.localGate?.check(user, offer.cloud);
+    await this.d.quotaGuard?.check(user, undefined, { size: size.id, replacing: current.id });
+    const target: ResizeTarget = {
+      size: size.id,
+      cloud: offer.cloud,
+      region: offer.region,
+      spot,
+      ratePerHourMicros,
+    };
+    const accepted = await this.d.store.acceptResize(
+      current.id,
+      target,
+      `resizing from ${current.sizeId} to ${size.id}`,
+    );
+    if (!accepted) {
+      throw new ApiError(
+        409,
+        'instance_busy',
+        `server '${server}' is already being resized or stopped`,
+      );
     }
-    await this.d.hub.startServer(user, hubName, spawnOptions(next));
+    try {
+      await this.d.hub.stopServer(user, toHubServerName(server));
+    } catch (err) {
+      // the caller hears why; the old machine keeps running and nothing waits on its stop
+      await this.d.resizes.abandon(
+        current.id,
+        `JupyterHub did not stop the server (${err instanceof Error ? err.message : String(err)})`,
+        { notify: false },
+      );
+      throw err;
+    }
+    return (await this.d.store.get(current.id)) ?? current;
   }
 
   /** The hub creates the row through the bridge within moments of accepting a spawn. */
@@ -174,45 +186,88 @@ export class Lifecycle {
         `server name '${req.server}' is not allowed: ${ServerName.description ?? 'use lower-case letters, digits and dashes'}`,
       );
     }
-    const { offer, size } = resolveOffer(this.d.catalog(), req.options);
-    const spot = req.options.spot ?? false;
-    await this.d.localGate?.check(req.user, offer.cloud);
-    // a spawn from the hub's own form reaches the service only here, without launch()'s checks
-    await this.d.quotaGuard?.check(req.user, undefined, { size: size.id });
+    // the start a resize asked for: its machine was resolved and checked when it was accepted
+    const prior = await this.d.store.latest(req.user, server);
+    const resizing =
+      prior?.resizeState === 'starting' &&
+      prior.resizeTarget &&
+      asksForTarget(prior.resizeTarget, req.options)
+        ? { from: prior, target: prior.resizeTarget }
+        : null;
+    const machine = resizing
+      ? {
+          sizeId: resizing.target.size,
+          label:
+            this.d.catalog().sizes.find((s) => s.id === resizing.target.size)?.label ??
+            resizing.target.size,
+          cloud: resizing.target.cloud,
+          region: resizing.target.region,
+          spot: resizing.target.spot,
+          rate: resizing.target.ratePerHourMicros,
+        }
+      : await this.checkedMachine(req.user, req.options);
+    const { spot } = machine;
     const row = await this.d.store.create(
       {
         userName: req.user,
         serverName: server,
-        sizeId: size.id,
-        cloud: offer.cloud,
-        region: offer.region,
+        sizeId: machine.sizeId,
+        cloud: machine.cloud,
+        region: machine.region,
         spot,
         state: 'requested',
-        listRatePerHourMicros: spot
-          ? (offer.spotMicrosPerHour as number)
-          : offer.onDemandMicrosPerHour,
+        listRatePerHourMicros: machine.rate,
         baseUrl: req.baseUrl,
       },
-      `requested ${size.label} (${size.id}) on ${offer.cloud}${spot ? ' spot' : ''}`,
+      `requested ${machine.label} (${machine.sizeId}) on ${machine.cloud}${spot ? ' spot' : ''}`,
     );
     if (!row) {
       const current = await this.d.store.active(req.user, server);
+      if (resizing)
+        await this.d.resizes.abandon(
+          resizing.from.id,
+          `the server was already ${current?.state ?? 'active'} again`,
+        );
       throw new ApiError(
         409,
         'instance_busy',
         `server '${server}' is already ${current?.state ?? 'active'}`,
       );
     }
+    if (resizing) await this.d.store.endResize(resizing.from.id, 'done');
     await this.d.db
       .insert(instanceSecrets)
       .values({ instanceId: row.id, ciphertext: this.d.box.seal(JSON.stringify(req.env)) });
-    await this.d.queue.enqueue(row.id, 'start', this.d.jobTag(offer.cloud as Cloud));
+    await this.d.queue.enqueue(row.id, 'start', this.d.jobTag(machine.cloud as Cloud));
     this.d.kick();
     this.d.logger.info(
-      { instance: row.id, user: req.user, server, size: size.id, cloud: offer.cloud },
+      {
+        instance: row.id,
+        user: req.user,
+        server,
+        size: machine.sizeId,
+        cloud: machine.cloud,
+        ...(resizing ? { resizedFrom: resizing.from.id } : {}),
+      },
       'instance requested',
     );
     return row;
+  }
+
+  /** A spawn's machine, resolved and checked: a spawn from the hub's own form arrives only here. */
+  private async checkedMachine(user: string, options: BridgeStartRequest['options']) {
+    const { offer, size, ratePerHourMicros } = resolveOffer(this.d.catalog(), options);
+    const spot = options.spot ?? false;
+    await this.d.localGate?.check(user, offer.cloud);
+    await this.d.quotaGuard?.check(user, undefined, { size: size.id });
+    return {
+      sizeId: size.id,
+      label: size.label,
+      cloud: offer.cloud,
+      region: offer.region,
+      spot,
+      rate: ratePerHourMicros,
+    };
   }
 
   async bridgeStop(user: string, hubServer: string): Promise<InstanceRow | null> {

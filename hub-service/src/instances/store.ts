@@ -3,7 +3,7 @@
  * new state and its event in one transaction: the events are the spawn progress bar, the sidebar's
  * status and the audit trail at once.
  */
-import { and, asc, desc, eq, gt, inArray, isNull, notInArray, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, inArray, isNull, notInArray, or, sql } from 'drizzle-orm';
 import {
   ACTIVE_STATES,
   TERMINAL_STATES,
@@ -17,6 +17,10 @@ import { instanceAgents, instanceEvents, instances } from '../db/schema.js';
 
 export type InstanceRow = typeof instances.$inferSelect;
 export type NewInstanceRow = typeof instances.$inferInsert;
+/** The machine a resize moves to, resolved once when the resize is accepted. */
+export type ResizeTarget = NonNullable<InstanceRow['resizeTarget']>;
+/** Steps of a resize that is still under way. */
+const RESIZING = ['stopping', 'starting'] as const;
 
 export function toInstance(row: InstanceRow): Instance {
   return {
@@ -162,6 +166,92 @@ export class InstanceStore {
       }
       return row;
     });
+  }
+
+  /**
+   * Records an accepted resize on a running instance, with its event, in one transaction. Null
+   * when the instance is no longer running or a resize of it is already under way.
+   */
+  async acceptResize(
+    id: string,
+    target: ResizeTarget,
+    message: string,
+  ): Promise<InstanceRow | null> {
+    return this.db.transaction(async (tx) => {
+      const updated = await tx
+        .update(instances)
+        .set({ resizeTarget: target, resizeState: 'stopping' })
+        .where(
+          and(
+            eq(instances.id, id),
+            eq(instances.state, 'running'),
+            or(isNull(instances.resizeState), notInArray(instances.resizeState, [...RESIZING])),
+          ),
+        )
+        .returning();
+      const row = updated[0];
+      if (!row) return null;
+      await tx
+        .insert(instanceEvents)
+        .values({ instanceId: id, state: row.state, progress: 0, message });
+      return row;
+    });
+  }
+
+  /**
+   * The old machine of a resize is gone: the resize moves on to asking the hub for the new one.
+   * Returns the row as it is now (whoever moved it on), or null when it does not exist.
+   */
+  async resizeStopped(id: string): Promise<InstanceRow | null> {
+    await this.db
+      .update(instances)
+      .set({ resizeState: 'starting' })
+      .where(
+        and(
+          eq(instances.id, id),
+          eq(instances.state, 'stopped'),
+          eq(instances.resizeState, 'stopping'),
+        ),
+      );
+    return this.get(id);
+  }
+
+  /**
+   * Ends a resize that is under way, with an event when a message is given. Null when it had
+   * already ended: only one caller gets to tell the user.
+   */
+  async endResize(
+    id: string,
+    outcome: 'done' | 'abandoned',
+    message?: string,
+  ): Promise<InstanceRow | null> {
+    return this.db.transaction(async (tx) => {
+      const updated = await tx
+        .update(instances)
+        .set({ resizeState: outcome })
+        .where(and(eq(instances.id, id), inArray(instances.resizeState, [...RESIZING])))
+        .returning();
+      const row = updated[0];
+      if (!row) return null;
+      if (message)
+        await tx
+          .insert(instanceEvents)
+          .values({ instanceId: id, state: row.state, progress: 100, message });
+      return row;
+    });
+  }
+
+  /** Resizes whose old instance has ended but whose successor was never asked for or made. */
+  async unfinishedResizes(): Promise<InstanceRow[]> {
+    return this.db
+      .select()
+      .from(instances)
+      .where(
+        and(
+          inArray(instances.resizeState, [...RESIZING]),
+          inArray(instances.state, [...TERMINAL_STATES]),
+        ),
+      );
   }
 
   /** Records a progress event without changing the state. */

@@ -29,6 +29,7 @@ import { jobTagFor } from '../services.js';
 import { eventually } from '../testing/harness.js';
 import { ScriptedProvisioner } from '../testing/scripted-provisioner.js';
 import { JobQueue } from './jobs.js';
+import { Resizes } from './resize.js';
 import { InstanceStore } from './store.js';
 import { Worker } from './worker.js';
 
@@ -77,6 +78,12 @@ function worker(provisioners: Map<string, Provisioner>): { w: Worker; queue: Job
     jobTag: jobTagFor,
     heartbeatSeconds: 0.2,
     staleAfterSeconds: 2,
+    // no resizes here (resize.test.ts has them): a hub that has no servers
+    resizes: new Resizes({
+      store,
+      hub: { getServer: async () => null, startServer: async () => 'started' },
+      logger: createLogger('silent'),
+    }),
   });
   workers.push(w);
   return { w, queue };

@@ -2,6 +2,7 @@
  * Runs provisioning jobs: claims them from the queue, drives the provisioner, heartbeats, turns
  * progress into events, and records how each start and stop ended. At start it takes over the
  * instances a previous process left running, and a reaper cleans up after workers that died.
+ * A stop that ends a resize hands on to the resize workflow (resize.ts), which the reaper resumes.
  */
 import { eq } from 'drizzle-orm';
 import type { Cloud } from '@ngsci/contract';
@@ -15,6 +16,7 @@ import type { ExitReport, Provisioner, ProvisionContext } from '../provisioners/
 import type { JobQueue, JobRow } from './jobs.js';
 import type { AgentCredentials } from '../agent/credentials.js';
 import type { InstanceRow, InstanceStore } from './store.js';
+import type { Resizes } from './resize.js';
 import type { Notifier } from '../notify/types.js';
 import { noticeFailure } from './notices.js';
 import type { Catalog } from '@ngsci/contract';
@@ -37,6 +39,8 @@ export interface WorkerOptions {
   concurrency?: number;
   /** issues each instance's agent credential before its start */
   agents?: Pick<AgentCredentials, 'issue'>;
+  /** resizes waiting on a stop: moved on when it ends, given up when it fails */
+  resizes: Pick<Resizes, 'startSuccessor' | 'abandon' | 'resume' | 'close'>;
 }
 
 export class Worker {
@@ -57,7 +61,7 @@ export class Worker {
     await this.recover();
     this.timer = setInterval(() => this.kick(), 1000);
     this.reaperTimer = setInterval(
-      () => void this.reap(),
+      () => void this.reap().then(() => this.resumeResizes()),
       Math.max(1000, (this.o.staleAfterSeconds * 1000) / 4),
     );
     this.kick();
@@ -249,12 +253,44 @@ export class Worker {
       await new Promise((r) => setTimeout(r, 100));
     }
     const fresh = (await this.o.store.get(instance.id)) ?? instance;
-    await provisioner.stop(instance.id, fresh.providerRef ?? {}, this.context(instance.id, signal));
+    try {
+      await provisioner.stop(
+        instance.id,
+        fresh.providerRef ?? {},
+        this.context(instance.id, signal),
+      );
+    } catch (err) {
+      // the old machine may still run: a resize waiting on it must not start a second one
+      if (fresh.resizeState === 'stopping')
+        await this.o.resizes.abandon(
+          instance.id,
+          `the old machine did not stop (${safeError(err).message})`,
+        );
+      throw err;
+    }
     const stopped = await this.o.store.transition(instance.id, 'stopped', 100, 'stopped', {
       stoppedAt: new Date(),
     });
     // a failed instance stays failed; its history still says its machine is gone
     if (!stopped) await this.o.store.note(instance.id, 100, 'machine removed');
+    // the stop's end is the resize's next step; it runs beside the job, which is done
+    else if (stopped.resizeState === 'stopping')
+      this.follow(this.o.resizes.startSuccessor(instance.id));
+  }
+
+  /** Keeps a resize's promise so that close() waits for it. */
+  private follow(p: Promise<void>): void {
+    this.inFlight.add(p);
+    void p.catch(() => {}).finally(() => this.inFlight.delete(p));
+  }
+
+  private async resumeResizes(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      await this.o.resizes.resume((p) => this.follow(p));
+    } catch (err) {
+      this.o.logger.warn({ err }, 'could not resume resizes');
+    }
   }
 
   /**
@@ -292,7 +328,7 @@ export class Worker {
 
   /**
    * After a restart: running instances are adopted (or marked lost, which closes their billing),
-   * and jobs of dead workers are reaped.
+   * jobs of dead workers are reaped, and resizes that stopped their old machine go on.
    */
   private async recover(): Promise<void> {
     for (const row of await this.o.store.inStates(['running'])) {
@@ -309,6 +345,7 @@ export class Worker {
       }
     }
     await this.reap();
+    await this.resumeResizes();
   }
 
   private async reap(): Promise<void> {
@@ -343,6 +380,7 @@ export class Worker {
   /** Stops taking jobs, cancels the running ones and waits for them. */
   async close(): Promise<void> {
     this.stopped = true;
+    this.o.resizes.close();
     if (this.timer) clearInterval(this.timer);
     if (this.reaperTimer) clearInterval(this.reaperTimer);
     for (const c of this.running.values())

@@ -6,7 +6,7 @@ import { and, eq, inArray } from 'drizzle-orm';
 import type { Budget } from '@ngsci/contract';
 import type { Db } from '../db/client.js';
 import { instances } from '../db/schema.js';
-import { planFor } from '../plans.js';
+import { planFor } from './plans.js';
 import type { Metering } from './index.js';
 import { monthKey, monthStart, nextMonthStart } from './money.js';
 

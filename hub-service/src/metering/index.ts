@@ -4,15 +4,20 @@
  */
 import type { Catalog } from '@ngsci/contract';
 import type { Config } from '../config.js';
-import type { Database } from '../db/client.js';
+import type { Database, Db } from '../db/client.js';
 import type { HubClient } from '../hub.js';
 import type { Logger } from '../logger.js';
 import type { Lifecycle } from '../instances/lifecycle.js';
 import type { InstanceStore } from '../instances/store.js';
 import type { Notifier } from '../notify/types.js';
-import type { KernelActivity } from './culler.js';
+import type { Orphans } from '../reconcile/orphans.js';
+import { BudgetAlertStore } from './budget-alerts.js';
+import { BudgetEnforcer } from './budget-enforcer.js';
+import { Culler, type KernelActivity } from './culler.js';
+import { IdleStateStore } from './idle-state.js';
 import { Ledger } from './ledger.js';
-import { advisoryLock, Meter, type MeterSettings } from './meter.js';
+import { advisoryLock, Meter, type MeterDeps, type MeterSettings } from './meter.js';
+import { PlanTable } from './plans.js';
 import { PriceBook } from './prices.js';
 import { Quotas } from './quotas.js';
 
@@ -31,7 +36,6 @@ export function meterSettings(config: Config): MeterSettings {
   return {
     intervalSeconds: config.NGSCI_METER_INTERVAL,
     accrueEverySeconds: config.NGSCI_METER_ACCRUE_EVERY,
-    orphanGraceSeconds: config.NGSCI_METER_ORPHAN_GRACE,
     budgetGraceSeconds: config.NGSCI_BUDGET_GRACE,
     activeWindowSeconds: config.NGSCI_ACTIVITY_WINDOW,
     homeGb: config.NGSCI_HOME_GB,
@@ -64,41 +68,86 @@ export function createMetering(opts: {
   return { ledger, prices, quotas, catalog, meter: null, settings };
 }
 
-/** Builds the meter loop (not started: `meter.start()` begins it). */
-export function createMeter(
-  m: Metering,
-  opts: {
-    config: Config;
-    database: Database;
-    hub: HubClient;
-    logger: Logger;
-    store: InstanceStore;
-    lifecycle: Lifecycle;
-    notifier: Notifier;
-    kernels: KernelActivity;
-    gpuBusy?: (instanceId: string) => Promise<boolean | null>;
-    now?: () => Date;
-  },
+/** What a meter is built from, besides the metering parts (tests and the benchmark build their own). */
+export interface MeterParts {
+  db: Db;
+  hub: Pick<HubClient, 'listActiveUsers'>;
+  logger: Logger;
+  store: InstanceStore;
+  lifecycle: Pick<Lifecycle, 'stop'>;
+  notifier: Notifier;
+  /** servers on one side only, shared with the reconciler (reconcile/orphans.ts) */
+  orphans: Pick<Orphans, 'fromListing'>;
+  kernels: KernelActivity;
+  gpuBusy?: (instanceId: string) => Promise<boolean | null>;
+  /** the metering settings by default */
+  settings?: MeterSettings;
+  /** let GET /budget and launch checks see this meter's priced but unwritten usage (default true) */
+  publishPending?: boolean;
+  lock?: MeterDeps['lock'];
+  now?: () => Date;
+}
+
+/** The meter loop with its phases: accrual, budgets (alerts, hard stops), culling. */
+export function buildMeter(
+  m: Pick<Metering, 'ledger' | 'prices' | 'catalog' | 'quotas' | 'settings'>,
+  p: MeterParts,
 ): Meter {
-  const { config } = opts;
-  m.meter = new Meter({
-    db: opts.database.db,
-    hub: opts.hub,
-    logger: opts.logger.child({ part: 'meter' }),
-    store: opts.store,
-    lifecycle: opts.lifecycle,
-    notifier: opts.notifier,
+  const settings = p.settings ?? m.settings;
+  const idle = new IdleStateStore(p.db);
+  return new Meter({
+    hub: p.hub,
+    logger: p.logger,
+    store: p.store,
     ledger: m.ledger,
     prices: m.prices,
     catalog: m.catalog,
-    kernels: opts.kernels,
-    ...(opts.gpuBusy ? { gpuBusy: opts.gpuBusy } : {}),
-    settings: m.settings,
-    quotas: m.quotas,
-    ...(opts.database.kind === 'postgres' && config.DATABASE_URL
+    plans: () => PlanTable.load(p.db, settings.defaultPlan),
+    quotaRows: () => m.quotas.rows(),
+    budgets: new BudgetEnforcer({
+      ledger: m.ledger,
+      alerts: new BudgetAlertStore(p.db),
+      notifier: p.notifier,
+      store: p.store,
+      lifecycle: p.lifecycle,
+      logger: p.logger,
+      graceSeconds: settings.budgetGraceSeconds,
+    }),
+    culler: new Culler({
+      idle,
+      kernels: p.kernels,
+      ...(p.gpuBusy ? { gpuBusy: p.gpuBusy } : {}),
+      notifier: p.notifier,
+      store: p.store,
+      lifecycle: p.lifecycle,
+      logger: p.logger,
+      warningSeconds: settings.cull.warningSeconds,
+    }),
+    idle,
+    orphans: p.orphans,
+    settings,
+    ...(p.publishPending !== false ? { quotas: m.quotas } : {}),
+    ...(p.lock ? { lock: p.lock } : {}),
+    ...(p.now ? { now: p.now } : {}),
+  });
+}
+
+/** Builds the service's meter loop (not started: `meter.start()` begins it). */
+export function createMeter(
+  m: Metering,
+  opts: Omit<MeterParts, 'db' | 'settings' | 'publishPending' | 'lock'> & {
+    config: Config;
+    database: Database;
+  },
+): Meter {
+  const { config, database, ...parts } = opts;
+  m.meter = buildMeter(m, {
+    ...parts,
+    db: database.db,
+    logger: opts.logger.child({ part: 'meter' }),
+    ...(database.kind === 'postgres' && config.DATABASE_URL
       ? { lock: advisoryLock(config.DATABASE_URL) }
       : {}),
-    ...(opts.now ? { now: opts.now } : {}),
   });
   return m.meter;
 }

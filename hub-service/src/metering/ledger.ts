@@ -11,7 +11,8 @@
  */
 import { sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
-import { usageIntervals } from '../db/schema.js';
+import { instances, usageIntervals } from '../db/schema.js';
+import type { InstanceRow } from '../instances/store.js';
 import {
   intervalMicros,
   MINIMUM_SECONDS,
@@ -362,6 +363,37 @@ export class Ledger {
         sum(amount_micros) as s, sum(case when kind = 'compute' then billed_to - billed_from else 0 end) as secs
       from usage_intervals where user_name = ${user} group by 1 order by 1 desc`);
     return rows.map((r) => ({ month: r.m, totalMicros: Number(r.s), seconds: Number(r.secs) }));
+  }
+
+  /**
+   * Instances that ended (stopped or failed) after becoming ready, since `since`, whose usage has
+   * no final row yet: the meter still has to close them.
+   */
+  async unclosed(since: Date): Promise<InstanceRow[]> {
+    return this.db
+      .select()
+      .from(instances)
+      .where(
+        sql`${instances.state} in ('stopped', 'failed') and ${instances.readyAt} is not null
+          and coalesce(${instances.stoppedAt}, ${instances.readyAt}) > ${since.toISOString()}
+          and not exists (select 1 from usage_intervals u where u.meter_key = ${instances.id}::text and u.final)`,
+      );
+  }
+
+  /** The groups on each user's newest row (users never metered are absent). */
+  async newestGroups(users: string[]): Promise<Map<string, string[]>> {
+    const rows = await this.all<{ u: string; groups: string[] | null }>(sql`
+      select k.u, l.groups from json_array_elements_text(${JSON.stringify(users)}::json) as k(u)
+      join lateral (select groups from usage_intervals where user_name = k.u order by started_at desc limit 1) l on true`);
+    return new Map(rows.map((r) => [r.u, r.groups ?? []]));
+  }
+
+  /** Every user who ever had an instance, and when the first was created: their home volume's start. */
+  async homeVolumes(): Promise<Array<{ user: string; since: Date }>> {
+    const rows = await this.all<{ u: string; first: string | Date }>(
+      sql`select user_name as u, min(created_at) as first from instances group by user_name`,
+    );
+    return rows.map((r) => ({ user: r.u, since: new Date(r.first) }));
   }
 
   /** Every compute row of one instance, oldest first (tests and audits). */

@@ -10,7 +10,8 @@ import { ScriptedProvisioner } from '../testing/scripted-provisioner.js';
 import type { HubClient, HubUserModel } from '../hub.js';
 import type { Lifecycle } from '../instances/lifecycle.js';
 import type { Notice } from '../notify/types.js';
-import { Meter } from './meter.js';
+import { buildMeter } from './index.js';
+import { Orphans } from '../reconcile/orphans.js';
 import type { KernelActivity } from './culler.js';
 import { budgetFor } from './budgets.js';
 import { planAssignments, quotas } from '../db/schema.js';
@@ -57,20 +58,19 @@ function meterFor(opts: {
       return null;
     },
   } as unknown as Lifecycle;
-  const m = h.services.metering;
-  const meter = new Meter({
+  const logger = h.services.logger;
+  const meter = buildMeter(h.services.metering, {
     db: h.database.db,
     hub,
-    logger: h.services.logger,
+    logger,
     store: h.services.store,
     lifecycle,
     notifier: { send: async (n) => void notices.push(n) },
-    ledger: m.ledger,
-    prices: m.prices,
-    catalog: m.catalog,
+    // the hub's lost servers are reconcile/orphans.ts's, fed by the meter's listing
+    orphans: new Orphans({ store: h.services.store, lifecycle, logger, graceSeconds: 60 }),
     kernels: opts.kernels ?? ((id) => h.services.agents.kernelActivity(id, 120)),
     ...(opts.gpuBusy ? { gpuBusy: opts.gpuBusy } : {}),
-    ...(opts.publishPending ? { quotas: m.quotas } : {}),
+    publishPending: opts.publishPending ?? false,
     settings: { ...settings(), ...opts.settings },
     now: opts.now,
   });
@@ -83,7 +83,6 @@ function settings() {
     accrueEverySeconds: 0,
     homeGb: 0,
     budgetGraceSeconds: 300,
-    orphanGraceSeconds: 60,
     cull: {
       ...h.services.metering.settings.cull,
       enabled: false,

@@ -1,16 +1,79 @@
 /**
- * Plan resolution for many users at once (the meter prices thousands of servers per cycle): the
- * same rule as ../plans.ts planFor — own assignment, else the cheapest of the groups', else the
- * default plan — over tables loaded once per cycle.
+ * Which plan a user is on. One rule, `choosePlan`: their own assignment, else the cheapest of their
+ * groups' plans (so a researcher in a non-profit group is never charged because of another group),
+ * else the default plan. Two ways to feed it: `planFor` asks the database for one user (GET /me,
+ * GET /budget); `PlanTable` loads the tables once and answers for many users (the meter prices
+ * thousands of servers per cycle, the admin user list).
  */
+import { and, eq, inArray, or } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { planAssignments, plans } from '../db/schema.js';
+
+export type Plan = typeof plans.$inferSelect;
 
 export interface PlanRef {
   id: string;
   multiplierPpm: number;
 }
 
+/**
+ * The plan rule, pure: `own` is the user's assignment, `viaGroups` their groups' plans, in
+ * any order (on a tie the first wins), `fallback` the default plan.
+ */
+export function choosePlan<P extends PlanRef>(
+  own: P | undefined,
+  viaGroups: readonly P[],
+  fallback: P,
+): P {
+  if (own) return own;
+  let cheapest: P | undefined;
+  for (const p of viaGroups)
+    if (!cheapest || p.multiplierPpm < cheapest.multiplierPpm) cheapest = p;
+  return cheapest ?? fallback;
+}
+
+/** The default plan when its row is missing (an operator named a plan nobody created): list price. */
+export function listPricePlan(id: string): Plan {
+  return { id, label: id, multiplierPpm: 1_000_000, builtIn: false, createdAt: new Date(0) };
+}
+
+/** One user's plan, straight from the database. */
+export async function planFor(
+  db: Db,
+  user: string,
+  groups: readonly string[],
+  defaultPlan: string,
+): Promise<Plan> {
+  const ownRule = and(
+    eq(planAssignments.subjectKind, 'user'),
+    eq(planAssignments.subjectName, user),
+  );
+  const [assigned, fallback] = await Promise.all([
+    db
+      .select({ kind: planAssignments.subjectKind, plan: plans })
+      .from(planAssignments)
+      .innerJoin(plans, eq(plans.id, planAssignments.planId))
+      .where(
+        groups.length
+          ? or(
+              ownRule,
+              and(
+                eq(planAssignments.subjectKind, 'group'),
+                inArray(planAssignments.subjectName, [...groups]),
+              ),
+            )
+          : ownRule,
+      ),
+    db.select().from(plans).where(eq(plans.id, defaultPlan)).limit(1),
+  ]);
+  return choosePlan(
+    assigned.find((r) => r.kind === 'user')?.plan,
+    assigned.filter((r) => r.kind === 'group').map((r) => r.plan),
+    fallback[0] ?? listPricePlan(defaultPlan),
+  );
+}
+
+/** Every plan and assignment, loaded once, to answer for many users without a query each. */
 export class PlanTable {
   private constructor(
     private readonly byId: Map<string, PlanRef>,
@@ -30,15 +93,12 @@ export class PlanTable {
   }
 
   planOf(user: string, groups: readonly string[]): PlanRef {
-    const own = this.users.get(user);
-    if (own && this.byId.has(own)) return this.byId.get(own)!;
-    let best: PlanRef | null = null;
-    for (const g of groups) {
-      const p = this.byId.get(this.groups.get(g) ?? '');
-      if (p && (!best || p.multiplierPpm < best.multiplierPpm)) best = p;
-    }
-    return (
-      best ?? this.byId.get(this.defaultPlan) ?? { id: this.defaultPlan, multiplierPpm: 1_000_000 }
-    );
+    const plan = (id: string | undefined) => (id === undefined ? undefined : this.byId.get(id));
+    const viaGroups = groups.flatMap((g) => plan(this.groups.get(g)) ?? []);
+    const fallback = plan(this.defaultPlan) ?? {
+      id: this.defaultPlan,
+      multiplierPpm: listPricePlan(this.defaultPlan).multiplierPpm,
+    };
+    return choosePlan(plan(this.users.get(user)), viaGroups, fallback);
   }
 }

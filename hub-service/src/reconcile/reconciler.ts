@@ -2,7 +2,8 @@
  * Reconciliation: at start and every NGSCI_RECONCILE_INTERVAL, compares what the service believes
  * with what JupyterHub and the provisioners have, and cleans up so nothing runs unbilled:
  *   - an instance whose hub server is gone (deleted user, a server the hub forgot) is stopped once
- *     it has been gone for NGSCI_RECONCILE_GRACE;
+ *     it has been gone for NGSCI_RECONCILE_GRACE (orphans.ts, which the meter's hub listing feeds
+ *     too, so running servers are checked every meter cycle as well);
  *   - an instance stuck in `stopping` with no stop job (its stop failed) gets a new stop job;
  *   - a start that lost its job (no job queued or running) is failed and its machine destroyed;
  *   - a terraform workdir that may still hold cloud resources (applied or half-applied, not
@@ -19,6 +20,7 @@ import type { Lifecycle } from '../instances/lifecycle.js';
 import type { InstanceRow, InstanceStore } from '../instances/store.js';
 import type { Logger } from '../logger.js';
 import type { Provisioner } from '../provisioners/types.js';
+import { Orphans } from './orphans.js';
 
 /** A provisioner that can say which instances may still hold cloud resources (the terraform one). */
 export interface LeftoverSource {
@@ -38,7 +40,10 @@ export interface ReconcilerDeps {
   provisioners: Map<string, Provisioner>;
   jobTag: (cloud: Cloud) => string;
   bootstrap?: Pick<BootstrapTokens, 'purgeExpired'>;
+  /** NGSCI_RECONCILE_GRACE: how long a server may be missing from the hub, or a start without a job */
   graceSeconds: number;
+  /** the orphan clocks shared with the meter (services.ts); one of its own when absent */
+  orphans?: Orphans;
   intervalSeconds: number;
   /** wakes the worker after jobs were queued */
   kick?: () => void;
@@ -66,13 +71,20 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export class Reconciler {
   private readonly now: () => number;
-  /** instance id → when this process first saw its hub server gone */
-  private readonly missingSince = new Map<string, number>();
+  private readonly orphanWatch: Orphans;
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<ReconcileReport> | null = null;
 
   constructor(private readonly d: ReconcilerDeps) {
     this.now = d.now ?? Date.now;
+    this.orphanWatch =
+      d.orphans ??
+      new Orphans({
+        store: d.store,
+        lifecycle: d.lifecycle,
+        logger: d.logger,
+        graceSeconds: d.graceSeconds,
+      });
   }
 
   /** Runs once now, then every interval. */
@@ -133,23 +145,19 @@ export class Reconciler {
     return report;
   }
 
-  /** Instances whose hub server is gone: stopped after the grace period. */
+  /** Instances whose hub server is gone: stopped after the grace period (orphans.ts). */
   private async orphans(active: InstanceRow[], report: ReconcileReport): Promise<void> {
-    const now = this.now();
     const candidates = active.filter((r) => r.state !== 'stopping');
-    const seen = new Set(candidates.map((r) => r.id));
-    for (const id of this.missingSince.keys()) if (!seen.has(id)) this.missingSince.delete(id);
+    this.orphanWatch.keepOnly(new Set(candidates.map((r) => r.id)));
     const users = new Map<string, HubUserModel | null>();
     for (const row of candidates) {
-      let model = users.get(row.userName);
-      if (model === undefined) {
-        try {
-          model = await this.d.hub.getUser(row.userName);
-        } catch {
-          report.skipped.push('orphans: JupyterHub did not answer');
-          return; // unreachable is not "gone": stop nothing this round
-        }
-        users.set(row.userName, model);
+      if (users.has(row.userName)) continue;
+      let model: HubUserModel | null;
+      try {
+        model = await this.d.hub.getUser(row.userName);
+      } catch {
+        report.skipped.push('orphans: JupyterHub did not answer');
+        return; // unreachable is not "gone": stop nothing this round
       }
       if (model && !model.servers) {
         // the hub answered without servers (the service's token lacks read:servers): unknown, not gone
@@ -158,25 +166,17 @@ export class Reconciler {
         );
         return;
       }
-      const hubName = toHubServerName(row.serverName);
-      const present =
-        !!model?.servers && Object.prototype.hasOwnProperty.call(model.servers, hubName);
-      if (present) {
-        this.missingSince.delete(row.id);
-        continue;
-      }
-      const since = this.missingSince.get(row.id) ?? now;
-      this.missingSince.set(row.id, since);
-      if (now - since < this.d.graceSeconds * 1000) continue;
-      await this.d.store.note(
-        row.id,
-        0,
-        `JupyterHub has no server '${row.serverName}' for ${row.userName} any more: stopping it`,
-      );
-      await this.d.lifecycle.bridgeStop(row.userName, hubName);
-      this.missingSince.delete(row.id);
-      report.orphansStopped.push(row.id);
+      users.set(row.userName, model);
     }
+    const present = (row: InstanceRow) => {
+      const servers = users.get(row.userName)?.servers;
+      return (
+        !!servers && Object.prototype.hasOwnProperty.call(servers, toHubServerName(row.serverName))
+      );
+    };
+    report.orphansStopped.push(
+      ...(await this.orphanWatch.observe(candidates, present, this.now())),
+    );
   }
 
   /** Stops that lost their job, and starts that lost theirs. */

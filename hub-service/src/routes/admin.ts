@@ -3,7 +3,7 @@
  * assignments, price overrides, every user's spend, every instance, and stopping any instance.
  */
 import { createRoute, z } from '@hono/zod-openapi';
-import { and, count, eq, inArray, sql } from 'drizzle-orm';
+import { count, inArray, sql } from 'drizzle-orm';
 import {
   ACTIVE_STATES,
   AdminUserList,
@@ -26,17 +26,24 @@ import {
   SizeId,
   Cloud,
   Month,
+  MeterStatus,
 } from '@ngsci/contract';
-import { newRouter, type AppDeps } from '../app.js';
+import { newRouter, type AppDeps } from '../http.js';
 import { ApiError } from '../errors.js';
-import { instances, planAssignments, plans, priceOverrides, quotas } from '../db/schema.js';
+import { instances } from '../db/schema.js';
 import { toInstance } from '../instances/store.js';
-import { combine } from '../metering/quotas.js';
-import { PlanTable } from '../metering/plans.js';
+import { combine, type QuotaRow } from '../metering/quotas.js';
+import { PlanTable, type Plan as PlanRow } from '../metering/plans.js';
+import {
+  PlanStore,
+  PriceOverrideStore,
+  QuotaStore,
+  type PlanAssignmentRow,
+  type PriceOverrideRow,
+} from '../metering/admin-store.js';
 import { monthKey, nextMonthStart, parseMonth } from '../metering/money.js';
 import { errors, json } from './common.js';
 
-type QuotaRow = typeof quotas.$inferSelect;
 const toQuota = (q: QuotaRow) => ({
   id: q.id,
   subjectKind: q.subjectKind,
@@ -51,13 +58,19 @@ const toQuota = (q: QuotaRow) => ({
   maxAgeSeconds: q.maxAgeSeconds,
   updatedAt: q.updatedAt.toISOString(),
 });
-const toPlan = (p: typeof plans.$inferSelect) => ({
+const toPlan = (p: PlanRow) => ({
   id: p.id,
   label: p.label,
   multiplierPpm: p.multiplierPpm,
   builtIn: p.builtIn,
 });
-const toOverride = (o: typeof priceOverrides.$inferSelect) => ({
+const toAssignment = (a: PlanAssignmentRow) => ({
+  id: a.id,
+  subjectKind: a.subjectKind,
+  subjectName: a.subjectName,
+  planId: a.planId,
+});
+const toOverride = (o: PriceOverrideRow) => ({
   size: o.sizeId,
   cloud: o.cloud as Cloud,
   onDemandMicrosPerHour: o.onDemandMicrosPerHour,
@@ -76,6 +89,9 @@ export function adminRoutes(
 ) {
   const r = newRouter();
   const db = deps.database.db;
+  const quotaStore = new QuotaStore(db);
+  const planStore = new PlanStore(db);
+  const overrideStore = new PriceOverrideStore(db);
   r.use('*', deps.auth.adminOnly());
 
   // ---- quotas and budgets
@@ -86,8 +102,7 @@ export function adminRoutes(
       path: '/quotas',
       responses: { 200: json(QuotaList, 'every quota row'), ...errors(401, 403) },
     }),
-    async (c) =>
-      c.json({ quotas: (await db.select().from(quotas).orderBy(quotas.id)).map(toQuota) }, 200),
+    async (c) => c.json({ quotas: (await quotaStore.list()).map(toQuota) }, 200),
   );
 
   const quotaValues = (q: z.infer<typeof QuotaInput>) => ({
@@ -114,11 +129,7 @@ export function adminRoutes(
       responses: { 201: json(Quota, 'created'), ...errors(400, 401, 403, 409) },
     }),
     async (c) => {
-      const [row] = await db
-        .insert(quotas)
-        .values(quotaValues(c.req.valid('json')))
-        .onConflictDoNothing()
-        .returning();
+      const row = await quotaStore.create(quotaValues(c.req.valid('json')));
       if (!row)
         throw new ApiError(
           409,
@@ -137,10 +148,7 @@ export function adminRoutes(
       responses: { 200: json(Quota, 'the quota'), ...errors(401, 403, 404) },
     }),
     async (c) => {
-      const [row] = await db
-        .select()
-        .from(quotas)
-        .where(eq(quotas.id, c.req.valid('param').id));
+      const row = await quotaStore.get(c.req.valid('param').id);
       if (!row) throw new ApiError(404, 'not_found', 'no such quota');
       return c.json(toQuota(row), 200);
     },
@@ -157,11 +165,10 @@ export function adminRoutes(
       responses: { 200: json(Quota, 'replaced'), ...errors(400, 401, 403, 404) },
     }),
     async (c) => {
-      const [row] = await db
-        .update(quotas)
-        .set(quotaValues(c.req.valid('json')))
-        .where(eq(quotas.id, c.req.valid('param').id))
-        .returning();
+      const row = await quotaStore.replace(
+        c.req.valid('param').id,
+        quotaValues(c.req.valid('json')),
+      );
       if (!row) throw new ApiError(404, 'not_found', 'no such quota');
       return c.json(toQuota(row), 200);
     },
@@ -175,11 +182,8 @@ export function adminRoutes(
       responses: { 204: { description: 'deleted' }, ...errors(401, 403, 404) },
     }),
     async (c) => {
-      const gone = await db
-        .delete(quotas)
-        .where(eq(quotas.id, c.req.valid('param').id))
-        .returning({ id: quotas.id });
-      if (!gone.length) throw new ApiError(404, 'not_found', 'no such quota');
+      if (!(await quotaStore.delete(c.req.valid('param').id)))
+        throw new ApiError(404, 'not_found', 'no such quota');
       return c.body(null, 204);
     },
   );
@@ -192,8 +196,7 @@ export function adminRoutes(
       path: '/plans',
       responses: { 200: json(PlanList, 'every plan'), ...errors(401, 403) },
     }),
-    async (c) =>
-      c.json({ plans: (await db.select().from(plans).orderBy(plans.id)).map(toPlan) }, 200),
+    async (c) => c.json({ plans: (await planStore.list()).map(toPlan) }, 200),
   );
 
   r.openapi(
@@ -204,11 +207,7 @@ export function adminRoutes(
       responses: { 201: json(Plan, 'created'), ...errors(400, 401, 403, 409) },
     }),
     async (c) => {
-      const [row] = await db
-        .insert(plans)
-        .values({ ...c.req.valid('json'), builtIn: false })
-        .onConflictDoNothing()
-        .returning();
+      const row = await planStore.create(c.req.valid('json'));
       if (!row) throw new ApiError(409, 'already_exists', 'a plan with this id exists already');
       return c.json(toPlan(row), 201);
     },
@@ -235,11 +234,7 @@ export function adminRoutes(
       },
     }),
     async (c) => {
-      const [row] = await db
-        .update(plans)
-        .set(c.req.valid('json'))
-        .where(eq(plans.id, c.req.valid('param').id))
-        .returning();
+      const row = await planStore.update(c.req.valid('param').id, c.req.valid('json'));
       if (!row) throw new ApiError(404, 'not_found', 'no such plan');
       return c.json(toPlan(row), 200);
     },
@@ -254,7 +249,7 @@ export function adminRoutes(
     }),
     async (c) => {
       const { id } = c.req.valid('param');
-      const [row] = await db.select().from(plans).where(eq(plans.id, id));
+      const row = await planStore.get(id);
       if (!row) throw new ApiError(404, 'not_found', 'no such plan');
       if (row.builtIn)
         throw new ApiError(
@@ -262,17 +257,14 @@ export function adminRoutes(
           'bad_request',
           `'${id}' is a built-in plan; change its multiplier instead`,
         );
-      const [used] = await db
-        .select({ n: count() })
-        .from(planAssignments)
-        .where(eq(planAssignments.planId, id));
-      if (used && used.n > 0)
+      const used = await planStore.assignmentCount(id);
+      if (used > 0)
         throw new ApiError(
           400,
           'bad_request',
-          `plan '${id}' is assigned ${used.n} time(s); remove the assignments first`,
+          `plan '${id}' is assigned ${used} time(s); remove the assignments first`,
         );
-      await db.delete(plans).where(eq(plans.id, id));
+      await planStore.delete(id);
       return c.body(null, 204);
     },
   );
@@ -283,20 +275,7 @@ export function adminRoutes(
       path: '/plan-assignments',
       responses: { 200: json(PlanAssignmentList, 'every assignment'), ...errors(401, 403) },
     }),
-    async (c) =>
-      c.json(
-        {
-          assignments: (await db.select().from(planAssignments).orderBy(planAssignments.id)).map(
-            (a) => ({
-              id: a.id,
-              subjectKind: a.subjectKind,
-              subjectName: a.subjectName,
-              planId: a.planId,
-            }),
-          ),
-        },
-        200,
-      ),
+    async (c) => c.json({ assignments: (await planStore.assignments()).map(toAssignment) }, 200),
   );
 
   r.openapi(
@@ -311,25 +290,9 @@ export function adminRoutes(
     }),
     async (c) => {
       const a = c.req.valid('json');
-      const [plan] = await db.select().from(plans).where(eq(plans.id, a.planId));
-      if (!plan) throw new ApiError(400, 'bad_request', `no plan '${a.planId}'`);
-      const [row] = await db
-        .insert(planAssignments)
-        .values(a)
-        .onConflictDoUpdate({
-          target: [planAssignments.subjectKind, planAssignments.subjectName],
-          set: { planId: a.planId },
-        })
-        .returning();
-      return c.json(
-        {
-          id: row!.id,
-          subjectKind: row!.subjectKind,
-          subjectName: row!.subjectName,
-          planId: row!.planId,
-        },
-        200,
-      );
+      if (!(await planStore.get(a.planId)))
+        throw new ApiError(400, 'bad_request', `no plan '${a.planId}'`);
+      return c.json(toAssignment(await planStore.assign(a)), 200);
     },
   );
 
@@ -341,11 +304,8 @@ export function adminRoutes(
       responses: { 204: { description: 'removed' }, ...errors(401, 403, 404) },
     }),
     async (c) => {
-      const gone = await db
-        .delete(planAssignments)
-        .where(eq(planAssignments.id, c.req.valid('param').id))
-        .returning({ id: planAssignments.id });
-      if (!gone.length) throw new ApiError(404, 'not_found', 'no such assignment');
+      if (!(await planStore.unassign(c.req.valid('param').id)))
+        throw new ApiError(404, 'not_found', 'no such assignment');
       return c.body(null, 204);
     },
   );
@@ -358,8 +318,7 @@ export function adminRoutes(
       path: '/prices',
       responses: { 200: json(PriceOverrideList, 'every override'), ...errors(401, 403) },
     }),
-    async (c) =>
-      c.json({ overrides: (await db.select().from(priceOverrides)).map(toOverride) }, 200),
+    async (c) => c.json({ overrides: (await overrideStore.list()).map(toOverride) }, 200),
   );
 
   r.openapi(
@@ -385,13 +344,9 @@ export function adminRoutes(
         note: p.note ?? null,
         updatedAt: new Date(),
       };
-      const [row] = await db
-        .insert(priceOverrides)
-        .values(values)
-        .onConflictDoUpdate({ target: [priceOverrides.sizeId, priceOverrides.cloud], set: values })
-        .returning();
+      const row = await overrideStore.put(values);
       await deps.metering.prices.refresh();
-      return c.json(toOverride(row!), 200);
+      return c.json(toOverride(row), 200);
     },
   );
 
@@ -404,11 +359,8 @@ export function adminRoutes(
     }),
     async (c) => {
       const { size, cloud } = c.req.valid('param');
-      const gone = await db
-        .delete(priceOverrides)
-        .where(and(eq(priceOverrides.sizeId, size), eq(priceOverrides.cloud, cloud)))
-        .returning();
-      if (!gone.length) throw new ApiError(404, 'not_found', `no override for ${size} on ${cloud}`);
+      if (!(await overrideStore.delete(size, cloud)))
+        throw new ApiError(404, 'not_found', `no override for ${size} on ${cloud}`);
       await deps.metering.prices.refresh();
       return c.body(null, 204);
     },
@@ -514,11 +466,7 @@ export function adminRoutes(
       path: '/meter',
       responses: {
         200: json(
-          z.object({
-            leader: z.boolean(),
-            lastCycle: z.record(z.string(), z.unknown()).nullable(),
-            activeInstances: z.number().int(),
-          }),
+          MeterStatus,
           'the meter loop in this replica: whether it holds the lock, and its last cycle (unknown servers, culls, alerts)',
         ),
         ...errors(401, 403),

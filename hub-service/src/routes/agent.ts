@@ -13,7 +13,7 @@ import {
   ServerName,
   SpotNotice,
 } from '@ngsci/contract';
-import { newRouter, type AppDeps } from '../app.js';
+import { newRouter, type AppDeps } from '../http.js';
 import type { AgentIdentity } from '../agent/credentials.js';
 import { GpuStore } from '../agent/gpu.js';
 import { ApiError } from '../errors.js';

@@ -19,7 +19,7 @@ import {
   SecurityEventQuery,
 } from '@ngsci/contract';
 import { eq } from 'drizzle-orm';
-import { newRouter, type AppDeps, type AppEnv } from '../app.js';
+import { newRouter, type AppDeps, type AppEnv } from '../http.js';
 import { verifyChains } from '../audit/chain.js';
 import { AuditMonitors, toRule } from '../audit/monitors.js';
 import { AuditStore, toCsv } from '../audit/store.js';

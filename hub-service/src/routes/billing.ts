@@ -1,7 +1,7 @@
 /** Monthly statements, as JSON or CSV (`Accept: text/csv` or `?format=csv`). */
 import { createRoute, z } from '@hono/zod-openapi';
 import { Month, Statement, StatementList } from '@ngsci/contract';
-import { newRouter, type AppDeps } from '../app.js';
+import { newRouter, type AppDeps } from '../http.js';
 import { statementCsv, statementFor } from '../metering/statements.js';
 import { errors, json } from './common.js';
 import { ForUser, meteredSubject } from './usage.js';

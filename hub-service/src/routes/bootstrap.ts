@@ -5,7 +5,7 @@
  * here: the machine has none until this answers. Mounted outside the hub-token middleware.
  */
 import { createRoute, z } from '@hono/zod-openapi';
-import { newRouter } from '../app.js';
+import { newRouter } from '../http.js';
 import { IdentityNotYetKnown, type BootstrapTokens } from '../bootstrap/tokens.js';
 import { ApiError } from '../errors.js';
 import { errors, json } from './common.js';

@@ -12,7 +12,7 @@ import {
   EventList,
   InstanceState,
 } from '@ngsci/contract';
-import { newRouter, type AppDeps } from '../app.js';
+import { newRouter, type AppDeps } from '../http.js';
 import { notFound } from '../errors.js';
 import { toBridgeInstance } from '../instances/store.js';
 import { errors, json } from './common.js';

@@ -4,7 +4,7 @@
  */
 import { createRoute, z } from '@hono/zod-openapi';
 import { Budget, Instance, ServerName } from '@ngsci/contract';
-import { newRouter, type AppDeps } from '../app.js';
+import { newRouter, type AppDeps } from '../http.js';
 import { ApiError } from '../errors.js';
 import { toInstance } from '../instances/store.js';
 import { budgetFor } from '../metering/budgets.js';

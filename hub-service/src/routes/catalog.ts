@@ -1,7 +1,7 @@
 /** The sizes, what they map to on each cloud, and their prices. */
 import { createRoute } from '@hono/zod-openapi';
 import { Catalog } from '@ngsci/contract';
-import { newRouter, type AppDeps } from '../app.js';
+import { newRouter, type AppDeps } from '../http.js';
 import { errors, json } from './common.js';
 
 export function catalogRoutes(deps: Pick<AppDeps, 'catalog'>) {

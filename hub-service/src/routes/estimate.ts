@@ -1,7 +1,7 @@
 /** Cost estimates for a usage scenario; see docs/billing.md for the scenario format. */
 import { createRoute } from '@hono/zod-openapi';
 import { Estimate, EstimateScenario } from '@ngsci/contract';
-import { newRouter, type AppDeps } from '../app.js';
+import { newRouter, type AppDeps } from '../http.js';
 import { estimate } from '../metering/estimate.js';
 import { errors, json } from './common.js';
 

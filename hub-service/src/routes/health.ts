@@ -2,7 +2,7 @@
 import { createRoute } from '@hono/zod-openapi';
 import { sql } from 'drizzle-orm';
 import { Health } from '@ngsci/contract';
-import { newRouter, type AppDeps } from '../app.js';
+import { newRouter, type AppDeps } from '../http.js';
 import { json } from './common.js';
 
 export function healthRoutes(deps: Pick<AppDeps, 'database' | 'version'>) {

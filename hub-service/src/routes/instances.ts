@@ -13,7 +13,7 @@ import {
   ResizeRequest,
   ServerName,
 } from '@ngsci/contract';
-import { newRouter, type AppDeps, type AppEnv } from '../app.js';
+import { newRouter, type AppDeps, type AppEnv } from '../http.js';
 import { ApiError } from '../errors.js';
 import { toInstance } from '../instances/store.js';
 import { errors, json } from './common.js';
@@ -136,7 +136,8 @@ export function instanceRoutes(deps: Pick<AppDeps, 'store' | 'lifecycle'>) {
       responses: {
         202: json(
           Instance,
-          'the old size is stopping; the new one starts next (follow the events)',
+          'the resize is recorded and the old size is stopping; the new one starts once the stop ' +
+            'has finished, also across a service restart (follow the events)',
         ),
         ...errors(400, 401, 403, 404, 409, 502),
       },

@@ -1,8 +1,8 @@
 /** Who the caller is: name, admin, groups and plan, and how isolated local instances are. */
 import { createRoute } from '@hono/zod-openapi';
 import { Me } from '@ngsci/contract';
-import { newRouter, type AppDeps } from '../app.js';
-import { planFor } from '../plans.js';
+import { newRouter, type AppDeps } from '../http.js';
+import { planFor } from '../metering/plans.js';
 import { isolationSummary } from '../provisioners/local-policy.js';
 import { errors, json } from './common.js';
 

@@ -6,14 +6,14 @@ import { createRoute } from '@hono/zod-openapi';
 import {
   AckRequest,
   AckResult,
-  Notification,
   NotificationList,
   NotificationPreferences,
   NotificationPreferencesInput,
   NotificationQuery,
   NotifyRequest,
+  NotifyResult,
 } from '@ngsci/contract';
-import { newRouter, type AppDeps } from '../app.js';
+import { newRouter, type AppDeps } from '../http.js';
 import { ApiError } from '../errors.js';
 import { webhookUrlProblem } from '../notify/channels.js';
 import type { Preferences } from '../notify/store.js';
@@ -155,7 +155,7 @@ export function notificationRoutes(deps: Pick<AppDeps, 'notifications' | 'notifi
         body: { content: { 'application/json': { schema: NotifyRequest } }, required: true },
       },
       responses: {
-        202: json(Notification.pick({ title: true, body: true, level: true }), 'sent'),
+        202: json(NotifyResult, 'sent'),
         ...errors(400, 401, 403),
       },
     }),

@@ -8,21 +8,13 @@
  * - `GET /api/v1/session`, `POST /api/v1/session/logout`: the session for the admin panel.
  */
 import { createRoute, z } from '@hono/zod-openapi';
+import { AdminSession } from '@ngsci/contract';
 import type { Context } from 'hono';
-import { newRouter, type AppDeps } from '../app.js';
+import { newRouter, type AppDeps } from '../http.js';
 import { ApiError } from '../errors.js';
 import { authorizeUrl, exchangeCode, safeNext } from '../session/oauth.js';
 import { CSRF_HEADER, type AdminSessions } from '../session/sessions.js';
 import { errors, json } from './common.js';
-
-const AdminSessionBody = z
-  .object({
-    user: z.string(),
-    admin: z.boolean().meta({ description: 'the signed-in token holds the admin scope' }),
-    csrf: z.string().meta({ description: `send it back in ${CSRF_HEADER} with every change` }),
-    expiresAt: z.string().meta({ description: 'when the sign-in ends (ISO 8601)' }),
-  })
-  .meta({ id: 'AdminSession' });
 
 const LoginQuery = z.object({
   next: z.string().max(2000).optional(),
@@ -104,7 +96,7 @@ export function sessionRoutes(deps: Pick<AppDeps, 'auth'>, sessions: AdminSessio
       description:
         'The admin sign-in of this browser: who, whether an admin, and the CSRF value for changes.',
       responses: {
-        200: json(AdminSessionBody, 'the signed-in session'),
+        200: json(AdminSession, 'the signed-in session'),
         ...errors(401, 403),
       },
     }),

@@ -2,7 +2,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { Usage, UsageQuery } from '@ngsci/contract';
-import { newRouter, type AppDeps, type AppEnv } from '../app.js';
+import { newRouter, type AppDeps, type AppEnv } from '../http.js';
 import { ApiError } from '../errors.js';
 import { monthStart } from '../metering/money.js';
 import { errors, json } from './common.js';

@@ -2,9 +2,8 @@
  * What instance agents report about their machine: GPU samples (for the usage panel and
  * GPU-aware idle detection). Only the newest samples matter; old ones may be pruned.
  */
-import { bigserial, index, jsonb, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
-
-const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
+import { bigserial, index, jsonb, pgTable, text } from 'drizzle-orm/pg-core';
+import { ts } from '../columns.js';
 
 export const gpuSamples = pgTable(
   'gpu_samples',

@@ -2,9 +2,8 @@
  * The data-access audit ledger: one row per file open, read or close that an instance agent saw
  * under the dataset mount. Append-only; admins list and export it.
  */
-import { bigint, bigserial, index, integer, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
-
-const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
+import { bigint, bigserial, index, integer, pgTable, text } from 'drizzle-orm/pg-core';
+import { ts } from '../columns.js';
 
 export const auditEvents = pgTable(
   'audit_events',

@@ -4,10 +4,9 @@
  * the environment (it holds the server's hub token) is sealed with the service's SecretBox and
  * wiped when the token is spent or expires.
  */
-import { index, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
-import { instances } from '../schema.js';
-
-const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
+import { index, pgTable, text, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { instances } from './core.js';
+import { ts } from '../columns.js';
 
 export const bootstrapTokens = pgTable(
   'bootstrap_tokens',

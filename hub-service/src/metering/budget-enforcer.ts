@@ -1,0 +1,121 @@
+/**
+ * Budget enforcement, one pass per meter cycle over its snapshot: each budget that applies to a
+ * user with a running server is measured (written spend plus what the cycle priced but did not
+ * write, so budgets act to the second); the 50/80/100 % thresholds are announced once each, and a
+ * hard-stop budget spent for longer than the grace stops that user's running servers.
+ * What GET /budget shows is budgets.ts; this module acts.
+ */
+import type { Lifecycle } from '../instances/lifecycle.js';
+import type { InstanceStore } from '../instances/store.js';
+import type { Logger } from '../logger.js';
+import type { Notifier } from '../notify/types.js';
+import type { BudgetAlertStore } from './budget-alerts.js';
+import type { CycleReport, MeterSnapshot } from './cycle.js';
+import type { Ledger } from './ledger.js';
+import { dollars, monthKey, monthStart, nextMonthStart } from './money.js';
+
+export interface BudgetEnforcerDeps {
+  ledger: Pick<Ledger, 'spendByUser' | 'groupSpend'>;
+  alerts: BudgetAlertStore;
+  notifier: Notifier;
+  store: Pick<InstanceStore, 'note'>;
+  lifecycle: Pick<Lifecycle, 'stop'>;
+  logger: Logger;
+  /** seconds between the 100 % alert of a hard-stop budget and the stop */
+  graceSeconds: number;
+}
+
+const THRESHOLDS = [50, 80, 100];
+
+export class BudgetEnforcer {
+  constructor(private readonly d: BudgetEnforcerDeps) {}
+
+  /**
+   * Alerts and hard stops for this cycle. `pending` is the µ$ per user priced but not written.
+   * Returns the users whose budget is spent (the culler spares nobody of theirs for busy kernels).
+   */
+  async enforce(
+    snap: MeterSnapshot,
+    pending: Map<string, number>,
+    report: CycleReport,
+  ): Promise<Set<string>> {
+    const exhausted = new Set<string>();
+    if (!snap.quotas.some((q) => q.monthlyBudgetMicros !== null)) return exhausted;
+    const { now, running } = snap;
+    const from = monthStart(now);
+    const to = nextMonthStart(now);
+    const month = monthKey(now);
+    const users = [...new Set(running.map((r) => r.userName))];
+    const spend = await this.d.ledger.spendByUser(from, to);
+    // what is priced but not yet written counts too: budgets act to the second
+    for (const [u, p] of pending) spend.set(u, (spend.get(u) ?? 0) + p);
+    const groupSpend = new Map<string, number>();
+    for (const user of users) {
+      const limits = snap.limitsOf(user);
+      for (const b of limits.budgets) {
+        let spent = spend.get(user) ?? 0;
+        if (b.kind === 'group') {
+          if (!groupSpend.has(b.name)) {
+            let groupPending = 0;
+            for (const [u, p] of pending) {
+              if (snap.groupsOf(u).includes(b.name)) groupPending += p;
+            }
+            groupSpend.set(
+              b.name,
+              (await this.d.ledger.groupSpend(b.name, from, to)) + groupPending,
+            );
+          }
+          spent = groupSpend.get(b.name)!;
+        }
+        // a budget of 0 allows nothing: it is spent from the start
+        const percent = b.budgetMicros > 0 ? Math.floor((spent * 100) / b.budgetMicros) : 100;
+        const subject = { kind: b.kind, name: b.kind === 'group' ? b.name : user, month };
+        const crossed = THRESHOLDS.filter((t) => percent >= t);
+        if (!crossed.length) continue;
+        const inserted = await this.d.alerts.record(subject, crossed, now);
+        const newest = Math.max(0, ...inserted);
+        const whose = b.kind === 'group' ? `group ${b.name}'s` : 'your';
+        if (newest) {
+          report.alerts.push(`${b.kind}:${subject.name}:${newest}`);
+          const stops = newest === 100 && b.hardStop;
+          await this.d.notifier.send({
+            user,
+            kind: 'budget',
+            level: newest === 100 ? 'error' : 'warning',
+            title: `${newest} % of ${whose} monthly budget is spent`,
+            body:
+              `${dollars(spent)} of ${dollars(b.budgetMicros)} this month.` +
+              (stops
+                ? ` Running servers stop in ${Math.round(this.d.graceSeconds / 60)} min unless an admin raises the budget.`
+                : ''),
+            actions: [{ id: 'open_billing', label: 'See usage' }],
+            dedupeKey: `budget:${b.kind}:${subject.name}:${month}:${newest}`,
+          });
+        }
+        if (percent < 100) continue;
+        exhausted.add(user);
+        if (!b.hardStop) continue;
+        const sentAt = await this.d.alerts.sentAt(subject, 100);
+        if (!sentAt || now.getTime() - sentAt.getTime() < this.d.graceSeconds * 1000) continue;
+        for (const r of running.filter((x) => x.userName === user)) {
+          report.budgetStops.push(r.id);
+          this.d.logger.info(
+            { instance: r.id, user, budget: `${b.kind}:${subject.name}` },
+            'meter: budget exhausted; stopping',
+          );
+          await this.d.store.note(
+            r.id,
+            100,
+            `stopping: ${whose.replace('your', 'the')} monthly budget of ${dollars(b.budgetMicros)} is spent`,
+          );
+          await this.d.lifecycle
+            .stop(user, r.serverName)
+            .catch((err: unknown) =>
+              this.d.logger.warn({ err, instance: r.id }, 'budget stop failed'),
+            );
+        }
+      }
+    }
+    return exhausted;
+  }
+}
