@@ -3,6 +3,7 @@
  * token, and turns error answers into `ServiceError` (the service's code and message) and network
  * failures into exit code 3. The token never appears in an error.
  */
+import { CallError, Transport } from '@ngsci/contract/client';
 import { CliError, EXIT, ServiceError } from './errors.js';
 
 export interface Connection {
@@ -55,10 +56,18 @@ export function connection(
 }
 
 export class ApiClient {
+  private readonly transport: Transport;
+
   constructor(
     readonly conn: Connection,
-    private readonly fetchImpl: typeof fetch = fetch,
-  ) {}
+    fetchImpl: typeof fetch = fetch,
+  ) {
+    this.transport = new Transport({
+      baseUrl: conn.url,
+      fetch: fetchImpl,
+      headers: () => ({ authorization: `token ${conn.token}` }),
+    });
+  }
 
   get<T>(path: string): Promise<T> {
     return this.request<T>('GET', path);
@@ -86,51 +95,35 @@ export class ApiClient {
     method: string,
     path: string,
     body?: unknown,
-    init: RequestInit = {},
+    init: { signal?: AbortSignal; accept?: string; headers?: Record<string, string> } = {},
   ): Promise<Response> {
-    let res: Response;
     try {
-      res = await this.fetchImpl(`${this.conn.url}${path}`, {
-        ...init,
-        method,
-        headers: {
-          authorization: `token ${this.conn.token}`,
-          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-          ...(init.headers as Record<string, string> | undefined),
-        },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
+      return await this.transport.call(method, path, { body, ...init });
     } catch (err) {
-      const c = (
-        err as { cause?: { code?: string; message?: string; errors?: Array<{ code?: string }> } }
-      ).cause;
-      const cause = c?.code ?? c?.errors?.[0]?.code ?? c?.message ?? (err as Error).message;
-      throw new CliError(
-        EXIT.unreachable,
-        'unreachable',
-        `cannot reach the ngsci service at ${new URL(this.conn.url).origin} (${cause})`,
-      );
+      throw err instanceof CallError ? this.cliError(err) : err;
     }
-    if (!res.ok) {
-      const text = await res.text();
-      let code = `http_${res.status}`;
-      let message = text.slice(0, 300) || res.statusText;
-      try {
-        const b = JSON.parse(text) as { code?: string; message?: string };
-        if (b.code) code = b.code;
-        if (b.message) message = b.message;
-      } catch {
-        // not the service's error shape (a proxy's page): keep the status
-      }
-      throw new ServiceError(res.status, code, message);
-    }
-    return res;
   }
 
-  private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const res = await this.raw(method, path, body);
-    if (res.status === 204) return undefined as T;
-    const text = await res.text();
-    return (text ? JSON.parse(text) : undefined) as T;
+  private request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    return this.transport
+      .json<T>(method, path, { body })
+      .catch((err: unknown) => Promise.reject(err instanceof CallError ? this.cliError(err) : err));
+  }
+
+  /** The CLI's words for a failed call (the token is never part of them). */
+  private cliError(err: CallError): CliError {
+    if (err.kind !== 'network') return new ServiceError(err.status, err.code, err.message);
+    const c = err.cause as
+      | {
+          cause?: { code?: string; message?: string; errors?: Array<{ code?: string }> };
+          message?: string;
+        }
+      | undefined;
+    const cause = c?.cause?.code ?? c?.cause?.errors?.[0]?.code ?? c?.cause?.message ?? c?.message;
+    return new CliError(
+      EXIT.unreachable,
+      'unreachable',
+      `cannot reach the ngsci service at ${new URL(this.conn.url).origin} (${cause})`,
+    );
   }
 }

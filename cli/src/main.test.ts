@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { run } from './main.js';
 import type { Io } from './output.js';
 import { dollars, parseDollars, parseDuration } from './parse.js';
-import { bar, sseEvents } from './progress.js';
+import { sseMessages as sseEvents } from '@ngsci/contract/client';
+import { bar } from './progress.js';
 
 function io(
   fetchImpl: typeof fetch = async () => new Response('{}'),

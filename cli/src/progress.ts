@@ -4,41 +4,10 @@
  * runs or fails.
  */
 import type { Instance, InstanceEvent } from '@ngsci/contract';
+import { sseMessages } from '@ngsci/contract/client';
 import type { ApiClient } from './client.js';
 import { CliError, EXIT } from './errors.js';
 import type { Io } from './output.js';
-
-/** Reads an SSE body and yields each event's name and data. */
-export async function* sseEvents(
-  body: ReadableStream<Uint8Array>,
-): AsyncGenerator<{ event: string; data: string; id?: string }> {
-  const decoder = new TextDecoder();
-  let buf = '';
-  let event = 'message';
-  let data: string[] = [];
-  let id: string | undefined;
-  for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
-    buf += decoder.decode(chunk, { stream: true });
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl).replace(/\r$/, '');
-      buf = buf.slice(nl + 1);
-      if (line === '') {
-        if (data.length) yield { event, data: data.join('\n'), ...(id ? { id } : {}) };
-        event = 'message';
-        data = [];
-        continue;
-      }
-      if (line.startsWith(':')) continue;
-      const colon = line.indexOf(':');
-      const field = colon < 0 ? line : line.slice(0, colon);
-      const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
-      if (field === 'event') event = value;
-      else if (field === 'data') data.push(value);
-      else if (field === 'id') id = value;
-    }
-  }
-}
 
 export function bar(progress: number, width = 24): string {
   const p = Math.max(0, Math.min(100, Math.round(progress)));
@@ -86,7 +55,7 @@ export async function waitForInstance(api: ApiClient, io: Io, o: WaitOptions): P
     });
     if (!res.body) throw new CliError(EXIT.failed, 'no_events', 'the service sent no event stream');
     let target = o.mode === 'launch' ? o.instanceId : null;
-    for await (const msg of sseEvents(res.body)) {
+    for await (const msg of sseMessages(res.body)) {
       if (msg.event !== 'instance') continue;
       const e = JSON.parse(msg.data) as InstanceEvent;
       if (o.mode === 'resize' && e.instanceId !== o.instanceId) target = e.instanceId;

@@ -46,7 +46,7 @@ import type {
   StatementSummary,
   Usage,
 } from '@ngsci/contract';
-import { SseParser } from './sse';
+import { CallError, SseParser, Transport } from '@ngsci/contract/client';
 
 // the contract's types, under the names the panels import from here
 export type {
@@ -143,19 +143,27 @@ const isArrayField =
 
 export class NgsciApi {
   readonly baseUrl: string;
-  private readonly token: string;
-  private readonly doFetch: typeof fetch;
+  /** with the page's token: the user's own calls */
+  private readonly withToken: Transport;
+  /** with the admin sign-in's cookie and no token (the page's token must not leak into it) */
+  private readonly withCookie: Transport;
   /** the admin sign-in, once `GET /session` answered (its CSRF value goes with every change) */
   private signIn: Promise<AdminSession> | null = null;
 
   constructor(opts: ApiOptions) {
     this.baseUrl = opts.baseUrl.replace(/\/$/, '');
-    this.token = opts.token;
-    this.doFetch = opts.fetch ?? ((input, init) => fetch(input, init));
-  }
-
-  private headers(extra: Record<string, string> = {}): Record<string, string> {
-    return { authorization: `token ${this.token}`, ...extra };
+    const doFetch = opts.fetch ?? ((input, init) => fetch(input, init));
+    this.withToken = new Transport({
+      baseUrl: this.baseUrl,
+      fetch: doFetch,
+      headers: () => ({ authorization: `token ${opts.token}` }),
+      credentials: 'omit',
+    });
+    this.withCookie = new Transport({
+      baseUrl: this.baseUrl,
+      fetch: doFetch,
+      credentials: 'same-origin',
+    });
   }
 
   /** The raw response of a call, after error handling (for CSV downloads and streams). */
@@ -165,24 +173,11 @@ export class NgsciApi {
     init: { body?: unknown; signal?: AbortSignal; accept?: string } = {},
   ): Promise<Response> {
     if (/^\/admin(\/|\?|$)/.test(path)) return this.adminRaw(method, path, init);
-    let res: Response;
     try {
-      res = await this.doFetch(`${this.baseUrl}${path}`, {
-        method,
-        headers: this.headers({
-          accept: init.accept ?? 'application/json',
-          ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}),
-        }),
-        body: init.body !== undefined ? JSON.stringify(init.body) : undefined,
-        signal: init.signal,
-        credentials: 'omit',
-      });
+      return await this.withToken.call(method, path, init);
     } catch (err) {
-      if ((err as Error)?.name === 'AbortError') throw err;
-      throw new NgsciApiError(0, 'unreachable', `cannot reach ${this.baseUrl}`);
+      throw err instanceof CallError ? this.apiError(err) : err;
     }
-    if (res.ok) return res;
-    throw await errorFrom(res);
   }
 
   /** A call answered with no body (204), such as a DELETE. */
@@ -257,29 +252,43 @@ export class NgsciApi {
     path: string,
     init: { body?: unknown; signal?: AbortSignal; accept?: string; csrf?: string } = {},
   ): Promise<Response> {
-    let res: Response;
+    const { csrf, ...rest } = init;
     try {
-      res = await this.doFetch(`${this.baseUrl}${path}`, {
-        method,
-        headers: {
-          accept: init.accept ?? 'application/json',
-          ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}),
-          ...(init.csrf ? { 'x-ngsci-csrf': init.csrf } : {}),
-        },
-        body: init.body !== undefined ? JSON.stringify(init.body) : undefined,
-        signal: init.signal,
-        credentials: 'same-origin',
+      return await this.withCookie.call(method, path, {
+        ...rest,
+        ...(csrf ? { headers: { 'x-ngsci-csrf': csrf } } : {}),
       });
-    } catch (err) {
-      if ((err as Error)?.name === 'AbortError') throw err;
-      throw new NgsciApiError(0, 'unreachable', `cannot reach ${this.baseUrl}`, null, true);
+    } catch (e) {
+      if (!(e instanceof CallError)) throw e;
+      const err = this.apiError(e, true);
+      // no cookie at all reads as "unauthenticated" to the service: for the panel, sign in
+      if (err.code === 'unauthenticated')
+        throw new NgsciApiError(err.status, 'login_required', err.message, err.requestId, true);
+      throw err;
     }
-    if (res.ok) return res;
-    const err = await errorFrom(res, true);
-    // no cookie at all reads as "unauthenticated" to the service: for the panel, sign in
-    if (err.code === 'unauthenticated')
-      throw new NgsciApiError(err.status, 'login_required', err.message, err.requestId, true);
-    throw err;
+  }
+
+  /** The panels' words for a failed call. */
+  private apiError(err: CallError, viaSignIn = false): NgsciApiError {
+    if (err.kind === 'network')
+      return new NgsciApiError(0, 'unreachable', `cannot reach ${this.baseUrl}`, null, viaSignIn);
+    if (err.kind === 'service') {
+      if (err.status === 404 && err.message.startsWith('no route for'))
+        return new NgsciApiError(404, 'endpoint_missing', err.message, err.requestId, viaSignIn);
+      return new NgsciApiError(
+        err.status,
+        err.code as ErrorCode,
+        err.message,
+        err.requestId,
+        viaSignIn,
+      );
+    }
+    // not the service's answer: the proxy's 503 while the service starts, a 502, an HTML page
+    if (err.status === 404)
+      return new NgsciApiError(404, 'endpoint_missing', `the service has no ${err.url}`);
+    if (err.status >= 500)
+      return new NgsciApiError(err.status, 'unreachable', `the service answered ${err.status}`);
+    return new NgsciApiError(err.status, 'bad_response', `the service answered ${err.status}`);
   }
 
   /** An admin call: the sign-in cookie, and its CSRF value on changes (asked again once if stale). */
@@ -463,32 +472,4 @@ export async function adminAccess(api: NgsciApi, fresh = false): Promise<AdminAc
           : new NgsciApiError(0, 'bad_response', String(err), null, true),
     };
   }
-}
-
-async function errorFrom(res: Response, viaSignIn = false): Promise<NgsciApiError> {
-  let body: unknown;
-  try {
-    body = await res.json();
-  } catch {
-    body = null;
-  }
-  if (isObject(body) && typeof body.code === 'string' && typeof body.message === 'string') {
-    const requestId = typeof body.requestId === 'string' ? body.requestId : null;
-    if (res.status === 404 && body.message.startsWith('no route for')) {
-      return new NgsciApiError(404, 'endpoint_missing', body.message, requestId, viaSignIn);
-    }
-    return new NgsciApiError(
-      res.status,
-      body.code as ErrorCode,
-      body.message,
-      requestId,
-      viaSignIn,
-    );
-  }
-  // not the service's answer: the proxy's 503 while the service starts, a 502, an HTML page
-  if (res.status === 404)
-    return new NgsciApiError(404, 'endpoint_missing', `the service has no ${res.url}`);
-  if (res.status >= 500 || res.status === 0)
-    return new NgsciApiError(res.status, 'unreachable', `the service answered ${res.status}`);
-  return new NgsciApiError(res.status, 'bad_response', `the service answered ${res.status}`);
 }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SseParser, type SseMessage } from './sse';
+import { SseParser, type SseMessage } from './sse.js';
 
 test('messages split across chunks arrive whole; comments and pings are told apart', () => {
   const got: SseMessage[] = [];

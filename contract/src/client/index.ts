@@ -1,0 +1,8 @@
+/**
+ * `@ngsci/contract/client`: the zod-free HTTP transport and SSE reader that the JupyterLab
+ * extension and the CLI share. Types of the API come from `@ngsci/contract` (as types only).
+ */
+export { CallError, callErrorFrom, Transport } from './http.js';
+export type { CallErrorKind, CallInit, Credentials, TransportOptions } from './http.js';
+export { SseParser, sseMessages } from './sse.js';
+export type { SseMessage } from './sse.js';
