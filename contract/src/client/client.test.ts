@@ -5,6 +5,16 @@ import { CallError, SseParser, sseMessages, Transport } from './index.js';
 const answer = (status: number, body: string, type = 'application/json') =>
   new Response(body, { status, headers: { 'content-type': type } });
 
+/** The error a call rejects with (a call that succeeds fails the test). */
+const failure = async <E = CallError>(p: Promise<unknown>): Promise<E> => {
+  try {
+    await p;
+  } catch (e) {
+    return e as E;
+  }
+  throw new Error('the call succeeded');
+};
+
 describe('the shared transport', () => {
   test('sends the caller headers, JSON bodies and the accept header', async () => {
     const seen: Array<{ url: string; init: RequestInit }> = [];
@@ -29,34 +39,35 @@ describe('the shared transport', () => {
   test("the service's error shape, another server's page, and no answer are told apart", async () => {
     const t = (res: () => Response | Promise<Response>) =>
       new Transport({ baseUrl: 'http://x', fetch: async () => res() });
-    const service = await t(() =>
-      answer(403, '{"code":"forbidden","message":"not yours","requestId":"r1"}'),
-    )
-      .call('GET', '/a')
-      .catch((e: unknown) => e as CallError);
+    const service = await failure(
+      t(() => answer(403, '{"code":"forbidden","message":"not yours","requestId":"r1"}')).call(
+        'GET',
+        '/a',
+      ),
+    );
     assert.ok(service instanceof CallError);
     assert.deepEqual(
       [service.kind, service.status, service.code, service.message, service.requestId],
       ['service', 403, 'forbidden', 'not yours', 'r1'],
     );
-    const proxy = await t(() => answer(502, '<html>Bad Gateway</html>', 'text/html'))
-      .call('GET', '/a')
-      .catch((e: unknown) => e as CallError);
+    const proxy = await failure(
+      t(() => answer(502, '<html>Bad Gateway</html>', 'text/html')).call('GET', '/a'),
+    );
     assert.deepEqual(
       [proxy.kind, proxy.code, proxy.message],
       ['http', 'http_502', '<html>Bad Gateway</html>'],
     );
-    const none = await t(() => {
-      throw new TypeError('fetch failed');
-    })
-      .call('GET', '/a')
-      .catch((e: unknown) => e as CallError);
+    const none = await failure(
+      t(() => {
+        throw new TypeError('fetch failed');
+      }).call('GET', '/a'),
+    );
     assert.deepEqual([none.kind, none.status, none.code], ['network', 0, 'unreachable']);
-    const aborted = await t(() => {
-      throw Object.assign(new Error('aborted'), { name: 'AbortError' });
-    })
-      .call('GET', '/a')
-      .catch((e: unknown) => e as Error);
+    const aborted = await failure<Error>(
+      t(() => {
+        throw Object.assign(new Error('aborted'), { name: 'AbortError' });
+      }).call('GET', '/a'),
+    );
     assert.equal(aborted.name, 'AbortError', 'an abort is the caller’s own, rethrown as it is');
   });
 });
