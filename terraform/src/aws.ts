@@ -24,7 +24,7 @@ import {
   type SecurityGroupIngress,
 } from '@cdktf/provider-aws/lib/security-group/index.js';
 import { VolumeAttachment } from '@cdktf/provider-aws/lib/volume-attachment/index.js';
-import { datasetMount, renderUserData } from './cloud-init.js';
+import { datasetMount, renderUserData, userDataBasics } from './cloud-init.js';
 import type { InstanceTypeInfo } from './instance-types.js';
 import {
   defaultZone,
@@ -199,12 +199,7 @@ export class AwsGpuInstance extends Construct implements GpuInstanceOutputs {
 
     const userData = renderUserData({
       cloud: 'aws',
-      instanceId: o.instanceId,
-      serviceUrl: o.serviceUrl,
-      allowHttp: o.allowHttp === true,
-      bootstrapToken: o.bootstrapToken,
-      singleuserPort: o.singleuserPort,
-      image: o.image,
+      ...userDataBasics(o),
       gpu,
       homeDevices: ebsDevices(o.homeDiskId.replace('-', ''), '/dev/sdf'),
       dataset: datasetMount(
@@ -212,7 +207,6 @@ export class AwsGpuInstance extends Construct implements GpuInstanceOutputs {
         o.dataset,
         dataVolume ? ebsDevices(Fn.replace(dataVolume.id, '-', ''), '/dev/sdg') : [],
       ),
-      sshAuthorizedKeys: o.allowSsh ? o.sshAuthorizedKeys : [],
     });
 
     this.instance = new Instance(this, 'machine', {

@@ -20,7 +20,7 @@ import {
 import { PublicIp } from '@cdktf/provider-azurerm/lib/public-ip/index.js';
 import { RoleAssignment } from '@cdktf/provider-azurerm/lib/role-assignment/index.js';
 import { VirtualMachineDataDiskAttachment } from '@cdktf/provider-azurerm/lib/virtual-machine-data-disk-attachment/index.js';
-import { datasetMount, renderUserData } from './cloud-init.js';
+import { datasetMount, renderUserData, userDataBasics } from './cloud-init.js';
 import type { InstanceTypeInfo } from './instance-types.js';
 import {
   homeDiskName,
@@ -129,16 +129,10 @@ export class AzureGpuInstance extends Construct implements GpuInstanceOutputs {
 
     const userData = renderUserData({
       cloud: 'azure',
-      instanceId: o.instanceId,
-      serviceUrl: o.serviceUrl,
-      allowHttp: o.allowHttp === true,
-      bootstrapToken: o.bootstrapToken,
-      singleuserPort: o.singleuserPort,
-      image: o.image,
+      ...userDataBasics(o),
       gpu,
       homeDevices: lunDevices(HOME_LUN),
       dataset: datasetMount('azure', o.dataset, lunDevices(DATASET_LUN)),
-      sshAuthorizedKeys: o.allowSsh ? o.sshAuthorizedKeys : [],
     });
 
     this.vm = new LinuxVirtualMachine(this, 'machine', {

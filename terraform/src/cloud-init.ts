@@ -16,7 +16,7 @@
  * hold Terraform references (cdktf tokens) such as a volume id; the scripts themselves never use
  * `${` or `%{`, so Terraform's template syntax can't capture them.
  */
-import type { Cloud, DatasetSpec, SingleuserImage } from './options.js';
+import type { Cloud, DatasetSpec, InstanceOptions, SingleuserImage } from './options.js';
 
 export type DatasetMount =
   { kind: 'disk'; devices: string[] } | { kind: 'bucket'; cloud: Cloud; ref: string };
@@ -196,6 +196,30 @@ export class CloudInit {
 /** The user-data for an instance, rendered. */
 export function renderUserData(o: CloudInitOptions): string {
   return CloudInit.forInstance(o).render();
+}
+
+/** What every cloud's user-data takes from the instance's options as they are. */
+export function userDataBasics(
+  o: InstanceOptions,
+): Pick<
+  CloudInitOptions,
+  | 'instanceId'
+  | 'serviceUrl'
+  | 'allowHttp'
+  | 'bootstrapToken'
+  | 'singleuserPort'
+  | 'image'
+  | 'sshAuthorizedKeys'
+> {
+  return {
+    instanceId: o.instanceId,
+    serviceUrl: o.serviceUrl,
+    allowHttp: o.allowHttp === true,
+    bootstrapToken: o.bootstrapToken,
+    singleuserPort: o.singleuserPort,
+    image: o.image,
+    sshAuthorizedKeys: o.allowSsh ? o.sshAuthorizedKeys : [],
+  };
 }
 
 export function datasetMount(

@@ -14,7 +14,7 @@ import {
   ComputeInstance,
   type ComputeInstanceAttachedDisk,
 } from '@cdktf/provider-google/lib/compute-instance/index.js';
-import { datasetMount, renderUserData } from './cloud-init.js';
+import { datasetMount, renderUserData, userDataBasics } from './cloud-init.js';
 import type { InstanceTypeInfo } from './instance-types.js';
 import {
   defaultZone,
@@ -110,16 +110,10 @@ export class GcpGpuInstance extends Construct implements GpuInstanceOutputs {
 
     const userData = renderUserData({
       cloud: 'gcp',
-      instanceId: o.instanceId,
-      serviceUrl: o.serviceUrl,
-      allowHttp: o.allowHttp === true,
-      bootstrapToken: o.bootstrapToken,
-      singleuserPort: o.singleuserPort,
-      image: o.image,
+      ...userDataBasics(o),
       gpu,
       homeDevices: ['/dev/disk/by-id/google-ngsci-home'],
       dataset: datasetMount('gcp', o.dataset, ['/dev/disk/by-id/google-ngsci-dataset']),
-      sshAuthorizedKeys: o.allowSsh ? o.sshAuthorizedKeys : [],
     });
 
     const scopes = [
