@@ -119,6 +119,25 @@ export class InstanceStore {
     return rows[0] ?? null;
   }
 
+  /** How many instances each user has running (the admin panel's users table). */
+  async runningByUser(): Promise<Map<string, number>> {
+    const rows = await this.db
+      .select({ user: instances.userName, n: sql<number>`count(*)::int` })
+      .from(instances)
+      .where(eq(instances.state, 'running'))
+      .groupBy(instances.userName);
+    return new Map(rows.map((r) => [r.user, Number(r.n)]));
+  }
+
+  /** How many instances are active (requested to stopping), over every user. */
+  async countActive(): Promise<number> {
+    const [row] = await this.db
+      .select({ n: sql<number>`count(*)::int` })
+      .from(instances)
+      .where(inArray(instances.state, [...ACTIVE_STATES]));
+    return Number(row?.n ?? 0);
+  }
+
   /** Active instances of a user, or of everyone; plus recently ended ones when asked. */
   async list(opts: { user?: string; includeEnded?: boolean } = {}): Promise<InstanceRow[]> {
     const conds = [];

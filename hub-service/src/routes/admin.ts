@@ -3,9 +3,7 @@
  * assignments, price overrides, every user's spend, every instance, and stopping any instance.
  */
 import { createRoute, z } from '@hono/zod-openapi';
-import { count, inArray, sql } from 'drizzle-orm';
 import {
-  ACTIVE_STATES,
   AdminUserList,
   InstanceList,
   Instance,
@@ -30,7 +28,6 @@ import {
 } from '@ngsci/contract';
 import { newRouter, type AppDeps } from '../http.js';
 import { ApiError } from '../errors.js';
-import { instances } from '../db/schema.js';
 import { toInstance } from '../instances/store.js';
 import { combine, type QuotaRow } from '../metering/quotas.js';
 import { PlanTable, type Plan as PlanRow } from '../metering/plans.js';
@@ -383,12 +380,7 @@ export function adminRoutes(
       const month = c.req.valid('query').month ?? monthKey(now);
       const from = parseMonth(month);
       const spend = await deps.metering.ledger.spendByUser(from, nextMonthStart(from));
-      const active = await db
-        .select({ u: instances.userName, n: count() })
-        .from(instances)
-        .where(inArray(instances.state, ['running']))
-        .groupBy(instances.userName);
-      const running = new Map(active.map((a) => [a.u, Number(a.n)]));
+      const running = await deps.store.runningByUser();
       const hubUsers = await deps.hub.listActiveUsers(500).catch(() => []);
       const groups = new Map(hubUsers.map((u) => [u.name, u.groups ?? []]));
       const names = [...new Set([...spend.keys(), ...running.keys(), ...groups.keys()])].sort();
@@ -474,15 +466,12 @@ export function adminRoutes(
     }),
     async (c) => {
       const meter = deps.metering.meter;
-      const [n] = await db
-        .select({ n: sql<number>`count(*)::int` })
-        .from(instances)
-        .where(inArray(instances.state, [...ACTIVE_STATES]));
+      const activeInstances = await deps.store.countActive();
       return c.json(
         {
           leader: meter?.leader ?? false,
           lastCycle: (meter?.last as Record<string, unknown> | null) ?? null,
-          activeInstances: n?.n ?? 0,
+          activeInstances,
         },
         200,
       );
