@@ -243,17 +243,22 @@ export class AwsGpuInstance extends Construct implements GpuInstanceOutputs {
       tags: { ...tags, Name: name },
     });
 
+    // EC2 refuses StopInstances for a one-time spot instance, so a spot machine's attachments are
+    // not detached by stopping it: destroy forgets them (skip_destroy) and terminating the
+    // instance detaches the disks. An on-demand machine is stopped first, for a clean unmount.
+    const detach = o.spot ? { skipDestroy: true } : { stopInstanceBeforeDetaching: true };
     new VolumeAttachment(this, 'home', {
       deviceName: '/dev/sdf',
       volumeId: o.homeDiskId,
       instanceId: this.instance.id,
-      stopInstanceBeforeDetaching: true,
+      ...detach,
     });
     if (dataVolume) {
       new VolumeAttachment(this, 'dataset-attachment', {
         deviceName: '/dev/sdg',
         volumeId: dataVolume.id,
         instanceId: this.instance.id,
+        ...(o.spot ? { skipDestroy: true } : {}),
       });
     }
 

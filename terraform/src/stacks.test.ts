@@ -87,6 +87,15 @@ describe('InstanceStack: spot', () => {
     assert.equal(only(get('aws', 'cpu'), 'aws_instance').instance_market_options, undefined);
   });
 
+  it('aws: a spot machine is never stopped to detach its disks (EC2 refuses it); on-demand is', () => {
+    const spotHome = only(get('aws', 'gpu'), 'aws_volume_attachment');
+    assert.equal(spotHome.skip_destroy, true, 'destroy forgets the attachment; terminate detaches');
+    assert.equal(spotHome.stop_instance_before_detaching, undefined);
+    const onDemandHome = only(get('aws', 'cpu'), 'aws_volume_attachment');
+    assert.equal(onDemandHome.stop_instance_before_detaching, true);
+    assert.equal(onDemandHome.skip_destroy, undefined);
+  });
+
   it('gcp: SPOT provisioning, preemptible, no automatic restart, STOP on termination', () => {
     assert.deepEqual(only(get('gcp', 'gpu'), 'google_compute_instance').scheduling, {
       automatic_restart: false,
