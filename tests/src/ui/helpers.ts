@@ -2,7 +2,7 @@
 import type { Locator, Page } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { until, type Stack } from '../stack.js';
+import { waitRunning, type Stack } from '../stack.js';
 
 export interface Inst {
   id: string;
@@ -20,16 +20,7 @@ export async function launchAndWait(
     body: JSON.stringify({ size }),
   });
   if (res.status !== 202) throw new Error(`launch: ${res.status} ${await res.text()}`);
-  return until(
-    async () => {
-      const i = (await (await stack.api('/instances/default', token)).json()) as Inst;
-      if (i.state === 'failed') throw new Error(`the instance failed: ${JSON.stringify(i)}`);
-      return i.state === 'running' ? i : null;
-    },
-    'the instance to run',
-    120,
-    stack,
-  );
+  return waitRunning<Inst>(stack, token);
 }
 
 /** Opens the ngsci sidebar (its tab in the left bar) and returns it. */
