@@ -21,19 +21,11 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  agentPidOf,
-  awsSpotMetadata,
-  environOf,
-  ROOT,
-  startStack,
-  until,
-  type Stack,
-} from './stack.js';
+import { agentPidOf, environOf, ROOT, startStack, until, type Stack } from './stack.js';
 
 interface AuditEvent {
   id: number;
@@ -250,7 +242,18 @@ describe('the data-access audit against the real service', () => {
       `#!/bin/sh\ncat '${join(ROOT, 'cli', 'testdata', 'nvidia-smi-a100x2.csv')}'\n`,
     );
     chmodSync(smi, 0o755);
-    metadata = await awsSpotMetadata();
+    const action = readFileSync(join(ROOT, 'cli', 'testdata', 'aws-instance-action.json'), 'utf8');
+    metadata = createServer((req, res) => {
+      if (req.method === 'PUT' && req.url === '/latest/api/token')
+        return res.writeHead(200).end('imds-token');
+      if (
+        req.url === '/latest/meta-data/spot/instance-action' &&
+        req.headers['x-aws-ec2-metadata-token'] === 'imds-token'
+      )
+        return res.writeHead(200).end(action);
+      res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => metadata.listen(0, '127.0.0.1', r));
     // on a local instance the agent shares the researcher's uid, so its credential is readable
     // from /proc (docs/security.md says so); this test uses that to run a second agent with
     // recorded tools: on VMs the credential is in a root-only file

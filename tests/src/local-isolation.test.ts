@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { isAlive, ROOT, startStack, until, waitRunning, type Stack } from './stack.js';
+import { isAlive, ROOT, startStack, until, type Stack } from './stack.js';
 
 interface Inst {
   id: string;
@@ -28,7 +28,18 @@ async function launch(stack: Stack, token: string): Promise<Response> {
   });
 }
 
-const running = (stack: Stack, token: string) => waitRunning<Inst>(stack, token);
+async function running(stack: Stack, token: string): Promise<Inst> {
+  return until(
+    async () => {
+      const i = (await (await stack.api('/instances/default', token)).json()) as Inst;
+      if (i.state === 'failed') throw new Error(`the instance failed: ${JSON.stringify(i)}`);
+      return i.state === 'running' ? i : null;
+    },
+    'the instance to run',
+    120,
+    stack,
+  );
+}
 
 /** uid and gid of a process, from /proc. */
 function idsOf(pid: number): { uid: number; gid: number } {

@@ -8,7 +8,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { createServer, type Server } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
 
@@ -246,41 +245,4 @@ export function agentPidOf(instanceId: string): number | null {
     }
   }
   return null;
-}
-
-/**
- * An AWS metadata endpoint on 127.0.0.1 (IMDSv2: a token first) that announces the recorded spot
- * interruption notice of cli/testdata, for agents run with `--cloud aws --metadata-url`.
- */
-export async function awsSpotMetadata(): Promise<Server> {
-  const action = readFileSync(join(ROOT, 'cli', 'testdata', 'aws-instance-action.json'), 'utf8');
-  const server = createServer((req, res) => {
-    if (req.method === 'PUT' && req.url === '/latest/api/token')
-      return res.writeHead(200).end('imds-token');
-    if (
-      req.url === '/latest/meta-data/spot/instance-action' &&
-      req.headers['x-aws-ec2-metadata-token'] === 'imds-token'
-    )
-      return res.writeHead(200).end(action);
-    res.writeHead(404).end();
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return server;
-}
-
-/** Waits (up to two minutes) until the user's default server runs; a failed start throws. */
-export async function waitRunning<T extends { state: string }>(
-  stack: Stack,
-  token: string,
-): Promise<T> {
-  return until(
-    async () => {
-      const i = (await (await stack.api('/instances/default', token)).json()) as T;
-      if (i.state === 'failed') throw new Error(`the instance failed: ${JSON.stringify(i)}`);
-      return i.state === 'running' ? i : null;
-    },
-    'the instance to run',
-    120,
-    stack,
-  );
 }

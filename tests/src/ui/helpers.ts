@@ -2,7 +2,7 @@
 import type { Locator, Page } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { waitRunning, type Stack } from '../stack.js';
+import { until, type Stack } from '../stack.js';
 
 export interface Inst {
   id: string;
@@ -20,7 +20,16 @@ export async function launchAndWait(
     body: JSON.stringify({ size }),
   });
   if (res.status !== 202) throw new Error(`launch: ${res.status} ${await res.text()}`);
-  return waitRunning<Inst>(stack, token);
+  return until(
+    async () => {
+      const i = (await (await stack.api('/instances/default', token)).json()) as Inst;
+      if (i.state === 'failed') throw new Error(`the instance failed: ${JSON.stringify(i)}`);
+      return i.state === 'running' ? i : null;
+    },
+    'the instance to run',
+    120,
+    stack,
+  );
 }
 
 /** Opens the ngsci sidebar (its tab in the left bar) and returns it. */

@@ -8,21 +8,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import type { Server } from 'node:http';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import {
-  agentPidOf,
-  awsSpotMetadata,
-  environOf,
-  ROOT,
-  startStack,
-  until,
-  type Stack,
-} from '../stack.js';
+import { agentPidOf, environOf, ROOT, startStack, until, type Stack } from '../stack.js';
 import { collectErrors, launchBrowser, login, openLab, waitForLab } from './browser.js';
 import { dismissNews, launchAndWait, openSidebar, section, type Inst } from './helpers.js';
 
@@ -58,7 +50,18 @@ describe('ngsci notifications in JupyterLab', () => {
 
   before(async () => {
     // an AWS metadata endpoint with a recorded spot interruption notice (IMDSv2)
-    metadata = await awsSpotMetadata();
+    const action = readFileSync(join(ROOT, 'cli', 'testdata', 'aws-instance-action.json'), 'utf8');
+    metadata = createServer((req, res) => {
+      if (req.method === 'PUT' && req.url === '/latest/api/token')
+        return res.writeHead(200).end('imds-token');
+      if (
+        req.url === '/latest/meta-data/spot/instance-action' &&
+        req.headers['x-aws-ec2-metadata-token'] === 'imds-token'
+      )
+        return res.writeHead(200).end(action);
+      res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => metadata.listen(0, '127.0.0.1', r));
 
     // the meter cycles and culls every second and warns 35 s before an idle stop
     stack = await startStack({
