@@ -88,6 +88,10 @@ c.Authenticator.admin_users = set(admins)
 
 c.JupyterHub.ip = env.get("NGSCI_HUB_IP", "127.0.0.1")
 c.JupyterHub.port = int(env.get("NGSCI_HUB_PORT", "8000"))
+# The hub's own API stays on loopback, also with cloud machines: they reach it through the public
+# proxy (/hub/api) at NGSCI_VM_HUB_URL, and hub-service rewrites each machine's JUPYTERHUB_API_URL,
+# JUPYTERHUB_ACTIVITY_URL and NGSCI_API_URL from that one setting (docs/clouds.md). Binding the hub
+# API to a routable address (JupyterHub.hub_bind_url) is not needed and not advised.
 c.JupyterHub.hub_ip = "127.0.0.1"
 c.JupyterHub.hub_port = int(env.get("NGSCI_HUB_API_PORT", "8081"))
 c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{env.get('NGSCI_PROXY_API_PORT', '8001')}"
@@ -137,7 +141,8 @@ configure_hub(
     ),
 )
 c.NgsciSpawner.cmd = [str(venv_bin / "jupyterhub-singleuser")]
-# Local instances reach the service directly; cloud instances need the hub's public URL here.
+# Local instances reach the service directly; cloud machines get theirs from hub-service, made
+# from NGSCI_VM_HUB_URL, whatever this says.
 c.NgsciSpawner.public_api_url = env.get(
     "NGSCI_PUBLIC_API_URL",
     f"http://127.0.0.1:{env.get('NGSCI_SERVICE_PORT', '10101')}/services/ngsci/api/v1",

@@ -7,11 +7,14 @@
  * --database-url URL (else DATABASE_URL, else embedded PGlite), --free-ports (pick free ports for
  * everything: test mode), --skip-setup, --json (print one JSON line when ready, for tests),
  * --log FILE (send the hub's and service's output to a file instead of the terminal).
+ * The internal ports come from NGSCI_HUB_API_PORT (8081), NGSCI_PROXY_API_PORT (8001) and
+ * NGSCI_SERVICE_PORT (10101) when set; the test stacks reserve theirs (tests/src/ports.ts).
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   existsSync,
+  linkSync,
   mkdirSync,
   openSync,
   readdirSync,
@@ -91,6 +94,28 @@ function writeSecretFile(file, value) {
   writeFileSync(tmp, JSON.stringify(value, null, 2), { mode: 0o600, flag: 'wx' });
   renameSync(tmp, file);
 }
+
+/**
+ * NGSCI_SECRET_KEY, the key of the secrets the service keeps at rest: the operator's if set, else
+ * one generated for this data dir on the first start and kept in `secret-key` (0600 from its
+ * creation; linked into place only if absent, so two starts at once agree on one key).
+ */
+function secretKey() {
+  if (process.env.NGSCI_SECRET_KEY) return process.env.NGSCI_SECRET_KEY;
+  const file = join(dataDir, 'secret-key');
+  if (!existsSync(file)) {
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, `${randomBytes(32).toString('base64url')}\n`, { mode: 0o600, flag: 'wx' });
+    try {
+      linkSync(tmp, file);
+    } catch (err) {
+      if (err.code !== 'EEXIST') throw err;
+    } finally {
+      rmSync(tmp, { force: true });
+    }
+  }
+  return readFileSync(file, 'utf8').trim();
+}
 const newSecret = (bytes) => randomBytes(bytes).toString('base64url');
 const stored = existsSync(loginFile) ? JSON.parse(readFileSync(loginFile, 'utf8')) : {};
 const login = {
@@ -116,11 +141,13 @@ const sharedDemo =
   isolation === 'shared' && (process.env.NGSCI_LOCAL_SHARED_DEMO || 'true') !== 'false';
 
 const free = args['free-ports'];
+/** A port from the environment (test stacks reserve their own), else null. */
+const envPort = (name) => (process.env[name] ? portArg(process.env[name], name) : null);
 const ports = {
   hub: args.port ? portArg(args.port, '--port') : free ? await freePort() : 8000,
-  hubApi: free ? await freePort() : 8081,
-  proxyApi: free ? await freePort() : 8001,
-  service: free ? await freePort() : 10101,
+  hubApi: envPort('NGSCI_HUB_API_PORT') ?? (free ? await freePort() : 8081),
+  proxyApi: envPort('NGSCI_PROXY_API_PORT') ?? (free ? await freePort() : 8001),
+  service: envPort('NGSCI_SERVICE_PORT') ?? (free ? await freePort() : 10101),
 };
 const ip = args.ip ?? '127.0.0.1';
 
@@ -140,6 +167,7 @@ const env = {
   NGSCI_USERS: login.researcher,
   NGSCI_ADMINS: login.admin,
   NGSCI_BRIDGE_SECRET: login.bridgeSecret,
+  NGSCI_SECRET_KEY: secretKey(),
   ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
   ...(args['test-token'] ? { NGSCI_TEST_ADMIN_TOKEN: args['test-token'] } : {}),
   PATH: `${join(VENV, 'bin')}:${process.env.PATH ?? ''}`,
@@ -219,7 +247,7 @@ async function restartHub() {
   if (stopping || restarting) return;
   restarting = true;
   say('ngsci: restarting JupyterHub; instances keep running');
-  mkdirSync(join(dataDir, 'run'), { recursive: true });
+  mkdirSync(join(dataDir, 'run'), { recursive: true, mode: 0o700 });
   writeFileSync(keepInstancesMarker, String(process.pid));
   const exited = new Promise((r) => hub.once('exit', r));
   hub.kill('SIGTERM');

@@ -84,3 +84,48 @@ export type KernelReport = z.infer<typeof KernelReport>;
 
 export const Accepted = z.object({ ok: z.literal(true) }).meta({ id: 'Accepted' });
 export type Accepted = z.infer<typeof Accepted>;
+
+/**
+ * Why a machine refused to start its server, found by the checks it runs after the bootstrap
+ * exchange and before the single-user server starts:
+ * - `hub_unreachable`: `GET $JUPYTERHUB_API_URL/` did not answer JupyterHub's JSON from the machine;
+ * - `gpu_unavailable`: a GPU size, but `nvidia-smi -L` listed no GPU inside the container (or venv);
+ * - `agent_missing`: the image (or venv) has no working `ngsci agent`;
+ * - `user_privileged`: the notebook's user could gain root on the machine (sudo, admin or wheel
+ *   group, a sudoers entry) or is not the dedicated account;
+ * - `rebooted`: the machine restarted; its environment lived in memory and its bootstrap token is
+ *   spent, so its server cannot come back (the instance is replaced, never left billing).
+ */
+export const BootFailureCode = z
+  .enum(['hub_unreachable', 'gpu_unavailable', 'agent_missing', 'user_privileged', 'rebooted'])
+  .meta({ id: 'BootFailureCode' });
+export type BootFailureCode = z.infer<typeof BootFailureCode>;
+
+/** What a machine posts to `POST /api/v1/agent/boot` with its agent credential. */
+export const BootReport = z
+  .discriminatedUnion('stage', [
+    z.object({ stage: z.literal('ready') }).strict(),
+    z
+      .object({
+        stage: z.literal('failed'),
+        code: BootFailureCode,
+        message: z
+          .string()
+          .min(1)
+          .max(2000)
+          .meta({ description: 'what failed, in words an operator can act on' }),
+      })
+      .strict(),
+  ])
+  .meta({ id: 'BootReport' });
+export type BootReport = z.infer<typeof BootReport>;
+
+/** The newest boot report of an instance; `pending` until its machine has posted one. */
+export const BootStatus = z
+  .object({
+    state: z.enum(['pending', 'ready', 'failed']),
+    code: BootFailureCode.optional(),
+    message: z.string().optional(),
+  })
+  .meta({ id: 'BootStatus' });
+export type BootStatus = z.infer<typeof BootStatus>;

@@ -201,6 +201,7 @@ export const SecurityEventKind = z
     'identity_refused',
     'audit_pruned',
     'agent_rate_limited',
+    'destroy_failed',
   ])
   .meta({ id: 'SecurityEventKind' });
 export type SecurityEventKind = z.infer<typeof SecurityEventKind>;

@@ -53,6 +53,11 @@ export const Offer = z
     onDemandMicrosPerHour: Micros,
     spotMicrosPerHour: Micros.nullable(),
     note: z.string().optional(),
+    /** when this offer's price and availability were last checked (YYYY-MM-DD) */
+    checkedOn: z
+      .string()
+      .regex(/^\d{4}-\d{2}-\d{2}$/)
+      .optional(),
   })
   .meta({ id: 'Offer' });
 export type Offer = z.infer<typeof Offer>;

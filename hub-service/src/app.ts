@@ -7,8 +7,12 @@ import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { ZodError } from 'zod';
 import { ApiError } from './errors.js';
-import { bridgeAuth } from './auth.js';
+import { bridgeAuth, tokenFrom } from './auth.js';
 import { newRouter, type AppDeps, type AppEnv } from './http.js';
+import { requestBodyLimit } from './limits/body.js';
+import { clientAddress } from './limits/client-address.js';
+import { callerRateLimit, limitFailedAuth } from './limits/rate.js';
+import { defaultLimits } from './limits/settings.js';
 import { healthRoutes } from './routes/health.js';
 import { meRoutes } from './routes/me.js';
 import { catalogRoutes } from './routes/catalog.js';
@@ -26,8 +30,11 @@ import { bootstrapRoutes } from './routes/bootstrap.js';
 import { oauthRoutes, sessionRoutes } from './routes/session.js';
 import { AdminSessions } from './session/sessions.js';
 
+const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
 export function createApp(deps: AppDeps) {
   const base = deps.prefix.replace(/\/$/, '');
+  const limits = deps.limits ?? defaultLimits;
   const app = newRouter();
 
   app.use('*', async (c, next) => {
@@ -43,6 +50,16 @@ export function createApp(deps: AppDeps) {
       'request',
     );
   });
+
+  // before anything reads a body or asks the hub about a token (limits/body.ts)
+  const largerBodies = new Map([
+    [`${base}/api/v1/agent/audit`, limits.NGSCI_AUDIT_BODY_LIMIT],
+    [`${base}/api/v1/bridge/start`, limits.NGSCI_BRIDGE_BODY_LIMIT],
+  ]);
+  app.use(
+    '*',
+    requestBodyLimit((path) => largerBodies.get(path) ?? limits.NGSCI_BODY_LIMIT),
+  );
 
   app.onError((err, c) => errorResponse(err, c));
   app.notFound((c) =>
@@ -61,14 +78,43 @@ export function createApp(deps: AppDeps) {
   api.route('/api/v1', bootstrapRoutes(deps));
   // instance agents: their own per-instance credential, nothing else (agent/credentials.ts)
   api.use('/api/v1/agent/*', deps.agents.middleware() as never);
+  // hub tokens, with a bound on lookups that fail per client address (limits/rate.ts)
+  const authenticate = limitFailedAuth(deps.auth.middleware(sessions) as never, {
+    perMinute: limits.NGSCI_AUTH_FAILURES_PER_MINUTE,
+    clientAddress: clientAddress(limits.NGSCI_TRUSTED_PROXIES),
+    needsLookup: (c) => {
+      const token = tokenFrom(c.req.header('authorization'));
+      return token !== null && !deps.auth.knows(token);
+    },
+  });
   api.use('/api/v1/*', async (c, next) => {
     if (c.req.path.endsWith('/api/v1/openapi.json') || c.req.path.includes('/api/v1/bridge/'))
       return next();
     if (c.req.path.includes('/api/v1/agent/')) return next();
     if (c.req.path.endsWith('/api/v1/bootstrap')) return next();
     if (/\/api\/v1\/session(\/logout)?$/.test(c.req.path)) return next();
-    return deps.auth.middleware(sessions)(c as unknown as Context, next);
+    return authenticate(c as unknown as Context, next);
   });
+  // changes per authenticated user or agent; launches and resizes have a tighter budget
+  api.use(
+    '/api/v1/*',
+    callerRateLimit({
+      perMinute: limits.NGSCI_WRITES_PER_MINUTE,
+      what: 'changes',
+      counts: (c) => WRITE_METHODS.has(c.req.method),
+    }),
+  );
+  api.use(
+    '/api/v1/*',
+    callerRateLimit({
+      perMinute: limits.NGSCI_LAUNCHES_PER_MINUTE,
+      what: 'launches and resizes',
+      counts: (c) =>
+        c.req.method === 'POST' &&
+        (c.req.path === `${base}/api/v1/instances` ||
+          (c.req.path.startsWith(`${base}/api/v1/instances/`) && c.req.path.endsWith('/resize'))),
+    }),
+  );
   api.route('/api/v1', meRoutes(deps));
   api.route('/api/v1', catalogRoutes(deps));
   api.route('/api/v1', instanceRoutes(deps));
@@ -117,6 +163,10 @@ function errorResponse(err: unknown, c: Context<AppEnv>) {
     if (err.status >= 500)
       c.get('log')?.warn({ code: err.code, msg: err.message }, 'request failed');
     return c.json({ code: err.code, message: err.message, requestId }, err.status);
+  }
+  if (err instanceof HTTPException && err.status === 413) {
+    // a body over its route's limit (limits/body.ts), refused before it was read
+    return c.json({ code: 'payload_too_large', message: err.message, requestId }, 413);
   }
   if (err instanceof HTTPException && err.status < 500) {
     // hono's own refusals: a malformed JSON body, a wrong content type

@@ -2,13 +2,16 @@
  * Authentication: a request carries a JupyterHub token (`Authorization: token <t>` or
  * `Bearer <t>`), or, with no Authorization header at all, the admin sign-in's session cookie
  * (session/sessions.ts), which holds a hub token sealed by the service. Either way the hub
- * resolves the token; the answer is cached for at most a minute under a hash of the token, and
- * the token must hold one of the service's access scopes. Writes authenticated by the cookie
+ * resolves the token; the answer is kept in a bounded LRU cache under a hash of the token (for at
+ * most a minute; a refusal for a few seconds, so a burst of the same bad token asks the hub once),
+ * and the token must hold one of the service's access scopes. Writes authenticated by the cookie
  * must also carry the session's CSRF value in `X-Ngsci-Csrf`. The spawner-bridge authenticates
  * with the shared bridge secret instead, on its own routes only.
  */
 import { createMiddleware } from 'hono/factory';
+import { LRUCache } from 'lru-cache';
 import { ApiError } from './errors.js';
+import { defaultLimits } from './limits/settings.js';
 import type { HubClient } from './hub.js';
 import { secretsEqual, sha256 } from './secrets.js';
 import type { AdminSessions } from './session/sessions.js';
@@ -27,9 +30,25 @@ export interface AuthOptions {
   hub: HubClient;
   accessScopes: string[];
   adminScope: string;
+  /** how long a token the hub accepted is trusted without asking again (0: every request asks) */
   cacheSeconds: number;
+  /** how long a token the hub refused stays refused without asking again (0: not remembered) */
+  negativeCacheSeconds?: number;
+  /** at most this many tokens are cached; the least recently used make room */
+  cacheEntries?: number;
+  /**
+   * the spawner-bridge's shared secret: never a hub token, so it is refused on user routes
+   * without being shown to the hub
+   */
+  bridgeSecret?: string;
   now?: () => number;
 }
+
+/** Credentials of the service's own making: refused on user routes before any hub lookup. */
+const OWN_CREDENTIAL = /^(ngsa_|ngb_)/;
+
+/** What the hub said about a token: its user, or null when it refused it. */
+type Lookup = { user: AuthUser | null };
 
 export type AuthEnv = { Variables: { user: AuthUser } };
 
@@ -42,24 +61,29 @@ export function tokenFrom(header: string | undefined): string | null {
 }
 
 export class Authenticator {
-  private readonly cache = new Map<string, { user: AuthUser | null; expires: number }>();
-  private readonly now: () => number;
+  private readonly cache: LRUCache<string, Lookup>;
+  /** lookups under way, so concurrent requests with one token ask the hub once */
+  private readonly pending = new Map<string, Promise<Lookup>>();
 
   constructor(private readonly o: AuthOptions) {
-    this.now = o.now ?? Date.now;
+    const now = o.now ?? Date.now;
+    this.cache = new LRUCache<string, Lookup>({
+      max: o.cacheEntries ?? defaultLimits.NGSCI_AUTH_CACHE_ENTRIES,
+      perf: { now },
+      // read the clock on every check (the default keeps one reading for a millisecond)
+      ttlResolution: 0,
+    });
   }
 
   async resolve(token: string): Promise<AuthUser> {
-    const key = sha256(token);
-    const hit = this.cache.get(key);
-    let user: AuthUser | null;
-    if (hit && hit.expires > this.now()) {
-      user = hit.user;
-    } else {
-      user = await this.lookup(token);
-      if (this.cache.size > 10_000) this.cache.clear();
-      this.cache.set(key, { user, expires: this.now() + this.o.cacheSeconds * 1000 });
-    }
+    // an agent credential, a bootstrap token or the bridge secret is never passed on to the hub
+    if (OWN_CREDENTIAL.test(token) || this.isBridgeSecret(token))
+      throw new ApiError(
+        401,
+        'unauthenticated',
+        'this credential is not a JupyterHub token: send a JupyterHub token',
+      );
+    const { user } = await this.lookupCached(token);
     if (!user) throw new ApiError(401, 'unauthenticated', 'the token is not valid for this hub');
     if (!user.scopes.some((s) => this.o.accessScopes.includes(s) || s === 'access:services')) {
       throw new ApiError(
@@ -69,6 +93,36 @@ export class Authenticator {
       );
     }
     return user;
+  }
+
+  private isBridgeSecret(token: string): boolean {
+    return this.o.bridgeSecret ? secretsEqual(token, this.o.bridgeSecret) : false;
+  }
+
+  /** Whether the hub's acceptance of this token is cached, so using it costs no hub call. */
+  knows(token: string): boolean {
+    return Boolean(this.cache.peek(sha256(token))?.user);
+  }
+
+  private lookupCached(token: string): Promise<Lookup> {
+    const key = sha256(token);
+    const hit = this.cache.get(key);
+    if (hit) return Promise.resolve(hit);
+    let pending = this.pending.get(key);
+    if (!pending) {
+      pending = this.lookup(token)
+        .then((user) => {
+          const seconds = user
+            ? this.o.cacheSeconds
+            : (this.o.negativeCacheSeconds ?? defaultLimits.NGSCI_AUTH_NEGATIVE_CACHE_SECONDS);
+          // a ttl of 0 would mean "forever" to the cache: 0 here means not cached at all
+          if (seconds > 0) this.cache.set(key, { user }, { ttl: seconds * 1000 });
+          return { user };
+        })
+        .finally(() => this.pending.delete(key));
+      this.pending.set(key, pending);
+    }
+    return pending;
   }
 
   private async lookup(token: string): Promise<AuthUser | null> {

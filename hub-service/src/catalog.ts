@@ -1,51 +1,80 @@
 /**
  * The size catalog: what each size is, what it maps to on each cloud, and its public list prices.
- * Figures are public on-demand list prices and typical spot prices for one region per cloud
- * (us-east-1, us-central1, eastus) as of CATALOG_AS_OF; admins override any figure through the
- * price-override API. `local` instances are processes on the hub's machine, priced like the
- * size's AWS offer so the demo's money is realistic; they get no GPU.
+ * The built-in figures are public on-demand list prices and typical spot prices for one region per
+ * cloud (BUILT_IN_REGIONS), each offer with the date it was checked; admins override any figure
+ * through the price-override API, and an operator's catalog file (NGSCI_CATALOG_FILE,
+ * catalog-file.ts) changes regions, adds machine types and sizes, or replaces offers.
+ *
+ * An offer whose machine cannot be started (a type the cloud retired, one the default image has no
+ * driver for, one without the size's GPUs) is listed as unavailable with the reason, so a launch
+ * is refused with `size_unavailable` instead of reaching terraform. `local` instances are processes
+ * on the hub's machine, priced like the size's first cloud offer so the demo's money is realistic;
+ * they get no GPU.
  */
 import type { Catalog, Cloud, Offer, Size } from '@ngsci/contract';
 import { ApiError } from './errors.js';
+import {
+  CLOUD_NAMES,
+  machineTable,
+  type BuiltInView,
+  type CatalogFile,
+  type CloudName,
+  type OfferSpec,
+} from './catalog-file.js';
+import { machineProblem } from './provisioners/terraform/machine-types.js';
 
+/** When the built-in prices were taken from the clouds' price pages. */
 export const CATALOG_AS_OF = '2025-07-01';
+/** When the built-in offers' availability (retirements, drivers) was last checked. */
+const AVAILABILITY_CHECKED_ON = '2026-11-29';
+
+/** The region of every built-in offer; a catalog file's `regions` replace them per cloud. */
+export const BUILT_IN_REGIONS: Readonly<Record<CloudName, string>> = {
+  aws: 'us-east-1',
+  gcp: 'us-central1',
+  azure: 'eastus',
+};
 
 const usd = (dollars: number): number => Math.round(dollars * 1_000_000);
 
-type CloudOffer = Omit<Offer, 'cloud' | 'onDemandMicrosPerHour' | 'spotMicrosPerHour'> & {
-  onDemand: number;
-  spot: number | null;
-};
-type SizeRow = Omit<Size, 'offers'> & { aws: CloudOffer; gcp: CloudOffer; azure: CloudOffer };
+/** One cloud's offer of a size before the hub's clouds and regions are applied. */
+interface OfferRow {
+  instanceType: string;
+  onDemandMicrosPerHour: number;
+  spotMicrosPerHour: number | null;
+  /** when the price and availability were checked (YYYY-MM-DD) */
+  checkedOn: string;
+  region?: string;
+  note?: string;
+  /** why the offer is not sold, when it is not */
+  unavailable?: string;
+}
+type SizeRow = Omit<Size, 'offers'> & { offers: Partial<Record<CloudName, OfferRow>> };
 
 const off = (
-  region: string,
   instanceType: string,
   onDemand: number,
   spot: number | null,
   note?: string,
-): CloudOffer => ({
-  region,
+): OfferRow => ({
   instanceType,
-  available: true,
-  onDemand,
-  spot,
+  onDemandMicrosPerHour: usd(onDemand),
+  spotMicrosPerHour: spot === null ? null : usd(spot),
+  checkedOn: CATALOG_AS_OF,
   ...(note ? { note } : {}),
 });
-const none = (region: string, note: string): CloudOffer => ({
-  region,
+const none = (reason: string): OfferRow => ({
   instanceType: '',
-  available: false,
-  onDemand: 0,
-  spot: null,
-  note,
+  onDemandMicrosPerHour: 0,
+  spotMicrosPerHour: null,
+  checkedOn: CATALOG_AS_OF,
+  unavailable: reason,
 });
 
-const AWS = 'us-east-1';
-const GCP = 'us-central1';
-const AZ = 'eastus';
-
-const SIZES: SizeRow[] = [
+// gpu-v100 keeps its AWS p3 and Azure NCv3 rows: the machine table marks those types unavailable
+// (no Volta driver in the open-kernel-module AMI; NCv3 retired on 2025-09-30), so they are listed
+// as unavailable with the reason rather than dropped without a word.
+const BUILT_IN: readonly SizeRow[] = [
   {
     id: 'cpu-small',
     label: 'CPU small',
@@ -53,9 +82,11 @@ const SIZES: SizeRow[] = [
     vcpu: 2,
     memoryGiB: 8,
     gpu: null,
-    aws: off(AWS, 'm6i.large', 0.096, 0.04),
-    gcp: off(GCP, 'n2-standard-2', 0.0971, 0.0235),
-    azure: off(AZ, 'Standard_D2s_v5', 0.096, 0.0192),
+    offers: {
+      aws: off('m6i.large', 0.096, 0.04),
+      gcp: off('n2-standard-2', 0.0971, 0.0235),
+      azure: off('Standard_D2s_v5', 0.096, 0.0192),
+    },
   },
   {
     id: 'cpu-large',
@@ -64,9 +95,11 @@ const SIZES: SizeRow[] = [
     vcpu: 8,
     memoryGiB: 32,
     gpu: null,
-    aws: off(AWS, 'm6i.2xlarge', 0.384, 0.16),
-    gcp: off(GCP, 'n2-standard-8', 0.3885, 0.094),
-    azure: off(AZ, 'Standard_D8s_v5', 0.384, 0.0768),
+    offers: {
+      aws: off('m6i.2xlarge', 0.384, 0.16),
+      gcp: off('n2-standard-8', 0.3885, 0.094),
+      azure: off('Standard_D8s_v5', 0.384, 0.0768),
+    },
   },
   {
     id: 'gpu-t4',
@@ -75,9 +108,11 @@ const SIZES: SizeRow[] = [
     vcpu: 4,
     memoryGiB: 16,
     gpu: { model: 'T4', count: 1, memoryGiB: 16 },
-    aws: off(AWS, 'g4dn.xlarge', 0.526, 0.2104),
-    gcp: off(GCP, 'n1-standard-4+nvidia-tesla-t4', 0.54, 0.1958, 'N1 with one attached T4'),
-    azure: off(AZ, 'Standard_NC4as_T4_v3', 0.526, 0.0526),
+    offers: {
+      aws: off('g4dn.xlarge', 0.526, 0.2104),
+      gcp: off('n1-standard-4+nvidia-tesla-t4', 0.54, 0.1958, 'N1 with one attached T4'),
+      azure: off('Standard_NC4as_T4_v3', 0.526, 0.0526),
+    },
   },
   {
     id: 'gpu-l4',
@@ -86,9 +121,11 @@ const SIZES: SizeRow[] = [
     vcpu: 4,
     memoryGiB: 16,
     gpu: { model: 'L4', count: 1, memoryGiB: 24 },
-    aws: off(AWS, 'g6.xlarge', 0.8048, 0.3219),
-    gcp: off(GCP, 'g2-standard-4', 0.7068, 0.2827),
-    azure: none(AZ, 'Azure offers no L4 virtual machines'),
+    offers: {
+      aws: off('g6.xlarge', 0.8048, 0.3219),
+      gcp: off('g2-standard-4', 0.7068, 0.2827),
+      azure: none('Azure offers no L4 virtual machines'),
+    },
   },
   {
     id: 'gpu-a10g',
@@ -97,9 +134,11 @@ const SIZES: SizeRow[] = [
     vcpu: 4,
     memoryGiB: 16,
     gpu: { model: 'A10G', count: 1, memoryGiB: 24 },
-    aws: off(AWS, 'g5.xlarge', 1.006, 0.4024),
-    gcp: none(GCP, 'Google Cloud offers no A10G'),
-    azure: none(AZ, 'Azure offers A10 only in NVadsA10 v5 shapes, not in the NC/ND families'),
+    offers: {
+      aws: off('g5.xlarge', 1.006, 0.4024),
+      gcp: none('Google Cloud offers no A10G'),
+      azure: none('Azure offers A10 only in NVadsA10 v5 shapes, not in the NC/ND families'),
+    },
   },
   {
     id: 'gpu-v100',
@@ -108,9 +147,11 @@ const SIZES: SizeRow[] = [
     vcpu: 8,
     memoryGiB: 61,
     gpu: { model: 'V100', count: 1, memoryGiB: 16 },
-    aws: off(AWS, 'p3.2xlarge', 3.06, 0.918),
-    gcp: off(GCP, 'n1-standard-8+nvidia-tesla-v100', 2.86, 1.08, 'N1 with one attached V100'),
-    azure: off(AZ, 'Standard_NC6s_v3', 3.06, 0.612),
+    offers: {
+      aws: off('p3.2xlarge', 3.06, 0.918),
+      gcp: off('n1-standard-8+nvidia-tesla-v100', 2.86, 1.08, 'N1 with one attached V100'),
+      azure: off('Standard_NC6s_v3', 3.06, 0.612),
+    },
   },
   {
     id: 'gpu-a100',
@@ -119,9 +160,11 @@ const SIZES: SizeRow[] = [
     vcpu: 12,
     memoryGiB: 85,
     gpu: { model: 'A100', count: 1, memoryGiB: 40 },
-    aws: none(AWS, 'AWS sells A100 only in 8-GPU p4d machines; see gpu-a100x8'),
-    gcp: off(GCP, 'a2-highgpu-1g', 3.6731, 1.4693),
-    azure: off(AZ, 'Standard_NC24ads_A100_v4', 3.673, 1.4692, 'A100 80 GB'),
+    offers: {
+      aws: none('AWS sells A100 only in 8-GPU p4d machines; see gpu-a100x8'),
+      gcp: off('a2-highgpu-1g', 3.6731, 1.4693),
+      azure: off('Standard_NC24ads_A100_v4', 3.673, 1.4692, 'A100 80 GB'),
+    },
   },
   {
     id: 'gpu-a100x8',
@@ -130,9 +173,11 @@ const SIZES: SizeRow[] = [
     vcpu: 96,
     memoryGiB: 1152,
     gpu: { model: 'A100', count: 8, memoryGiB: 40 },
-    aws: off(AWS, 'p4d.24xlarge', 21.9576, 8.783),
-    gcp: off(GCP, 'a2-highgpu-8g', 29.3872, 11.7549),
-    azure: off(AZ, 'Standard_ND96asr_v4', 27.197, 10.8788),
+    offers: {
+      aws: off('p4d.24xlarge', 21.9576, 8.783),
+      gcp: off('a2-highgpu-8g', 29.3872, 11.7549),
+      azure: off('Standard_ND96asr_v4', 27.197, 10.8788),
+    },
   },
   {
     id: 'gpu-h100x8',
@@ -141,59 +186,172 @@ const SIZES: SizeRow[] = [
     vcpu: 192,
     memoryGiB: 2048,
     gpu: { model: 'H100', count: 8, memoryGiB: 80 },
-    aws: off(AWS, 'p5.48xlarge', 55.04, 22.016),
-    gcp: off(GCP, 'a3-highgpu-8g', 88.2523, 35.301),
-    azure: off(AZ, 'Standard_ND96isr_H100_v5', 98.32, 39.328),
+    offers: {
+      aws: off('p5.48xlarge', 55.04, 22.016),
+      gcp: off('a3-highgpu-8g', 88.2523, 35.301),
+      azure: off('Standard_ND96isr_H100_v5', 98.32, 39.328),
+    },
   },
 ];
 
-function toOffer(cloud: Cloud, o: CloudOffer): Offer {
-  const { onDemand, spot, ...rest } = o;
+/** The built-in size ids and GPUs, which the catalog file's checks refer to. */
+export function builtInView(): BuiltInView {
+  return { sizes: new Map(BUILT_IN.map((s) => [s.id, { gpu: s.gpu }])) };
+}
+
+function fromFile(spec: OfferSpec, asOf: string): OfferRow {
   return {
-    cloud,
-    ...rest,
-    onDemandMicrosPerHour: usd(onDemand),
-    spotMicrosPerHour: spot === null ? null : usd(spot),
+    instanceType: spec.instanceType ?? '',
+    onDemandMicrosPerHour: spec.onDemandMicrosPerHour ?? 0,
+    spotMicrosPerHour: spec.spotMicrosPerHour,
+    checkedOn: spec.checkedOn ?? asOf,
+    ...(spec.region ? { region: spec.region } : {}),
+    ...(spec.note ? { note: spec.note } : {}),
+    ...(spec.unavailable ? { unavailable: spec.unavailable } : {}),
   };
 }
 
-function localOffer(row: SizeRow): Offer {
-  const priced = row.aws.available ? row.aws : row.gcp.available ? row.gcp : row.azure;
+/** The built-in rows with the file's omissions, replacements and new sizes applied. */
+function sizeRows(file?: CatalogFile): SizeRow[] {
+  if (!file) return BUILT_IN.map((r) => ({ ...r }));
+  const omitted = new Set(file.omitSizes);
+  const rows: SizeRow[] = BUILT_IN.filter((r) => !omitted.has(r.id)).map((r) => ({
+    ...r,
+    offers: { ...r.offers },
+  }));
+  for (const spec of file.sizes) {
+    let row = rows.find((r) => r.id === spec.id);
+    if (!row) {
+      // catalog-file.ts refused a new size without these fields
+      row = {
+        id: spec.id,
+        label: spec.label!,
+        class: spec.class!,
+        vcpu: spec.vcpu!,
+        memoryGiB: spec.memoryGiB!,
+        gpu: spec.gpu!,
+        offers: {},
+      };
+      rows.push(row);
+    }
+    if (spec.label !== undefined) row.label = spec.label;
+    if (spec.class !== undefined) row.class = spec.class;
+    if (spec.vcpu !== undefined) row.vcpu = spec.vcpu;
+    if (spec.memoryGiB !== undefined) row.memoryGiB = spec.memoryGiB;
+    if (spec.gpu !== undefined) row.gpu = spec.gpu;
+    for (const cloud of CLOUD_NAMES) {
+      const o = spec.offers[cloud];
+      if (o) row.offers[cloud] = fromFile(o, file.asOf);
+    }
+  }
+  return rows;
+}
+
+export interface CatalogOptions {
+  /** the clouds this hub provisions on; offers elsewhere are listed as unavailable */
+  clouds: Cloud[];
+  defaultCloud: Cloud;
+  /** the operator's catalog file, already checked (NGSCI_CATALOG_FILE) */
+  file?: CatalogFile | undefined;
+  /** why a cloud is not offered, shown on its offers (default: the hub is not set up for it) */
+  unoffered?: Partial<Record<Cloud, string>> | undefined;
+}
+
+/** One cloud offer, decided: what a user sees, before the hub's clouds are applied. */
+interface Decided {
+  offer: Offer;
+  checkedOn: string;
+}
+
+export function buildCatalog(opts: CatalogOptions): Catalog {
+  const table = machineTable(opts.file);
+  const regions = { ...BUILT_IN_REGIONS, ...opts.file?.regions };
+  const notOffered = (cloud: Cloud) =>
+    opts.unoffered?.[cloud] ?? `this hub is not set up to provision on ${cloud}`;
+
+  const decided = sizeRows(opts.file).map((row) => {
+    const clouds = CLOUD_NAMES.map((cloud): Decided => {
+      const o = row.offers[cloud];
+      const region = o?.region ?? regions[cloud];
+      if (!o)
+        return {
+          offer: offerOf(cloud, region, none(`${row.id} has no ${cloud} offer in this catalog`)),
+          checkedOn: opts.file?.asOf ?? CATALOG_AS_OF,
+        };
+      const problem = o.unavailable ? null : machineProblem({ cloud, ...o }, row, table);
+      const reason = o.unavailable ?? problem;
+      // a machine problem is this build's finding about availability, not a price check
+      const checkedOn = problem && !o.unavailable ? AVAILABILITY_CHECKED_ON : o.checkedOn;
+      return {
+        offer: offerOf(cloud, region, reason ? { ...o, unavailable: reason } : o),
+        checkedOn,
+      };
+    });
+    return { row, clouds };
+  });
+
+  // the catalog's date is its oldest price still on sale: no figure shown is older than it says
+  const sold = decided.flatMap((d) => d.clouds.filter((c) => c.offer.available));
+  const asOf = sold.length
+    ? sold.map((c) => c.checkedOn).reduce((a, b) => (b < a ? b : a))
+    : (opts.file?.asOf ?? CATALOG_AS_OF);
+
+  return {
+    asOf,
+    currency: 'USD',
+    defaultCloud: opts.defaultCloud,
+    clouds: opts.clouds,
+    sizes: decided.map(({ row, clouds }) => {
+      const { offers: _rows, ...size } = row;
+      const offers = [localOffer(row, clouds), ...clouds.map(dated)];
+      return {
+        ...size,
+        offers: offers.map((o) =>
+          !o.available || opts.clouds.includes(o.cloud)
+            ? o
+            : { ...o, available: false, note: notOffered(o.cloud) },
+        ),
+      };
+    }),
+  };
+}
+
+function offerOf(cloud: CloudName, region: string, o: OfferRow): Offer {
+  const note = o.unavailable ?? o.note;
+  return {
+    cloud,
+    region,
+    instanceType: o.instanceType,
+    available: !o.unavailable,
+    onDemandMicrosPerHour: o.onDemandMicrosPerHour,
+    spotMicrosPerHour: o.spotMicrosPerHour,
+    ...(note ? { note } : {}),
+  };
+}
+
+/** The offer, its note saying when it was checked if that is not the catalog's date. */
+function dated({ offer, checkedOn }: Decided): Offer {
+  return { ...offer, checkedOn };
+}
+
+function localOffer(row: SizeRow, clouds: Decided[]): Offer {
+  const priced = clouds.find((c) => c.offer.available)?.offer ?? clouds[0]!.offer;
   return {
     cloud: 'local',
     region: 'localhost',
     instanceType: 'process',
     available: true,
-    onDemandMicrosPerHour: usd(priced.onDemand),
-    spotMicrosPerHour: priced.spot === null ? null : usd(priced.spot),
-    note: `a process on the hub's machine${row.gpu ? ', without a GPU' : ''}; priced as ${priced.instanceType}`,
+    onDemandMicrosPerHour: priced.onDemandMicrosPerHour,
+    spotMicrosPerHour: priced.spotMicrosPerHour,
+    note: `a process on the hub's machine${row.gpu ? ', without a GPU' : ''}; priced as ${priced.instanceType || 'nothing: no cloud offers it'}`,
   };
 }
 
-export const BUILT_IN_SIZES: readonly Size[] = SIZES.map((row) => {
-  const { aws, gcp, azure, ...size } = row;
-  return {
-    ...size,
-    offers: [localOffer(row), toOffer('aws', aws), toOffer('gcp', gcp), toOffer('azure', azure)],
-  };
-});
-
-export function buildCatalog(opts: { clouds: Cloud[]; defaultCloud: Cloud }): Catalog {
-  return {
-    asOf: CATALOG_AS_OF,
-    currency: 'USD',
-    defaultCloud: opts.defaultCloud,
-    clouds: opts.clouds,
-    sizes: BUILT_IN_SIZES.map((s) => ({
-      ...s,
-      offers: s.offers.map((o) =>
-        opts.clouds.includes(o.cloud) || !o.available
-          ? o
-          : { ...o, available: false, note: `this hub is not set up to provision on ${o.cloud}` },
-      ),
-    })),
-  };
-}
+/** Every size of the built-in catalog on every cloud, as a hub offering all four would list them. */
+export const BUILT_IN_SIZES: readonly Size[] = buildCatalog({
+  clouds: ['local', ...CLOUD_NAMES],
+  defaultCloud: 'local',
+}).sizes;
 
 /** The size and offer a launch asks for, or a 400 that says what is wrong. */
 export function resolveOffer(

@@ -6,6 +6,10 @@
 import { z } from 'zod';
 import { Cloud } from '@ngsci/contract';
 import { TerraformSettingsSchema } from './provisioners/terraform/settings.js';
+import { WebhookAllowSetting } from './notify/webhook-guard.js';
+import { LimitSettingsSchema } from './limits/settings.js';
+import { builtInView, type CatalogOptions } from './catalog.js';
+import { CatalogFileError, loadCatalogFile } from './catalog-file.js';
 
 const bool = z
   .enum(['1', '0', 'true', 'false', 'yes', 'no'])
@@ -49,7 +53,13 @@ export const ConfigSchema = z.object({
     .optional(),
   NGSCI_DATA_DIR: z.string().default('.ngsci'),
   NGSCI_BRIDGE_SECRET: z.string().min(16, 'must be at least 16 characters'),
-  NGSCI_SECRET_KEY: z.string().min(16).optional(),
+  /** the key of the secrets kept at rest; no fallback (npm start generates one) */
+  NGSCI_SECRET_KEY: z
+    .string()
+    .min(
+      16,
+      'required, at least 16 characters (`openssl rand -base64 32`; npm start generates one)',
+    ),
   NGSCI_PROVISIONER: z.enum(['local', 'terraform']).default('local'),
   NGSCI_DEFAULT_CLOUD: Cloud.default('local'),
   NGSCI_CLOUDS: z
@@ -64,6 +74,22 @@ export const ConfigSchema = z.object({
             .filter(Boolean),
     )
     .pipe(z.array(Cloud).min(1).optional()),
+  /**
+   * a JSON file of regions, machine types and sizes on top of the built-in catalog
+   * (docs/catalog.md); read and checked here, once, so a bad file stops the service at start
+   */
+  NGSCI_CATALOG_FILE: z
+    .string()
+    .transform((path, ctx) => {
+      try {
+        return { path, catalog: loadCatalogFile(path, builtInView()) };
+      } catch (err) {
+        if (!(err instanceof CatalogFileError)) throw err;
+        for (const line of err.message.split('\n')) ctx.addIssue({ code: 'custom', message: line });
+        return z.NEVER;
+      }
+    })
+    .optional(),
   NGSCI_DEFAULT_PLAN: z.string().default('private'),
   NGSCI_ADMIN_SCOPE: z.string().default('custom:ngsci:admin'),
   NGSCI_AUTH_CACHE_SECONDS: z.coerce.number().min(0).max(60).default(30),
@@ -105,7 +131,7 @@ export const ConfigSchema = z.object({
     .optional(),
   NGSCI_SMTP_FROM: z.string().min(3).default('ngsci <ngsci@localhost>'),
   NGSCI_NOTIFY_TIMEOUT: seconds(10),
-  NGSCI_WEBHOOK_ALLOW_PRIVATE: bool.default(false),
+  NGSCI_WEBHOOK_ALLOW: WebhookAllowSetting,
   NGSCI_LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info'),
@@ -129,6 +155,8 @@ export const ConfigSchema = z.object({
   // cloud provisioning (NGSCI_PROVISIONER=terraform): NGSCI_TERRAFORM_*, NGSCI_AWS_*, NGSCI_GCP_*, NGSCI_AZURE_*,
   // and what VMs must prove before they get secrets: NGSCI_IDENTITY_*, NGSCI_ALLOW_HTTP_VM_URLS
   ...TerraformSettingsSchema.partial().shape,
+  // limits on abuse: body sizes, rate limits, the token cache (docs/limits.md)
+  ...LimitSettingsSchema.shape,
   /** how long a cloud machine's single-use bootstrap token stays valid, in seconds */
   NGSCI_BOOTSTRAP_TTL: seconds(900),
   /** how long after its first redemption the same proven machine may fetch its environment again, in seconds */
@@ -201,27 +229,109 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     const lines = result.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
-  if (result.data.NGSCI_PROVISIONER === 'terraform') {
-    const missing = (['NGSCI_TERRAFORM_SERVICE_URL', 'NGSCI_TERRAFORM_HUB_CIDR'] as const).filter(
-      (k) => !result.data[k],
-    );
-    if (missing.length) {
-      throw new ConfigError(
-        `invalid configuration:\n${missing.map((k) => `  ${k}: required when NGSCI_PROVISIONER=terraform (see docs/clouds.md)`).join('\n')}`,
-      );
-    }
-  }
+  // the terraform settings (VM-facing URLs, CIDRs, placements) are checked by
+  // provisioners/terraform/preflight.ts when the service starts, every problem at once
   if (result.data.NGSCI_AUDIT_RETENTION > 0 && !result.data.NGSCI_AUDIT_ARCHIVE_DIR)
     throw new ConfigError(
       'invalid configuration:\n  NGSCI_AUDIT_ARCHIVE_DIR: required when NGSCI_AUDIT_RETENTION is set (audit events are archived before they are deleted; see docs/audit.md)',
     );
-  return result.data;
+  const config = result.data;
+  // with terraform, a launch that names no cloud goes to the first configured one, not to `local`
+  if (picked.NGSCI_DEFAULT_CLOUD === undefined)
+    config.NGSCI_DEFAULT_CLOUD = enabledClouds(config)[0] ?? config.NGSCI_DEFAULT_CLOUD;
+  const cloudProblems = offeredCloudProblems(config);
+  if (cloudProblems.length)
+    throw new ConfigError(
+      `invalid configuration:\n${cloudProblems.map((p) => `  ${p}`).join('\n')}`,
+    );
+  return config;
 }
 
-/** The clouds this hub provisions: NGSCI_CLOUDS, else what the provisioner can reach. */
+const CLOUD_PLACEMENT = {
+  aws: ['NGSCI_AWS_VPC_ID', 'NGSCI_AWS_SUBNET_ID'],
+  gcp: ['NGSCI_GCP_PROJECT'],
+  azure: ['NGSCI_AZURE_RESOURCE_GROUP', 'NGSCI_AZURE_SUBNET_ID', 'NGSCI_AZURE_ADMIN_SSH_KEY'],
+} as const satisfies Record<Exclude<Cloud, 'local'>, readonly (keyof Config)[]>;
+type CloudName = keyof typeof CLOUD_PLACEMENT;
+
+/** The settings a cloud's placement still lacks (empty: the terraform provisioner can place there). */
+function missingPlacement(config: Config, cloud: CloudName): string[] {
+  return CLOUD_PLACEMENT[cloud].filter((k) => !config[k]);
+}
+
+/** Clouds with a complete placement, in the order aws, gcp, azure. */
+function placedClouds(config: Config): CloudName[] {
+  return (Object.keys(CLOUD_PLACEMENT) as CloudName[]).filter(
+    (c) => missingPlacement(config, c).length === 0,
+  );
+}
+
+/** Why NGSCI_CLOUDS / NGSCI_DEFAULT_CLOUD cannot be served, one line per problem. */
+function offeredCloudProblems(config: Config): string[] {
+  const problems: string[] = [];
+  if (config.NGSCI_PROVISIONER === 'terraform') {
+    for (const cloud of config.NGSCI_CLOUDS ?? []) {
+      if (cloud === 'local') continue;
+      const missing = missingPlacement(config, cloud);
+      if (missing.length)
+        problems.push(
+          `NGSCI_CLOUDS: names ${cloud}, which has no placement (set ${missing.join(', ')}; see docs/clouds.md)`,
+        );
+    }
+    if (!config.NGSCI_CLOUDS && placedClouds(config).length === 0)
+      problems.push(
+        'NGSCI_PROVISIONER: terraform places machines on no cloud: give at least one placement (NGSCI_AWS_VPC_ID and NGSCI_AWS_SUBNET_ID, NGSCI_GCP_PROJECT, or the NGSCI_AZURE_* settings; see docs/clouds.md)',
+      );
+  }
+  const offered = problems.length ? [] : enabledClouds(config);
+  if (offered.length && !offered.includes(config.NGSCI_DEFAULT_CLOUD))
+    problems.push(
+      `NGSCI_DEFAULT_CLOUD: ${config.NGSCI_DEFAULT_CLOUD} is not among the clouds this hub offers (${offered.join(', ')})`,
+    );
+  return problems;
+}
+
+/**
+ * The clouds this hub provisions: NGSCI_CLOUDS, else what the provisioner can reach. With the
+ * terraform provisioner that is the clouds with a complete placement; `local` (processes on the
+ * hub's own machine) only when NGSCI_CLOUDS names it, since a cloud hub rarely means to run
+ * researchers' servers beside itself.
+ */
 export function enabledClouds(config: Config): Cloud[] {
   if (config.NGSCI_CLOUDS) return config.NGSCI_CLOUDS;
-  return config.NGSCI_PROVISIONER === 'terraform' ? ['local', 'aws', 'gcp', 'azure'] : ['local'];
+  return config.NGSCI_PROVISIONER === 'terraform' ? placedClouds(config) : ['local'];
+}
+
+/** Why each cloud the hub does not offer is not offered, for its offers' notes. */
+function unofferedReasons(config: Config): Partial<Record<Cloud, string>> {
+  const offered = enabledClouds(config);
+  const reasons: Partial<Record<Cloud, string>> = {};
+  for (const cloud of ['local', 'aws', 'gcp', 'azure'] as const) {
+    if (offered.includes(cloud)) continue;
+    if (cloud === 'local') {
+      reasons[cloud] = 'this hub does not offer local (NGSCI_CLOUDS)';
+      continue;
+    }
+    if (config.NGSCI_PROVISIONER !== 'terraform') {
+      reasons[cloud] = 'this hub runs no cloud machines (NGSCI_PROVISIONER=local)';
+      continue;
+    }
+    const missing = missingPlacement(config, cloud);
+    reasons[cloud] = missing.length
+      ? `this hub is not set up to place machines on ${cloud} (no ${missing.join(', ')})`
+      : `this hub does not offer ${cloud} (NGSCI_CLOUDS)`;
+  }
+  return reasons;
+}
+
+/** What the catalog is built from: offered clouds, why others are not, and the catalog file. */
+export function catalogOptions(config: Config): CatalogOptions {
+  return {
+    clouds: enabledClouds(config),
+    defaultCloud: config.NGSCI_DEFAULT_CLOUD,
+    file: config.NGSCI_CATALOG_FILE?.catalog,
+    unoffered: unofferedReasons(config),
+  };
 }
 
 /** The scopes that grant access to this service, from the hub or derived from the name. */

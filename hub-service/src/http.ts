@@ -9,6 +9,7 @@ import type { Authenticator, AuthUser } from './auth.js';
 import type { Services } from './services.js';
 import type { AgentIdentity } from './agent/credentials.js';
 import type { AdminSessions } from './session/sessions.js';
+import type { LimitSettings } from './limits/settings.js';
 
 export type AppEnv = {
   Variables: { user: AuthUser; agent: AgentIdentity; requestId: string; log: Logger };
@@ -22,6 +23,8 @@ export interface AppDeps extends Services {
   version: string;
   /** the admin sign-in's cookies and OAuth client (tests pass one with a fake hub and clock) */
   sessions?: AdminSessions;
+  /** body sizes and rate limits (limits/settings.ts); the defaults when not given */
+  limits?: LimitSettings;
 }
 
 /** A router whose zod validation failures throw, so app.ts's one onError answers them (400). */

@@ -60,6 +60,31 @@ export class HubClient {
   }
 
   /**
+   * A user's groups, which decide their group quotas and budgets. An answer the hub cannot give
+   * (unreachable, an error, a model without groups because the service's token lacks the
+   * read:users:groups scope) throws 503 hub_unreachable: a launch checked without the groups
+   * would skip every group budget, so it is refused instead. A user the hub does not know has none.
+   */
+  async groupsOf(user: string): Promise<string[]> {
+    const refuse = (why: string) =>
+      new ApiError(
+        503,
+        'hub_unreachable',
+        `JupyterHub ${why}, so the group quotas and budgets of ${user} cannot be checked; try again shortly`,
+      );
+    let model: HubUserModel | null;
+    try {
+      model = await this.getUser(user);
+    } catch (err) {
+      throw refuse(err instanceof ApiError ? err.message.replace(/^JupyterHub /, '') : 'failed');
+    }
+    if (!model) return [];
+    if (!Array.isArray(model.groups))
+      throw refuse('answered without the groups (the service needs the read:users:groups scope)');
+    return model.groups;
+  }
+
+  /**
    * Asks the hub to start a server. The body is the bare options object (hub 5 and 6 both take
    * it). Resolves 'started' (201) or 'pending' (202).
    */
@@ -158,7 +183,10 @@ export class HubClient {
       // the bridge's refusals carry the service's own code: "JupyterHub refused ...: process_exited: ..."
       const embedded = /: ([a-z_]+): /.exec(message)?.[1];
       const code = ErrorCode.safeParse(embedded);
-      return new ApiError(502, code.success ? code.data : 'hub_refused', message);
+      if (!code.success) return new ApiError(502, 'hub_refused', message);
+      // a limit the bridge's start enforced is the user's answer, as when the launch checked it
+      const status = REFUSAL_STATUS[code.data] ?? 502;
+      return new ApiError(status, code.data, message);
     }
     if (res.status === 409 || /is already running|is pending/i.test(message))
       return new ApiError(409, 'instance_busy', message);
@@ -166,6 +194,13 @@ export class HubClient {
     return new ApiError(400, 'hub_refused', message);
   }
 }
+
+/** The codes a bridge refusal keeps its own status for: limits and busy servers, not hub faults. */
+const REFUSAL_STATUS: Partial<Record<ErrorCode, 403 | 409>> = {
+  quota_exceeded: 403,
+  budget_exhausted: 403,
+  instance_busy: 409,
+};
 
 function serverPath(user: string, hubServer: string): string {
   return hubServer ? `/users/${enc(user)}/servers/${enc(hubServer)}` : `/users/${enc(user)}/server`;

@@ -19,11 +19,12 @@ import { AgentWatch } from './security/agent-watch.js';
 import { pruneAudit } from './audit/retention.js';
 import { createServices, jobTagFor, type Services } from './services.js';
 import {
-  identityProblems,
   TerraformProvisioner,
   terraformSettings,
+  type TerraformSettings,
 } from './provisioners/terraform/index.js';
 import { Reconciler } from './reconcile/reconciler.js';
+import { machineTable } from './catalog-file.js';
 
 const version = (
   JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
@@ -44,6 +45,26 @@ async function main(): Promise<void> {
       process.exit(2);
     }
     throw err;
+  }
+  // every cloud setting is checked before anything else (the database, the listener): a problem
+  // found at a user's launch, or at a machine's boot, costs them the wait and the organisation a VM
+  let cloudSettings: TerraformSettings | null = null;
+  if (config.NGSCI_PROVISIONER === 'terraform') {
+    try {
+      cloudSettings = terraformSettings(config as Parameters<typeof terraformSettings>[0], {
+        env: process.env,
+        dataDir: config.NGSCI_DATA_DIR,
+        databaseUrl: config.DATABASE_URL,
+        servicePrefix: config.JUPYTERHUB_SERVICE_PREFIX,
+        // a cloud whose identity proofs cannot be checked would refuse every machine at boot
+        checkIdentity: true,
+      });
+    } catch (err) {
+      process.stderr.write(
+        `ngsci hub-service: ${err instanceof Error ? err.message : String(err)}\n`,
+      );
+      process.exit(2);
+    }
   }
   const logger = createLogger(config.NGSCI_LOG_LEVEL);
   for (const line of deprecations(config)) logger.warn(line);
@@ -99,23 +120,8 @@ async function main(): Promise<void> {
   );
   // cloud machines: one terraform provisioner serves the three cloud job tags
   let services: Services | null = null;
-  if (config.NGSCI_PROVISIONER === 'terraform') {
-    let settings;
-    try {
-      settings = terraformSettings(config as Parameters<typeof terraformSettings>[0], {
-        env: process.env,
-        dataDir: config.NGSCI_DATA_DIR,
-        databaseUrl: config.DATABASE_URL,
-      });
-      // a cloud whose identity proofs cannot be checked would refuse every machine at boot
-      const problems = identityProblems(settings, config);
-      if (problems.length) throw new Error(`invalid configuration:\n  ${problems.join('\n  ')}`);
-    } catch (err) {
-      process.stderr.write(
-        `ngsci hub-service: ${err instanceof Error ? err.message : String(err)}\n`,
-      );
-      process.exit(2);
-    }
+  if (cloudSettings) {
+    const settings = cloudSettings;
     const terraform = new TerraformProvisioner({
       settings,
       issueBootstrapToken: (instanceId, env, opts) => {
@@ -124,13 +130,31 @@ async function main(): Promise<void> {
       },
       recordCloudInstance: async (instanceId, cloudInstanceId) =>
         services?.bootstrap.recordCloudInstance(instanceId, cloudInstanceId),
+      // ready means the machine itself reached the hub (and saw its GPU), not only that it answers
+      bootStatus: async (instanceId) =>
+        services ? services.bootReports.status(instanceId) : { state: 'pending' },
+      // the built-in machine types plus those of the operator's catalog file
+      machineTypes: machineTable(config.NGSCI_CATALOG_FILE?.catalog),
       watchIntervalMs: config.NGSCI_RUNNING_POLL_INTERVAL * 1000,
       log: (e) => logger[e.level]({ instance: e.instanceId }, `terraform: ${e.message}`),
     });
     for (const cloud of ['aws', 'gcp', 'azure'] as const)
       provisioners.set(`cloud=${cloud}`, terraform);
+    for (const n of settings.notices) logger[n.level](n.message);
     logger.info(
-      { binary: settings.binary, state: settings.backend, clouds: Object.keys(settings.placement) },
+      {
+        binary: settings.binary,
+        state: settings.backend,
+        clouds: Object.keys(settings.placement),
+        vmHubUrl: settings.vmHubOrigin,
+        vmServiceUrl: settings.serviceUrl,
+        // a pip spec may name a private index with its password: only its kind is logged
+        images: [settings.image, settings.gpuImage].map((i) =>
+          i.kind === 'docker' ? i.ref : 'pip requirements',
+        ),
+        lockTimeoutSeconds: settings.lockTimeoutSeconds,
+        egress: settings.egressAllowCidrs ?? 'unrestricted',
+      },
       'terraform provisioner ready',
     );
   }
@@ -141,6 +165,10 @@ async function main(): Promise<void> {
     accessScopes: accessScopes(config),
     adminScope: config.NGSCI_ADMIN_SCOPE,
     cacheSeconds: config.NGSCI_AUTH_CACHE_SECONDS,
+    negativeCacheSeconds: config.NGSCI_AUTH_NEGATIVE_CACHE_SECONDS,
+    cacheEntries: config.NGSCI_AUTH_CACHE_ENTRIES,
+    // refused on user routes without a hub lookup: the hub has no use for it
+    bridgeSecret: config.NGSCI_BRIDGE_SECRET,
   });
   const app = createApp({
     ...services,
@@ -148,6 +176,7 @@ async function main(): Promise<void> {
     bridgeSecret: config.NGSCI_BRIDGE_SECRET,
     prefix: config.JUPYTERHUB_SERVICE_PREFIX,
     version,
+    limits: config,
   });
   await services.worker.start();
   const reconciler = new Reconciler({

@@ -4,11 +4,11 @@
  */
 import type { Catalog, Cloud } from '@ngsci/contract';
 import { buildCatalog } from './catalog.js';
-import { enabledClouds, type Config } from './config.js';
+import { catalogOptions, type Config } from './config.js';
 import type { Database } from './db/client.js';
 import type { HubClient } from './hub.js';
 import type { Logger } from './logger.js';
-import { SecretBox } from './secrets.js';
+import { secretBoxFromConfig } from './secrets.js';
 import { JobQueue } from './instances/jobs.js';
 import { Lifecycle } from './instances/lifecycle.js';
 import { InstanceStore } from './instances/store.js';
@@ -17,6 +17,7 @@ import { Resizes } from './instances/resize.js';
 import { HealthWatch } from './instances/health.js';
 import { GpuStore } from './agent/gpu.js';
 import { AgentCredentials } from './agent/credentials.js';
+import { BootReports } from './agent/boot.js';
 import { SecurityEvents } from './security/events.js';
 import { createAuditSink, type AuditSink } from './audit/sink.js';
 import type { Provisioner } from './provisioners/types.js';
@@ -52,6 +53,11 @@ export interface Services {
   notifications: ChannelNotifier;
   /** per-instance agent credentials and what the agents last reported (agent/credentials.ts) */
   agents: AgentCredentials;
+  /**
+   * what each cloud machine's checks found before its server started (agent/boot.ts); the
+   * terraform provisioner's readiness wait reads `status()`
+   */
+  bootReports: BootReports;
   /** security events for admins (security/events.ts) */
   security: SecurityEvents;
   /** where audit events and security events are shipped, NGSCI_AUDIT_SINK (audit/sink.ts) */
@@ -70,12 +76,9 @@ export function createServices(opts: {
 }): Services {
   const { config, database, hub, logger } = opts;
   const db = database.db;
-  const catalog = buildCatalog({
-    clouds: enabledClouds(config),
-    defaultCloud: config.NGSCI_DEFAULT_CLOUD,
-  });
+  const catalog = buildCatalog(catalogOptions(config));
   const metering = createMetering({ config, database, hub, baseCatalog: () => catalog });
-  const box = new SecretBox(config.NGSCI_SECRET_KEY ?? config.NGSCI_BRIDGE_SECRET);
+  const box = secretBoxFromConfig(config);
   const store = new InstanceStore(db);
   const queue = new JobQueue(db);
   const notifications = new ChannelNotifier({
@@ -85,6 +88,7 @@ export function createServices(opts: {
     smtpUrl: config.NGSCI_SMTP_URL,
     smtpFrom: config.NGSCI_SMTP_FROM,
     timeoutSeconds: config.NGSCI_NOTIFY_TIMEOUT,
+    webhookAllow: config.NGSCI_WEBHOOK_ALLOW,
   });
   const notifier: Notifier = notifications;
   const agents = new AgentCredentials(db, { perMinute: config.NGSCI_AGENT_RATE_PER_MINUTE });
@@ -103,6 +107,8 @@ export function createServices(opts: {
     jobTag: jobTagFor,
     heartbeatSeconds: config.NGSCI_JOB_HEARTBEAT,
     staleAfterSeconds: config.NGSCI_JOB_STALE_AFTER,
+    // a machine that could not be removed alerts admins (destroy_failed)
+    security: { raise: (e) => security.raise(e) },
   });
   const lifecycle = new Lifecycle({
     db,
@@ -128,12 +134,15 @@ export function createServices(opts: {
     box,
     logger,
     ttlSeconds: config.NGSCI_BOOTSTRAP_TTL,
+    // a token waits at most one terraform step for its machine before its lifetime starts
+    applyWindowSeconds: config.NGSCI_TERRAFORM_STEP_TIMEOUT ?? 1800,
     // VMs prove their cloud identity before they get secrets (bootstrap/identity.ts)
     identity: new InstanceIdentity(identityTrust(config)),
     identityRequired: config.NGSCI_IDENTITY_REQUIRED !== false,
     repeatWindowSeconds: config.NGSCI_BOOTSTRAP_REPEAT_WINDOW,
     security: { raise: (e) => security.raise(e) },
   });
+  const bootReports = new BootReports({ db, store, queue, logger, notifier, jobTag: jobTagFor });
   const gpus = new GpuStore(db);
   const auditSink = createAuditSink(config.NGSCI_AUDIT_SINK, { logger });
   const security = new SecurityEvents({
@@ -189,6 +198,7 @@ export function createServices(opts: {
     notifier,
     notifications,
     agents,
+    bootReports,
     security,
     auditSink,
   };

@@ -105,8 +105,11 @@ class NgsciSpawner(Spawner):
         Default (empty): the public path `<hub base url>services/<service_name>/api/v1`, e.g.
         `/services/ngsci/api/v1`, which works for clients that reach the hub through its proxy
         (the JupyterLab extension, local instances). Set a full URL such as
-        `https://hub.example.org/services/ngsci/api/v1` when instances run in a cloud and
-        reach the hub by its public address.
+        `https://hub.example.org/services/ngsci/api/v1` when local instances' terminals must
+        reach the service by the hub's public address. Cloud machines (hub-service's terraform
+        provisioner) do not use this value: hub-service sets their `NGSCI_API_URL`, and their
+        `JUPYTERHUB_API_URL` and `JUPYTERHUB_ACTIVITY_URL`, from its `NGSCI_VM_HUB_URL` (the
+        hub's address as machines reach it), since the hub computes these for its own host.
         """,
     ).tag(config=True)
 

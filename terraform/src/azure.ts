@@ -6,6 +6,14 @@
  * container mounted read-only with blobfuse2 through the VM's managed identity.
  * Spot: priority Spot, eviction Deallocate (the VM and its disks stay; compute billing stops),
  * max bid -1 (pay up to the on-demand price, never evicted for price).
+ * Zones: `zone` (one value, or none) places the home disk, the data set copy, the public IP and
+ * the VM alike.
+ *
+ * Destroy order: Terraform destroys the home disk's attachment before the VM it depends on, and
+ * azurerm detaches it from the running VM (a hot detach: writes the guest has not flushed are lost).
+ * No configuration reverses that order. The provider is told to shut the VM down gracefully when
+ * it deletes it, so an executor that forgets the attachments first (`terraform state rm`) gets a
+ * clean unmount: Azure detaches data disks when it deletes a VM, and never deletes them.
  */
 import { Construct } from 'constructs';
 import { AzurermProvider } from '@cdktf/provider-azurerm/lib/provider/index.js';
@@ -27,6 +35,8 @@ import {
   homeTags,
   instanceName,
   instanceTags,
+  tagValues,
+  DEFAULT_DISK_ATTACH_TIMEOUT_MINUTES,
   type AzureImageReference,
   type AzurePlacement,
   type HomeOptions,
@@ -49,7 +59,9 @@ export const AZURE_CPU_IMAGE: AzureImageReference = {
 };
 
 export function azureProvider(scope: Construct): AzurermProvider {
-  return new AzurermProvider(scope, 'azurerm', { features: [{}] });
+  return new AzurermProvider(scope, 'azurerm', {
+    features: [{ virtualMachine: [{ gracefulShutdown: true }] }],
+  });
 }
 
 export class AzureHomeDisk extends Construct {
@@ -66,8 +78,10 @@ export class AzureHomeDisk extends Construct {
       createOption: 'Empty',
       diskSizeGb: o.homeDiskGiB,
       storageAccountType: 'StandardSSD_LRS',
-      tags: homeTags(o),
-      lifecycle: { preventDestroy: true },
+      tags: tagValues(homeTags(o)),
+      // The size is the size at creation: Azure can't shrink a disk, and a larger size would leave
+      // the file system as it was. Re-applying with another setting changes nothing.
+      lifecycle: { preventDestroy: true, ignoreChanges: ['disk_size_gb'] },
     });
   }
 }
@@ -89,7 +103,7 @@ export class AzureGpuInstance extends Construct implements GpuInstanceOutputs {
     super(scope, id);
     const p = o.azure as AzurePlacement;
     const name = instanceName(o.instanceId);
-    const tags = instanceTags(o);
+    const tags = tagValues(instanceTags(o));
     const gpu = type.gpu !== null;
     const base = { resourceGroupName: p.resourceGroup, location: o.region, tags };
 
@@ -98,6 +112,7 @@ export class AzureGpuInstance extends Construct implements GpuInstanceOutputs {
     ];
     if (o.allowSsh) rules.push(rule('ssh', 110, 'Allow', o.sshCidr ?? o.hubCidr, '22'));
     rules.push(rule('deny-all-inbound', 4000, 'Deny', '*', '*'));
+    if (o.egressAllowCidrs !== undefined) rules.push(...egressRules(o));
     const nsg = new NetworkSecurityGroup(this, 'firewall', { ...base, name, securityRule: rules });
 
     const publicIp =
@@ -135,7 +150,22 @@ export class AzureGpuInstance extends Construct implements GpuInstanceOutputs {
       dataset: datasetMount('azure', o.dataset, lunDevices(DATASET_LUN)),
     });
 
+    // a copy of the data set disk, deleted only after the VM: a disk still attached can't be deleted
+    const datasetCopy =
+      o.dataset?.kind === 'disk'
+        ? new ManagedDisk(this, 'dataset', {
+            ...base,
+            tags: { ...tags, role: 'dataset' },
+            name: `${name}-dataset`,
+            zone: o.zone,
+            createOption: 'Copy',
+            sourceResourceId: o.dataset.ref,
+            storageAccountType: 'StandardSSD_LRS',
+          })
+        : undefined;
+
     this.vm = new LinuxVirtualMachine(this, 'machine', {
+      dependsOn: datasetCopy ? [datasetCopy] : undefined,
       ...base,
       name,
       computerName: name.slice(0, 63),
@@ -159,27 +189,22 @@ export class AzureGpuInstance extends Construct implements GpuInstanceOutputs {
         : { priority: 'Regular' }),
     });
 
+    const minutes = `${o.diskAttachTimeoutMinutes ?? DEFAULT_DISK_ATTACH_TIMEOUT_MINUTES}m`;
+    const timeouts = { create: minutes, delete: minutes };
     new VirtualMachineDataDiskAttachment(this, 'home', {
       managedDiskId: o.homeDiskId,
       virtualMachineId: this.vm.id,
       lun: HOME_LUN,
       caching: 'ReadWrite',
+      timeouts,
     });
-    if (o.dataset?.kind === 'disk') {
-      const copy = new ManagedDisk(this, 'dataset', {
-        ...base,
-        tags: { ...tags, role: 'dataset' },
-        name: `${name}-dataset`,
-        zone: o.zone,
-        createOption: 'Copy',
-        sourceResourceId: o.dataset.ref,
-        storageAccountType: 'StandardSSD_LRS',
-      });
+    if (datasetCopy) {
       new VirtualMachineDataDiskAttachment(this, 'dataset-attachment', {
-        managedDiskId: copy.id,
+        managedDiskId: datasetCopy.id,
         virtualMachineId: this.vm.id,
         lun: DATASET_LUN,
         caching: 'ReadOnly',
+        timeouts,
       });
     } else if (o.dataset?.kind === 'bucket') {
       new RoleAssignment(this, 'dataset-read', {
@@ -215,4 +240,36 @@ function rule(
     destinationPortRange: port,
     description: `ngsci: ${name}`,
   };
+}
+
+/** Azure's DNS and health endpoint (the host's virtual IP), and the instance metadata service. */
+const AZURE_PLATFORM = ['168.63.129.16/32', '169.254.169.254/32'];
+
+/**
+ * Outbound rules of an egress policy: the platform (NSGs don't filter it by default; said
+ * explicitly so a deny can never catch it), the hub, the policy's networks, then deny the rest
+ * above Azure's default AllowVnetOutBound and AllowInternetOutBound (65000, 65001).
+ */
+function egressRules(o: InstanceOptions): NetworkSecurityGroupSecurityRule[] {
+  const allowed = [...new Set([...AZURE_PLATFORM, o.hubCidr, ...(o.egressAllowCidrs ?? [])])];
+  const out = (
+    name: string,
+    priority: number,
+    access: 'Allow' | 'Deny',
+    destination: string | string[],
+  ): NetworkSecurityGroupSecurityRule => ({
+    name,
+    priority,
+    direction: 'Outbound',
+    access,
+    protocol: '*',
+    sourceAddressPrefix: '*',
+    sourcePortRange: '*',
+    destinationPortRange: '*',
+    ...(Array.isArray(destination)
+      ? { destinationAddressPrefixes: destination }
+      : { destinationAddressPrefix: destination }),
+    description: `ngsci: ${name}`,
+  });
+  return [out('egress-allow', 200, 'Allow', allowed), out('deny-all-outbound', 4000, 'Deny', '*')];
 }

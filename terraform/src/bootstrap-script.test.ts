@@ -29,6 +29,8 @@ import type { Cloud } from './options.js';
 const TOKEN = 'ngb_TEST-DOUBLE-bootstrap-token-0123456789';
 const AGENT = 'ngsa_TEST-DOUBLE-agent-credential-0123456789';
 const HUB_TOKEN = 'hub-token-TEST-DOUBLE-5566';
+const API_URL = 'https://hub.example.org/services/ngsci/api/v1';
+const SERVER_URL = 'http://0.0.0.0:8888/user/alice/';
 
 interface Seen {
   method: string;
@@ -127,6 +129,7 @@ function boot(root: string): Promise<{ code: number | null; stderr: string }> {
         PATH: process.env.PATH ?? '/usr/bin:/bin',
         NGSCI_TEST_ROOT: root,
         NGSCI_TEST_METADATA_URL: metadata.url(),
+        NGSCI_TEST_RETRY_SECONDS: '0',
       },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
@@ -139,7 +142,15 @@ function boot(root: string): Promise<{ code: number | null; stderr: string }> {
 const ok = () => ({
   status: 200,
   headers: { 'content-type': 'application/json' },
-  body: JSON.stringify({ env: { JUPYTERHUB_API_TOKEN: HUB_TOKEN, A: 'b' }, agentToken: AGENT }),
+  body: JSON.stringify({
+    env: {
+      JUPYTERHUB_API_TOKEN: HUB_TOKEN,
+      A: 'b',
+      NGSCI_API_URL: API_URL,
+      JUPYTERHUB_SERVICE_URL: SERVER_URL,
+    },
+    agentToken: AGENT,
+  }),
 });
 const mode = (p: string) => (statSync(p).mode & 0o777).toString(8);
 
@@ -168,7 +179,12 @@ describe('bootstrap.sh on the machine (metadata service and hub-service are test
     const envJson = join(root, 'run/ngsci/env.json');
     const agentEnv = join(root, 'etc/ngsci/agent.env');
     assert.deepEqual(JSON.parse(readFileSync(envJson, 'utf8')), {
-      env: { JUPYTERHUB_API_TOKEN: HUB_TOKEN, A: 'b' },
+      env: {
+        JUPYTERHUB_API_TOKEN: HUB_TOKEN,
+        A: 'b',
+        NGSCI_API_URL: API_URL,
+        JUPYTERHUB_SERVICE_URL: SERVER_URL,
+      },
     });
     assert.ok(
       !readFileSync(envJson, 'utf8').includes(AGENT),
@@ -178,7 +194,8 @@ describe('bootstrap.sh on the machine (metadata service and hub-service are test
     assert.equal(mode(envJson), '600');
     assert.equal(
       readFileSync(agentEnv, 'utf8'),
-      `NGSCI_AGENT_TOKEN=${AGENT}\nNGSCI_INSTANCE_ID=11111111-2222-3333-4444-555555555555\nNGSCI_CLOUD=aws\nNGSCI_DATASET_PATH=/mnt/dataset\n`,
+      `NGSCI_AGENT_TOKEN=${AGENT}\nNGSCI_INSTANCE_ID=11111111-2222-3333-4444-555555555555\nNGSCI_CLOUD=aws\nNGSCI_DATASET_PATH=/mnt/dataset\nNGSCI_API_URL=${API_URL}\nJUPYTERHUB_SERVICE_URL=${SERVER_URL}\n`,
+      'the agent knows where to report',
     );
     assert.match(
       readFileSync(join(root, 'etc/ngsci/bootstrap.env'), 'utf8'),
@@ -236,6 +253,30 @@ describe('bootstrap.sh on the machine (metadata service and hub-service are test
     assert.ok(!existsSync(join(root, 'etc/ngsci/agent.env')));
     assert.ok(!existsSync(join(root, 'run/ngsci/env.json')));
     answers = [];
+  });
+
+  it('after a reboot (credential on disk, environment gone with /run) it reports `rebooted` with the agent credential and stays down, never retrying the spent token', async () => {
+    const root = install('gcp');
+    answers = [ok()];
+    assert.equal((await boot(root)).code, 0);
+    rmSync(join(root, 'run'), { recursive: true, force: true }); // /run is tmpfs
+    const before = service.seen.length;
+    answers = [{ status: 202, body: '{"ok":true}' }];
+    const r = await boot(root);
+    assert.equal(r.code, 1, 'the server unit must not start');
+    assert.match(r.stderr, /machine restarted/);
+    const calls = service.seen.slice(before);
+    assert.deepEqual(
+      calls.map((c) => `${c.method} ${c.url}`),
+      ['POST /api/v1/agent/boot'],
+      'one boot report, no bootstrap attempt',
+    );
+    assert.equal(calls[0]?.headers.authorization, `Bearer ${AGENT}`);
+    const report = JSON.parse(calls[0]?.body ?? '{}') as Record<string, string>;
+    assert.equal(report.stage, 'failed');
+    assert.equal(report.code, 'rebooted');
+    assert.match(report.message ?? '', /restarted.*token is spent/);
+    assert.ok(!existsSync(join(root, 'run/ngsci/env.json')));
   });
 
   it('refuses to send anything over plain http unless the development setting is on', async () => {

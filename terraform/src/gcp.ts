@@ -4,7 +4,11 @@
  * never deleted with the machine), the data set as an existing disk attached READ_ONLY (many readers
  * may share one) or a bucket mounted read-only with gcsfuse, and firewall rules on a per-instance
  * network tag: the hub's CIDR on the single-user port, SSH only when allowed, everything else denied
- * (above the default network's allow-internal rule).
+ * (above the default network's allow-internal rule). With an egress policy, outbound traffic is
+ * denied too except to the policy's networks and the hub's.
+ *
+ * Zones: one value (`gcpZone`) places the provider, the home disk and the machine; the instance
+ * stack refuses a home disk or data set disk whose id names another zone.
  */
 import { Construct } from 'constructs';
 import { GoogleProvider } from '@cdktf/provider-google/lib/provider/index.js';
@@ -17,8 +21,10 @@ import {
 import { datasetMount, renderUserData, userDataBasics } from './cloud-init.js';
 import type { InstanceTypeInfo } from './instance-types.js';
 import {
-  defaultZone,
+  gcpDiskZone,
   gcpLabels,
+  gcpZone,
+  InvalidOptionsError,
   homeDiskName,
   homeTags,
   instanceName,
@@ -38,7 +44,7 @@ export function gcpProvider(scope: Construct, o: HomeOptions): GoogleProvider {
   return new GoogleProvider(scope, 'google', {
     project: p.project,
     region: o.region,
-    zone: defaultZone('gcp', o.region, o.zone),
+    zone: gcpZone(o),
   });
 }
 
@@ -49,11 +55,13 @@ export class GcpHomeDisk extends Construct {
     super(scope, id);
     this.disk = new ComputeDisk(this, 'disk', {
       name: homeDiskName(o.user, o.server),
-      zone: defaultZone('gcp', o.region, o.zone),
+      zone: gcpZone(o),
       size: o.homeDiskGiB,
       type: 'pd-balanced',
       labels: gcpLabels(homeTags(o)),
-      lifecycle: { preventDestroy: true },
+      // The size is the size at creation: a smaller size makes Google replace the disk (an empty
+      // home), a larger one would leave the file system as it was. Re-applying never does either.
+      lifecycle: { preventDestroy: true, ignoreChanges: ['size'] },
     });
   }
 }
@@ -70,6 +78,17 @@ export class GcpGpuInstance extends Construct implements GpuInstanceOutputs {
     const name = instanceName(o.instanceId);
     const gpu = type.gpu !== null;
     const networkTag = name;
+    const zone = gcpZone(o);
+    for (const [what, disk] of [
+      ['home disk', o.homeDiskId],
+      ['data set disk', o.dataset?.kind === 'disk' ? o.dataset.ref : ''],
+    ] as const) {
+      const diskZone = gcpDiskZone(disk);
+      if (diskZone && diskZone !== zone)
+        throw new InvalidOptionsError(
+          `the ${what} is in zone ${diskZone} but the machine would be in ${zone}; a disk attaches only in its own zone (NGSCI_GCP_ZONE)`,
+        );
+    }
 
     new ComputeFirewall(this, 'singleuser', {
       name: `${name}-singleuser`,
@@ -100,6 +119,28 @@ export class GcpGpuInstance extends Construct implements GpuInstanceOutputs {
       targetTags: [networkTag],
       deny: [{ protocol: 'all' }],
     });
+    if (o.egressAllowCidrs !== undefined) {
+      // above the implied allow-all egress (65535); the metadata server (and the DNS it serves)
+      // is always reachable, whatever the firewall says
+      new ComputeFirewall(this, 'egress-allow', {
+        name: `${name}-out`,
+        network: p.network,
+        direction: 'EGRESS',
+        priority: 900,
+        destinationRanges: [...new Set([o.hubCidr, ...o.egressAllowCidrs])],
+        targetTags: [networkTag],
+        allow: [{ protocol: 'all' }],
+      });
+      new ComputeFirewall(this, 'egress-deny', {
+        name: `${name}-out-deny`,
+        network: p.network,
+        direction: 'EGRESS',
+        priority: 1000,
+        destinationRanges: ['0.0.0.0/0'],
+        targetTags: [networkTag],
+        deny: [{ protocol: 'all' }],
+      });
+    }
 
     const attachedDisk: ComputeInstanceAttachedDisk[] = [
       { source: o.homeDiskId, deviceName: 'ngsci-home', mode: 'READ_WRITE' },
@@ -126,7 +167,7 @@ export class GcpGpuInstance extends Construct implements GpuInstanceOutputs {
     this.instance = new ComputeInstance(this, 'machine', {
       name,
       machineType: type.machineType,
-      zone: defaultZone('gcp', o.region, o.zone),
+      zone,
       tags: [networkTag],
       labels: gcpLabels(instanceTags(o)),
       allowStoppingForUpdate: true,
@@ -163,9 +204,12 @@ export class GcpGpuInstance extends Construct implements GpuInstanceOutputs {
           accessConfig: o.addressKind === 'public' ? [{}] : undefined,
         },
       ],
+      // SSH keys come only from NGSCI_TERRAFORM_SSH_KEYS (in the user-data), never from the
+      // project's metadata; the serial console stays off (it is a login that bypasses the firewall)
       metadata: {
         'user-data': userData,
-        'block-project-ssh-keys': o.allowSsh ? 'FALSE' : 'TRUE',
+        'block-project-ssh-keys': 'TRUE',
+        'serial-port-enable': 'FALSE',
       },
       serviceAccount: { email: p.serviceAccountEmail, scopes },
     });

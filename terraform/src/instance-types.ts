@@ -1,16 +1,22 @@
 /**
  * The machine types ngsci knows, per cloud: GPU model and count, vCPUs and memory. Tests check
  * stacks against it and the service catalog builds its sizes from it. Figures are the clouds'
- * published specifications; prices live in the service's catalog, not here.
+ * published specifications; prices live in the service's catalog, not here. An operator's catalog
+ * file may describe more machine types; `machineTypeProblems` is the one check both sides apply.
  *
  * GCP N1 machines take their GPUs as guest accelerators, so their entries are keyed
  * `<machine type>+<gpu>x<count>` (for example `n1-standard-8+t4x1`); every other key is the
  * cloud's own type name.
+ *
+ * A type a cloud retired, or one the default images cannot drive, stays listed with the reason in
+ * `unavailable`: the catalog turns its offers into unavailable ones and a launch is refused before
+ * anything is applied, instead of an apply that fails at the cloud.
  */
 import type { Cloud } from './options.js';
 
 export interface InstanceGpu {
-  model: 'T4' | 'A10G' | 'L4' | 'V100' | 'A100-40GB' | 'A100-80GB' | 'H100-80GB';
+  /** T4, A10G, L4, V100, A100-40GB, A100-80GB, H100-80GB here; a catalog file may name others */
+  model: string;
   count: number;
   memoryGiB: number;
 }
@@ -25,14 +31,23 @@ export interface InstanceTypeInfo {
   gpu: InstanceGpu | null;
   /** GCP N1 only: the guest accelerator to attach */
   accelerator?: { type: string; count: number };
+  /** why no machine of this type may be started (retired by the cloud, no driver), with the date */
+  unavailable?: string;
 }
+
+/** Checked 2026-11-29 against the clouds' and NVIDIA's documentation. */
+const RETIRED_NCV3 =
+  'retired by Azure on 2025-09-30 (NCv3 V100 sizes; Azure suggests NC A100 v4 instead)';
+const NO_VOLTA_DRIVER =
+  "the default GPU AMI (Deep Learning Base OSS Nvidia Driver) ships NVIDIA's open kernel modules, which support Turing and newer GPUs only: a V100 (Volta) gets no driver";
 
 type Row = [
   key: string,
   family: string,
   vcpu: number,
   memoryGiB: number,
-  gpu?: [InstanceGpu['model'], number, number],
+  gpu?: [model: string, count: number, memoryGiB: number],
+  unavailable?: string,
 ];
 
 const aws: Row[] = [
@@ -56,7 +71,7 @@ const aws: Row[] = [
   ['g6.2xlarge', 'g6', 8, 32, ['L4', 1, 24]],
   ['g6.12xlarge', 'g6', 48, 192, ['L4', 4, 24]],
   ['g6.48xlarge', 'g6', 192, 768, ['L4', 8, 24]],
-  ['p3.2xlarge', 'p3', 8, 61, ['V100', 1, 16]],
+  ['p3.2xlarge', 'p3', 8, 61, ['V100', 1, 16], NO_VOLTA_DRIVER],
   ['p4d.24xlarge', 'p4d', 96, 1152, ['A100-40GB', 8, 40]],
   ['p5.48xlarge', 'p5', 192, 2048, ['H100-80GB', 8, 80]],
 ];
@@ -100,9 +115,9 @@ const azure: Row[] = [
   ['Standard_NC24ads_A100_v4', 'NCads_A100_v4', 24, 220, ['A100-80GB', 1, 80]],
   ['Standard_NC48ads_A100_v4', 'NCads_A100_v4', 48, 440, ['A100-80GB', 2, 80]],
   ['Standard_NC96ads_A100_v4', 'NCads_A100_v4', 96, 880, ['A100-80GB', 4, 80]],
-  ['Standard_NC6s_v3', 'NCsv3', 6, 112, ['V100', 1, 16]],
-  ['Standard_NC12s_v3', 'NCsv3', 12, 224, ['V100', 2, 16]],
-  ['Standard_NC24s_v3', 'NCsv3', 24, 448, ['V100', 4, 16]],
+  ['Standard_NC6s_v3', 'NCsv3', 6, 112, ['V100', 1, 16], RETIRED_NCV3],
+  ['Standard_NC12s_v3', 'NCsv3', 12, 224, ['V100', 2, 16], RETIRED_NCV3],
+  ['Standard_NC24s_v3', 'NCsv3', 24, 448, ['V100', 4, 16], RETIRED_NCV3],
   ['Standard_ND96asr_v4', 'ND_A100_v4', 96, 900, ['A100-40GB', 8, 40]],
   ['Standard_ND96amsr_A100_v4', 'NDm_A100_v4', 96, 1900, ['A100-80GB', 8, 80]],
   ['Standard_ND96isr_H100_v5', 'ND_H100_v5', 96, 1900, ['H100-80GB', 8, 80]],
@@ -114,7 +129,7 @@ const GCP_ACCELERATOR: Record<string, string> = {
 };
 
 function build(cloud: Cloud, rows: Row[]): [string, InstanceTypeInfo][] {
-  return rows.map(([key, family, vcpu, memoryGiB, gpu]) => {
+  return rows.map(([key, family, vcpu, memoryGiB, gpu, unavailable]) => {
     const info: InstanceTypeInfo = {
       cloud,
       family,
@@ -122,6 +137,7 @@ function build(cloud: Cloud, rows: Row[]): [string, InstanceTypeInfo][] {
       vcpu,
       memoryGiB,
       gpu: gpu ? { model: gpu[0], count: gpu[1], memoryGiB: gpu[2] } : null,
+      ...(unavailable ? { unavailable } : {}),
     };
     const n1 = /^(n1-[a-z]+-\d+)\+([a-z0-9]+)x(\d+)$/.exec(key);
     if (n1) {
@@ -142,11 +158,59 @@ export class UnknownInstanceTypeError extends Error {
   override readonly name = 'UnknownInstanceTypeError';
 }
 
-/** The type's description, checked against the cloud it is asked for. */
-export function instanceTypeInfo(cloud: Cloud, instanceType: string): InstanceTypeInfo {
-  const info = INSTANCE_TYPES[instanceType];
+/** How each cloud's API spells a machine type; a name that does not fit would fail the plan. */
+const MACHINE_NAME: Record<Cloud, RegExp> = {
+  aws: /^[a-z][a-z0-9-]*\.[a-z0-9-]+$/,
+  gcp: /^[a-z][a-z0-9]*(-[a-z0-9]+)+$/,
+  azure: /^(Standard|Basic)_[A-Za-z0-9_-]+$/,
+};
+
+/**
+ * Why `info` cannot describe a machine the stacks can build, or [] when it can. The service applies
+ * it to the machine types of an operator's catalog file at start; the stacks apply it again to a
+ * type handed to them, so nothing malformed reaches a plan.
+ */
+export function machineTypeProblems(info: InstanceTypeInfo): string[] {
+  const problems: string[] = [];
+  const pattern = MACHINE_NAME[info.cloud];
+  if (!pattern) return [`unknown cloud ${String(info.cloud)}`];
+  if (!pattern.test(info.machineType))
+    problems.push(`${info.machineType} is not how ${info.cloud} names a machine type`);
+  if (!(Number.isInteger(info.vcpu) && info.vcpu > 0))
+    problems.push('vcpu must be a positive integer');
+  if (!(info.memoryGiB > 0)) problems.push('memoryGiB must be positive');
+  if (info.gpu && !(Number.isInteger(info.gpu.count) && info.gpu.count > 0))
+    problems.push('gpu.count must be a positive integer');
+  const n1 = info.cloud === 'gcp' && /^n1-/.test(info.machineType);
+  if (info.accelerator && !n1)
+    problems.push(
+      'only GCP N1 machines take a guest accelerator; other types have their GPUs built in',
+    );
+  if (n1 && info.gpu && !info.accelerator)
+    problems.push('a GCP N1 machine with a GPU needs accelerator.type (such as nvidia-tesla-t4)');
+  if (info.accelerator && info.accelerator.count !== (info.gpu?.count ?? 0))
+    problems.push('accelerator.count must equal gpu.count');
+  if (info.accelerator && !/^nvidia-[a-z0-9-]+$/.test(info.accelerator.type))
+    problems.push(`${info.accelerator.type} is not a GCP accelerator type such as nvidia-tesla-t4`);
+  return problems;
+}
+
+/**
+ * The type's description, checked against the cloud it is asked for: the built-in entry, or
+ * `defined` (a type from the operator's catalog file, which the service hands over with the
+ * options) after `machineTypeProblems` found nothing wrong with it.
+ */
+export function instanceTypeInfo(
+  cloud: Cloud,
+  instanceType: string,
+  defined?: InstanceTypeInfo,
+): InstanceTypeInfo {
+  const info = defined ?? INSTANCE_TYPES[instanceType];
   if (!info || info.cloud !== cloud)
     throw new UnknownInstanceTypeError(`${instanceType} is not a known ${cloud} instance type`);
+  const problems = defined ? machineTypeProblems(defined) : [];
+  if (problems.length)
+    throw new UnknownInstanceTypeError(`${instanceType}: ${problems.join('; ')}`);
   return info;
 }
 

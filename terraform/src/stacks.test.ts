@@ -145,7 +145,7 @@ describe('disks: the home disk outlives the machine', () => {
       }
     });
 
-    it(`${cloud}: the home stack holds one disk with prevent_destroy`, () => {
+    it(`${cloud}: the home stack holds one disk with prevent_destroy, its size set only at creation`, () => {
       const o = options(cloud, 'gpu');
       const json = synthHome(o);
       const disks = [
@@ -154,7 +154,16 @@ describe('disks: the home disk outlives the machine', () => {
         ...resources(json, 'azurerm_managed_disk'),
       ] as Record<string, any>[];
       assert.equal(disks.length, 1);
-      assert.deepEqual(disks[0]?.lifecycle, { prevent_destroy: true });
+      const lifecycle = disks[0]?.lifecycle as {
+        prevent_destroy: boolean;
+        ignore_changes: string[];
+      };
+      assert.equal(lifecycle.prevent_destroy, true);
+      const sizeField = cloud === 'azure' ? 'disk_size_gb' : 'size';
+      assert.ok(
+        lifecycle.ignore_changes.includes(sizeField),
+        `a changed size setting must never shrink or replace a home (${sizeField})`,
+      );
       assert.ok(json.output?.home_disk_id);
       const size = disks[0]?.size ?? disks[0]?.disk_size_gb;
       assert.equal(size, 100);
@@ -317,7 +326,7 @@ describe('firewall: only the hub reaches the single-user port; SSH only when all
   it('rejects a hub CIDR that is the whole internet', () => {
     assert.throws(
       () => synthInstance(options('aws', 'cpu', { hubCidr: '0.0.0.0/0' })),
-      /hubCidr must name the hub/,
+      /hubCidr: 0\.0\.0\.0\/0 is the whole internet/,
     );
   });
 });

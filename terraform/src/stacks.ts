@@ -1,8 +1,9 @@
 /**
  * One Terraform stack per instance (VM, firewall, data set, home-disk attachment), and one per home
- * disk. The home stack is applied once per (user, server, cloud, zone) and never destroyed by a stop
- * or a resize; its disk carries prevent_destroy. A stop destroys the instance stack only, so the
- * blast radius of any apply is one machine.
+ * disk. The home stack is applied at every start, keyed by (user, server, cloud, configured zone or
+ * region), and never destroyed by a stop or a resize; its disk carries prevent_destroy, and its size
+ * is the size at creation (a later setting applies to new homes only). A stop destroys the instance
+ * stack only, so the blast radius of any apply is one machine.
  */
 import { Construct } from 'constructs';
 import { LocalBackend, TerraformOutput, TerraformStack } from 'cdktf';
@@ -69,7 +70,7 @@ export class InstanceStack extends TerraformStack {
   constructor(scope: Construct, id: string, o: InstanceOptions) {
     super(scope, id);
     validateInstanceOptions(o);
-    const type = instanceTypeInfo(o.cloud, o.instanceType);
+    const type = instanceTypeInfo(o.cloud, o.instanceType, o.machine);
     const wanted = o.gpu ? `${o.gpu.count}x ${o.gpu.model}` : 'no GPU';
     const has = type.gpu ? `${type.gpu.count}x ${type.gpu.model}` : 'no GPU';
     if (wanted !== has)

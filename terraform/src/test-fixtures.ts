@@ -102,11 +102,41 @@ export function strings(value: unknown, path = '$'): [string, string][] {
   return [];
 }
 
+const GZIPPED = /^\$\{base64gzip\("([\s\S]*)"\)\}$/;
+
+/**
+ * The text of an HCL string literal as Terraform reads it, references (`${...}`) kept as written:
+ * what the machine gets once Terraform has filled them in.
+ */
+export function hclStringText(literal: string): string {
+  let out = '';
+  for (let i = 0; i < literal.length;) {
+    if (literal.startsWith('$${', i) || literal.startsWith('%%{', i)) {
+      out += literal.slice(i + 1, i + 3);
+      i += 3;
+    } else if (literal.startsWith('${', i)) {
+      const end = literal.indexOf('}', i);
+      out += literal.slice(i, end + 1);
+      i = end + 1;
+    } else if (literal[i] === '\\') {
+      const c = literal[i + 1] as string;
+      out += ({ n: '\n', r: '\r', t: '\t' } as Record<string, string>)[c] ?? c;
+      i += 2;
+    } else out += literal[i++];
+  }
+  return out;
+}
+
 /** The user-data text of the single machine in a stack, whatever the cloud calls it. */
 export function userData(json: TerraformJson): string {
-  const hit = strings(json).find(
+  const texts = strings(json).map(([p, v]): [string, string] => {
+    const gzipped = /user_data_base64$/.test(p) ? GZIPPED.exec(v) : null;
+    return [p, gzipped ? hclStringText(gzipped[1] as string) : v];
+  });
+  const hit = texts.find(
     ([p, v]) =>
-      /(user_data|user-data|custom_data\(base64\))$/.test(p) && v.startsWith('#cloud-config'),
+      /(user_data|user_data_base64|user-data|custom_data\(base64\))$/.test(p) &&
+      v.startsWith('#cloud-config'),
   );
   if (!hit) throw new Error('no user-data found');
   return hit[1];

@@ -114,6 +114,8 @@ describe('cloud instances through terraform (terraform test double stands in for
         // the test hub has no TLS, so the hub API URL the machine is given is http
         NGSCI_ALLOW_HTTP_VM_URLS: 'true',
         NGSCI_TERRAFORM_HUB_CIDR: '127.0.0.1/32',
+        NGSCI_TERRAFORM_IMAGE: 'docker:registry.example.org/ngsci/singleuser:cpu',
+        NGSCI_TERRAFORM_GPU_IMAGE: 'docker:registry.example.org/ngsci/singleuser:cuda12',
         NGSCI_TERRAFORM_SINGLEUSER_PORT: String(machinePort),
         NGSCI_AWS_VPC_ID: 'vpc-0test',
         NGSCI_AWS_SUBNET_ID: 'subnet-0test',
@@ -206,6 +208,13 @@ describe('cloud instances through terraform (terraform test double stands in for
       90,
       stack,
     );
+    // the machine's own checks (hub reachable, GPU in the container, agent present) passed
+    const report = await fetch(`${stack.url}/services/ngsci/api/v1/agent/boot`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${answer.agentToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ stage: 'ready' }),
+    });
+    assert.equal(report.status, 202, await report.clone().text());
     booted.add(baseUrl);
     return { id, token, ...answer };
   }

@@ -95,7 +95,7 @@ describe('%ngsci in a real kernel', () => {
     stack = await startStack({
       database: 'postgres',
       env: {
-        NGSCI_WEBHOOK_ALLOW_PRIVATE: 'true',
+        NGSCI_WEBHOOK_ALLOW: '127.0.0.1',
         NGSCI_SMTP_URL: `smtp://127.0.0.1:${smtpPort}?starttls=false`,
         NGSCI_SMTP_FROM: 'ngsci <hub@example.org>',
       },

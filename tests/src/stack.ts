@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
+import { reservePorts } from './ports.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const PG_ADMIN_URL = process.env.NGSCI_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -66,24 +67,66 @@ export async function createPostgresDatabase(): Promise<{
   };
 }
 
+/**
+ * Signs, in the stack's output, that a component could not bind its port: node's (the proxy, the
+ * service) and Python's (the hub). When a stranger holds the proxy's API port, the hub then gets
+ * 404s from it, but the proxy has logged its EADDRINUSE first.
+ */
+const BIND_FAILURE = /EADDRINUSE|address already in use|Errno 98/i;
+
 export async function startStack(opts: {
   database: 'postgres' | 'pglite';
   env?: Record<string, string>;
   dataDir?: string;
   databaseUrl?: string;
 }): Promise<Stack> {
-  const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'ngsci-it-'));
-  const logFile = join(dataDir, 'stack.log');
   let pg: { url: string; drop: () => Promise<void> } | null = null;
   let databaseUrl = opts.databaseUrl ?? null;
   if (opts.database === 'postgres' && !databaseUrl) {
     pg = await createPostgresDatabase();
     databaseUrl = pg.url;
   }
+  try {
+    return await startOnce(opts, databaseUrl, pg);
+  } catch (e) {
+    if (!(e instanceof StackBindError)) {
+      await pg?.drop().catch(() => {});
+      throw e;
+    }
+    // ports are reserved, so this is someone binding outside the reservation: one more try
+    console.error(`stack: ${e.message.split('\n')[0]}; retrying once with fresh ports`);
+    try {
+      return await startOnce(opts, databaseUrl, pg);
+    } catch (again) {
+      await pg?.drop().catch(() => {});
+      throw again;
+    }
+  }
+}
+
+/** The stack could not bind a port: the one failure that a second try with new ports may cure. */
+class StackBindError extends Error {}
+
+async function startOnce(
+  opts: { env?: Record<string, string>; dataDir?: string },
+  databaseUrl: string | null,
+  pg: { drop: () => Promise<void> } | null,
+): Promise<Stack> {
+  const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'ngsci-it-'));
+  const logFile = join(dataDir, 'stack.log');
+  const reservation = await reservePorts(4);
+  const [hubPort, hubApiPort, proxyApiPort, servicePort] = reservation.ports as [
+    number,
+    number,
+    number,
+    number,
+  ];
   const adminToken = randomBytes(24).toString('hex');
   const args = [
     join(ROOT, 'scripts', 'start.mjs'),
     '--free-ports',
+    '--port',
+    String(hubPort),
     '--json',
     '--skip-setup',
     '--data-dir',
@@ -97,6 +140,10 @@ export async function startStack(opts: {
   const env: Record<string, string> = {
     ...(process.env as Record<string, string>),
     NGSCI_LOG_LEVEL: 'debug',
+    // the start script takes these over its own picks (the hub's port is `--port`)
+    NGSCI_HUB_API_PORT: String(hubApiPort),
+    NGSCI_PROXY_API_PORT: String(proxyApiPort),
+    NGSCI_SERVICE_PORT: String(servicePort),
     ...opts.env,
   };
   delete env.DATABASE_URL;
@@ -108,18 +155,30 @@ export async function startStack(opts: {
   let out = '';
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const info = await new Promise<StackInfo>((resolvePromise, reject) => {
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const line = out.split('\n').find((l) => l.startsWith('{"ready"'));
-      if (line) resolvePromise(JSON.parse(line) as StackInfo);
+  let info: StackInfo;
+  try {
+    info = await new Promise<StackInfo>((resolvePromise, reject) => {
+      child.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        const line = out.split('\n').find((l) => l.startsWith('{"ready"'));
+        if (line) resolvePromise(JSON.parse(line) as StackInfo);
+      });
+      child.once('exit', (code) => {
+        const log = tail(logFile, 60);
+        const message = `the stack exited (${code}) before it was ready:\n${err}\n${log}`;
+        const bind = BIND_FAILURE.exec(`${err}\n${readOr(logFile)}`);
+        reject(
+          bind
+            ? new StackBindError(`a port was taken (${bind[0]}): ${message}`)
+            : new Error(message),
+        );
+      });
     });
-    child.once('exit', (code) =>
-      reject(
-        new Error(`the stack exited (${code}) before it was ready:\n${err}\n${tail(logFile, 60)}`),
-      ),
-    );
-  });
+  } catch (e) {
+    reservation.release();
+    if (!opts.dataDir) rmSync(dataDir, { recursive: true, force: true });
+    throw e;
+  }
 
   const hub = (path: string, init: RequestInit = {}) =>
     fetch(`${info.url}/hub/api${path}`, {
@@ -167,6 +226,7 @@ export async function startStack(opts: {
         child.kill(signal);
         await new Promise((r) => child.once('exit', r));
       }
+      reservation.release();
       await pg?.drop().catch(() => {});
       if (!process.env.NGSCI_TEST_KEEP) rmSync(dataDir, { recursive: true, force: true });
     },
@@ -176,10 +236,14 @@ export async function startStack(opts: {
 }
 
 function tail(file: string, lines: number): string {
+  return readOr(file, '(no log)').split('\n').slice(-lines).join('\n');
+}
+
+function readOr(file: string, otherwise = ''): string {
   try {
-    return readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
+    return readFileSync(file, 'utf8');
   } catch {
-    return '(no log)';
+    return otherwise;
   }
 }
 

@@ -58,7 +58,16 @@ export class AgentCredentials {
       .values({ instanceId, tokenHash })
       .onConflictDoUpdate({
         target: instanceAgents.instanceId,
-        set: { tokenHash, issuedAt: new Date(this.now()), revokedAt: null },
+        // a new credential starts a new boot: an older machine's report says nothing about it
+        set: {
+          tokenHash,
+          issuedAt: new Date(this.now()),
+          revokedAt: null,
+          bootStage: null,
+          bootCode: null,
+          bootMessage: null,
+          bootAt: null,
+        },
       });
     return token;
   }

@@ -278,6 +278,38 @@ describe('repeat window, expiry and the clouds (a store with a test clock)', () 
     assert.ok(!logLines.join('').includes(token) && !logLines.join('').includes(HUB_TOKEN));
   });
 
+  test('the lifetime counts from when terraform reports the machine: a 20-minute apply still boots, and the TTL after it is the limit', async () => {
+    const slow = await instance('aws');
+    const token = await tokens.issue(slow, { JUPYTERHUB_API_TOKEN: HUB_TOKEN });
+    clock += 1_200_000; // the apply took longer than the whole 900 s TTL
+    await tokens.recordCloudInstance(slow, 'i-0slowapply');
+    clock += 800_000; // then the first boot installed packages and pulled the image
+    const r = await tokens.redeem(token, { proof: aws.prove('i-0slowapply') });
+    assert.equal(r.env.JUPYTERHUB_API_TOKEN, HUB_TOKEN);
+
+    const late = await instance('aws');
+    const lateToken = await tokens.issue(late, { A: 'b' });
+    clock += 1_200_000;
+    await tokens.recordCloudInstance(late, 'i-0lateboot');
+    clock += 901_000;
+    await assert.rejects(
+      tokens.redeem(lateToken, { proof: aws.prove('i-0lateboot') }),
+      rejectsWith('unauthenticated'),
+    );
+    assert.ok((await messages(late)).includes('bootstrap token expired'));
+  });
+
+  test('a token whose machine never appeared within the apply window stays dead when the machine shows up after all', async () => {
+    const id = await instance('aws');
+    const token = await tokens.issue(id, { A: 'b' });
+    clock += (1800 + 900 + 1) * 1000; // the default apply window plus the TTL
+    await tokens.recordCloudInstance(id, 'i-0tooslow');
+    await assert.rejects(
+      tokens.redeem(token, { proof: aws.prove('i-0tooslow') }),
+      rejectsWith('unauthenticated'),
+    );
+  });
+
   test('gcp: a valid identity token redeems; an expired one is refused', async () => {
     const ok = await issued('gcp', '1234567890123');
     const r = await tokens.redeem(ok.token, {

@@ -7,6 +7,11 @@
  * `POST /api/v1/bootstrap` together with a proof of its cloud identity (bootstrap/identity.ts).
  * Only the token's sha256 is stored; the environment is sealed with the SecretBox.
  *
+ * Lifetime: a first boot installs packages and pulls multi-GB images, and terraform's apply
+ * itself can take many minutes, so the token's `ttlSeconds` counts from when the machine exists
+ * (`recordCloudInstance`, after apply), not from issue. Until then a token lives for one apply
+ * window plus that lifetime, so a start whose apply never ends leaves no token valid for long.
+ *
  * Redemption rules:
  *   - the proof must verify and name the machine terraform made (else 401 identity_refused and a
  *     critical security event); a proof that arrives before terraform reported the machine's id
@@ -18,7 +23,7 @@
  *     `bootstrap_refused` security event.
  */
 import { randomBytes } from 'node:crypto';
-import { and, eq, isNotNull, isNull, lte, sql } from 'drizzle-orm';
+import { and, eq, gt, isNotNull, isNull, lte, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { bootstrapTokens } from '../db/schema.js';
 import { ApiError } from '../errors.js';
@@ -39,8 +44,10 @@ export interface BootstrapTokensDeps {
   db: Db;
   box: SecretBox;
   logger: Logger;
-  /** how long a token stays valid after it is issued */
+  /** how long a token stays valid once its machine exists (from `recordCloudInstance`) */
   ttlSeconds: number;
+  /** how long a token may wait for its machine (terraform's apply) before that; default 1800 s */
+  applyWindowSeconds?: number;
   now?: () => Date;
   /** checks the clouds' identity proofs; without it no proof can be checked */
   identity?: Pick<InstanceIdentity, 'verify' | 'configured'>;
@@ -124,17 +131,33 @@ export class BootstrapTokens {
       instanceId,
       tokenHash: sha256(token),
       sealedEnv: this.d.box.seal(JSON.stringify(sealed)),
-      expiresAt: new Date(this.now().getTime() + this.d.ttlSeconds * 1000),
+      expiresAt: new Date(
+        this.now().getTime() + ((this.d.applyWindowSeconds ?? 1800) + this.d.ttlSeconds) * 1000,
+      ),
     });
     return token;
   }
 
-  /** Records the cloud's id of the instance's machine (from `terraform output`) on its unspent tokens. */
+  /**
+   * Records the cloud's id of the instance's machine (from `terraform output`) on its unspent
+   * tokens, and starts their lifetime: from now on they live `ttlSeconds`. A token that expired
+   * while it waited (an apply longer than the apply window) stays dead.
+   */
   async recordCloudInstance(instanceId: string, cloudInstanceId: string): Promise<void> {
     await this.d.db
       .update(bootstrapTokens)
-      .set({ cloudInstanceId })
-      .where(and(eq(bootstrapTokens.instanceId, instanceId), isNull(bootstrapTokens.usedAt)));
+      .set({
+        cloudInstanceId,
+        expiresAt: new Date(this.now().getTime() + this.d.ttlSeconds * 1000),
+      })
+      .where(
+        and(
+          eq(bootstrapTokens.instanceId, instanceId),
+          isNull(bootstrapTokens.usedAt),
+          isNotNull(bootstrapTokens.sealedEnv),
+          gt(bootstrapTokens.expiresAt, this.now()),
+        ),
+      );
   }
 
   /**

@@ -141,6 +141,44 @@ describe('job queue on real Postgres', () => {
   });
 });
 
+describe('failed stops (real Postgres and PGlite)', () => {
+  for (const [name, db] of [
+    ['real Postgres', () => pgA],
+    ['PGlite', () => lite],
+  ] as const) {
+    test(`${name}: the failure streak, the stops to retry, and no second retry once one is queued`, async () => {
+      const q = new JobQueue(db().db);
+      const other = new JobQueue((name === 'PGlite' ? lite : pgB).db);
+      const id = await instanceIn(db());
+      await db().db.execute(sql`update instances set state = 'stopping' where id = ${id}`);
+      const first = await q.enqueue(id, 'stop', 'cloud=aws');
+      await q.finish(first.id, 'done');
+      assert.equal(await q.stopFailures(id), 0);
+      const a = await q.enqueue(id, 'stop', 'cloud=aws');
+      await q.finish(a.id, 'failed', 'boom');
+      const b = await q.enqueue(id, 'stop', 'cloud=aws');
+      await q.finish(b.id, 'failed', 'boom');
+      assert.equal(await q.stopFailures(id), 2, 'failures since the last successful stop');
+      const due = (await q.unfinishedStops()).filter((s) => s.instanceId === id);
+      assert.deepEqual(
+        due.map((s) => ({ jobId: s.jobId, failures: s.failures, tag: s.tag })),
+        [{ jobId: b.id, failures: 2, tag: 'cloud=aws' }],
+      );
+      const raced = await Promise.all([
+        q.retryStop(id, 'cloud=aws', b.id),
+        other.retryStop(id, 'cloud=aws', b.id),
+      ]);
+      assert.equal(raced.filter(Boolean).length >= 1, true);
+      assert.equal(await q.retryStop(id, 'cloud=aws', b.id), false, 'already queued');
+      assert.deepEqual(
+        (await q.unfinishedStops()).filter((s) => s.instanceId === id),
+        [],
+        'a queued stop is not a stop to retry',
+      );
+    });
+  }
+});
+
 describe('job queue on PGlite', () => {
   test('claims in order, once each, only for the asked tags', async () => {
     const q = new JobQueue(lite.db);

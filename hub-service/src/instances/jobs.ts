@@ -117,6 +117,64 @@ export class JobQueue {
       .returning();
     return { requeued, failed };
   }
+
+  /** How many stop jobs of the instance failed since its last successful stop (its failure streak). */
+  async stopFailures(instanceId: string): Promise<number> {
+    const result = await this.db.execute(sql`
+      select count(*)::int as n from jobs
+      where instance_id = ${instanceId} and kind = 'stop' and state = 'failed'
+        and id > coalesce((select max(id) from jobs where instance_id = ${instanceId}
+                           and kind = 'stop' and state = 'done'), 0)`);
+    return Number(rowsOf(result)[0]?.n ?? 0);
+  }
+
+  /**
+   * Instances still `stopping` (or `failed`) whose newest stop job did not finish — it failed, or
+   * was cancelled by a shutdown — and nothing is queued for them: their machine may still run.
+   * With each, its failure streak and when that newest stop ended.
+   */
+  async unfinishedStops(): Promise<UnfinishedStop[]> {
+    const result = await this.db.execute(sql`
+      select j.id, j.instance_id, j.tag, j.finished_at,
+        (select count(*)::int from jobs f where f.instance_id = j.instance_id and f.kind = 'stop'
+           and f.state = 'failed' and f.id > coalesce((select max(d.id) from jobs d
+             where d.instance_id = j.instance_id and d.kind = 'stop' and d.state = 'done'), 0)
+        ) as failures
+      from jobs j join instances i on i.id = j.instance_id
+      where i.state in ('stopping', 'failed') and j.kind = 'stop' and j.state in ('failed', 'cancelled')
+        and j.id = (select max(x.id) from jobs x where x.instance_id = j.instance_id and x.kind = 'stop')`);
+    return rowsOf(result).map((r) => ({
+      jobId: Number(r.id),
+      instanceId: String(r.instance_id),
+      tag: String(r.tag),
+      failures: Number(r.failures),
+      endedAt: r.finished_at ? new Date(r.finished_at as string | Date) : new Date(0),
+    }));
+  }
+
+  /**
+   * Queues another stop after `afterJobId`, unless one already was (another replica got there
+   * first). Returns whether this call queued it.
+   */
+  async retryStop(instanceId: string, tag: string, afterJobId: number): Promise<boolean> {
+    const result = await this.db.execute(sql`
+      insert into jobs (instance_id, kind, tag, state)
+      select ${instanceId}, 'stop', ${tag}, 'queued'
+      where not exists (select 1 from jobs where instance_id = ${instanceId} and kind = 'stop'
+                        and id > ${afterJobId})
+      returning id`);
+    return rowsOf(result).length > 0;
+  }
+}
+
+export interface UnfinishedStop {
+  /** the newest stop job, which failed or was cancelled */
+  jobId: number;
+  instanceId: string;
+  tag: string;
+  /** failed stops since the last successful one */
+  failures: number;
+  endedAt: Date;
 }
 
 /** postgres.js returns an array, PGlite an object with `rows`. */

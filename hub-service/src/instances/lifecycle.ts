@@ -5,6 +5,7 @@
  * and money. A resize is accepted here and carried on by the resize workflow (resize.ts).
  */
 import {
+  ACTIVE_STATES,
   DEFAULT_SERVER,
   ServerName,
   toApiServerName,
@@ -15,22 +16,23 @@ import {
   type LaunchRequest,
   type ResizeRequest,
 } from '@ngsci/contract';
+import { and, eq, inArray, sql } from 'drizzle-orm';
 import { ApiError } from '../errors.js';
 import { resolveOffer } from '../catalog.js';
 import type { HubClient } from '../hub.js';
 import type { Logger } from '../logger.js';
-import type { SecretBox } from '../secrets.js';
+import { rowContext, type SecretBox } from '../secrets.js';
 import type { Db } from '../db/client.js';
-import { instanceSecrets } from '../db/schema.js';
+import { instances, instanceSecrets } from '../db/schema.js';
 import type { JobQueue } from './jobs.js';
-import type { InstanceRow, InstanceStore, ResizeTarget } from './store.js';
+import { InstanceStore, type InstanceRow, type ResizeTarget } from './store.js';
 import { asksForTarget, type Resizes } from './resize.js';
 
 export interface LifecycleDeps {
   db: Db;
   store: InstanceStore;
   queue: JobQueue;
-  hub: HubClient;
+  hub: Pick<HubClient, 'startServer' | 'stopServer' | 'groupsOf'>;
   box: SecretBox;
   logger: Logger;
   catalog: () => Catalog;
@@ -53,7 +55,15 @@ export interface QuotaGuard {
     groups: readonly string[] | undefined,
     req: { size: string; replacing?: string },
   ): Promise<void>;
+  limitsFor(user: string, groups: readonly string[]): Promise<{ maxConcurrent: number | null }>;
 }
+
+/**
+ * The advisory lock space of "one user's instance rows": a new row is counted against the user's
+ * concurrency limit and inserted while the lock is held, on every replica (a transaction lock,
+ * released by the commit that makes the row visible).
+ */
+const USER_INSTANCES_LOCK = 0x6e677175;
 
 const defaultSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -81,7 +91,7 @@ export class Lifecycle {
         `server '${server}' is already ${current.state}; stop it first or resize it`,
       );
     }
-    await this.d.quotaGuard?.check(user, undefined, { size: req.size });
+    await this.checkQuota(user, { size: req.size });
     const options = spawnOptions(req);
     await this.d.hub.startServer(user, toHubServerName(server), options);
     return this.waitForRow(user, server);
@@ -120,7 +130,7 @@ export class Lifecycle {
       spot,
     });
     await this.d.localGate?.check(user, offer.cloud);
-    await this.d.quotaGuard?.check(user, undefined, { size: size.id, replacing: current.id });
+    await this.checkQuota(user, { size: size.id, replacing: current.id });
     const target: ResizeTarget = {
       size: size.id,
       cloud: offer.cloud,
@@ -152,6 +162,53 @@ export class Lifecycle {
       throw err;
     }
     return (await this.d.store.get(current.id)) ?? current;
+  }
+
+  /**
+   * The quota and budget check before anything starts. The user's groups come from the hub, and
+   * a hub that cannot tell them refuses the request (503): skipping them would skip every group
+   * budget and quota. Answers the groups for a later check under the lock.
+   */
+  private async checkQuota(
+    user: string,
+    req: { size: string; replacing?: string },
+  ): Promise<readonly string[]> {
+    if (!this.d.quotaGuard) return [];
+    const groups = await this.d.hub.groupsOf(user);
+    await this.d.quotaGuard.check(user, groups, req);
+    return groups;
+  }
+
+  /**
+   * Inserts a new instance row while holding the user's lock, after counting the user's active
+   * instances again under it: two launches at once cannot both pass a concurrency limit, whichever
+   * replica serves them. Null when the server already has an active row.
+   */
+  private async createCounted(
+    row: Parameters<InstanceStore['create']>[0],
+    message: string,
+    maxConcurrent: number | null,
+  ): Promise<InstanceRow | null> {
+    return this.d.db.transaction(async (tx) => {
+      await tx.execute(
+        sql`select pg_advisory_xact_lock(${USER_INSTANCES_LOCK}, hashtext(${row.userName}))`,
+      );
+      if (maxConcurrent !== null) {
+        const active = await tx
+          .select({ id: instances.id })
+          .from(instances)
+          .where(
+            and(eq(instances.userName, row.userName), inArray(instances.state, [...ACTIVE_STATES])),
+          );
+        if (active.length >= maxConcurrent)
+          throw new ApiError(
+            403,
+            'quota_exceeded',
+            `at most ${maxConcurrent} concurrent instance(s) allowed for ${row.userName}; ${active.length} already active`,
+          );
+      }
+      return new InstanceStore(tx as unknown as Db).create(row, message);
+    });
   }
 
   /** The hub creates the row through the bridge within moments of accepting a spawn. */
@@ -204,10 +261,12 @@ export class Lifecycle {
           region: resizing.target.region,
           spot: resizing.target.spot,
           rate: resizing.target.ratePerHourMicros,
+          // checked with the old instance replaced when the resize was accepted
+          maxConcurrent: null,
         }
       : await this.checkedMachine(req.user, req.options);
     const { spot } = machine;
-    const row = await this.d.store.create(
+    const row = await this.createCounted(
       {
         userName: req.user,
         serverName: server,
@@ -220,6 +279,7 @@ export class Lifecycle {
         baseUrl: req.baseUrl,
       },
       `requested ${machine.label} (${machine.sizeId}) on ${machine.cloud}${spot ? ' spot' : ''}`,
+      machine.maxConcurrent,
     );
     if (!row) {
       const current = await this.d.store.active(req.user, server);
@@ -235,9 +295,10 @@ export class Lifecycle {
       );
     }
     if (resizing) await this.d.store.endResize(resizing.from.id, 'done');
-    await this.d.db
-      .insert(instanceSecrets)
-      .values({ instanceId: row.id, ciphertext: this.d.box.seal(JSON.stringify(req.env)) });
+    await this.d.db.insert(instanceSecrets).values({
+      instanceId: row.id,
+      ciphertext: this.d.box.seal(JSON.stringify(req.env), instanceSecretsRow(row.id)),
+    });
     await this.d.queue.enqueue(row.id, 'start', this.d.jobTag(machine.cloud as Cloud));
     this.d.kick();
     this.d.logger.info(
@@ -259,7 +320,8 @@ export class Lifecycle {
     const { offer, size, ratePerHourMicros } = resolveOffer(this.d.catalog(), options);
     const spot = options.spot ?? false;
     await this.d.localGate?.check(user, offer.cloud);
-    await this.d.quotaGuard?.check(user, undefined, { size: size.id });
+    const groups = await this.checkQuota(user, { size: size.id });
+    const limits = await this.d.quotaGuard?.limitsFor(user, groups);
     return {
       sizeId: size.id,
       label: size.label,
@@ -267,6 +329,7 @@ export class Lifecycle {
       region: offer.region,
       spot,
       rate: ratePerHourMicros,
+      maxConcurrent: limits?.maxConcurrent ?? null,
     };
   }
 
@@ -304,3 +367,7 @@ function spawnOptions(req: {
     spot: req.spot ?? false,
   };
 }
+
+/** The name an instance's sealed environment is bound to: its instance_secrets row. */
+export const instanceSecretsRow = (instanceId: string): string =>
+  rowContext('instance_secrets', instanceId);

@@ -23,15 +23,17 @@ import {
   TerraformProvisioner,
   loadTerraformSettings,
 } from '../provisioners/terraform/index.js';
-import type { Provisioner } from '../provisioners/types.js';
+import type { Provisioner, ProviderRef } from '../provisioners/types.js';
 import { SecretBox } from '../secrets.js';
 import { jobTagFor } from '../services.js';
+import { ApiError } from '../errors.js';
+import type { NewSecurityEvent } from '../security/events.js';
 import { eventually } from '../testing/harness.js';
 import { ScriptedProvisioner } from '../testing/scripted-provisioner.js';
 import { JobQueue } from './jobs.js';
 import { Resizes } from './resize.js';
 import { InstanceStore } from './store.js';
-import { Worker } from './worker.js';
+import { Worker, stopRetryDelayMs, type WorkerOptions } from './worker.js';
 
 const ADMIN_URL = process.env.NGSCI_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const FAKE_TERRAFORM = fileURLToPath(
@@ -65,9 +67,13 @@ after(async () => {
   rmSync(root, { recursive: true, force: true });
 });
 
-function worker(provisioners: Map<string, Provisioner>): { w: Worker; queue: JobQueue } {
+function worker(
+  provisioners: Map<string, Provisioner>,
+  extra: Partial<WorkerOptions> = {},
+): { w: Worker; queue: JobQueue } {
   const queue = new JobQueue(database.db);
   const w = new Worker({
+    ...extra,
     db: database.db,
     store,
     queue,
@@ -156,6 +162,8 @@ describe('worker crash and resume (real Postgres)', () => {
         NGSCI_TERRAFORM_SERVICE_URL: 'https://hub.example.org/services/ngsci',
         NGSCI_TERRAFORM_HUB_CIDR: '10.0.0.0/24',
         NGSCI_TERRAFORM_STATE: 'local',
+        NGSCI_TERRAFORM_IMAGE: 'docker:registry.example.org/ngsci/singleuser:cpu',
+        NGSCI_TERRAFORM_GPU_IMAGE: 'docker:registry.example.org/ngsci/singleuser:cuda12',
         NGSCI_AWS_VPC_ID: 'vpc-0abc',
         NGSCI_AWS_SUBNET_ID: 'subnet-0abc',
       },
@@ -233,6 +241,118 @@ describe('worker crash and resume (real Postgres)', () => {
       'failed',
       'the instance keeps its failure for the user to read',
     );
+    await w.close();
+  });
+});
+
+/** A provisioner whose stops fail (as terraform destroy of a spot machine did) a number of times. */
+class StopsFailFirst extends ScriptedProvisioner {
+  stopAttempts = 0;
+  constructor(private failures: number) {
+    super();
+  }
+  override async stop(instanceId: string, ref: ProviderRef): Promise<void> {
+    this.stopAttempts += 1;
+    if (this.failures-- > 0)
+      throw new ApiError(
+        500,
+        'provision_failed',
+        "terraform destroy failed: UnsupportedOperation: You can't stop the Spot Instance",
+      );
+    await super.stop(instanceId, ref);
+  }
+}
+
+describe('a stop that fails (the machine may still run)', () => {
+  test('stopRetryDelayMs: 1, 2, 5, 10, 30 minutes, then every 30', () => {
+    assert.deepEqual(
+      [0, 1, 2, 3, 4, 5, 6, 40].map((n) => stopRetryDelayMs(n) / 60_000),
+      [0, 1, 2, 5, 10, 30, 30, 30],
+    );
+  });
+
+  test('admins are alerted once per streak, the user sees it, the stop is retried with backoff until the instance is stopped', async () => {
+    let skewMs = 0;
+    const raised: NewSecurityEvent[] = [];
+    const prov = new StopsFailFirst(2);
+    const { w, queue } = worker(new Map([['local', prov]]), {
+      now: () => new Date(Date.now() + skewMs),
+      security: {
+        raise: async (e) => {
+          raised.push(e);
+          return { id: raised.length } as never;
+        },
+      },
+    });
+    await w.start();
+    const id = await instance('local', 'stopping');
+    await queue.enqueue(id, 'stop', 'local');
+    w.kick();
+    const stopJobs = async () =>
+      (await database.db.execute(
+        sql`select state from jobs where instance_id = ${id} and kind = 'stop' order by id`,
+      )) as unknown as Array<{ state: string }>;
+
+    await eventually(
+      async () => (await stopJobs())[0]?.state === 'failed',
+      'the first stop failed',
+    );
+    assert.equal(await stateOf(id), 'stopping');
+    assert.ok(
+      (await messages(id)).some((m) =>
+        /removing the machine failed \(attempt 1\): .*Spot Instance.*trying again in 1 min/.test(m),
+      ),
+      "the user's progress says the removal failed and will be retried",
+    );
+    assert.equal(raised.length, 1);
+    assert.equal(raised[0]?.kind, 'destroy_failed');
+    assert.equal(raised[0]?.severity, 'critical');
+    assert.equal(raised[0]?.instanceId, id);
+    assert.deepEqual(
+      { cloud: raised[0]?.details?.cloud, attempt: raised[0]?.details?.attempt },
+      { cloud: 'local', attempt: 1 },
+    );
+    assert.match(raised[0]?.message ?? '', /may still be running and billing/);
+
+    // the reaper ticks every second: within the minute of backoff nothing is queued again
+    await new Promise((r) => setTimeout(r, 2500));
+    assert.equal((await stopJobs()).length, 1, 'no retry before the backoff');
+
+    skewMs = stopRetryDelayMs(1) + 1000;
+    await eventually(
+      async () => (await stopJobs()).filter((j) => j.state === 'failed').length === 2,
+      'the second stop ran and failed',
+    );
+    assert.ok((await messages(id)).includes('trying again to remove the machine (attempt 2)'));
+    assert.ok((await messages(id)).some((m) => /attempt 2\).*trying again in 2 min/.test(m)));
+    assert.equal(raised.length, 1, 'one alert for the streak, not one per failure');
+
+    // one minute more is not the two the second failure waits for
+    await new Promise((r) => setTimeout(r, 2500));
+    assert.equal((await stopJobs()).length, 2, 'the backoff grows');
+
+    skewMs += stopRetryDelayMs(2) + 1000;
+    await eventually(async () => (await stateOf(id)) === 'stopped', 'the third stop succeeded');
+    assert.equal(prov.stopAttempts, 3);
+    assert.deepEqual(
+      (await stopJobs()).map((j) => j.state),
+      ['failed', 'failed', 'done'],
+    );
+    assert.equal(raised.length, 1);
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal((await stopJobs()).length, 3, 'a stopped instance is not stopped again');
+    await w.close();
+  });
+
+  test('a stop cut short by a shutdown is queued again when the service is back', async () => {
+    const prov = new StopsFailFirst(0);
+    const id = await instance('local', 'stopping');
+    const q = new JobQueue(database.db);
+    const job = await q.enqueue(id, 'stop', 'local');
+    await q.finish(job.id, 'cancelled', 'service shutting down');
+    const { w } = worker(new Map([['local', prov]]));
+    await w.start();
+    await eventually(async () => (await stateOf(id)) === 'stopped', 'the stop ran again');
     await w.close();
   });
 });

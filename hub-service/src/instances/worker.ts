@@ -3,8 +3,12 @@
  * progress into events, and records how each start and stop ended. At start it takes over the
  * instances a previous process left running, and a reaper cleans up after workers that died.
  * A stop that ends a resize hands on to the resize workflow (resize.ts), which the reaper resumes.
+ * A stop that fails (terraform destroy refused, a cloud error) may leave a machine running and
+ * billing: admins are alerted once per streak of failures, the user's progress says so, and the
+ * reaper's tick queues the stop again with backoff (stopRetryDelayMs) until it succeeds.
  */
 import { eq } from 'drizzle-orm';
+import { instanceSecretsRow } from './lifecycle.js';
 import type { Cloud } from '@ngsci/contract';
 import { ApiError } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -20,6 +24,19 @@ import type { Resizes } from './resize.js';
 import type { Notifier } from '../notify/types.js';
 import { noticeFailure } from './notices.js';
 import type { Catalog } from '@ngsci/contract';
+import type { SecurityEvents } from '../security/events.js';
+import { scrub } from '../provisioners/terraform/executor.js';
+import type { UnfinishedStop } from './jobs.js';
+
+/** Waits between attempts to remove a machine: 1, 2, 5, 10, 30 minutes, then every 30 minutes. */
+const STOP_RETRY_MINUTES = [1, 2, 5, 10, 30];
+
+/** How long after the `failures`-th failed stop in a row the next one is queued. */
+export function stopRetryDelayMs(failures: number): number {
+  if (failures <= 0) return 0;
+  const i = Math.min(failures, STOP_RETRY_MINUTES.length) - 1;
+  return (STOP_RETRY_MINUTES[i] as number) * 60_000;
+}
 
 export interface WorkerOptions {
   db: Db;
@@ -41,6 +58,10 @@ export interface WorkerOptions {
   agents?: Pick<AgentCredentials, 'issue'>;
   /** resizes waiting on a stop: moved on when it ends, given up when it fails */
   resizes: Pick<Resizes, 'startSuccessor' | 'abandon' | 'resume' | 'close'>;
+  /** alerts hub admins (and the audit trail) when a machine could not be removed */
+  security?: Pick<SecurityEvents, 'raise'>;
+  /** the clock the stop retries' backoff is measured with; default the system's */
+  now?: () => Date;
 }
 
 export class Worker {
@@ -61,7 +82,10 @@ export class Worker {
     await this.recover();
     this.timer = setInterval(() => this.kick(), 1000);
     this.reaperTimer = setInterval(
-      () => void this.reap().then(() => this.resumeResizes()),
+      () =>
+        void this.reap()
+          .then(() => this.resumeResizes())
+          .then(() => this.retryStops()),
       Math.max(1000, (this.o.staleAfterSeconds * 1000) / 4),
     );
     this.kick();
@@ -162,7 +186,9 @@ export class Worker {
       .from(instanceSecrets)
       .where(eq(instanceSecrets.instanceId, instance.id));
     const env = secret[0]
-      ? (JSON.parse(this.o.box.open(secret[0].ciphertext)) as Record<string, string>)
+      ? (JSON.parse(
+          this.o.box.open(secret[0].ciphertext, instanceSecretsRow(instance.id)),
+        ) as Record<string, string>)
       : null;
     try {
       if (!env)
@@ -266,6 +292,7 @@ export class Worker {
           instance.id,
           `the old machine did not stop (${safeError(err).message})`,
         );
+      if (!signal.aborted) await this.stopFailed(fresh, err);
       throw err;
     }
     const stopped = await this.o.store.transition(instance.id, 'stopped', 100, 'stopped', {
@@ -276,6 +303,70 @@ export class Worker {
     // the stop's end is the resize's next step; it runs beside the job, which is done
     else if (stopped.resizeState === 'stopping')
       this.follow(this.o.resizes.startSuccessor(instance.id));
+  }
+
+  /**
+   * A stop failed: the user's progress says the removal failed and when it is tried again, and
+   * the first failure of a streak alerts the admins (later ones only add to the progress and the
+   * log, so a machine that refuses for hours is one alert, not dozens).
+   */
+  private async stopFailed(instance: InstanceRow, err: unknown): Promise<void> {
+    const attempt = (await this.o.queue.stopFailures(instance.id)) + 1;
+    const why = scrub(safeError(err).message, []).slice(0, 500);
+    const minutes = stopRetryDelayMs(attempt) / 60_000;
+    await this.o.store.note(
+      instance.id,
+      100,
+      `removing the machine failed (attempt ${attempt}): ${why}; trying again in ${minutes} min`,
+    );
+    if (attempt > 1) return;
+    await this.o.security
+      ?.raise({
+        kind: 'destroy_failed',
+        severity: 'critical',
+        message:
+          `removing the machine of ${instance.userName}/${instance.serverName} on ${instance.cloud} ` +
+          `failed; it may still be running and billing. The service keeps trying. ${why}`,
+        user: instance.userName,
+        server: instance.serverName,
+        instanceId: instance.id,
+        details: { cloud: instance.cloud, region: instance.region, attempt, error: why },
+      })
+      .catch((e: unknown) =>
+        this.o.logger.error({ err: e, instance: instance.id }, 'could not raise destroy_failed'),
+      );
+  }
+
+  /**
+   * Queues the stop again for instances whose last stop failed (after its backoff) or was cut
+   * short by a shutdown (at once). The jobs table is the record: nothing here lives in memory.
+   */
+  private async retryStops(): Promise<void> {
+    if (this.stopped) return;
+    let due: UnfinishedStop[];
+    try {
+      due = await this.o.queue.unfinishedStops();
+    } catch (err) {
+      this.o.logger.warn({ err }, 'could not look for failed stops');
+      return;
+    }
+    const now = (this.o.now ?? (() => new Date()))().getTime();
+    let queued = false;
+    for (const s of due) {
+      if (now - s.endedAt.getTime() < stopRetryDelayMs(s.failures)) continue;
+      if (!(await this.o.queue.retryStop(s.instanceId, s.tag, s.jobId))) continue;
+      queued = true;
+      await this.o.store.note(
+        s.instanceId,
+        100,
+        `trying again to remove the machine (attempt ${s.failures + 1})`,
+      );
+      this.o.logger.warn(
+        { instance: s.instanceId, failures: s.failures },
+        'queued the stop of an instance again',
+      );
+    }
+    if (queued) this.kick();
   }
 
   /** Keeps a resize's promise so that close() waits for it. */
@@ -346,6 +437,7 @@ export class Worker {
     }
     await this.reap();
     await this.resumeResizes();
+    await this.retryStops();
   }
 
   private async reap(): Promise<void> {

@@ -2,62 +2,13 @@
  * The channels a notice can leave the service by: email over SMTP (nodemailer) and a webhook
  * (a JSON POST with Slack's `text` field). Both answer an error message without secrets, or null.
  */
-import { isIP } from 'node:net';
+import { request as httpRequest, type RequestOptions } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { LookupFunction } from 'node:net';
 import nodemailer, { type Transporter } from 'nodemailer';
 import type { WebhookBody } from '@ngsci/contract';
 import type { StoredNotice } from './store.js';
-
-/** Why a webhook URL is refused, or null when it may be used. */
-export function webhookUrlProblem(raw: string, allowPrivate: boolean): string | null {
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    return 'the webhook URL is not a valid URL';
-  }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:')
-    return 'the webhook URL must start with https:// or http://';
-  if (url.username || url.password) return 'the webhook URL must not carry a user name or password';
-  if (!allowPrivate && isPrivateHost(url.hostname)) {
-    return `the webhook host ${url.hostname} is a local or private address; the admin can allow such hosts with NGSCI_WEBHOOK_ALLOW_PRIVATE`;
-  }
-  return null;
-}
-
-/** Literal local, private and link-local addresses (the cloud metadata endpoint among them). */
-export function isPrivateHost(hostname: string): boolean {
-  const h = hostname.replace(/^\[|\]$/g, '').toLowerCase();
-  if (
-    h === 'localhost' ||
-    h.endsWith('.localhost') ||
-    h.endsWith('.internal') ||
-    h.endsWith('.local')
-  )
-    return true;
-  const v = isIP(h);
-  if (v === 4) {
-    const [a, b] = h.split('.').map(Number) as [number, number];
-    return (
-      a === 10 ||
-      a === 127 ||
-      a === 0 ||
-      (a === 169 && b === 254) ||
-      (a === 172 && b >= 16 && b <= 31) ||
-      (a === 192 && b === 168) ||
-      (a === 100 && b >= 64 && b <= 127)
-    );
-  }
-  if (v === 6)
-    return (
-      h === '::1' ||
-      h === '::' ||
-      h.startsWith('fc') ||
-      h.startsWith('fd') ||
-      h.startsWith('fe80') ||
-      h.startsWith('::ffff:')
-    );
-  return false;
-}
+import type { WebhookTarget } from './webhook-guard.js';
 
 /** Takes every occurrence of the given secrets (and any URL's credentials) out of a message. */
 export function redact(message: string, secrets: Array<string | null | undefined>): string {
@@ -87,28 +38,47 @@ export function webhookBody(user: string, n: StoredNotice): WebhookBody {
   };
 }
 
-export async function postWebhook(
-  url: string,
+/**
+ * Posts a notice to a judged webhook target. The connection goes to `target.address` (the one
+ * judged): the lookup the socket asks for answers that address, so no second DNS answer is ever
+ * used, while the Host header and TLS server name stay the URL's host. Redirects are not followed.
+ */
+export function postWebhook(
+  target: WebhookTarget,
   body: WebhookBody,
   timeoutSeconds: number,
-  fetchImpl: typeof fetch = fetch,
 ): Promise<string | null> {
-  try {
-    const res = await fetchImpl(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'user-agent': 'ngsci-notify' },
-      body: JSON.stringify(body),
-      redirect: 'manual',
-      signal: AbortSignal.timeout(timeoutSeconds * 1000),
+  const pinned: LookupFunction = (_host, options, callback) => {
+    if (options.all) callback(null, [{ address: target.address, family: target.family }]);
+    else callback(null, target.address, target.family);
+  };
+  const payload = JSON.stringify(body);
+  const options: RequestOptions = {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(payload),
+      'user-agent': 'ngsci-notify',
+    },
+    lookup: pinned,
+    signal: AbortSignal.timeout(timeoutSeconds * 1000),
+  };
+  const send = target.url.protocol === 'https:' ? httpsRequest : httpRequest;
+  return new Promise((resolve) => {
+    const req = send(target.url, options, (res) => {
+      res.resume();
+      const status = res.statusCode ?? 0;
+      resolve(status >= 200 && status < 300 ? null : `the webhook answered HTTP ${status}`);
     });
-    await res.body?.cancel();
-    return res.ok ? null : `the webhook answered HTTP ${res.status}`;
-  } catch (err) {
-    const name = (err as Error).name;
-    if (name === 'TimeoutError') return `the webhook did not answer within ${timeoutSeconds} s`;
-    const cause = (err as { cause?: { code?: string } }).cause?.code;
-    return `the webhook could not be reached${cause ? ` (${cause})` : ''}`;
-  }
+    req.on('error', (err: NodeJS.ErrnoException) =>
+      resolve(
+        err.name === 'AbortError'
+          ? `the webhook did not answer within ${timeoutSeconds} s`
+          : `the webhook could not be reached${err.code ? ` (${err.code})` : ''}`,
+      ),
+    );
+    req.end(payload);
+  });
 }
 
 export class EmailChannel {

@@ -5,10 +5,12 @@
  * without secrets; it never fails the producer's request.
  */
 import type { Logger } from '../logger.js';
-import type { SecretBox } from '../secrets.js';
+import { ApiError } from '../errors.js';
+import { rowContext, type SecretBox } from '../secrets.js';
 import { EmailChannel, postWebhook, redact, webhookBody } from './channels.js';
 import { NotificationStore, type StoredNotice } from './store.js';
 import type { Notice, Notifier } from './types.js';
+import { judgeWebhook, WebhookAllow, type Resolver } from './webhook-guard.js';
 
 export interface ChannelNotifierOptions {
   store: NotificationStore;
@@ -17,24 +19,35 @@ export interface ChannelNotifierOptions {
   smtpUrl?: string;
   smtpFrom: string;
   timeoutSeconds: number;
-  fetch?: typeof fetch;
+  /** NGSCI_WEBHOOK_ALLOW: internal hosts and networks webhooks may reach; none when absent */
+  webhookAllow?: WebhookAllow;
+  /** how webhook hosts are resolved (tests inject answers); the system resolver otherwise */
+  resolve?: Resolver;
 }
 
 export class ChannelNotifier implements Notifier {
   private readonly email: EmailChannel | null;
   private readonly pending = new Set<Promise<void>>();
+  private readonly webhookAllow: WebhookAllow;
 
   constructor(private readonly o: ChannelNotifierOptions) {
     this.email = o.smtpUrl ? new EmailChannel(o.smtpUrl, o.smtpFrom, o.timeoutSeconds) : null;
+    this.webhookAllow = o.webhookAllow ?? WebhookAllow.parse('');
   }
 
   get store(): NotificationStore {
     return this.o.store;
   }
 
-  /** Seals a webhook URL for storage: it may carry a token. */
-  seal(url: string): string {
-    return this.o.box.seal(url);
+  /**
+   * A user's new webhook, judged as every send will judge it again (DNS lookup included; 400
+   * invalid_webhook_url naming the reason) and sealed to the user's preferences row, ready for
+   * NotificationStore.savePreferences.
+   */
+  async webhookFor(user: string, url: string): Promise<{ sealed: string; host: string }> {
+    const verdict = await judgeWebhook(url, this.webhookAllow, this.o.resolve);
+    if (!verdict.ok) throw new ApiError(400, 'invalid_webhook_url', verdict.problem);
+    return { sealed: this.o.box.seal(url, webhookRow(user)), host: new URL(url).host };
   }
 
   /** Whether email can be sent at all (an SMTP server is configured). */
@@ -89,7 +102,7 @@ export class ChannelNotifier implements Notifier {
     if (channels.includes('webhook') && prefs.webhookSealed) {
       let url: string | null = null;
       try {
-        url = this.o.box.open(prefs.webhookSealed);
+        url = this.o.box.open(prefs.webhookSealed, webhookRow(user));
       } catch {
         work.push(
           this.record(
@@ -99,21 +112,23 @@ export class ChannelNotifier implements Notifier {
           ),
         );
       }
-      if (url) {
-        const secret = url;
-        work.push(
-          postWebhook(url, webhookBody(user, n), this.o.timeoutSeconds, this.o.fetch).then(
-            (error) =>
-              this.record(
-                n,
-                'webhook',
-                error ? `${redact(error, [secret])} (host ${prefs.webhookHost})` : null,
-              ),
-          ),
-        );
-      }
+      if (url) work.push(this.postWebhook(user, n, url, prefs.webhookHost));
     }
     await Promise.all(work);
+  }
+
+  /** Judges the URL again (DNS answers change) and posts to the very address judged. */
+  private async postWebhook(
+    user: string,
+    n: StoredNotice,
+    url: string,
+    host: string | null,
+  ): Promise<void> {
+    const verdict = await judgeWebhook(url, this.webhookAllow, this.o.resolve);
+    const error = verdict.ok
+      ? await postWebhook(verdict.target, webhookBody(user, n), this.o.timeoutSeconds)
+      : verdict.problem;
+    await this.record(n, 'webhook', error ? `${redact(error, [url])} (host ${host})` : null);
   }
 
   private async record(
@@ -129,3 +144,6 @@ export class ChannelNotifier implements Notifier {
     await this.o.store.recordDelivery(n.id, channel, error);
   }
 }
+
+/** Where a user's sealed webhook URL is kept: their notification preferences row. */
+const webhookRow = (user: string) => rowContext('notification_preferences', user);

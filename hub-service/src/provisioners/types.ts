@@ -37,6 +37,13 @@ export interface ProvisionContext {
   report(event: ProgressReport): Promise<void>;
   /** aborted when the start is cancelled (a stop arrived, or the job was reaped) */
   signal: AbortSignal;
+  /**
+   * A spot start the cloud had no capacity for asks to go on on demand instead. True once the
+   * instance is recorded as on-demand and priced at the on-demand rate (its user allowed this at
+   * launch, and it is not ready yet, so nothing was billed at the spot rate); false when the user
+   * did not allow it. Absent where no instance row backs the start: then nothing switches.
+   */
+  switchToOnDemand?(): Promise<boolean>;
 }
 
 /** What a provisioner keeps to find an instance again after a restart; stored as JSON. */

@@ -82,6 +82,7 @@ describe('the orphan grace setting', () => {
   const base = {
     JUPYTERHUB_API_TOKEN: 'service-token-0123456789',
     NGSCI_BRIDGE_SECRET: 'b'.repeat(32),
+    NGSCI_SECRET_KEY: 'secret-key-for-tests-0123456789abcdef',
   };
   test('NGSCI_RECONCILE_GRACE; the old NGSCI_METER_ORPHAN_GRACE is read in its place, with a deprecation', () => {
     const plain = loadConfig(base);

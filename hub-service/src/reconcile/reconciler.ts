@@ -4,7 +4,8 @@
  *   - an instance whose hub server is gone (deleted user, a server the hub forgot) is stopped once
  *     it has been gone for NGSCI_RECONCILE_GRACE (orphans.ts, which the meter's hub listing feeds
  *     too, so running servers are checked every meter cycle as well);
- *   - an instance stuck in `stopping` with no stop job (its stop failed) gets a new stop job;
+ *   - an instance stuck in `stopping` with no stop job gets a new stop job, unless its stop failed:
+ *     the worker retries failed stops with backoff and alerts admins (worker.ts);
  *   - a start that lost its job (no job queued or running) is failed and its machine destroyed;
  *   - a terraform workdir that may still hold cloud resources (applied or half-applied, not
  *     destroyed since) with no active instance is destroyed: through a stop job when the
@@ -189,7 +190,8 @@ export class Reconciler {
       if (row.state === 'stopping') {
         if (
           !old(row.stopRequestedAt ?? row.createdAt) ||
-          (await this.d.queue.pending(row.id, 'stop'))
+          (await this.d.queue.pending(row.id, 'stop')) ||
+          (await this.d.queue.stopFailures(row.id)) > 0
         )
           continue;
         await this.d.queue.enqueue(row.id, 'stop', tag);
@@ -230,7 +232,9 @@ export class Reconciler {
         const row = UUID.test(id) ? await this.d.store.get(id) : null;
         if (row && ACTIVE_STATES.includes(row.state as InstanceState)) continue;
         if (row) {
-          if (await this.d.queue.pending(id, 'stop')) continue;
+          // a failed stop is the worker's to retry, with its backoff
+          if ((await this.d.queue.pending(id, 'stop')) || (await this.d.queue.stopFailures(id)) > 0)
+            continue;
           const rowTag = this.d.jobTag(row.cloud as Cloud);
           await this.d.queue.enqueue(id, 'stop', this.d.provisioners.has(rowTag) ? rowTag : tag);
           await this.d.store.note(id, 100, 'removing cloud resources left behind');

@@ -1,12 +1,14 @@
 /**
- * What `ngsci agent` reports from an instance (GPU samples, kernel states, spot or preemption
- * notices), authenticated by the instance's own agent credential (agent/credentials.ts): the
- * instance, its user and server come from the credential, never from the body. Also the GPU
- * status the JupyterLab usage panel reads, with the user's token.
+ * What `ngsci agent` and a cloud machine's boot checks report from an instance (GPU samples,
+ * kernel states, spot or preemption notices, the boot report), authenticated by the instance's
+ * own agent credential (agent/credentials.ts): the instance, its user and server come from the
+ * credential, never from the body. Also the GPU status the JupyterLab usage panel reads, with
+ * the user's token.
  */
 import { createRoute, z } from '@hono/zod-openapi';
 import {
   Accepted,
+  BootReport,
   GpuReport,
   GpuStatus,
   KernelReport,
@@ -32,7 +34,9 @@ function checkClaims(agent: AgentIdentity, b: { server?: string; instanceId?: st
 
 const agentSecurity = [{ agentToken: [] }];
 
-export function agentRoutes(deps: Pick<AppDeps, 'database' | 'store' | 'notifier' | 'agents'>) {
+export function agentRoutes(
+  deps: Pick<AppDeps, 'database' | 'store' | 'notifier' | 'agents' | 'bootReports'>,
+) {
   const r = newRouter();
   const gpu = new GpuStore(deps.database.db);
   r.openAPIRegistry.registerComponent('securitySchemes', 'agentToken', {
@@ -74,6 +78,27 @@ export function agentRoutes(deps: Pick<AppDeps, 'database' | 'store' | 'notifier
     async (c) => {
       const b = c.req.valid('json');
       await deps.agents.recordKernels(c.get('agent').instanceId, b.total, b.busy);
+      return c.json({ ok: true as const }, 202);
+    },
+  );
+
+  r.openapi(
+    createRoute({
+      method: 'post',
+      path: '/agent/boot',
+      security: agentSecurity,
+      description:
+        "A cloud machine's checks before its server starts: the hub's API answers from the " +
+        'machine, the GPU is visible in the container, the image has the agent, the notebook user ' +
+        'cannot become root. A failure fails the start; a failure of a running instance (`rebooted`) ' +
+        'ends it as lost and removes its machine.',
+      request: {
+        body: { content: { 'application/json': { schema: BootReport } }, required: true },
+      },
+      responses: { 202: json(Accepted, 'stored'), ...errors(400, 401, 403, 429) },
+    }),
+    async (c) => {
+      await deps.bootReports.record(c.get('agent').instanceId, c.req.valid('json'));
       return c.json({ ok: true as const }, 202);
     },
   );

@@ -16,6 +16,7 @@ const errorDescriptions: Record<number, string> = {
   403: 'the token lacks the scope',
   404: 'no such thing',
   409: 'the instance is busy with another change',
+  413: 'the request body is larger than this route accepts (payload_too_large)',
   429: 'too many requests; Retry-After says when to try again',
   502: 'JupyterHub did not answer as expected',
 };

@@ -15,7 +15,6 @@ import {
 } from '@ngsci/contract';
 import { newRouter, type AppDeps } from '../http.js';
 import { ApiError } from '../errors.js';
-import { webhookUrlProblem } from '../notify/channels.js';
 import type { Preferences } from '../notify/store.js';
 import { errors, json } from './common.js';
 
@@ -104,12 +103,7 @@ export function notificationRoutes(deps: Pick<AppDeps, 'notifications' | 'notifi
       const body = c.req.valid('json');
       let webhook: { sealed: string; host: string } | null | undefined;
       if (typeof body.webhookUrl === 'string') {
-        const problem = webhookUrlProblem(body.webhookUrl, deps.config.NGSCI_WEBHOOK_ALLOW_PRIVATE);
-        if (problem) throw new ApiError(400, 'invalid_webhook_url', problem);
-        webhook = {
-          sealed: deps.notifications.seal(body.webhookUrl),
-          host: new URL(body.webhookUrl).host,
-        };
+        webhook = await deps.notifications.webhookFor(user, body.webhookUrl);
       } else if (body.webhookUrl === null) {
         webhook = null;
       }

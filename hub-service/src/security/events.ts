@@ -1,6 +1,7 @@
 /**
  * Security events: what the service noticed that an admin must know (an agent gone silent, a
- * honeypot file read, a read threshold crossed, a refused bootstrap or identity, audit pruning).
+ * honeypot file read, a read threshold crossed, a refused bootstrap or identity, audit pruning, a
+ * machine that could not be removed and may still be running and billing).
  * Each is a row admins list, a warn/error log line, and for warnings and worse a notice to every
  * hub admin (JupyterLab, email, webhook through the notifier). User tokens never write here.
  */
@@ -10,8 +11,15 @@ import { securityEvents, type SecurityEventKind } from '../db/schema.js';
 import type { Logger } from '../logger.js';
 import type { Notifier } from '../notify/types.js';
 
+/**
+ * The kinds of event; `destroy_failed` (removing an instance's machine failed, it may still run and
+ * bill) is raised by the job worker once per streak of failed removals (instances/worker.ts),
+ * which keeps retrying.
+ */
+export type EventKind = SecurityEventKind;
+
 export interface NewSecurityEvent {
-  kind: SecurityEventKind;
+  kind: EventKind;
   severity: 'info' | 'warning' | 'critical';
   message: string;
   user?: string | null;

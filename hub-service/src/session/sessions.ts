@@ -60,9 +60,7 @@ export class AdminSessions {
     this.fetch = o.fetch ?? ((input, init) => fetch(input, init));
     this.now = o.now ?? Date.now;
     // a key of its own: nothing else the service seals can pass for a session, or the reverse
-    this.box = new SecretBox(
-      `admin-session:${o.config.NGSCI_SECRET_KEY ?? o.config.NGSCI_BRIDGE_SECRET}`,
-    );
+    this.box = new SecretBox(`admin-session:${o.config.NGSCI_SECRET_KEY}`);
   }
 
   // ---- OAuth state

@@ -28,6 +28,8 @@ export interface Harness {
   database: Database;
   config: Config;
   hubCalls: string[];
+  /** every token the fake hub was asked to resolve (GET /user), in order */
+  hubTokenLookups: string[];
   /** registers a token for a user and returns it */
   token(user: FakeUser): string;
   request(path: string, init?: RequestInit & { token?: string }): Promise<Response>;
@@ -47,6 +49,7 @@ export async function harness(
   const config = loadConfig({
     JUPYTERHUB_API_TOKEN: 'service-token-0123456789',
     NGSCI_BRIDGE_SECRET: BRIDGE_SECRET,
+    NGSCI_SECRET_KEY: 'secret-key-for-tests-0123456789abcdef',
     NGSCI_LOG_LEVEL: 'silent',
     NGSCI_JOB_HEARTBEAT: '0.2',
     // many users launch local instances here; the one-user limit has its own tests (local-policy)
@@ -62,6 +65,7 @@ export async function harness(
   const database = await sharedDb;
   const tokens = new Map<string, FakeUser>();
   const hubCalls: string[] = [];
+  const hubTokenLookups: string[] = [];
   const prefix = config.JUPYTERHUB_SERVICE_PREFIX.replace(/\/$/, '');
   // eslint-disable-next-line prefer-const -- the fake hub closes over it before it exists
   let app!: ReturnType<typeof createApp>;
@@ -83,6 +87,7 @@ export async function harness(
     hubCalls.push(`${method} ${path}`);
     const auth = new Headers(init?.headers).get('authorization')?.replace(/^token /, '') ?? '';
     if (path === '/user') {
+      hubTokenLookups.push(auth);
       const u = tokens.get(auth);
       if (!u) return Response.json({ status: 403, message: 'no' }, { status: 403 });
       return Response.json({
@@ -150,6 +155,9 @@ export async function harness(
     accessScopes: accessScopes(config),
     adminScope: config.NGSCI_ADMIN_SCOPE,
     cacheSeconds: 30,
+    negativeCacheSeconds: config.NGSCI_AUTH_NEGATIVE_CACHE_SECONDS,
+    cacheEntries: config.NGSCI_AUTH_CACHE_ENTRIES,
+    bridgeSecret: BRIDGE_SECRET,
   });
   app = createApp({
     ...services,
@@ -157,6 +165,7 @@ export async function harness(
     bridgeSecret: BRIDGE_SECRET,
     prefix: config.JUPYTERHUB_SERVICE_PREFIX,
     version: 'test',
+    limits: config,
   });
   await services.worker.start();
 
@@ -166,6 +175,7 @@ export async function harness(
     database,
     config,
     hubCalls,
+    hubTokenLookups,
     token(user) {
       const t = `tok-${user.name}-${Math.random().toString(36).slice(2)}`;
       tokens.set(t, user);

@@ -4,7 +4,7 @@
  * bootstrap redemptions, audit pruning), the heads of the audit hash chains, and the admins'
  * audit rules (honeypot paths, read thresholds).
  */
-import type { SecurityEventKind } from '@ngsci/contract';
+import type { BootFailureCode, SecurityEventKind } from '@ngsci/contract';
 import {
   bigint,
   bigserial,
@@ -45,6 +45,14 @@ export const instanceAgents = pgTable(
     lastBusyAt: ts('last_busy_at'),
     /** set when an 'agent silent' event was raised; cleared when the agent reports again */
     silentSince: ts('silent_since'),
+    /**
+     * the machine's newest boot report (agent/boot.ts): 'ready' or 'failed' with a code and a
+     * message; null until it posts one. The terraform provisioner's readiness wait reads it.
+     */
+    bootStage: text('boot_stage').$type<'ready' | 'failed'>(),
+    bootCode: text('boot_code').$type<BootFailureCode>(),
+    bootMessage: text('boot_message'),
+    bootAt: ts('boot_at'),
   },
   (t) => [uniqueIndex('instance_agents_token').on(t.tokenHash)],
 );

@@ -9,9 +9,12 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import postgres from 'postgres';
 import {
+  CLI_CONFIG_FILE,
   TerraformError,
   TerraformExecutor,
+  describeProviderMirror,
   type ExecutorProgress,
   type TerraformExecutorConfig,
 } from './executor.js';
@@ -24,11 +27,11 @@ const root = mkdtempSync(join(tmpdir(), 'ngsci-executor-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 
 let n = 0;
-function workdir(backend: 'local' | 'pg' = 'local'): string {
+function workdir(backend: 'local' | 'pg' = 'local', schema = 'ngsci_tf_x'): string {
   const dir = join(root, `w${++n}`);
   const cfg =
     backend === 'pg'
-      ? { terraform: { backend: { pg: { schema_name: 'ngsci_tf_x' } } } }
+      ? { terraform: { backend: { pg: { schema_name: schema } } } }
       : { terraform: { backend: { local: { path: 'terraform.tfstate' } } } };
   rmSync(dir, { recursive: true, force: true });
   // the executor never writes the config; a real workdir gets it from synthInstance
@@ -84,8 +87,8 @@ describe('executor (terraform test double)', () => {
     const argvs = calls(dir).map((c) => c.argv?.join(' '));
     assert.deepEqual(argvs, [
       'init -input=false -no-color',
-      'plan -json -input=false -out=plan.tfplan',
-      'apply -json -input=false plan.tfplan',
+      'plan -json -input=false -lock-timeout=300s -out=plan.tfplan',
+      'apply -json -input=false -lock-timeout=300s plan.tfplan',
       'output -json',
     ]);
   });
@@ -254,5 +257,150 @@ describe('executor (terraform test double)', () => {
     assert.ok(err instanceof TerraformError);
     assert.equal(err.code, 'binary_not_found');
     assert.match(err.message, /NGSCI_TERRAFORM_BINARY/);
+  });
+});
+
+/** The real Postgres at 127.0.0.1:5432 (db `test`), as the pg backend would use it. */
+const REAL_PG =
+  process.env.NGSCI_TEST_TF_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test?sslmode=disable';
+const runId = Math.random().toString(36).slice(2, 8);
+const schemas: string[] = [];
+function schemaName(what: string): string {
+  const name = `ngsci_tf_test_${runId}_${what}`;
+  schemas.push(name);
+  return name;
+}
+async function schemaExists(name: string): Promise<boolean> {
+  const sql = postgres(REAL_PG, { max: 1, onnotice: () => {} });
+  try {
+    const rows = await sql`select 1 from pg_namespace where nspname = ${name}`;
+    return rows.length === 1;
+  } finally {
+    await sql.end();
+  }
+}
+after(async () => {
+  const sql = postgres(REAL_PG, { max: 1, onnotice: () => {} });
+  for (const s of schemas) await sql`drop schema if exists ${sql(s)} cascade`;
+  await sql.end();
+});
+function pgExecutor(extra: Partial<TerraformExecutorConfig> = {}): TerraformExecutor {
+  return executor('success', {
+    backend: 'pg',
+    pgConnString: REAL_PG,
+    // a slow workspace creation (3 s under the lock), so that two first runs surely meet on a busy machine
+    extraEnv: {
+      FAKE_TERRAFORM_SCENARIO: 'success',
+      FAKE_TERRAFORM_PG: '1',
+      FAKE_TERRAFORM_PG_CREATE_MS: '3000',
+    },
+    ...extra,
+  });
+}
+
+describe('executor: the pg state backend (terraform test double emulating its locks on real Postgres)', () => {
+  it('two first applies at once both succeed: the creation lock is waited for, not fatal', async () => {
+    const a = workdir('pg', schemaName('a'));
+    const b = workdir('pg', schemaName('b'));
+    const logs: string[] = [];
+    const ex = pgExecutor({ log: (e) => logs.push(e.message) });
+    const [ra, rb] = await Promise.all([ex.up(a), ex.up(b)]);
+    assert.equal(ra.instance_id?.value, 'i-0fake5678');
+    assert.equal(rb.instance_id?.value, 'i-0fake5678');
+    assert.ok(
+      logs.some((l) => /locked by another terraform run/.test(l)),
+      'the two runs did meet on the lock',
+    );
+  });
+
+  it('without a lock timeout the same two first applies collide (what happened before)', async () => {
+    const a = workdir('pg', schemaName('c'));
+    const b = workdir('pg', schemaName('d'));
+    const ex = pgExecutor({ lockTimeoutSeconds: 0 });
+    const results = await Promise.allSettled([ex.up(a), ex.up(b)]);
+    const failed = results.filter((r) => r.status === 'rejected');
+    assert.equal(failed.length, 1, 'exactly one of the two first applies fails');
+    const err = (failed[0] as PromiseRejectedResult).reason as TerraformError;
+    assert.equal(err.step, 'plan');
+    assert.match(err.message, /already locked for workspace creation/i);
+    assert.ok(!err.message.includes(REAL_PG));
+  });
+
+  it('down() of an instance stack drops its state schema; a home stack keeps its own', async () => {
+    const ex = pgExecutor();
+    const instanceSchema = schemaName('inst');
+    const homeSchema = schemaName('home');
+    const inst = workdir('pg', instanceSchema);
+    const home = workdir('pg', homeSchema);
+    await Promise.all([ex.up(inst), ex.up(home)]);
+    assert.ok(await schemaExists(instanceSchema), 'the state schema exists after the apply');
+    await ex.down(inst, { dropStateSchema: true });
+    await ex.down(home);
+    assert.equal(await schemaExists(instanceSchema), false, 'the instance state schema is dropped');
+    assert.ok(await schemaExists(homeSchema), "the home stack's state schema is kept");
+  });
+
+  it('a state schema holding anything but an empty state is never dropped', async () => {
+    const ex = pgExecutor();
+    const schema = schemaName('busy');
+    const dir = workdir('pg', schema);
+    await ex.up(dir);
+    const sql = postgres(REAL_PG, { max: 1, onnotice: () => {} });
+    await sql`create table ${sql(schema)}.not_terraform (x int)`;
+    await sql.end();
+    const logs: string[] = [];
+    await pgExecutor({ log: (e) => logs.push(e.message) }).down(dir, { dropStateSchema: true });
+    assert.ok(await schemaExists(schema));
+    assert.ok(logs.some((l) => l.includes(`state schema ${schema} kept`)));
+  });
+});
+
+describe('executor: provider mirror', () => {
+  function config(dir: string): string {
+    return readFileSync(join(dir, CLI_CONFIG_FILE), 'utf8');
+  }
+
+  it('a directory becomes a filesystem_mirror in the CLI config terraform is pointed at', async () => {
+    const dir = workdir();
+    await executor('success', { providerMirror: '/srv/terraform-providers' }).up(dir);
+    assert.match(
+      config(dir),
+      /provider_installation \{\s*filesystem_mirror \{\s*path = "\/srv\/terraform-providers"\s*\}\s*\}/,
+    );
+    assert.ok(!/direct/.test(config(dir)), 'no fallback to the registries');
+    assert.ok(calls(dir).every((c) => !c.envKeys || c.envKeys.includes('TF_CLI_CONFIG_FILE')));
+    assert.match(
+      describeProviderMirror('/srv/terraform-providers'),
+      /filesystem mirror \/srv\/terraform-providers/,
+    );
+  });
+
+  it('an https URL becomes a network_mirror (with the trailing slash terraform needs)', async () => {
+    const dir = workdir();
+    await executor('success', { providerMirror: 'https://mirror.example.org/providers' }).init(dir);
+    assert.match(
+      config(dir),
+      /network_mirror \{\s*url = "https:\/\/mirror.example.org\/providers\/"/,
+    );
+    assert.match(describeProviderMirror('https://mirror.example.org/providers'), /network mirror/);
+  });
+
+  it('no mirror: no CLI config, and the start-up line says the registries are used', async () => {
+    const dir = workdir();
+    await executor('success').init(dir);
+    assert.ok(!existsSync(join(dir, CLI_CONFIG_FILE)));
+    assert.ok(!calls(dir)[0]?.envKeys?.includes('TF_CLI_CONFIG_FILE'));
+    assert.match(describeProviderMirror(undefined), /public registries/);
+  });
+
+  it('a mirror that is neither an absolute directory nor an https URL is refused', () => {
+    for (const bad of [
+      'relative/dir',
+      'http://mirror.example.org/',
+      'https://u:p@m.example.org/',
+      '/a"b',
+      '/x/${y}',
+    ])
+      assert.throws(() => executor('success', { providerMirror: bad }), /provider mirror/, bad);
   });
 });

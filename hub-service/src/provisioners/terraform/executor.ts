@@ -7,8 +7,9 @@
  * state) and SIGKILL after a grace period (the running and stopping are process.ts's; this
  * module reads what terraform says). State is never deleted, on success or on failure.
  */
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
+import postgres from 'postgres';
 import { z } from 'zod';
 import { runProcess, type ProcessResult } from './process.js';
 
@@ -43,6 +44,18 @@ export interface TerraformExecutorConfig {
   timeoutsMs?: Partial<Record<TerraformStep, number>>;
   /** how long terraform may take to stop after SIGINT before it gets SIGKILL; default 30 s */
   killGraceMs?: number;
+  /**
+   * How long terraform waits for a state lock held by another run (`-lock-timeout`), and how long
+   * a step that lost the pg backend's workspace-creation lock (which ignores `-lock-timeout`) is
+   * retried; default 300 s.
+   */
+  lockTimeoutSeconds?: number;
+  /**
+   * Where terraform gets providers when the registries are out of reach: an absolute directory
+   * (a `filesystem_mirror`, filled with `terraform providers mirror`) or an https URL (a
+   * `network_mirror`). Unset: the public registries.
+   */
+  providerMirror?: string;
   /** scrubbed, value-free log lines (step, level, message) */
   log?: (entry: { step: TerraformStep; level: 'info' | 'warn' | 'error'; message: string }) => void;
 }
@@ -52,6 +65,14 @@ export interface RunOptions {
   onProgress?: (event: ExecutorProgress) => void;
   /** more values to scrub from messages (the bootstrap token, the hub token...) */
   secrets?: string[];
+}
+
+export interface DownOptions extends RunOptions {
+  /**
+   * After a successful destroy with the pg backend, drop the stack's state schema. For instance
+   * stacks, which get a new schema per start; never for a home stack, whose state outlives it.
+   */
+  dropStateSchema?: boolean;
 }
 
 export interface TerraformDiagnostic {
@@ -128,6 +149,7 @@ const RESERVED = new Set([
   'HOME',
   'PG_CONN_STR',
   'TF_PLUGIN_CACHE_DIR',
+  'TF_CLI_CONFIG_FILE',
   'TF_IN_AUTOMATION',
   'TF_INPUT',
 ]);
@@ -140,6 +162,71 @@ const DEFAULT_TIMEOUTS: Record<TerraformStep, number> = {
 };
 
 export const PLAN_FILE = 'plan.tfplan';
+/** The CLI configuration the executor writes into each workdir (TF_CLI_CONFIG_FILE). */
+export const CLI_CONFIG_FILE = 'ngsci.tfrc';
+const DEFAULT_LOCK_TIMEOUT_SECONDS = 300;
+/**
+ * A lock held by another terraform run. Terraform's pg backend says "Already locked for workspace
+ * creation" (or "Cannot lock workspace; already locked for workspace creation") when two first
+ * runs meet on its database-wide creation lock, and "Error acquiring the state lock" when a
+ * `-lock-timeout` ran out.
+ */
+const LOCK_ERROR = /already locked|Error acquiring the state lock/i;
+/** Schemas never dropped: Postgres's own, and the pg backend's default, shared by every stack using it. */
+const KEPT_SCHEMAS = new Set(['public', 'terraform_remote_state', 'information_schema']);
+
+/**
+ * The provider mirror in one line for the start-up log; throws on a value that is neither an
+ * absolute directory nor an https URL.
+ */
+export function describeProviderMirror(mirror: string | undefined): string {
+  const m = providerMirrorKind(mirror);
+  if (!m) return 'terraform providers: from the public registries (no provider mirror)';
+  return m.kind === 'filesystem'
+    ? `terraform providers: only from the filesystem mirror ${m.location} (no registry access)`
+    : `terraform providers: only from the network mirror ${m.location} (no registry access)`;
+}
+
+function providerMirrorKind(
+  mirror: string | undefined,
+): { kind: 'filesystem' | 'network'; location: string } | null {
+  if (mirror === undefined || mirror === '') return null;
+  // the value lands in an HCL string: nothing that could end it or interpolate
+  if (/["\\\n\r]|\$\{|%\{/.test(mirror))
+    throw new Error('the provider mirror must not contain quotes, backslashes, newlines, ${ or %{');
+  if (isAbsolute(mirror)) return { kind: 'filesystem', location: mirror };
+  let url: URL | null = null;
+  try {
+    url = new URL(mirror);
+  } catch {
+    url = null;
+  }
+  if (url?.protocol !== 'https:' || url.username || url.password)
+    throw new Error(
+      'the provider mirror must be an absolute directory or an https URL without credentials',
+    );
+  // terraform requires a network mirror's URL to end with a slash
+  return { kind: 'network', location: url.toString().replace(/\/?$/, '/') };
+}
+
+/**
+ * The CLI configuration written when there is a provider mirror (TF_CLI_CONFIG_FILE), or null.
+ * It has no `direct` block: a site with a mirror has no registry to fall back to.
+ */
+export function cliConfig(providerMirror: string | undefined): string | null {
+  const m = providerMirrorKind(providerMirror);
+  if (!m) return null;
+  const [block, key] =
+    m.kind === 'filesystem' ? ['filesystem_mirror', 'path'] : ['network_mirror', 'url'];
+  return [
+    'provider_installation {',
+    `  ${block} {`,
+    `    ${key} = ${JSON.stringify(m.location)}`,
+    '  }',
+    '}',
+    '',
+  ].join('\n');
+}
 
 /** Replaces known secrets and secret-shaped strings in text meant for logs and error messages. */
 export function scrub(text: string, secrets: Iterable<string>): string {
@@ -207,6 +294,8 @@ class Progress {
 
 export class TerraformExecutor {
   private readonly credentials: Record<string, string>;
+  private readonly lockTimeoutSeconds: number;
+  private readonly cliConfigText: string | null;
 
   constructor(private readonly config: TerraformExecutorConfig) {
     const bad = Object.keys(config.credentials ?? {}).filter(
@@ -218,11 +307,19 @@ export class TerraformExecutor {
       );
     if (config.backend === 'pg' && !config.pgConnString)
       throw new Error('the pg backend needs pgConnString');
+    const lockTimeout = config.lockTimeoutSeconds ?? DEFAULT_LOCK_TIMEOUT_SECONDS;
+    if (!Number.isInteger(lockTimeout) || lockTimeout < 0)
+      throw new Error('lockTimeoutSeconds must be a whole number of seconds, 0 or more');
+    this.lockTimeoutSeconds = lockTimeout;
+    this.cliConfigText = cliConfig(config.providerMirror);
     this.credentials = { ...config.credentials };
   }
 
-  /** The child's whole environment: an allow-list, never the service's env wholesale. */
-  childEnv(): Record<string, string> {
+  /**
+   * The child's whole environment: an allow-list, never the service's env wholesale. With a
+   * provider mirror, TF_CLI_CONFIG_FILE points at the CLI configuration written in `workdir`.
+   */
+  childEnv(workdir?: string): Record<string, string> {
     const base = this.config.baseEnv ?? process.env;
     const env: Record<string, string> = {};
     for (const k of ['PATH', 'HOME'] as const) {
@@ -236,6 +333,7 @@ export class TerraformExecutor {
     env.TF_PLUGIN_CACHE_DIR = this.config.pluginCacheDir;
     if (this.config.backend === 'pg' && this.config.pgConnString)
       env.PG_CONN_STR = this.config.pgConnString;
+    if (this.cliConfigText && workdir) env.TF_CLI_CONFIG_FILE = join(workdir, CLI_CONFIG_FILE);
     return env;
   }
 
@@ -300,14 +398,68 @@ export class TerraformExecutor {
     return outputs;
   }
 
-  /** init + destroy; succeeds when there is nothing to destroy. */
-  async down(workdir: string, opts: RunOptions = {}): Promise<void> {
+  /**
+   * init + destroy; succeeds when there is nothing to destroy. With `dropStateSchema` and the pg
+   * backend, the stack's state schema is dropped afterwards (see dropStateSchema()).
+   */
+  async down(workdir: string, opts: DownOptions = {}): Promise<void> {
     const progress = this.progress(opts);
     progress.report(0, 'terraform init');
     await this.initStep(workdir, opts, progress);
     progress.report(15, 'destroying');
     await this.destroyStep(workdir, opts, progress);
+    if (opts.dropStateSchema && this.config.backend === 'pg')
+      await this.dropStateSchema(workdir, opts);
     progress.report(100, 'destroyed');
+  }
+
+  /**
+   * Drops the schema that held a destroyed stack's state: the pg backend never removes one, and
+   * an instance stack gets a new one per start. Only a schema named in the workdir's backend
+   * block, holding nothing but the backend's `states` table, whose states have no resources left,
+   * is dropped. A failure is logged, never thrown: the machine is gone, which is what counts.
+   */
+  private async dropStateSchema(workdir: string, opts: RunOptions): Promise<void> {
+    const log = this.config.log;
+    const schema = stateSchemaOf(workdir);
+    if (!schema || KEPT_SCHEMAS.has(schema) || schema.startsWith('pg_')) {
+      log?.({ step: 'destroy', level: 'warn', message: 'no state schema of its own to drop' });
+      return;
+    }
+    const sql = postgres(this.config.pgConnString ?? '', {
+      max: 1,
+      connect_timeout: 10,
+      onnotice: () => {},
+    });
+    try {
+      const others = await sql`
+        select count(*)::int as n from pg_class c join pg_namespace n on n.oid = c.relnamespace
+        where n.nspname = ${schema} and c.relkind in ('r', 'v', 'm', 'p', 'f') and c.relname <> 'states'`;
+      const ident = sql(schema);
+      const states = others[0]?.n === 0 ? await sql`select data from ${ident}.states` : null;
+      if (!states || states.some((r) => !emptyState(r.data))) {
+        log?.({
+          step: 'destroy',
+          level: 'warn',
+          message: `state schema ${schema} kept: it holds more than an empty terraform state`,
+        });
+        return;
+      }
+      await sql`drop schema if exists ${ident} cascade`;
+      log?.({ step: 'destroy', level: 'info', message: `state schema ${schema} dropped` });
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      log?.({
+        step: 'destroy',
+        level: 'warn',
+        message: scrub(
+          `could not drop state schema ${schema}: ${message}`,
+          this.secrets(opts.secrets),
+        ),
+      });
+    } finally {
+      await sql.end({ timeout: 5 }).catch(() => {});
+    }
   }
 
   // ---- the steps, shared by the single-step methods and by up()/down()
@@ -320,14 +472,18 @@ export class TerraformExecutor {
     await this.run('init', workdir, ['init', '-input=false', '-no-color'], opts, progress, false);
   }
 
+  private lockTimeoutArg(): string {
+    return `-lock-timeout=${this.lockTimeoutSeconds}s`;
+  }
+
   private planStep(workdir: string, opts: RunOptions, progress: Progress): Promise<StepResult> {
-    const args = ['plan', '-json', '-input=false', `-out=${PLAN_FILE}`];
+    const args = ['plan', '-json', '-input=false', this.lockTimeoutArg(), `-out=${PLAN_FILE}`];
     return this.run('plan', workdir, args, opts, progress, true);
   }
 
   private async applyStep(workdir: string, opts: RunOptions, progress: Progress): Promise<void> {
     try {
-      const args = ['apply', '-json', '-input=false', PLAN_FILE];
+      const args = ['apply', '-json', '-input=false', this.lockTimeoutArg(), PLAN_FILE];
       await this.run('apply', workdir, args, opts, progress, true);
     } finally {
       // the saved plan holds the configuration's values; the state, which is the record, stays
@@ -336,11 +492,17 @@ export class TerraformExecutor {
   }
 
   private async destroyStep(workdir: string, opts: RunOptions, progress: Progress): Promise<void> {
-    const args = ['destroy', '-json', '-auto-approve', '-input=false'];
+    const args = ['destroy', '-json', '-auto-approve', '-input=false', this.lockTimeoutArg()];
     await this.run('destroy', workdir, args, opts, progress, true);
   }
 
-  /** One terraform command: the process runner does the running, StepOutput reads what it says. */
+  /**
+   * One terraform command: the process runner does the running, StepOutput reads what it says.
+   * A step other than apply that lost a state lock to another run is run again, with backoff, for
+   * up to the lock timeout: the pg backend's workspace-creation lock is one for the whole
+   * database and ignores `-lock-timeout`, so two first starts at once would otherwise fail.
+   * (An apply runs a saved plan, whose state exists: `-lock-timeout` covers it.)
+   */
   private async run(
     step: TerraformStep,
     workdir: string,
@@ -357,32 +519,52 @@ export class TerraformExecutor {
     if (opts.signal?.aborted)
       throw new TerraformError('cancelled', step, `terraform ${step} cancelled before it started`);
 
-    const output = new StepOutput(step, clean, log, progress);
+    if (this.cliConfigText) writeFileSync(join(workdir, CLI_CONFIG_FILE), this.cliConfigText);
     const timeoutMs = this.config.timeoutsMs?.[step] ?? DEFAULT_TIMEOUTS[step];
-    const result = await runProcess({
-      command: this.config.binary,
-      args,
-      cwd: workdir,
-      env: this.childEnv(),
-      timeoutMs,
-      killGraceMs: this.config.killGraceMs ?? 30_000,
-      signal: opts.signal,
-      onStdoutLine: (line) => (json ? output.jsonLine(line) : output.textLine(line)),
-      onStderrLine: (line) => output.keepTail(line),
-      onStop: (stage, reason) =>
-        log?.({
+    const lockDeadline = Date.now() + this.lockTimeoutSeconds * 1000;
+    for (let attempt = 1; ; attempt++) {
+      const output = new StepOutput(step, clean, log, progress);
+      const result = await runProcess({
+        command: this.config.binary,
+        args,
+        cwd: workdir,
+        env: this.childEnv(workdir),
+        timeoutMs,
+        killGraceMs: this.config.killGraceMs ?? 30_000,
+        signal: opts.signal,
+        onStdoutLine: (line) => (json ? output.jsonLine(line) : output.textLine(line)),
+        onStderrLine: (line) => output.keepTail(line),
+        onStop: (stage, reason) =>
+          log?.({
+            step,
+            level: 'warn',
+            message:
+              stage === 'interrupt'
+                ? `stopping terraform ${step} (${reason}): SIGINT`
+                : `terraform ${step} ignored SIGINT: SIGKILL`,
+          }),
+      });
+      const failure = this.failure(step, result, output, clean, timeoutMs);
+      if (!failure) {
+        log?.({ step, level: 'info', message: `terraform ${step} done` });
+        return { stdout: output.stdout, planned: output.planned };
+      }
+      const wait = lockRetryDelayMs(attempt);
+      if (step === 'apply' || !isLockError(failure) || Date.now() + wait > lockDeadline)
+        throw failure;
+      log?.({
+        step,
+        level: 'warn',
+        message: `terraform ${step}: the state is locked by another terraform run; trying again in ${Math.round(wait / 100) / 10} s`,
+      });
+      progress?.report(0, 'waiting for another terraform run to release the state lock');
+      if (!(await sleep(wait, opts.signal)))
+        throw new TerraformError(
+          'cancelled',
           step,
-          level: 'warn',
-          message:
-            stage === 'interrupt'
-              ? `stopping terraform ${step} (${reason}): SIGINT`
-              : `terraform ${step} ignored SIGINT: SIGKILL`,
-        }),
-    });
-    const failure = this.failure(step, result, output, clean, timeoutMs);
-    if (failure) throw failure;
-    log?.({ step, level: 'info', message: `terraform ${step} done` });
-    return { stdout: output.stdout, planned: output.planned };
+          `terraform ${step} cancelled while waiting for a state lock`,
+        );
+    }
   }
 
   /** How a finished process becomes a TerraformError, or null when the step succeeded. */
@@ -437,6 +619,58 @@ export class TerraformExecutor {
       r.exitCode,
       r.signal,
     );
+  }
+}
+
+function isLockError(e: TerraformError): boolean {
+  if (e.code !== 'terraform_failed') return false;
+  return [e.message, ...e.diagnostics.map((d) => `${d.summary} ${d.detail}`)].some((t) =>
+    LOCK_ERROR.test(t),
+  );
+}
+
+/** 0.5 s, 1 s, 2 s... up to 10 s, each ±25 % so that runs that collided once do not again. */
+function lockRetryDelayMs(attempt: number): number {
+  const base = Math.min(10_000, 500 * 2 ** (attempt - 1));
+  return Math.round(base * (0.75 + Math.random() * 0.5));
+}
+
+/** Resolves true after `ms`, or false as soon as `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve(false);
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve(true);
+    }, ms);
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      resolve(false);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** The pg backend's `schema_name` in the workdir's synthesized configuration, if any. */
+function stateSchemaOf(workdir: string): string | null {
+  try {
+    const cfg = JSON.parse(readFileSync(join(workdir, 'cdk.tf.json'), 'utf8')) as {
+      terraform?: { backend?: { pg?: { schema_name?: unknown } } };
+    };
+    const name = cfg.terraform?.backend?.pg?.schema_name;
+    return typeof name === 'string' && /^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(name) ? name : null;
+  } catch {
+    return null;
+  }
+}
+
+/** A terraform state (JSON text) that manages nothing. */
+function emptyState(data: unknown): boolean {
+  try {
+    const state = JSON.parse(String(data ?? '')) as { resources?: unknown[] };
+    return Array.isArray(state.resources) ? state.resources.length === 0 : true;
+  } catch {
+    return false;
   }
 }
 

@@ -1,8 +1,9 @@
 /** The catalog's machine names against the terraform package's: what a launch on each cloud synthesizes. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { INSTANCE_TYPES } from '@ngsci/terraform';
 import { BUILT_IN_SIZES } from '../../catalog.js';
-import { machineForOffer } from './machine-types.js';
+import { machineForOffer, machineProblem } from './machine-types.js';
 
 describe('catalog offers → terraform machine types', () => {
   it('a GCP N1 offer with an attached GPU becomes the N1 machine with that accelerator and the size GPU count', () => {
@@ -66,5 +67,60 @@ describe('catalog offers → terraform machine types', () => {
       }
     }
     assert.deepEqual(missing, []);
+  });
+
+  it('a retired or driverless type is refused with its reason before anything is applied', () => {
+    const v100 = { gpu: { model: 'V100', count: 1, memoryGiB: 16 } };
+    // Azure retired NCv3 on 2025-09-30: an apply would fail at the cloud
+    assert.equal(machineForOffer({ cloud: 'azure', instanceType: 'Standard_NC6s_v3' }, v100), null);
+    assert.match(
+      machineProblem(
+        { cloud: 'azure', instanceType: 'Standard_NC6s_v3' },
+        { id: 'gpu-v100', ...v100 },
+      ) ?? '',
+      /retired by Azure on 2025-09-30/,
+    );
+    // p3 boots, but the open-kernel-module driver of the default AMI cannot drive a V100
+    assert.equal(machineForOffer({ cloud: 'aws', instanceType: 'p3.2xlarge' }, v100), null);
+    assert.match(
+      machineProblem({ cloud: 'aws', instanceType: 'p3.2xlarge' }, { id: 'gpu-v100', ...v100 }) ??
+        '',
+      /open kernel modules.*Turing/,
+    );
+    assert.match(
+      machineProblem({ cloud: 'aws', instanceType: 'g4dn.xlarge' }, { id: 'gpu-x', gpu: null }) ??
+        '',
+      /has 1 GPU\(s\), size gpu-x promises 0/,
+    );
+    assert.equal(
+      machineProblem({ cloud: 'aws', instanceType: 'g4dn.xlarge' }, { id: 'gpu-t4', ...v100 }),
+      null,
+    );
+  });
+
+  it('a table with the catalog file’s machine types resolves them, and the file may revive a type', () => {
+    const table = {
+      ...INSTANCE_TYPES,
+      'g6e.xlarge': {
+        cloud: 'aws' as const,
+        family: 'g6e',
+        machineType: 'g6e.xlarge',
+        vcpu: 4,
+        memoryGiB: 32,
+        gpu: { model: 'L40S', count: 1, memoryGiB: 48 },
+      },
+      // an operator whose NGSCI_AWS_AMI carries the proprietary driver
+      'p3.2xlarge': { ...INSTANCE_TYPES['p3.2xlarge']!, unavailable: undefined },
+    };
+    const l40s = { gpu: { model: 'L40S', count: 1, memoryGiB: 48 } };
+    assert.equal(machineForOffer({ cloud: 'aws', instanceType: 'g6e.xlarge' }, l40s), null);
+    assert.equal(
+      machineForOffer({ cloud: 'aws', instanceType: 'g6e.xlarge' }, l40s, table)?.info.gpu?.model,
+      'L40S',
+    );
+    assert.equal(
+      machineForOffer({ cloud: 'aws', instanceType: 'p3.2xlarge' }, { gpu: null }, table)?.key,
+      'p3.2xlarge',
+    );
   });
 });

@@ -4,11 +4,12 @@
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Offer, Size } from '@ngsci/contract';
+import { INSTANCE_TYPES } from '@ngsci/terraform';
 import type { ExitReport, ProgressReport, ProvisionRequest } from '../types.js';
 import { TerraformExecutor } from './executor.js';
 import {
@@ -25,13 +26,21 @@ const AGENT_TOKEN = 'ngsa_agent-credential-FAKE-3d4e';
 const root = mkdtempSync(join(tmpdir(), 'ngsci-tfprov-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 
+/** ngsci's own single-user images, as an operator names them after pushing them */
+const IMAGES = {
+  NGSCI_TERRAFORM_IMAGE: 'docker:registry.example.org/ngsci/singleuser:cpu',
+  NGSCI_TERRAFORM_GPU_IMAGE: 'docker:registry.example.org/ngsci/singleuser:cuda12',
+};
+
 const settings = loadTerraformSettings(
   {
     NGSCI_TERRAFORM_WORKDIR: join(root, 'tf'),
-    NGSCI_TERRAFORM_SERVICE_URL: 'https://hub.example.org/services/ngsci',
+    NGSCI_VM_HUB_URL: 'https://hub.example.org',
     NGSCI_TERRAFORM_HUB_CIDR: '10.0.0.0/24',
     NGSCI_TERRAFORM_STATE: 'local',
     NGSCI_TERRAFORM_READY_TIMEOUT: '1',
+    NGSCI_TERRAFORM_EGRESS_ALLOW: '203.0.113.0/24,198.51.100.0/24',
+    ...IMAGES,
     NGSCI_AWS_VPC_ID: 'vpc-0abc',
     NGSCI_AWS_SUBNET_ID: 'subnet-0abc',
     AWS_ACCESS_KEY_ID: 'AKIAFAKE',
@@ -68,10 +77,15 @@ function request(): ProvisionRequest {
     size,
     offer,
     spot: true,
+    // what the hub computes for a server on its own host (hub API bound to loopback)
     env: {
       JUPYTERHUB_API_TOKEN: HUB_TOKEN,
       JUPYTERHUB_USER: 'alice',
+      JUPYTERHUB_API_URL: 'http://127.0.0.1:8081/hub/api',
+      JUPYTERHUB_ACTIVITY_URL: 'http://127.0.0.1:8081/hub/api/users/alice/activity',
+      JUPYTERHUB_OAUTH_CALLBACK_URL: '/user/alice/oauth_callback',
       JUPYTERHUB_SERVICE_URL: 'http://127.0.0.1:0/user/alice/',
+      NGSCI_API_URL: '/services/ngsci/api/v1',
     },
     baseUrl: '/user/alice/',
   };
@@ -136,10 +150,16 @@ describe('TerraformProvisioner (terraform test double)', () => {
       [
         {
           instanceId: req.instanceId,
-          env: { ...req.env, JUPYTERHUB_SERVICE_URL: 'http://0.0.0.0:8888/user/alice/' },
+          env: {
+            ...req.env,
+            JUPYTERHUB_API_URL: 'https://hub.example.org/hub/api',
+            JUPYTERHUB_ACTIVITY_URL: 'https://hub.example.org/hub/api/users/alice/activity',
+            NGSCI_API_URL: 'https://hub.example.org/services/ngsci/api/v1',
+            JUPYTERHUB_SERVICE_URL: 'http://0.0.0.0:8888/user/alice/',
+          },
         },
       ],
-      "the machine's server binds the single-user port, not the hub's placeholder 127.0.0.1:0",
+      "the machine reaches the hub and the service at NGSCI_VM_HUB_URL, and its server binds the single-user port, not the hub's placeholder 127.0.0.1:0",
     );
     assert.deepEqual(
       await p.liveInstanceIds(),
@@ -152,7 +172,10 @@ describe('TerraformProvisioner (terraform test double)', () => {
       [...ps].sort((a, b) => a - b),
     );
     assert.equal(events.at(-1)?.state, 'starting');
-    assert.ok(events.some((e) => e.state === 'provisioning'));
+    assert.ok(
+      events.some((e) => e.state === 'provisioning'),
+      'a provisioning event',
+    );
 
     const workdir = result.ref.workdir as string;
     const config = readFileSync(join(workdir, 'cdk.tf.json'), 'utf8');
@@ -161,7 +184,10 @@ describe('TerraformProvisioner (terraform test double)', () => {
       'user-data carries the bootstrap token',
     );
     assert.ok(!config.includes(HUB_TOKEN), 'the hub token never reaches terraform');
-    assert.ok(!readFileSync(join(workdir, 'terraform.tfstate'), 'utf8').includes(HUB_TOKEN));
+    assert.ok(
+      !readFileSync(join(workdir, 'terraform.tfstate'), 'utf8').includes(HUB_TOKEN),
+      'the hub token never reaches the state',
+    );
     assert.ok(
       !JSON.stringify(result.ref).includes(HUB_TOKEN) &&
         !JSON.stringify(result.ref).includes('bootstrap-'),
@@ -189,19 +215,25 @@ describe('TerraformProvisioner (terraform test double)', () => {
   it('TerraformProvisioner (terraform test double): a provider error rejects with provision_failed and no secrets', async () => {
     const { p } = provisioner('provider_error');
     const err = await p.start(request(), ctx().ctx).catch((e: unknown) => e);
-    assert.ok(err instanceof TerraformProvisionError);
+    assert.ok(err instanceof TerraformProvisionError, 'the start fails');
     assert.equal(err.code, 'provision_failed');
     assert.match(err.message, /InsufficientInstanceCapacity/);
-    assert.ok(!err.message.includes('aws-secret-FAKE') && !err.message.includes(HUB_TOKEN));
+    assert.ok(
+      !err.message.includes('aws-secret-FAKE') && !err.message.includes(HUB_TOKEN),
+      'no secret in the message',
+    );
   });
 
   it('TerraformProvisioner (terraform test double): a server that never answers is a ready_timeout; the state stays for stop', async () => {
     const { p } = provisioner('success', async () => false);
     const req = request();
     const err = await p.start(req, ctx().ctx).catch((e: unknown) => e);
-    assert.ok(err instanceof TerraformProvisionError);
+    assert.ok(err instanceof TerraformProvisionError, 'the start fails');
     assert.equal(err.code, 'ready_timeout');
-    assert.ok(existsSync(join(p.instanceWorkdir(req.instanceId), 'terraform.tfstate')));
+    assert.ok(
+      existsSync(join(p.instanceWorkdir(req.instanceId), 'terraform.tfstate')),
+      'the state stays',
+    );
     await p.stop(req.instanceId, {}, ctx().ctx);
   });
 
@@ -210,7 +242,7 @@ describe('TerraformProvisioner (terraform test double)', () => {
     const ac = new AbortController();
     setTimeout(() => ac.abort(), 300);
     const err = await p.start(request(), ctx(ac.signal).ctx).catch((e: unknown) => e);
-    assert.ok(err instanceof TerraformProvisionError);
+    assert.ok(err instanceof TerraformProvisionError, 'the start fails');
     assert.equal(err.code, 'cancelled');
   });
 
@@ -239,11 +271,18 @@ describe('TerraformProvisioner (terraform test double)', () => {
         ctx().ctx,
       )
       .catch((e: unknown) => e);
-    assert.ok(gcp instanceof TerraformProvisionError && gcp.code === 'size_unavailable');
+    assert.ok(
+      gcp instanceof TerraformProvisionError && gcp.code === 'size_unavailable',
+      'an unplaced cloud is size_unavailable',
+    );
     const wrong = await p
       .start({ ...request(), offer: { ...offer, instanceType: 'm6i.xlarge' } }, ctx().ctx)
       .catch((e: unknown) => e);
-    assert.ok(wrong instanceof TerraformProvisionError && /GPUs/.test(wrong.message));
+    assert.ok(
+      wrong instanceof TerraformProvisionError &&
+        /m6i.xlarge has 0 GPU\(s\), size gpu-t4 promises 1/.test(wrong.message),
+      'a type without the GPUs is refused',
+    );
   });
 
   it('TerraformProvisioner (terraform test double): the agent credential goes into the sealed bootstrap only, never into terraform; the machine id is recorded before the first readiness poll', async () => {
@@ -259,7 +298,7 @@ describe('TerraformProvisioner (terraform test double)', () => {
     const workdir = result.ref.workdir as string;
     for (const f of ['cdk.tf.json', 'terraform.tfstate', 'fake-terraform.calls.jsonl'])
       assert.ok(!readFileSync(join(workdir, f), 'utf8').includes(AGENT_TOKEN), f);
-    assert.ok(!JSON.stringify(result.ref).includes(AGENT_TOKEN));
+    assert.ok(!JSON.stringify(result.ref).includes(AGENT_TOKEN), 'not in the ref');
     await p.stop(req.instanceId, result.ref, ctx().ctx);
   });
 
@@ -282,25 +321,167 @@ describe('TerraformProvisioner (terraform test double)', () => {
       assert.equal(s.url, 'http://10.0.3.17:8888/user/alice/api');
       assert.equal(s.headers.get('authorization'), null);
       assert.equal(s.headers.get('cookie'), null);
-      for (const [, v] of s.headers) assert.ok(!v.includes(HUB_TOKEN) && !v.includes(AGENT_TOKEN));
+      for (const [k, v] of s.headers)
+        assert.ok(!v.includes(HUB_TOKEN) && !v.includes(AGENT_TOKEN), `no credential in ${k}`);
     }
     await p.stop(req.instanceId, result.ref, ctx().ctx);
   });
 
-  it('TerraformProvisioner (terraform test double): a hub API URL the machine would reach over plain http refuses the start', async () => {
+  it('TerraformProvisioner (terraform test double): no URL the machine gets points at the hub host itself, whatever address the hub computed', async () => {
+    for (const internal of ['http://127.0.0.1:8081', 'http://10.0.0.2:8081', 'http://[::1]:8081']) {
+      const { p, issued } = provisioner('success');
+      const req = request();
+      req.env.JUPYTERHUB_API_URL = `${internal}/hub/api`;
+      req.env.JUPYTERHUB_ACTIVITY_URL = `${internal}/hub/api/users/alice/activity`;
+      await p.start(req, ctx().ctx);
+      const env = issued[0]?.env ?? {};
+      assert.equal(env.JUPYTERHUB_API_URL, 'https://hub.example.org/hub/api', internal);
+      assert.equal(
+        env.JUPYTERHUB_ACTIVITY_URL,
+        'https://hub.example.org/hub/api/users/alice/activity',
+        internal,
+      );
+      for (const [k, v] of Object.entries(env))
+        assert.ok(!v.includes(internal.slice(7)), `${k} still names ${internal}`);
+    }
+  });
+
+  it('TerraformProvisioner (terraform test double): GPU sizes run the CUDA image, CPU sizes the CPU image; the egress policy reaches the stack', async () => {
     const { p } = provisioner('success');
+    const gpu = await p.start(request(), ctx().ctx);
+    const gpuConfig = readFileSync(join(gpu.ref.workdir as string, 'cdk.tf.json'), 'utf8');
+    assert.ok(gpuConfig.includes('ngsci/singleuser:cuda12'), 'a GPU size pulls the CUDA build');
+    assert.ok(!gpuConfig.includes('ngsci/singleuser:cpu'), 'and not the CPU image');
+    assert.ok(
+      gpuConfig.includes('203.0.113.0/24'),
+      'NGSCI_TERRAFORM_EGRESS_ALLOW reaches the stack',
+    );
+
+    const cpuOffer: Offer = { ...offer, instanceType: 'm6i.xlarge' };
+    const cpuSize: Size = {
+      ...size,
+      id: 'cpu-medium',
+      class: 'cpu',
+      gpu: null,
+      offers: [cpuOffer],
+    };
+    const cpu = await p.start({ ...request(), size: cpuSize, offer: cpuOffer }, ctx().ctx);
+    const cpuConfig = readFileSync(join(cpu.ref.workdir as string, 'cdk.tf.json'), 'utf8');
+    assert.ok(cpuConfig.includes('ngsci/singleuser:cpu'), 'a CPU size pulls the CPU image');
+    assert.ok(!cpuConfig.includes('cuda12'), 'and not the CUDA build');
+  });
+
+  it('TerraformProvisioner (terraform test double): a machine type from the operator’s catalog file reaches the stack; a retired type never reaches terraform', async () => {
+    const table = {
+      ...INSTANCE_TYPES,
+      'g6e.xlarge': {
+        cloud: 'aws' as const,
+        family: 'g6e',
+        machineType: 'g6e.xlarge',
+        vcpu: 4,
+        memoryGiB: 32,
+        gpu: { model: 'L40S', count: 1, memoryGiB: 48 },
+      },
+    };
+    const { p } = provisioner('success', async () => true, { machineTypes: table });
+    const l40s: Offer = { ...offer, instanceType: 'g6e.xlarge' };
+    const started = await p.start(
+      { ...request(), size: { ...size, id: 'gpu-l40s', offers: [l40s] }, offer: l40s },
+      ctx().ctx,
+    );
+    const config = readFileSync(join(started.ref.workdir as string, 'cdk.tf.json'), 'utf8');
+    assert.match(config, /"instance_type": "g6e.xlarge"/, 'the file’s machine is what is applied');
+
+    const retired: Offer = { ...offer, instanceType: 'p3.2xlarge' };
+    const v100: Size = { ...size, id: 'gpu-v100', gpu: { model: 'V100', count: 1, memoryGiB: 16 } };
+    const before = readdirSync(join(settings.workRoot, 'instances')).length;
+    const refused = await p.start({ ...request(), size: v100, offer: retired }, ctx().ctx).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    assert.ok(refused instanceof TerraformProvisionError, 'the start is refused');
+    assert.equal(refused.code, 'size_unavailable');
+    assert.match(refused.message, /p3.2xlarge: .*a V100 \(Volta\) gets no driver/);
+    assert.equal(
+      readdirSync(join(settings.workRoot, 'instances')).length,
+      before,
+      'no stack was synthesized for it',
+    );
+  });
+
+  it('TerraformProvisioner (terraform test double): a machine whose boot checks failed fails its start at once, saying what failed; a machine that has not reported is not ready even if /api answers', async () => {
+    // the machine cannot reach the hub: its report arrives before any timeout could
+    const reports: string[] = [];
+    const failed = provisioner('success', async () => true, {
+      bootStatus: async (id: string) => {
+        reports.push(id);
+        return { state: 'failed', code: 'hub_unreachable', message: 'curl: (7) Failed to connect' };
+      },
+      settings: { ...settings, readyTimeoutMs: 60_000 },
+    });
     const req = request();
-    req.env.JUPYTERHUB_API_URL = 'http://10.0.0.2:8081/hub/api';
-    const err = await p.start(req, ctx().ctx).catch((e: unknown) => e);
-    assert.ok(err instanceof TerraformProvisionError);
-    assert.match(err.message, /not https.*NGSCI_ALLOW_HTTP_VM_URLS/);
+    const started = Date.now();
+    const err = await failed.p.start(req, ctx().ctx).catch((e: unknown) => e);
+    assert.ok(err instanceof TerraformProvisionError, 'the start fails');
+    assert.equal(err.code, 'provision_failed');
+    assert.match(
+      err.message,
+      /cannot reach the hub at https:\/\/hub\.example\.org\/hub\/api \(curl: \(7\)/,
+    );
+    assert.ok(Date.now() - started < 30_000, 'without waiting for the ready timeout');
+    assert.deepEqual(reports, [req.instanceId]);
+    assert.deepEqual(failed.probes, [], 'a failed machine is not polled');
+    assert.ok(
+      existsSync(join(failed.p.instanceWorkdir(req.instanceId), 'terraform.tfstate')),
+      'its state stays for the stop job that destroys it',
+    );
+
+    // the GPU is not visible in the container
+    const noGpu = provisioner('success', async () => true, {
+      bootStatus: async () => ({
+        state: 'failed',
+        code: 'gpu_unavailable',
+        message: 'nvidia-smi: not found',
+      }),
+    });
+    const gpuErr = await noGpu.p.start(request(), ctx().ctx).catch((e: unknown) => e);
+    assert.ok(gpuErr instanceof TerraformProvisionError, 'the start fails');
+    assert.match(gpuErr.message, /GPU is not usable.*nvidia-smi: not found/);
+
+    // /api answers but the machine has not reported: pending until it does, then ready
+    let polls = 0;
+    const pending = provisioner('success', async () => true, {
+      bootStatus: async () => (++polls < 3 ? { state: 'pending' } : { state: 'ready' }),
+    });
+    const { events, ctx: c } = ctx();
+    await pending.p.start(request(), c);
+    assert.equal(polls, 3);
+    assert.equal(pending.probes.length, 1, '/api is asked only once the boot report says ready');
+    assert.ok(
+      events.some((e) => /boot checks/.test(e.message ?? '')),
+      'the user sees what is awaited',
+    );
+
+    // never reported: a ready_timeout that says so
+    const silent = provisioner('success', async () => true, {
+      bootStatus: async () => ({ state: 'pending' }),
+    });
+    const timeout = await silent.p.start(request(), ctx().ctx).catch((e: unknown) => e);
+    assert.ok(timeout instanceof TerraformProvisionError, 'the start fails');
+    assert.equal(timeout.code, 'ready_timeout');
+    assert.match(timeout.message, /did not report its boot checks/);
   });
 
   it('VM-facing URLs must be https unless the development setting allows http; every placed cloud needs its identity certificate', () => {
-    const base = { NGSCI_TERRAFORM_HUB_CIDR: '10.0.0.0/24', NGSCI_TERRAFORM_STATE: 'local' };
+    const base = {
+      NGSCI_TERRAFORM_HUB_CIDR: '10.0.0.0/24',
+      NGSCI_TERRAFORM_STATE: 'local',
+      NGSCI_GCP_PROJECT: 'ngsci-test',
+      ...IMAGES,
+    };
     assert.throws(
       () => loadTerraformSettings({ ...base, NGSCI_TERRAFORM_SERVICE_URL: 'http://h/s' }),
-      /NGSCI_TERRAFORM_SERVICE_URL must be an https:\/\/ URL.*NGSCI_ALLOW_HTTP_VM_URLS/,
+      /NGSCI_TERRAFORM_SERVICE_URL: must be https:\/\/.*NGSCI_ALLOW_HTTP_VM_URLS/,
     );
     const dev = loadTerraformSettings({
       ...base,
@@ -325,16 +506,20 @@ describe('TerraformProvisioner (terraform test double)', () => {
     ]);
     assert.equal(settings.backend, 'local');
     const pg = loadTerraformSettings({
-      NGSCI_TERRAFORM_SERVICE_URL: 'https://h/s',
+      NGSCI_VM_HUB_URL: 'https://h',
       NGSCI_TERRAFORM_HUB_CIDR: '10.0.0.0/24',
+      NGSCI_GCP_PROJECT: 'ngsci-test',
+      ...IMAGES,
       DATABASE_URL: 'postgres://u:p@db/ngsci',
     });
     assert.equal(pg.backend, 'pg');
     assert.throws(
       () =>
         loadTerraformSettings({
-          NGSCI_TERRAFORM_SERVICE_URL: 'https://h/s',
+          NGSCI_VM_HUB_URL: 'https://h',
           NGSCI_TERRAFORM_HUB_CIDR: '10.0.0.0/24',
+          NGSCI_GCP_PROJECT: 'ngsci-test',
+          ...IMAGES,
           NGSCI_TERRAFORM_PG_CONN_STR: 'secret-value-FAKE',
         }),
       (e: Error) =>
@@ -352,7 +537,7 @@ describe('TerraformProvisioner without a binary', () => {
       watchIntervalMs: 0,
     });
     const err = await p.start(request(), ctx().ctx).catch((e: unknown) => e);
-    assert.ok(err instanceof TerraformProvisionError);
+    assert.ok(err instanceof TerraformProvisionError, 'the start fails');
     assert.equal(err.code, 'provision_failed');
     assert.match(err.message, /not found; set NGSCI_TERRAFORM_BINARY/);
   });

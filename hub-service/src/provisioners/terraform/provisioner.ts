@@ -4,8 +4,11 @@
  * token from the service (it seals the server's environment and the agent's credential; neither
  * enters the stack), synthesize the instance stack into its own workdir, init/plan/apply, record
  * the cloud's id of the machine from the outputs (the machine must prove that identity to redeem
- * its token), then poll `http://<address>:<port><baseUrl>api` until the server answers; the poll
- * carries no credential, the service never calls a VM with one. stop: destroy the instance stack
+ * its token), then wait until the machine's own boot checks passed (it reached the hub, its GPU is
+ * usable: its boot report, when the service keeps them) and `http://<address>:<port><baseUrl>api`
+ * answers; the poll carries no credential, the service never calls a VM with one. The server's
+ * environment is rewritten for the machine: every URL in it points at the hub as machines reach it
+ * (NGSCI_VM_HUB_URL), never at the hub's loopback address. stop: destroy the instance stack
  * (the home disk stays). adopt: the state still has outputs. Every dependency that touches the
  * outside (executor, token store, fetch, readiness check, clock) is injected, so tests run it
  * against a test double of terraform.
@@ -19,6 +22,7 @@ import {
   synthHome,
   synthInstance,
   SYNTH_FILE,
+  INSTANCE_TYPES,
   type BackendSpec,
   type Cloud,
   type HomeOptions,
@@ -37,9 +41,11 @@ import {
   TerraformExecutor,
   type ExecutorProgress,
   type RunOptions,
+  type TerraformOutputs,
 } from './executor.js';
+import { capacityFailure, type CapacityFailure } from './capacity.js';
 import type { TerraformSettings } from './settings.js';
-import { machineForOffer } from './machine-types.js';
+import { machineForOffer, machineProblem, type MachineTable } from './machine-types.js';
 
 /** Written into an instance workdir once its stack is destroyed; removed before every apply. */
 export const DESTROYED_MARKER = '.ngsci-destroyed';
@@ -70,6 +76,13 @@ export const defaultReadiness: ReadinessCheck = async (url, fetchImpl, signal) =
   }
 };
 
+/** What the machine said about its own boot checks (the service stores its boot report). */
+export interface BootStatus {
+  state: 'pending' | 'ready' | 'failed';
+  code?: string;
+  message?: string;
+}
+
 export interface TerraformProvisionerDeps {
   settings: TerraformSettings;
   /**
@@ -83,7 +96,14 @@ export interface TerraformProvisionerDeps {
   ): Promise<string>;
   /** records the cloud's id of the instance's machine (`terraform output instance_id`) for the token */
   recordCloudInstance?(instanceId: string, cloudInstanceId: string): Promise<void>;
+  /**
+   * the machine's boot report: when given, a start is ready only once the machine reported that
+   * it reached the hub (and saw its GPU), and a failed report fails the start at once
+   */
+  bootStatus?(instanceId: string): Promise<BootStatus>;
   executor?: TerraformExecutor;
+  /** the machine types launches may use: the built-in ones plus the catalog file's (catalog-file.ts) */
+  machineTypes?: MachineTable;
   fetch?: typeof fetch;
   isReady?: ReadinessCheck;
   /** readiness poll while starting; default 1 s */
@@ -118,6 +138,62 @@ const abortableSleep = (ms: number, signal: AbortSignal): Promise<void> =>
     signal.addEventListener('abort', onAbort, { once: true });
   });
 
+/**
+ * The server's environment as the machine needs it. The hub computed it for a server on its own
+ * host: JUPYTERHUB_API_URL and JUPYTERHUB_ACTIVITY_URL on the hub's internal address (often
+ * 127.0.0.1:8081), NGSCI_API_URL a bare path, JUPYTERHUB_SERVICE_URL 127.0.0.1:0. On the machine
+ * the hub is at its origin as machines reach it (the hub's proxy serves /hub/api there), the
+ * service at its URL, and the server binds every interface on the single-user port, behind a
+ * firewall that admits only the hub (the proxy reaches it at <address>:<port>, the target URL).
+ */
+export function machineEnv(
+  env: Record<string, string>,
+  s: Pick<TerraformSettings, 'vmHubOrigin' | 'serviceUrl' | 'singleuserPort'>,
+  baseUrl: string,
+): Record<string, string> & { JUPYTERHUB_API_URL: string } {
+  const onHub = (v: string): string => {
+    const u = new URL(v, 'http://placeholder');
+    return `${s.vmHubOrigin}${u.pathname}${u.search}`;
+  };
+  const hubApi = env.JUPYTERHUB_API_URL || `${env.JUPYTERHUB_BASE_URL || '/'}hub/api`;
+  return {
+    ...env,
+    JUPYTERHUB_API_URL: onHub(hubApi),
+    ...(env.JUPYTERHUB_ACTIVITY_URL
+      ? { JUPYTERHUB_ACTIVITY_URL: onHub(env.JUPYTERHUB_ACTIVITY_URL) }
+      : {}),
+    NGSCI_API_URL: `${s.serviceUrl}/api/v1`,
+    JUPYTERHUB_SERVICE_URL: `http://0.0.0.0:${s.singleuserPort}${baseUrl}`,
+  };
+}
+
+/** What the user reads when the machine's own boot checks failed (the codes are the boot report's). */
+function bootFailure(
+  boot: BootStatus,
+  hubApiUrl: string,
+  instanceId: string,
+): TerraformProvisionError {
+  const said = boot.message ? ` (${boot.message.slice(0, 300)})` : '';
+  const what: Record<string, string> = {
+    hub_unreachable: `the machine cannot reach the hub at ${hubApiUrl}${said}; check NGSCI_VM_HUB_URL and that machines' network reaches it`,
+    gpu_unavailable: `the machine's GPU is not usable inside the single-user image${said}; check NGSCI_TERRAFORM_GPU_IMAGE (a CUDA build) and the machine's driver`,
+    agent_missing: `the single-user image has no ngsci agent${said}; use ngsci's image (docker/singleuser.Dockerfile)`,
+  };
+  return new TerraformProvisionError(
+    500,
+    'provision_failed',
+    what[boot.code ?? ''] ??
+      `the machine's boot checks failed${boot.code ? ` (${boot.code})` : ''}${said}`,
+    { instanceId, boot: boot.code ?? null },
+  );
+}
+
+/** The cloud's "no capacity" in a failed apply; null for every other failure, a cancel or a timeout. */
+function spotCapacityFailure(err: unknown, cloud: Cloud): CapacityFailure | null {
+  if (!(err instanceof TerraformError) || err.code !== 'terraform_failed') return null;
+  return capacityFailure(cloud, err.diagnostics);
+}
+
 interface Watched {
   targetUrl: string;
   timer?: NodeJS.Timeout;
@@ -151,6 +227,8 @@ export class TerraformProvisioner implements Provisioner {
           destroy: s.stepTimeoutMs,
         },
         killGraceMs: s.killGraceMs,
+        lockTimeoutSeconds: s.lockTimeoutSeconds,
+        providerMirror: s.providerMirror,
         log: deps.log
           ? (e) => deps.log?.({ level: e.level, message: `${e.step}: ${e.message}` })
           : undefined,
@@ -211,29 +289,17 @@ export class TerraformProvisioner implements Provisioner {
     const s = this.deps.settings;
     const home = this.homeOptions(req);
     const cloud = home.cloud as Cloud;
-    const machine = machineForOffer(req.offer, req.size);
-    if (!machine || machine.info.cloud !== cloud) {
+    // a retired type, one without the size's GPUs, or an unknown one never reaches terraform
+    const table = this.deps.machineTypes;
+    const problem = machineProblem(req.offer, req.size, table);
+    const machine = problem ? null : machineForOffer(req.offer, req.size, table);
+    if (!machine || machine.info.cloud !== cloud)
       throw new TerraformProvisionError(
         422,
         'size_unavailable',
-        `${req.offer.instanceType} is not a known ${cloud} machine type`,
+        problem ?? `${req.offer.instanceType} is not a known ${cloud} machine type`,
       );
-    }
     const type = machine.info;
-    const hubApi = req.env.JUPYTERHUB_API_URL;
-    if (hubApi && !s.allowHttpVmUrls && !/^https:\/\//i.test(hubApi))
-      throw new TerraformProvisionError(
-        422,
-        'provision_failed',
-        "the hub's API URL the machine would call is not https (JupyterHub.hub_connect_url); NGSCI_ALLOW_HTTP_VM_URLS=true allows http, for development only",
-      );
-    if ((type.gpu?.count ?? 0) !== (req.size.gpu?.count ?? 0)) {
-      throw new TerraformProvisionError(
-        422,
-        'size_unavailable',
-        `${req.offer.instanceType} does not have the GPUs size ${req.size.id} promises`,
-      );
-    }
 
     // reports arrive synchronously from terraform's output; keep them in order, never block on them
     let reports = Promise.resolve();
@@ -266,13 +332,7 @@ export class TerraformProvisioner implements Provisioner {
           'the home stack has no home_disk_id output',
         );
 
-      // the hub computed JUPYTERHUB_SERVICE_URL for a server it would run itself (127.0.0.1:0); on
-      // the machine the server binds to every interface on the single-user port, behind a firewall
-      // that admits only the hub, and the proxy reaches it at <address>:<port> (the target URL)
-      const env = {
-        ...req.env,
-        JUPYTERHUB_SERVICE_URL: `http://0.0.0.0:${s.singleuserPort}${req.baseUrl}`,
-      };
+      const env = machineEnv(req.env, s, req.baseUrl);
       const bootstrapToken = await this.deps.issueBootstrapToken(
         req.instanceId,
         env,
@@ -280,11 +340,13 @@ export class TerraformProvisioner implements Provisioner {
       );
       secrets.push(bootstrapToken);
       const place = s.placement[cloud];
-      const options: InstanceOptions = {
+      let options: InstanceOptions = {
         ...home,
         instanceId: req.instanceId,
         instanceType: machine.key,
         gpu: type.gpu ? { model: type.gpu.model, count: type.gpu.count } : null,
+        // a type of the operator's catalog file travels with the stack; built-in ones by name
+        ...(INSTANCE_TYPES[machine.key] === type ? {} : { machine: type }),
         spot: req.spot,
         size: req.size.id,
         homeDiskId,
@@ -294,19 +356,46 @@ export class TerraformProvisioner implements Provisioner {
         allowSsh: s.allowSsh,
         sshCidr: s.sshCidr,
         sshAuthorizedKeys: s.sshAuthorizedKeys,
-        image: s.image,
+        image: type.gpu ? s.gpuImage : s.image,
         serviceUrl: s.serviceUrl,
+        egressAllowCidrs: s.egressAllowCidrs,
         allowHttp: s.allowHttpVmUrls,
         bootstrapToken,
         addressKind: s.addressKind,
       };
       synthInstance(options, instanceDir);
       rmSync(join(instanceDir, DESTROYED_MARKER), { force: true });
-      const out = await this.executor.up(instanceDir, {
+      const run = (from: number, to: number): RunOptions => ({
         signal: ctx.signal,
-        onProgress: report('provisioning', 15, 85),
+        onProgress: report('provisioning', from, to),
         secrets,
       });
+      let out: TerraformOutputs;
+      try {
+        out = await this.executor.up(instanceDir, run(15, 85));
+      } catch (err) {
+        const capacity = options.spot ? spotCapacityFailure(err, cloud) : null;
+        if (!capacity) throw err;
+        const where = `${machine.key} in ${home.zone ?? home.region}`;
+        if (!(await ctx.switchToOnDemand?.()))
+          throw new TerraformProvisionError(
+            500,
+            'provision_failed',
+            `no spot capacity for ${where} (${capacity.code}); start again, or allow on-demand`,
+            { capacity: capacity.code },
+          );
+        await reports;
+        await ctx.report({
+          state: 'provisioning',
+          progress: 20,
+          message: `no spot capacity for ${where}: starting on demand instead (you allowed it)`,
+        });
+        // what the spot apply created goes first: the on-demand machine is a new one
+        await this.executor.down(instanceDir, run(20, 25));
+        options = { ...options, spot: false };
+        synthInstance(options, instanceDir);
+        out = await this.executor.up(instanceDir, run(25, 85));
+      }
       const address = out.address?.value;
       if (typeof address !== 'string' || !address)
         throw new TerraformProvisionError(
@@ -342,7 +431,7 @@ export class TerraformProvisioner implements Provisioner {
         // enough to synthesize the stack again for a destroy on another replica; no token in it
         stack: JSON.stringify({ ...options, bootstrapToken: 'spent' }),
       };
-      await this.waitReady(req.instanceId, targetUrl, ctx, (p, m) =>
+      await this.waitReady(req.instanceId, targetUrl, env.JUPYTERHUB_API_URL, ctx, (p, m) =>
         report('starting', 85, 99)({ progress: p, message: m }),
       );
       await reports;
@@ -357,6 +446,7 @@ export class TerraformProvisioner implements Provisioner {
   private async waitReady(
     instanceId: string,
     targetUrl: string,
+    hubApiUrl: string,
     ctx: ProvisionContext,
     progress: (p: number, m: string) => void,
   ): Promise<void> {
@@ -364,11 +454,15 @@ export class TerraformProvisioner implements Provisioner {
     const interval = this.deps.pollIntervalMs ?? 1000;
     const started = Date.now();
     const url = `${targetUrl}api`;
-    progress(0, 'waiting for the server to answer');
+    const bootStatus = this.deps.bootStatus;
+    progress(0, 'waiting for the machine to boot');
     for (let attempt = 1; ; attempt++) {
       if (ctx.signal.aborted)
         throw new TerraformProvisionError(409, 'cancelled', 'start cancelled');
-      if (await this.isReady(url, this.fetchImpl, ctx.signal)) {
+      // the boot report first: a machine that cannot reach the hub may still answer /api
+      const boot = bootStatus ? await bootStatus(instanceId) : { state: 'ready' as const };
+      if (boot.state === 'failed') throw bootFailure(boot, hubApiUrl, instanceId);
+      if (boot.state === 'ready' && (await this.isReady(url, this.fetchImpl, ctx.signal))) {
         progress(100, 'server is ready');
         return;
       }
@@ -377,13 +471,17 @@ export class TerraformProvisioner implements Provisioner {
         throw new TerraformProvisionError(
           504,
           'ready_timeout',
-          `the machine was created but its server did not answer within ${Math.round(timeoutMs / 1000)} s`,
+          boot.state === 'pending'
+            ? `the machine was created but did not report its boot checks within ${Math.round(timeoutMs / 1000)} s (it may not reach the service at its URL; see docs/clouds.md)`
+            : `the machine was created but its server did not answer within ${Math.round(timeoutMs / 1000)} s`,
           { instanceId },
         );
       }
       progress(
         Math.min(95, (100 * elapsed) / timeoutMs),
-        `waiting for the server to answer (attempt ${attempt})`,
+        boot.state === 'pending'
+          ? `waiting for the machine's boot checks (attempt ${attempt})`
+          : `waiting for the server to answer (attempt ${attempt})`,
       );
       try {
         await this.sleep(interval, ctx.signal);
@@ -439,7 +537,8 @@ export class TerraformProvisioner implements Provisioner {
       },
     };
     try {
-      await this.executor.down(workdir, run);
+      // an instance stack gets a new state schema per start: drop it once nothing is left in it
+      await this.executor.down(workdir, { ...run, dropStateSchema: true });
       writeFileSync(join(workdir, DESTROYED_MARKER), `${new Date().toISOString()}\n`);
     } catch (err) {
       throw this.translate(err, []);

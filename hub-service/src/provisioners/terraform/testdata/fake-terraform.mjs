@@ -11,10 +11,23 @@
  *   success         everything works (default)
  *   provider_error  apply fails half way with an error diagnostic; partial state is written
  *   instance_provider_error  the same, but only for a stack with a machine (home-disk stacks apply)
+ *   spot_capacity   the apply of a SPOT machine fails with its cloud's recorded "no capacity" error
+ *                   (testdata/capacity_<cloud>.apply.jsonl), partial state written; on-demand applies
  *   hang            plan/apply/destroy print a little, then hang; the first SIGINT is ignored
  *   slow            lines arrive 150 ms apart; SIGINT stops gracefully, saving partial state
  * FAKE_TERRAFORM_ADDRESS: the `address` output `output -json` reports (default: the recorded 10.0.3.17)
+ *
+ * FAKE_TERRAFORM_PG=1 emulates the pg state backend against the real Postgres in PG_CONN_STR, the
+ * way terraform's internal/backend/remote-state/pg does it: every command creates the schema, the
+ * shared `public.global_states_id_seq` and the `states` table; the first command that needs the
+ * state of a workspace with no row yet takes the database-wide creation lock
+ * (`pg_try_advisory_lock(-1)`, not honouring -lock-timeout) and fails with the backend's words when
+ * another run holds it; plan/apply/destroy then lock the row's id together with -1, retried until
+ * -lock-timeout runs out. The state itself stays in terraform.tfstate; the row gets a copy.
+ * FAKE_TERRAFORM_PG_CREATE_MS: how long the creation lock is held (default 1500), a slow
+ * creation so that two first runs reliably meet.
  */
+import { randomUUID } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -130,6 +143,124 @@ async function replay(lines, { partial } = {}) {
   }
 }
 
+const pgWanted = () => process.env.FAKE_TERRAFORM_PG === '1' && config()?.terraform?.backend?.pg;
+let pg = null;
+
+/** The backend's configure step: what every command does before anything else. */
+async function pgConfigure() {
+  const { default: postgres } = await import('postgres');
+  const schema = config().terraform.backend.pg.schema_name ?? 'terraform_remote_state';
+  pg = { sql: postgres(process.env.PG_CONN_STR, { max: 1, onnotice: () => {} }), schema };
+  const ident = pg.sql(schema);
+  await pg.sql`create schema if not exists ${ident}`;
+  await pg.sql`create sequence if not exists public.global_states_id_seq as bigint`;
+  await pg.sql`create table if not exists ${ident}.states (
+    id bigint not null default nextval('public.global_states_id_seq') primary key,
+    name text unique, data text)`;
+}
+
+function lockInfo(operation) {
+  return `Lock Info:\n  ID:        ${randomUUID()}\n  Path:      \n  Operation: ${operation}\n  Who:       test-double@localhost\n  Version:   1.9.8\n  Created:   ${new Date().toISOString()}\n  Info:      `;
+}
+
+/** The cloud of the stack's machine when it asks for spot capacity, else null. */
+function spotMachineCloud(cfg) {
+  const first = (t) => Object.values(cfg?.resource?.[t] ?? {})[0];
+  const aws = first('aws_instance');
+  if (aws?.instance_market_options?.market_type === 'spot') return 'aws';
+  if (first('google_compute_instance')?.scheduling?.provisioning_model === 'SPOT') return 'gcp';
+  if (first('azurerm_linux_virtual_machine')?.priority === 'Spot') return 'azure';
+  return null;
+}
+
+function diagnostic(summary, detail = '') {
+  emit(
+    JSON.stringify({
+      '@level': 'error',
+      '@message': `Error: ${summary}`,
+      '@module': 'terraform.ui',
+      diagnostic: { severity: 'error', summary, detail },
+      type: 'diagnostic',
+    }),
+  );
+}
+
+/**
+ * The backend's StateMgr: a workspace without a row is created under the creation lock, which
+ * fails at once when another run holds it (-lock-timeout does not reach this path). Returns false
+ * when it failed.
+ */
+async function pgStateMgr() {
+  const ident = pg.sql(pg.schema);
+  const rows = await pg.sql`select id from ${ident}.states where name = 'default'`;
+  if (rows.length) return true;
+  const [{ locked }] = await pg.sql`select pg_try_advisory_lock(-1) as locked`;
+  if (!locked) {
+    diagnostic(
+      `error loading state: failed to lock state in Postgres: Already locked for workspace creation: default\n${lockInfo('init')}`,
+    );
+    return false;
+  }
+  await sleep(Number(process.env.FAKE_TERRAFORM_PG_CREATE_MS ?? 1500));
+  await pg.sql`insert into ${ident}.states (name, data) values ('default', ${JSON.stringify({ version: 4, resources: [] })})`;
+  await pg.sql`select pg_advisory_unlock(-1)`;
+  return true;
+}
+
+/** The operation's state lock (clistate): the row's id and -1 together, retried until -lock-timeout. */
+async function pgLock(operation) {
+  const arg = argv.find((a) => a.startsWith('-lock-timeout='));
+  const timeoutMs = arg ? Number(arg.slice('-lock-timeout='.length).replace(/s$/, '')) * 1000 : 0;
+  const deadline = Date.now() + timeoutMs;
+  const ident = pg.sql(pg.schema);
+  for (;;) {
+    const [r] = await pg.sql`select states.id, pg_try_advisory_lock(states.id) as did_lock,
+      pg_try_advisory_lock(-1) as did_lock_for_create from ${ident}.states where states.name = 'default'`;
+    let why;
+    if (!r.did_lock) {
+      if (r.did_lock_for_create) await pg.sql`select pg_advisory_unlock(-1)`;
+      why = 'Workspace is already locked: default';
+    } else if (!r.did_lock_for_create) {
+      await pg.sql`select pg_advisory_unlock(${r.id})`;
+      why = 'Cannot lock workspace; already locked for workspace creation: default';
+    } else {
+      await pg.sql`select pg_advisory_unlock(-1)`;
+      return true;
+    }
+    if (Date.now() >= deadline) {
+      diagnostic(
+        'Error acquiring the state lock',
+        `Error message: ${why}\n${lockInfo(operation)}\n\nTerraform acquires a state lock to protect the state from being written\nby multiple users at the same time. Please resolve the issue above and try\nagain. For most commands, you can disable locking with the "-lock=false"\nflag, but this is not recommended.`,
+      );
+      return false;
+    }
+    await sleep(250);
+  }
+}
+
+/** Runs a command inside the emulated backend; the session's locks go with the connection. */
+async function withPg(command, run) {
+  if (!pgWanted()) return run();
+  try {
+    await pgConfigure();
+    if (command !== 'init') {
+      if (!(await pgStateMgr())) return 1;
+      if (
+        ['plan', 'apply', 'destroy'].includes(command) &&
+        !(await pgLock(`OperationType${command[0].toUpperCase()}${command.slice(1)}`))
+      )
+        return 1;
+    }
+    const code = await run();
+    const state = readState();
+    if (state && command !== 'init')
+      await pg.sql`update ${pg.sql(pg.schema)}.states set data = ${JSON.stringify(state)} where name = 'default'`;
+    return code;
+  } finally {
+    await pg?.sql.end({ timeout: 5 });
+  }
+}
+
 async function main() {
   const stateFixture = JSON.parse(readFileSync(join(here, 'success.state.json'), 'utf8'));
   switch (command) {
@@ -181,6 +312,12 @@ async function main() {
         'google_compute_instance',
         'azurerm_linux_virtual_machine',
       ].some((t) => config()?.resource?.[t]);
+      const spotCloud = scenario === 'spot_capacity' ? spotMachineCloud(config()) : null;
+      if (spotCloud) {
+        for (const l of fixture(`capacity_${spotCloud}.apply.jsonl`)) emit(l);
+        writeState(stateFixture.resources.slice(0, 1), {});
+        return 1;
+      }
       if (
         scenario === 'provider_error' ||
         (scenario === 'instance_provider_error' && machineStack)
@@ -241,4 +378,4 @@ async function main() {
   }
 }
 
-process.exitCode = await main();
+process.exitCode = await withPg(command, main);
