@@ -145,11 +145,18 @@ const machineChoice = {
   spot: z.boolean().optional(),
 };
 
+/** A start's permission to fall back from spot to on demand; a launch and a hub spawn carry it. */
+const spotFallback = z.boolean().optional().meta({
+  description:
+    'with spot: if the cloud has no spot capacity for the machine, start it on demand (billed at the on-demand price) instead of failing; default false',
+});
+
 export const LaunchRequest = z
   .object({
     server: ServerName.default(DEFAULT_SERVER),
     ...machineChoice,
     spot: z.boolean().default(false),
+    spotFallback,
   })
   .strict()
   .meta({ id: 'LaunchRequest' });
@@ -175,7 +182,10 @@ export type InstanceEvent = z.infer<typeof InstanceEvent>;
  * The options a hub spawn carries (`user_options`). The spawn form and the API send the same
  * object; the bridge validates it with this schema's mirror in Python.
  */
-export const SpawnOptions = z.object(machineChoice).strict().meta({ id: 'SpawnOptions' });
+export const SpawnOptions = z
+  .object({ ...machineChoice, spotFallback })
+  .strict()
+  .meta({ id: 'SpawnOptions' });
 export type SpawnOptions = z.infer<typeof SpawnOptions>;
 
 // ---- spawner-bridge → hub-service (authenticated with the bridge secret, never a user token)

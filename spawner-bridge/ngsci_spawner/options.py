@@ -16,7 +16,7 @@ from typing import Any
 from .errors import SpawnError
 
 CLOUDS = ("local", "aws", "gcp", "azure")
-OPTION_KEYS = ("size", "cloud", "region", "spot")
+OPTION_KEYS = ("size", "cloud", "region", "spot", "spotFallback")
 SIZE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{0,62}$")
 REGION_MAX = 64
 
@@ -68,6 +68,12 @@ def validate_options(options: Any, *, default_size: str = "") -> dict[str, Any]:
         if not isinstance(options["spot"], bool):
             raise invalid("spot must be true or false")
         clean["spot"] = options["spot"]
+    if "spotFallback" in options:
+        if not isinstance(options["spotFallback"], bool):
+            raise invalid("spotFallback must be true or false")
+        # only a spot start can fall back to on demand
+        if options["spotFallback"] and clean.get("spot"):
+            clean["spotFallback"] = True
     return clean
 
 
@@ -86,6 +92,7 @@ def options_from_form(form_data: Mapping[str, Any]) -> dict[str, Any]:
             options[key] = value
     # an unchecked checkbox is simply absent from the form
     options["spot"] = first("spot").lower() in _TRUE_WORDS
+    options["spotFallback"] = first("spotFallback").lower() in _TRUE_WORDS
     return validate_options(options)
 
 
@@ -200,6 +207,7 @@ def render_form(catalog: Mapping[str, Any], previous: Mapping[str, Any] | None =
         clouds[0],
     )
     spot = previous.get("spot") is True
+    fallback = previous.get("spotFallback") is True
     cloud_label = CLOUD_LABELS.get(cloud, cloud)
     choosable = [str(s["id"]) for s in sizes if cloud in prices[str(s["id"])]]
     checked = previous.get("size") if previous.get("size") in choosable else None
@@ -247,6 +255,13 @@ def render_form(catalog: Mapping[str, Any], previous: Mapping[str, Any] | None =
             f' value="on"{" checked" if spot else ""}>',
             '<label class="form-check-label" for="ngsci-spot">'
             "Spot instance: cheaper, but the cloud may take it back at short notice</label>",
+            "</div>",
+            '<div class="form-check">',
+            '<input class="form-check-input" type="checkbox" name="spotFallback"'
+            f' id="ngsci-spot-fallback" value="on"{" checked" if fallback else ""}>',
+            '<label class="form-check-label" for="ngsci-spot-fallback">'
+            "If the cloud has no spot capacity, start on demand instead (billed at the on-demand"
+            " price)</label>",
             "</div>",
             f'<p class="ngsci-note">Prices are list prices in {currency} per hour as of {as_of};'
             " your plan may bill them differently.</p>",

@@ -30,6 +30,7 @@ def test_validate_accepts_the_contract_shape():
         ({"size": "gpu-t4", "region": "r" * 65}, "region must be a string of at most 64"),
         ({"size": "gpu-t4", "spot": "true"}, "spot must be true or false"),
         ({"size": "gpu-t4", "spot": 1}, "spot must be true or false"),
+        ({"size": "gpu-t4", "spot": True, "spotFallback": "yes"}, "spotFallback must be true"),
     ],
 )
 def test_validate_rejects(options, complaint):
@@ -48,6 +49,18 @@ def test_options_from_form():
         "size": "cpu-small",
         "spot": False,
     }
+
+
+def test_spot_fallback_travels_with_a_spot_spawn_only():
+    spot = {"size": ["gpu-t4"], "spot": ["on"], "spotFallback": ["on"]}
+    assert options_from_form(spot) == {"size": "gpu-t4", "spot": True, "spotFallback": True}
+    # on demand has nothing to fall back from
+    assert validate_options({"size": "gpu-t4", "spot": False, "spotFallback": True}) == {
+        "size": "gpu-t4",
+        "spot": False,
+    }
+    html = render_form(CATALOG, previous={"size": "gpu-t4", "spot": True, "spotFallback": True})
+    assert 'name="spotFallback" id="ngsci-spot-fallback" value="on" checked' in html
 
 
 def test_options_from_form_rejects_a_form_without_size():

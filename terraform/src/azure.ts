@@ -11,9 +11,10 @@
  *
  * Destroy order: Terraform destroys the home disk's attachment before the VM it depends on, and
  * azurerm detaches it from the running VM (a hot detach: writes the guest has not flushed are lost).
- * No configuration reverses that order. The provider is told to shut the VM down gracefully when
- * it deletes it, so an executor that forgets the attachments first (`terraform state rm`) gets a
- * clean unmount: Azure detaches data disks when it deletes a VM, and never deletes them.
+ * No configuration reverses that order, and azurerm >= 4.26 deletes a VM without shutting it down
+ * first (its `graceful_shutdown` feature no longer has an effect). So the executor forgets the
+ * attachments before a destroy (`terraform state rm`, executor.ts): Azure then releases the data
+ * disks together with the VM it deletes, and never deletes them.
  */
 import { Construct } from 'constructs';
 import { AzurermProvider } from '@cdktf/provider-azurerm/lib/provider/index.js';
@@ -59,9 +60,7 @@ export const AZURE_CPU_IMAGE: AzureImageReference = {
 };
 
 export function azureProvider(scope: Construct): AzurermProvider {
-  return new AzurermProvider(scope, 'azurerm', {
-    features: [{ virtualMachine: [{ gracefulShutdown: true }] }],
-  });
+  return new AzurermProvider(scope, 'azurerm', { features: [{}] });
 }
 
 export class AzureHomeDisk extends Construct {

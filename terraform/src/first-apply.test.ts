@@ -245,14 +245,6 @@ describe('home disk: a changed setting never shrinks or replaces a home', () => 
       `azurerm_managed_disk.${copy}`,
     ]);
   });
-
-  it('azure: the provider shuts a VM down gracefully before deleting it', () => {
-    const provider = synthInstance(options('azure', 'gpu')).provider?.azurerm?.[0] as Record<
-      string,
-      any
-    >;
-    assert.deepEqual(provider.features[0].virtual_machine, [{ graceful_shutdown: true }]);
-  });
 });
 
 describe('egress policy', () => {

@@ -28,7 +28,7 @@ import type { Db } from '../db/client.js';
 import { bootstrapTokens } from '../db/schema.js';
 import { ApiError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { sha256, type SecretBox } from '../secrets.js';
+import { rowContext, sha256, type SecretBox } from '../secrets.js';
 import { rowsOf } from '../instances/jobs.js';
 import type { SecurityEvents } from '../security/events.js';
 import {
@@ -127,10 +127,12 @@ export class BootstrapTokens {
       env,
       ...(opts.agentToken ? { agentToken: opts.agentToken } : {}),
     };
+    const tokenHash = sha256(token);
     await this.d.db.insert(bootstrapTokens).values({
       instanceId,
-      tokenHash: sha256(token),
-      sealedEnv: this.d.box.seal(JSON.stringify(sealed)),
+      tokenHash,
+      // bound to its row: a sealed environment copied into another token's row does not open
+      sealedEnv: this.d.box.seal(JSON.stringify(sealed), bootstrapRow(tokenHash)),
       expiresAt: new Date(
         this.now().getTime() + ((this.d.applyWindowSeconds ?? 1800) + this.d.ttlSeconds) * 1000,
       ),
@@ -221,7 +223,7 @@ export class BootstrapTokens {
         'bootstrap token spent: environment handed to the machine',
       );
       await this.event(row.instanceId, 'machine fetched its environment (bootstrap token spent)');
-      return this.open(row.instanceId, String(spent.sealed_env));
+      return this.open(row.instanceId, String(spent.sealed_env), sha256(token));
     }
 
     const fresh = (await this.find(sha256(token))) ?? row;
@@ -233,7 +235,7 @@ export class BootstrapTokens {
           'bootstrap repeated by the same machine within the window: same environment',
         );
         await this.event(row.instanceId, 'machine fetched its environment again (a retry)');
-        return this.open(row.instanceId, fresh.sealedEnv);
+        return this.open(row.instanceId, fresh.sealedEnv, sha256(token));
       }
       if (!inWindow) await this.wipe(fresh.id);
       const same = redeemer !== null && fresh.redeemedBy === redeemer;
@@ -340,8 +342,9 @@ export class BootstrapTokens {
     };
   }
 
-  private open(instanceId: string, sealed: string): Redeemed {
-    const v = JSON.parse(this.d.box.open(sealed)) as Sealed | Record<string, string>;
+  private open(instanceId: string, sealed: string, tokenHash: string): Redeemed {
+    const v = JSON.parse(this.d.box.open(sealed, bootstrapRow(tokenHash))) as
+      Sealed | Record<string, string>;
     // tokens issued before agent credentials sealed the bare environment
     if ((v as Sealed).v === 2 && typeof (v as Sealed).env === 'object') {
       const s = v as Sealed;
@@ -402,3 +405,6 @@ export class BootstrapTokens {
       from instances i where i.id = ${instanceId}`);
   }
 }
+
+/** The additional authenticated data of a token's sealed environment: its row, by token hash. */
+const bootstrapRow = (tokenHash: string): string => rowContext('bootstrap_tokens', tokenHash);

@@ -277,6 +277,11 @@ export class Lifecycle {
         state: 'requested',
         listRatePerHourMicros: machine.rate,
         baseUrl: req.baseUrl,
+        // the start may go on demand when spot has no capacity (store.switchToOnDemand); kept in
+        // the provider reference, which is empty until the machine runs
+        ...(spot && !resizing && req.options.spotFallback
+          ? { providerRef: { spotFallback: true } }
+          : {}),
       },
       `requested ${machine.label} (${machine.sizeId}) on ${machine.cloud}${spot ? ' spot' : ''}`,
       machine.maxConcurrent,
@@ -359,12 +364,14 @@ function spawnOptions(req: {
   cloud?: Cloud | undefined;
   region?: string | undefined;
   spot?: boolean | undefined;
+  spotFallback?: boolean | undefined;
 }) {
   return {
     size: req.size,
     ...(req.cloud ? { cloud: req.cloud } : {}),
     ...(req.region ? { region: req.region } : {}),
     spot: req.spot ?? false,
+    ...(req.spot && req.spotFallback ? { spotFallback: true } : {}),
   };
 }
 

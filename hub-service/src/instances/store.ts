@@ -273,6 +273,28 @@ export class InstanceStore {
       );
   }
 
+  /**
+   * A spot start the cloud had no capacity for goes on on demand, when its user allowed it: the
+   * row becomes on-demand at `ratePerHourMicros` in one statement, and only before it is ready
+   * (billing starts at readyAt, so nothing was priced at the spot rate). False when the user did
+   * not allow it, or the instance is already ready or on demand.
+   */
+  async switchToOnDemand(id: string, ratePerHourMicros: number): Promise<boolean> {
+    const rows = await this.db
+      .update(instances)
+      .set({ spot: false, listRatePerHourMicros: ratePerHourMicros })
+      .where(
+        and(
+          eq(instances.id, id),
+          eq(instances.spot, true),
+          isNull(instances.readyAt),
+          sql`${instances.providerRef} ->> 'spotFallback' = 'true'`,
+        ),
+      )
+      .returning({ id: instances.id });
+    return rows.length > 0;
+  }
+
   /** Records a progress event without changing the state. */
   async note(id: string, progress: number, message: string): Promise<void> {
     await this.db.execute(sql`

@@ -222,7 +222,10 @@ export class Worker {
           env,
           baseUrl: instance.baseUrl,
         },
-        this.context(instance.id, signal),
+        {
+          ...this.context(instance.id, signal),
+          switchToOnDemand: () => this.switchToOnDemand(instance),
+        },
       );
       const row = await this.o.store.transition(instance.id, 'running', 100, 'server is ready', {
         targetUrl: result.targetUrl,
@@ -267,6 +270,23 @@ export class Worker {
     } finally {
       await this.o.db.delete(instanceSecrets).where(eq(instanceSecrets.instanceId, instance.id));
     }
+  }
+
+  /** A spot start without spot capacity goes on on demand: priced at its offer's on-demand rate. */
+  private async switchToOnDemand(instance: InstanceRow): Promise<boolean> {
+    const { ratePerHourMicros } = resolveOffer(this.o.catalog(), {
+      size: instance.sizeId,
+      cloud: instance.cloud as Cloud,
+      region: instance.region,
+      spot: false,
+    });
+    const switched = await this.o.store.switchToOnDemand(instance.id, ratePerHourMicros);
+    if (switched)
+      this.o.logger.info(
+        { instance: instance.id, rate: ratePerHourMicros },
+        'no spot capacity: the start goes on on demand',
+      );
+    return switched;
   }
 
   private async runStop(

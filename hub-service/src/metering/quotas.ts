@@ -183,25 +183,13 @@ export class Quotas {
     );
   }
 
-  async groupsOf(user: string): Promise<string[]> {
-    try {
-      return (await this.d.hub.getUser(user))?.groups ?? [];
-    } catch {
-      return [];
-    }
-  }
-
   /**
-   * Throws 403 quota_exceeded or budget_exhausted naming the limit. `groups` undefined: asked of
-   * the hub (a hub spawn comes without them).
+   * Throws 403 quota_exceeded or budget_exhausted naming the limit. `groups` are the user's hub
+   * groups as the caller got them from the hub; a caller that could not get them refuses the
+   * request instead (fails closed: instances/lifecycle.ts).
    */
-  async check(
-    user: string,
-    groups: readonly string[] | undefined,
-    req: QuotaRequest,
-  ): Promise<void> {
-    const g = groups ?? (await this.groupsOf(user));
-    const limits = await this.limitsFor(user, g);
+  async check(user: string, groups: readonly string[], req: QuotaRequest): Promise<void> {
+    const limits = await this.limitsFor(user, groups);
     if (limits.allowedSizes && !limits.allowedSizes.includes(req.size)) {
       throw new ApiError(
         403,

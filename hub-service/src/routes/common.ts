@@ -19,6 +19,7 @@ const errorDescriptions: Record<number, string> = {
   413: 'the request body is larger than this route accepts (payload_too_large)',
   429: 'too many requests; Retry-After says when to try again',
   502: 'JupyterHub did not answer as expected',
+  503: 'JupyterHub could not be asked (e.g. for the user’s groups): the request was refused, try again',
 };
 
 export const AUTH_ERRORS = [401, 403] as const;

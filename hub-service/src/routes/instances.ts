@@ -77,7 +77,7 @@ export function instanceRoutes(deps: Pick<AppDeps, 'store' | 'lifecycle'>) {
       },
       responses: {
         202: json(Instance, 'the hub accepted the launch; follow the events'),
-        ...errors(400, 401, 403, 409, 502),
+        ...errors(400, 401, 403, 409, 429, 502, 503),
       },
     }),
     async (c) => {

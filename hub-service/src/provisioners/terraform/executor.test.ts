@@ -260,6 +260,138 @@ describe('executor (terraform test double)', () => {
   });
 });
 
+/** The synthesized instance stacks the terraform package snapshots (real cdktf output). */
+function snapshot(name: 'aws-gpu' | 'azure-gpu'): {
+  resource: Record<string, Record<string, unknown>>;
+} {
+  const file = new URL(`../../../../terraform/src/__snapshots__/${name}.json`, import.meta.url);
+  return JSON.parse(readFileSync(file, 'utf8')) as {
+    resource: Record<string, Record<string, unknown>>;
+  };
+}
+
+/** A workdir holding `config` and the state an apply of it left (as the test double writes it). */
+function appliedWorkdir(config: object, addresses: string[]): string {
+  const dir = workdir();
+  writeFileSync(join(dir, 'cdk.tf.json'), JSON.stringify(config));
+  const resources = addresses.map((a) => {
+    const [type, name] = a.split('.');
+    return { mode: 'managed', type, name, instances: [{ attributes: { id: `${name}-id` } }] };
+  });
+  const state = { version: 4, serial: 1, lineage: 'executor-test', outputs: {}, resources };
+  writeFileSync(join(dir, 'terraform.tfstate'), JSON.stringify(state));
+  return dir;
+}
+
+const ATTACH = 'azurerm_virtual_machine_data_disk_attachment';
+
+describe('executor: an Azure stop never hot-detaches the home disk (terraform test double)', () => {
+  /** The Azure GPU instance stack, with a data set copy attached at LUN 1 as well. */
+  function azureInstance(): { config: object; state: string[] } {
+    const config = snapshot('azure-gpu');
+    const attachments = config.resource[ATTACH] ?? {};
+    attachments['instance_dataset-attachment_5D1A2B3C'] = { lun: 1, caching: 'ReadOnly' };
+    config.resource.azurerm_managed_disk = { instance_dataset_0C9D8E7F: {} };
+    const state = Object.entries(config.resource).flatMap(([type, byName]) =>
+      Object.keys(byName).map((name) => `${type}.${name}`),
+    );
+    return { config, state };
+  }
+
+  it('forgets every disk attachment before the destroy, so the VM is deleted with its disks attached', async () => {
+    const { config, state } = azureInstance();
+    const dir = appliedWorkdir(config, state);
+    const logs: { level: string; message: string }[] = [];
+    const ex = executor('success', { log: (e) => logs.push(e) });
+    await ex.down(dir, { onProgress: () => {} });
+
+    const attachments = state.filter((a) => a.startsWith(`${ATTACH}.`)).sort();
+    assert.equal(attachments.length, 2);
+    const argvs = calls(dir)
+      .filter((c) => c.argv)
+      .map((c) => c.argv?.join(' '));
+    assert.deepEqual(argvs, [
+      'init -input=false -no-color',
+      'state list',
+      `state rm -lock-timeout=300s ${attachments.join(' ')}`,
+      'destroy -json -auto-approve -input=false -lock-timeout=300s',
+    ]);
+    const rm = calls(dir).find((c) => 'stateRm' in c) as unknown as { remaining: string[] };
+    assert.ok(
+      rm.remaining.includes('azurerm_linux_virtual_machine.instance_machine_E40E43E0'),
+      'the VM stays in the state, for the destroy to delete',
+    );
+    assert.deepEqual(
+      rm.remaining.filter((a) => a.startsWith(ATTACH)),
+      [],
+      'the destroy that followed had no attachment left to detach',
+    );
+    assert.ok(
+      logs.some((l) => l.level === 'info' && /forgot .*instance_home_33C3E8A9/.test(l.message)),
+    );
+    assert.ok(!logs.some((l) => l.level === 'warn'));
+    const after = JSON.parse(readFileSync(join(dir, 'terraform.tfstate'), 'utf8')) as {
+      resources: unknown[];
+    };
+    assert.deepEqual(after.resources, [], 'the destroy still removed the rest');
+  });
+
+  it('a stack whose apply never got to the attachments is destroyed as before', async () => {
+    const { config } = azureInstance();
+    const dir = appliedWorkdir(config, [
+      'azurerm_network_security_group.instance_firewall_972D4FA3',
+    ]);
+    await executor('success').down(dir);
+    assert.deepEqual(
+      calls(dir).map((c) => c.argv?.[0] + ' ' + (c.argv?.[1] ?? '')),
+      ['init -input=false', 'state list', 'destroy -json'],
+    );
+  });
+
+  it('AWS instance stacks and Azure home stacks are destroyed as before: no state commands', async () => {
+    const aws = snapshot('aws-gpu');
+    const awsDir = appliedWorkdir(
+      aws,
+      Object.entries(aws.resource).flatMap(([t, byName]) =>
+        Object.keys(byName).map((n) => `${t}.${n}`),
+      ),
+    );
+    const home = {
+      provider: { azurerm: [{ features: [{}] }] },
+      resource: {
+        azurerm_managed_disk: { home_disk_1A2B3C4D: { lifecycle: { prevent_destroy: false } } },
+      },
+    };
+    const homeDir = appliedWorkdir(home, ['azurerm_managed_disk.home_disk_1A2B3C4D']);
+    const ex = executor('success');
+    await ex.down(awsDir);
+    await ex.down(homeDir);
+    for (const dir of [awsDir, homeDir])
+      assert.deepEqual(
+        calls(dir).map((c) => c.argv?.[0]),
+        ['init', 'destroy'],
+      );
+  });
+
+  it('when state rm fails, the plain destroy still removes the machine, with a warning', async () => {
+    const { config, state } = azureInstance();
+    const dir = appliedWorkdir(config, state);
+    const logs: { level: string; message: string }[] = [];
+    await executor('state_rm_error', { log: (e) => logs.push(e) }).down(dir);
+    assert.deepEqual(
+      calls(dir).map((c) => c.argv?.slice(0, 2).join(' ')),
+      ['init -input=false', 'state list', 'state rm', 'destroy -json'],
+    );
+    const warn = logs.find((l) => l.level === 'warn');
+    assert.match(warn?.message ?? '', /could not remove the disk attachments from the state/);
+    assert.match(warn?.message ?? '', /Error saving the state/);
+    const after = JSON.parse(readFileSync(join(dir, 'terraform.tfstate'), 'utf8')) as {
+      resources: unknown[];
+    };
+    assert.deepEqual(after.resources, [], 'the machine and its attachments were destroyed');
+  });
+});
+
 /** The real Postgres at 127.0.0.1:5432 (db `test`), as the pg backend would use it. */
 const REAL_PG =
   process.env.NGSCI_TEST_TF_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test?sslmode=disable';

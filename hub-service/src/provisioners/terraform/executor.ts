@@ -13,7 +13,8 @@ import postgres from 'postgres';
 import { z } from 'zod';
 import { runProcess, type ProcessResult } from './process.js';
 
-export type TerraformStep = 'init' | 'plan' | 'apply' | 'output' | 'destroy';
+/** `state` is `terraform state list`/`state rm`, run before an Azure instance stack's destroy. */
+export type TerraformStep = 'init' | 'plan' | 'apply' | 'output' | 'state' | 'destroy';
 
 export interface ExecutorProgress {
   /** 0..100, never decreasing within one run */
@@ -158,6 +159,7 @@ const DEFAULT_TIMEOUTS: Record<TerraformStep, number> = {
   plan: 10 * 60_000,
   apply: 30 * 60_000,
   output: 2 * 60_000,
+  state: 10 * 60_000,
   destroy: 30 * 60_000,
 };
 
@@ -172,6 +174,14 @@ const DEFAULT_LOCK_TIMEOUT_SECONDS = 300;
  * `-lock-timeout` ran out.
  */
 const LOCK_ERROR = /already locked|Error acquiring the state lock/i;
+/**
+ * Resource types a destroy forgets (`terraform state rm`) instead of deleting. Deleting an azurerm
+ * data disk attachment updates the running VM without the disk: a hot detach, with the guest still
+ * writing to it. Forgotten, the disks stay attached until the VM itself is deleted; Azure then
+ * detaches them, never deletes them (a data disk's delete option defaults to Detach, and the
+ * attachment sets none). Only instance stacks declare these: home stacks hold the disk itself.
+ */
+const FORGET_BEFORE_DESTROY = ['azurerm_virtual_machine_data_disk_attachment'];
 /** Schemas never dropped: Postgres's own, and the pg backend's default, shared by every stack using it. */
 const KEPT_SCHEMAS = new Set(['public', 'terraform_remote_state', 'information_schema']);
 
@@ -399,18 +409,64 @@ export class TerraformExecutor {
   }
 
   /**
-   * init + destroy; succeeds when there is nothing to destroy. With `dropStateSchema` and the pg
-   * backend, the stack's state schema is dropped afterwards (see dropStateSchema()).
+   * init + destroy; succeeds when there is nothing to destroy. A stack that declares resources of
+   * FORGET_BEFORE_DESTROY types (an Azure instance stack's disk attachments) has them removed from
+   * its state first (see forgetBeforeDestroy()). With `dropStateSchema` and the pg backend, the
+   * stack's state schema is dropped afterwards (see dropStateSchema()).
    */
   async down(workdir: string, opts: DownOptions = {}): Promise<void> {
     const progress = this.progress(opts);
     progress.report(0, 'terraform init');
     await this.initStep(workdir, opts, progress);
+    await this.forgetBeforeDestroy(workdir, opts, progress);
     progress.report(15, 'destroying');
     await this.destroyStep(workdir, opts, progress);
     if (opts.dropStateSchema && this.config.backend === 'pg')
       await this.dropStateSchema(workdir, opts);
     progress.report(100, 'destroyed');
+  }
+
+  /**
+   * Removes from the state, never from the cloud, every resource of a FORGET_BEFORE_DESTROY type
+   * the workdir's configuration declares, so that the destroy deletes the VM with its disks still
+   * attached. A failure is a warning, not an error: the plain destroy that follows still removes
+   * the machine, only with the hot detach this avoids. A cancel is passed on.
+   */
+  private async forgetBeforeDestroy(
+    workdir: string,
+    opts: RunOptions,
+    progress: Progress,
+  ): Promise<void> {
+    const types = declaredResourceTypes(workdir).filter((t) => FORGET_BEFORE_DESTROY.includes(t));
+    if (!types.length) return;
+    const log = this.config.log;
+    try {
+      progress.report(5, 'forgetting the disk attachments, so the disks detach with the VM');
+      const listed = await this.run('state', workdir, ['state', 'list'], opts, progress, false);
+      const addresses = listed.stdout
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((a) => types.some((t) => a.startsWith(`${t}.`)));
+      if (!addresses.length) return;
+      const args = ['state', 'rm', this.lockTimeoutArg(), ...addresses];
+      await this.run('state', workdir, args, opts, progress, false);
+      log?.({
+        step: 'state',
+        level: 'info',
+        message: `forgot ${addresses.join(', ')}: the disks detach when the VM is deleted`,
+      });
+    } catch (err) {
+      if (err instanceof TerraformError && err.code === 'cancelled') throw err;
+      const why = err instanceof Error ? err.message : String(err);
+      log?.({
+        step: 'state',
+        level: 'warn',
+        message: scrub(
+          `could not remove the disk attachments from the state (${why}); destroying with them, so Azure detaches the disks from the running VM`,
+          this.secrets(opts.secrets),
+        ),
+      });
+    }
   }
 
   /**
@@ -661,6 +717,19 @@ function stateSchemaOf(workdir: string): string | null {
     return typeof name === 'string' && /^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(name) ? name : null;
   } catch {
     return null;
+  }
+}
+
+/** The resource types the workdir's synthesized configuration declares; none when unreadable. */
+function declaredResourceTypes(workdir: string): string[] {
+  try {
+    const cfg = JSON.parse(readFileSync(join(workdir, 'cdk.tf.json'), 'utf8')) as {
+      resource?: unknown;
+    };
+    const r = cfg.resource;
+    return r && typeof r === 'object' && !Array.isArray(r) ? Object.keys(r) : [];
+  } catch {
+    return [];
   }
 }
 

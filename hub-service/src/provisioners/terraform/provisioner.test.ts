@@ -224,6 +224,87 @@ describe('TerraformProvisioner (terraform test double)', () => {
     );
   });
 
+  it('TerraformProvisioner (terraform test double): no spot capacity, fallback allowed: the spot machine is destroyed and an on-demand one starts', async () => {
+    const { p } = provisioner('spot_capacity');
+    const req = request();
+    const { events, ctx: c } = ctx();
+    let asked = 0;
+    const result = await p.start(req, {
+      ...c,
+      switchToOnDemand: async () => {
+        asked++;
+        return true;
+      },
+    });
+    assert.equal(asked, 1, 'the service is asked once to bill the start on demand');
+    assert.ok(
+      events.some((e) =>
+        /no spot capacity for g4dn\.xlarge in us-east-1\w*: starting on demand instead \(you allowed it\)/.test(
+          e.message,
+        ),
+      ),
+      `the progress says so: ${events.map((e) => e.message).join(' | ')}`,
+    );
+    const dir = p.instanceWorkdir(req.instanceId);
+    const calls = readFileSync(join(dir, 'fake-terraform.calls.jsonl'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => (JSON.parse(l) as { argv: string[] }).argv[0]);
+    const destroyAt = calls.indexOf('destroy');
+    assert.ok(destroyAt > calls.indexOf('apply'), 'the failed spot apply is destroyed');
+    assert.ok(calls.lastIndexOf('apply') > destroyAt, 'then the on-demand stack is applied');
+    const applied = JSON.parse(readFileSync(join(dir, 'cdk.tf.json'), 'utf8')) as {
+      resource: { aws_instance: Record<string, Record<string, unknown>> };
+    };
+    const machine = Object.values(applied.resource.aws_instance)[0];
+    assert.equal(machine?.instance_market_options, undefined, 'the machine is on demand');
+    assert.equal(
+      (JSON.parse(result.ref.stack as string) as { spot: boolean }).spot,
+      false,
+      'a later destroy synthesizes the on-demand stack',
+    );
+  });
+
+  it('TerraformProvisioner (terraform test double): no spot capacity without fallback fails with what to do; the partial machine is left for the stop job', async () => {
+    for (const switchToOnDemand of [undefined, async () => false]) {
+      const { p } = provisioner('spot_capacity');
+      const req = request();
+      const { events, ctx: c } = ctx();
+      const err = await p
+        .start(req, { ...c, ...(switchToOnDemand ? { switchToOnDemand } : {}) })
+        .catch((e: unknown) => e);
+      assert.ok(err instanceof TerraformProvisionError, 'the start fails');
+      assert.equal(err.code, 'provision_failed');
+      assert.match(
+        err.message,
+        /^no spot capacity for g4dn\.xlarge in us-east-1\w* \(InsufficientInstanceCapacity\); start again, or allow on-demand$/,
+      );
+      assert.ok(!events.some((e) => /on demand instead/.test(e.message)), 'no fallback announced');
+      assert.ok(
+        (await p.liveInstanceIds()).includes(req.instanceId),
+        "what the failed apply created is still there for the failed start's stop job",
+      );
+      await p.stop(req.instanceId, {}, ctx().ctx);
+    }
+  });
+
+  it('TerraformProvisioner (terraform test double): an on-demand start never asks to switch', async () => {
+    const { p } = provisioner('spot_capacity');
+    const { ctx: c } = ctx();
+    let asked = false;
+    await p.start(
+      { ...request(), spot: false },
+      {
+        ...c,
+        switchToOnDemand: async () => {
+          asked = true;
+          return true;
+        },
+      },
+    );
+    assert.equal(asked, false);
+  });
+
   it('TerraformProvisioner (terraform test double): a server that never answers is a ready_timeout; the state stays for stop', async () => {
     const { p } = provisioner('success', async () => false);
     const req = request();

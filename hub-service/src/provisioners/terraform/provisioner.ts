@@ -2,7 +2,8 @@
  * The terraform provisioner: an instance is a cloud VM made by one Terraform stack.
  * start: apply the user's home-disk stack (once; a no-op afterwards), get a single-use bootstrap
  * token from the service (it seals the server's environment and the agent's credential; neither
- * enters the stack), synthesize the instance stack into its own workdir, init/plan/apply, record
+ * enters the stack), synthesize the instance stack into its own workdir, init/plan/apply (a spot
+ * machine the cloud has no capacity for starts on demand instead when its user allowed it), record
  * the cloud's id of the machine from the outputs (the machine must prove that identity to redeem
  * its token), then wait until the machine's own boot checks passed (it reached the hub, its GPU is
  * usable: its boot report, when the service keeps them) and `http://<address>:<port><baseUrl>api`
@@ -340,7 +341,7 @@ export class TerraformProvisioner implements Provisioner {
       );
       secrets.push(bootstrapToken);
       const place = s.placement[cloud];
-      let options: InstanceOptions = {
+      const firstOptions: InstanceOptions = {
         ...home,
         instanceId: req.instanceId,
         instanceType: machine.key,
@@ -363,39 +364,20 @@ export class TerraformProvisioner implements Provisioner {
         bootstrapToken,
         addressKind: s.addressKind,
       };
-      synthInstance(options, instanceDir);
+      synthInstance(firstOptions, instanceDir);
       rmSync(join(instanceDir, DESTROYED_MARKER), { force: true });
       const run = (from: number, to: number): RunOptions => ({
         signal: ctx.signal,
         onProgress: report('provisioning', from, to),
         secrets,
       });
-      let out: TerraformOutputs;
-      try {
-        out = await this.executor.up(instanceDir, run(15, 85));
-      } catch (err) {
-        const capacity = options.spot ? spotCapacityFailure(err, cloud) : null;
-        if (!capacity) throw err;
-        const where = `${machine.key} in ${home.zone ?? home.region}`;
-        if (!(await ctx.switchToOnDemand?.()))
-          throw new TerraformProvisionError(
-            500,
-            'provision_failed',
-            `no spot capacity for ${where} (${capacity.code}); start again, or allow on-demand`,
-            { capacity: capacity.code },
-          );
-        await reports;
-        await ctx.report({
-          state: 'provisioning',
-          progress: 20,
-          message: `no spot capacity for ${where}: starting on demand instead (you allowed it)`,
-        });
-        // what the spot apply created goes first: the on-demand machine is a new one
-        await this.executor.down(instanceDir, run(20, 25));
-        options = { ...options, spot: false };
-        synthInstance(options, instanceDir);
-        out = await this.executor.up(instanceDir, run(25, 85));
-      }
+      const { out, options } = await this.applyInstance(
+        firstOptions,
+        instanceDir,
+        ctx,
+        run,
+        () => reports,
+      );
       const address = out.address?.value;
       if (typeof address !== 'string' || !address)
         throw new TerraformProvisionError(
@@ -440,6 +422,46 @@ export class TerraformProvisioner implements Provisioner {
     } catch (err) {
       await reports;
       throw this.translate(err, secrets);
+    }
+  }
+
+  /**
+   * Applies the synthesized instance stack. A spot machine the cloud has no capacity for starts
+   * on demand instead when its user allowed it (ctx.switchToOnDemand, which also moves its price):
+   * the progress says so, what the spot apply created is destroyed, and the stack is applied again
+   * without spot. Zones are never changed: the home disk lives in the zone it was created in.
+   * Answers the outputs and the options that were applied.
+   */
+  private async applyInstance(
+    options: InstanceOptions,
+    instanceDir: string,
+    ctx: ProvisionContext,
+    run: (from: number, to: number) => RunOptions,
+    pending: () => Promise<void>,
+  ): Promise<{ out: TerraformOutputs; options: InstanceOptions }> {
+    try {
+      return { out: await this.executor.up(instanceDir, run(15, 85)), options };
+    } catch (err) {
+      const capacity = options.spot ? spotCapacityFailure(err, options.cloud) : null;
+      if (!capacity) throw err;
+      const where = `${options.instanceType} in ${options.zone ?? options.region}`;
+      if (!(await ctx.switchToOnDemand?.()))
+        throw new TerraformProvisionError(
+          500,
+          'provision_failed',
+          `no spot capacity for ${where} (${capacity.code}); start again, or allow on-demand`,
+          { capacity: capacity.code },
+        );
+      await pending();
+      await ctx.report({
+        state: 'provisioning',
+        progress: 20,
+        message: `no spot capacity for ${where}: starting on demand instead (you allowed it)`,
+      });
+      await this.executor.down(instanceDir, run(20, 25));
+      const onDemand = { ...options, spot: false };
+      synthInstance(onDemand, instanceDir);
+      return { out: await this.executor.up(instanceDir, run(25, 85)), options: onDemand };
     }
   }
 

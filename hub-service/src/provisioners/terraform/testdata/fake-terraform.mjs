@@ -372,6 +372,46 @@ async function main() {
       writeState([], {});
       return 0;
     }
+    case 'state': {
+      // `state list` prints the state's addresses, sorted as terraform does; `state rm
+      // [-lock-timeout=..] ADDRESS...` forgets them (the cloud is not touched) and records what the
+      // state still holds, so a test can see what the next destroy got. Scenario state_rm_error:
+      // `state rm` fails, removing nothing.
+      const sub = argv[1];
+      const state = readState();
+      if (!state) {
+        process.stderr.write('No state file was found!\n');
+        return 1;
+      }
+      const address = (r) => `${r.type}.${r.name}`;
+      if (sub === 'list') {
+        for (const a of state.resources.map(address).sort()) emit(a);
+        return 0;
+      }
+      if (sub !== 'rm') {
+        process.stderr.write(`test double: unsupported command state ${sub}\n`);
+        return 1;
+      }
+      const targets = argv.slice(2).filter((a) => !a.startsWith('-'));
+      if (scenario === 'state_rm_error') {
+        process.stderr.write(
+          'Error saving the state: the backend refused the write (test double)\n\nThe state was not saved. No items were removed from the persisted state.\n',
+        );
+        return 1;
+      }
+      const missing = targets.filter((t) => !state.resources.some((r) => address(r) === t));
+      if (!targets.length || missing.length) {
+        process.stderr.write(`Error: Invalid target address: no matching objects found\n`);
+        return 1;
+      }
+      state.resources = state.resources.filter((r) => !targets.includes(address(r)));
+      state.serial += 1;
+      writeFileSync(join(cwd, 'terraform.tfstate'), JSON.stringify(state, null, 2));
+      for (const t of targets) emit(`Removed ${t}`);
+      emit(`Successfully removed ${targets.length} resource instance(s).`);
+      record({ stateRm: targets, remaining: state.resources.map(address) });
+      return 0;
+    }
     default:
       process.stderr.write(`test double: unsupported command ${command}\n`);
       return 1;
