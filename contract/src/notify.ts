@@ -91,6 +91,10 @@ export type ChannelsByKind = z.infer<typeof ChannelsByKind>;
 export const NotificationPreferences = z
   .object({
     email: z.string().nullable(),
+    emailConfirmed: z.boolean().meta({
+      description:
+        'whether the link mailed to `email` was opened; notices are mailed only to a confirmed address',
+    }),
     webhook: z
       .object({ configured: z.boolean(), host: z.string().nullable() })
       .meta({ description: 'the URL itself may hold a token, so only its host is shown' }),
@@ -101,12 +105,10 @@ export type NotificationPreferences = z.infer<typeof NotificationPreferences>;
 
 export const NotificationPreferencesInput = z
   .object({
-    email: z
-      .email()
-      .max(320)
-      .nullable()
-      .optional()
-      .meta({ description: 'null removes it; absent keeps it' }),
+    email: z.email().max(320).nullable().optional().meta({
+      description:
+        'null removes it; absent keeps it. A new address gets a confirmation link by mail and receives notices once it is opened; sending the unconfirmed address again sends a new link',
+    }),
     webhookUrl: z.string().max(2000).nullable().optional().meta({
       description:
         'an http(s) URL that receives a JSON POST (Slack-compatible `text`); null removes it; absent keeps it',
@@ -116,6 +118,21 @@ export const NotificationPreferencesInput = z
   .strict()
   .meta({ id: 'NotificationPreferencesInput' });
 export type NotificationPreferencesInput = z.infer<typeof NotificationPreferencesInput>;
+
+export const EmailConfirmationQuery = z.object({
+  token: z
+    .string()
+    .min(16)
+    .max(200)
+    .meta({ description: 'the single-use token from the link mailed to the address' }),
+});
+export type EmailConfirmationQuery = z.infer<typeof EmailConfirmationQuery>;
+
+/** What opening a confirmation link answers. */
+export const EmailConfirmation = z
+  .object({ email: z.string(), confirmed: z.literal(true), message: z.string() })
+  .meta({ id: 'EmailConfirmation' });
+export type EmailConfirmation = z.infer<typeof EmailConfirmation>;
 
 export const NotifyRequest = z
   .object({

@@ -23,7 +23,7 @@ import { billingRoutes } from './routes/billing.js';
 import { budgetRoutes } from './routes/budget.js';
 import { estimateRoutes } from './routes/estimate.js';
 import { adminRoutes } from './routes/admin.js';
-import { notificationRoutes } from './routes/notifications.js';
+import { notificationConfirmRoutes, notificationRoutes } from './routes/notifications.js';
 import { auditRoutes } from './routes/audit.js';
 import { agentRoutes } from './routes/agent.js';
 import { bootstrapRoutes } from './routes/bootstrap.js';
@@ -76,6 +76,8 @@ export function createApp(deps: AppDeps) {
   api.route('/api/v1/bridge', bridgeRoutes(deps));
   // cloud machines at boot: a single-use bootstrap token, no hub token (routes/bootstrap.ts)
   api.route('/api/v1', bootstrapRoutes(deps));
+  // the link mailed to confirm an email address: its single-use token is the proof
+  api.route('/api/v1', notificationConfirmRoutes(deps));
   // instance agents: their own per-instance credential, nothing else (agent/credentials.ts)
   api.use('/api/v1/agent/*', deps.agents.middleware() as never);
   // hub tokens, with a bound on lookups that fail per client address (limits/rate.ts)
@@ -92,6 +94,7 @@ export function createApp(deps: AppDeps) {
       return next();
     if (c.req.path.includes('/api/v1/agent/')) return next();
     if (c.req.path.endsWith('/api/v1/bootstrap')) return next();
+    if (c.req.path.endsWith('/api/v1/notifications/confirm')) return next();
     if (/\/api\/v1\/session(\/logout)?$/.test(c.req.path)) return next();
     return authenticate(c as unknown as Context, next);
   });

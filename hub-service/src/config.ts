@@ -7,6 +7,8 @@ import { z } from 'zod';
 import { Cloud } from '@ngsci/contract';
 import { TerraformSettingsSchema } from './provisioners/terraform/settings.js';
 import { WebhookAllowSetting } from './notify/webhook-guard.js';
+import { NotifySettingsSchema } from './notify/settings.js';
+import { SseSettingsSchema } from './instances/event-feed.js';
 import { LimitSettingsSchema } from './limits/settings.js';
 import { builtInView, type CatalogOptions } from './catalog.js';
 import { CatalogFileError, loadCatalogFile } from './catalog-file.js';
@@ -132,6 +134,9 @@ export const ConfigSchema = z.object({
   NGSCI_SMTP_FROM: z.string().min(3).default('ngsci <ngsci@localhost>'),
   NGSCI_NOTIFY_TIMEOUT: seconds(10),
   NGSCI_WEBHOOK_ALLOW: WebhookAllowSetting,
+  ...NotifySettingsSchema.shape,
+  // event streams per user (instances/event-feed.ts)
+  ...SseSettingsSchema.shape,
   NGSCI_LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info'),

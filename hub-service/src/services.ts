@@ -12,6 +12,7 @@ import { secretBoxFromConfig } from './secrets.js';
 import { JobQueue } from './instances/jobs.js';
 import { Lifecycle } from './instances/lifecycle.js';
 import { InstanceStore } from './instances/store.js';
+import { EventFeed, SseSettingsSchema } from './instances/event-feed.js';
 import { Worker } from './instances/worker.js';
 import { Resizes } from './instances/resize.js';
 import { HealthWatch } from './instances/health.js';
@@ -37,6 +38,8 @@ export interface Services {
   hub: HubClient;
   logger: Logger;
   store: InstanceStore;
+  /** what the SSE event streams follow, one LISTEN per process (instances/event-feed.ts) */
+  events: EventFeed;
   queue: JobQueue;
   lifecycle: Lifecycle;
   worker: Worker;
@@ -80,6 +83,13 @@ export function createServices(opts: {
   const metering = createMetering({ config, database, hub, baseCatalog: () => catalog });
   const box = secretBoxFromConfig(config);
   const store = new InstanceStore(db);
+  const events = new EventFeed({
+    database,
+    store,
+    logger,
+    // NGSCI_SSE_PER_USER from the configuration, its default when the configuration lacks it
+    settings: SseSettingsSchema.parse(config),
+  });
   const queue = new JobQueue(db);
   const notifications = new ChannelNotifier({
     store: new NotificationStore(db),
@@ -187,6 +197,7 @@ export function createServices(opts: {
     hub,
     logger,
     store,
+    events,
     queue,
     lifecycle,
     worker,

@@ -3,7 +3,8 @@
  * a local instance's own environment (its token, NGSCI_API_URL, HOME), loads the magic by itself
  * (the venv's IPython config loads `ngsci_magic`, a package of its own: no hub-side code in a
  * kernel), and its verbs act on the real instance: `resize` changes its size,
- * `%%ngsci stop_after` stops it, `notify` reaches the user's webhook.
+ * `%%ngsci stop_after` stops it, `notify` reaches the user's webhook and, once the address is
+ * confirmed by the link mailed to it, their email.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -132,6 +133,20 @@ describe('%ngsci in a real kernel', () => {
       }),
     });
     assert.equal(prefs.status, 200, await prefs.clone().text());
+    // mail goes only to a confirmed address: open the link the service mailed to it
+    const confirmation = await until(
+      async () => mails.find((m) => m.to.includes('researcher@example.org')),
+      'the confirmation mail',
+      30,
+      stack,
+    );
+    const text = confirmation.data
+      .replace(/=\r?\n/g, '')
+      .replace(/=([0-9A-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+    const link = /https?:\/\/\S+\/api\/v1\/notifications\/confirm\?token=[\w%-]+/.exec(text);
+    assert.ok(link, 'the confirmation mail carries the link');
+    const confirmed = await fetch(link[0]);
+    assert.equal(confirmed.status, 200, await confirmed.clone().text());
     const launch = await stack.api('/instances', token, {
       method: 'POST',
       body: JSON.stringify({ size: 'cpu-small' }),

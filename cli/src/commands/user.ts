@@ -422,7 +422,12 @@ export async function preferences(ctx: Ctx, args: string[]): Promise<number> {
   print(ctx, prefs, () =>
     [
       block([
-        ['email', prefs.email],
+        [
+          'email',
+          prefs.email && !prefs.emailConfirmed
+            ? `${prefs.email} (unconfirmed: open the link mailed to it)`
+            : prefs.email,
+        ],
         ['webhook', prefs.webhook.configured ? `set (${prefs.webhook.host})` : null],
       ]),
       '',

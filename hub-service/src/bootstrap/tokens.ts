@@ -29,6 +29,7 @@ import { bootstrapTokens } from '../db/schema.js';
 import { ApiError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { rowContext, sha256, type SecretBox } from '../secrets.js';
+import { announcingEvents } from '../instances/store.js';
 import { rowsOf } from '../instances/jobs.js';
 import type { SecurityEvents } from '../security/events.js';
 import {
@@ -397,12 +398,15 @@ export class BootstrapTokens {
 
   /** An event in the instance's history, at its current state and progress. */
   private async event(instanceId: string, message: string): Promise<void> {
-    await this.d.db.execute(sql`
+    // announced like every event row, so open event streams on every replica see it at once
+    await this.d.db.execute(
+      announcingEvents(sql`
       insert into instance_events (instance_id, state, progress, message)
       select i.id, i.state,
              coalesce((select e.progress from instance_events e where e.instance_id = i.id order by e.id desc limit 1), 0),
              ${message}
-      from instances i where i.id = ${instanceId}`);
+      from instances i where i.id = ${instanceId}`),
+    );
   }
 }
 

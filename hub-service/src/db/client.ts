@@ -19,6 +19,17 @@ export interface Database {
   kind: 'postgres' | 'pglite';
   migrate(): Promise<void>;
   close(): Promise<void>;
+  /**
+   * LISTENs on `channel` and calls `onNotify` with each notification's payload; `onListen` runs
+   * each time the LISTEN is in place, again after a lost connection came back (notifications sent
+   * in between are lost, so a caller catches up then). Postgres: one connection of its own, kept
+   * up by postgres.js. PGlite: its in-process notifications. Resolves to the way to stop.
+   */
+  listen(
+    channel: string,
+    onNotify: (payload: string) => void,
+    onListen?: () => void,
+  ): Promise<() => Promise<void>>;
 }
 
 export const MIGRATIONS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../drizzle');
@@ -33,6 +44,10 @@ export async function openDatabase(opts: { url?: string; dataDir: string }): Pro
       kind: 'postgres',
       migrate: () => migratePg(db, { migrationsFolder: MIGRATIONS_DIR }),
       close: () => client.end({ timeout: 5 }),
+      listen: async (channel, onNotify, onListen) => {
+        const { unlisten } = await client.listen(channel, onNotify, onListen);
+        return unlisten;
+      },
     };
   }
   const path = join(opts.dataDir, 'pglite');
@@ -49,6 +64,12 @@ async function openPglite(path?: string): Promise<Database> {
     kind: 'pglite',
     migrate: () => migratePglite(db, { migrationsFolder: MIGRATIONS_DIR }),
     close: () => client.close(),
+    listen: async (channel, onNotify, onListen) => {
+      const unlisten = await client.listen(channel, onNotify);
+      // one process, one database: the LISTEN cannot be lost and come back
+      onListen?.();
+      return () => unlisten();
+    },
   };
 }
 

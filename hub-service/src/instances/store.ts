@@ -1,9 +1,22 @@
 /**
  * Instance rows and their events. Every state change goes through `transition`, which writes the
  * new state and its event in one transaction: the events are the spawn progress bar, the sidebar's
- * status and the audit trail at once.
+ * status and the audit trail at once. Every event row is announced on EVENTS_CHANNEL by the
+ * statement that writes it, so the SSE streams of every replica hear of it (instances/event-feed.ts).
  */
-import { and, asc, desc, eq, gt, inArray, isNull, notInArray, or, sql } from 'drizzle-orm';
+import {
+  and,
+  asc,
+  desc,
+  eq,
+  gt,
+  inArray,
+  isNull,
+  notInArray,
+  or,
+  sql,
+  type SQL,
+} from 'drizzle-orm';
 import {
   ACTIVE_STATES,
   TERMINAL_STATES,
@@ -21,6 +34,38 @@ export type NewInstanceRow = typeof instances.$inferInsert;
 export type ResizeTarget = NonNullable<InstanceRow['resizeTarget']>;
 /** Steps of a resize that is still under way. */
 const RESIZING = ['stopping', 'starting'] as const;
+/** The most events one read of a server's stream returns; a full page means more may follow. */
+export const SERVER_EVENTS_PAGE = 1000;
+
+/** The Postgres channel on which each new event row is announced, as an EventNotice in JSON. */
+export const EVENTS_CHANNEL = 'ngsci_instance_events';
+
+/** What a notification on EVENTS_CHANNEL says: whose server has a new event, and its id. */
+export interface EventNotice {
+  user: string;
+  server: string;
+  id: number;
+}
+
+/**
+ * Wraps an `insert into instance_events …` (without `returning`) so the same statement announces
+ * each row it writes on EVENTS_CHANNEL. Postgres sends the notification when the transaction
+ * commits, to every listening connection, and never for a write that rolls back. Every writer of
+ * event rows goes through this.
+ */
+export const announcingEvents = (insert: SQL): SQL => sql`
+  with e as (${insert} returning id, instance_id)
+  select pg_notify(
+    ${EVENTS_CHANNEL},
+    json_build_object('user', i.user_name, 'server', i.server_name, 'id', e.id)::text
+  )
+  from e join instances i on i.id = e.instance_id`;
+
+/** One event row at the given state, announced. */
+const eventRow = (instanceId: string, state: string, progress: number, message: string): SQL =>
+  announcingEvents(sql`
+    insert into instance_events (instance_id, state, progress, message)
+    values (${instanceId}, ${state}, ${progress}, ${message})`);
 
 export function toInstance(row: InstanceRow): Instance {
   return {
@@ -77,12 +122,7 @@ export class InstanceStore {
       const inserted = await tx.insert(instances).values(row).onConflictDoNothing().returning();
       const created = inserted[0];
       if (!created) return null;
-      await tx.insert(instanceEvents).values({
-        instanceId: created.id,
-        state: created.state,
-        progress: 0,
-        message,
-      });
+      await tx.execute(eventRow(created.id, created.state, 0, message));
       return created;
     });
   }
@@ -175,7 +215,7 @@ export class InstanceStore {
         .returning();
       const row = updated[0];
       if (!row) return null;
-      await tx.insert(instanceEvents).values({ instanceId: id, state, progress, message });
+      await tx.execute(eventRow(id, state, progress, message));
       if ((TERMINAL_STATES as readonly string[]).includes(state)) {
         // an ended instance's agent credential ends with it
         await tx
@@ -210,9 +250,7 @@ export class InstanceStore {
         .returning();
       const row = updated[0];
       if (!row) return null;
-      await tx
-        .insert(instanceEvents)
-        .values({ instanceId: id, state: row.state, progress: 0, message });
+      await tx.execute(eventRow(id, row.state, 0, message));
       return row;
     });
   }
@@ -252,10 +290,7 @@ export class InstanceStore {
         .returning();
       const row = updated[0];
       if (!row) return null;
-      if (message)
-        await tx
-          .insert(instanceEvents)
-          .values({ instanceId: id, state: row.state, progress: 100, message });
+      if (message) await tx.execute(eventRow(id, row.state, 100, message));
       return row;
     });
   }
@@ -297,9 +332,11 @@ export class InstanceStore {
 
   /** Records a progress event without changing the state. */
   async note(id: string, progress: number, message: string): Promise<void> {
-    await this.db.execute(sql`
-      insert into instance_events (instance_id, state, progress, message)
-      select id, state, ${progress}, ${message} from instances where id = ${id}`);
+    await this.db.execute(
+      announcingEvents(sql`
+        insert into instance_events (instance_id, state, progress, message)
+        select id, state, ${progress}, ${message} from instances where id = ${id}`),
+    );
   }
 
   async events(instanceId: string, after = 0): Promise<InstanceEvent[]> {
@@ -326,7 +363,7 @@ export class InstanceStore {
         ),
       )
       .orderBy(asc(instanceEvents.id))
-      .limit(1000);
+      .limit(SERVER_EVENTS_PAGE);
     return rows.map((r) => toEvent(r.e));
   }
 }

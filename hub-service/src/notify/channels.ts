@@ -122,6 +122,23 @@ export class EmailChannel {
     }
   }
 
+  /** Mails the link that confirms `to` as the user's address; answers an error, or null. */
+  async sendConfirmation(to: string, user: string, link: string): Promise<string | null> {
+    try {
+      await this.transport.sendMail({
+        from: this.from,
+        to,
+        subject: '[ngsci] Confirm your address for notices',
+        text: `The JupyterHub user ${user} asked for ngsci notices (budget alerts, idle stops, messages from notebooks) at this address.\n\nTo receive them, open this link within 24 hours:\n${link}\n\nIf you did not ask for this, ignore this mail: nothing is sent to this address until the link is opened.\n`,
+        headers: { 'X-Ngsci-Kind': 'confirmation' },
+      });
+      return null;
+    } catch (err) {
+      const url = new URL(this.smtpUrl);
+      return `the confirmation mail to ${to} failed: ${redact((err as Error).message, [this.smtpUrl, decodeURIComponent(url.password), url.password, link])}`;
+    }
+  }
+
   close(): void {
     this.transport.close();
   }

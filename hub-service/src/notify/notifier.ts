@@ -78,6 +78,21 @@ export class ChannelNotifier implements Notifier {
     void job.finally(() => this.pending.delete(job));
   }
 
+  /**
+   * Mails the link that confirms a user's address, in the background like notices (a slow mail
+   * server never holds up the request); a failure is logged without the link.
+   */
+  sendConfirmation(user: string, to: string, link: string): void {
+    const email = this.email;
+    if (!email) return;
+    const job = email.sendConfirmation(to, user, link).then((error) => {
+      if (error) this.o.logger.warn({ user, error }, 'confirmation mail failed');
+      else this.o.logger.info({ user }, 'confirmation mail sent');
+    });
+    this.pending.add(job);
+    void job.finally(() => this.pending.delete(job));
+  }
+
   /** Resolves once every delivery started so far has finished (tests, and shutdown). */
   async idle(): Promise<void> {
     while (this.pending.size) await Promise.all([...this.pending]);
@@ -92,7 +107,16 @@ export class ChannelNotifier implements Notifier {
     const channels = prefs.channels[n.kind as keyof typeof prefs.channels] ?? [];
     const work: Array<Promise<void>> = [];
     if (channels.includes('email') && prefs.email) {
-      if (!this.email) {
+      if (!prefs.emailConfirmed) {
+        // kept in JupyterLab only; the note says why no mail went
+        work.push(
+          this.record(
+            n,
+            'email',
+            'not mailed: the address is not confirmed yet (open the link mailed to it, or set it again for a new link)',
+          ),
+        );
+      } else if (!this.email) {
         work.push(this.record(n, 'email', 'email is not configured on this hub (NGSCI_SMTP_URL)'));
       } else {
         const to = prefs.email;

@@ -1,13 +1,15 @@
 /**
  * Notifications through the real app: stored once per dedupe key, listed and acknowledged, and
  * delivered by email to an SMTP server and by webhook to an HTTP server, both on 127.0.0.1 (the
- * webhook receiver reachable only because NGSCI_WEBHOOK_ALLOW names it).
+ * webhook receiver reachable only because NGSCI_WEBHOOK_ALLOW names it). Mail goes only to an
+ * address confirmed by the link mailed to it; `POST /notify` is limited per user and hour.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SMTPServer } from 'smtp-server';
+import { sql } from 'drizzle-orm';
 import { eventually, harness, type Harness } from '../testing/harness.js';
 import type { ChannelNotifier } from './notifier.js';
 
@@ -83,6 +85,45 @@ after(async () => {
 const body = async (res: Response) => (await res.json()) as Record<string, unknown>;
 const idle = () => h.services.notifications.idle();
 
+/** A mail's text with quoted-printable soft breaks and escapes undone. */
+const decoded = (m: Mail) =>
+  m.data
+    .replace(/=\r?\n/g, '')
+    .replace(/=([0-9A-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+
+/** The confirmation links mailed to an address so far, oldest first, as paths under the prefix. */
+function confirmationLinks(address: string): string[] {
+  return mails
+    .filter((m) => m.to.includes(address) && /X-Ngsci-Kind: confirmation/i.test(m.data))
+    .map((m) => {
+      const link = /https?:\/\/\S+\/api\/v1\/notifications\/confirm\?token=[\w%-]+/.exec(
+        decoded(m),
+      );
+      assert.ok(link, 'the confirmation mail carries the link');
+      const url = new URL(link[0]);
+      return `${url.pathname.slice(h.config.JUPYTERHUB_SERVICE_PREFIX.length - 1)}${url.search}`;
+    });
+}
+
+/** Waits for the next confirmation link mailed to an address (after `seen` earlier ones). */
+async function nextLink(address: string, seen = 0): Promise<string> {
+  await idle();
+  return eventually(async () => confirmationLinks(address)[seen], `confirmation mail ${seen + 1}`);
+}
+
+const putPrefs = (token: string, b: unknown) =>
+  h.request('/api/v1/notifications/preferences', {
+    token,
+    method: 'PUT',
+    body: JSON.stringify(b),
+  });
+
+const notify = (token: string, message: string) =>
+  h.request('/api/v1/notify', { token, method: 'POST', body: JSON.stringify({ message }) });
+
+/** Opens a confirmation link as a mail reader would: no hub token. */
+const openLink = (path: string) => h.request(path);
+
 describe('notifications', () => {
   test('a notice is listed for its user only, once per dedupe key, and can be acknowledged', async () => {
     const alice = h.token({ name: 'nalice' });
@@ -137,32 +178,170 @@ describe('notifications', () => {
     assert.deepEqual(unread.notifications, []);
   });
 
-  test('email: a notice reaches the SMTP server, from the configured sender, with the title as subject', async () => {
+  test('email: an unconfirmed address gets only the confirmation link; once it is opened, notices are mailed', async () => {
     const token = h.token({ name: 'mailer-user' });
-    const put = await h.request('/api/v1/notifications/preferences', {
-      token,
-      method: 'PUT',
-      body: JSON.stringify({
-        email: 'mu@example.org',
-        channels: { message: ['jupyterlab', 'email'] },
-      }),
+    const put = await putPrefs(token, {
+      email: 'mu@example.org',
+      channels: { message: ['jupyterlab', 'email'] },
     });
     assert.equal(put.status, 200, await put.clone().text());
-    const res = await h.request('/api/v1/notify', {
-      token,
-      method: 'POST',
-      body: JSON.stringify({ message: 'training finished: loss 0.031' }),
-    });
-    assert.equal(res.status, 202);
+    assert.equal((await body(put)).emailConfirmed, false);
+    const link = await nextLink('mu@example.org');
+    const confirmation = mails.find((m) => m.to.includes('mu@example.org'))!;
+    assert.match(confirmation.data, /Subject: \[ngsci\] Confirm your address/);
+    assert.match(decoded(confirmation), /mailer-user/, 'the mail says which user asked');
+
+    assert.equal((await notify(token, 'before confirming')).status, 202);
+    await idle();
+    assert.ok(
+      !mails.some((m) => m.data.includes('before confirming')),
+      'no notice is mailed to an unconfirmed address',
+    );
+    const list = await body(await h.request('/api/v1/notifications', { token }));
+    const kept = (list.notifications as Array<{ id: number; body: string }>).find(
+      (n) => n.body === 'before confirming',
+    );
+    assert.ok(kept, 'the notice is kept in JupyterLab');
+    const [note] = await h.services.notifications.store.deliveries(kept.id);
+    assert.equal(note?.ok, false);
+    assert.match(String(note?.error), /not confirmed/);
+
+    const opened = await openLink(link);
+    assert.equal(opened.status, 200, await opened.clone().text());
+    assert.deepEqual(
+      { ...(await body(opened)), message: undefined },
+      { email: 'mu@example.org', confirmed: true, message: undefined },
+    );
+    const prefs = await body(await h.request('/api/v1/notifications/preferences', { token }));
+    assert.equal(prefs.emailConfirmed, true);
+
+    assert.equal((await notify(token, 'training finished: loss 0.031')).status, 202);
     await idle();
     const mail = await eventually(
-      async () => mails.find((m) => m.to.includes('mu@example.org')),
+      async () => mails.find((m) => m.data.includes('training finished')),
       'the mail',
     );
+    assert.deepEqual(mail.to, ['mu@example.org']);
     assert.equal(mail.from, 'noreply@hub.test');
     assert.equal(mail.user, 'mailer', 'the SMTP credentials from NGSCI_SMTP_URL were used');
     assert.match(mail.data, /Subject: \[ngsci\] Message from your notebook/);
     assert.match(mail.data, /training finished: loss 0\.031/);
+  });
+
+  test('a confirmation link works once; wrong, expired and replaced links are refused', async () => {
+    const token = h.token({ name: 'link-user' });
+    const address = 'links@example.org';
+    await putPrefs(token, { email: address });
+    const first = await nextLink(address);
+    // the unconfirmed address sent again gets a new link, which replaces the first
+    assert.equal((await putPrefs(token, { email: address })).status, 200);
+    const second = await nextLink(address, 1);
+    assert.notEqual(first, second);
+
+    const refused = async (path: string, why: string) => {
+      const res = await openLink(path);
+      assert.equal(res.status, 404, why);
+      assert.equal((await body(res)).code, 'not_found', why);
+    };
+    await refused(first, 'a replaced link');
+    await refused(
+      second.replace(/token=[^&]+/, 'token=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'),
+      'a made-up token',
+    );
+    await h.database.db.execute(
+      sql`update notification_preferences set email_token_expires_at = now() - interval '1 minute' where user_name = 'link-user'`,
+    );
+    await refused(second, 'an expired link');
+    const prefs = await body(await h.request('/api/v1/notifications/preferences', { token }));
+    assert.equal(prefs.emailConfirmed, false, 'no refused link confirmed anything');
+
+    await putPrefs(token, { email: address });
+    const third = await nextLink(address, 2);
+    assert.equal((await openLink(third)).status, 200);
+    await refused(third, 'a link used once already');
+    const short = await openLink('/api/v1/notifications/confirm?token=x');
+    assert.equal(short.status, 400);
+    assert.equal((await body(short)).code, 'validation_failed');
+  });
+
+  test('changing the address needs a new confirmation; nothing goes to either address meanwhile', async () => {
+    const token = h.token({ name: 'mover' });
+    await putPrefs(token, {
+      email: 'old@example.org',
+      channels: { message: ['jupyterlab', 'email'] },
+    });
+    assert.equal((await openLink(await nextLink('old@example.org'))).status, 200);
+
+    const changed = await body(await putPrefs(token, { email: 'new@example.org' }));
+    assert.equal(changed.email, 'new@example.org');
+    assert.equal(changed.emailConfirmed, false);
+    assert.equal((await notify(token, 'after the change')).status, 202);
+    await idle();
+    assert.ok(!mails.some((m) => m.data.includes('after the change')));
+
+    const link = await nextLink('new@example.org');
+    // back to the old address: confirmed once, but it must be confirmed again
+    const back = await body(await putPrefs(token, { email: 'old@example.org' }));
+    assert.equal(back.emailConfirmed, false);
+    assert.equal((await openLink(link)).status, 404, "the new address's link went with it");
+    assert.equal((await openLink(await nextLink('old@example.org', 1))).status, 200);
+    assert.equal((await notify(token, 'confirmed again')).status, 202);
+    await idle();
+    const mail = await eventually(
+      async () => mails.find((m) => m.data.includes('confirmed again')),
+      'the mail',
+    );
+    assert.deepEqual(mail.to, ['old@example.org']);
+  });
+
+  test('confirmation mails are limited per user and hour', async () => {
+    const token = h.token({ name: 'asker' });
+    for (let i = 0; i < 5; i++)
+      assert.equal((await putPrefs(token, { email: `asker${i}@example.org` })).status, 200);
+    const sixth = await putPrefs(token, { email: 'victim@example.org' });
+    assert.equal(sixth.status, 429);
+    assert.equal((await body(sixth)).code, 'rate_limited');
+    assert.ok(Number(sixth.headers.get('retry-after')) > 0);
+    await idle();
+    assert.ok(!mails.some((m) => m.to.includes('victim@example.org')));
+  });
+
+  test('POST /notify: the 31st notice of a user in an hour is refused, on every replica', async () => {
+    const token = h.token({ name: 'chatty' });
+    for (let i = 1; i <= 30; i++) {
+      const res = await notify(token, `step ${i}`);
+      assert.equal(res.status, 202, `notice ${i}`);
+    }
+    const refused = await notify(token, 'step 31');
+    assert.equal(refused.status, 429);
+    const b = await body(refused);
+    assert.equal(b.code, 'rate_limited');
+    assert.match(String(b.message), /NGSCI_NOTIFY_PER_HOUR/);
+    const retry = Number(refused.headers.get('retry-after'));
+    assert.ok(
+      retry > 3500 && retry <= 3600,
+      `Retry-After ${retry} s: when the first leaves the hour`,
+    );
+    const list = await body(await h.request('/api/v1/notifications?limit=500', { token }));
+    assert.ok(!(list.notifications as Array<{ body: string }>).some((n) => n.body === 'step 31'));
+
+    // a second replica on the same database counts the same uses
+    const replica = await harness({ env: { NGSCI_SMTP_FROM: 'ngsci <noreply@hub.test>' } });
+    try {
+      const there = await replica.request('/api/v1/notify', {
+        token: replica.token({ name: 'chatty' }),
+        method: 'POST',
+        body: JSON.stringify({ message: 'step 31, elsewhere' }),
+      });
+      assert.equal(there.status, 429);
+    } finally {
+      await replica.close();
+    }
+    assert.equal(
+      (await notify(h.token({ name: 'quiet' }), 'first')).status,
+      202,
+      'others are not limited',
+    );
   });
 
   test('webhook: a Slack-compatible JSON POST with the notice fields', async () => {

@@ -2,7 +2,7 @@
  * Notices and preferences in the database. Notices are inserted once (a repeated dedupe key is
  * dropped by a unique index) and never updated; acknowledgements are rows of their own.
  */
-import { and, asc, desc, eq, gt, inArray, isNull, lte, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, inArray, isNotNull, isNull, lte, sql } from 'drizzle-orm';
 import type { Notification, NotifyChannel, NoticeKind } from '@ngsci/contract';
 import { NOTICE_KINDS } from '@ngsci/contract';
 import type { Db } from '../db/client.js';
@@ -13,11 +13,14 @@ import {
   notifications,
 } from '../db/schema.js';
 import type { Notice } from './types.js';
+import { NotifyUses } from './uses.js';
 
 export type StoredNotice = typeof notifications.$inferSelect;
 
 export interface Preferences {
   email: string | null;
+  /** whether the owner of `email` opened the link mailed to it; mail goes only then */
+  emailConfirmed: boolean;
   webhookSealed: string | null;
   webhookHost: string | null;
   channels: Record<NoticeKind, NotifyChannel[]>;
@@ -29,7 +32,12 @@ export function defaultChannels(email: string | null): NotifyChannel[] {
 }
 
 export class NotificationStore {
-  constructor(private readonly db: Db) {}
+  /** the per-user hourly limits (POST /notify, confirmation mails) */
+  readonly uses: NotifyUses;
+
+  constructor(private readonly db: Db) {
+    this.uses = new NotifyUses(db);
+  }
 
   /** Stores the notice; null when its dedupe key was already used for this user. */
   async insert(n: Notice): Promise<StoredNotice | null> {
@@ -142,6 +150,7 @@ export class NotificationStore {
     ) as Record<NoticeKind, NotifyChannel[]>;
     return {
       email,
+      emailConfirmed: email !== null && row?.emailConfirmedAt != null,
       webhookSealed: row?.webhookSealed ?? null,
       webhookHost: row?.webhookHost ?? null,
       channels,
@@ -160,8 +169,14 @@ export class NotificationStore {
       .select()
       .from(notificationPreferences)
       .where(eq(notificationPreferences.userName, user));
+    const email = change.email !== undefined ? change.email : (row?.email ?? null);
+    // another address (or none) needs its own confirmation; the pending link goes with the old one
+    const sameEmail = email !== null && email === (row?.email ?? null);
     const next = {
-      email: change.email !== undefined ? change.email : (row?.email ?? null),
+      email,
+      emailConfirmedAt: sameEmail ? (row?.emailConfirmedAt ?? null) : null,
+      emailTokenHash: sameEmail ? (row?.emailTokenHash ?? null) : null,
+      emailTokenExpiresAt: sameEmail ? (row?.emailTokenExpiresAt ?? null) : null,
       webhookSealed:
         change.webhook !== undefined
           ? (change.webhook?.sealed ?? null)
@@ -175,5 +190,44 @@ export class NotificationStore {
       .insert(notificationPreferences)
       .values({ userName: user, ...next })
       .onConflictDoUpdate({ target: notificationPreferences.userName, set: next });
+  }
+
+  /**
+   * Starts (or restarts) the confirmation of the user's address: keeps the hash of a new token,
+   * which replaces any earlier one. False when the address is not the user's current one.
+   */
+  async expectConfirmation(
+    user: string,
+    email: string,
+    token: { hash: string; expiresAt: Date },
+  ): Promise<boolean> {
+    const rows = await this.db
+      .update(notificationPreferences)
+      .set({ emailTokenHash: token.hash, emailTokenExpiresAt: token.expiresAt })
+      .where(
+        and(eq(notificationPreferences.userName, user), eq(notificationPreferences.email, email)),
+      )
+      .returning({ user: notificationPreferences.userName });
+    return rows.length > 0;
+  }
+
+  /**
+   * Confirms the address a token was issued for, if the token is pending and not expired, and
+   * spends the token, so a link works once. Null when no pending token matches.
+   */
+  async confirmEmail(tokenHash: string): Promise<{ user: string; email: string } | null> {
+    const rows = await this.db
+      .update(notificationPreferences)
+      .set({ emailConfirmedAt: sql`now()`, emailTokenHash: null, emailTokenExpiresAt: null })
+      .where(
+        and(
+          eq(notificationPreferences.emailTokenHash, tokenHash),
+          gt(notificationPreferences.emailTokenExpiresAt, sql`now()`),
+          isNotNull(notificationPreferences.email),
+        ),
+      )
+      .returning({ user: notificationPreferences.userName, email: notificationPreferences.email });
+    const row = rows[0];
+    return row?.email ? { user: row.user, email: row.email } : null;
   }
 }

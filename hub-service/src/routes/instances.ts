@@ -37,7 +37,12 @@ function subject(c: Context<AppEnv>, requested: string | undefined): string {
   return requested;
 }
 
-export function instanceRoutes(deps: Pick<AppDeps, 'store' | 'lifecycle'>) {
+/** A heartbeat after this long without an event keeps proxies from closing an idle stream. */
+const PING_AFTER_MS = 15_000;
+/** What a refused stream is told to wait: streams end when tabs close, so soon is reasonable. */
+const STREAM_RETRY_SECONDS = 10;
+
+export function instanceRoutes(deps: Pick<AppDeps, 'store' | 'lifecycle' | 'events'>) {
   const r = newRouter();
 
   r.openapi(
@@ -159,7 +164,9 @@ export function instanceRoutes(deps: Pick<AppDeps, 'store' | 'lifecycle'>) {
       path: '/instances/{server}/events',
       description:
         'Server-Sent Events: every lifecycle event of every instance of this server, as `event: instance` ' +
-        'with an InstanceEvent as data. Replays from `Last-Event-ID` (or `?after=`), else from the newest instance.',
+        'with an InstanceEvent as data, and `event: ping` after 15 s without one. Replays from ' +
+        '`Last-Event-ID` (or `?after=`), else from the newest instance. A user holds at most ' +
+        'NGSCI_SSE_PER_USER streams open at once (429 beyond; closing one frees its place).',
       request: {
         params: ServerParam,
         query: UserQuery.extend({ after: z.coerce.number().int().min(0).optional() }),
@@ -169,7 +176,7 @@ export function instanceRoutes(deps: Pick<AppDeps, 'store' | 'lifecycle'>) {
           content: { 'text/event-stream': { schema: z.string() } },
           description: 'an event stream',
         },
-        ...errors(401, 403),
+        ...errors(401, 403, 429),
       },
     }),
     (async (c: Context<AppEnv>) => {
@@ -183,21 +190,37 @@ export function instanceRoutes(deps: Pick<AppDeps, 'store' | 'lifecycle'>) {
         const first = latest ? (await deps.store.events(latest.id, 0))[0] : undefined;
         after = first ? first.id - 1 : 0;
       }
+      // the caller's streams count, also those an admin opens on other users' servers
+      const caller = c.get('user').name;
+      const events = await deps.events.open(caller, user, server, after);
+      if (!events) {
+        c.header('retry-after', String(STREAM_RETRY_SECONDS));
+        throw new ApiError(
+          429,
+          'rate_limited',
+          `${caller} already has ${deps.events.perUser} event streams open (NGSCI_SSE_PER_USER); ` +
+            `close one (another tab?) or try again in ${STREAM_RETRY_SECONDS} s`,
+        );
+      }
       return streamSSE(c, async (stream) => {
-        let open = true;
-        stream.onAbort(() => {
-          open = false;
-        });
-        let idle = 0;
-        while (open) {
-          const events = await deps.store.serverEvents(user, server, after);
-          for (const e of events) {
-            await stream.writeSSE({ id: String(e.id), event: 'instance', data: JSON.stringify(e) });
-            after = e.id;
+        stream.onAbort(() => events.close());
+        try {
+          while (!events.isClosed && !stream.aborted) {
+            const batch = await events.next(PING_AFTER_MS);
+            for (const e of batch)
+              await stream.writeSSE({
+                id: String(e.id),
+                event: 'instance',
+                data: JSON.stringify(e),
+              });
+            if (!batch.length && !events.isClosed)
+              await stream.writeSSE({ event: 'ping', data: '{}' });
           }
-          idle = events.length ? 0 : idle + 1;
-          if (idle % 30 === 29) await stream.writeSSE({ event: 'ping', data: '{}' });
-          await stream.sleep(500);
+        } catch (err) {
+          // the client reconnects with Last-Event-ID; the reason stays in the log
+          c.get('log').warn({ err, user, server }, 'an event stream ended on an error');
+        } finally {
+          events.close();
         }
       });
     }) as never,

@@ -1,11 +1,15 @@
 /**
  * A user's notices: the list JupyterLab polls (`?after=<id>`), acknowledgements, channel
- * preferences, and `POST /notify` for `%ngsci notify` and `ngsci notify`.
+ * preferences, and `POST /notify` for `%ngsci notify` and `ngsci notify`; and, without a hub
+ * token, the link that confirms an email address (the token in it is the proof).
  */
 import { createRoute } from '@hono/zod-openapi';
+import type { Context } from 'hono';
 import {
   AckRequest,
   AckResult,
+  EmailConfirmation,
+  EmailConfirmationQuery,
   NotificationList,
   NotificationPreferences,
   NotificationPreferencesInput,
@@ -16,19 +20,36 @@ import {
 import { newRouter, type AppDeps } from '../http.js';
 import { ApiError } from '../errors.js';
 import type { Preferences } from '../notify/store.js';
+import {
+  CONFIRMATION_MAILS_PER_HOUR,
+  confirmationLink,
+  hashConfirmationToken,
+  newConfirmationToken,
+} from '../notify/confirmation.js';
+import { notifySettings } from '../notify/settings.js';
+import type { UseVerdict } from '../notify/uses.js';
 import { errors, json } from './common.js';
 
 function publicPreferences(p: Preferences): NotificationPreferences {
   return {
     email: p.email,
+    emailConfirmed: p.emailConfirmed,
     webhook: { configured: p.webhookSealed !== null, host: p.webhookHost },
     channels: p.channels,
   };
 }
 
+/** A per-hour limit reached: 429 rate_limited, with Retry-After. */
+function refuseIfOver(c: Context, verdict: UseVerdict, message: (seconds: number) => string) {
+  if (verdict.ok) return;
+  c.header('retry-after', String(verdict.retryAfterSeconds));
+  throw new ApiError(429, 'rate_limited', message(verdict.retryAfterSeconds));
+}
+
 export function notificationRoutes(deps: Pick<AppDeps, 'notifications' | 'notifier' | 'config'>) {
   const r = newRouter();
   const store = deps.notifications.store;
+  const { NGSCI_NOTIFY_PER_HOUR: notifyPerHour } = notifySettings(deps.config);
 
   r.openapi(
     createRoute({
@@ -86,7 +107,8 @@ export function notificationRoutes(deps: Pick<AppDeps, 'notifications' | 'notifi
     createRoute({
       method: 'put',
       path: '/notifications/preferences',
-      description: 'Changes only the fields sent. `null` removes the email address or the webhook.',
+      description:
+        'Changes only the fields sent. `null` removes the email address or the webhook. A new address is mailed a confirmation link and receives notices once it is opened (`emailConfirmed`); sending the unconfirmed address again mails a new link.',
       request: {
         body: {
           content: { 'application/json': { schema: NotificationPreferencesInput } },
@@ -95,7 +117,7 @@ export function notificationRoutes(deps: Pick<AppDeps, 'notifications' | 'notifi
       },
       responses: {
         200: json(NotificationPreferences, 'the preferences now'),
-        ...errors(400, 401, 403),
+        ...errors(400, 401, 403, 429),
       },
     }),
     async (c) => {
@@ -134,7 +156,32 @@ export function notificationRoutes(deps: Pick<AppDeps, 'notifications' | 'notifi
           );
         }
       }
+      // a new address, or the unconfirmed one sent again, is mailed a (new) confirmation link
+      const confirm =
+        typeof body.email === 'string' &&
+        deps.notifications.emailEnabled &&
+        (body.email !== current.email || !current.emailConfirmed);
+      if (confirm)
+        refuseIfOver(
+          c,
+          await store.uses.take(user, 'confirmation_mail', CONFIRMATION_MAILS_PER_HOUR),
+          (s) =>
+            `too many confirmation mails for ${user}: at most ${CONFIRMATION_MAILS_PER_HOUR} an hour; try again in ${s} s`,
+        );
       await store.savePreferences(user, { email: body.email, webhook, channels: body.channels });
+      if (confirm && typeof body.email === 'string') {
+        const token = newConfirmationToken();
+        if (await store.expectConfirmation(user, body.email, token)) {
+          const link = confirmationLink({
+            hubHost: deps.config.JUPYTERHUB_HOST,
+            requestUrl: c.req.url,
+            forwardedProto: c.req.header('x-forwarded-proto'),
+            servicePrefix: deps.config.JUPYTERHUB_SERVICE_PREFIX,
+            token: token.token,
+          });
+          deps.notifications.sendConfirmation(user, body.email, link);
+        }
+      }
       return c.json(publicPreferences(await store.preferences(user)), 200);
     },
   );
@@ -144,18 +191,24 @@ export function notificationRoutes(deps: Pick<AppDeps, 'notifications' | 'notifi
       method: 'post',
       path: '/notify',
       description:
-        'Sends the caller a notice of their own (`%ngsci notify "done"`), through their channels.',
+        'Sends the caller a notice of their own (`%ngsci notify "done"`), through their channels; at most NGSCI_NOTIFY_PER_HOUR an hour per user.',
       request: {
         body: { content: { 'application/json': { schema: NotifyRequest } }, required: true },
       },
       responses: {
         202: json(NotifyResult, 'sent'),
-        ...errors(400, 401, 403),
+        ...errors(400, 401, 403, 429),
       },
     }),
     async (c) => {
       const user = c.get('user').name;
       const b = c.req.valid('json');
+      refuseIfOver(
+        c,
+        await store.uses.take(user, 'notify', notifyPerHour),
+        (s) =>
+          `too many notices sent by ${user}: at most ${notifyPerHour} an hour (NGSCI_NOTIFY_PER_HOUR); try again in ${s} s`,
+      );
       const title =
         b.title ?? (b.kind === 'failure' ? 'A cell failed' : 'Message from your notebook');
       await deps.notifier.send({
@@ -170,5 +223,48 @@ export function notificationRoutes(deps: Pick<AppDeps, 'notifications' | 'notifi
     },
   );
 
+  return r;
+}
+
+/**
+ * `GET /notifications/confirm?token=…`, the link mailed to a new address. It needs no hub token
+ * (it is opened from a mail, maybe on another device): the single-use token is the proof. So it
+ * is mounted before authentication (app.ts), apart from the routes above.
+ */
+export function notificationConfirmRoutes(deps: Pick<AppDeps, 'notifications'>) {
+  const r = newRouter();
+  r.openapi(
+    createRoute({
+      method: 'get',
+      path: '/notifications/confirm',
+      description:
+        'Confirms the email address a link was mailed to; the link works once, within 24 hours. No hub token: the token in the link is the proof.',
+      security: [],
+      request: { query: EmailConfirmationQuery },
+      responses: {
+        200: json(EmailConfirmation, 'the address now receives notices'),
+        ...errors(400, 404),
+      },
+    }),
+    async (c) => {
+      const { token } = c.req.valid('query');
+      const done = await deps.notifications.store.confirmEmail(hashConfirmationToken(token));
+      if (!done)
+        throw new ApiError(
+          404,
+          'not_found',
+          'this confirmation link is unknown, expired or already used: set the address again in your notification preferences for a new link',
+        );
+      c.header('cache-control', 'no-store');
+      return c.json(
+        {
+          email: done.email,
+          confirmed: true as const,
+          message: `${done.email} is confirmed: ngsci notices for ${done.user} are mailed to it from now on`,
+        },
+        200,
+      );
+    },
+  );
   return r;
 }

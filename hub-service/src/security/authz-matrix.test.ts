@@ -94,6 +94,7 @@ const MATRIX: Array<[route: string, expected: Statuses]> = [
   ['POST /api/v1/notifications/ack',                     [401, 200,  200,  200, 401,  401,   200,  200]],
   ['GET /api/v1/notifications/preferences',              [401, 200,  200,  200, 401,  401,   200,  200]],
   ['PUT /api/v1/notifications/preferences',              [401, 200,  200,  200, 401,  401,   200,  200]],
+  ['GET /api/v1/notifications/confirm',                  [404, 404,  404,  404, 404,  404,   404,  404]],
   ['POST /api/v1/notify',                                [401, 202,  202,  202, 401,  401,   202,  202]],
   ['POST /api/v1/agent/audit',                           [401, 403,  403,  403, 202,  403,   401,  403]],
   ['GET /api/v1/admin/audit',                            [401, 403,  403,  403, 401,  401,   200,  403]],
@@ -195,6 +196,10 @@ const REQUESTS: Record<string, Fixture> = {
   'PUT /api/v1/notifications/preferences': () => ({
     path: '/api/v1/notifications/preferences',
     body: { channels: { budget: ['jupyterlab'] } },
+  }),
+  // no hub token needed: the token in the link is the proof; this one was never issued
+  'GET /api/v1/notifications/confirm': () => ({
+    path: `/api/v1/notifications/confirm?token=${'A'.repeat(43)}`,
   }),
   'POST /api/v1/notify': () => ({ path: '/api/v1/notify', body: { message: 'the cell finished' } }),
   'POST /api/v1/agent/audit': () => ({

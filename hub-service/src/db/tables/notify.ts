@@ -66,15 +66,47 @@ export const notificationDeliveries = pgTable(
   (t) => [index('notification_deliveries_notification').on(t.notificationId)],
 );
 
-/** A user's channels. The webhook URL may carry a token, so it is stored sealed (SecretBox). */
-export const notificationPreferences = pgTable('notification_preferences', {
-  userName: text('user_name').primaryKey(),
-  email: text('email'),
-  webhookSealed: text('webhook_sealed'),
-  webhookHost: text('webhook_host'),
-  channels: jsonb('channels')
-    .$type<Record<string, string[]>>()
-    .notNull()
-    .default(sql`'{}'::jsonb`),
-  updatedAt: ts('updated_at').notNull().defaultNow(),
-});
+/**
+ * A user's channels. The webhook URL may carry a token, so it is stored sealed (SecretBox). Mail
+ * goes only to an address its owner confirmed: until the link mailed to it is opened,
+ * `email_confirmed_at` is null and only the hash of the link's single-use token is kept.
+ */
+export const notificationPreferences = pgTable(
+  'notification_preferences',
+  {
+    userName: text('user_name').primaryKey(),
+    email: text('email'),
+    emailConfirmedAt: ts('email_confirmed_at'),
+    /** sha256 of the pending confirmation token (hex); null once used or when none is pending */
+    emailTokenHash: text('email_token_hash'),
+    emailTokenExpiresAt: ts('email_token_expires_at'),
+    webhookSealed: text('webhook_sealed'),
+    webhookHost: text('webhook_host'),
+    channels: jsonb('channels')
+      .$type<Record<string, string[]>>()
+      .notNull()
+      .default(sql`'{}'::jsonb`),
+    updatedAt: ts('updated_at').notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex('notification_preferences_email_token')
+      .on(t.emailTokenHash)
+      .where(sql`email_token_hash is not null`),
+  ],
+);
+
+/**
+ * What a user's per-hour limits count (`POST /notify`, confirmation mails): one row per use,
+ * in the database so every replica counts the same uses. Rows older than the window are pruned
+ * when the user's next use is counted.
+ */
+export const notifyUses = pgTable(
+  'notify_uses',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    userName: text('user_name').notNull(),
+    what: text('what').$type<'notify' | 'confirmation_mail'>().notNull(),
+    at: ts('at').notNull().defaultNow(),
+  },
+  (t) => [index('notify_uses_user_at').on(t.userName, t.what, t.at)],
+);
