@@ -67,7 +67,10 @@ def load_passwords(login_file: Path, users: list[str]) -> dict[str, str]:
         with os.fdopen(fd, "w") as f:
             json.dump(stored, f, indent=2)
         os.replace(tmp, login_file)
-        print(f"ngsci: new passwords for {', '.join(missing)} are in {login_file}", file=sys.stderr)
+        print(
+            f"ngsci: new passwords for {', '.join(missing)} are in {login_file}",
+            file=sys.stderr,
+        )
     return {u: passwords[u] for u in users}
 
 
@@ -81,7 +84,8 @@ if env.get("NGSCI_PASSWORD"):
 
 c.JupyterHub.authenticator_class = LocalLoginAuthenticator
 c.LocalLoginAuthenticator.passwords = load_passwords(
-    Path(env.get("NGSCI_LOGIN_FILE", data_dir / "local-login.json")), researchers + admins
+    Path(env.get("NGSCI_LOGIN_FILE", data_dir / "local-login.json")),
+    researchers + admins,
 )
 c.Authenticator.allowed_users = set(researchers + admins)
 c.Authenticator.admin_users = set(admins)
@@ -94,8 +98,12 @@ c.JupyterHub.port = int(env.get("NGSCI_HUB_PORT", "8000"))
 # API to a routable address (JupyterHub.hub_bind_url) is not needed and not advised.
 c.JupyterHub.hub_ip = "127.0.0.1"
 c.JupyterHub.hub_port = int(env.get("NGSCI_HUB_API_PORT", "8081"))
-c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{env.get('NGSCI_PROXY_API_PORT', '8001')}"
-c.ConfigurableHTTPProxy.command = [str(root / "node_modules" / ".bin" / "configurable-http-proxy")]
+c.ConfigurableHTTPProxy.api_url = (
+    f"http://127.0.0.1:{env.get('NGSCI_PROXY_API_PORT', '8001')}"
+)
+c.ConfigurableHTTPProxy.command = [
+    str(root / "node_modules" / ".bin" / "configurable-http-proxy")
+]
 c.ConfigurableHTTPProxy.should_start = True
 c.JupyterHub.db_url = f"sqlite:///{hub_dir / 'jupyterhub.sqlite'}"
 c.JupyterHub.cookie_secret_file = str(hub_dir / "jupyterhub_cookie_secret")
@@ -110,7 +118,8 @@ service_environment = {
     "NGSCI_LOCAL_STOP_ON_SHUTDOWN": env.get("NGSCI_LOCAL_STOP_ON_SHUTDOWN", "true"),
     # `ngsci agent` beside each local instance (the launcher scripts/setup.mjs writes)
     "NGSCI_AGENT_COMMAND": env.get(
-        "NGSCI_AGENT_COMMAND", str(venv_bin / "ngsci") if (venv_bin / "ngsci").exists() else ""
+        "NGSCI_AGENT_COMMAND",
+        str(venv_bin / "ngsci") if (venv_bin / "ngsci").exists() else "",
     ),
     "NGSCI_LOG_LEVEL": env.get("NGSCI_LOG_LEVEL", "info"),
     "PATH": f"{venv_bin}{os.pathsep}{env.get('PATH', '')}",
@@ -118,14 +127,27 @@ service_environment = {
 # settings passed through to the service as they are (documented in docs/configuration.md)
 for key, value in env.items():
     cloud_credentials = key.startswith(("AWS_", "GOOGLE_", "CLOUDSDK_", "ARM_"))
-    if key == "DATABASE_URL" or cloud_credentials or (key.startswith("NGSCI_") and key not in (
-        "NGSCI_PASSWORD", "NGSCI_BRIDGE_SECRET", "NGSCI_TEST_ADMIN_TOKEN", "NGSCI_SERVICE_COMMAND",
-        "NGSCI_LOGIN_FILE",
-    )):
+    if (
+        key == "DATABASE_URL"
+        or cloud_credentials
+        or (
+            key.startswith("NGSCI_")
+            and key
+            not in (
+                "NGSCI_PASSWORD",
+                "NGSCI_BRIDGE_SECRET",
+                "NGSCI_TEST_ADMIN_TOKEN",
+                "NGSCI_SERVICE_COMMAND",
+                "NGSCI_LOGIN_FILE",
+            )
+        )
+    ):
         service_environment.setdefault(key, value)
 
 service_command = shlex.split(
-    env.get("NGSCI_SERVICE_COMMAND", f"node {root / 'hub-service' / 'dist' / 'index.js'}")
+    env.get(
+        "NGSCI_SERVICE_COMMAND", f"node {root / 'hub-service' / 'dist' / 'index.js'}"
+    )
 )
 
 configure_hub(
@@ -134,10 +156,15 @@ configure_hub(
     service_port=int(env.get("NGSCI_SERVICE_PORT", "10101")),
     bridge_secret=env["NGSCI_BRIDGE_SECRET"],
     service_environment=service_environment,
+    # the hub keeps a service's environment in its database: secrets go to a 0600 file instead
+    secrets_file=data_dir / "service-secrets.json",
     admin_users=set(admins),
     # a local process is up in seconds; a cloud VM with a GPU driver takes minutes
     start_timeout=int(
-        env.get("NGSCI_START_TIMEOUT", "900" if env.get("NGSCI_PROVISIONER") == "terraform" else "120")
+        env.get(
+            "NGSCI_START_TIMEOUT",
+            "900" if env.get("NGSCI_PROVISIONER") == "terraform" else "120",
+        )
     ),
 )
 c.NgsciSpawner.cmd = [str(venv_bin / "jupyterhub-singleuser")]
@@ -156,7 +183,13 @@ if test_token:
         {
             "name": "ngsci-test",
             "services": ["ngsci-test"],
-            "scopes": ["admin:users", "admin:servers", "tokens", "admin:groups", "read:hub"],
+            "scopes": [
+                "admin:users",
+                "admin:servers",
+                "tokens",
+                "admin:groups",
+                "read:hub",
+            ],
         }
     )
 

@@ -1,12 +1,18 @@
 /** Start-up configuration: which clouds the hub offers, and the catalog file. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildCatalog, resolveOffer } from './catalog.js';
-import { catalogOptions, ConfigError, enabledClouds, loadConfig } from './config.js';
+import {
+  catalogOptions,
+  ConfigError,
+  enabledClouds,
+  loadConfig,
+  withSecretsFile,
+} from './config.js';
 
 const BASE = {
   JUPYTERHUB_API_TOKEN: 'hub-token-for-tests',
@@ -124,5 +130,44 @@ describe('NGSCI_CATALOG_FILE', () => {
       { ...BASE, NGSCI_CATALOG_FILE: join(dir, 'nope.json') },
       `NGSCI_CATALOG_FILE: ${join(dir, 'nope.json')}: cannot be read (ENOENT)`,
     );
+  });
+});
+
+describe('secrets handed over in a file (NGSCI_SECRETS_FILE)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ngsci-secrets-'));
+  const file = (name: string, text: string, mode = 0o600) => {
+    const path = join(dir, name);
+    writeFileSync(path, text, { mode });
+    chmodSync(path, mode);
+    return path;
+  };
+
+  it('adds the file’s settings to the environment; the environment wins', () => {
+    const path = file(
+      'ok.json',
+      JSON.stringify({ NGSCI_SECRET_KEY: 'from-the-file-0123456789', NGSCI_BRIDGE_SECRET: 'x' }),
+    );
+    const env = withSecretsFile({
+      NGSCI_SECRETS_FILE: path,
+      NGSCI_BRIDGE_SECRET: 'a-bridge-secret-of-32-characters',
+      JUPYTERHUB_API_TOKEN: 'hub-token-for-tests',
+    });
+    const config = loadConfig(env);
+    assert.equal(config.NGSCI_SECRET_KEY, 'from-the-file-0123456789');
+    assert.equal(config.NGSCI_BRIDGE_SECRET, 'a-bridge-secret-of-32-characters');
+  });
+
+  it('refuses a file others may read, one that is not JSON, or not settings to strings', () => {
+    for (const [path, why] of [
+      [file('open.json', '{}', 0o644), /may be read by others/],
+      [file('bad.json', 'NGSCI_SECRET_KEY=x'), /is not JSON/],
+      [file('nested.json', '{"NGSCI_SECRET_KEY": 1}'), /object of setting names to strings/],
+      [join(dir, 'missing.json'), /cannot read .* \(ENOENT\)/],
+    ] as const)
+      assert.throws(
+        () => withSecretsFile({ NGSCI_SECRETS_FILE: path }),
+        (e: unknown) => e instanceof ConfigError && why.test(e.message),
+        String(why),
+      );
   });
 });

@@ -3,6 +3,7 @@
  * JupyterHub passes the JUPYTERHUB_* variables to a managed service; NGSCI_* and DATABASE_URL come
  * from the service's `environment` in the hub config. See docs/configuration.md for each setting.
  */
+import { readFileSync, statSync } from 'node:fs';
 import { z } from 'zod';
 import { Cloud } from '@ngsci/contract';
 import { TerraformSettingsSchema } from './provisioners/terraform/settings.js';
@@ -220,6 +221,40 @@ export function deprecations(config: Config): string[] {
 export class ConfigError extends Error {}
 
 /** Parses the environment; the error names every bad variable and why, never its value. */
+/**
+ * The environment with the secrets of NGSCI_SECRETS_FILE added: a JSON object of settings
+ * (the hub writes it, 0600, because JupyterHub stores a service's `environment` in its own
+ * database; spawner-bridge's configure_hub). The real environment wins over the file. A file that
+ * others may read, or that is not an object of strings, is refused.
+ */
+export function withSecretsFile(
+  env: Record<string, string | undefined>,
+): Record<string, string | undefined> {
+  const path = env.NGSCI_SECRETS_FILE;
+  if (!path) return env;
+  const fail = (why: string): never => {
+    throw new ConfigError(`invalid configuration:\n  NGSCI_SECRETS_FILE: ${why}`);
+  };
+  let text = '';
+  try {
+    if ((statSync(path).mode & 0o077) !== 0)
+      fail(`${path} may be read by others: make it 0600 (it holds secrets)`);
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    fail(`cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    fail(`${path} is not JSON`);
+  }
+  const values = z.record(z.string().regex(/^[A-Z][A-Z0-9_]*$/), z.string()).safeParse(parsed);
+  if (!values.success) return fail(`${path} must be a JSON object of setting names to strings`);
+  return { ...values.data, ...env };
+}
+
 export function loadConfig(env: Record<string, string | undefined>): Config {
   const picked: Record<string, string> = {};
   for (const key of Object.keys(ConfigSchema.shape)) {

@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { serve } from '@hono/node-server';
-import { accessScopes, ConfigError, deprecations, loadConfig } from './config.js';
+import { accessScopes, ConfigError, deprecations, loadConfig, withSecretsFile } from './config.js';
 import { createApp } from './app.js';
 import { Authenticator } from './auth.js';
 import { openDatabase, seed } from './db/client.js';
@@ -37,8 +37,11 @@ const INHERITED = ['PATH', 'LANG', 'LC_ALL', 'TZ', 'VIRTUAL_ENV', 'PYTHONPATH', 
 
 async function main(): Promise<void> {
   let config;
+  // the environment plus the secrets the hub hands over in a file (NGSCI_SECRETS_FILE)
+  let env: Record<string, string | undefined> = process.env;
   try {
-    config = loadConfig(process.env);
+    env = withSecretsFile(process.env);
+    config = loadConfig(env);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`ngsci hub-service: ${err.message}\n`);
@@ -52,7 +55,7 @@ async function main(): Promise<void> {
   if (config.NGSCI_PROVISIONER === 'terraform') {
     try {
       cloudSettings = terraformSettings(config as Parameters<typeof terraformSettings>[0], {
-        env: process.env,
+        env,
         dataDir: config.NGSCI_DATA_DIR,
         databaseUrl: config.DATABASE_URL,
         servicePrefix: config.JUPYTERHUB_SERVICE_PREFIX,

@@ -6,7 +6,11 @@ replacing it, so it can be called before or after the operator's own settings.
 
 from __future__ import annotations
 
+import json
+import os
+import re
 from collections.abc import Collection, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from traitlets.config.loader import LazyConfigValue
@@ -29,6 +33,29 @@ SERVICE_SCOPES = (
 )
 
 
+# Settings that are secrets. JupyterHub stores a managed service's `environment` in its own
+# database (services.environment), so with `secrets_file` these go to a 0600 file instead.
+SECRET_SETTING = re.compile(
+    r"^(NGSCI_BRIDGE_SECRET|NGSCI_SECRET_KEY|DATABASE_URL|NGSCI_SMTP_URL|NGSCI_TERRAFORM_PG_CONN_STR"
+    r"|(AWS|GOOGLE|CLOUDSDK|ARM)_[A-Z0-9_]*)$"
+)
+
+
+def write_secrets_file(path: str | os.PathLike[str], values: Mapping[str, str]) -> None:
+    """Write `values` as a JSON object to `path`: 0600 from creation, replaced atomically."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(dict(values), f)
+        os.replace(scratch, target)
+    except BaseException:
+        scratch.unlink(missing_ok=True)
+        raise
+
+
 def configure_hub(
     c: Any,
     *,
@@ -39,6 +66,7 @@ def configure_hub(
     admin_users: Collection[str] = frozenset(),
     service_name: str = "ngsci",
     start_timeout: int | None = None,
+    secrets_file: str | os.PathLike[str] | None = None,
 ) -> None:
     """Configure JupyterHub (`c`, the traitlets config of `jupyterhub_config.py`) for ngsci.
 
@@ -53,6 +81,10 @@ def configure_hub(
     - `access:services!service=<service_name>` for every user, so their servers' tokens may
       call the service;
     - `NgsciSpawner.service_url` and `.bridge_secret` (and `.start_timeout` when given).
+
+    With `secrets_file`, the bridge secret and every secret setting of `service_environment`
+    (SECRET_SETTING) are written to that file (0600) and the service gets only its path
+    (`NGSCI_SECRETS_FILE`): JupyterHub keeps a service's environment in its database.
     """
     if not bridge_secret:
         raise ValueError("bridge_secret must not be empty")
@@ -81,7 +113,7 @@ def configure_hub(
             "name": service_name,
             "url": f"http://127.0.0.1:{int(service_port)}",
             "command": list(service_command),
-            "environment": {**service_environment, "NGSCI_BRIDGE_SECRET": bridge_secret},
+            "environment": _service_environment(service_environment, bridge_secret, secrets_file),
             "display": True,
             # The service's own hub OAuth login (the admin panel's "Sign in as admin") is the one
             # browser path to the admin scope: its tokens may carry it for users who hold it.
@@ -162,3 +194,18 @@ def _add_role(c: Any, role: dict[str, Any]) -> None:
                 existing.setdefault("description", role["description"])
             return
     roles.append(role)
+
+
+def _service_environment(
+    environment: Mapping[str, str],
+    bridge_secret: str,
+    secrets_file: str | os.PathLike[str] | None,
+) -> dict[str, str]:
+    """The service's environment; its secrets moved to `secrets_file` when one is given."""
+    everything = {**environment, "NGSCI_BRIDGE_SECRET": bridge_secret}
+    if secrets_file is None:
+        return everything
+    secrets = {k: v for k, v in everything.items() if SECRET_SETTING.match(k)}
+    write_secrets_file(secrets_file, secrets)
+    plain = {k: v for k, v in everything.items() if k not in secrets}
+    return {**plain, "NGSCI_SECRETS_FILE": str(Path(secrets_file).resolve())}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import stat
 
 import pytest
 from jupyterhub import orm, roles, scopes
@@ -70,6 +72,33 @@ def test_structure():
     assert spawner.service_url == "http://127.0.0.1:10101/services/ngsci"
     assert spawner.bridge_secret == "s3cret-bridge"
     assert spawner.start_timeout == 1200
+
+
+def test_secrets_go_to_a_private_file_not_the_hub_database(tmp_path):
+    # JupyterHub stores a managed service's environment in its database: secrets must not be in it
+    secrets = tmp_path / "service-secrets.json"
+    env = {
+        "DATABASE_URL": "postgres://u:pw@db/ngsci",
+        "NGSCI_SECRET_KEY": "k" * 32,
+        "AWS_SECRET_ACCESS_KEY": "aws-secret",
+        "NGSCI_LOG_LEVEL": "info",
+    }
+    service = loaded(configured(service_environment=env, secrets_file=secrets)).services[0]
+    assert service["environment"] == {
+        "NGSCI_LOG_LEVEL": "info",
+        "NGSCI_SECRETS_FILE": str(secrets.resolve()),
+    }
+    assert json.loads(secrets.read_text()) == {
+        "DATABASE_URL": "postgres://u:pw@db/ngsci",
+        "NGSCI_SECRET_KEY": "k" * 32,
+        "AWS_SECRET_ACCESS_KEY": "aws-secret",
+        "NGSCI_BRIDGE_SECRET": "s3cret-bridge",
+    }
+    assert stat.S_IMODE(secrets.stat().st_mode) == 0o600
+    # written again (replaced) at the next start, still private
+    configured(service_environment={"NGSCI_SECRET_KEY": "n" * 32}, secrets_file=secrets)
+    assert json.loads(secrets.read_text())["NGSCI_SECRET_KEY"] == "n" * 32
+    assert stat.S_IMODE(secrets.stat().st_mode) == 0o600
 
 
 def test_merges_with_existing_config():

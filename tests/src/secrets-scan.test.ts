@@ -12,7 +12,7 @@
  * body the service gave the test: 0 hits.
  *
  * Places that hold a secret by design are listed in `allowedPlaces` with the reason; nothing else
- * may. One open finding is reported by a todo test instead (`isOpenFinding`).
+ * may.
  * The one secret allowed in Terraform's files is a machine's bootstrap token, and only in its own
  * instance's configuration and state (the machine's user-data; docs/security.md: single use, and
  * useless without the machine's signed identity).
@@ -42,7 +42,6 @@ import {
   describeHits,
   scanFiles,
   scanPlaces,
-  type Hit,
   type Place,
   type Secret,
 } from './scan.js';
@@ -106,6 +105,15 @@ function allowedPlaces(stateSchemas: Map<string, string>) {
     if (where === 'local-login.json')
       return kind === kinds.bridgeSecret || kind.startsWith('the login password of ');
     if (where === 'secret-key') return kind === kinds.secretKey;
+    // the service's secrets, handed over in a 0600 file: JupyterHub would keep its environment
+    // in the hub database (configure_hub's secrets_file)
+    if (where === 'service-secrets.json')
+      return (
+        kind === kinds.bridgeSecret ||
+        kind === kinds.secretKey ||
+        kind === kinds.smtpPassword ||
+        kind.startsWith('the cloud credential ')
+      );
     if (where === 'hub/jupyterhub_cookie_secret') return kind === kinds.cookieSecret;
     // a machine's user-data carries its own bootstrap token: its stack's configuration and state
     const file = /^terraform\/instances\/([^/]+)\/(cdk\.tf\.json|terraform\.tfstate)$/.exec(where);
@@ -119,19 +127,6 @@ function allowedPlaces(stateSchemas: Map<string, string>) {
     return false;
   };
 }
-
-/**
- * An open finding (docs/security.md): JupyterHub keeps a managed service's configured
- * `environment` in its own database (`services.environment` in `jupyterhub.sqlite`, plain text),
- * so every secret the hub configuration hands the service that way is at rest there. The scan
- * reports these hits in the todo test below instead of failing on them; any other hit fails.
- */
-const isOpenFinding = (hit: Hit): boolean =>
-  hit.where === 'hub/jupyterhub.sqlite' &&
-  (hit.kind === kinds.bridgeSecret ||
-    hit.kind === kinds.secretKey ||
-    hit.kind === kinds.smtpPassword ||
-    hit.kind.startsWith('the cloud credential '));
 
 interface Inst {
   id: string;
@@ -151,8 +146,6 @@ describe('secrets scan over an integration run (terraform test double stands in 
   const booted = new Set<string>();
   const hookPosts: string[] = [];
   const mails: string[] = [];
-  /** the scan's hits of the open finding, for the todo test; null until the scan ran */
-  let openFindingHits: Hit[] | null = null;
   /** every response body the service gave this test, by route */
   const bodies: Place[] = [];
   const scratch = mkdtempSync(join(tmpdir(), 'ngsci-scan-'));
@@ -233,6 +226,15 @@ describe('secrets scan over an integration run (terraform test double stands in 
         argv.some((a) => a.endsWith('hub-service/dist/index.js')) &&
         env.NGSCI_DATA_DIR === stack.dataDir,
     );
+    // the hub keeps a service's environment in its database: the secrets come in a file instead
+    assert.ok(serviceEnv.NGSCI_SECRETS_FILE, 'the service gets its secrets in a file');
+    for (const k of [
+      'NGSCI_BRIDGE_SECRET',
+      'NGSCI_SECRET_KEY',
+      'NGSCI_SMTP_URL',
+      'AWS_SECRET_ACCESS_KEY',
+    ])
+      assert.equal(serviceEnv[k], undefined, `${k} is not in the service's environment`);
     proxyEnv = processEnv('the proxy process', (argv) =>
       argv.some((a, i) => a === '--api-port' && argv[i + 1] === String(stack.ports.proxyApi)),
     );
@@ -535,7 +537,10 @@ describe('secrets scan over an integration run (terraform test double stands in 
       { kind: kinds.userToken, value: token },
       { kind: kinds.adminToken, value: adminToken },
       { kind: kinds.agentCredential, value: answer.agentToken },
-      { kind: kinds.secretKey, value: serviceEnv.NGSCI_SECRET_KEY ?? '' },
+      {
+        kind: kinds.secretKey,
+        value: readFileSync(join(stack.dataDir, 'secret-key'), 'utf8').trim(),
+      },
       {
         kind: kinds.cookieSecret,
         value: readFileSync(join(stack.dataDir, 'hub', 'jupyterhub_cookie_secret'), 'utf8').trim(),
@@ -560,9 +565,7 @@ describe('secrets scan over an integration run (terraform test double stands in 
       ...scanFiles(stack.dataDir, secrets, allowed),
       ...scanPlaces(places, secrets, allowed),
     ];
-    openFindingHits = hits.filter(isOpenFinding);
-    const leaks = hits.filter((h) => !isOpenFinding(h));
-    assert.equal(leaks.length, 0, `secrets where they must never be:\n${describeHits(leaks)}`);
+    assert.equal(hits.length, 0, `secrets where they must never be:\n${describeHits(hits)}`);
 
     // the places scanned are the ones the secrets went through
     const scanned = places.map((p) => p.where);
@@ -587,15 +590,6 @@ describe('secrets scan over an integration run (terraform test double stands in 
         where,
       );
   });
-
-  test(
-    "the hub's database holds none of the secrets the hub configuration hands the service",
-    { todo: "open finding: JupyterHub stores a managed service's environment in its database" },
-    () => {
-      assert.ok(openFindingHits, 'the run above scanned the hub database');
-      assert.equal(openFindingHits.length, 0, describeHits(openFindingHits));
-    },
-  );
 });
 
 /** The environment of the one process that `matches` its command line and environment. */
