@@ -170,7 +170,8 @@ test('nothing the service sends to a user server carries its token, the bridge s
 
   const env = serviceEnv();
   const serviceToken = env.JUPYTERHUB_API_TOKEN;
-  const bridgeSecret = env.NGSCI_BRIDGE_SECRET;
+  // the service gets the bridge secret in its secrets file, not its environment (configure_hub)
+  const bridgeSecret = stack.bridgeSecret;
   assert.ok(serviceToken && serviceToken.length > 8, 'found the service token');
   assert.ok(bridgeSecret && bridgeSecret.length > 8, 'found the bridge secret');
   const credentials = new Set<string>();
