@@ -6,43 +6,32 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import postgres from 'postgres';
 import type { InstanceEvent } from '@ngsci/contract';
-import { openDatabase, type Database } from '../db/client.js';
+import type { Database } from '../db/client.js';
+import { freshPostgres, type FreshPostgres } from '../testing/fresh-postgres.js';
 import { createLogger } from '../logger.js';
 import { harness, type Harness } from '../testing/harness.js';
 import { EventFeed, type EventStream, SseSettingsSchema } from './event-feed.js';
 import { InstanceStore, type NewInstanceRow } from './store.js';
 
-const ADMIN_URL = process.env.NGSCI_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const dbName = `ngsci_feed_${randomBytes(4).toString('hex')}`;
 const logger = createLogger('silent');
 const settings = SseSettingsSchema.parse({});
+let pg: FreshPostgres;
 let pgA: Database;
 let pgB: Database;
 let h: Harness;
 
 before(async () => {
-  const admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`create database ${dbName}`);
-  await admin.end();
-  const url = new URL(ADMIN_URL);
-  url.pathname = `/${dbName}`;
+  pg = await freshPostgres('ngsci_feed');
   // two pools on one database: two service replicas
-  pgA = await openDatabase({ url: url.toString(), dataDir: '' });
-  await pgA.migrate();
-  pgB = await openDatabase({ url: url.toString(), dataDir: '' });
+  pgA = await pg.open();
+  pgB = await pg.open();
   h = await harness();
 });
 
 after(async () => {
   await h?.close();
-  await pgA?.close();
-  await pgB?.close();
-  const admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`drop database if exists ${dbName} with (force)`);
-  await admin.end();
+  await pg?.drop();
 });
 
 const row = (user: string, server = 'default'): NewInstanceRow => ({

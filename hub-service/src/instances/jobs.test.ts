@@ -5,40 +5,29 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { sql } from 'drizzle-orm';
-import postgres from 'postgres';
-import { openDatabase, openMemoryDatabase, type Database } from '../db/client.js';
+import { openMemoryDatabase, type Database } from '../db/client.js';
+import { freshPostgres, type FreshPostgres } from '../testing/fresh-postgres.js';
 import { instances } from '../db/schema.js';
 import { JobQueue } from './jobs.js';
 
-const ADMIN_URL = process.env.NGSCI_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const dbName = `ngsci_jobs_${randomBytes(4).toString('hex')}`;
+let pg: FreshPostgres;
 let pgA: Database;
 let pgB: Database;
 let lite: Database;
 
 before(async () => {
-  const admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`create database ${dbName}`);
-  await admin.end();
-  const url = new URL(ADMIN_URL);
-  url.pathname = `/${dbName}`;
+  pg = await freshPostgres('ngsci_jobs');
   // two pools: two service replicas competing for the same queue
-  pgA = await openDatabase({ url: url.toString(), dataDir: '' });
-  await pgA.migrate();
-  pgB = await openDatabase({ url: url.toString(), dataDir: '' });
+  pgA = await pg.open();
+  pgB = await pg.open();
   lite = await openMemoryDatabase();
   await lite.migrate();
 });
 
 after(async () => {
-  await pgA?.close();
-  await pgB?.close();
+  await pg?.drop();
   await lite?.close();
-  const admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`drop database if exists ${dbName} with (force)`);
-  await admin.end();
 });
 
 let n = 0;

@@ -7,12 +7,11 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { and, eq, inArray } from 'drizzle-orm';
-import postgres from 'postgres';
 import { ACTIVE_STATES, type BridgeStartRequest } from '@ngsci/contract';
 import { buildCatalog } from '../catalog.js';
-import { openDatabase, openMemoryDatabase, seed, type Database } from '../db/client.js';
+import { openMemoryDatabase, seed, type Database } from '../db/client.js';
+import { freshPostgres, type FreshPostgres } from '../testing/fresh-postgres.js';
 import { instances, instanceSecrets, quotas } from '../db/schema.js';
 import { ApiError } from '../errors.js';
 import { HubClient } from '../hub.js';
@@ -24,34 +23,24 @@ import { JobQueue } from './jobs.js';
 import { instanceSecretsRow, Lifecycle } from './lifecycle.js';
 import { InstanceStore } from './store.js';
 
-const ADMIN_URL = process.env.NGSCI_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const dbName = `ngsci_lifecycle_${randomBytes(4).toString('hex')}`;
+let pg: FreshPostgres;
 let pgA: Database;
 let pgB: Database;
 let lite: Database;
 
 before(async () => {
-  const admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`create database ${dbName}`);
-  await admin.end();
-  const url = new URL(ADMIN_URL);
-  url.pathname = `/${dbName}`;
-  pgA = await openDatabase({ url: url.toString(), dataDir: '' });
-  await pgA.migrate();
+  pg = await freshPostgres('ngsci_lifecycle');
+  pgA = await pg.open();
   await seed(pgA.db);
-  pgB = await openDatabase({ url: url.toString(), dataDir: '' });
+  pgB = await pg.open();
   lite = await openMemoryDatabase();
   await lite.migrate();
   await seed(lite.db);
 });
 
 after(async () => {
-  await pgA?.close();
-  await pgB?.close();
+  await pg?.drop();
   await lite?.close();
-  const admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`drop database if exists ${dbName} with (force)`);
-  await admin.end();
 });
 
 const catalog = buildCatalog({ clouds: ['local'], defaultCloud: 'local' });

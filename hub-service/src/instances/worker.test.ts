@@ -7,15 +7,14 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'drizzle-orm';
-import postgres from 'postgres';
 import { buildCatalog } from '../catalog.js';
-import { openDatabase, type Database } from '../db/client.js';
+import type { Database } from '../db/client.js';
+import { freshPostgres, type FreshPostgres } from '../testing/fresh-postgres.js';
 import { instanceSecrets } from '../db/schema.js';
 import { createLogger } from '../logger.js';
 import {
@@ -35,11 +34,9 @@ import { Resizes } from './resize.js';
 import { InstanceStore } from './store.js';
 import { Worker, stopRetryDelayMs, type WorkerOptions } from './worker.js';
 
-const ADMIN_URL = process.env.NGSCI_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const FAKE_TERRAFORM = fileURLToPath(
   new URL('../provisioners/terraform/testdata/fake-terraform.mjs', import.meta.url),
 );
-const dbName = `ngsci_worker_${randomBytes(4).toString('hex')}`;
 const root = mkdtempSync(join(tmpdir(), 'ngsci-worker-'));
 const box = new SecretBox('worker-test-secret-0123456789');
 const catalog = buildCatalog({ clouds: ['local', 'aws'], defaultCloud: 'local' });
@@ -47,23 +44,17 @@ let database: Database;
 let store: InstanceStore;
 const workers: Worker[] = [];
 
+let pg: FreshPostgres;
+
 before(async () => {
-  const admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`create database ${dbName}`);
-  await admin.end();
-  const url = new URL(ADMIN_URL);
-  url.pathname = `/${dbName}`;
-  database = await openDatabase({ url: url.toString(), dataDir: '' });
-  await database.migrate();
+  pg = await freshPostgres('ngsci_worker');
+  database = await pg.open();
   store = new InstanceStore(database.db);
 });
 
 after(async () => {
   for (const w of workers) await w.close();
-  await database?.close();
-  const admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`drop database if exists ${dbName} with (force)`);
-  await admin.end();
+  await pg?.drop();
   rmSync(root, { recursive: true, force: true });
 });
 
