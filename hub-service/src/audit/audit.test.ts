@@ -11,7 +11,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { asc, eq, sql } from 'drizzle-orm';
-import { auditEvents, instances } from '../db/schema.js';
+import { auditEvents } from '../db/schema.js';
 import { createLogger } from '../logger.js';
 import { ACCESS, harness, type Harness } from '../testing/harness.js';
 import { pruneAudit } from './retention.js';
@@ -32,21 +32,7 @@ const body = async (res: Response) => (await res.json()) as Record<string, unkno
 
 /** A running instance of `user` with an issued agent credential, as the worker leaves it. */
 async function agentFor(user: string, server = 'default') {
-  const [row] = await h.database.db
-    .insert(instances)
-    .values({
-      userName: user,
-      serverName: server,
-      sizeId: 'cpu-small',
-      cloud: 'local',
-      region: 'local',
-      state: 'running',
-      listRatePerHourMicros: 0,
-      baseUrl: `/user/${user}/`,
-    })
-    .returning();
-  const id = row!.id;
-  const token = await h.services.agents.issue(id);
+  const { id, token } = await h.runningAgent(user, server);
   const post = (events: unknown[], extra: Record<string, unknown> = {}) =>
     h.request('/api/v1/agent/audit', {
       token,

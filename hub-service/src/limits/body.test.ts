@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
-import { instances } from '../db/schema.js';
 import { harness, type Harness } from '../testing/harness.js';
 import { defaultLimits } from './settings.js';
 
@@ -134,23 +133,7 @@ describe('body limits, before the body is read', () => {
 });
 
 describe('larger bodies where a route needs them', () => {
-  /** A running instance with an agent credential, as the worker leaves it. */
-  async function agentToken(user: string) {
-    const [row] = await h.database.db
-      .insert(instances)
-      .values({
-        userName: user,
-        serverName: 'default',
-        sizeId: 'cpu-small',
-        cloud: 'local',
-        region: 'local',
-        state: 'running',
-        listRatePerHourMicros: 0,
-        baseUrl: `/user/${user}/`,
-      })
-      .returning();
-    return h.services.agents.issue(row!.id);
-  }
+  const agentToken = async (user: string) => (await h.runningAgent(user)).token;
 
   /** A full audit batch: 1000 events on paths of realistic length (about 200 KB of JSON). */
   const fullBatch = (pathLength: number) => ({

@@ -11,7 +11,6 @@ import { serve, type ServerType } from '@hono/node-server';
 import type { Hono } from 'hono';
 import { createApp } from '../app.js';
 import { Authenticator } from '../auth.js';
-import { instances } from '../db/schema.js';
 import { ACCESS, BRIDGE_SECRET, harness, type Harness } from '../testing/harness.js';
 import { defaultLimits, type LimitSettings } from './settings.js';
 
@@ -150,22 +149,7 @@ describe('changes per caller', () => {
 
   test('an instance agent has its own budget, apart from its user and other instances', async () => {
     const request = appWith({ NGSCI_WRITES_PER_MINUTE: 2 });
-    const agent = async (user: string) => {
-      const [row] = await h.database.db
-        .insert(instances)
-        .values({
-          userName: user,
-          serverName: 'default',
-          sizeId: 'cpu-small',
-          cloud: 'local',
-          region: 'local',
-          state: 'running',
-          listRatePerHourMicros: 0,
-          baseUrl: `/user/${user}/`,
-        })
-        .returning();
-      return h.services.agents.issue(row!.id);
-    };
+    const agent = async (user: string) => (await h.runningAgent(user)).token;
     const one = await agent('rate-erin');
     const two = await agent('rate-frank');
     const report = (token: string) =>

@@ -7,6 +7,7 @@ import { Authenticator } from '../auth.js';
 import { createApp } from '../app.js';
 import { loadConfig, accessScopes, type Config } from '../config.js';
 import { openMemoryDatabase, seed, type Database } from '../db/client.js';
+import { instances } from '../db/schema.js';
 import { HubClient } from '../hub.js';
 import { createLogger } from '../logger.js';
 import type { Provisioner } from '../provisioners/types.js';
@@ -34,6 +35,8 @@ export interface Harness {
   token(user: FakeUser): string;
   request(path: string, init?: RequestInit & { token?: string }): Promise<Response>;
   bridge(path: string, init?: RequestInit): Promise<Response>;
+  /** a running local instance of `user` with an issued agent credential, as the worker leaves it */
+  runningAgent(user: string, server?: string): Promise<{ id: string; token: string }>;
   close(): Promise<void>;
 }
 
@@ -44,6 +47,8 @@ export async function harness(
     provisioners?: Map<string, Provisioner>;
     env?: Record<string, string>;
     logTo?: NodeJS.WritableStream;
+    /** a database of the test's own (e.g. a private Postgres); default the file's shared PGlite */
+    database?: Database;
   } = {},
 ): Promise<Harness> {
   const config = loadConfig({
@@ -56,13 +61,14 @@ export async function harness(
     NGSCI_LOCAL_SHARED_DEMO: 'true',
     ...opts.env,
   });
-  sharedDb ??= (async () => {
-    const db = await openMemoryDatabase();
-    await db.migrate();
-    await seed(db.db);
-    return db;
-  })();
-  const database = await sharedDb;
+  if (!opts.database)
+    sharedDb ??= (async () => {
+      const db = await openMemoryDatabase();
+      await db.migrate();
+      await seed(db.db);
+      return db;
+    })();
+  const database = opts.database ?? (await sharedDb!);
   const tokens = new Map<string, FakeUser>();
   const hubCalls: string[] = [];
   const hubTokenLookups: string[] = [];
@@ -189,6 +195,22 @@ export async function harness(
       return Promise.resolve(app.request(`${prefix}${path}`, { ...rest, headers }));
     },
     bridge,
+    async runningAgent(user, server = 'default') {
+      const [row] = await database.db
+        .insert(instances)
+        .values({
+          userName: user,
+          serverName: server,
+          sizeId: 'cpu-small',
+          cloud: 'local',
+          region: 'local',
+          state: 'running',
+          listRatePerHourMicros: 0,
+          baseUrl: `/user/${user}/`,
+        })
+        .returning();
+      return { id: row!.id, token: await services.agents.issue(row!.id) };
+    },
     async close() {
       await services.worker.close();
     },

@@ -2,6 +2,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { INSTANCE_TYPES } from '@ngsci/terraform';
+import { WITH_L40S } from './testdata/machine-types.js';
 import { BUILT_IN_SIZES } from '../../catalog.js';
 import { machineForOffer, machineProblem } from './machine-types.js';
 
@@ -100,15 +101,7 @@ describe('catalog offers → terraform machine types', () => {
 
   it('a table with the catalog file’s machine types resolves them, and the file may revive a type', () => {
     const table = {
-      ...INSTANCE_TYPES,
-      'g6e.xlarge': {
-        cloud: 'aws' as const,
-        family: 'g6e',
-        machineType: 'g6e.xlarge',
-        vcpu: 4,
-        memoryGiB: 32,
-        gpu: { model: 'L40S', count: 1, memoryGiB: 48 },
-      },
+      ...WITH_L40S,
       // an operator whose NGSCI_AWS_AMI carries the proprietary driver
       'p3.2xlarge': { ...INSTANCE_TYPES['p3.2xlarge']!, unavailable: undefined },
     };

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Offer, Size } from '@ngsci/contract';
-import { INSTANCE_TYPES } from '@ngsci/terraform';
+import { WITH_L40S } from './testdata/machine-types.js';
 import type { ExitReport, ProgressReport, ProvisionRequest } from '../types.js';
 import { TerraformExecutor } from './executor.js';
 import {
@@ -453,17 +453,7 @@ describe('TerraformProvisioner (terraform test double)', () => {
   });
 
   it('TerraformProvisioner (terraform test double): a machine type from the operator’s catalog file reaches the stack; a retired type never reaches terraform', async () => {
-    const table = {
-      ...INSTANCE_TYPES,
-      'g6e.xlarge': {
-        cloud: 'aws' as const,
-        family: 'g6e',
-        machineType: 'g6e.xlarge',
-        vcpu: 4,
-        memoryGiB: 32,
-        gpu: { model: 'L40S', count: 1, memoryGiB: 48 },
-      },
-    };
+    const table = WITH_L40S;
     const { p } = provisioner('success', async () => true, { machineTypes: table });
     const l40s: Offer = { ...offer, instanceType: 'g6e.xlarge' };
     const started = await p.start(
