@@ -55,7 +55,7 @@ export class AgentCredentials {
     const tokenHash = sha256(token);
     await this.db
       .insert(instanceAgents)
-      .values({ instanceId, tokenHash })
+      .values({ instanceId, tokenHash, issuedAt: new Date(this.now()) })
       .onConflictDoUpdate({
         target: instanceAgents.instanceId,
         // a new credential starts a new boot: an older machine's report says nothing about it
@@ -215,7 +215,8 @@ export async function silentAgents(db: Db, cutoff: Date) {
       and(
         eq(instances.state, 'running'),
         isNull(instanceAgents.revokedAt),
-        sql`coalesce(${instanceAgents.lastSeenAt}, ${instanceAgents.issuedAt}) < ${cutoff}`,
+        // an ISO string: postgres-js cannot bind a Date in a raw fragment (PGlite can)
+        sql`coalesce(${instanceAgents.lastSeenAt}, ${instanceAgents.issuedAt}) < ${cutoff.toISOString()}::timestamptz`,
       ),
     );
 }
