@@ -50,16 +50,25 @@ const refused = (p: Promise<unknown>) =>
   assert.rejects(p, (e) => e instanceof ApiError && e.status === 401);
 
 describe('the token cache', () => {
-  test('a known token is asked about once per NGSCI_AUTH_CACHE_SECONDS', async () => {
+  test('a known token is asked about at most once per half of NGSCI_AUTH_CACHE_SECONDS', async () => {
     const f = fakeHub(new Map([['tok-a', 'alice']]));
     const { auth, advance } = authWith(f.hub, { cacheSeconds: 30 });
+    const settled = () => new Promise((r) => setTimeout(r, 20));
     assert.equal((await auth.resolve('tok-a')).name, 'alice');
-    advance(29);
+    advance(14);
     await auth.resolve('tok-a');
-    assert.equal(f.asked.length, 1);
+    assert.equal(f.asked.length, 1, 'fresh for half the lifetime');
     advance(2);
     await auth.resolve('tok-a');
-    assert.equal(f.asked.length, 2, 'asked again once the 30 s are over');
+    await settled();
+    assert.equal(f.asked.length, 2, 'refreshed in the background when used in the second half');
+    advance(15);
+    await auth.resolve('tok-a');
+    await settled();
+    assert.equal(f.asked.length, 2, 'the refreshed entry is fresh again');
+    advance(31);
+    await auth.resolve('tok-a');
+    assert.equal(f.asked.length, 3, 'unused past its lifetime: asked before answering');
   });
 
   test('a refused token is remembered for a few seconds only, so a new token works soon', async () => {
@@ -112,6 +121,35 @@ describe('the token cache', () => {
     assert.equal(auth.knows('nope'), false);
     advance(11);
     assert.equal(auth.knows('tok-a'), false, 'an expired entry is not known');
+  });
+
+  test('past half its life an accepted token is asked about in the background: nobody waits, and a revocation is still seen', async () => {
+    let release!: () => void;
+    let gate: Promise<void> = Promise.resolve();
+    const f = fakeHub(new Map([['tok-a', 'alice']]));
+    const slow = {
+      ...f.hub,
+      async whoami(token: string) {
+        await gate;
+        return f.hub.whoami(token);
+      },
+    } as unknown as HubClient;
+    const { auth, advance } = authWith(slow, { cacheSeconds: 30, negativeCacheSeconds: 5 });
+    await auth.resolve('tok-a');
+    advance(16);
+    gate = new Promise((r) => (release = r));
+    // the hub does not answer yet: the cached acceptance is what the caller gets
+    assert.equal((await auth.resolve('tok-a')).name, 'alice');
+    assert.equal(auth.knows('tok-a'), true);
+    release();
+    await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(f.asked, ['tok-a', 'tok-a'], 'asked again once, in the background');
+    f.known.delete('tok-a'); // the user revokes the token on the hub
+    advance(16);
+    assert.equal((await auth.resolve('tok-a')).name, 'alice', 'still within the cache lifetime');
+    await new Promise((r) => setTimeout(r, 20));
+    await refused(auth.resolve('tok-a'));
+    assert.equal(f.asked.length, 3);
   });
 
   test('cache seconds of 0: every request asks the hub', async () => {

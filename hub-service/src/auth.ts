@@ -48,7 +48,8 @@ export interface AuthOptions {
 const OWN_CREDENTIAL = /^(ngsa_|ngb_)/;
 
 /** What the hub said about a token: its user, or null when it refused it. */
-type Lookup = { user: AuthUser | null };
+/** what the hub said about a token, and when (ms on the authenticator's clock) */
+type Lookup = { user: AuthUser | null; at: number };
 
 export type AuthEnv = { Variables: { user: AuthUser } };
 
@@ -99,15 +100,31 @@ export class Authenticator {
     return this.o.bridgeSecret ? secretsEqual(token, this.o.bridgeSecret) : false;
   }
 
-  /** Whether the hub's acceptance of this token is cached, so using it costs no hub call. */
+  /**
+   * Whether using this token now costs no hub call of its own: the hub's acceptance is cached, or
+   * a lookup of it is already under way (the request waits for that one).
+   */
   knows(token: string): boolean {
-    return Boolean(this.cache.peek(sha256(token))?.user);
+    const key = sha256(token);
+    return Boolean(this.cache.peek(key)?.user) || this.pending.has(key);
   }
 
   private lookupCached(token: string): Promise<Lookup> {
     const key = sha256(token);
     const hit = this.cache.get(key);
-    if (hit) return Promise.resolve(hit);
+    if (hit) {
+      // past half its life, an accepted token is asked about again in the background, so a
+      // user who keeps working never waits for the hub (nor counts as a lookup) when it expires;
+      // a revocation is still seen within the cache's lifetime
+      if (hit.user && this.now() - hit.at > (this.o.cacheSeconds * 1000) / 2)
+        this.refresh(key, token).catch(() => undefined);
+      return Promise.resolve(hit);
+    }
+    return this.refresh(key, token);
+  }
+
+  /** One lookup per token at a time; its answer replaces the cached one. */
+  private refresh(key: string, token: string): Promise<Lookup> {
     let pending = this.pending.get(key);
     if (!pending) {
       pending = this.lookup(token)
@@ -115,14 +132,20 @@ export class Authenticator {
           const seconds = user
             ? this.o.cacheSeconds
             : (this.o.negativeCacheSeconds ?? defaultLimits.NGSCI_AUTH_NEGATIVE_CACHE_SECONDS);
+          const found = { user, at: this.now() };
           // a ttl of 0 would mean "forever" to the cache: 0 here means not cached at all
-          if (seconds > 0) this.cache.set(key, { user }, { ttl: seconds * 1000 });
-          return { user };
+          if (seconds > 0) this.cache.set(key, found, { ttl: seconds * 1000 });
+          else this.cache.delete(key);
+          return found;
         })
         .finally(() => this.pending.delete(key));
       this.pending.set(key, pending);
     }
     return pending;
+  }
+
+  private now(): number {
+    return (this.o.now ?? Date.now)();
   }
 
   private async lookup(token: string): Promise<AuthUser | null> {

@@ -21,9 +21,17 @@ before(async () => {
 after(async () => h.close());
 
 /** The harness's services and fake hub behind an app with these limits. */
-function appWith(limits: Partial<LimitSettings>) {
+function appWith(limits: Partial<LimitSettings>, hubDelayMs = 0) {
+  const hub = h.services.hub;
+  // a hub that takes a while to answer, as one under load does
+  const slowHub = Object.assign(Object.create(hub) as typeof hub, {
+    whoami: async (token: string) => {
+      await new Promise((r) => setTimeout(r, hubDelayMs));
+      return hub.whoami(token);
+    },
+  });
   const auth = new Authenticator({
-    hub: h.services.hub,
+    hub: hubDelayMs ? slowHub : hub,
     accessScopes: [ACCESS],
     adminScope: 'custom:ngsci:admin',
     cacheSeconds: 30,
@@ -245,6 +253,29 @@ describe('failed token lookups per client address', () => {
       assert.equal((await request('/me', { token: fresh, xff: '198.51.100.30' })).status, 200);
     }
     assert.equal((await request('/me', { token: random(), xff: '198.51.100.30' })).status, 401);
+  });
+
+  test('many concurrent requests with one new token are one lookup, not one failure each', async () => {
+    const request = appWith({ NGSCI_AUTH_FAILURES_PER_MINUTE: 2 }, 200);
+    const tokens = [h.token({ name: 'rate-kim' }), h.token({ name: 'rate-lee' })];
+    const before = hubLookups();
+    const answers = await listening(request.app, (url) =>
+      Promise.all(
+        tokens.flatMap((t) =>
+          Array.from({ length: 20 }, () =>
+            fetch(`${url}/me`, {
+              headers: { authorization: `token ${t}`, 'x-forwarded-for': '198.51.100.40' },
+            }),
+          ),
+        ),
+      ),
+    );
+    assert.deepEqual(
+      [...new Set(answers.map((r) => r.status))],
+      [200],
+      'forty requests of two users signing in at once, from one address',
+    );
+    assert.equal(hubLookups() - before, 2, 'one hub lookup per token');
   });
 
   test('a client that reaches the port itself cannot pick its address with X-Forwarded-For', async () => {
