@@ -138,6 +138,7 @@ for key, value in env.items():
                 "NGSCI_BRIDGE_SECRET",
                 "NGSCI_TEST_ADMIN_TOKEN",
                 "NGSCI_SERVICE_COMMAND",
+                "NGSCI_SERVICE_API_TOKEN",
                 "NGSCI_LOGIN_FILE",
             )
         )
@@ -150,14 +151,28 @@ service_command = shlex.split(
     )
 )
 
+# NGSCI_SERVICE_EXTERNAL_URL: the service runs outside the hub (N replicas behind a load balancer
+# at that URL, each with JUPYTERHUB_API_TOKEN = NGSCI_SERVICE_API_TOKEN); the hub starts nothing
+# (docs/operations.md, "Running N service replicas")
+external_url = env.get("NGSCI_SERVICE_EXTERNAL_URL")
+service_args = (
+    {
+        "service_url": external_url,
+        "service_api_token": env.get("NGSCI_SERVICE_API_TOKEN", ""),
+    }
+    if external_url
+    else {
+        "service_command": service_command,
+        "service_port": int(env.get("NGSCI_SERVICE_PORT", "10101")),
+        "service_environment": service_environment,
+        # the hub keeps a service's environment in its database: secrets go to a 0600 file instead
+        "secrets_file": data_dir / "service-secrets.json",
+    }
+)
 configure_hub(
     c,
-    service_command=service_command,
-    service_port=int(env.get("NGSCI_SERVICE_PORT", "10101")),
+    **service_args,
     bridge_secret=env["NGSCI_BRIDGE_SECRET"],
-    service_environment=service_environment,
-    # the hub keeps a service's environment in its database: secrets go to a 0600 file instead
-    secrets_file=data_dir / "service-secrets.json",
     admin_users=set(admins),
     # a local process is up in seconds; a cloud VM with a GPU driver takes minutes
     start_timeout=int(
@@ -170,9 +185,11 @@ configure_hub(
 c.NgsciSpawner.cmd = [str(venv_bin / "jupyterhub-singleuser")]
 # Local instances reach the service directly; cloud machines get theirs from hub-service, made
 # from NGSCI_VM_HUB_URL, whatever this says.
+service_origin = (
+    external_url or f"http://127.0.0.1:{env.get('NGSCI_SERVICE_PORT', '10101')}"
+)
 c.NgsciSpawner.public_api_url = env.get(
-    "NGSCI_PUBLIC_API_URL",
-    f"http://127.0.0.1:{env.get('NGSCI_SERVICE_PORT', '10101')}/services/ngsci/api/v1",
+    "NGSCI_PUBLIC_API_URL", f"{service_origin.rstrip('/')}/services/ngsci/api/v1"
 )
 
 # The integration tests drive the hub through a service token of their own.

@@ -80,6 +80,7 @@ export function setup({ log = console.log } = {}) {
     join(ROOT, 'deploy', 'requirements.txt'),
     join(ROOT, 'spawner-bridge', 'pyproject.toml'),
     join(ROOT, 'magic', 'pyproject.toml'),
+    join(ROOT, 'tests', 'requirements.txt'),
   ];
   const pyHash = hashFiles(pyInputs);
   if (!existsSync(join(VENV, 'bin', 'python')) || !stamped('venv', pyHash)) {
@@ -87,13 +88,19 @@ export function setup({ log = console.log } = {}) {
       log(`ngsci: creating the Python environment in ${VENV}`);
       run(pythonCommand(), ['-m', 'venv', VENV]);
     }
-    log('ngsci: installing JupyterHub, JupyterLab, the spawner-bridge and the %ngsci magic');
+    log(
+      'ngsci: installing JupyterHub, JupyterLab, the spawner-bridge, the %ngsci magic and the test tools',
+    );
+    // with the tests' Python tools (schemathesis, for the API fuzzing in tests/fuzz/), resolved
+    // together so neither upgrades what the other pinned
+    const testRequirements = join(ROOT, 'tests', 'requirements.txt');
     run(join(VENV, 'bin', 'pip'), [
       'install',
       '--quiet',
       '--disable-pip-version-check',
       '-r',
       join(ROOT, 'deploy', 'requirements.txt'),
+      ...(existsSync(testRequirements) ? ['-r', testRequirements] : []),
     ]);
     stamp('venv', pyHash);
   }

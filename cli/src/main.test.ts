@@ -89,9 +89,11 @@ describe('arguments', () => {
     assert.equal(parseDollars('0.1', '--budget'), 100_000);
     assert.equal(parseDuration('1h30m', '--in'), 5400);
     assert.equal(parseDuration('10', '--in'), 600, 'a bare number is minutes');
-    assert.equal(dollars(526_000), '$0.53');
+    // the contract's formatter (its vectors: contract/fixtures/money-format.json)
+    assert.equal(dollars(526_000), '$0.526');
     assert.equal(dollars(1_999_999), '$2.00');
     assert.equal(dollars(4_200), '$0.0042');
+    assert.equal(dollars(1), '< $0.0001', 'never $0.00 for a non-zero amount');
     assert.equal(dollars(1_234_567_890_000), '$1,234,567.89');
   });
 });

@@ -1,5 +1,13 @@
 /** Parsers for the values people type: money in dollars, durations, server names, sizes. */
-import { DEFAULT_SERVER, SERVER_NAME_RULE, isServerName } from '@ngsci/contract';
+import {
+  DEFAULT_SERVER,
+  SERVER_NAME_RULE,
+  formatHours,
+  formatMicros,
+  formatRate,
+  formatUnitPrice,
+  isServerName,
+} from '@ngsci/contract';
 import { UsageError } from './errors.js';
 
 /** "12.50" or "$12.5" → 12_500_000 µ$, exactly (no floating point). */
@@ -50,19 +58,13 @@ export function parseSize(raw: string): string {
   return raw;
 }
 
-/** µ$ → "$1,234.56" (cents) or, under a cent, "$0.0042". */
-export function dollars(micros: number): string {
-  const neg = micros < 0;
-  const abs = Math.abs(micros);
-  let text: string;
-  if (abs > 0 && abs < 10_000) {
-    text = `0.${String(abs).padStart(6, '0').replace(/0+$/, '')}`;
-  } else {
-    const cents = Math.round(abs / 10_000);
-    text = `${Math.floor(cents / 100).toLocaleString('en-US')}.${String(cents % 100).padStart(2, '0')}`;
-  }
-  return `${neg ? '-' : ''}$${text}`;
-}
+/**
+ * µ$ → an amount as every ngsci surface writes it (the contract's formatMicros: `$1,234.56`,
+ * `$0.042`, `$0.0082`; never `$0.00` for a non-zero amount). Rates and unit prices are never
+ * rounded: formatRate and formatUnitPrice.
+ */
+export const dollars = (micros: number): string => formatMicros(micros);
+export { formatHours, formatRate, formatUnitPrice };
 
 export function duration(seconds: number): string {
   const s = Math.max(0, Math.round(seconds));

@@ -15,6 +15,9 @@ export function bar(progress: number, width = 24): string {
   return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${String(p).padStart(3)}%`;
 }
 
+/** Error codes of a start that a limit refused rather than a machine that failed. */
+const REFUSALS = new Set(['budget_exhausted', 'quota_exceeded']);
+
 export interface WaitOptions {
   server: string;
   user?: string;
@@ -44,6 +47,13 @@ export async function waitForInstance(api: ApiClient, io: Io, o: WaitOptions): P
   };
   const finish = () => {
     if (!o.quiet && io.tty && lastWidth) io.err('\n');
+    lastWidth = 0;
+  };
+  // a failure is said once, by the error line the caller prints: the bar line is wiped (a
+  // terminal) or not drawn (a log), so the error with its code stands at the start of its line
+  const wipe = () => {
+    if (!o.quiet && io.tty && lastWidth) io.err(`\r${' '.repeat(lastWidth)}\r`);
+    lastWidth = 0;
   };
   let settled = false;
   let timedOut = false;
@@ -64,7 +74,8 @@ export async function waitForInstance(api: ApiClient, io: Io, o: WaitOptions): P
       const mine =
         e.instanceId === target || (o.mode === 'resize' && e.instanceId === o.instanceId);
       if (!mine) continue;
-      draw(e);
+      if (e.state === 'failed' && e.instanceId === target) wipe();
+      else draw(e);
       if (e.instanceId !== target) continue;
       if (e.state === 'running' || e.state === 'failed' || e.state === 'stopped') {
         settled = true;
@@ -75,8 +86,10 @@ export async function waitForInstance(api: ApiClient, io: Io, o: WaitOptions): P
       finish();
       const inst = await api.get<Instance>(`${path}${q}`);
       if (inst.state !== 'running') {
+        wipe();
         throw new CliError(
-          EXIT.failed,
+          // a limit that stopped the start is the service refusing, as when it refuses the launch
+          REFUSALS.has(inst.errorCode ?? '') ? EXIT.service : EXIT.failed,
           inst.errorCode ?? 'instance_failed',
           `the instance ${inst.state}${inst.errorMessage ? `: ${inst.errorMessage}` : ''}`,
         );

@@ -1,6 +1,7 @@
 /** What admins configure: quotas and budgets, plans and their assignments, price overrides. */
 import { z } from 'zod';
 import { CloudName as Cloud, MicrosInt as Micros, SizeIdString as SizeId } from './money.js';
+import { OpenStream } from './figures.js';
 
 const limit = (max: number) => z.number().int().min(0).max(max).nullable();
 
@@ -144,7 +145,18 @@ export const AdminUser = z
   .meta({ id: 'AdminUser' });
 export type AdminUser = z.infer<typeof AdminUser>;
 export const AdminUserList = z
-  .object({ month: z.string(), users: z.array(AdminUser) })
+  .object({
+    month: z.string(),
+    users: z.array(AdminUser),
+    asOf: z.iso
+      .datetime()
+      .optional()
+      .meta({ description: "the service's clock; spentMicros include usage up to it" }),
+    streams: z
+      .array(OpenStream)
+      .optional()
+      .meta({ description: "every user's open streams, to tick spentMicros (figures.ts)" }),
+  })
   .meta({ id: 'AdminUserList' });
 export type AdminUserList = z.infer<typeof AdminUserList>;
 

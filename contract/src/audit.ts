@@ -4,6 +4,7 @@
  * and verify them, set honeypot and threshold rules, and read the security events they raise.
  */
 import { z } from 'zod';
+import { queryInt } from './query.js';
 import { ServerName } from './server-name.js';
 
 export const AuditOp = z.enum(['open', 'read', 'close']).meta({ id: 'AuditOp' });
@@ -88,7 +89,7 @@ export const AuditQuery = z.object({
   path: z.string().min(1).max(4096).optional().meta({ description: 'a path prefix' }),
   from: z.iso.datetime({ offset: true }).optional(),
   to: z.iso.datetime({ offset: true }).optional(),
-  after: z.coerce.number().int().min(0).default(0),
+  after: queryInt(0, 0),
   limit: z.coerce.number().int().min(1).max(10_000).default(1000),
   format: z.enum(['json', 'csv']).default('json'),
 });
@@ -159,7 +160,8 @@ export const AuditRuleInput = z
           .int()
           .min(60)
           .max(31 * 86_400),
-        maxFiles: z.number().int().min(1).optional(),
+        // the column is a 32-bit integer: a larger count was a 500 (found by API fuzzing)
+        maxFiles: z.number().int().min(1).max(2_147_483_647).optional(),
         maxBytes: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
         stopServer: z.boolean().default(false),
         note: z.string().max(500).optional(),

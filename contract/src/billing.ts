@@ -1,10 +1,12 @@
 /** Monthly statements, derived from the usage ledger so they can always be recomputed. */
 import { z } from 'zod';
 import { MicrosInt as Micros } from './money.js';
+import { OpenStream } from './figures.js';
 
 export const Month = z
   .string()
-  .regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'a month as YYYY-MM')
+  // from 1970: Postgres has no year 0, and month 0000-01 was a 500 (found by API fuzzing)
+  .regex(/^(19[7-9]\d|[2-9]\d{3})-(0[1-9]|1[0-2])$/, 'a month as YYYY-MM, from 1970-01')
   .meta({ id: 'Month', example: '2026-11' });
 export type Month = z.infer<typeof Month>;
 
@@ -36,6 +38,13 @@ export const Statement = z
     computeMicros: Micros,
     storageMicros: Micros,
     totalMicros: Micros,
+    asOf: z.iso.datetime().optional().meta({
+      description: "the service's clock; the running month's lines are live up to it",
+    }),
+    streams: z
+      .array(OpenStream)
+      .optional()
+      .meta({ description: 'open streams, to tick the running month (figures.ts)' }),
   })
   .meta({ id: 'Statement' });
 export type Statement = z.infer<typeof Statement>;
@@ -46,6 +55,17 @@ export const StatementSummary = z
 export type StatementSummary = z.infer<typeof StatementSummary>;
 
 export const StatementList = z
-  .object({ user: z.string(), statements: z.array(StatementSummary) })
+  .object({
+    user: z.string(),
+    statements: z.array(StatementSummary),
+    asOf: z.iso
+      .datetime()
+      .optional()
+      .meta({ description: "the service's clock; the running month's total is live up to it" }),
+    streams: z
+      .array(OpenStream)
+      .optional()
+      .meta({ description: 'open streams, to tick (figures.ts)' }),
+  })
   .meta({ id: 'StatementList' });
 export type StatementList = z.infer<typeof StatementList>;

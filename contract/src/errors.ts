@@ -39,6 +39,9 @@ export const ErrorCode = z
     'user_privileged',
     'rebooted',
     'local_single_user',
+    // the database did not answer (restarting, unreachable) or its disk is full: try again later
+    'database_unavailable',
+    'storage_full',
     'internal',
   ])
   .meta({ id: 'ErrorCode' });

@@ -11,6 +11,7 @@ export * from './errors.js';
 export * from './notify.js';
 export * from './audit.js';
 export * from './agent.js';
+export * from './figures.js';
 
 /** Clouds an instance can run on. `local` runs a process on the hub's own machine. */
 export const Cloud = z.enum(['local', 'aws', 'gcp', 'azure']).meta({ id: 'Cloud' });
@@ -34,6 +35,7 @@ export const TERMINAL_STATES: readonly InstanceState[] = ['stopped', 'failed'];
 /** The server-name rule (one definition, shared with the Python side through server-names.json). */
 export * from './server-name.js';
 import { DEFAULT_SERVER, ServerName } from './server-name.js';
+import { OpenStream } from './figures.js';
 
 export const SizeId = z
   .string()
@@ -53,6 +55,8 @@ export const Offer = z
     onDemandMicrosPerHour: Micros,
     spotMicrosPerHour: Micros.nullable(),
     note: z.string().optional(),
+    /** a GPU size on `local`: a process without a GPU (NGSCI_LOCAL_SIMULATE_GPUS) */
+    simulated: z.boolean().optional(),
     /** when this offer's price and availability were last checked (YYYY-MM-DD) */
     checkedOn: z
       .string()
@@ -130,11 +134,24 @@ export const Instance = z
     createdAt: z.iso.datetime(),
     readyAt: z.iso.datetime().nullable(),
     stoppedAt: z.iso.datetime().nullable(),
+    billedMicros: Micros.optional().meta({
+      description:
+        "billed so far at the list answer's asOf (plan multiplier applied; the 60 s minimum is billed at the stop, not while it runs)",
+    }),
   })
   .meta({ id: 'Instance' });
 export type Instance = z.infer<typeof Instance>;
 
-export const InstanceList = z.object({ instances: z.array(Instance) }).meta({ id: 'InstanceList' });
+export const InstanceList = z
+  .object({
+    instances: z.array(Instance),
+    asOf: z.iso.datetime().optional().meta({ description: "the service's clock for billedMicros" }),
+    streams: z
+      .array(OpenStream)
+      .optional()
+      .meta({ description: 'the open ledger streams, to tick billedMicros (figures.ts)' }),
+  })
+  .meta({ id: 'InstanceList' });
 export type InstanceList = z.infer<typeof InstanceList>;
 
 /** What a machine is: the fields a launch, a resize and a hub spawn share. */
@@ -165,6 +182,26 @@ export type LaunchRequest = z.input<typeof LaunchRequest>;
 /** A resize names the new size; cloud, region and spot default to the running instance's. */
 export const ResizeRequest = z.object(machineChoice).strict().meta({ id: 'ResizeRequest' });
 export type ResizeRequest = z.input<typeof ResizeRequest>;
+
+/**
+ * A stop announced before it happens (`%%ngsci stop_after`): the service records who asked, open
+ * JupyterLab pages save their documents and confirm with a plain stop, and without a confirmation
+ * the machine stops when the grace is over. No body (or no grace) stops at once, as before.
+ */
+export const StopRequest = z
+  .object({
+    reason: z.enum(['stop_after']).optional().meta({ description: 'who asked for the stop' }),
+    cell: z
+      .enum(['finished', 'failed'])
+      .optional()
+      .meta({ description: 'stop_after: how the cell ended' }),
+    graceSeconds: z.number().int().min(0).max(300).optional().meta({
+      description: 'stop after this many seconds unless a stop without grace comes first; 0: now',
+    }),
+  })
+  .strict()
+  .meta({ id: 'StopRequest' });
+export type StopRequest = z.input<typeof StopRequest>;
 
 export const InstanceEvent = z
   .object({

@@ -4,6 +4,7 @@
  * Notices are stored append-only; JupyterLab lists them with `?after=<id>` and acknowledges them.
  */
 import { z } from 'zod';
+import { queryInt } from './query.js';
 
 export const NoticeKind = z
   .enum(['budget', 'idle_stop', 'failure', 'spot', 'message', 'security'])
@@ -50,12 +51,7 @@ export const NotificationList = z
 export type NotificationList = z.infer<typeof NotificationList>;
 
 export const NotificationQuery = z.object({
-  after: z.coerce
-    .number()
-    .int()
-    .min(0)
-    .default(0)
-    .meta({ description: 'only notices with a larger id' }),
+  after: queryInt(0, 0).meta({ description: 'only notices with a larger id' }),
   limit: z.coerce.number().int().min(1).max(500).default(100),
   unacknowledged: z
     .enum(['true', 'false'])

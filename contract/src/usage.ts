@@ -3,6 +3,7 @@
  */
 import { z } from 'zod';
 import { MicrosInt as Micros, SizeIdString as SizeId } from './money.js';
+import { LiveFigures, OpenStream } from './figures.js';
 
 export const Granularity = z.enum(['hour', 'day', 'month']).meta({ id: 'Granularity' });
 export type Granularity = z.infer<typeof Granularity>;
@@ -39,6 +40,14 @@ export const Usage = z
     granularity: Granularity,
     series: z.array(UsagePoint),
     totalMicros: Micros,
+    asOf: z.iso
+      .datetime()
+      .optional()
+      .meta({ description: "the service's clock; series include the unwritten part up to it" }),
+    streams: z
+      .array(OpenStream)
+      .optional()
+      .meta({ description: 'open streams, to tick (figures.ts)' }),
   })
   .meta({ id: 'Usage' });
 export type Usage = z.infer<typeof Usage>;
@@ -56,9 +65,69 @@ export const BudgetScope = z
       description:
         'when the budget runs out at the current burn rate; null if it never does this month',
     }),
+    stopAt: z.iso.datetime().nullable().optional().meta({
+      description:
+        'a hard-stop budget that is spent: when the grace period ends and running servers stop',
+    }),
+    streams: z.array(OpenStream).optional().meta({
+      description:
+        "a group budget: its members' open streams, to tick spentMicros from asOf (figures.ts)",
+    }),
   })
   .meta({ id: 'BudgetScope' });
 export type BudgetScope = z.infer<typeof BudgetScope>;
+
+/**
+ * One launch choice (size, cloud, on-demand or spot) for one user: its rate after the user's
+ * plan, the remaining budget's runway at that rate, whether a quota forbids it, and the idle
+ * timeout that would apply. GET /budget answers one per offered choice.
+ */
+export const SizeRunway = z
+  .object({
+    size: z.string(),
+    cloud: z.enum(['local', 'aws', 'gcp', 'azure']),
+    spot: z.boolean(),
+    rateMicrosPerHour: Micros.meta({ description: "the list rate × the user's plan multiplier" }),
+    runwaySeconds: z
+      .number()
+      .int()
+      .nullable()
+      .meta({
+        description:
+          'how long the remaining budget lasts at this rate alone (the tightest budget that applies); ' +
+          'null when no budget applies or the rate is 0',
+      }),
+    budget: z
+      .string()
+      .nullable()
+      .meta({ description: 'the budget that sets the runway, as kind:name; null when none' }),
+    forbidden: z
+      .object({ code: z.enum(['quota_exceeded', 'budget_exhausted']), reason: z.string() })
+      .nullable()
+      .meta({ description: 'why a launch or resize to this choice is refused; null if allowed' }),
+    idleTimeoutSeconds: z
+      .number()
+      .int()
+      .meta({ description: 'idle servers of this size stop after this long; 0: never' }),
+    simulated: z
+      .boolean()
+      .optional()
+      .meta({ description: "a GPU size run as a process on the hub's machine, without a GPU" }),
+  })
+  .meta({ id: 'SizeRunway' });
+export type SizeRunway = z.infer<typeof SizeRunway>;
+
+/** `3 h 12 min`, `45 min`, `< 1 min`, `12 d 4 h`: how long a runway lasts, for people. */
+export function formatRunway(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return '—';
+  const min = Math.floor(seconds / 60);
+  if (min < 1) return '< 1 min';
+  const h = Math.floor(min / 60);
+  if (h < 1) return `${min} min`;
+  const d = Math.floor(h / 24);
+  if (d < 1) return min % 60 ? `${h} h ${min % 60} min` : `${h} h`;
+  return h % 24 ? `${d} d ${h % 24} h` : `${d} d`;
+}
 
 export const Budget = z
   .object({
@@ -69,10 +138,22 @@ export const Budget = z
     gpuHoursUsed: z.number(),
     gpuHoursLimit: z.number().int().nullable(),
     budgets: z.array(BudgetScope),
+    asOf: z.iso.datetime().optional().meta({ description: "the service's clock for every figure" }),
+    spentTodayMicros: Micros.optional().meta({ description: 'spent today (UTC) at asOf' }),
+    figures: LiveFigures.optional().meta({
+      description: 'today, this month and the open streams: tick them with figures.ts',
+    }),
     exhaustedAt: z.iso
       .datetime()
       .nullable()
       .meta({ description: 'the earliest exhaustion among the budgets that apply' }),
+    stopAt: z.iso.datetime().nullable().optional().meta({
+      description:
+        'a hard-stop budget is spent: when its grace period ends and running servers stop (the earliest)',
+    }),
+    runway: z.array(SizeRunway).optional().meta({
+      description: 'per offered size, cloud and spot choice: runway, quota refusal, idle timeout',
+    }),
     limits: z.object({
       maxConcurrent: z.number().int().nullable(),
       allowedSizes: z.array(z.string()).nullable(),

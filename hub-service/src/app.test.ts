@@ -272,6 +272,15 @@ describe('instances', () => {
     assert.deepEqual(states.slice(0, 4), ['requested', 'provisioning', 'starting', 'running']);
   });
 
+  test('an event stream sends bytes at once, so a proxy that waits for the body opens it', async () => {
+    const token = h.token({ name: 'gina-quiet' });
+    const res = await h.request('/api/v1/instances/default/events', { token });
+    const reader = res.body!.getReader();
+    const first = new TextDecoder().decode((await reader.read()).value);
+    await reader.cancel();
+    assert.equal(first, ': open\n\n', 'a comment before any event or ping');
+  });
+
   test('the bridge refuses a hub server literally named default', async () => {
     const res = await h.bridge('/start', {
       method: 'POST',

@@ -7,6 +7,7 @@ import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { ZodError } from 'zod';
 import { ApiError } from './errors.js';
+import { databaseApiError } from './db/unavailable.js';
 import { bridgeAuth, tokenFrom } from './auth.js';
 import { newRouter, type AppDeps, type AppEnv } from './http.js';
 import { requestBodyLimit } from './limits/body.js';
@@ -29,6 +30,7 @@ import { agentRoutes } from './routes/agent.js';
 import { bootstrapRoutes } from './routes/bootstrap.js';
 import { oauthRoutes, sessionRoutes } from './routes/session.js';
 import { AdminSessions } from './session/sessions.js';
+import { declareSharedRefusals } from './routes/common.js';
 
 const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
@@ -130,6 +132,8 @@ export function createApp(deps: AppDeps) {
   api.route('/api/v1', estimateRoutes(deps));
   api.route('/api/v1/admin', adminRoutes(deps));
 
+  // the refusals of the shared middleware above, in every route's declared responses
+  declareSharedRefusals(api.openAPIRegistry);
   api.doc31('/api/v1/openapi.json', {
     openapi: '3.1.0',
     info: {
@@ -177,6 +181,13 @@ function errorResponse(err: unknown, c: Context<AppEnv>) {
   }
   if (err instanceof SyntaxError) {
     return c.json({ code: 'bad_request', message: 'the body is not valid JSON', requestId }, 400);
+  }
+  const unavailable = databaseApiError(err);
+  if (unavailable) {
+    // the database is restarting, unreachable or out of disk: a 503 the caller can act on
+    c.get('log')?.error({ err, code: unavailable.code }, 'database unavailable');
+    c.header('retry-after', '5');
+    return c.json({ code: unavailable.code, message: unavailable.message, requestId }, 503);
   }
   c.get('log')?.error({ err }, 'unhandled error');
   return c.json(

@@ -83,7 +83,7 @@ describe('offered clouds', () => {
 
 describe('catalog from the file', () => {
   const file = loadCatalogFile(EXAMPLE, builtInView());
-  const catalog = buildCatalog({ clouds: [...ALL], defaultCloud: 'aws', file });
+  const catalog = buildCatalog({ clouds: [...ALL], defaultCloud: 'aws', file, simulateGpus: true });
 
   it('adds a size without code: listed, priced, launchable, and the local offer priced like it', () => {
     const l40s = resolveOffer(catalog, { size: 'gpu-l40s', cloud: 'aws', spot: true });

@@ -255,6 +255,8 @@ export interface CatalogOptions {
   file?: CatalogFile | undefined;
   /** why a cloud is not offered, shown on its offers (default: the hub is not set up for it) */
   unoffered?: Partial<Record<Cloud, string>> | undefined;
+  /** list GPU sizes on `local` as simulations (NGSCI_LOCAL_SIMULATE_GPUS); default: unavailable */
+  simulateGpus?: boolean | undefined;
 }
 
 /** One cloud offer, decided: what a user sees, before the hub's clouds are applied. */
@@ -303,7 +305,7 @@ export function buildCatalog(opts: CatalogOptions): Catalog {
     clouds: opts.clouds,
     sizes: decided.map(({ row, clouds }) => {
       const { offers: _rows, ...size } = row;
-      const offers = [localOffer(row, clouds), ...clouds.map(dated)];
+      const offers = [localOffer(row, clouds, opts.simulateGpus ?? false), ...clouds.map(dated)];
       return {
         ...size,
         offers: offers.map((o) =>
@@ -334,16 +336,32 @@ function dated({ offer, checkedOn }: Decided): Offer {
   return { ...offer, checkedOn };
 }
 
-function localOffer(row: SizeRow, clouds: Decided[]): Offer {
+/**
+ * "This machine": every size is a process on the hub's machine. A GPU size there has no GPU, so
+ * it is a simulation: unavailable (no price shown for hardware that is not there) unless the
+ * operator turns the simulation on (NGSCI_LOCAL_SIMULATE_GPUS), and then marked `simulated`.
+ */
+function localOffer(row: SizeRow, clouds: Decided[], simulateGpus: boolean): Offer {
   const priced = clouds.find((c) => c.offer.available)?.offer ?? clouds[0]!.offer;
+  const base = { cloud: 'local' as const, region: 'localhost', instanceType: 'process' };
+  if (row.gpu && !simulateGpus)
+    return {
+      ...base,
+      available: false,
+      onDemandMicrosPerHour: 0,
+      spotMicrosPerHour: null,
+      simulated: true,
+      note: 'this machine has no GPU; an operator can list GPU sizes here as simulations (NGSCI_LOCAL_SIMULATE_GPUS)',
+    };
   return {
-    cloud: 'local',
-    region: 'localhost',
-    instanceType: 'process',
+    ...base,
     available: true,
     onDemandMicrosPerHour: priced.onDemandMicrosPerHour,
     spotMicrosPerHour: priced.spotMicrosPerHour,
-    note: `a process on the hub's machine${row.gpu ? ', without a GPU' : ''}; priced as ${priced.instanceType || 'nothing: no cloud offers it'}`,
+    ...(row.gpu ? { simulated: true } : {}),
+    note: row.gpu
+      ? `simulated: a process on the hub's machine without a GPU, billed as ${priced.instanceType || 'nothing: no cloud offers it'}`
+      : `a process on the hub's machine; priced as ${priced.instanceType || 'nothing: no cloud offers it'}`,
   };
 }
 
@@ -351,6 +369,7 @@ function localOffer(row: SizeRow, clouds: Decided[]): Offer {
 export const BUILT_IN_SIZES: readonly Size[] = buildCatalog({
   clouds: ['local', ...CLOUD_NAMES],
   defaultCloud: 'local',
+  simulateGpus: true,
 }).sizes;
 
 /** The size and offer a launch asks for, or a 400 that says what is wrong. */

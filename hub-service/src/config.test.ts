@@ -93,7 +93,11 @@ describe('offered clouds', () => {
 
 describe('NGSCI_CATALOG_FILE', () => {
   it('the catalog is built from the file the service checked at start', () => {
-    const config = loadConfig({ ...BASE, NGSCI_CATALOG_FILE: EXAMPLE });
+    const config = loadConfig({
+      ...BASE,
+      NGSCI_CATALOG_FILE: EXAMPLE,
+      NGSCI_LOCAL_SIMULATE_GPUS: 'true',
+    });
     const catalog = buildCatalog(catalogOptions(config));
     const l40s = resolveOffer(catalog, { size: 'gpu-l40s' });
     assert.equal(l40s.offer.cloud, 'local');

@@ -120,6 +120,8 @@ export const ConfigSchema = z.object({
     .default('ngsci-'),
   /** shared isolation only: let any number of users share the one account (demos, `npm start`) */
   NGSCI_LOCAL_SHARED_DEMO: bool.default(false),
+  /** list GPU sizes on `local` as simulations (a process without a GPU, billed at the size's price) */
+  NGSCI_LOCAL_SIMULATE_GPUS: bool.default(false),
   NGSCI_AGENT_COMMAND: z.string().optional(),
   NGSCI_CULL_GPU_BUSY_PERCENT: z.coerce.number().min(1).max(100).default(10),
   NGSCI_LOCAL_DATASET_PATH: z.string().optional(),
@@ -371,6 +373,7 @@ export function catalogOptions(config: Config): CatalogOptions {
     defaultCloud: config.NGSCI_DEFAULT_CLOUD,
     file: config.NGSCI_CATALOG_FILE?.catalog,
     unoffered: unofferedReasons(config),
+    simulateGpus: config.NGSCI_LOCAL_SIMULATE_GPUS,
   };
 }
 

@@ -4,6 +4,7 @@
  * import it and app.ts imports the routes, and nothing imports upward.
  */
 import { OpenAPIHono } from '@hono/zod-openapi';
+import { ApiError } from './errors.js';
 import type { Logger } from './logger.js';
 import type { Authenticator, AuthUser } from './auth.js';
 import type { Services } from './services.js';
@@ -27,11 +28,45 @@ export interface AppDeps extends Services {
   limits?: LimitSettings;
 }
 
-/** A router whose zod validation failures throw, so app.ts's one onError answers them (400). */
+/**
+ * A router whose zod validation failures throw, so app.ts's one onError answers them (400). Text
+ * with a NUL character is refused the same way: Postgres cannot store it in a text column, so it
+ * would otherwise fail the query (a 500; found by API fuzzing).
+ */
 export function newRouter() {
   return new OpenAPIHono<AppEnv>({
     defaultHook: (result) => {
       if (!result.success) throw result.error;
+      const at = nulAt(result.data);
+      if (at !== null)
+        throw new ApiError(
+          400,
+          'validation_failed',
+          `invalid request: ${at ? `${at}: ` : ''}text may not contain the NUL character (\\u0000)`,
+        );
     },
   });
+}
+
+/** Where in a validated input a string holds U+0000 (a dotted path, '' for the top), or null. */
+export function nulAt(value: unknown, path = ''): string | null {
+  if (typeof value === 'string') return value.includes('\0') ? path : null;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const at = nulAt(value[i], path ? `${path}.${i}` : String(i));
+      if (at !== null) return at;
+    }
+    return null;
+  }
+  if (value && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) {
+      const at = k.includes('\0')
+        ? path
+          ? `${path}.${k}`
+          : k
+        : nulAt(v, path ? `${path}.${k}` : k);
+      if (at !== null) return at;
+    }
+  }
+  return null;
 }

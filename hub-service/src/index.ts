@@ -198,6 +198,12 @@ async function main(): Promise<void> {
   });
   await reconciler.start();
   await services.metering.prices.refresh();
+  // every replica, leader or not: an admin's price change on another replica reaches launches here
+  const stopFollowingPrices = await services.metering.prices.follow({
+    database,
+    intervalSeconds: config.NGSCI_METER_INTERVAL,
+    logger,
+  });
   if (config.NGSCI_METER_ENABLED) services.metering.meter?.start();
   services.health.start();
   const agentWatch = new AgentWatch({
@@ -239,6 +245,7 @@ async function main(): Promise<void> {
     services.health.stop();
     await agentWatch.close();
     await services.metering.meter?.close();
+    await stopFollowingPrices();
     await reconciler.close();
     await services.worker.close();
     // deliveries already under way (email, webhook) finish before the process ends

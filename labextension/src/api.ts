@@ -313,6 +313,8 @@ export class NgsciApi {
   me = () => this.request('GET', '/me', isMe);
   catalog = () => this.request('GET', '/catalog', isCatalog);
   instances = () => this.request('GET', '/instances', isInstanceList).then((r) => r.instances);
+  /** The list with the service's clock and open streams, to tick billed-so-far (figures.ts). */
+  instanceList = () => this.request('GET', '/instances', isInstanceList);
   instance = (server: string) =>
     this.request('GET', `/instances/${encodeURIComponent(server)}`, isInstance);
   launch = (body: LaunchRequest) => this.request('POST', '/instances', isInstance, body);
@@ -337,6 +339,7 @@ export class NgsciApi {
   budget = () => this.request('GET', '/budget', isBudget);
   statements = () =>
     this.request('GET', '/billing/statements', isStatementList).then((r) => r.statements);
+  statementList = () => this.request('GET', '/billing/statements', isStatementList);
   statementCsv = async (month: string): Promise<Blob> =>
     (
       await this.raw('GET', `/billing/statements/${encodeURIComponent(month)}?format=csv`, {
@@ -363,6 +366,8 @@ export class NgsciApi {
     users: () => this.request('GET', '/admin/users', isArrayField<AdminUserList>('users')),
     instances: () =>
       this.request('GET', '/admin/instances', isInstanceList).then((r) => r.instances),
+    /** the same, with the service's clock and open streams to tick billedMicros (figures.ts) */
+    instanceList: () => this.request('GET', '/admin/instances', isInstanceList),
     stop: (user: string, server: string) =>
       this.request(
         'POST',

@@ -19,10 +19,13 @@ test('money reads as dollars, with more digits under a dollar so a live cost vis
   assert.equal(formatMicros(1_234_567_890_123), '$1,234,567.89');
   assert.equal(formatMicros(42_000), '$0.042');
   assert.equal(formatMicros(1_600), '$0.0016');
-  assert.equal(formatMicros(1_600, { precise: false }), '$0.00');
+  // never $0.00 for a non-zero amount (issue 13: the admin panel and a statement showed $0.00)
+  assert.equal(formatMicros(1_600, { precise: false }), '< $0.01');
+  assert.equal(formatMicros(40), '< $0.0001');
   assert.equal(formatMicros(-2_500_000), '-$2.50');
   assert.equal(formatMicros(Number.NaN), '—');
   assert.equal(formatRate(526_000), '$0.526/h');
+  assert.equal(formatRate(23_000), '$0.023/h');
 });
 
 test('a difference says its sign', () => {
@@ -39,7 +42,8 @@ test('an uptime reads in the largest sensible units', () => {
   assert.equal(formatDuration(null), '—');
   assert.equal(formatDuration(-5), '—');
   assert.equal(formatHours(5400), '1.5 h');
-  assert.equal(formatHours(61), '1 min');
+  // an Hours column shows hours, not minutes
+  assert.equal(formatHours(61), '0.02 h');
   assert.equal(formatMonth('2026-11', 'en-US'), 'November 2026');
 });
 

@@ -3,34 +3,9 @@
  * and is only turned into text here, at the edge; nothing in the extension adds up floats.
  */
 
-const MICROS_PER_DOLLAR = 1_000_000;
-
-/**
- * `formatMicros(1_234_567)` → `$1.23`. Amounts under a dollar keep more precision so a cost that
- * ticks by the second visibly moves: under $1 → 3 decimals (`$0.042`), under 1 ¢ → 4 (`$0.0016`).
- * Rounds half away from zero on the integer, so it never shows `$-0.00`.
- */
-export function formatMicros(micros: number, opts: { precise?: boolean } = {}): string {
-  if (!Number.isFinite(micros)) return '—';
-  const sign = micros < 0 ? '-' : '';
-  const abs = Math.abs(Math.round(micros));
-  let decimals = 2;
-  if (opts.precise !== false) {
-    if (abs > 0 && abs < 10_000) decimals = 4;
-    else if (abs > 0 && abs < MICROS_PER_DOLLAR) decimals = 3;
-  }
-  const unit = 10 ** (6 - decimals);
-  const scaled = Math.floor((abs + unit / 2) / unit); // integer count of the last shown digit
-  const whole = Math.floor(scaled / 10 ** decimals);
-  const frac = String(scaled % 10 ** decimals).padStart(decimals, '0');
-  if (scaled === 0) return '$0.00';
-  return `${sign}$${whole.toLocaleString('en-US')}.${frac}`;
-}
-
-/** A price per hour: `$0.526/h`. */
-export function formatRate(microsPerHour: number): string {
-  return `${formatMicros(microsPerHour)}/h`;
-}
+// one formatter for every surface, in the contract (figures.ts; vectors in contract/fixtures)
+import { formatHours, formatMicros, formatRate, formatUnitPrice } from '@ngsci/contract';
+export { formatHours, formatMicros, formatRate, formatUnitPrice };
 
 /** A signed difference: `+$12.40` / `-$3.10` / `±$0.00`. */
 export function formatDelta(micros: number): string {
@@ -51,12 +26,6 @@ export function formatDuration(ms: number | null | undefined): string {
   const h = Math.floor(m / 60);
   if (h < 48) return `${h}h ${String(m % 60).padStart(2, '0')}m`;
   return `${Math.floor(h / 24)}d ${h % 24}h`;
-}
-
-/** Hours from seconds with one decimal: `1.5 h`; under six minutes, minutes: `4 min`. */
-export function formatHours(seconds: number): string {
-  if (seconds < 360) return `${Math.round(seconds / 60)} min`;
-  return `${(Math.round(seconds / 360) / 10).toFixed(1)} h`;
 }
 
 /** A date-time in the reader's locale, short: `Nov 23, 14:05`. */

@@ -18,6 +18,7 @@ import { pollNotices, type NoticeDeps } from './notices';
 import { CommandIDs, INgsciModel } from './tokens';
 import { apiServerName, hubHomeUrl, serviceUrl } from './urls';
 import { followRestarts } from './restart';
+import { followStopAfter } from './stop-after-page';
 import { budgetAlertFallback } from './budget-alerts';
 import { AdminPanel } from './widgets/admin';
 import { BillingSection } from './widgets/billing';
@@ -25,6 +26,8 @@ import { InstanceSection } from './widgets/instance';
 import { NgsciSidebar } from './widgets/sidebar';
 import { NgsciStatus } from './widgets/status';
 import { UsageSection } from './widgets/usage';
+import { ResizeSection } from './widgets/resize';
+import { followBudgetStop } from './countdown';
 
 const PKG = 'ngsci-labextension';
 
@@ -36,7 +39,7 @@ function saveAllOf(app: JupyterFrontEnd): () => Promise<void> {
   };
 }
 
-/** Opens one section of the sidebar's accordion (0 Instance, 1 Usage, 2 Billing). */
+/** Opens one section of the sidebar's accordion (0 Instance, 1 Resize, 2 Usage, 3 Billing). */
 function expand(sidebar: NgsciSidebar, index: number): void {
   const accordion = sidebar.content;
   if (accordion instanceof AccordionPanel && accordion.widgets[index]?.isHidden)
@@ -111,9 +114,12 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
       },
       refresh,
     );
+    const resize = new ResizeSection(model, { saveAll: saveAllOf(app) }, refresh);
     const usage = new UsageSection(model, refresh);
     const billing = new BillingSection(model, refresh);
-    const sidebar = new NgsciSidebar([instance, usage, billing]);
+    const sidebar = new NgsciSidebar([instance, resize, usage, billing]);
+    // the sizes get the most room, so they are in sight at a glance (issue 13)
+    if (sidebar.content instanceof AccordionPanel) sidebar.content.setRelativeSizes([2, 3, 2, 2]);
     app.shell.add(sidebar, 'left', { rank: settings().rank });
     restorer?.add(sidebar, 'ngsci-sidebar');
     themes?.themeChanged.connect(() => usage.restyle());
@@ -134,6 +140,13 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
     offerAdmin();
 
     followRestarts(app, model, page);
+    followStopAfter(app, model, page, saveAllOf(app));
+    // a spent hard-stop budget: documents saved before the stop (countdown.ts)
+    followBudgetStop(model, {
+      saveAll: saveAllOf(app),
+      tell: (level, text) =>
+        (level === 'error' ? Notification.error : Notification.warning)(text, { autoClose: false }),
+    });
 
     app.commands.addCommand(CommandIDs.openSidebar, {
       label: 'ngsci: Open the sidebar',
@@ -143,7 +156,7 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
       label: 'ngsci: Open usage',
       execute: () => {
         app.shell.activateById(sidebar.id);
-        expand(sidebar, 1);
+        expand(sidebar, 2);
         usage.node.scrollIntoView({ block: 'start' });
       },
     });
@@ -151,7 +164,7 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
       label: 'ngsci: Open billing',
       execute: () => {
         app.shell.activateById(sidebar.id);
-        expand(sidebar, 2);
+        expand(sidebar, 3);
         billing.node.scrollIntoView({ block: 'start' });
       },
     });
@@ -160,9 +173,9 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
       isEnabled: () => model.current?.state === 'running',
       execute: async () => {
         app.shell.activateById(sidebar.id);
-        expand(sidebar, 0);
+        expand(sidebar, 1);
         await model.refresh(['instance', 'billing']);
-        (instance.node.querySelector('.jp-ngsci-resize-btn') as HTMLElement | null)?.focus();
+        (resize.node.querySelector('.jp-ngsci-resize-btn') as HTMLElement | null)?.focus();
       },
     });
     app.commands.addCommand(CommandIDs.stop, {

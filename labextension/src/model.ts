@@ -18,6 +18,17 @@ import {
   type StatementSummary,
   type Usage,
 } from './api';
+import {
+  advance,
+  instanceBilled,
+  monthWindow,
+  spentThisMonth,
+  spentToday as spentTodayOf,
+  statementTotal as statementTotalOf,
+  usageBySize,
+  type BudgetScope,
+  type OpenStream,
+} from '@ngsci/contract';
 import { costOf, costSoFar, startOfDayUtc } from './projection';
 import type { INgsciModel, ResizeProgress, Section } from './tokens';
 
@@ -56,13 +67,33 @@ export class NgsciModel implements INgsciModel {
     this,
   );
   private followers = new Map<string, AbortController>();
-  private readonly now: () => number;
+  private readonly localNow: () => number;
+  /** service clock − local clock, from the newest answer's asOf */
+  private offset = 0;
+  /** each answer's clock and open streams: its figures tick from them (figures.ts) */
+  private instanceFigs: { asOf: string; streams: OpenStream[] } | null = null;
+  private usageFigs: { asOf: string; streams: OpenStream[]; from: number } | null = null;
+  private statementFigs: { asOf: string; streams: OpenStream[] } | null = null;
+
+  /** The service's clock: every figure is taken and ticked on it. */
+  serviceNow(): number {
+    return this.localNow() + this.offset;
+  }
+
+  private now(): number {
+    return this.serviceNow();
+  }
+
+  private sync(asOf: string | undefined): void {
+    const t = asOf ? Date.parse(asOf) : NaN;
+    if (Number.isFinite(t)) this.offset = t - this.localNow();
+  }
 
   constructor(opts: { api: NgsciApi; server: string; user: string; now?: () => number }) {
     this.api = opts.api;
     this.server = opts.server;
     this.user = opts.user;
-    this.now = opts.now ?? Date.now;
+    this.localNow = opts.now ?? Date.now;
   }
 
   /** Emits the name of the part that changed. */
@@ -136,7 +167,22 @@ export class NgsciModel implements INgsciModel {
   /** Month-to-date spend, ticking between refreshes with the burn rate. */
   monthToDate(now = this.now()): number | null {
     if (!this.budget) return null;
+    if (this.budget.figures) return spentThisMonth(this.budget.figures, now);
     return this.budget.spentMicros + costOf(now - this.budgetAt, this.budget.burnMicrosPerHour);
+  }
+
+  /**
+   * Budget spent (contract figures.ts): a user's own or the default budget is spent this month; a
+   * group's is the group's month at asOf, ticked with its members' open streams.
+   */
+  budgetSpent(scope: BudgetScope, now = this.now()): number {
+    if (scope.kind !== 'group') return this.monthToDate(now) ?? scope.spentMicros;
+    const asOf = this.budget?.asOf ? Date.parse(this.budget.asOf) : NaN;
+    if (!scope.streams || !Number.isFinite(asOf)) return scope.spentMicros;
+    const w = monthWindow(now);
+    // a new month since asOf: nothing of it is in the figure but the streams' part
+    const base = monthWindow(asOf).from === w.from ? scope.spentMicros : 0;
+    return advance(base, w, scope.streams, asOf, now);
   }
 
   /**
@@ -144,6 +190,7 @@ export class NgsciModel implements INgsciModel {
    * the usage endpoint, what this server's instance has cost today.
    */
   spentToday(now = this.now()): number {
+    if (this.budget?.figures) return spentTodayOf(this.budget.figures, now);
     const running = this.instances.filter((i) => i.state === 'running');
     if (this.today) {
       return (
@@ -176,6 +223,29 @@ export class NgsciModel implements INgsciModel {
 
   private budgetAt = 0;
 
+  /** Billed so far for an instance: the service's figure ticked with its stream (figures.ts). */
+  billedSoFar(inst: Instance, now = this.now()): number {
+    if (inst.billedMicros !== undefined && this.instanceFigs)
+      return instanceBilled(inst, this.instanceFigs, now);
+    return costSoFar(inst, now);
+  }
+
+  /** Usage per size over the usage window, ticked: one row per size with usage or running. */
+  usageRows(now = this.now()): { size: string; seconds: number; micros: number }[] {
+    if (!this.usage) return [];
+    const figs = this.usageFigs ?? {
+      asOf: this.usage.to,
+      streams: [],
+      from: Date.parse(this.usage.from),
+    };
+    return usageBySize(this.usage, { from: figs.from, to: Infinity }, figs, now);
+  }
+
+  /** A statement's total; the running month's ticks with the open streams. */
+  statementTotal(s: StatementSummary, now = this.now()): number {
+    return this.statementFigs ? statementTotalOf(s, this.statementFigs, now) : s.totalMicros;
+  }
+
   async refreshMe(): Promise<void> {
     await this.guard('me', async () => {
       this.me = await this.api.me();
@@ -186,7 +256,11 @@ export class NgsciModel implements INgsciModel {
   async refreshInstances(): Promise<void> {
     await this.guard('instance', async () => {
       if (!this.catalog) this.catalog = await this.api.catalog();
-      this.instances = await this.api.instances();
+      const list = await this.api.instanceList();
+      this.sync(list.asOf);
+      this.instances = list.instances;
+      this.instanceFigs =
+        list.asOf && list.streams ? { asOf: list.asOf, streams: list.streams } : null;
       for (const i of this.instances) {
         if (STARTING.has(i.state) && !this.followers.has(i.server)) void this.follow(i.server);
       }
@@ -198,6 +272,11 @@ export class NgsciModel implements INgsciModel {
     await this.guard('usage', async () => {
       const from = new Date(startOfDayUtc(now) - (days - 1) * 86_400_000).toISOString();
       this.usage = await this.api.usage({ from, granularity: 'day' });
+      this.sync(this.usage.asOf);
+      this.usageFigs =
+        this.usage.asOf && this.usage.streams
+          ? { asOf: this.usage.asOf, streams: this.usage.streams, from: Date.parse(from) }
+          : null;
       const today = startOfDayUtc(now);
       const micros = this.usage.series
         .filter((p) => Date.parse(p.start) >= today)
@@ -210,13 +289,17 @@ export class NgsciModel implements INgsciModel {
     await this.guard('billing', async () => {
       const [budget, statements] = await Promise.allSettled([
         this.api.budget(),
-        this.api.statements(),
+        this.api.statementList(),
       ]);
       if (budget.status === 'fulfilled') {
+        this.sync(budget.value.asOf);
         this.budget = budget.value;
         this.budgetAt = this.now();
       }
-      this.statements = statements.status === 'fulfilled' ? statements.value : null;
+      const list = statements.status === 'fulfilled' ? statements.value : null;
+      this.statements = list?.statements ?? null;
+      this.statementFigs =
+        list?.asOf && list.streams ? { asOf: list.asOf, streams: list.streams } : null;
       if (budget.status === 'rejected') throw budget.reason;
       if (statements.status === 'rejected') throw statements.reason;
     });

@@ -15,6 +15,7 @@ import type {
   StatementSummary,
   Usage,
 } from './api';
+import type { BudgetScope } from '@ngsci/contract';
 
 /** The parts of the sidebar that refresh on their own. */
 export type Section = 'instance' | 'usage' | 'billing';
@@ -60,7 +61,17 @@ export interface INgsciModel {
   rateOf(sizeId: string, cloud?: string, spot?: boolean): number | null;
   readonly burnMicrosPerHour: number;
   monthToDate(now?: number): number | null;
+  /** budget spent of one of the budgets (contract figures.ts): the subject's month, live */
+  budgetSpent(scope: BudgetScope, now?: number): number;
   spentToday(now?: number): number;
+  /** the service's clock (every live figure is taken on it) */
+  serviceNow(): number;
+  /** billed so far for an instance (contract figures.ts; no 60 s minimum while it runs) */
+  billedSoFar(inst: Instance, now?: number): number;
+  /** usage per size over the usage window, live (contract figures.ts) */
+  usageRows(now?: number): { size: string; seconds: number; micros: number }[];
+  /** a statement's total; the running month's live */
+  statementTotal(s: StatementSummary, now?: number): number;
   refreshMe(): Promise<void>;
   refreshInstances(): Promise<void>;
   refreshUsage(days?: number): Promise<void>;

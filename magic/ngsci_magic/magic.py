@@ -9,6 +9,7 @@ Service errors are shown as one line (`ngsci: [code] message`), never as a trace
 
 from __future__ import annotations
 
+import contextlib
 import html
 import inspect
 import json
@@ -20,10 +21,14 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 from IPython.core.magic import Magics, line_cell_magic, magics_class
+
+from .figures import format_hours, format_micros, format_rate
 
 # The server-name rule: contract/src/server-name.ts is its one definition; this copy is checked
 # against the contract's examples (contract/server-names.json) by tests/test_magic_server_names.py.
@@ -32,6 +37,9 @@ DEFAULT_SERVER = "default"
 SIZE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{0,62}$")
 DURATION_PATTERN = re.compile(r"^(?:\d+[smhd])+$")
 ON_ERROR_CHOICES = ("notify", "stop", "keep")
+# %%ngsci stop_after: how long the service waits for a page to save before it stops the server
+STOP_GRACE = 30
+MAX_STOP_GRACE = 300  # the service's limit (contract StopRequest)
 
 
 class NgsciError(Exception):
@@ -196,13 +204,8 @@ def take_options(
 
 
 def dollars(micros: int) -> str:
-    """µ$ → `$1,234.56`, or `$0.0042` under a cent."""
-    sign = "-" if micros < 0 else ""
-    value = abs(int(micros))
-    if 0 < value < 10_000:
-        return f"{sign}$0.{str(value).rjust(6, '0').rstrip('0')}"
-    cents = (value + 5_000) // 10_000
-    return f"{sign}${cents // 100:,}.{cents % 100:02d}"
+    """µ$ → an amount as every ngsci surface writes it (figures.py: `$1,234.56`, `$0.0082`)."""
+    return format_micros(micros)
 
 
 def duration(seconds: float) -> str:
@@ -214,6 +217,17 @@ def duration(seconds: float) -> str:
 
 
 # ---- output: HTML in notebooks, text in consoles
+
+# JupyterLab typesets rendered HTML with MathJax, where `$...$` is inline math: "spent $0.09,
+# burning $0.38/h" became a formula. Our HTML is kept out of it twice over: its container has
+# MathJax's ignore class (`mathjax_ignore`; `tex2jax_ignore` for MathJax 2 viewers), and no `$` is
+# left raw in the markup (`&#36;`), so nothing that reads the source sees a delimiter either.
+NO_MATH = "mathjax_ignore tex2jax_ignore"
+
+
+def html_text(text: str) -> str:
+    """Escapes text for HTML, dollar signs included."""
+    return html.escape(text).replace("$", "&#36;")
 
 
 class Table:
@@ -243,7 +257,7 @@ class Table:
         p.text(self.text())
 
     def _repr_html_(self) -> str:
-        esc = html.escape
+        esc = html_text
         head = "".join(f"<th>{esc(h)}</th>" for h in self.headers)
         rows = (
             "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in self.rows)
@@ -251,7 +265,7 @@ class Table:
         )
         caption = f"<caption>{esc(self.title)}</caption>" if self.title else ""
         return (
-            f'<table class="jp-ngsci-table">{caption}'
+            f'<table class="jp-ngsci-table {NO_MATH}">{caption}'
             f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
         )
 
@@ -269,19 +283,27 @@ class Message:
         p.text(self.message)
 
     def _repr_html_(self) -> str:
-        return f'<p class="jp-ngsci-message">{html.escape(self.message)}</p>'
+        return f'<p class="jp-ngsci-message {NO_MATH}">{html_text(self.message)}</p>'
+
+
+def as_of(answer: Mapping[str, Any]) -> str:
+    """The service's clock of an answer, for a title: ` (as of 15:01:07 UTC)`."""
+    at = answer.get("asOf") or ""
+    return f" (as of {at[11:19]} UTC)" if len(at) >= 19 else ""
 
 
 def instance_table(instances: Sequence[Mapping[str, Any]], title: str = "") -> Table:
+    """Instances with their rate and what each has cost so far (the service's `billedMicros`)."""
     return Table(
-        ["server", "size", "cloud", "state", "rate/h", "since", "error"],
+        ["server", "size", "cloud", "state", "rate", "cost so far", "since", "error"],
         [
             [
                 i["server"],
                 i["size"],
                 i["cloud"] + (" (spot)" if i.get("spot") else ""),
                 i["state"],
-                dollars(i["ratePerHourMicros"]),
+                format_rate(i["ratePerHourMicros"]),
+                None if i.get("billedMicros") is None else format_micros(i["billedMicros"]),
                 (i.get("readyAt") or i["createdAt"])[:16].replace("T", " "),
                 i.get("errorCode"),
             ]
@@ -329,8 +351,10 @@ class NgsciMagics(Magics):
           %ngsci help                    this text
 
         Cell magic:
-          %%ngsci stop_after [--on-error notify|stop|keep]
+          %%ngsci stop_after [--on-error notify|stop|keep] [--grace 30s]
               Runs the cell, then stops this server so a finished run spends nothing more.
+              JupyterLab saves every open document (with the cell's output) first; with no
+              page open the server stops after the grace (default 30s, at most 5m).
               If the cell fails: notify (default) sends you a notice and keeps the server,
               stop stops it anyway, keep does nothing.
 
@@ -376,29 +400,32 @@ class NgsciMagics(Magics):
             inst = api.get(f"/instances/{check_server(rest[0])}")
             return instance_table([inst], f"server {inst['server']}")
         me = api.get("/me")
-        instances = api.get("/instances")["instances"]
-        title = f"{me['name']}{' (admin)' if me.get('admin') else ''} · plan {me['plan']['label']}"
-        return instance_table(instances, title)
+        listed = api.get("/instances")
+        title = (
+            f"{me['name']}{' (admin)' if me.get('admin') else ''} · plan {me['plan']['label']}"
+            f"{as_of(listed)}"
+        )
+        return instance_table(listed["instances"], title)
 
     def _usage(self, args: list[str]) -> Any:
         if args:
             raise UsageError("usage takes no arguments")
         u = self._api_factory().get("/usage")
         return Table(
-            ["start", "size", "time", "active", "idle", "cost"],
+            ["start", "size", "hours", "active h", "idle h", "cost"],
             [
                 [
                     p["start"][:10],
                     p["size"],
-                    duration(p["seconds"]),
-                    duration(p["activeSeconds"]),
-                    duration(p["idleSeconds"]),
-                    dollars(p["amountMicros"]),
+                    format_hours(p["seconds"]),
+                    format_hours(p["activeSeconds"]),
+                    format_hours(p["idleSeconds"]),
+                    format_micros(p["amountMicros"]),
                 ]
                 for p in u["series"]
             ],
             f"usage of {u['user']} from {u['from'][:10]} to {u['to'][:10]}: "
-            f"{dollars(u['totalMicros'])}",
+            f"{format_micros(u['totalMicros'])}{as_of(u)}",
         )
 
     def _budget(self, args: list[str]) -> Any:
@@ -406,17 +433,22 @@ class NgsciMagics(Magics):
             raise UsageError("budget takes no arguments")
         b = self._api_factory().get("/budget")
         runs_out = (b.get("exhaustedAt") or "")[:16].replace("T", " ") or "not this month"
+        today = (
+            f", today {format_micros(b['spentTodayMicros'])}"
+            if b.get("spentTodayMicros") is not None
+            else ""
+        )
         title = (
-            f"{b['month']}: spent {dollars(b['spentMicros'])}, burning "
-            f"{dollars(b['burnMicrosPerHour'])}/h, runs out: {runs_out}"
+            f"{b['month']}: spent {format_micros(b['spentMicros'])}{today}, burning "
+            f"{format_rate(b['burnMicrosPerHour'])}, runs out: {runs_out}{as_of(b)}"
         )
         return Table(
             ["budget", "limit", "spent", "used", "hard stop"],
             [
                 [
                     s["kind"] + (f" {s['name']}" if s.get("name") else ""),
-                    dollars(s["budgetMicros"]),
-                    dollars(s["spentMicros"]),
+                    format_micros(s["budgetMicros"]),
+                    format_micros(s["spentMicros"]),
                     f"{s['percent']}%",
                     "yes" if s["hardStop"] else "no",
                 ]
@@ -447,7 +479,11 @@ class NgsciMagics(Magics):
                 f"server '{server}' stops in {duration(delay)}; "
                 "%ngsci stop --cancel keeps it running"
             )
-        inst = api.post(f"/instances/{server}/stop")
+        try:
+            inst = api.post(f"/instances/{server}/stop")
+        except KeyboardInterrupt:
+            # this kernel's own server stopped before the answer came: what was asked, no traceback
+            return Message(f"server '{server}' is stopping; billing ends when it has stopped")
         return Message(
             f"server '{server}' ({inst['size']}) is stopping; billing ends when it has stopped"
         )
@@ -545,10 +581,15 @@ class NgsciMagics(Magics):
     def _cell(self, line: str, cell: str) -> Any:
         args = split_args(line)
         if not args or args[0] != "stop_after":
-            raise UsageError("the cell magic is %%ngsci stop_after [--on-error notify|stop|keep]")
-        opts, rest = take_options(args[1:], {"on-error": True, "server": True})
+            raise UsageError(
+                "the cell magic is %%ngsci stop_after [--on-error notify|stop|keep] [--grace 30s]"
+            )
+        opts, rest = take_options(args[1:], {"on-error": True, "server": True, "grace": True})
         if rest:
             raise UsageError(f"stop_after: unexpected argument '{rest[0]}'")
+        grace = parse_duration(str(opts["grace"]), "--grace") if "grace" in opts else STOP_GRACE
+        if grace > MAX_STOP_GRACE:
+            raise UsageError(f"--grace must be at most {MAX_STOP_GRACE} s")
         on_error = str(opts.get("on-error", "notify"))
         if on_error not in ON_ERROR_CHOICES:
             raise UsageError(f"--on-error must be notify, stop or keep, not '{on_error}'")
@@ -569,22 +610,79 @@ class NgsciMagics(Magics):
                 file=sys.stderr,
             )
             return None
+        # The cell ran. From here on the server may stop under this kernel: nothing below may end
+        # in a traceback (the old way blocked in urllib until the stop interrupted the kernel).
+        # (a KeyboardInterrupt here is the stop reaching this kernel first: what was asked)
+        with contextlib.suppress(KeyboardInterrupt):
+            self._stop_after_cell(api, server, "failed" if failed else "finished", grace)
+        return None
+
+    def _stop_after_cell(self, api: Api, server: str, outcome: str, grace: int) -> None:
+        """Announces the stop to the service and to the pages showing this kernel; returns at once.
+
+        The service answers as soon as it has recorded the stop. The JupyterLab pages showing this
+        kernel hear of it over a comm (`ngsci`), save every open document (this cell's output
+        included) and confirm with a plain stop; with no page, the service stops the server when
+        the grace is over. Another server named with --server stops at once.
+        """
         try:
             api.post(
                 "/notify",
                 {
-                    "message": f"The cell {'failed' if failed else 'finished'}; "
-                    f"stopping server '{server}'.",
+                    "message": f"The cell {outcome}; stopping server '{server}'.",
                     "title": "Stopping after the cell",
-                    "level": "warning" if failed else "info",
+                    "level": "warning" if outcome == "failed" else "info",
                     "server": server,
                 },
             )
         except NgsciError as err:
             print(str(err), file=sys.stderr)
-        api.post(f"/instances/{server}/stop")
-        print(f"ngsci: server '{server}' is stopping", file=sys.stderr)
-        return None
+        own = server == self.server
+        if not own:
+            api.post(f"/instances/{server}/stop")
+            print(f"ngsci: the cell {outcome}; server '{server}' is stopping", flush=True)
+            return
+        api.post(
+            f"/instances/{server}/stop",
+            {"reason": "stop_after", "cell": outcome, "graceSeconds": grace},
+        )
+        # printed before the page hears of the stop, so the saved notebook has this line too
+        print(
+            f"ngsci: the cell {outcome}; this server ('{server}') stops once JupyterLab has saved "
+            f"the open documents, within {grace} s",
+            flush=True,
+        )
+        tell_pages(
+            {
+                "kind": "stop_after",
+                "server": server,
+                "cell": outcome,
+                "graceSeconds": grace,
+                "requestedAt": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "id": uuid.uuid4().hex,
+            }
+        )
+
+
+COMM_TARGET = "ngsci"
+
+
+def tell_pages(data: Mapping[str, Any]) -> bool:
+    """Sends `data` to the JupyterLab pages that show this kernel (a comm they listen on).
+
+    False outside a kernel (an IPython console) or when the comm cannot be opened: the service's
+    grace stops the server anyway.
+    """
+    try:
+        from comm import create_comm
+    except ImportError:
+        return False
+    try:
+        c = create_comm(target_name=COMM_TARGET, data=dict(data))
+        c.close()
+    except Exception:  # a page that does not hear of it changes nothing: the grace stops it
+        return False
+    return True
 
 
 def help_text() -> str:

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
+from ngsci_magic import magic as magic_module
 from ngsci_magic.magic import (
     Api,
     NgsciMagics,
@@ -24,6 +25,7 @@ from ngsci_magic.magic import (
     help_text,
     load_ipython_extension,
     parse_duration,
+    tell_pages,
 )
 
 TOKEN = "server-token-do-not-print-77"
@@ -42,6 +44,7 @@ INSTANCE = {
     "exitCode": None,
     "url": "/user/ada/",
     "ratePerHourMicros": 48_000,
+    "billedMicros": 12_345,
     "createdAt": "2026-11-20T10:00:00.000Z",
     "readyAt": "2026-11-20T10:00:05.000Z",
     "stoppedAt": None,
@@ -61,7 +64,10 @@ class FakeService:
                     "plan": {"id": "p", "label": "Private", "multiplierPpm": 1},
                 },
             ),
-            ("GET", "/instances"): (200, {"instances": [INSTANCE]}),
+            ("GET", "/instances"): (
+                200,
+                {"instances": [INSTANCE], "asOf": "2026-11-20T10:30:00.000Z", "streams": []},
+            ),
             ("GET", "/instances/default"): (200, INSTANCE),
             ("POST", "/instances/default/stop"): (202, {**INSTANCE, "state": "stopping"}),
             ("POST", "/instances/default/resize"): (202, INSTANCE),
@@ -72,6 +78,7 @@ class FakeService:
                     "user": "ada",
                     "month": "2026-11",
                     "spentMicros": 80_000_000,
+                    "spentTodayMicros": 8_949,
                     "burnMicrosPerHour": 526_000,
                     "gpuHoursUsed": 3.5,
                     "gpuHoursLimit": None,
@@ -205,7 +212,9 @@ def test_status_is_a_table_in_text_and_html(magic, shell):
     assert "ada · plan Private" in text
     assert "cpu-small" in text
     assert "running" in text
-    assert "$0.05" in text
+    assert "$0.048/h" in text, "a rate is never rounded"
+    assert "$0.012 " in text, "what the instance cost so far, from the service's billedMicros"
+    assert "(as of 10:30:00 UTC)" in text
     assert "<table" in out._repr_html_()
     assert "<td>cpu-small</td>" in out._repr_html_()
     assert fake.requests[0]["auth"] == f"token {TOKEN}"
@@ -215,12 +224,28 @@ def test_usage_and_budget_show_money_from_micro_dollars(magic, shell):
     usage = repr(shell.run_line_magic("ngsci", "usage"))
     assert "$1.26" in usage
     assert "gpu-t4" in usage
-    assert "2h24m" in usage
+    assert "HOURS" in usage
+    assert "2.4 h  2.0 h     0.40 h" in usage, "hours columns show hours"
     budget = repr(shell.run_line_magic("ngsci", "budget"))
-    assert "spent $80.00" in budget
+    assert "spent $80.00, today $0.0089, burning $0.526/h" in budget
     assert "80%" in budget
     assert "$100.00" in budget
     assert "runs out: 2026-11-28 06:00" in budget
+
+
+def test_rich_output_keeps_dollars_out_of_jupyterlabs_math(magic, shell):
+    """JupyterLab typesets HTML outputs with MathJax, where `$...$` is a formula."""
+    fake = magic[1]
+    fake.answers[("GET", "/budget")][1]["spentMicros"] = 90_000
+    fake.answers[("GET", "/budget")][1]["burnMicrosPerHour"] = 380_000
+    for verb in ("budget", "usage", "status"):
+        out = shell.run_line_magic("ngsci", verb)
+        rich = out._repr_html_()
+        assert "$" not in rich, f"{verb}: no raw dollar sign in the HTML"
+        assert "mathjax_ignore" in rich, f"{verb}: MathJax is told to leave the table alone"
+        assert "$" in repr(out), "plain text keeps its dollar signs"
+    budget = shell.run_line_magic("ngsci", "budget")._repr_html_()
+    assert "spent &#36;0.090, today &#36;0.0089, burning &#36;0.38/h" in budget
 
 
 def test_stop_now_and_stop_in_ten_minutes(magic, shell):
@@ -280,11 +305,61 @@ def test_notify_on_error_sends_a_notice_for_a_failing_cell_only(magic, shell):
     assert len(fake.requests) == 1
 
 
-def test_stop_after_stops_when_the_cell_finishes(magic, shell):
+def test_stop_after_announces_the_stop_and_tells_the_page(magic, shell, monkeypatch, capsys):
     _, fake, _ = magic
+    told: list[dict[str, Any]] = []
+    monkeypatch.setattr(magic_module, "tell_pages", lambda data: told.append(dict(data)) or True)
     shell.run_cell_magic("ngsci", "stop_after", "result = sum(range(10))")
     assert shell.user_ns["result"] == 45, "the cell ran in the user's namespace"
     assert [r["path"] for r in fake.requests] == ["/notify", "/instances/default/stop"]
+    assert fake.requests[-1]["body"] == {
+        "reason": "stop_after",
+        "cell": "finished",
+        "graceSeconds": 30,
+    }, "the service stops after the grace unless a page saves and stops it first"
+    assert len(told) == 1
+    assert told[0]["kind"] == "stop_after"
+    assert told[0]["server"] == "default"
+    assert told[0]["cell"] == "finished"
+    out = capsys.readouterr()
+    assert "stops once JupyterLab has saved the open documents, within 30 s" in out.out
+    assert out.err == ""
+
+
+def test_stop_after_grace_and_another_server(magic, shell, monkeypatch):
+    _, fake, _ = magic
+    monkeypatch.setattr(magic_module, "tell_pages", lambda data: True)
+    shell.run_cell_magic("ngsci", "stop_after --grace 2m", "pass")
+    assert fake.requests[-1]["body"]["graceSeconds"] == 120
+    fake.requests.clear()
+    fake.answers[("POST", "/instances/gpu1/stop")] = (202, {**INSTANCE, "server": "gpu1"})
+    shell.run_cell_magic("ngsci", "stop_after --server gpu1", "pass")
+    assert fake.requests[-1]["path"] == "/instances/gpu1/stop"
+    assert fake.requests[-1]["body"] == {}, "another server has no page here: it stops at once"
+
+
+def test_stop_after_ends_without_a_traceback_when_the_stop_interrupts_the_kernel(
+    magic, shell, monkeypatch, capsys
+):
+    _m, _fake, _ = magic
+    real = Api.post
+
+    def interrupted(self, path, body=None):
+        if path.endswith("/stop"):
+            raise KeyboardInterrupt  # what the stopping server does to a kernel mid-request
+        return real(self, path, body)
+
+    monkeypatch.setattr(Api, "post", interrupted)
+    assert shell.run_cell_magic("ngsci", "stop_after", "print('trained: 42')") is None
+    out = capsys.readouterr()
+    assert "trained: 42" in out.out
+    assert "Traceback" not in out.out + out.err
+    assert "KeyboardInterrupt" not in out.out + out.err
+
+
+def test_tell_pages_outside_a_kernel_is_harmless():
+    # an IPython console has no frontend: the comm package's stand-in takes the message
+    assert tell_pages({"kind": "stop_after"}) in (True, False)
 
 
 @pytest.mark.parametrize(
@@ -374,8 +449,9 @@ def test_help_and_parsers(shell):
     assert shell.find_line_magic("ngsci").__doc__.startswith("%ngsci: your ngsci machine")
     assert parse_duration("1h30m") == 5400
     assert parse_duration("15") == 900
-    assert dollars(526_000) == "$0.53"
+    assert dollars(526_000) == "$0.526"
     assert dollars(4_200) == "$0.0042"
+    assert dollars(1) == "< $0.0001"
     assert dollars(1_999_999) == "$2.00"
     api = Api.from_env(
         {

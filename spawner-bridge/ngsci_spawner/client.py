@@ -62,8 +62,11 @@ class BridgeClient:
         self._timeout = timeout
         self._http = http_client
 
-    async def catalog(self) -> dict[str, Any]:
-        return await self._call("GET", "/catalog")
+    async def catalog(self, user: str | None = None) -> dict[str, Any]:
+        """The catalog; for a `user`, with their runway per size (`runway`)."""
+        return await self._call(
+            "GET", "/catalog" + (f"?{urlencode({'user': user})}" if user else "")
+        )
 
     async def start(
         self,

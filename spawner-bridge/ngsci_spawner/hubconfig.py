@@ -59,14 +59,16 @@ def write_secrets_file(path: str | os.PathLike[str], values: Mapping[str, str]) 
 def configure_hub(
     c: Any,
     *,
-    service_command: Sequence[str],
-    service_port: int,
+    service_command: Sequence[str] = (),
+    service_port: int | None = None,
     bridge_secret: str,
-    service_environment: Mapping[str, str],
+    service_environment: Mapping[str, str] | None = None,
     admin_users: Collection[str] = frozenset(),
     service_name: str = "ngsci",
     start_timeout: int | None = None,
     secrets_file: str | os.PathLike[str] | None = None,
+    service_url: str | None = None,
+    service_api_token: str | None = None,
 ) -> None:
     """Configure JupyterHub (`c`, the traitlets config of `jupyterhub_config.py`) for ngsci.
 
@@ -85,13 +87,36 @@ def configure_hub(
     With `secrets_file`, the bridge secret and every secret setting of `service_environment`
     (SECRET_SETTING) are written to that file (0600) and the service gets only its path
     (`NGSCI_SECRETS_FILE`): JupyterHub keeps a service's environment in its database.
+
+    External service (N replicas behind a load balancer, docs/operations.md): give `service_url`
+    (the load balancer, e.g. `http://ngsci-lb:10101`) and `service_api_token` (the token every
+    replica uses as `JUPYTERHUB_API_TOKEN`) instead of `service_command`, `service_port` and
+    `service_environment`. The hub then starts nothing: it routes `/services/<name>/` to
+    `service_url` and keeps the OAuth client `service-<name>`; the operator runs the replicas with
+    their settings (the JUPYTERHUB_* variables the hub would have passed included).
     """
     if not bridge_secret:
         raise ValueError("bridge_secret must not be empty")
-    if not service_command:
-        raise ValueError("service_command must name the hub-service program")
-    if not 0 < int(service_port) < 65536:
-        raise ValueError(f"service_port must be a TCP port, not {service_port!r}")
+    if service_url is not None:
+        if service_command or service_port is not None or service_environment or secrets_file:
+            raise ValueError(
+                "service_url (an external service) excludes service_command, service_port,"
+                " service_environment and secrets_file: the hub does not start it"
+            )
+        if not re.match(r"^https?://[^/\s]+/?$", service_url):
+            raise ValueError(
+                "service_url must be an http(s) origin such as http://10.0.0.5:10101,"
+                f" not {service_url!r}"
+            )
+        if not service_api_token or len(service_api_token) < 16:
+            raise ValueError("service_api_token must be at least 16 characters with service_url")
+        base_url = service_url.rstrip("/")
+    else:
+        if not service_command:
+            raise ValueError("service_command must name the hub-service program")
+        if service_port is None or not 0 < int(service_port) < 65536:
+            raise ValueError(f"service_port must be a TCP port, not {service_port!r}")
+        base_url = f"http://127.0.0.1:{int(service_port)}"
 
     hub = c.JupyterHub
     hub.spawner_class = "ngsci"
@@ -108,12 +133,21 @@ def configure_hub(
     )
 
     service_access = f"access:services!service={service_name}"
+    started = (
+        {"api_token": service_api_token}
+        if service_url is not None
+        else {
+            "command": list(service_command),
+            "environment": _service_environment(
+                service_environment or {}, bridge_secret, secrets_file
+            ),
+        }
+    )
     hub.services.append(
         {
             "name": service_name,
-            "url": f"http://127.0.0.1:{int(service_port)}",
-            "command": list(service_command),
-            "environment": _service_environment(service_environment, bridge_secret, secrets_file),
+            "url": base_url,
+            **started,
             "display": True,
             # The service's own hub OAuth login (the admin panel's "Sign in as admin") is the one
             # browser path to the admin scope: its tokens may carry it for users who hold it.
@@ -144,7 +178,7 @@ def configure_hub(
     _grant_users(c, service_access, use_extra_user_scopes=_hub_has_extra_user_scopes())
 
     spawner = c.NgsciSpawner
-    spawner.service_url = f"http://127.0.0.1:{int(service_port)}/services/{service_name}"
+    spawner.service_url = f"{base_url}/services/{service_name}"
     spawner.bridge_secret = bridge_secret
     spawner.service_name = service_name
     if start_timeout is not None:

@@ -140,6 +140,55 @@ def price_text(prices: Mapping[str, str | None] | None, *, spot: bool, cloud_lab
     return f"{prices['onDemand']} (no spot offer)" if spot else str(prices["onDemand"])
 
 
+def format_runway(seconds: int) -> str:
+    """`3 h 12 min`, `45 min`, `< 1 min`, `2 d 4 h` (as the contract's `formatRunway`)."""
+    minutes = max(0, int(seconds)) // 60
+    if minutes < 1:
+        return "< 1 min"
+    hours = minutes // 60
+    if hours < 1:
+        return f"{minutes} min"
+    days = hours // 24
+    if days < 1:
+        return f"{hours} h {minutes % 60} min" if minutes % 60 else f"{hours} h"
+    return f"{days} d {hours % 24} h" if hours % 24 else f"{days} d"
+
+
+def runway_text(entry: Mapping[str, Any]) -> str:
+    """The line under a size: its runway and idle timeout, or why the quota forbids it."""
+    forbidden = entry.get("forbidden")
+    if forbidden:
+        return f"Not allowed: {forbidden['reason']}"
+    parts = []
+    if entry.get("runwaySeconds") is not None:
+        parts.append(f"{format_runway(int(entry['runwaySeconds']))} left in your budget")
+    idle = int(entry.get("idleTimeoutSeconds") or 0)
+    parts.append(f"stops after {format_runway(idle)} idle" if idle > 0 else "no idle stop")
+    return " \u00b7 ".join(parts)
+
+
+def _runway_by_choice(catalog: Mapping[str, Any]) -> dict[str, dict[str, dict[str, str]]]:
+    """size -> cloud -> {"onDemand", "spot"} -> the runway line, from the catalog's `runway`."""
+    out: dict[str, dict[str, dict[str, str]]] = {}
+    for entry in catalog.get("runway") or []:
+        by_cloud = out.setdefault(str(entry["size"]), {}).setdefault(str(entry["cloud"]), {})
+        by_cloud["spot" if entry.get("spot") else "onDemand"] = runway_text(entry)
+    return out
+
+
+def _absent_reasons(size: Mapping[str, Any]) -> dict[str, str]:
+    """cloud -> why a size is not there, for a simulated GPU size on `local` (no GPU, no price)."""
+    return {
+        str(o["cloud"]): "not on this machine: it has no GPU"
+        for o in size.get("offers") or []
+        if o.get("simulated") and not o.get("available")
+    }
+
+
+def _forbidden_sizes(catalog: Mapping[str, Any]) -> set[str]:
+    return {str(e["size"]) for e in catalog.get("runway") or [] if e.get("forbidden")}
+
+
 def _describe_size(size: Mapping[str, Any]) -> str:
     parts = [f"{size['vcpu']} vCPU", f"{float(size['memoryGiB']):g} GiB"]
     gpu = size.get("gpu")
@@ -164,10 +213,14 @@ _SCRIPT = """<script>
       var prices = JSON.parse(row.getAttribute('data-prices'))[chosen];
       var input = row.querySelector('input[name="size"]');
       var out = row.querySelector('.ngsci-price');
-      input.disabled = !prices;
+      var runways = JSON.parse(row.getAttribute('data-runway') || '{}')[chosen] || {};
+      var runway = row.querySelector('.ngsci-runway');
+      if (runway) runway.textContent = (useSpot && runways.spot) || runways.onDemand || '';
+      input.disabled = !prices || row.hasAttribute('data-forbidden');
       if (!prices) {
         input.checked = false;
-        out.textContent = 'not offered on ' + label;
+        var absent = JSON.parse(row.getAttribute('data-absent') || '{}')[chosen];
+        out.textContent = absent || 'not offered on ' + label;
       } else if (useSpot && prices.spot) {
         out.textContent = prices.spot + ' spot';
       } else {
@@ -185,6 +238,8 @@ _STYLE = """<style>
 #ngsci-options .ngsci-size-spec { color: #555; }
 #ngsci-options .ngsci-price { font-weight: bold; margin-left: 0.5em; }
 #ngsci-options .ngsci-note { color: #555; font-size: 90%; }
+#ngsci-options .ngsci-runway { display: block; margin-left: 1.5em; color: #555; font-size: 90%; }
+#ngsci-options .ngsci-size[data-forbidden] .ngsci-runway { color: #a94442; }
 </style>"""
 
 
@@ -209,7 +264,13 @@ def render_form(catalog: Mapping[str, Any], previous: Mapping[str, Any] | None =
     spot = previous.get("spot") is True
     fallback = previous.get("spotFallback") is True
     cloud_label = CLOUD_LABELS.get(cloud, cloud)
-    choosable = [str(s["id"]) for s in sizes if cloud in prices[str(s["id"])]]
+    runways = _runway_by_choice(catalog)
+    forbidden = _forbidden_sizes(catalog)
+    choosable = [
+        str(s["id"])
+        for s in sizes
+        if cloud in prices[str(s["id"])] and str(s["id"]) not in forbidden
+    ]
     checked = previous.get("size") if previous.get("size") in choosable else None
     checked = checked or (choosable[0] if choosable else None)
 
@@ -218,16 +279,29 @@ def render_form(catalog: Mapping[str, Any], previous: Mapping[str, Any] | None =
         size_id = str(size["id"])
         here = prices[size_id].get(cloud)
         attrs = " checked" if size_id == checked else ""
-        attrs += "" if here else " disabled"
+        attrs += "" if here and size_id not in forbidden else " disabled"
+        runway = runways.get(size_id, {})
+        absent = _absent_reasons(size)
+        line = runway.get(cloud, {})
+        line_text = (spot and line.get("spot")) or line.get("onDemand") or ""
+        price = (
+            absent[cloud]
+            if not here and cloud in absent
+            else price_text(here, spot=spot, cloud_label=cloud_label)
+        )
         rows.append(
             f'<label class="ngsci-size" for="ngsci-size-{escape(size_id)}"'
-            f' data-prices="{escape(json.dumps(prices[size_id]))}">'
+            f' data-prices="{escape(json.dumps(prices[size_id]))}"'
+            f' data-runway="{escape(json.dumps(runway))}"'
+            f' data-absent="{escape(json.dumps(absent))}"'
+            f"{' data-forbidden' if size_id in forbidden else ''}>"
             f'<input type="radio" name="size" id="ngsci-size-{escape(size_id)}"'
             f' value="{escape(size_id)}"{attrs}> '
             f"<strong>{escape(str(size.get('label') or size_id))}</strong> "
             f'<span class="ngsci-size-spec">{escape(_describe_size(size))}</span>'
             f'<span class="ngsci-price">'
-            f"{escape(price_text(here, spot=spot, cloud_label=cloud_label))}</span>"
+            f"{escape(price)}</span>"
+            f'<span class="ngsci-runway">{escape(line_text)}</span>'
             "</label>"
         )
 

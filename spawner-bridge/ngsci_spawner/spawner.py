@@ -376,6 +376,45 @@ class NgsciSpawner(Spawner):
         # active, or a state this version does not know: still running as far as we can tell
         return None
 
+    async def get_url(self) -> str:
+        """The running instance's URL, from hub-service.
+
+        JupyterHub asks this at its start of every server whose `poll()` says running. A hub that
+        was restarted while a start was still under way (e.g. the start a resize asked for) has
+        no URL of that server, so the default (the URL in the hub's database) would never answer
+        and the hub would stop a machine that is starting fine. At hub start the managed service
+        comes up after this is asked: waits for it, and for the instance to run, up to
+        `start_timeout`; an instance that ended, or none, keeps the database's URL. A server whose
+        start had completed (its instance id is in the hub's state) keeps the database's URL while
+        the service cannot be reached: that is the URL its start returned.
+        """
+        known = self.server.url if self.server else ""
+        client = self._client()
+        deadline = time.monotonic() + self.start_timeout
+        outage = _Outage(self.log, f"recovering the URL of {self._log_name}")
+        while True:
+            try:
+                instance = await client.status(user=self.user.name, server=self.name)
+            except ServiceError as e:
+                if self.instance_id or not e.transient or time.monotonic() >= deadline:
+                    return known
+                outage.failed(e)
+                await asyncio.sleep(self.start_poll_interval)
+                continue
+            outage.recovered()
+            state = instance.get("state") if instance else None
+            if state == "running" and instance and instance.get("targetUrl"):
+                self.instance_id = str(instance["id"])
+                url = str(instance["targetUrl"])
+                if url != known:
+                    self.log.info(
+                        "ngsci instance %s of %s runs at %s", instance["id"], self._log_name, url
+                    )
+                return url
+            if state is None or state in DONE_STATES or time.monotonic() >= deadline:
+                return known
+            await asyncio.sleep(self.start_poll_interval)
+
     def _note_unreachable(self, error: ServiceError) -> None:
         now = time.monotonic()
         if self._unreachable_since is None:
@@ -465,7 +504,8 @@ class NgsciSpawner(Spawner):
         if not self.service_url:
             return render_unavailable("NgsciSpawner.service_url is not configured.")
         try:
-            catalog = await self._client().catalog()
+            # with the user's runway per size: budget left at each rate, quota refusals, idle stop
+            catalog = await self._client().catalog(user=self.user.name)
         except ServiceError as e:
             self.log.warning("Cannot fetch the ngsci catalog for %s: %s", self._log_name, e)
             return render_unavailable(f"The ngsci service did not send its price list ({e.code}).")

@@ -224,3 +224,40 @@ async def test_a_real_hub_accepts_it(hub, use_extra_user_scopes, monkeypatch):
 def test_the_service_role_cannot_reach_user_servers():
     # the service never calls a user's server with its token: no scope would let it
     assert not any(s == "access:servers" or s.startswith("access:servers!") for s in SERVICE_SCOPES)
+
+
+def test_external_service_replicas():
+    c = Config()
+    configure_hub(
+        c,
+        bridge_secret="s3cret-bridge",
+        service_url="http://10.0.0.5:10101/",
+        service_api_token="t" * 32,
+    )
+    hub = loaded(c)
+    (service,) = hub.services
+    # the hub starts nothing: no command, no environment; the replicas present this token
+    assert service["url"] == "http://10.0.0.5:10101"
+    assert service["api_token"] == "t" * 32
+    assert "command" not in service
+    assert "environment" not in service
+    assert c.NgsciSpawner.service_url == "http://10.0.0.5:10101/services/ngsci"
+
+
+@pytest.mark.parametrize(
+    ("override", "complaint"),
+    [
+        ({"service_command": ["node", "x.js"]}, "excludes"),
+        ({"service_api_token": "short"}, "service_api_token"),
+        ({"service_url": "10.0.0.5:10101"}, "origin"),
+    ],
+)
+def test_external_service_refuses_bad_arguments(override, complaint):
+    args = {
+        "bridge_secret": "s3cret-bridge",
+        "service_url": "http://10.0.0.5:10101",
+        "service_api_token": "t" * 32,
+        **override,
+    }
+    with pytest.raises(ValueError, match=complaint):
+        configure_hub(Config(), **args)

@@ -144,7 +144,8 @@ async def test_spawner_form_comes_from_the_catalog(service, make_spawner):
     spawner = make_spawner()
     html = await spawner.get_options_form()
     assert "$0.53/h" in html
-    assert service.paths() == ["GET /services/ngsci/api/v1/bridge/catalog"]
+    # for the spawning user: the answer carries their runway per size
+    assert service.paths() == ["GET /services/ngsci/api/v1/bridge/catalog?user=alice"]
 
 
 async def test_spawner_form_says_when_the_catalog_is_unavailable(service, make_spawner):

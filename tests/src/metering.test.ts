@@ -282,7 +282,7 @@ test(
       >`select message from instance_events where instance_id = ${budgetStopped.id} order by id`
     ).map((e) => e.message);
     assert.ok(
-      budgetEvents.some((m) => /monthly budget of \$0\.00 is spent/.test(m)),
+      budgetEvents.some((m) => /monthly budget of \$0\.000001 is spent/.test(m)),
       budgetEvents.join(' | '),
     );
     const again = await api<{ code: string }>('/instances', 'budget', {

@@ -16,7 +16,16 @@ import { parse, str } from '../args.js';
 import type { ApiClient } from '../client.js';
 import { CliError, EXIT, UsageError } from '../errors.js';
 import { block, table, type Io } from '../output.js';
-import { dollars, duration, parseDuration, parseServer, parseSize } from '../parse.js';
+import {
+  dollars,
+  duration,
+  formatHours,
+  formatRate,
+  formatUnitPrice,
+  parseDuration,
+  parseServer,
+  parseSize,
+} from '../parse.js';
 import { waitForInstance } from '../progress.js';
 
 export interface Ctx {
@@ -29,16 +38,32 @@ export interface Ctx {
 const print = (ctx: Ctx, data: unknown, human: () => string) =>
   ctx.io.out(`${ctx.json ? JSON.stringify(data, null, 2) : human()}\n`);
 
+/** The service's clock of an answer, for a heading: ` (as of 15:01:07 UTC)`. */
+export const asOf = (answer: { asOf?: string | undefined }): string =>
+  answer.asOf ? ` (as of ${answer.asOf.slice(11, 19)} UTC)` : '';
+
+/** Instances with their rate (never rounded) and what each cost so far (the service's figure). */
 export const instanceRows = (list: Instance[], withUser = false) =>
   table(
-    [...(withUser ? ['user'] : []), 'server', 'size', 'cloud', 'state', 'rate/h', 'since', 'error'],
+    [
+      ...(withUser ? ['user'] : []),
+      'server',
+      'size',
+      'cloud',
+      'state',
+      'rate',
+      'cost so far',
+      'since',
+      'error',
+    ],
     list.map((i) => [
       ...(withUser ? [i.user] : []),
       i.server,
       i.size,
       `${i.cloud}${i.spot ? ' (spot)' : ''}`,
       i.state,
-      dollars(i.ratePerHourMicros),
+      formatRate(i.ratePerHourMicros),
+      i.billedMicros === undefined ? null : dollars(i.billedMicros),
       (i.readyAt ?? i.createdAt).slice(0, 16).replace('T', ' '),
       i.errorCode,
     ]),
@@ -61,7 +86,8 @@ export async function status(ctx: Ctx, args: string[]): Promise<number> {
         ['state', inst.state],
         ['size', inst.size],
         ['cloud', `${inst.cloud} ${inst.region}${inst.spot ? ' (spot)' : ''}`],
-        ['rate', `${dollars(inst.ratePerHourMicros)}/h`],
+        ['rate', formatRate(inst.ratePerHourMicros)],
+        ['cost so far', inst.billedMicros === undefined ? null : dollars(inst.billedMicros)],
         ['started', inst.readyAt ?? inst.createdAt],
         ['url', inst.url],
         ['error', inst.errorCode ? `${inst.errorCode}: ${inst.errorMessage ?? ''}` : null],
@@ -74,7 +100,7 @@ export async function status(ctx: Ctx, args: string[]): Promise<number> {
     api.get<InstanceList>(`/instances${p.values.all ? '?all=true' : ''}`),
   ]);
   print(ctx, { me, instances: list.instances }, () => {
-    const head = `${me.name}${me.admin ? ' (admin)' : ''} · plan ${me.plan.label}`;
+    const head = `${me.name}${me.admin ? ' (admin)' : ''} · plan ${me.plan.label}${asOf(list)}`;
     return list.instances.length
       ? `${head}\n\n${instanceRows(list.instances)}`
       : `${head}\n\nno running instances (ngsci launch SIZE starts one)`;
@@ -131,7 +157,7 @@ export async function launch(ctx: Ctx, args: string[]): Promise<number> {
     ctx,
     running,
     () =>
-      `server '${server}' is running on ${running.size} at ${dollars(running.ratePerHourMicros)}/h: ${running.url ?? ''}`,
+      `server '${server}' is running on ${running.size} at ${formatRate(running.ratePerHourMicros)}: ${running.url ?? ''}`,
   );
   return EXIT.ok;
 }
@@ -199,7 +225,7 @@ export async function resize(ctx: Ctx, args: string[]): Promise<number> {
     ctx,
     running,
     () =>
-      `server '${server}' now runs on ${running.size} at ${dollars(running.ratePerHourMicros)}/h`,
+      `server '${server}' now runs on ${running.size} at ${formatRate(running.ratePerHourMicros)}`,
   );
   return EXIT.ok;
 }
@@ -232,19 +258,21 @@ export async function usage(ctx: Ctx, args: string[]): Promise<number> {
   const u = await ctx.api().get<Usage>(`/usage${q.size ? `?${q}` : ''}`);
   print(ctx, u, () =>
     [
-      `usage of ${u.user}, ${u.from.slice(0, 10)} to ${u.to.slice(0, 10)}: ${dollars(u.totalMicros)}`,
+      `usage of ${u.user}, ${u.from.slice(0, 10)} to ${u.to.slice(0, 10)}: ${dollars(u.totalMicros)}${asOf(u)}`,
       '',
-      table(
-        ['start', 'size', 'time', 'active', 'idle', 'cost'],
-        u.series.map((s) => [
-          s.start.slice(0, g === 'hour' ? 16 : 10).replace('T', ' '),
-          s.size,
-          duration(s.seconds),
-          duration(s.activeSeconds),
-          duration(s.idleSeconds),
-          dollars(s.amountMicros),
-        ]),
-      ),
+      u.series.length
+        ? table(
+            ['start', 'size', 'hours', 'active h', 'idle h', 'cost'],
+            u.series.map((s) => [
+              s.start.slice(0, g === 'hour' ? 16 : 10).replace('T', ' '),
+              s.size,
+              formatHours(s.seconds),
+              formatHours(s.activeSeconds),
+              formatHours(s.idleSeconds),
+              dollars(s.amountMicros),
+            ]),
+          )
+        : 'no usage in this range',
     ].join('\n'),
   );
   return EXIT.ok;
@@ -257,16 +285,19 @@ export async function budget(ctx: Ctx, args: string[]): Promise<number> {
   print(ctx, b, () =>
     [
       block([
-        ['month', b.month],
-        ['spent', dollars(b.spentMicros)],
-        ['burn rate', `${dollars(b.burnMicrosPerHour)}/h`],
+        ['month', `${b.month}${asOf(b)}`],
+        ['spent this month', dollars(b.spentMicros)],
+        ...(b.spentTodayMicros === undefined
+          ? []
+          : [['spent today', dollars(b.spentTodayMicros)] as [string, string]]),
+        ['burn rate', formatRate(b.burnMicrosPerHour)],
         [
           'runs out',
           b.exhaustedAt ? b.exhaustedAt.slice(0, 16).replace('T', ' ') : 'not this month',
         ],
         [
           'GPU hours',
-          `${b.gpuHoursUsed.toFixed(1)}${b.gpuHoursLimit !== null ? ` of ${b.gpuHoursLimit}` : ''}`,
+          `${formatHours(Math.round(b.gpuHoursUsed * 3600))}${b.gpuHoursLimit !== null ? ` of ${b.gpuHoursLimit} h` : ''}`,
         ],
       ]),
       '',
@@ -309,8 +340,8 @@ export async function catalog(ctx: Ctx, args: string[]): Promise<number> {
                   s.vcpu,
                   `${s.memoryGiB} GiB`,
                   s.gpu ? `${s.gpu.count}× ${s.gpu.model}` : null,
-                  dollars(o.onDemandMicrosPerHour),
-                  o.spotMicrosPerHour === null ? null : dollars(o.spotMicrosPerHour),
+                  formatUnitPrice(o.onDemandMicrosPerHour),
+                  o.spotMicrosPerHour === null ? null : formatUnitPrice(o.spotMicrosPerHour),
                 ],
               ]
             : [];
@@ -474,7 +505,7 @@ export async function estimate(ctx: Ctx, args: string[]): Promise<number> {
         est.lines.map((l) => [
           l.name,
           `${l.quantity} ${l.unit}`,
-          dollars(l.unitMicros),
+          formatUnitPrice(l.unitMicros),
           dollars(l.monthlyMicros),
         ]),
       ),

@@ -42,7 +42,8 @@ export async function openDatabase(opts: { url?: string; dataDir: string }): Pro
     return {
       db: db as unknown as Db,
       kind: 'postgres',
-      migrate: () => migratePg(db, { migrationsFolder: MIGRATIONS_DIR }),
+      migrate: () =>
+        migrateOnce(opts.url!, () => migratePg(db, { migrationsFolder: MIGRATIONS_DIR })),
       close: () => client.end({ timeout: 5 }),
       listen: async (channel, onNotify, onListen) => {
         const { unlisten } = await client.listen(channel, onNotify, onListen);
@@ -54,6 +55,26 @@ export async function openDatabase(opts: { url?: string; dataDir: string }): Pro
   mkdirSync(path, { recursive: true });
   return openPglite(path);
 }
+
+/**
+ * Runs the migrations while holding a Postgres advisory lock on a connection of its own: replicas
+ * that start together would otherwise apply the same migration at once, and all but one fail.
+ * The others wait, then find nothing left to apply.
+ */
+async function migrateOnce(url: string, migrate: () => Promise<void>): Promise<void> {
+  const { default: postgres } = await import('postgres');
+  const lock = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    await lock`select pg_advisory_lock(${MIGRATION_LOCK})`;
+    await migrate();
+  } finally {
+    // ending the connection releases the lock
+    await lock.end({ timeout: 5 });
+  }
+}
+
+/** The advisory lock key of migrations ("ngsm"); the meter's lock uses another. */
+const MIGRATION_LOCK = 0x6e67736d;
 
 async function openPglite(path?: string): Promise<Database> {
   const { PGlite } = await import('@electric-sql/pglite');

@@ -16,8 +16,9 @@ export class JobQueue {
 
   constructor(private readonly db: Db) {}
 
-  async enqueue(instanceId: string, kind: JobKind, tag: string): Promise<JobRow> {
-    const rows = await this.db
+  /** Queues a job; `db` is a transaction when the job stands or falls with other writes. */
+  async enqueue(instanceId: string, kind: JobKind, tag: string, db: Db = this.db): Promise<JobRow> {
+    const rows = await db
       .insert(jobs)
       .values({ instanceId, kind, tag, state: 'queued' })
       .returning();
@@ -45,6 +46,17 @@ export class JobQueue {
       .from(jobs)
       .where(eq(jobs.id, Number(id)));
     return rows[0] ?? null;
+  }
+
+  /**
+   * Jobs running in this worker's name. A claim whose answer was lost (the database restarted
+   * between its commit and its reply) leaves one that nobody runs: the worker takes it up.
+   */
+  async claimedHere(): Promise<JobRow[]> {
+    return this.db
+      .select()
+      .from(jobs)
+      .where(and(eq(jobs.state, 'running'), eq(jobs.claimedBy, this.workerId)));
   }
 
   async heartbeat(jobId: number): Promise<{ cancelRequested: boolean }> {

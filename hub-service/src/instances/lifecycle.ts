@@ -67,6 +67,9 @@ const USER_INSTANCES_LOCK = 0x6e677175;
 
 const defaultSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/** How often (every 500 ms) a launch the hub failed looks for the stop that overtook it. */
+const OVERTAKEN_POLLS = 10;
+
 export class Lifecycle {
   private readonly sleep: (ms: number) => Promise<void>;
 
@@ -93,17 +96,96 @@ export class Lifecycle {
     }
     await this.checkQuota(user, { size: req.size });
     const options = spawnOptions(req);
-    await this.d.hub.startServer(user, toHubServerName(server), options);
+    const before = await this.d.store.latest(user, server);
+    try {
+      await this.d.hub.startServer(user, toHubServerName(server), options);
+    } catch (err) {
+      throw (await this.overtakenByStop(user, server, before, err)) ?? err;
+    }
     return this.waitForRow(user, server);
+  }
+
+  /**
+   * A stop that comes while the hub still waits on the spawn makes the hub cancel it and answer
+   * the launch with a bare 500, and only then stop the server through the bridge: that is a
+   * launch overtaken by a stop (409), not a hub fault, when the instance this launch made turns
+   * stopping within a few seconds (found by API fuzzing).
+   */
+  private async overtakenByStop(
+    user: string,
+    server: string,
+    before: InstanceRow | null,
+    err: unknown,
+  ): Promise<ApiError | null> {
+    if (!(err instanceof ApiError) || err.code !== 'hub_refused' || err.status !== 502) return null;
+    let stopped = false;
+    for (let i = 0; i < OVERTAKEN_POLLS && !stopped; i++) {
+      if (i) await this.sleep(500);
+      const now = await this.d.store.latest(user, server);
+      // no instance of this launch: the hub failed before it asked the bridge
+      if (!now || now.id === before?.id) return null;
+      stopped = ['stopping', 'stopped'].includes(now.state);
+    }
+    if (!stopped) return null;
+    return new ApiError(
+      409,
+      'instance_busy',
+      `server '${server}' was stopped while it was starting (a stop from another page or an admin)`,
+    );
   }
 
   async stop(user: string, server: string): Promise<InstanceRow> {
     const current = await this.d.store.active(user, server);
     if (!current)
       throw new ApiError(404, 'not_found', `server '${server}' has no running instance`);
+    clearTimeout(this.announcedStops.get(current.id));
+    this.announcedStops.delete(current.id);
     await this.d.hub.stopServer(user, toHubServerName(server));
     return (await this.d.store.get(current.id)) ?? current;
   }
+
+  /**
+   * A stop announced before it happens (`%%ngsci stop_after`): an event on the instance says who
+   * asked and when it stops; open JupyterLab pages save their documents and confirm with a plain
+   * stop, and without one the stop happens when the grace is over. The timer is this replica's
+   * (a restart within the grace loses it; the kernel that asked has its answer by then).
+   */
+  async stopAfterGrace(
+    user: string,
+    server: string,
+    req: { reason: 'stop_after'; cell: 'finished' | 'failed'; graceSeconds: number },
+  ): Promise<InstanceRow> {
+    const current = await this.d.store.active(user, server);
+    if (!current)
+      throw new ApiError(404, 'not_found', `server '${server}' has no running instance`);
+    if (current.state !== 'running') return this.stop(user, server);
+    const at = new Date(Date.now() + req.graceSeconds * 1000);
+    await this.d.store.note(
+      current.id,
+      100,
+      `stop requested by %%ngsci ${req.reason} after the cell ${req.cell}: stops at ` +
+        `${at.toISOString()} unless an open page saves its documents and stops it first`,
+    );
+    const key = current.id;
+    clearTimeout(this.announcedStops.get(key));
+    const timer = setTimeout(() => {
+      this.announcedStops.delete(key);
+      // only the instance that asked: a server started again within the grace keeps running
+      this.d.store
+        .active(user, server)
+        .then((now) => (now?.id === key ? this.stop(user, server) : undefined))
+        .catch((err: unknown) => {
+          // stopped already (the page confirmed) is the usual case
+          if (!(err instanceof ApiError && err.code === 'not_found'))
+            this.d.logger.warn({ err, instance: key }, 'the announced stop failed');
+        });
+    }, req.graceSeconds * 1000);
+    timer.unref?.();
+    this.announcedStops.set(key, timer);
+    return current;
+  }
+
+  private readonly announcedStops = new Map<string, ReturnType<typeof setTimeout>>();
 
   /**
    * Resize is stop + start with new options; the home volume stays. The target machine is resolved,
@@ -153,6 +235,10 @@ export class Lifecycle {
     try {
       await this.d.hub.stopServer(user, toHubServerName(server));
     } catch (err) {
+      // the hub's stop reached this service before the hub failed (it went away mid-request, a
+      // restart): the old machine is stopping, and the resize goes on when its stop job ends
+      const now = await this.d.store.get(current.id);
+      if (now && now.state !== 'running' && now.resizeState === 'stopping') return now;
       // the caller hears why; the old machine keeps running and nothing waits on its stop
       await this.d.resizes.abandon(
         current.id,
@@ -188,6 +274,8 @@ export class Lifecycle {
     row: Parameters<InstanceStore['create']>[0],
     message: string,
     maxConcurrent: number | null,
+    /** more writes that stand or fall with the row, in its transaction */
+    withRow?: (tx: Db, row: InstanceRow) => Promise<void>,
   ): Promise<InstanceRow | null> {
     return this.d.db.transaction(async (tx) => {
       await tx.execute(
@@ -207,7 +295,9 @@ export class Lifecycle {
             `at most ${maxConcurrent} concurrent instance(s) allowed for ${row.userName}; ${active.length} already active`,
           );
       }
-      return new InstanceStore(tx as unknown as Db).create(row, message);
+      const created = await new InstanceStore(tx as unknown as Db).create(row, message);
+      if (created && withRow) await withRow(tx as unknown as Db, created);
+      return created;
     });
   }
 
@@ -285,6 +375,15 @@ export class Lifecycle {
       },
       `requested ${machine.label} (${machine.sizeId}) on ${machine.cloud}${spot ? ' spot' : ''}`,
       machine.maxConcurrent,
+      // the row, its sealed environment and its start job are written together: a write that
+      // fails halfway (a full disk, a restart) must not leave an instance no job will ever start
+      async (tx, created) => {
+        await tx.insert(instanceSecrets).values({
+          instanceId: created.id,
+          ciphertext: this.d.box.seal(JSON.stringify(req.env), instanceSecretsRow(created.id)),
+        });
+        await this.d.queue.enqueue(created.id, 'start', this.d.jobTag(machine.cloud as Cloud), tx);
+      },
     );
     if (!row) {
       const current = await this.d.store.active(req.user, server);
@@ -300,11 +399,6 @@ export class Lifecycle {
       );
     }
     if (resizing) await this.d.store.endResize(resizing.from.id, 'done');
-    await this.d.db.insert(instanceSecrets).values({
-      instanceId: row.id,
-      ciphertext: this.d.box.seal(JSON.stringify(req.env), instanceSecretsRow(row.id)),
-    });
-    await this.d.queue.enqueue(row.id, 'start', this.d.jobTag(machine.cloud as Cloud));
     this.d.kick();
     this.d.logger.info(
       {

@@ -27,6 +27,7 @@ import type { Catalog } from '@ngsci/contract';
 import type { SecurityEvents } from '../security/events.js';
 import { scrub } from '../provisioners/terraform/executor.js';
 import type { UnfinishedStop } from './jobs.js';
+import { databaseTrouble } from '../db/unavailable.js';
 
 /** Waits between attempts to remove a machine: 1, 2, 5, 10, 30 minutes, then every 30 minutes. */
 const STOP_RETRY_MINUTES = [1, 2, 5, 10, 30];
@@ -70,6 +71,8 @@ export class Worker {
   private reaperTimer: NodeJS.Timeout | null = null;
   private stopped = false;
   private pumping = false;
+  /** a claim failed: it may have committed, and its job be ours (see pump) */
+  private claimUnanswered = false;
   private readonly concurrency: number;
   private readonly inFlight = new Set<Promise<void>>();
 
@@ -102,23 +105,67 @@ export class Worker {
 
   private async pump(): Promise<void> {
     const tags = [...this.o.provisioners.keys()];
+    if (this.claimUnanswered) {
+      // the last claim failed, perhaps after it committed: a job may be ours that nobody runs
+      try {
+        for (const job of await this.o.queue.claimedHere())
+          if (!this.running.has(job.id)) {
+            this.o.logger.warn({ job: job.id }, 'took up a job whose claim went unanswered');
+            this.launch(job);
+          }
+        this.claimUnanswered = false;
+      } catch (err) {
+        this.o.logger.warn({ err }, 'could not look for unanswered claims');
+        return;
+      }
+    }
     while (!this.stopped && this.running.size < this.concurrency) {
       let job: JobRow | null;
       try {
         job = await this.o.queue.claim(tags);
       } catch (err) {
+        this.claimUnanswered = true;
         this.o.logger.warn({ err }, 'could not claim a job');
         return;
       }
       if (!job) return;
-      const controller = new AbortController();
-      this.running.set(job.id, controller);
-      const p = this.run(job, controller).finally(() => {
-        this.running.delete(job.id);
-        this.inFlight.delete(p);
-        this.kick();
-      });
-      this.inFlight.add(p);
+      this.launch(job);
+    }
+  }
+
+  private launch(job: JobRow): void {
+    const controller = new AbortController();
+    this.running.set(job.id, controller);
+    const p = this.run(job, controller).finally(() => {
+      this.running.delete(job.id);
+      this.inFlight.delete(p);
+      this.kick();
+    });
+    this.inFlight.add(p);
+  }
+
+  /**
+   * Records how a job ended, waiting out a database that is away: a job left `running` would be
+   * reaped as lost (a start failed, a stop run twice) though it finished.
+   */
+  private record(jobId: number, state: 'done' | 'failed' | 'cancelled', error?: string) {
+    return this.persist(() => this.o.queue.finish(jobId, state, error));
+  }
+
+  /**
+   * A write of what already happened outside (a machine started or stopped, a job ended), tried
+   * again while the database is away (restarting, unreachable, its disk full) instead of being
+   * lost. Any other error, or a shutdown, ends the waiting.
+   */
+  private async persist<T>(write: () => Promise<T>): Promise<T> {
+    for (let wait = 250; ; wait = Math.min(wait * 2, 5000)) {
+      try {
+        return await write();
+      } catch (err) {
+        if (this.stopped || !databaseTrouble(err)) throw err;
+        this.o.logger.warn({ err }, 'the database is away; trying the write again');
+        await new Promise((r) => setTimeout(r, wait));
+      }
     }
   }
 
@@ -140,16 +187,16 @@ export class Worker {
         throw new Error(`no instance or provisioner for job ${job.id}`);
       if (job.kind === 'start') await this.runStart(instance, provisioner, controller.signal);
       else await this.runStop(instance, provisioner, controller.signal);
-      await this.o.queue.finish(job.id, 'done');
+      await this.record(job.id, 'done');
     } catch (err) {
       const cancelled = controller.signal.aborted;
       log[cancelled ? 'info' : 'error'](
         { err: safeError(err) },
         cancelled ? 'job cancelled' : 'job failed',
       );
-      await this.o.queue
-        .finish(job.id, cancelled ? 'cancelled' : 'failed', safeError(err).message)
-        .catch(() => {});
+      await this.record(job.id, cancelled ? 'cancelled' : 'failed', safeError(err).message).catch(
+        () => {},
+      );
     } finally {
       clearInterval(beat);
     }
@@ -159,19 +206,25 @@ export class Worker {
     return {
       signal,
       report: async ({ state, progress, message }) => {
-        if (state) {
-          const row = await this.o.store.get(instanceId);
-          // a stop that arrived meanwhile wins; never move a stopping instance back
-          if (
-            row &&
-            row.state !== state &&
-            !['stopping', 'stopped', 'failed'].includes(row.state)
-          ) {
-            await this.o.store.transition(instanceId, state, progress, message);
-            return;
+        try {
+          if (state) {
+            const row = await this.o.store.get(instanceId);
+            // a stop that arrived meanwhile wins; never move a stopping instance back
+            if (
+              row &&
+              row.state !== state &&
+              !['stopping', 'stopped', 'failed'].includes(row.state)
+            ) {
+              await this.o.store.transition(instanceId, state, progress, message);
+              return;
+            }
           }
+          await this.o.store.note(instanceId, progress, message);
+        } catch (err) {
+          // a progress line lost to a database restart must not fail a machine that is coming up
+          if (!databaseTrouble(err)) throw err;
+          this.o.logger.warn({ err, instance: instanceId }, 'progress not recorded');
         }
-        await this.o.store.note(instanceId, progress, message);
       },
     };
   }
@@ -227,11 +280,16 @@ export class Worker {
           switchToOnDemand: () => this.switchToOnDemand(instance),
         },
       );
-      const row = await this.o.store.transition(instance.id, 'running', 100, 'server is ready', {
-        targetUrl: result.targetUrl,
-        providerRef: result.ref,
-        readyAt: new Date(),
-      });
+      // the machine runs and bills from now on: that must reach the database, even one that is
+      // restarting at this moment (else the machine would run on, forgotten and unbilled)
+      const readyAt = new Date();
+      const row = await this.persist(() =>
+        this.o.store.transition(instance.id, 'running', 100, 'server is ready', {
+          targetUrl: result.targetUrl,
+          providerRef: result.ref,
+          readyAt,
+        }),
+      );
       if (!row) {
         // stopped or failed while the provisioner finished: take the machine away again
         await provisioner.stop(
@@ -258,12 +316,15 @@ export class Worker {
         err instanceof ApiError
           ? err
           : new ApiError(500, 'provision_failed', safeError(err).message);
-      await this.o.store.transition(instance.id, 'failed', 100, `start failed: ${e.message}`, {
-        errorCode: e.code,
-        errorMessage: e.message,
-        stoppedAt: new Date(),
-        exitCode: (e.details as { exitCode?: number } | undefined)?.exitCode ?? null,
-      });
+      const stoppedAt = new Date();
+      await this.persist(() =>
+        this.o.store.transition(instance.id, 'failed', 100, `start failed: ${e.message}`, {
+          errorCode: e.code,
+          errorMessage: e.message,
+          stoppedAt,
+          exitCode: (e.details as { exitCode?: number } | undefined)?.exitCode ?? null,
+        }),
+      );
       await noticeFailure(this.o.notifier, this.o.logger, instance, 'start', e.message);
       await this.destroyAfterFailedStart(instance, provisioner);
       throw e;
@@ -315,9 +376,10 @@ export class Worker {
       if (!signal.aborted) await this.stopFailed(fresh, err);
       throw err;
     }
-    const stopped = await this.o.store.transition(instance.id, 'stopped', 100, 'stopped', {
-      stoppedAt: new Date(),
-    });
+    const stoppedAt = new Date();
+    const stopped = await this.persist(() =>
+      this.o.store.transition(instance.id, 'stopped', 100, 'stopped', { stoppedAt }),
+    );
     // a failed instance stays failed; its history still says its machine is gone
     if (!stopped) await this.o.store.note(instance.id, 100, 'machine removed');
     // the stop's end is the resize's next step; it runs beside the job, which is done

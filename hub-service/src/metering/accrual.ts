@@ -19,6 +19,13 @@ export interface AccrualSettings {
 
 export class Accrual {
   private lastStorage = 0;
+  /**
+   * Each stream's plan at the last cycle that priced it, and that cycle's time. Usage that was
+   * priced but not written yet (NGSCI_METER_ACCRUE_EVERY) ran under that plan: when the plan
+   * changes, it is written at the old one first, so a change never reaches back before the cycle
+   * that saw it.
+   */
+  private priced = new Map<string, { planId: string; multiplierPpm: number; at: Date }>();
 
   constructor(
     private readonly ledger: Pick<Ledger, 'accrue' | 'homeVolumes'>,
@@ -64,14 +71,45 @@ export class Accrual {
       this.lastStorage = now.getTime();
     }
     report.streams = streams.length;
+    let written = 0;
+    // a plan changed since the last cycle: what ran until then is billed at the old plan, now
+    const byTime = new Map<number, Stream[]>();
+    for (const s of streams) {
+      const before = this.priced.get(s.key);
+      if (
+        before &&
+        before.at < now &&
+        (before.planId !== s.planId || before.multiplierPpm !== s.multiplierPpm)
+      ) {
+        const at = before.at.getTime();
+        byTime.set(at, [
+          ...(byTime.get(at) ?? []),
+          { ...s, planId: before.planId, multiplierPpm: before.multiplierPpm },
+        ]);
+      }
+      this.priced.set(s.key, { planId: s.planId, multiplierPpm: s.multiplierPpm, at: now });
+    }
+    for (const [at, old] of byTime)
+      written += (await this.ledger.accrue(old, new Date(at), this.settings.activeWindowSeconds, 0))
+        .written;
+    // streams that ended are not priced again
+    if (this.priced.size > streams.length * 2 + 1000) {
+      const live = new Set(streams.map((s) => s.key));
+      for (const k of this.priced.keys()) if (!live.has(k)) this.priced.delete(k);
+    }
     const accrued = await this.ledger.accrue(
       streams,
       now,
       this.settings.activeWindowSeconds,
       this.settings.accrueEverySeconds,
     );
-    report.rowsWritten = accrued.written;
+    report.rowsWritten = written + accrued.written;
     return accrued.pending;
+  }
+
+  /** Leadership changed: another replica priced the streams meanwhile. */
+  forget(): void {
+    this.priced.clear();
   }
 
   /** Home volumes: billed per GB-month from each user's first instance, whether running or not. */

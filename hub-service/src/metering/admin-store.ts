@@ -15,6 +15,13 @@ export type PlanAssignmentRow = typeof planAssignments.$inferSelect;
 export type PriceOverrideRow = typeof priceOverrides.$inferSelect;
 export type PriceOverrideValues = typeof priceOverrides.$inferInsert;
 
+/** Postgres's unique_violation, from postgres.js or PGlite (drizzle wraps it as the `cause`). */
+function isUniqueViolation(err: unknown): boolean {
+  for (let e = err; e && typeof e === 'object'; e = (e as { cause?: unknown }).cause)
+    if ((e as { code?: unknown }).code === '23505') return true;
+  return false;
+}
+
 /** Quota and budget rows, one per subject (user, group or the default). */
 export class QuotaStore {
   constructor(private readonly db: Db) {}
@@ -34,9 +41,15 @@ export class QuotaStore {
     return row ?? null;
   }
 
-  async replace(id: number, values: QuotaValues): Promise<QuotaRow | null> {
-    const [row] = await this.db.update(quotas).set(values).where(eq(quotas.id, id)).returning();
-    return row ?? null;
+  /** null when there is no such row; 'taken' when another row has the subject already */
+  async replace(id: number, values: QuotaValues): Promise<QuotaRow | null | 'taken'> {
+    try {
+      const [row] = await this.db.update(quotas).set(values).where(eq(quotas.id, id)).returning();
+      return row ?? null;
+    } catch (err) {
+      if (isUniqueViolation(err)) return 'taken';
+      throw err;
+    }
   }
 
   async delete(id: number): Promise<boolean> {

@@ -12,7 +12,7 @@ import type { Notifier } from '../notify/types.js';
 import type { BudgetAlertStore } from './budget-alerts.js';
 import type { CycleReport, MeterSnapshot } from './cycle.js';
 import type { Ledger } from './ledger.js';
-import { dollars, monthKey, monthStart, nextMonthStart } from './money.js';
+import { dollars, exactDollars, monthKey, monthStart, nextMonthStart } from './money.js';
 
 export interface BudgetEnforcerDeps {
   ledger: Pick<Ledger, 'spendByUser' | 'groupSpend'>;
@@ -84,7 +84,7 @@ export class BudgetEnforcer {
             level: newest === 100 ? 'error' : 'warning',
             title: `${newest} % of ${whose} monthly budget is spent`,
             body:
-              `${dollars(spent)} of ${dollars(b.budgetMicros)} this month.` +
+              `${dollars(spent)} of ${exactDollars(b.budgetMicros)} this month.` +
               (stops
                 ? ` Running servers stop in ${Math.round(this.d.graceSeconds / 60)} min unless an admin raises the budget.`
                 : ''),
@@ -106,7 +106,7 @@ export class BudgetEnforcer {
           await this.d.store.note(
             r.id,
             100,
-            `stopping: ${whose.replace('your', 'the')} monthly budget of ${dollars(b.budgetMicros)} is spent`,
+            `stopping: ${whose.replace('your', 'the')} monthly budget of ${exactDollars(b.budgetMicros)} is spent`,
           );
           await this.d.lifecycle
             .stop(user, r.serverName)

@@ -30,6 +30,8 @@ export interface Metering {
   /** set by startMeter; null until then (and in tests that drive cycles themselves) */
   meter: Meter | null;
   settings: MeterSettings;
+  /** the clock every figure the endpoints answer is taken on (tests set their own) */
+  now: () => Date;
 }
 
 export function meterSettings(config: Config): MeterSettings {
@@ -65,7 +67,7 @@ export function createMetering(opts: {
   const settings = meterSettings(opts.config);
   const catalog = () => prices.catalog();
   const quotas = new Quotas({ db, ledger, hub: opts.hub, catalog, defaults: settings.cull });
-  return { ledger, prices, quotas, catalog, meter: null, settings };
+  return { ledger, prices, quotas, catalog, meter: null, settings, now: () => new Date() };
 }
 
 /** What a meter is built from, besides the metering parts (tests and the benchmark build their own). */

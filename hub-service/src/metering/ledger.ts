@@ -204,7 +204,16 @@ export class Ledger {
           (pending.get(s.user) ?? 0) + rows.reduce((a, r) => a + r.amountMicros, 0),
         );
     }
-    const inserted = await this.append(due);
+    let inserted: string[];
+    try {
+      inserted = await this.append(due);
+    } catch (err) {
+      // the insert may have committed though its answer was lost (the database restarted): the
+      // next cycle reads these streams' ends from the table, or its rows from the stale end would
+      // skip ahead of what was written and leave a gap (or collide at every hour boundary)
+      for (const r of due) this.known.delete(r.meterKey);
+      throw err;
+    }
     const ok = new Set(inserted);
     for (const r of due) {
       const id = `${r.meterKey}@${(r.startedAt as Date).getTime()}`;
@@ -289,6 +298,16 @@ export class Ledger {
       select user_name as u, sum(amount_micros) as s from usage_intervals
       where started_at >= ${from.toISOString()} and started_at < ${to.toISOString()} group by user_name`);
     return new Map(rows.map((r) => [r.u, Number(r.s)]));
+  }
+
+  /** µ$ of every row of each stream (an instance's whole bill so far, as written). */
+  async streamTotals(keys: readonly string[]): Promise<Map<string, number>> {
+    if (!keys.length) return new Map();
+    const rows = await this.all<{ k: string; s: string | number }>(sql`
+      select meter_key as k, sum(amount_micros) as s from usage_intervals
+      where meter_key in (select json_array_elements_text(${JSON.stringify(keys)}::json))
+      group by meter_key`);
+    return new Map(rows.map((r) => [r.k, Number(r.s)]));
   }
 
   async gpuSeconds(user: string, from: Date, to: Date): Promise<number> {

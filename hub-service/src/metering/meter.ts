@@ -105,7 +105,10 @@ export class Meter {
         // asked every tick: a lost connection loses the lock, and another replica may hold it now
         const was = this.holding;
         this.holding = this.d.lock ? await this.d.lock.tryAcquire() : true;
-        if (this.holding && !was) this.d.ledger.forget();
+        if (this.holding && !was) {
+          this.d.ledger.forget();
+          this.accrual.forget();
+        }
         if (this.holding) {
           this.running = this.cycle();
           await this.running;

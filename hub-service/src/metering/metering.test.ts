@@ -218,6 +218,8 @@ describe('ledger', () => {
       ),
     );
     const token = h.token({ name: 'np-user' });
+    // the endpoints answer live figures on the service's clock: the test's
+    h.services.metering.now = () => now;
     const usage = (await (
       await h.request(
         '/api/v1/usage?from=2026-05-01T00:00:00Z&to=2026-06-01T00:00:00Z&granularity=day',
@@ -230,6 +232,7 @@ describe('ledger', () => {
       usage.series.map((p) => [p.size, p.seconds, p.amountMicros]),
       [['gpu-t4', 3600, 0]],
     );
+    h.services.metering.now = () => new Date();
   });
 
   test('the server the hub lost is stopped after the grace; an unknown hub server is reported', async () => {

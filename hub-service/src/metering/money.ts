@@ -9,23 +9,18 @@
  * whole stream: meter cycles never add rounding drift. BigInt inside, because rate·s·ppm passes
  * 2^53 for a day of an 8-GPU machine.
  */
-export const HOUR = 3600;
-/** a storage month is 730 hours, as the clouds bill GB-months */
-export const STORAGE_MONTH_SECONDS = 730 * 3600;
-/** every start is billed at least this long, as AWS and GCP bill instances */
-export const MINIMUM_SECONDS = 60;
+import {
+  cumulativeMicros,
+  formatMicros as formatAmount,
+  formatUnitPrice,
+  HOUR_SECONDS,
+  MINIMUM_SECONDS,
+  STORAGE_MONTH_SECONDS,
+} from '@ngsci/contract';
 
-export function cumulativeMicros(
-  rateMicros: number,
-  seconds: number,
-  multiplierPpm: number,
-  periodSeconds: number,
-): number {
-  if (seconds <= 0 || rateMicros <= 0 || multiplierPpm <= 0) return 0;
-  const p = BigInt(periodSeconds) * 1_000_000n;
-  const num = 2n * BigInt(rateMicros) * BigInt(seconds) * BigInt(multiplierPpm) + p;
-  return Number(num / (2n * p));
-}
+// one definition, in the contract (figures.ts): the surfaces compute the same figures with it
+export { cumulativeMicros, MINIMUM_SECONDS, STORAGE_MONTH_SECONDS };
+export const HOUR = HOUR_SECONDS;
 
 export function intervalMicros(
   rateMicros: number,
@@ -57,5 +52,7 @@ export function formatMicros(micros: number): string {
   const abs = Math.abs(micros);
   return `${sign}${Math.floor(abs / 1_000_000)}.${String(abs % 1_000_000).padStart(6, '0')}`;
 }
-export const dollars = (micros: number): string =>
-  `$${formatMicros(micros).replace(/(\.\d\d)\d*$/, '$1')}`;
+/** An amount in a message, written as every surface writes it (never "$0.00" for a non-zero one). */
+export const dollars = (micros: number): string => formatAmount(micros);
+/** A limit someone set (a budget), to the µ$: "$5.00", "$0.000001". */
+export const exactDollars = (micros: number): string => formatUnitPrice(micros);

@@ -15,7 +15,7 @@ import { instances, quotas } from '../db/schema.js';
 import { ApiError } from '../errors.js';
 import type { HubClient } from '../hub.js';
 import type { Ledger } from './ledger.js';
-import { dollars, monthStart, nextMonthStart } from './money.js';
+import { dollars, exactDollars, monthStart, nextMonthStart } from './money.js';
 
 export type QuotaRow = typeof quotas.$inferSelect;
 
@@ -234,7 +234,7 @@ export class Quotas {
         throw new ApiError(
           403,
           'budget_exhausted',
-          `${whose} monthly budget of ${dollars(b.budgetMicros)} is spent (${dollars(b.spentMicros)}); ask an admin to raise it`,
+          `${whose} monthly budget of ${exactDollars(b.budgetMicros)} is spent (${dollars(b.spentMicros)}); ask an admin to raise it`,
         );
       }
     }

@@ -39,6 +39,7 @@ import {
   type PriceOverrideRow,
 } from '../metering/admin-store.js';
 import { monthKey, nextMonthStart, parseMonth } from '../metering/money.js';
+import { billedByInstanceAll, liveSpendByUserWithStreams } from '../metering/live.js';
 import { errors, json } from './common.js';
 
 const toQuota = (q: QuotaRow) => ({
@@ -159,7 +160,7 @@ export function adminRoutes(
         params: Id,
         body: { content: { 'application/json': { schema: QuotaInput } }, required: true },
       },
-      responses: { 200: json(Quota, 'replaced'), ...errors(400, 401, 403, 404) },
+      responses: { 200: json(Quota, 'replaced'), ...errors(400, 401, 403, 404, 409) },
     }),
     async (c) => {
       const row = await quotaStore.replace(
@@ -167,6 +168,12 @@ export function adminRoutes(
         quotaValues(c.req.valid('json')),
       );
       if (!row) throw new ApiError(404, 'not_found', 'no such quota');
+      if (row === 'taken')
+        throw new ApiError(
+          409,
+          'already_exists',
+          'another quota has this subject already; change that one, or delete it first',
+        );
       return c.json(toQuota(row), 200);
     },
   );
@@ -342,7 +349,7 @@ export function adminRoutes(
         updatedAt: new Date(),
       };
       const row = await overrideStore.put(values);
-      await deps.metering.prices.refresh();
+      await deps.metering.prices.changed();
       return c.json(toOverride(row), 200);
     },
   );
@@ -358,7 +365,7 @@ export function adminRoutes(
       const { size, cloud } = c.req.valid('param');
       if (!(await overrideStore.delete(size, cloud)))
         throw new ApiError(404, 'not_found', `no override for ${size} on ${cloud}`);
-      await deps.metering.prices.refresh();
+      await deps.metering.prices.changed();
       return c.body(null, 204);
     },
   );
@@ -376,13 +383,19 @@ export function adminRoutes(
       },
     }),
     async (c) => {
-      const now = new Date();
+      const now = deps.metering.now();
       const month = c.req.valid('query').month ?? monthKey(now);
       const from = parseMonth(month);
-      const spend = await deps.metering.ledger.spendByUser(from, nextMonthStart(from));
       const running = await deps.store.runningByUser();
       const hubUsers = await deps.hub.listActiveUsers(500).catch(() => []);
       const groups = new Map(hubUsers.map((u) => [u.name, u.groups ?? []]));
+      // spent this month, as GET /budget answers it: ledger plus the unwritten part (figures.ts)
+      const { spend, streams } = await liveSpendByUserWithStreams(
+        { db, ledger: deps.metering.ledger, settings: deps.metering.settings },
+        (u) => groups.get(u) ?? [],
+        { from: from.getTime(), to: nextMonthStart(from).getTime() },
+        now,
+      );
       const names = [...new Set([...spend.keys(), ...running.keys(), ...groups.keys()])].sort();
       for (const n of names.filter((x) => !groups.has(x)).slice(0, 500)) {
         groups.set(n, (await deps.hub.getUser(n).catch(() => null))?.groups ?? []);
@@ -408,7 +421,7 @@ export function adminRoutes(
             : null,
         };
       });
-      return c.json({ month, users }, 200);
+      return c.json({ month, users, asOf: now.toISOString(), streams }, 200);
     },
   );
 
@@ -428,7 +441,21 @@ export function adminRoutes(
     }),
     async (c) => {
       const rows = await deps.store.list({ includeEnded: c.req.valid('query').all === 'true' });
-      return c.json({ instances: rows.map(toInstance) }, 200);
+      // billed so far per instance, live to this second, as GET /instances answers it (live.ts)
+      const now = deps.metering.now();
+      const { billed, streams } = await billedByInstanceAll(
+        { db, ledger: deps.metering.ledger, settings: deps.metering.settings },
+        rows.map((r) => r.id),
+        now,
+      );
+      return c.json(
+        {
+          instances: rows.map((r) => ({ ...toInstance(r), billedMicros: billed.get(r.id) ?? 0 })),
+          asOf: now.toISOString(),
+          streams,
+        },
+        200,
+      );
     },
   );
 

@@ -11,7 +11,9 @@ import {
   Catalog,
   EventList,
   InstanceState,
+  SizeRunway,
 } from '@ngsci/contract';
+import { budgetFor } from '../metering/budgets.js';
 import { newRouter, type AppDeps } from '../http.js';
 import { notFound } from '../errors.js';
 import { toBridgeInstance } from '../instances/store.js';
@@ -20,7 +22,19 @@ import { errors, json } from './common.js';
 const IdParam = z.object({ id: z.uuid() });
 const security = [{ bridgeSecret: [] }];
 
-export function bridgeRoutes(deps: Pick<AppDeps, 'store' | 'lifecycle' | 'catalog'>) {
+/** The catalog for the spawn form; with `?user=`, that user's runway per size (GET /budget's). */
+const BridgeCatalog = Catalog.extend({
+  runway: z.array(SizeRunway).optional().meta({
+    description: "with ?user=: the user's runway, quota refusal and idle timeout per size",
+  }),
+}).meta({ id: 'BridgeCatalog' });
+
+export function bridgeRoutes(
+  deps: Pick<
+    AppDeps,
+    'store' | 'lifecycle' | 'catalog' | 'metering' | 'database' | 'config' | 'hub'
+  >,
+) {
   const r = newRouter();
 
   r.openapi(
@@ -28,9 +42,29 @@ export function bridgeRoutes(deps: Pick<AppDeps, 'store' | 'lifecycle' | 'catalo
       method: 'get',
       path: '/catalog',
       security,
-      responses: { 200: json(Catalog, 'the catalog'), ...errors(401) },
+      request: {
+        query: z.object({
+          user: z.string().min(1).max(255).optional().meta({
+            description: 'the user the spawn form is for: adds their runway per size',
+          }),
+        }),
+      },
+      responses: { 200: json(BridgeCatalog, 'the catalog'), ...errors(400, 401) },
     }),
-    (c) => c.json(deps.catalog(), 200),
+    async (c) => {
+      const { user } = c.req.valid('query');
+      if (!user) return c.json(deps.catalog(), 200);
+      // the user's groups from the hub, as a launch checks them; none if the hub does not know them
+      const groups = (await deps.hub.getUser(user))?.groups ?? [];
+      const b = await budgetFor(
+        deps.metering,
+        deps.database.db,
+        user,
+        groups,
+        deps.config.NGSCI_DEFAULT_PLAN,
+      );
+      return c.json({ ...deps.catalog(), runway: b.runway ?? [] }, 200);
+    },
   );
 
   r.openapi(

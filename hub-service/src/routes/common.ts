@@ -23,3 +23,53 @@ const errorDescriptions: Record<number, string> = {
 };
 
 export const AUTH_ERRORS = [401, 403] as const;
+
+/** A router's registry of OpenAPI definitions (OpenAPIHono's `openAPIRegistry`). */
+interface RouteRegistry {
+  definitions: readonly {
+    type: string;
+    route?: {
+      method: string;
+      path: string;
+      security?: unknown;
+      request?: { body?: unknown; query?: unknown; params?: unknown; headers?: unknown };
+      responses: Record<string | number, unknown>;
+    };
+  }[];
+}
+
+/**
+ * Adds to every route's declared responses the refusals that app.ts's shared middleware answers
+ * on its behalf, so the OpenAPI document lists every status a route can give (API fuzzing found
+ * them missing): 400 where there is input to validate (a malformed JSON body, a query or path
+ * parameter out of range), 413 where a body is accepted (limits/body.ts), and 429 on the routes
+ * behind hub tokens (failed token lookups per address) and on every change (writes per caller);
+ * and 431 where a query string or a header is read. A status a route already declares keeps its
+ * own description.
+ */
+export function declareSharedRefusals(registry: RouteRegistry): void {
+  for (const def of registry.definitions) {
+    const route = def.route;
+    if (def.type !== 'route' || !route) continue;
+    const req = route.request ?? {};
+    const write = ['post', 'put', 'patch', 'delete'].includes(route.method);
+    // routes without their own `security` take the document's: a hub token (app.ts)
+    const hubToken = route.security === undefined;
+    const added: number[] = [];
+    if (req.body || req.query || req.params || req.headers) added.push(400);
+    if (req.body) added.push(413);
+    if (hubToken || (write && route.path.includes('/agent/'))) added.push(429);
+    const missing = added.filter((s) => !(s in route.responses));
+    const responses = { ...route.responses, ...errors(...missing) };
+    // a long query string can pass every maxLength and still not fit: Node's HTTP server (and
+    // the hub's proxy, also Node) refuse a request line and headers over 16 KiB, without a body
+    if ((req.query || req.headers) && !(431 in responses))
+      responses[431] = {
+        description:
+          'the request line and headers are larger than 16 KiB (percent-encoded text grows up to ' +
+          'nine times); refused by the HTTP server before the service reads it, with no body',
+      };
+    if (missing.length || responses[431] !== route.responses[431])
+      def.route = { ...route, responses };
+  }
+}

@@ -12,7 +12,8 @@ export function estimateRoutes(deps: Pick<AppDeps, 'catalog'>) {
       method: 'post',
       path: '/estimate',
       request: {
-        body: { content: { 'application/json': { schema: EstimateScenario } }, required: true },
+        // no body is the empty scenario, every field at its default
+        body: { content: { 'application/json': { schema: EstimateScenario } }, required: false },
       },
       responses: {
         200: json(Estimate, 'line items, the monthly and the annual total'),

@@ -12,10 +12,13 @@ import {
   LaunchRequest,
   ResizeRequest,
   ServerName,
+  StopRequest,
 } from '@ngsci/contract';
 import { newRouter, type AppDeps, type AppEnv } from '../http.js';
 import { ApiError } from '../errors.js';
 import { toInstance } from '../instances/store.js';
+import { billedByInstance } from '../metering/live.js';
+import { liveParts, subjectGroups } from './usage.js';
 import { errors, json } from './common.js';
 
 const ServerParam = z.object({ server: ServerName });
@@ -37,12 +40,39 @@ function subject(c: Context<AppEnv>, requested: string | undefined): string {
   return requested;
 }
 
+/**
+ * A stop's optional body. Read by hand, not declared on the route: clients have always posted
+ * stops with a JSON content type and no body, which a declared JSON body would refuse.
+ */
+async function stopRequest(c: Context<AppEnv>): Promise<z.output<typeof StopRequest>> {
+  const raw = (await c.req.text()).trim();
+  if (!raw) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw new ApiError(400, 'validation_failed', 'the body of a stop must be JSON (StopRequest)');
+  }
+  const checked = StopRequest.safeParse(parsed);
+  if (!checked.success) {
+    const first = checked.error.issues[0];
+    throw new ApiError(
+      400,
+      'validation_failed',
+      `${first?.path.join('.') || 'body'}: ${first?.message ?? 'not a StopRequest'}`,
+    );
+  }
+  return checked.data;
+}
+
 /** A heartbeat after this long without an event keeps proxies from closing an idle stream. */
 const PING_AFTER_MS = 15_000;
 /** What a refused stream is told to wait: streams end when tabs close, so soon is reasonable. */
 const STREAM_RETRY_SECONDS = 10;
 
-export function instanceRoutes(deps: Pick<AppDeps, 'store' | 'lifecycle' | 'events'>) {
+export function instanceRoutes(
+  deps: Pick<AppDeps, 'store' | 'lifecycle' | 'events' | 'metering' | 'database' | 'hub'>,
+) {
   const r = newRouter();
 
   r.openapi(
@@ -64,11 +94,26 @@ export function instanceRoutes(deps: Pick<AppDeps, 'store' | 'lifecycle' | 'even
     }),
     async (c) => {
       const q = c.req.valid('query');
-      const rows = await deps.store.list({
-        user: subject(c, q.user),
-        includeEnded: q.all === 'true',
-      });
-      return c.json({ instances: rows.map(toInstance) }, 200);
+      const user = subject(c, q.user);
+      const rows = await deps.store.list({ user, includeEnded: q.all === 'true' });
+      // billed so far per instance, live to this second on the service's clock (figures.ts)
+      const now = deps.metering.now();
+      const groups = await subjectGroups(c, deps.hub, user);
+      const { billed, streams } = await billedByInstance(
+        liveParts(deps),
+        user,
+        () => groups,
+        rows.map((r) => r.id),
+        now,
+      );
+      return c.json(
+        {
+          instances: rows.map((r) => ({ ...toInstance(r), billedMicros: billed.get(r.id) ?? 0 })),
+          asOf: now.toISOString(),
+          streams,
+        },
+        200,
+      );
     },
   );
 
@@ -82,7 +127,8 @@ export function instanceRoutes(deps: Pick<AppDeps, 'store' | 'lifecycle' | 'even
       },
       responses: {
         202: json(Instance, 'the hub accepted the launch; follow the events'),
-        ...errors(400, 401, 403, 409, 429, 502, 503),
+        // 404: an admin's `?user=` names nobody the hub knows (found by API fuzzing)
+        ...errors(400, 401, 403, 404, 409, 429, 502, 503),
       },
     }),
     async (c) => {
@@ -109,9 +155,19 @@ export function instanceRoutes(deps: Pick<AppDeps, 'store' | 'lifecycle' | 'even
     }),
     async (c) => {
       const { server } = c.req.valid('param');
-      const row = await deps.store.latest(subject(c, c.req.valid('query').user), server);
+      const user = subject(c, c.req.valid('query').user);
+      const row = await deps.store.latest(user, server);
       if (!row) throw new ApiError(404, 'not_found', `no server named '${server}'`);
-      return c.json(toInstance(row), 200);
+      // billed so far, as the list gives it ("this run cost" once %%ngsci stop_after stopped it)
+      const groups = await subjectGroups(c, deps.hub, user);
+      const { billed } = await billedByInstance(
+        liveParts(deps),
+        user,
+        () => groups,
+        [row.id],
+        deps.metering.now(),
+      );
+      return c.json({ ...toInstance(row), billedMicros: billed.get(row.id) ?? 0 }, 200);
     },
   );
 
@@ -119,12 +175,29 @@ export function instanceRoutes(deps: Pick<AppDeps, 'store' | 'lifecycle' | 'even
     createRoute({
       method: 'post',
       path: '/instances/{server}/stop',
+      description:
+        'Stops the server. An optional JSON body (`StopRequest`: `reason`, `cell`, `graceSeconds` ' +
+        'up to 300) announces the stop instead (`%%ngsci stop_after`): it is recorded as a ' +
+        'lifecycle event and happens after the grace, or at once when a stop without grace comes ' +
+        'first (the JupyterLab page does that once it has saved the open documents). No body, an ' +
+        'empty body or no grace stops at once.',
       request: { params: ServerParam, query: UserQuery },
-      responses: { 202: json(Instance, 'stopping'), ...errors(401, 403, 404, 502) },
+      responses: {
+        202: json(Instance, 'stopping, or running until the announced stop'),
+        ...errors(400, 401, 403, 404, 409, 502),
+      },
     }),
     async (c) => {
       const { server } = c.req.valid('param');
-      const row = await deps.lifecycle.stop(subject(c, c.req.valid('query').user), server);
+      const user = subject(c, c.req.valid('query').user);
+      const body = await stopRequest(c);
+      const row = body.graceSeconds
+        ? await deps.lifecycle.stopAfterGrace(user, server, {
+            reason: body.reason ?? 'stop_after',
+            cell: body.cell ?? 'finished',
+            graceSeconds: body.graceSeconds,
+          })
+        : await deps.lifecycle.stop(user, server);
       return c.json(toInstance(row), 202);
     },
   );
@@ -205,6 +278,9 @@ export function instanceRoutes(deps: Pick<AppDeps, 'store' | 'lifecycle' | 'even
       return streamSSE(c, async (stream) => {
         stream.onAbort(() => events.close());
         try {
+          // a comment at once: a proxy that holds the headers until body bytes (the hub's
+          // configurable-http-proxy does) would otherwise keep the stream unopened until a ping
+          await stream.write(': open\n\n');
           while (!events.isClosed && !stream.aborted) {
             const batch = await events.next(PING_AFTER_MS);
             for (const e of batch)

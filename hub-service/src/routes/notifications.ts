@@ -112,7 +112,8 @@ export function notificationRoutes(deps: Pick<AppDeps, 'notifications' | 'notifi
       request: {
         body: {
           content: { 'application/json': { schema: NotificationPreferencesInput } },
-          required: true,
+          // only the fields sent change, so no body at all changes nothing
+          required: false,
         },
       },
       responses: {

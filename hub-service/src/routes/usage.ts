@@ -5,6 +5,7 @@ import { Usage, UsageQuery } from '@ngsci/contract';
 import { newRouter, type AppDeps, type AppEnv } from '../http.js';
 import { ApiError } from '../errors.js';
 import { monthStart } from '../metering/money.js';
+import { liveSeries, type LiveParts } from '../metering/live.js';
 import { errors, json } from './common.js';
 
 export const ForUser = z.object({
@@ -19,9 +20,27 @@ export function meteredSubject(c: Context<AppEnv>, requested: string | undefined
   return requested;
 }
 
+/** What the live figures are computed from (metering/live.ts). */
+export const liveParts = (deps: Pick<AppDeps, 'metering' | 'database'>): LiveParts => ({
+  db: deps.database.db,
+  ledger: deps.metering.ledger,
+  settings: deps.metering.settings,
+});
+
+/** The hub groups of the subject (they choose the plan, hence the multiplier). */
+export async function subjectGroups(
+  c: Context<AppEnv>,
+  hub: Pick<AppDeps['hub'], 'getUser'>,
+  user: string,
+): Promise<readonly string[]> {
+  const me = c.get('user');
+  if (user === me.name) return me.groups;
+  return (await hub.getUser(user).catch(() => null))?.groups ?? [];
+}
+
 const MAX_POINTS = 24 * 93;
 
-export function usageRoutes(deps: Pick<AppDeps, 'metering'>) {
+export function usageRoutes(deps: Pick<AppDeps, 'metering' | 'database' | 'hub'>) {
   const r = newRouter();
   r.openapi(
     createRoute({
@@ -33,7 +52,7 @@ export function usageRoutes(deps: Pick<AppDeps, 'metering'>) {
     async (c) => {
       const q = c.req.valid('query');
       const user = meteredSubject(c, q.user);
-      const now = new Date();
+      const now = deps.metering.now();
       const from = q.from ? new Date(q.from) : monthStart(now);
       const to = q.to ? new Date(q.to) : now;
       if (!(from < to)) throw new ApiError(400, 'bad_request', '`from` must be before `to`');
@@ -45,7 +64,16 @@ export function usageRoutes(deps: Pick<AppDeps, 'metering'>) {
           `too many ${q.granularity} buckets; narrow from/to or use a coarser granularity`,
         );
       }
-      const series = await deps.metering.ledger.series(user, from, to, q.granularity);
+      // the ledger's rows plus the open streams' unwritten part, up to this second (figures.ts)
+      const { series, streams } = await liveSeries(
+        liveParts(deps),
+        user,
+        await subjectGroups(c, deps.hub, user),
+        from,
+        to,
+        q.granularity,
+        now,
+      );
       const totalMicros = series.reduce((s, p) => s + p.amountMicros, 0);
       return c.json(
         {
@@ -55,6 +83,8 @@ export function usageRoutes(deps: Pick<AppDeps, 'metering'>) {
           granularity: q.granularity,
           series,
           totalMicros,
+          asOf: now.toISOString(),
+          streams,
         },
         200,
       );

@@ -59,6 +59,8 @@ export async function harness(
     NGSCI_JOB_HEARTBEAT: '0.2',
     // many users launch local instances here; the one-user limit has its own tests (local-policy)
     NGSCI_LOCAL_SHARED_DEMO: 'true',
+    // unit tests launch GPU sizes on the fake local provisioner
+    NGSCI_LOCAL_SIMULATE_GPUS: 'true',
     ...opts.env,
   });
   if (!opts.database)

@@ -21,6 +21,7 @@ export function instancesPart(
   p: Part<Instance[]>,
   now: number,
   stop: (i: Instance) => void,
+  billed: (i: Instance) => number = (i) => i.billedMicros ?? costSoFar(i, now),
 ): HTMLElement {
   return part('Running instances', p, (list) => {
     const running = list.filter((i) => i.state !== 'stopped' && i.state !== 'failed');
@@ -34,7 +35,8 @@ export function instancesPart(
         formatState(i.state),
         formatDuration(uptimeMs(i, now)),
         formatRate(i.ratePerHourMicros),
-        formatMicros(costSoFar(i, now)),
+        // billed so far, ticked every second by the panel (contract figures.ts instanceBilled)
+        h('span', { class: 'jp-ngsci-admin-cost', 'data-instance': i.id }, formatMicros(billed(i))),
         h(
           'button',
           {
@@ -51,7 +53,10 @@ export function instancesPart(
   });
 }
 
-export function usersPart(p: Part<{ month: string; users: AdminUser[] }>): HTMLElement {
+export function usersPart(
+  p: Part<{ month: string; users: AdminUser[] }>,
+  spent: (u: AdminUser) => number = (u) => u.spentMicros,
+): HTMLElement {
   return part('Users', p, (d) =>
     table(
       ['User', 'Groups', 'Plan', 'Running', `Spent (${d.month})`, 'Budget', 'Used'],
@@ -60,7 +65,9 @@ export function usersPart(p: Part<{ month: string; users: AdminUser[] }>): HTMLE
         u.groups.join(', ') || '—',
         u.plan,
         String(u.running),
-        formatMicros(u.spentMicros, { precise: false }),
+        // precise: a user who spent 0.4 ¢ did spend (never $0.00 for a non-zero amount)
+        // spent this month, ticked every second by the panel (contract figures.ts)
+        h('span', { class: 'jp-ngsci-admin-spent', 'data-user': u.name }, formatMicros(spent(u))),
         u.budgetMicros === null ? 'none' : formatMicros(u.budgetMicros, { precise: false }),
         u.percent === null ? '—' : meter(u.percent, `${u.name}: ${u.percent}% of budget`),
       ]),

@@ -24,7 +24,8 @@ import {
   type Quota,
 } from '../api';
 import { h, notice } from '../dom';
-import { formatDuration } from '../format';
+import { advance, instanceBilled, monthWindow, type OpenStream } from '@ngsci/contract';
+import { formatDuration, formatMicros } from '../format';
 import { uptimeMs } from '../projection';
 import { isolationNotes } from '../isolation';
 import { ngsciIcon } from './sidebar';
@@ -35,7 +36,17 @@ import { instancesPart, overridesPart, plansPart, quotasPart, usersPart } from '
 
 export class AdminPanel extends Widget {
   private instances = empty<Instance[]>();
-  private users = empty<{ month: string; users: AdminUser[] }>();
+  private users = empty<{
+    month: string;
+    users: AdminUser[];
+    asOf?: string | undefined;
+    streams?: OpenStream[] | undefined;
+  }>();
+  /** the running instances' clock and open streams: their cost ticks with them (figures.ts) */
+  private instanceFigs: { asOf: string; streams: OpenStream[] } | null = null;
+  /** service clock − local clock, from the newest answer's asOf */
+  private offset = 0;
+  private tickTimer: number | null = null;
   private quotas = empty<Quota[]>();
   private plans = empty<Plan[]>();
   private overrides = empty<PriceOverride[]>();
@@ -62,8 +73,44 @@ export class AdminPanel extends Widget {
     this.node.tabIndex = -1;
   }
 
+  /** Billed so far for an instance, now on the service's clock (contract figures.ts). */
+  private billedOf(i: Instance): number {
+    const figs = this.instanceFigs;
+    if (i.billedMicros === undefined || !figs) return i.billedMicros ?? 0;
+    return instanceBilled(i, figs, Date.now() + this.offset);
+  }
+
+  /** A user's spent this month, now: the answer's figure ticked with their open streams. */
+  private spentOf(u: AdminUser): number {
+    const d = this.users.data;
+    const asOf = d?.asOf ? Date.parse(d.asOf) : NaN;
+    if (
+      !d?.streams ||
+      !Number.isFinite(asOf) ||
+      d.month !== new Date(asOf).toISOString().slice(0, 7)
+    )
+      return u.spentMicros;
+    const now = Date.now() + this.offset;
+    const w = monthWindow(asOf);
+    return advance(u.spentMicros, w, d.streams, asOf, now, (s) => s.user === u.name);
+  }
+
+  /** The money cells move every second; the rest of the panel only on refresh. */
+  private tick(): void {
+    const cells = this.node.querySelectorAll<HTMLElement>('.jp-ngsci-admin-cost');
+    for (const cell of cells) {
+      const i = this.instances.data?.find((x) => x.id === cell.dataset.instance);
+      if (i) cell.textContent = formatMicros(this.billedOf(i));
+    }
+    for (const cell of this.node.querySelectorAll<HTMLElement>('.jp-ngsci-admin-spent')) {
+      const u = this.users.data?.users.find((x) => x.name === cell.dataset.user);
+      if (u) cell.textContent = formatMicros(this.spentOf(u));
+    }
+  }
+
   protected override onBeforeShow(msg: Message): void {
     super.onBeforeShow(msg);
+    if (this.tickTimer === null) this.tickTimer = window.setInterval(() => this.tick(), 1000);
     void this.refresh();
     this.timer = window.setInterval(
       () => document.visibilityState === 'visible' && void this.refresh(),
@@ -74,7 +121,8 @@ export class AdminPanel extends Widget {
   protected override onAfterHide(msg: Message): void {
     super.onAfterHide(msg);
     if (this.timer !== null) window.clearInterval(this.timer);
-    this.timer = null;
+    if (this.tickTimer !== null) window.clearInterval(this.tickTimer);
+    this.timer = this.tickTimer = null;
   }
 
   protected override onAfterAttach(msg: Message): void {
@@ -84,6 +132,7 @@ export class AdminPanel extends Widget {
 
   override dispose(): void {
     if (this.timer !== null) window.clearInterval(this.timer);
+    if (this.tickTimer !== null) window.clearInterval(this.tickTimer);
     if (this.signInWatch !== null) window.clearInterval(this.signInWatch);
     super.dispose();
   }
@@ -105,7 +154,12 @@ export class AdminPanel extends Widget {
       this.assignments,
     ] = await Promise.all([
       load(this.api.me),
-      load(this.api.admin.instances),
+      load(this.api.admin.instanceList).then((p) => {
+        const l = p.data;
+        this.instanceFigs = l?.asOf && l.streams ? { asOf: l.asOf, streams: l.streams } : null;
+        if (l?.asOf) this.offset = Date.parse(l.asOf) - Date.now();
+        return { data: l?.instances ?? null, error: p.error };
+      }),
       load(this.api.admin.users),
       load(this.api.admin.quotas),
       load(this.api.admin.plans),
@@ -252,8 +306,13 @@ export class AdminPanel extends Widget {
           n.text,
         ),
       ),
-      instancesPart(this.instances, now, (i) => void this.stopInstance(i)),
-      usersPart(this.users),
+      instancesPart(
+        this.instances,
+        now,
+        (i) => void this.stopInstance(i),
+        (i) => this.billedOf(i),
+      ),
+      usersPart(this.users, (u) => this.spentOf(u)),
       quotasPart(
         this.quotas,
         budgetForm(this.kit, this.api, () => this.quotas.data),

@@ -3,13 +3,31 @@
  * when the budget runs out at the current rate, and monthly statements with CSV download.
  */
 import { h, notice, row } from '../dom';
-import { formatMicros, formatMonth, formatWhen, formatHours } from '../format';
+import { formatMicros, formatMonth, formatRate, formatWhen, formatHours } from '../format';
+import type { BudgetScope } from '@ngsci/contract';
+import type { StatementSummary } from '../api';
 import type { INgsciModel } from '../tokens';
 import { BUDGET_THRESHOLDS, exhaustionAt, percentOf } from '../projection';
 import { NgsciSection } from './section';
 
 export class BillingSection extends NgsciSection {
   private mtdEl: HTMLElement | null = null;
+  private budgetEls: {
+    scope: BudgetScope;
+    text: HTMLElement;
+    pct: HTMLElement;
+    fill: HTMLElement;
+    bar: HTMLElement;
+    hint: HTMLElement;
+  } | null = null;
+  private statementEls = new Map<HTMLElement, StatementSummary>();
+
+  /** A statement's total cell; the running month's ticks (contract figures.ts statementTotal). */
+  private statementCell(s: StatementSummary): HTMLElement {
+    const cell = h('td', {}, formatMicros(this.model.statementTotal(s)));
+    this.statementEls.set(cell, s);
+    return cell;
+  }
 
   constructor(model: INgsciModel, refreshSeconds: () => number) {
     super(model, 'billing', { label: 'Billing', refreshSeconds });
@@ -19,6 +37,8 @@ export class BillingSection extends NgsciSection {
     const m = this.model;
     const node = this.node;
     node.replaceChildren();
+    this.budgetEls = null;
+    this.statementEls = new Map();
     const err = m.errors.billing;
     if (err && !(err.code === 'endpoint_missing' && m.budget)) {
       node.append(
@@ -43,65 +63,50 @@ export class BillingSection extends NgsciSection {
             : '—',
         ),
         ...row('This month', b ? this.mtdEl : '—'),
-        ...row('Burning', b ? `${formatMicros(b.burnMicrosPerHour)}/h` : '—'),
+        ...row('Burning', b ? formatRate(b.burnMicrosPerHour) : '—'),
       ),
     );
     if (b) {
       const scope = [...b.budgets].sort((x, y) => y.percent - x.percent)[0];
       if (scope) {
-        const now = Date.now();
-        const spent = m.monthToDate(now) ?? scope.spentMicros;
-        const pct = percentOf(spent, scope.budgetMicros);
-        const level = pct >= 100 ? 'over' : pct >= 80 ? 'high' : pct >= 50 ? 'mid' : 'low';
-        const runsOut = scope.exhaustedAt
-          ? Date.parse(scope.exhaustedAt)
-          : exhaustionAt({
-              budgetMicros: scope.budgetMicros,
-              spentMicros: spent,
-              burnMicrosPerHour: b.burnMicrosPerHour,
-              now,
-            });
-        const label = `Budget${scope.kind === 'group' ? ` (group ${scope.name})` : scope.kind === 'default' ? ' (default)' : ''}: ${formatMicros(spent, { precise: false })} of ${formatMicros(scope.budgetMicros, { precise: false })}`;
+        // the bar's text, percent, fill and hint move every second with the figure (tick)
+        const v = this.budgetView(scope);
+        const els = {
+          scope,
+          text: h('span', { class: 'jp-ngsci-budget-text' }, v.label),
+          pct: h('span', { class: 'jp-ngsci-budget-pct' }, ` ${v.pct}%`),
+          fill: h('div', {
+            class: 'jp-ngsci-budget-fill',
+            style: `width:${Math.min(100, v.pct)}%`,
+          }),
+          bar: h('div', {
+            class: `jp-ngsci-budget-bar jp-mod-${v.level}`,
+            role: 'meter',
+            'aria-valuemin': 0,
+            'aria-valuemax': 100,
+            'aria-valuenow': Math.min(v.pct, 100),
+            'aria-label': v.label,
+          }),
+          hint: h('p', { class: 'jp-ngsci-hint jp-ngsci-exhaustion' }, v.hint),
+        };
+        this.budgetEls = els;
+        els.bar.append(
+          els.fill,
+          ...BUDGET_THRESHOLDS.filter((t) => t < 100).map((t) =>
+            h('span', {
+              class: 'jp-ngsci-budget-mark',
+              style: `left:${t}%`,
+              title: `${t}% alert`,
+            }),
+          ),
+        );
         node.append(
           h(
             'div',
             { class: 'jp-ngsci-budget' },
-            h(
-              'div',
-              { class: 'jp-ngsci-budget-label' },
-              label,
-              h('span', { class: 'jp-ngsci-budget-pct' }, ` ${pct}%`),
-            ),
-            h(
-              'div',
-              {
-                class: `jp-ngsci-budget-bar jp-mod-${level}`,
-                role: 'meter',
-                'aria-valuemin': 0,
-                'aria-valuemax': 100,
-                'aria-valuenow': Math.min(pct, 100),
-                'aria-label': label,
-              },
-              h('div', { class: 'jp-ngsci-budget-fill', style: `width:${Math.min(100, pct)}%` }),
-              ...BUDGET_THRESHOLDS.filter((t) => t < 100).map((t) =>
-                h('span', {
-                  class: 'jp-ngsci-budget-mark',
-                  style: `left:${t}%`,
-                  title: `${t}% alert`,
-                }),
-              ),
-            ),
-            h(
-              'p',
-              { class: 'jp-ngsci-hint jp-ngsci-exhaustion' },
-              pct >= 100
-                ? scope.hardStop
-                  ? 'The budget is spent: running machines stop after a grace period.'
-                  : 'The budget is spent.'
-                : runsOut !== null
-                  ? `At the current rate the budget runs out ${formatWhen(new Date(runsOut).toISOString())}.`
-                  : 'At the current rate the budget lasts the month.',
-            ),
+            h('div', { class: 'jp-ngsci-budget-label' }, els.text, els.pct),
+            els.bar,
+            els.hint,
           ),
         );
       } else
@@ -134,7 +139,7 @@ export class BillingSection extends NgsciSection {
                 {},
                 h('td', {}, formatMonth(s.month)),
                 h('td', {}, formatHours(s.seconds)),
-                h('td', {}, formatMicros(s.totalMicros, { precise: false })),
+                this.statementCell(s),
                 h(
                   'td',
                   {},
@@ -162,6 +167,46 @@ export class BillingSection extends NgsciSection {
   protected override tick(): void {
     const v = this.model.monthToDate();
     if (this.mtdEl && v !== null) this.mtdEl.textContent = formatMicros(v);
+    const els = this.budgetEls;
+    if (els?.text.isConnected) {
+      const b = this.budgetView(els.scope);
+      els.text.textContent = b.label;
+      els.pct.textContent = ` ${b.pct}%`;
+      els.fill.style.width = `${Math.min(100, b.pct)}%`;
+      els.bar.className = `jp-ngsci-budget-bar jp-mod-${b.level}`;
+      els.bar.setAttribute('aria-valuenow', String(Math.min(b.pct, 100)));
+      els.bar.setAttribute('aria-label', b.label);
+      els.hint.textContent = b.hint;
+    }
+    for (const [cell, s] of this.statementEls)
+      if (cell.isConnected) cell.textContent = formatMicros(this.model.statementTotal(s));
+  }
+
+  /** The budget bar's figures now: budget spent (contract figures.ts), percent, level, hint. */
+  private budgetView(scope: BudgetScope) {
+    const m = this.model;
+    const now = m.serviceNow();
+    const spent = m.budgetSpent(scope, now);
+    const pct = percentOf(spent, scope.budgetMicros);
+    const level = pct >= 100 ? 'over' : pct >= 80 ? 'high' : pct >= 50 ? 'mid' : 'low';
+    const runsOut = scope.exhaustedAt
+      ? Date.parse(scope.exhaustedAt)
+      : exhaustionAt({
+          budgetMicros: scope.budgetMicros,
+          spentMicros: spent,
+          burnMicrosPerHour: m.budget?.burnMicrosPerHour ?? 0,
+          now,
+        });
+    const label = `Budget${scope.kind === 'group' ? ` (group ${scope.name})` : scope.kind === 'default' ? ' (default)' : ''}: ${formatMicros(spent)} of ${formatMicros(scope.budgetMicros)}`;
+    const hint =
+      pct >= 100
+        ? scope.hardStop
+          ? 'The budget is spent: running machines stop after a grace period.'
+          : 'The budget is spent.'
+        : runsOut !== null
+          ? `At the current rate the budget runs out ${formatWhen(new Date(runsOut).toISOString())}.`
+          : 'At the current rate the budget lasts the month.';
+    return { spent, pct, level, label, hint };
   }
 
   private async download(month: string): Promise<void> {

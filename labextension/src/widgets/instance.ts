@@ -1,15 +1,16 @@
 /**
- * The Instance section: this server's size, cloud, state, uptime, rate and live cost; resizing
- * with prices and the effect on the month; stop; the user's other servers; start-up progress.
+ * The Instance section: this server's size, cloud, state, uptime, rate and live cost; the countdown
+ * before a budget's hard stop; stop; the user's other servers; start-up progress. Resizing is its
+ * own section (resize.ts).
  */
 import { Dialog, showDialog } from '@jupyterlab/apputils';
 import type { Instance } from '@ngsci/contract';
-import { Widget } from '@lumino/widgets';
 import { h, notice, row } from '../dom';
-import { formatDelta, formatDuration, formatMicros, formatRate, formatState } from '../format';
+import { formatDuration, formatMicros, formatRate, formatState } from '../format';
 import type { INgsciModel } from '../tokens';
-import { costSoFar, monthProjection, uptimeMs } from '../projection';
+import { uptimeMs } from '../projection';
 import { resizeProgress } from '../resize-progress';
+import { stopCountdown } from '../countdown';
 import { NgsciSection } from './section';
 
 export interface InstanceActions {
@@ -27,15 +28,14 @@ export class InstanceSection extends NgsciSection {
     private readonly actions: InstanceActions,
     refreshSeconds: () => number,
   ) {
-    // the budget's burn rate and month-to-date give the resize list its projections
+    // the budget gives the countdown before a hard stop
     super(model, 'instance', { label: 'Instance', refreshSeconds, also: ['billing'] });
   }
 
   private costEl: HTMLElement | null = null;
+  private countdownEl: HTMLElement | null = null;
   private uptimeEl: HTMLElement | null = null;
   private busy = false;
-  /** the cloud the resize list prices and moves to; null: the instance's own */
-  private resizeCloud: Instance['cloud'] | null = null;
 
   protected render(): void {
     const m = this.model;
@@ -43,6 +43,14 @@ export class InstanceSection extends NgsciSection {
     node.replaceChildren();
     const err = m.errors.instance ?? m.errors.me;
     if (err) node.append(notice('error', err.userMessage));
+    // a spent hard-stop budget: the countdown to the stop (countdown.ts)
+    this.countdownEl = h('div', {
+      class: 'jp-ngsci-notice jp-ngsci-notice-error jp-ngsci-countdown',
+      role: 'timer',
+      'aria-live': 'off',
+      hidden: true,
+    });
+    node.append(this.countdownEl);
 
     const r = m.resizing;
     if (r) node.append(this.resizeProgress());
@@ -78,7 +86,6 @@ export class InstanceSection extends NgsciSection {
             ),
           ),
         );
-        node.append(this.resizeList(inst));
       }
     }
     node.append(this.others());
@@ -86,10 +93,28 @@ export class InstanceSection extends NgsciSection {
   }
 
   protected override tick(): void {
+    const stop = stopCountdown(this.model.budget, this.model.serviceNow());
+    if (this.countdownEl) {
+      this.countdownEl.hidden = !stop;
+      this.countdownEl.textContent = stop
+        ? `Your monthly budget is spent: this machine ${stop.text}. Open documents are saved a minute before.`
+        : '';
+    }
     const inst = this.model.current;
     if (!inst) return;
-    const now = Date.now();
-    if (this.costEl) this.costEl.textContent = formatMicros(costSoFar(inst, now));
+    // the service's clock and its billed-so-far figure (contract figures.ts), as every surface
+    const now = this.model.serviceNow();
+    if (this.costEl) {
+      const up = uptimeMs(inst, now);
+      const minimum = inst.state === 'running' && up !== null && up < 60_000;
+      // the note on a line of its own, in plain weight; the cell's text still reads as one phrase
+      this.costEl.replaceChildren(
+        formatMicros(this.model.billedSoFar(inst, now)),
+        ...(minimum
+          ? [h('span', { class: 'jp-ngsci-cost-note' }, ' (60 s minimum billed at the stop)')]
+          : []),
+      );
+    }
     if (this.uptimeEl) this.uptimeEl.textContent = formatDuration(uptimeMs(inst, now));
   }
 
@@ -124,136 +149,6 @@ export class InstanceSection extends NgsciSection {
     const p = resizeProgress(this.model.resizing!);
     if (p.failed) return notice('error', p.text);
     return h('div', { class: 'jp-ngsci-resizing', role: 'status' }, progressBar(p.percent, p.text));
-  }
-
-  private resizeList(inst: Instance): HTMLElement {
-    const m = this.model;
-    const now = Date.now();
-    const spent = m.monthToDate(now);
-    const burn = m.burnMicrosPerHour;
-    const base =
-      spent !== null ? monthProjection({ spentMicros: spent, burnMicrosPerHour: burn, now }) : null;
-    const cloud = this.resizeCloud ?? inst.cloud;
-    const rows = m.allowedSizes.map((s) => {
-      const rate = m.rateOf(s.id, cloud, inst.spot);
-      const current = s.id === inst.size && cloud === inst.cloud;
-      const projected =
-        spent !== null && rate !== null
-          ? monthProjection({
-              spentMicros: spent,
-              burnMicrosPerHour: burn,
-              now,
-              replaceRate: { from: inst.ratePerHourMicros, to: rate },
-            })
-          : null;
-      const effect = current
-        ? 'current'
-        : projected !== null && base !== null
-          ? `${formatDelta(projected - base)} this month`
-          : '';
-      return h(
-        'li',
-        { class: `jp-ngsci-size-option${current ? ' jp-mod-current' : ''}` },
-        h('span', { class: 'jp-ngsci-size-label' }, s.label),
-        h(
-          'span',
-          { class: 'jp-ngsci-size-rate' },
-          rate !== null ? formatRate(rate) : 'not offered',
-        ),
-        h(
-          'span',
-          {
-            class: 'jp-ngsci-size-effect',
-            title: projected !== null ? `month projected at ${formatMicros(projected)}` : null,
-          },
-          effect,
-        ),
-        current || rate === null
-          ? null
-          : h(
-              'button',
-              {
-                class: 'jp-mod-styled jp-ngsci-resize-btn',
-                type: 'button',
-                'aria-label':
-                  cloud === inst.cloud ? `Resize to ${s.label}` : `Move to ${s.label} on ${cloud}`,
-                onclick: () =>
-                  void this.confirmResize(
-                    s.id,
-                    cloud === inst.cloud ? s.label : `${s.label} on ${cloud}`,
-                    rate,
-                    projected,
-                    base,
-                    cloud === inst.cloud ? undefined : cloud,
-                  ),
-              },
-              'Resize',
-            ),
-      );
-    });
-    return h(
-      'div',
-      { class: 'jp-ngsci-resize' },
-      h('h3', { class: 'jp-ngsci-subhead' }, 'Resize'),
-      m.clouds.length > 1
-        ? h(
-            'label',
-            { class: 'jp-ngsci-cloud-choice' },
-            'Cloud ',
-            h(
-              'select',
-              {
-                class: 'jp-mod-styled',
-                'aria-label': 'Cloud to resize on',
-                onchange: (e: Event) => {
-                  this.resizeCloud = (e.target as HTMLSelectElement).value as Instance['cloud'];
-                  this.render();
-                },
-              },
-              ...m.clouds.map((c) =>
-                h('option', { value: c, ...(c === cloud ? { selected: 'selected' } : {}) }, c),
-              ),
-            ),
-          )
-        : null,
-      base !== null
-        ? h(
-            'p',
-            { class: 'jp-ngsci-hint' },
-            `At this rate the month comes to ${formatMicros(base, { precise: false })}.`,
-          )
-        : null,
-      h('ul', { class: 'jp-ngsci-size-list', 'aria-label': 'Sizes' }, ...rows),
-    );
-  }
-
-  async confirmResize(
-    sizeId: string,
-    label: string,
-    rate: number | null,
-    projected: number | null,
-    base: number | null,
-    cloud?: string,
-  ): Promise<void> {
-    if (this.busy) return;
-    const lines = [
-      `The machine restarts on ${label}${rate !== null ? ` at ${formatRate(rate)}` : ''}; this takes a minute or more.`,
-      'Every open document is saved first; running kernels stop.',
-    ];
-    if (projected !== null && base !== null)
-      lines.push(
-        `This month: ${formatMicros(base, { precise: false })} → ${formatMicros(projected, { precise: false })} at the new rate.`,
-      );
-    const res = await showDialog({
-      title: `Resize to ${label}?`,
-      body: new Widget({ node: h('div', {}, ...lines.map((l) => h('p', {}, l))) }),
-      buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Save and resize' })],
-    });
-    if (!res.button.accept) return;
-    await this.run(async () => {
-      await this.actions.saveAll();
-      await this.model.resize(this.model.server, sizeId, cloud);
-    });
   }
 
   async confirmStop(server: string): Promise<void> {

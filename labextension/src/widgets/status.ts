@@ -6,6 +6,7 @@ import { Widget } from '@lumino/widgets';
 import { formatDuration, formatMicros } from '../format';
 import type { INgsciModel } from '../tokens';
 import { uptimeMs } from '../projection';
+import { stopCountdown } from '../countdown';
 
 export class NgsciStatus extends Widget {
   private timer: number;
@@ -24,7 +25,8 @@ export class NgsciStatus extends Widget {
     this.timer = window.setInterval(() => this.update(), 1000);
     this.poll = window.setInterval(
       () => {
-        if (document.visibilityState === 'visible') void model.refresh(['instance', 'usage']);
+        if (document.visibilityState === 'visible')
+          void model.refresh(['instance', 'usage', 'billing']);
       },
       Math.max(30, refreshSeconds) * 1000,
     );
@@ -41,9 +43,15 @@ export class NgsciStatus extends Widget {
     if (inst) {
       parts.push(inst.size);
       parts.push(
-        inst.state === 'running' ? formatDuration(uptimeMs(inst, Date.now())) : inst.state,
+        inst.state === 'running'
+          ? formatDuration(uptimeMs(inst, this.model.serviceNow()))
+          : inst.state,
       );
     }
+    // a spent hard-stop budget: the countdown to the stop (countdown.ts)
+    const stop = stopCountdown(this.model.budget, this.model.serviceNow());
+    if (stop) parts.push(stop.text);
+    this.node.classList.toggle('jp-ngsci-status-stopping', !!stop);
     this.node.textContent = parts.join(' · ');
     this.node.setAttribute('aria-label', `ngsci: ${parts.join(', ')}. Open the ngsci sidebar.`);
   }

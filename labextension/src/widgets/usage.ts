@@ -25,6 +25,8 @@ const PALETTE = [
 
 export class UsageSection extends NgsciSection {
   private plot: uPlot | null = null;
+  private totalEl: HTMLElement | null = null;
+  private rowEls = new Map<string, { hours: HTMLElement; cost: HTMLElement }>();
   private gpuText: string | null = null;
   private gpuChecked = 0;
 
@@ -55,15 +57,13 @@ export class UsageSection extends NgsciSection {
       );
     }
     if (m.usage) {
-      const from = startOfDayUtc(Date.now()) - (DAYS - 1) * 86_400_000;
+      const from = startOfDayUtc(m.serviceNow()) - (DAYS - 1) * 86_400_000;
       const t = usageTable(m.usage, from, DAYS);
-      node.append(
-        h(
-          'p',
-          { class: 'jp-ngsci-hint' },
-          `Last ${DAYS} days: ${formatMicros(m.usage.totalMicros)}`,
-        ),
-      );
+      // the table: every size with usage or running, live (contract figures.ts usageBySize)
+      const rows = m.usageRows();
+      this.totalEl = h('span', { class: 'jp-ngsci-usage-total' });
+      this.rowEls = new Map();
+      node.append(h('p', { class: 'jp-ngsci-hint' }, `Last ${DAYS} days: `, this.totalEl));
       const chart = h('div', {
         class: 'jp-ngsci-chart',
         role: 'img',
@@ -90,18 +90,16 @@ export class UsageSection extends NgsciSection {
           h(
             'tbody',
             {},
-            ...t.totals.map((r) =>
-              h(
-                'tr',
-                {},
-                h('td', {}, r.size),
-                h('td', {}, formatHours(r.seconds)),
-                h('td', {}, formatMicros(r.micros)),
-              ),
-            ),
+            ...rows.map((r) => {
+              const hours = h('td', {}, formatHours(r.seconds));
+              const cost = h('td', {}, formatMicros(r.micros));
+              this.rowEls.set(r.size, { hours, cost });
+              return h('tr', {}, h('td', {}, r.size), hours, cost);
+            }),
           ),
         ),
       );
+      this.tick();
     } else if (!err) node.append(notice('info', 'Loading…'));
     node.append(
       h('h3', { class: 'jp-ngsci-subhead' }, 'GPU utilisation'),
@@ -111,6 +109,19 @@ export class UsageSection extends NgsciSection {
         this.gpuText ?? "Shown here once the instance's agent reports it.",
       ),
     );
+  }
+
+  /** The total and the rows move every second with the running part (the chart per refresh). */
+  protected override tick(): void {
+    const rows = this.model.usageRows();
+    if (this.totalEl)
+      this.totalEl.textContent = formatMicros(rows.reduce((a, r) => a + r.micros, 0));
+    for (const r of rows) {
+      const el = this.rowEls.get(r.size);
+      if (!el) continue;
+      el.hours.textContent = formatHours(r.seconds);
+      el.cost.textContent = formatMicros(r.micros);
+    }
   }
 
   protected override onBeforeShow(msg: Message): void {
@@ -202,7 +213,8 @@ export class UsageSection extends NgsciSection {
               width: 0,
               paths: bars,
               points: { show: false },
-              value: (_u: uPlot, x: number | null) => (x === null ? '—' : `$${x.toFixed(2)}`),
+              value: (_u: uPlot, x: number | null) =>
+                x === null ? '—' : formatMicros(Math.round(x * 1_000_000)),
             };
           }),
         ],

@@ -40,15 +40,17 @@ export async function openSidebar(page: Page): Promise<Locator> {
   return sidebar;
 }
 
-/** One section of the sidebar (Instance, Usage, Billing) as a region of the page. */
-export function section(page: Page, name: 'Instance' | 'Usage' | 'Billing'): Locator {
+export type SectionName = 'Instance' | 'Resize' | 'Usage' | 'Billing';
+
+/** One section of the sidebar (Instance, Resize, Usage, Billing) as a region of the page. */
+export function section(page: Page, name: SectionName): Locator {
   return page.locator(`#ngsci-sidebar .jp-ngsci-section[aria-label="${name}"]`);
 }
 
 /** Expands only `name`, so it has the sidebar's whole height. */
-export async function showOnly(page: Page, name: 'Instance' | 'Usage' | 'Billing'): Promise<void> {
+export async function showOnly(page: Page, name: SectionName): Promise<void> {
   await dismissNews(page);
-  for (const other of ['Instance', 'Usage', 'Billing'] as const) {
+  for (const other of ['Instance', 'Resize', 'Usage', 'Billing'] as const) {
     const title = page.locator('#ngsci-sidebar .lm-AccordionPanel-title', { hasText: other });
     const expanded = (await title.getAttribute('aria-expanded')) === 'true';
     if (expanded !== (other === name)) await title.click();

@@ -1,0 +1,460 @@
+/**
+ * The figures every endpoint answers, live to the second: ledger sums plus the part of each open
+ * stream the meter has not written yet, computed with the contract's definitions (figures.ts) on
+ * one clock (`Metering.now`). GET /budget (a group budget too), /usage, /instances,
+ * /billing/statements (the list and a month's detail), /admin/users and /admin/instances all go
+ * through here, so at the same instant they answer the same amounts.
+ */
+import { inArray, sql } from 'drizzle-orm';
+import {
+  dayWindow,
+  monthKeyWindow,
+  monthWindow,
+  unwrittenMicros,
+  unwrittenSeconds,
+  unwrittenTotal,
+  type LiveFigures,
+  type OpenStream,
+  type Statement,
+  type Window,
+} from '@ngsci/contract';
+import type { Db } from '../db/client.js';
+import { instances } from '../db/schema.js';
+import type { Ledger } from './ledger.js';
+import type { MeterSettings } from './meter.js';
+import { PlanTable } from './plans.js';
+import { HOUR, MINIMUM_SECONDS, STORAGE_MONTH_SECONDS } from './money.js';
+
+export interface LiveParts {
+  db: Db;
+  ledger: Ledger;
+  settings: Pick<MeterSettings, 'homeGb' | 'homeGbMonthMicros' | 'defaultPlan'>;
+}
+
+type GroupsOf = (user: string) => readonly string[];
+
+/** Stopped instances whose final row may still be missing are looked for this far back. */
+const UNCLOSED_LOOKBACK_MS = 2 * 86_400_000;
+
+/**
+ * The open ledger streams of `users` (all users when null) at `now`: running instances (and
+ * stopped ones the meter has not closed yet) and home volumes, each with its newest row's end.
+ */
+export async function openStreams(
+  p: LiveParts,
+  users: readonly string[] | null,
+  groupsOf: GroupsOf,
+  now: Date,
+): Promise<OpenStream[]> {
+  if (users && !users.length) return [];
+  const since = new Date(now.getTime() - UNCLOSED_LOOKBACK_MS).toISOString();
+  const userFilter = users
+    ? sql` and ${instances.userName} in (select json_array_elements_text(${JSON.stringify(users)}::json))`
+    : sql``;
+  const rows = await p.db
+    .select()
+    .from(instances)
+    .where(
+      sql`${instances.readyAt} is not null and ${instances.readyAt} <= ${now.toISOString()} and (
+        ${instances.state} in ('requested', 'provisioning', 'starting', 'running', 'stopping')
+        or coalesce(${instances.stoppedAt}, ${instances.readyAt}) > ${since})${userFilter}`,
+    );
+  const plans = await PlanTable.load(p.db, p.settings.defaultPlan);
+  const draft: Array<Omit<OpenStream, 'writtenUntil' | 'billedSeconds'>> = rows.map((r) => {
+    const terminal = r.state === 'stopped' || r.state === 'failed';
+    const plan = plans.planOf(r.userName, groupsOf(r.userName));
+    return {
+      key: r.id,
+      kind: 'compute',
+      user: r.userName,
+      size: r.sizeId,
+      instanceId: r.id,
+      anchor: r.readyAt!.toISOString(),
+      rateMicros: r.listRatePerHourMicros,
+      ratePeriodSeconds: HOUR,
+      multiplierPpm: plan.multiplierPpm,
+      closeAt: terminal ? (r.stoppedAt ?? now).toISOString() : null,
+      minimumSeconds: MINIMUM_SECONDS,
+    };
+  });
+  const { homeGb, homeGbMonthMicros } = p.settings;
+  if (homeGb > 0 && homeGbMonthMicros > 0) {
+    for (const { user, since: first } of await p.ledger.homeVolumes()) {
+      if (users && !users.includes(user)) continue;
+      if (first.getTime() > now.getTime()) continue;
+      const plan = plans.planOf(user, groupsOf(user));
+      draft.push({
+        key: `home:${user}`,
+        kind: 'storage',
+        user,
+        size: 'home-volume',
+        instanceId: null,
+        anchor: first.toISOString(),
+        rateMicros: Math.round(homeGb * homeGbMonthMicros),
+        ratePeriodSeconds: STORAGE_MONTH_SECONDS,
+        multiplierPpm: plan.multiplierPpm,
+        closeAt: null,
+        minimumSeconds: 0,
+      });
+    }
+  }
+  const ends = await p.ledger.ends(draft.map((d) => d.key));
+  const out: OpenStream[] = [];
+  for (const d of draft) {
+    const end = ends.get(d.key);
+    if (end?.final) continue;
+    // an instance that stopped before the meter ever wrote it and is long gone: nothing open
+    out.push({
+      ...d,
+      writtenUntil: end ? end.endedAt.toISOString() : d.anchor,
+      billedSeconds: end ? end.billedTo : 0,
+    });
+  }
+  return out;
+}
+
+/**
+ * Reads ledger sums and the open streams as of one instant: if the meter wrote a row between the
+ * two reads (which would count those seconds twice), reads again.
+ */
+export async function measure<T>(
+  p: LiveParts,
+  users: readonly string[] | null,
+  groupsOf: GroupsOf,
+  now: Date,
+  read: () => Promise<T>,
+): Promise<{ streams: OpenStream[]; written: T }> {
+  for (let attempt = 0; ; attempt++) {
+    const streams = await openStreams(p, users, groupsOf, now);
+    const written = await read();
+    const again = await p.ledger.ends(streams.map((s) => s.key));
+    const same = streams.every((s) => {
+      const e = again.get(s.key);
+      return e
+        ? e.endedAt.toISOString() === s.writtenUntil && !e.final
+        : s.writtenUntil === s.anchor;
+    });
+    if (same || attempt >= 4) return { streams, written };
+  }
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** Today and this month for one user at `now`, with the streams to tick them. */
+export async function liveFigures(
+  p: LiveParts,
+  user: string,
+  groups: readonly string[],
+  now: Date,
+): Promise<LiveFigures> {
+  const t = now.getTime();
+  const day = dayWindow(t);
+  const month = monthWindow(t);
+  const { streams, written } = await measure(
+    p,
+    [user],
+    () => groups,
+    now,
+    () =>
+      Promise.all([
+        p.ledger.userSpend(user, new Date(day.from), new Date(day.to)),
+        p.ledger.userSpend(user, new Date(month.from), new Date(month.to)),
+      ]),
+  );
+  return {
+    asOf: now.toISOString(),
+    user,
+    today: {
+      from: iso(day.from),
+      to: iso(day.to),
+      micros: written[0] + unwrittenTotal(streams, day, t),
+    },
+    month: {
+      from: iso(month.from),
+      to: iso(month.to),
+      micros: written[1] + unwrittenTotal(streams, month, t),
+    },
+    streams,
+  };
+}
+
+/** What each instance has been billed so far (its ledger rows plus its open part) at `now`. */
+export async function billedByInstance(
+  p: LiveParts,
+  user: string | null,
+  groupsOf: GroupsOf,
+  ids: readonly string[],
+  now: Date,
+): Promise<{ billed: Map<string, number>; streams: OpenStream[] }> {
+  const { streams, written } = await measure(p, user ? [user] : null, groupsOf, now, () =>
+    p.ledger.streamTotals(ids),
+  );
+  const billed = new Map(written);
+  const all = { from: -Infinity, to: Infinity };
+  for (const s of streams) {
+    if (s.kind !== 'compute') continue;
+    billed.set(s.key, (billed.get(s.key) ?? 0) + unwrittenMicros(s, all, now.getTime()));
+  }
+  return { billed, streams: streams.filter((s) => s.kind === 'compute') };
+}
+
+type Bucket = 'hour' | 'day' | 'month';
+
+function bucketStart(t: number, g: Bucket): number {
+  const d = new Date(t);
+  if (g === 'hour') return Math.floor(t / 3_600_000) * 3_600_000;
+  if (g === 'day') return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate());
+  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
+}
+function bucketEnd(start: number, g: Bucket): number {
+  const d = new Date(start);
+  if (g === 'hour') return start + 3_600_000;
+  if (g === 'day') return start + 86_400_000;
+  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1);
+}
+
+export interface SeriesPoint {
+  start: string;
+  size: string;
+  seconds: number;
+  activeSeconds: number;
+  idleSeconds: number;
+  amountMicros: number;
+}
+
+/**
+ * The usage series of a user over [from, to) at `now`: the ledger's buckets plus each open
+ * stream's unwritten seconds and µ$ in the buckets they fall in.
+ */
+export async function liveSeries(
+  p: LiveParts,
+  user: string,
+  groups: readonly string[],
+  from: Date,
+  to: Date,
+  granularity: Bucket,
+  now: Date,
+): Promise<{ series: SeriesPoint[]; streams: OpenStream[] }> {
+  const { streams, written } = await measure(
+    p,
+    [user],
+    () => groups,
+    now,
+    () => p.ledger.series(user, from, to, granularity),
+  );
+  const points = new Map(written.map((pt) => [`${pt.start}|${pt.size}`, { ...pt }]));
+  const t = now.getTime();
+  const end = Math.min(t, to.getTime());
+  for (const s of streams) {
+    const first = Math.max(Date.parse(s.writtenUntil), from.getTime());
+    for (let b = bucketStart(first, granularity); ; b = bucketEnd(b, granularity)) {
+      const w = {
+        from: Math.max(b, from.getTime()),
+        to: Math.min(bucketEnd(b, granularity), to.getTime()),
+      };
+      const micros = unwrittenMicros(s, w, t);
+      const seconds = s.kind === 'compute' ? unwrittenSeconds(s, w, t) : 0;
+      if (micros || seconds) {
+        const key = `${iso(b)}|${s.size}`;
+        const pt = points.get(key) ?? {
+          start: iso(b),
+          size: s.size,
+          seconds: 0,
+          activeSeconds: 0,
+          idleSeconds: 0,
+          amountMicros: 0,
+        };
+        pt.seconds += seconds;
+        pt.amountMicros += micros;
+        points.set(key, pt);
+      }
+      if (bucketEnd(b, granularity) >= end) break;
+    }
+  }
+  const series = [...points.values()].sort(
+    (a, b) => a.start.localeCompare(b.start) || a.size.localeCompare(b.size),
+  );
+  return { series, streams };
+}
+
+/** Months with usage, newest first; the running month's total live at `now`. */
+export async function liveMonths(
+  p: LiveParts,
+  user: string,
+  groups: readonly string[],
+  now: Date,
+): Promise<{
+  statements: Array<{ month: string; totalMicros: number; seconds: number }>;
+  streams: OpenStream[];
+}> {
+  const { streams, written } = await measure(
+    p,
+    [user],
+    () => groups,
+    now,
+    () => p.ledger.months(user),
+  );
+  const t = now.getTime();
+  const month = monthWindow(t);
+  const key = iso(month.from).slice(0, 7);
+  const add = unwrittenTotal(streams, month, t);
+  const addSeconds = streams
+    .filter((s) => s.kind === 'compute')
+    .reduce((a, s) => a + unwrittenSeconds(s, month, t), 0);
+  const statements = written.map((m) => ({ ...m }));
+  if (add || addSeconds) {
+    const cur = statements.find((m) => m.month === key);
+    if (cur) {
+      cur.totalMicros += add;
+      cur.seconds += addSeconds;
+    } else statements.unshift({ month: key, totalMicros: add, seconds: addSeconds });
+  }
+  return { statements, streams };
+}
+
+/**
+ * Who is in which group, as the meter bills them: the caller's hub groups, everyone else's on
+ * their newest ledger row. Users are everyone who ever had an instance (a home volume).
+ */
+async function knownGroups(
+  p: LiveParts,
+  caller: { user: string; groups: readonly string[] } | null,
+): Promise<{ users: string[]; groupsOf: GroupsOf }> {
+  const users = (await p.ledger.homeVolumes()).map((h) => h.user);
+  const groups = await p.ledger.newestGroups(users);
+  if (caller) {
+    groups.set(caller.user, [...caller.groups]);
+    if (!users.includes(caller.user)) users.push(caller.user);
+  }
+  return { users, groupsOf: (u) => groups.get(u) ?? [] };
+}
+
+/**
+ * A group budget's spent at `now` over `w`: the group's ledger rows plus the unwritten part of its
+ * members' open streams (the same definition as a user's month, figures.ts), with those streams
+ * so a surface can tick it.
+ */
+export async function liveGroupSpend(
+  p: LiveParts,
+  group: string,
+  caller: { user: string; groups: readonly string[] },
+  w: Window,
+  now: Date,
+): Promise<{ micros: number; streams: OpenStream[] }> {
+  const { users, groupsOf } = await knownGroups(p, caller);
+  const members = users.filter((u) => groupsOf(u).includes(group));
+  const { streams, written } = await measure(p, members, groupsOf, now, () =>
+    p.ledger.groupSpend(group, new Date(w.from), new Date(w.to)),
+  );
+  return { micros: written + unwrittenTotal(streams, w, now.getTime()), streams };
+}
+
+/** Every instance's billed so far at `now` (the admin panel's running instances), any user. */
+export async function billedByInstanceAll(
+  p: LiveParts,
+  ids: readonly string[],
+  now: Date,
+): Promise<{ billed: Map<string, number>; streams: OpenStream[] }> {
+  const { groupsOf } = await knownGroups(p, null);
+  return billedByInstance(p, null, groupsOf, ids, now);
+}
+
+/**
+ * Every user's spend in `w` at `now` (the admin users table): ledger plus unwritten part, with
+ * the open streams the table ticks its "Spent" column with.
+ */
+export async function liveSpendByUserWithStreams(
+  p: LiveParts,
+  groupsOf: GroupsOf,
+  w: Window,
+  now: Date,
+): Promise<{ spend: Map<string, number>; streams: OpenStream[] }> {
+  const { streams, written } = await measure(p, null, groupsOf, now, () =>
+    p.ledger.spendByUser(new Date(w.from), new Date(w.to)),
+  );
+  const spend = new Map(written);
+  for (const s of streams) {
+    const add = unwrittenMicros(s, w, now.getTime());
+    if (add) spend.set(s.user, (spend.get(s.user) ?? 0) + add);
+  }
+  return { spend, streams };
+}
+
+/**
+ * A month's statement at `now`: its ledger lines, and for the running month each open stream's
+ * unwritten part up to this second, added to that stream's newest line at the same rate (or as
+ * a line of its own before the meter wrote any), so the detail sums to the live total.
+ */
+export async function liveStatement(
+  p: LiveParts,
+  user: string,
+  groups: readonly string[],
+  month: string,
+  now: Date,
+  read: () => Promise<Statement>,
+): Promise<{ statement: Statement; streams: OpenStream[] }> {
+  const { streams, written } = await measure(p, [user], () => groups, now, read);
+  const statement = { ...written, lines: written.lines.map((l) => ({ ...l })) };
+  const w = monthKeyWindow(month);
+  const t = now.getTime();
+  const open = streams.filter((s) => unwrittenMicros(s, w, t) || unwrittenSeconds(s, w, t));
+  const facts = open.some((s) => s.instanceId)
+    ? await p.db
+        .select()
+        .from(instances)
+        .where(
+          inArray(
+            instances.id,
+            open.flatMap((s) => (s.instanceId ? [s.instanceId] : [])),
+          ),
+        )
+    : [];
+  const plans = await PlanTable.load(p.db, p.settings.defaultPlan);
+  const hourly = (s: OpenStream) =>
+    s.ratePeriodSeconds === HOUR
+      ? s.rateMicros
+      : Math.round((s.rateMicros * HOUR) / s.ratePeriodSeconds);
+  for (const s of open) {
+    const micros = unwrittenMicros(s, w, t);
+    const seconds = s.kind === 'compute' ? unwrittenSeconds(s, w, t) : 0;
+    const end = iso(Math.min(t, w.to, s.closeAt ? Date.parse(s.closeAt) : Infinity));
+    const line = statement.lines
+      .filter(
+        (l) =>
+          l.kind === s.kind &&
+          (s.kind === 'storage' || l.instanceId === s.instanceId) &&
+          l.multiplierPpm === s.multiplierPpm &&
+          l.ratePerHourMicros === hourly(s),
+      )
+      .at(-1);
+    if (line) {
+      line.seconds += s.kind === 'compute' ? seconds : 0;
+      line.amountMicros += micros;
+      if (end > line.to) line.to = end;
+      continue;
+    }
+    const row = facts.find((r) => r.id === s.instanceId);
+    statement.lines.push({
+      kind: s.kind,
+      server: row?.serverName ?? null,
+      instanceId: s.instanceId,
+      size: s.size,
+      cloud: row?.cloud ?? 'local',
+      region: row?.region ?? '',
+      spot: row?.spot ?? false,
+      plan: plans.planOf(user, groups).id,
+      multiplierPpm: s.multiplierPpm,
+      ratePerHourMicros: hourly(s),
+      from: iso(Math.max(Date.parse(s.writtenUntil), w.from)),
+      to: end,
+      seconds,
+      amountMicros: micros,
+    });
+  }
+  const sum = (kind: string) =>
+    statement.lines.filter((l) => l.kind === kind).reduce((a, l) => a + l.amountMicros, 0);
+  statement.computeMicros = sum('compute');
+  statement.storageMicros = sum('storage');
+  statement.totalMicros = statement.computeMicros + statement.storageMicros;
+  return { statement, streams };
+}
