@@ -135,6 +135,7 @@ async function ngsciCycle(
         hub,
         catalog: () => catalog,
         defaults: settings.cull,
+        settings,
       }),
       settings,
     },
@@ -147,7 +148,6 @@ async function ngsciCycle(
       notifier: { send: async () => {} },
       orphans: new Orphans({ store, lifecycle, logger, graceSeconds: 120 }),
       kernels: async () => 'idle',
-      publishPending: false,
       now: () => new Date(clock),
     },
   );

@@ -73,6 +73,7 @@ function replica(db: Database, groupsOf: GroupsOf = async () => []): Lifecycle {
     hub: hub as unknown as HubClient,
     catalog: () => catalog,
     defaults: { idleTimeoutCpuSeconds: 0, idleTimeoutGpuSeconds: 0, maxAgeSeconds: 0 },
+    settings: { homeGb: 0, homeGbMonthMicros: 0, defaultPlan: 'private' },
   });
   const lifecycle = new Lifecycle({
     db: db.db,

@@ -44,11 +44,12 @@ export async function budgetFor(
   const burn = await burnRate(db, user, plan.multiplierPpm);
   const from = monthStart(now);
   const to = nextMonthStart(now);
-  const [figures, gpuSeconds, statuses] = await Promise.all([
+  const [figures, gpuSeconds] = await Promise.all([
     liveFigures({ db, ledger: m.ledger, settings: m.settings }, user, groups, now),
     m.ledger.gpuSeconds(user, from, to),
-    m.quotas.budgetStatus(user, limits, now),
   ]);
+  // the budgets that apply; their spent is figured below as Quotas.budgetStatus figures it
+  const statuses = limits.budgets;
   // one definition: spent this month (contract figures.ts), to the second on the service's clock;
   // a user's own (or the default) budget is spent exactly that; a group's, its members' month
   const spent = figures.month.micros;

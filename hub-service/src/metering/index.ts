@@ -66,7 +66,14 @@ export function createMetering(opts: {
   const prices = new PriceBook(db, opts.baseCatalog);
   const settings = meterSettings(opts.config);
   const catalog = () => prices.catalog();
-  const quotas = new Quotas({ db, ledger, hub: opts.hub, catalog, defaults: settings.cull });
+  const quotas = new Quotas({
+    db,
+    ledger,
+    hub: opts.hub,
+    catalog,
+    defaults: settings.cull,
+    settings,
+  });
   return { ledger, prices, quotas, catalog, meter: null, settings, now: () => new Date() };
 }
 
@@ -84,8 +91,6 @@ export interface MeterParts {
   gpuBusy?: (instanceId: string) => Promise<boolean | null>;
   /** the metering settings by default */
   settings?: MeterSettings;
-  /** let GET /budget and launch checks see this meter's priced but unwritten usage (default true) */
-  publishPending?: boolean;
   lock?: MeterDeps['lock'];
   now?: () => Date;
 }
@@ -128,7 +133,6 @@ export function buildMeter(
     idle,
     orphans: p.orphans,
     settings,
-    ...(p.publishPending !== false ? { quotas: m.quotas } : {}),
     ...(p.lock ? { lock: p.lock } : {}),
     ...(p.now ? { now: p.now } : {}),
   });
@@ -137,7 +141,7 @@ export function buildMeter(
 /** Builds the service's meter loop (not started: `meter.start()` begins it). */
 export function createMeter(
   m: Metering,
-  opts: Omit<MeterParts, 'db' | 'settings' | 'publishPending' | 'lock'> & {
+  opts: Omit<MeterParts, 'db' | 'settings' | 'lock'> & {
     config: Config;
     database: Database;
   },

@@ -51,8 +51,6 @@ export interface MeterDeps {
   /** servers on one side only (reconcile/orphans.ts), fed this cycle's hub listing */
   orphans: Pick<Orphans, 'fromListing'>;
   settings: MeterSettings;
-  /** where budgets learn of priced but unwritten usage */
-  quotas?: { setPending(fn: (kind: 'user' | 'group', name: string) => number): void };
   /** a dedicated connection's advisory lock, on Postgres; absent on PGlite */
   lock?: { tryAcquire(): Promise<boolean>; release(): Promise<void> };
   now?: () => Date;
@@ -78,16 +76,6 @@ export class Meter {
 
   constructor(private readonly d: MeterDeps) {
     this.accrual = new Accrual(d.ledger, d.settings);
-  }
-
-  /** Lets budgets count what this cycle priced but did not write (see Quotas.pending). */
-  private publishPending(byUser: Map<string, number>): void {
-    const byGroup = new Map<string, number>();
-    for (const [user, micros] of byUser) {
-      for (const g of this.groupsCache.get(user) ?? [])
-        byGroup.set(g, (byGroup.get(g) ?? 0) + micros);
-    }
-    this.d.quotas?.setPending((kind, name) => (kind === 'user' ? byUser : byGroup).get(name) ?? 0);
   }
 
   private now(): Date {
@@ -167,7 +155,6 @@ export class Meter {
     const snap = await this.snapshot(now, hubRead);
     phase('instances');
     const pending = await this.accrual.run(snap, report);
-    this.publishPending(pending);
     phase('accrue');
 
     const { users: hubUsers, error } = await hubRead;

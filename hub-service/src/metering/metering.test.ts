@@ -5,6 +5,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { ApiError } from '../errors.js';
 import { ACCESS, harness, type Harness } from '../testing/harness.js';
 import { ScriptedProvisioner } from '../testing/scripted-provisioner.js';
 import type { HubClient, HubUserModel } from '../hub.js';
@@ -32,8 +33,6 @@ function meterFor(opts: {
   hubUsers?: () => HubUserModel[];
   kernels?: KernelActivity;
   gpuBusy?: (id: string) => Promise<boolean | null>;
-  /** let budgets see this meter's unwritten usage */
-  publishPending?: boolean;
   settings?: Partial<ReturnType<typeof settings>>;
 }) {
   const notices: Notice[] = [];
@@ -70,7 +69,6 @@ function meterFor(opts: {
     orphans: new Orphans({ store: h.services.store, lifecycle, logger, graceSeconds: 60 }),
     kernels: opts.kernels ?? ((id) => h.services.agents.kernelActivity(id, 120)),
     ...(opts.gpuBusy ? { gpuBusy: opts.gpuBusy } : {}),
-    publishPending: opts.publishPending ?? false,
     settings: { ...settings(), ...opts.settings },
     now: opts.now,
   });
@@ -322,6 +320,26 @@ describe('budgets and quotas', () => {
     );
   });
 
+  test('a launch is refused once the live figure reaches a hard-stop budget, before the meter writes a row', async () => {
+    await h.database.db.insert(quotas).values({
+      subjectKind: 'user',
+      subjectName: 'live-cap',
+      monthlyBudgetMicros: 1,
+      hardStop: true,
+    });
+    const realNow = new Date();
+    const inst = await running('live-cap', { readyAt: new Date(realNow.getTime() - 5_000) });
+    // stopped after 5 s: its 60 s minimum is owed, and no meter cycle has written anything
+    await stop(inst.id, realNow);
+    assert.equal(await total(inst.id), 0, 'nothing in the ledger yet');
+    await assert.rejects(
+      h.services.metering.quotas.check('live-cap', [], { size: 'cpu-small' }),
+      (e: ApiError) =>
+        e.code === 'budget_exhausted' &&
+        /budget of \$0\.000001 is spent \(\$0\.0016\)/.test(e.message),
+    );
+  });
+
   test('budget answers the projected exhaustion at the current burn rate', async () => {
     await h.database.db
       .insert(quotas)
@@ -461,7 +479,6 @@ describe('budget spend to the last cycle', () => {
     let now = at(0);
     const { meter } = meterFor({
       now: () => now,
-      publishPending: true,
       settings: { accrueEverySeconds: 3600 },
     });
     await running('lag-u', { rate: 3_600_000, readyAt: at(0) }); // 1,000 µ$ a second
@@ -470,7 +487,6 @@ describe('budget spend to the last cycle', () => {
     assert.equal(report.rowsWritten, 0, 'nothing written yet: the row is younger than an hour');
     const b = await budgetFor(h.services.metering, h.database.db, 'lag-u', [], 'private', now);
     assert.equal(b.spentMicros, 120_000, 'yet the spend is to the second');
-    h.services.metering.quotas.setPending(() => 0);
   });
 });
 

@@ -9,12 +9,13 @@
  */
 import { and, eq, inArray, or } from 'drizzle-orm';
 import type { Catalog } from '@ngsci/contract';
-import { ACTIVE_STATES } from '@ngsci/contract';
+import { ACTIVE_STATES, monthWindow } from '@ngsci/contract';
 import type { Db } from '../db/client.js';
 import { instances, quotas } from '../db/schema.js';
 import { ApiError } from '../errors.js';
 import type { HubClient } from '../hub.js';
 import type { Ledger } from './ledger.js';
+import { liveFigures, liveGroupSpend, type LiveParts } from './live.js';
 import { dollars, exactDollars, monthStart, nextMonthStart } from './money.js';
 
 export type QuotaRow = typeof quotas.$inferSelect;
@@ -121,16 +122,6 @@ export interface QuotaRequest {
 }
 
 export class Quotas {
-  /**
-   * Priced usage the meter has not written yet (it writes a running instance at most every
-   * NGSCI_METER_ACCRUE_EVERY seconds), so spend shown and enforced is to the last cycle.
-   */
-  pending: (kind: 'user' | 'group', name: string) => number = () => 0;
-
-  setPending(fn: (kind: 'user' | 'group', name: string) => number): void {
-    this.pending = fn;
-  }
-
   constructor(
     private readonly d: {
       db: Db;
@@ -138,6 +129,8 @@ export class Quotas {
       hub: HubClient;
       catalog: () => Catalog;
       defaults: LimitDefaults;
+      /** what the live figures need besides db and ledger (live.ts) */
+      settings: LiveParts['settings'];
       now?: () => Date;
     },
   ) {}
@@ -167,16 +160,20 @@ export class Quotas {
     return combine(await this.rowsFor(user, groups), user, groups, this.d.defaults);
   }
 
-  /** Spend against each budget that applies to a user, this month. */
-  async budgetStatus(user: string, limits: Limits, at = this.now()) {
-    const from = monthStart(at);
-    const to = nextMonthStart(at);
-    const mine = (await this.d.ledger.userSpend(user, from, to)) + this.pending('user', user);
+  /**
+   * Spend against each budget that applies to a user, this month: the same figure every surface
+   * shows (contract figures.ts through live.ts), to the second, so a launch is refused as soon as
+   * the budget bar says it is spent, on any replica, whether or not the meter wrote the rows yet.
+   */
+  async budgetStatus(user: string, groups: readonly string[], limits: Limits, at = this.now()) {
+    const parts = { db: this.d.db, ledger: this.d.ledger, settings: this.d.settings };
+    const month = monthWindow(at.getTime());
+    const mine = (await liveFigures(parts, user, groups, at)).month.micros;
     return Promise.all(
       limits.budgets.map(async (b) => {
         const spent =
           b.kind === 'group'
-            ? (await this.d.ledger.groupSpend(b.name, from, to)) + this.pending('group', b.name)
+            ? (await liveGroupSpend(parts, b.name, { user, groups }, month, at)).micros
             : mine;
         return { ...b, spentMicros: spent };
       }),
@@ -223,7 +220,7 @@ export class Quotas {
         );
       }
     }
-    for (const b of await this.budgetStatus(user, limits)) {
+    for (const b of await this.budgetStatus(user, groups, limits)) {
       if (b.hardStop && b.spentMicros >= b.budgetMicros) {
         const whose =
           b.kind === 'group'

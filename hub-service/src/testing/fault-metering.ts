@@ -72,7 +72,6 @@ export function startMeter(
       homeGb: 0,
       cull: { ...h.services.metering.settings.cull, enabled: false },
     },
-    publishPending: false,
     ...(opts.lockUrl ? { lock: advisoryLock(opts.lockUrl) } : {}),
     now: opts.now,
   });

@@ -24,7 +24,7 @@ export abstract class NgsciSection extends Widget {
     this.node.setAttribute('aria-label', opts.label);
     model.changed.connect((_, what) => {
       if (this.isVisible && (this.sections.includes(what as Section) || what === 'me'))
-        this.render();
+        this.renderKeepingFocus();
     }, this);
   }
 
@@ -35,12 +35,28 @@ export abstract class NgsciSection extends Widget {
   /** Fills `this.node` from the model. */
   protected abstract render(): void;
 
+  /**
+   * Renders again and gives the focus back to the same control (same element kind and name) if
+   * it was inside: a refresh must not throw a keyboard user out of the list they are tabbing.
+   */
+  protected renderKeepingFocus(): void {
+    const active = document.activeElement;
+    const key =
+      active instanceof HTMLElement && this.node.contains(active) ? focusKey(active) : null;
+    this.render();
+    if (!key) return;
+    const again = [...this.node.querySelectorAll<HTMLElement>(key.tag)].find(
+      (el) => focusKey(el).name === key.name,
+    );
+    again?.focus();
+  }
+
   /** Updates the figures that move every second; cheap. */
   protected tick(): void {}
 
   protected override onBeforeShow(msg: Message): void {
     super.onBeforeShow(msg);
-    this.render();
+    this.renderKeepingFocus();
     void this.model.refresh(this.sections);
     this.startTimers();
   }
@@ -53,7 +69,7 @@ export abstract class NgsciSection extends Widget {
   protected override onAfterAttach(msg: Message): void {
     super.onAfterAttach(msg);
     if (this.isVisible) {
-      this.render();
+      this.renderKeepingFocus();
       void this.model.refresh(this.sections);
       this.startTimers();
     }
@@ -83,4 +99,12 @@ export abstract class NgsciSection extends Widget {
     this.stopTimers();
     super.dispose();
   }
+}
+
+/** What names a control for the user: its kind and its accessible name (or its text). */
+function focusKey(el: HTMLElement): { tag: string; name: string } {
+  return {
+    tag: el.tagName.toLowerCase(),
+    name: el.getAttribute('aria-label') ?? el.getAttribute('name') ?? el.textContent ?? '',
+  };
 }
