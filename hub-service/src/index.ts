@@ -3,6 +3,7 @@
  * The service's entry point, and the only module with side effects: reads config, opens and
  * migrates the database, starts the worker, listens, and shuts down cleanly on SIGTERM/SIGINT.
  */
+import type { Server as HttpServer } from 'node:http';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { serve } from '@hono/node-server';
@@ -33,6 +34,9 @@ const version = (
 ).version;
 
 /** Variables of the service's own environment that local instances inherit. */
+/** how long an idle keep-alive connection to the service stays open (tornado's default, 1 h) */
+const KEEP_ALIVE_MS = 3_600_000;
+
 const INHERITED = ['PATH', 'LANG', 'LC_ALL', 'TZ', 'VIRTUAL_ENV', 'PYTHONPATH', 'TMPDIR'];
 
 async function main(): Promise<void> {
@@ -233,6 +237,12 @@ async function main(): Promise<void> {
         'listening',
       ),
   );
+
+  // the hub's proxy keeps its connections to the service open and reuses them with no idle limit
+  // of its own; Node's default (close after 5 s idle) races that reuse, and the request that
+  // lands on a socket being closed is answered 503 by the proxy (seen under bench/api). Idle
+  // connections stay open as long as the hub's own server (tornado) keeps them.
+  (server as HttpServer).keepAliveTimeout = KEEP_ALIVE_MS;
 
   let closing = false;
   const shutdown = async (signal: string) => {

@@ -278,6 +278,34 @@ describe('failed token lookups per client address', () => {
     assert.equal(hubLookups() - before, 2, 'one hub lookup per token');
   });
 
+  test('a classroom behind one address signing in at once waits its turn, none refused', async () => {
+    const request = appWith({ NGSCI_AUTH_FAILURES_PER_MINUTE: 3 }, 50);
+    const tokens = Array.from({ length: 30 }, (_, i) => h.token({ name: `rate-class${i}` }));
+    const answers = await listening(request.app, (url) =>
+      Promise.all(
+        tokens.map((t) =>
+          fetch(`${url}/me`, {
+            headers: { authorization: `token ${t}`, 'x-forwarded-for': '198.51.100.50' },
+          }),
+        ),
+      ),
+    );
+    assert.deepEqual([...new Set(answers.map((r) => r.status))], [200]);
+    // and the failures of a guesser at that address are still bounded after them
+    const before = hubLookups();
+    const guesses = await listening(request.app, (url) =>
+      Promise.all(
+        Array.from({ length: 20 }, () =>
+          fetch(`${url}/me`, {
+            headers: { authorization: `token ${random()}`, 'x-forwarded-for': '198.51.100.50' },
+          }),
+        ),
+      ),
+    );
+    assert.ok(hubLookups() - before <= 3, `${hubLookups() - before} lookups: at most three`);
+    assert.ok(guesses.filter((r) => r.status === 429).length >= 17);
+  });
+
   test('a client that reaches the port itself cannot pick its address with X-Forwarded-For', async () => {
     const request = appWith({ NGSCI_AUTH_FAILURES_PER_MINUTE: 3 });
     const answers = [];

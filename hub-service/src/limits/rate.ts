@@ -8,7 +8,7 @@
  * A refusal is 429 `rate_limited` in the service's error shape, with `Retry-After` in seconds.
  */
 import type { Context, MiddlewareHandler } from 'hono';
-import { rateLimiter, type RateLimitInfo } from 'hono-rate-limiter';
+import { MemoryStore, rateLimiter, type RateLimitInfo } from 'hono-rate-limiter';
 import { ApiError } from '../errors.js';
 import type { AppEnv } from '../http.js';
 
@@ -72,11 +72,13 @@ export function callerRateLimit(opts: {
 
 /**
  * Wraps the middleware that authenticates hub tokens: a client address may make at most
- * `perMinute` requests a minute that the hub has to be asked about and that fail (0: no limit).
- * A request counts while it is being looked up, so a burst of concurrent guesses is bounded
- * too, and stops counting once it is through authentication. Requests that need no lookup (a
- * token in the cache, a sign-in cookie) are never counted or refused, so a user behind the same
- * address as a guesser keeps working.
+ * `perMinute` requests a minute that the hub refused (0: no limit); past that, requests that
+ * would need a hub lookup are answered 429 without one. Lookups of one address run at most
+ * `perMinute` minus its failures at a time, and the others wait for a slot instead of being
+ * refused: a burst of made-up tokens costs the hub at most `perMinute` calls, while a classroom of
+ * valid users behind one NAT signing in at once only waits its turn. Requests that need no lookup
+ * (a token in the cache or being looked up already, a sign-in cookie) are never counted, held or
+ * refused, so a user behind the same address as a guesser keeps working.
  */
 export function limitFailedAuth(
   authenticate: MiddlewareHandler,
@@ -88,31 +90,62 @@ export function limitFailedAuth(
   },
 ): MiddlewareHandler {
   if (!opts.perMinute) return authenticate;
-  const limiter = rateLimiter({
-    windowMs: WINDOW_MS,
-    limit: opts.perMinute,
-    // these headers would describe a budget of failures on every first request of a token
-    standardHeaders: false,
-    skip: (c) => !opts.needsLookup(c),
-    keyGenerator: opts.clientAddress,
-    // authentication throws when it refuses (that is counted); getting past it is a success
-    skipSuccessfulRequests: true,
-    requestWasSuccessful: () => true,
-    handler: refuse(
-      (_c, s) =>
-        `too many requests with tokens the hub does not accept from this address: try again in ${s} s`,
-    ),
-  });
+  // hono-rate-limiter's store keeps the failures per address and their one-minute window
+  const failures = new MemoryStore();
+  failures.init({ windowMs: WINDOW_MS } as Parameters<MemoryStore['init']>[0]);
+  const inFlight = new Map<string, number>();
+  const waiting = new Map<string, Array<() => void>>();
+  const failed = (address: string): { hits: number; seconds: number } => {
+    const info = failures.get(address);
+    const left = info?.resetTime ? info.resetTime.getTime() - Date.now() : 0;
+    return left > 0
+      ? { hits: info!.totalHits, seconds: Math.max(1, Math.ceil(left / 1000)) }
+      : { hits: 0, seconds: WINDOW_MS / 1000 };
+  };
+  const release = (address: string) => {
+    const n = (inFlight.get(address) ?? 1) - 1;
+    if (n > 0) inFlight.set(address, n);
+    else inFlight.delete(address);
+    const woken = waiting.get(address) ?? [];
+    waiting.delete(address);
+    for (const wake of woken) wake();
+  };
   return async (c, next) => {
-    // the count is held while the lookup runs, not while the route answers
+    if (!opts.needsLookup(c)) return authenticate(c, next);
+    const address = opts.clientAddress(c);
+    for (;;) {
+      const { hits, seconds } = failed(address);
+      if (hits >= opts.perMinute) {
+        c.header('retry-after', String(seconds));
+        throw new ApiError(
+          429,
+          'rate_limited',
+          `too many requests with tokens the hub does not accept from this address: try again in ${seconds} s`,
+        );
+      }
+      if ((inFlight.get(address) ?? 0) < opts.perMinute - hits) break;
+      await new Promise<void>((wake) => {
+        const queue = waiting.get(address) ?? [];
+        queue.push(wake);
+        waiting.set(address, queue);
+      });
+    }
+    inFlight.set(address, (inFlight.get(address) ?? 0) + 1);
     let through = false;
-    await limiter(c, async () => {
+    try {
       // a refusal is thrown; an answer returned instead of calling next is kept
       const res: unknown = await authenticate(c, async () => {
         through = true;
       });
       if (res instanceof Response) c.res = res;
-    });
+    } catch (err) {
+      if (err instanceof ApiError && (err.status === 401 || err.status === 403))
+        failures.increment(address);
+      throw err;
+    } finally {
+      // the slot is held while the lookup runs, not while the route answers
+      release(address);
+    }
     if (through) await next();
   };
 }

@@ -19,28 +19,6 @@ after(async () => {
   await h.close();
 });
 
-async function running(user: string, readyAt: Date, rate: number) {
-  const row = await h.services.store.create(
-    {
-      userName: user,
-      serverName: 'default',
-      sizeId: 'cpu-small',
-      cloud: 'local',
-      region: 'localhost',
-      spot: false,
-      state: 'requested',
-      listRatePerHourMicros: rate,
-      baseUrl: `/user/${user}/`,
-      createdAt: readyAt,
-    },
-    'requested',
-  );
-  return (await h.services.store.transition(row!.id, 'running', 100, 'ready', {
-    readyAt,
-    targetUrl: `http://127.0.0.1:1/user/${user}/`,
-  }))!;
-}
-
 const stream = (user: string, id: string, readyAt: Date, rate: number, ppm: number): Stream => ({
   key: id,
   kind: 'compute',
@@ -114,7 +92,7 @@ test('every endpoint answers the same figure at the same instant, equal to the l
   });
   assert.ok(budgetRes.status < 300, await budgetRes.text());
   const readyAt = new Date('2026-11-20T09:59:30.000Z');
-  const inst = await running('fig-user', readyAt, 384_000);
+  const inst = await h.runningInstance('fig-user', { readyAt: readyAt, rate: 384_000 });
   const s = stream('fig-user', inst.id, readyAt, 384_000, 800_000);
   // the meter wrote the first half hour; what ran since is not written yet
   await h.services.metering.ledger.accrue([s], new Date('2026-11-20T10:30:00.000Z'), 120, 0);
@@ -159,7 +137,7 @@ test('every endpoint answers the same figure at the same instant, equal to the l
 
 test('across a month boundary: this month starts again, the last month keeps its total', async () => {
   const readyAt = new Date('2026-11-30T23:40:00.000Z');
-  const inst = await running('fig-month', readyAt, 96_000);
+  const inst = await h.runningInstance('fig-month', { readyAt: readyAt, rate: 96_000 });
   const s = stream('fig-month', inst.id, readyAt, 96_000, 1_000_000);
   await h.services.metering.ledger.accrue([s], new Date('2026-11-30T23:50:00.000Z'), 120, 0);
   const admin = h.token({ name: 'fig-admin', admin: true, scopes: [ACCESS, 'custom:ngsci:admin'] });

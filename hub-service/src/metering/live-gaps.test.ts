@@ -20,28 +20,6 @@ after(async () => {
   await h.close();
 });
 
-async function running(user: string, readyAt: Date, rate: number) {
-  const row = await h.services.store.create(
-    {
-      userName: user,
-      serverName: 'default',
-      sizeId: 'cpu-small',
-      cloud: 'local',
-      region: 'localhost',
-      spot: false,
-      state: 'requested',
-      listRatePerHourMicros: rate,
-      baseUrl: `/user/${user}/`,
-      createdAt: readyAt,
-    },
-    'requested',
-  );
-  return (await h.services.store.transition(row!.id, 'running', 100, 'ready', {
-    readyAt,
-    targetUrl: `http://127.0.0.1:1/user/${user}/`,
-  }))!;
-}
-
 const stream = (user: string, id: string, readyAt: Date, rate: number): Stream => ({
   key: id,
   kind: 'compute',
@@ -84,8 +62,8 @@ test("a group budget, the admin panel's running instances and a month's detail a
   assert.ok(quota.status < 300, await quota.text());
   const readyA = new Date('2026-11-21T08:00:10.000Z');
   const readyB = new Date('2026-11-21T08:20:00.000Z');
-  const a = await running('gap-a', readyA, 384_000);
-  const b = await running('gap-b', readyB, 96_000);
+  const a = await h.runningInstance('gap-a', { readyAt: readyA, rate: 384_000 });
+  const b = await h.runningInstance('gap-b', { readyAt: readyB, rate: 96_000 });
   const sa = stream('gap-a', a.id, readyA, 384_000);
   const sb = stream('gap-b', b.id, readyB, 96_000);
   const ledger = h.services.metering.ledger;

@@ -94,30 +94,10 @@ function settings() {
 }
 
 /** A running instance that became ready at `readyAt`, as the worker leaves it. */
-async function running(
+const running = (
   user: string,
   opts: { size?: string; rate?: number; readyAt?: Date; server?: string } = {},
-) {
-  const row = await h.services.store.create(
-    {
-      userName: user,
-      serverName: opts.server ?? 'default',
-      sizeId: opts.size ?? 'cpu-small',
-      cloud: 'local',
-      region: 'localhost',
-      spot: false,
-      state: 'requested',
-      listRatePerHourMicros: opts.rate ?? 96_000,
-      baseUrl: `/user/${user}/`,
-      createdAt: opts.readyAt ?? T0,
-    },
-    'requested',
-  );
-  return (await h.services.store.transition(row!.id, 'running', 100, 'ready', {
-    readyAt: opts.readyAt ?? T0,
-    targetUrl: `http://127.0.0.1:1/user/${user}/`,
-  }))!;
-}
+) => h.runningInstance(user, { readyAt: T0, ...opts });
 
 const stop = (id: string, when: Date) =>
   h.services.store.transition(id, 'stopped', 100, 'stopped', { stoppedAt: when });

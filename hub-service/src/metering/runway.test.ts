@@ -29,28 +29,6 @@ before(async () => {
 });
 after(async () => h.close());
 
-async function running(user: string, rate: number) {
-  const row = await h.services.store.create(
-    {
-      userName: user,
-      serverName: 'default',
-      sizeId: 'cpu-small',
-      cloud: 'local',
-      region: 'localhost',
-      spot: false,
-      state: 'requested',
-      listRatePerHourMicros: rate,
-      baseUrl: `/user/${user}/`,
-      createdAt: T0,
-    },
-    'requested',
-  );
-  return h.services.store.transition(row!.id, 'running', 100, 'ready', {
-    readyAt: T0,
-    targetUrl: `http://127.0.0.1:1/user/${user}/`,
-  });
-}
-
 async function budgetOf(user: string): Promise<Budget> {
   const res = await h.request('/api/v1/budget', { token: h.token({ name: user, groups: [] }) });
   assert.equal(res.status, 200, await res.clone().text());
@@ -76,7 +54,7 @@ describe('runway per size', () => {
       idleTimeoutGpuSeconds: 600,
     });
     // one hour of cpu-small at $0.096/h: $0.904 of $1.00 is left
-    await running('runway-u', 96_000);
+    await h.runningInstance('runway-u', { readyAt: T0, rate: 96_000 });
     const b = await budgetOf('runway-u');
     assert.equal(b.spentMicros, 96_000);
     const small = choice(b, 'cpu-small');
@@ -138,7 +116,7 @@ describe('the stop time of a spent hard-stop budget', () => {
       monthlyBudgetMicros: 50_000,
       hardStop: true,
     });
-    await running('stop-u', 96_000);
+    await h.runningInstance('stop-u', { readyAt: T0, rate: 96_000 });
     let b = await budgetOf('stop-u');
     assert.equal(b.budgets[0]!.percent, 192);
     assert.equal(b.stopAt, null, 'the meter has not announced 100 % yet');
@@ -168,7 +146,7 @@ describe('the stop time of a spent hard-stop budget', () => {
       monthlyBudgetMicros: 50_000,
       hardStop: false,
     });
-    await running('soft-u', 96_000);
+    await h.runningInstance('soft-u', { readyAt: T0, rate: 96_000 });
     await new BudgetAlertStore(h.database.db).record(
       { kind: 'user', name: 'soft-u', month: '2026-05' },
       [100],

@@ -8,6 +8,7 @@ import { createApp } from '../app.js';
 import { loadConfig, accessScopes, type Config } from '../config.js';
 import { openMemoryDatabase, seed, type Database } from '../db/client.js';
 import { instances } from '../db/schema.js';
+import type { InstanceRow } from '../instances/store.js';
 import { HubClient } from '../hub.js';
 import { createLogger } from '../logger.js';
 import type { Provisioner } from '../provisioners/types.js';
@@ -35,6 +36,11 @@ export interface Harness {
   token(user: FakeUser): string;
   request(path: string, init?: RequestInit & { token?: string }): Promise<Response>;
   bridge(path: string, init?: RequestInit): Promise<Response>;
+  /** a local instance of `user` that became ready at `readyAt` (default now) at `rate` µ$/h */
+  runningInstance(
+    user: string,
+    opts?: { size?: string; rate?: number; readyAt?: Date; server?: string },
+  ): Promise<InstanceRow>;
   /** a running local instance of `user` with an issued agent credential, as the worker leaves it */
   runningAgent(user: string, server?: string): Promise<{ id: string; token: string }>;
   close(): Promise<void>;
@@ -197,6 +203,28 @@ export async function harness(
       return Promise.resolve(app.request(`${prefix}${path}`, { ...rest, headers }));
     },
     bridge,
+    async runningInstance(user, opts = {}) {
+      const readyAt = opts.readyAt ?? new Date();
+      const row = await services.store.create(
+        {
+          userName: user,
+          serverName: opts.server ?? 'default',
+          sizeId: opts.size ?? 'cpu-small',
+          cloud: 'local',
+          region: 'localhost',
+          spot: false,
+          state: 'requested',
+          listRatePerHourMicros: opts.rate ?? 96_000,
+          baseUrl: `/user/${user}/`,
+          createdAt: readyAt,
+        },
+        'requested',
+      );
+      return (await services.store.transition(row!.id, 'running', 100, 'ready', {
+        readyAt,
+        targetUrl: `http://127.0.0.1:1/user/${user}/`,
+      }))!;
+    },
     async runningAgent(user, server = 'default') {
       const [row] = await database.db
         .insert(instances)
