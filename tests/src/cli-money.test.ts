@@ -8,11 +8,11 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { formatMicros, formatRate } from '@ngsci/contract';
+import { runKernelDriver } from './kernel-driver.js';
 import { ROOT, startStack, until, type Stack } from './stack.js';
 
 interface Result {
@@ -27,8 +27,6 @@ interface Inst {
   ratePerHourMicros: number;
   billedMicros?: number;
 }
-
-const DRIVER = fileURLToPath(new URL('./magic-kernel.py', import.meta.url));
 
 /**
  * Whether `text` is how the contract writes some amount within `slack` µ$ of `micros`: two reads
@@ -160,14 +158,10 @@ describe('money in ngsci and %ngsci', () => {
         .filter(Boolean)
         .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
     );
-    const res = spawnSync(join(ROOT, '.venv', 'bin', 'python'), [DRIVER], {
-      input: JSON.stringify({
-        env,
-        cwd: env.HOME,
-        cells: ['%ngsci budget', '%ngsci usage', '%ngsci status'],
-      }),
-      encoding: 'utf8',
-      timeout: 150_000,
+    const res = await runKernelDriver({
+      env,
+      cwd: env.HOME,
+      cells: ['%ngsci budget', '%ngsci usage', '%ngsci status'],
     });
     assert.equal(res.status, 0, res.stderr);
     const [budget, usage, status] = res.stdout

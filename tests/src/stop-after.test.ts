@@ -9,17 +9,14 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { environOf, isAlive, ROOT, startStack, until, type Stack } from './stack.js';
+import { environOf, isAlive, startStack, until, type Stack } from './stack.js';
 import { launchBrowser, login, waitForLab } from './ui/browser.js';
 import { dismissNews, launchAndWait, screenshot, type Inst } from './ui/helpers.js';
-
-const DRIVER = fileURLToPath(new URL('./magic-kernel.py', import.meta.url));
+import { runKernelDriver } from './kernel-driver.js';
 
 interface NotebookOutput {
   output_type: string;
@@ -193,14 +190,10 @@ describe('%%ngsci stop_after', () => {
     const pid = stack.pidOf(inst.id);
     assert.ok(pid && isAlive(pid));
     const env = environOf(pid);
-    const res = spawnSync(join(ROOT, '.venv', 'bin', 'python'), [DRIVER], {
-      input: JSON.stringify({
-        env,
-        cwd: env.HOME,
-        cells: ['%%ngsci stop_after --grace 5s\nanswer = 6 * 7\nprint("trained:", answer)'],
-      }),
-      encoding: 'utf8',
-      timeout: 150_000,
+    const res = await runKernelDriver({
+      env,
+      cwd: env.HOME,
+      cells: ['%%ngsci stop_after --grace 5s\nanswer = 6 * 7\nprint("trained:", answer)'],
     });
     assert.equal(res.status, 0, res.stderr);
     const cell = JSON.parse(res.stdout.trim().split('\n')[0]!) as {
