@@ -9,8 +9,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { grantTraversal } from '../../hub-service/src/testing/traversal.js';
 import { isAlive, ROOT, startStack, until, type Stack } from './stack.js';
 
 interface Inst {
@@ -91,28 +92,6 @@ function servicePid(stack: Stack): number | null {
  * The accounts must reach the venv's Python; on this machine it may live under /root (0700).
  * Grant traversal (o+x, never read) on exactly the directories in the way, restored afterwards.
  */
-function grantTraversal(): () => void {
-  const targets = [
-    realpathSync(join(ROOT, '.venv', 'bin', 'python3')),
-    join(ROOT, '.venv', 'bin', 'jupyterhub-singleuser'),
-    join(ROOT, 'cli', 'dist', 'index.js'),
-  ];
-  const changed = new Map<string, number>();
-  for (const t of targets) {
-    for (let d = dirname(t); ; d = dirname(d)) {
-      const mode = statSync(d).mode & 0o7777;
-      if (!(mode & 0o001) && !changed.has(d)) {
-        changed.set(d, mode);
-        chmodSync(d, mode | 0o001);
-      }
-      if (dirname(d) === d) break;
-    }
-  }
-  return () => {
-    for (const [d, mode] of changed) chmodSync(d, mode);
-  };
-}
-
 function removeAccounts() {
   for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
     const name = line.split(':')[0];
@@ -128,7 +107,11 @@ describe(
     let restore = () => {};
 
     before(async () => {
-      restore = grantTraversal();
+      restore = grantTraversal([
+        realpathSync(join(ROOT, '.venv', 'bin', 'python3')),
+        join(ROOT, '.venv', 'bin', 'jupyterhub-singleuser'),
+        join(ROOT, 'cli', 'dist', 'index.js'),
+      ]);
       stack = await startStack({
         database: 'pglite',
         env: { NGSCI_LOCAL_ISOLATION: 'users', NGSCI_LOCAL_USER_PREFIX: PREFIX },

@@ -9,6 +9,7 @@ import { createLogger } from '../logger.js';
 import { BUILT_IN_SIZES } from '../catalog.js';
 import { LocalProvisioner, homeDirName, isAlive } from './local.js';
 import { SystemAccounts } from './local-policy.js';
+import { grantTraversal } from '../testing/traversal.js';
 import type { ExitReport, ProvisionContext, ProvisionRequest } from './types.js';
 
 const FAKE = fileURLToPath(new URL('../testing/fake-singleuser.mjs', import.meta.url));
@@ -181,8 +182,10 @@ describe(
   },
   () => {
     const prefix = `ut${process.pid % 10000}-`;
+    let restore = () => {};
     after(() => {
       spawnSync('userdel', [`${prefix}hana`]);
+      restore();
     });
 
     test("the server and its agent run as the user's own account; a restarted provisioner adopts and stops them", async () => {
@@ -190,6 +193,8 @@ describe(
       chmodSync(dir, 0o711);
       const accounts = new SystemAccounts({ prefix, logger: createLogger('silent') });
       const agent = fileURLToPath(new URL('../testing/fake-agent.mjs', import.meta.url));
+      // and the server and agent scripts, wherever the checkout is (mktemp -d clones are 0700)
+      restore = grantTraversal([FAKE, agent, process.execPath]);
       const home = join(dir, 'homes', 'hana');
       const env = { FAKE_AGENT_OUT: join(home, 'agent.json') };
       const first = provisioner(env, 10, agent, accounts);
