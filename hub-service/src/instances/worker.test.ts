@@ -10,18 +10,12 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { sql } from 'drizzle-orm';
 import { buildCatalog } from '../catalog.js';
 import type { Database } from '../db/client.js';
 import { freshPostgres, type FreshPostgres } from '../testing/fresh-postgres.js';
 import { instanceSecrets } from '../db/schema.js';
 import { createLogger } from '../logger.js';
-import {
-  TerraformExecutor,
-  TerraformProvisioner,
-  loadTerraformSettings,
-} from '../provisioners/terraform/index.js';
 import type { Provisioner, ProviderRef } from '../provisioners/types.js';
 import { SecretBox } from '../secrets.js';
 import { jobTagFor } from '../services.js';
@@ -29,14 +23,12 @@ import { ApiError } from '../errors.js';
 import type { NewSecurityEvent } from '../security/events.js';
 import { eventually } from '../testing/harness.js';
 import { ScriptedProvisioner } from '../testing/scripted-provisioner.js';
+import { TEST_DOUBLE_terraformProvisioner } from '../testing/terraform-double.js';
 import { JobQueue } from './jobs.js';
 import { Resizes } from './resize.js';
 import { InstanceStore } from './store.js';
 import { Worker, stopRetryDelayMs, type WorkerOptions } from './worker.js';
 
-const FAKE_TERRAFORM = fileURLToPath(
-  new URL('../provisioners/terraform/testdata/fake-terraform.mjs', import.meta.url),
-);
 const root = mkdtempSync(join(tmpdir(), 'ngsci-worker-'));
 const box = new SecretBox('worker-test-secret-0123456789');
 const catalog = buildCatalog({ clouds: ['local', 'aws'], defaultCloud: 'local' });
@@ -145,34 +137,11 @@ describe('worker crash and resume (real Postgres)', () => {
   });
 
   test('a hanging terraform start (test double): cancel sends SIGINT, then SIGKILL; the machine is destroyed afterwards', async () => {
-    const scenarioFile = join(root, 'scenario');
-    writeFileSync(scenarioFile, 'hang');
-    const settings = loadTerraformSettings(
-      {
-        NGSCI_TERRAFORM_WORKDIR: join(root, 'tf'),
-        NGSCI_TERRAFORM_SERVICE_URL: 'https://hub.example.org/services/ngsci',
-        NGSCI_TERRAFORM_HUB_CIDR: '10.0.0.0/24',
-        NGSCI_TERRAFORM_STATE: 'local',
-        NGSCI_TERRAFORM_IMAGE: 'docker:registry.example.org/ngsci/singleuser:cpu',
-        NGSCI_TERRAFORM_GPU_IMAGE: 'docker:registry.example.org/ngsci/singleuser:cuda12',
-        NGSCI_AWS_VPC_ID: 'vpc-0abc',
-        NGSCI_AWS_SUBNET_ID: 'subnet-0abc',
-      },
-      join(root, 'data'),
+    const { terraform, scenarioFile, settings } = TEST_DOUBLE_terraformProvisioner(
+      root,
+      'hang',
+      'bootstrap-token-FAKE-99',
     );
-    const terraform = new TerraformProvisioner({
-      settings,
-      executor: new TerraformExecutor({
-        binary: FAKE_TERRAFORM,
-        pluginCacheDir: settings.pluginCacheDir,
-        backend: 'local',
-        extraEnv: { FAKE_TERRAFORM_SCENARIO_FILE: scenarioFile },
-        killGraceMs: 400,
-      }),
-      issueBootstrapToken: async () => 'bootstrap-token-FAKE-99',
-      isReady: async () => true,
-      watchIntervalMs: 0,
-    });
     const { w, queue } = worker(new Map([['cloud=aws', terraform]]));
     await w.start();
     const id = await instance('aws');

@@ -11,18 +11,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import {
-  existsSync,
-  mkdtempSync,
-  readFileSync,
-  readdirSync,
-  readlinkSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { sql } from 'drizzle-orm';
 import postgres from 'postgres';
 import { buildCatalog } from '../../catalog.js';
@@ -38,12 +29,14 @@ import type { Notice } from '../../notify/types.js';
 import { SecretBox } from '../../secrets.js';
 import { jobTagFor } from '../../services.js';
 import { eventually } from '../../testing/harness.js';
-import { DESTROYED_MARKER, TerraformProvisioner } from './provisioner.js';
-import { PLAN_FILE, TerraformExecutor } from './executor.js';
-import { loadTerraformSettings } from './settings.js';
+import {
+  FAKE_TERRAFORM,
+  TEST_DOUBLE_terraformProvisioner,
+} from '../../testing/terraform-double.js';
+import { DESTROYED_MARKER } from './provisioner.js';
+import { PLAN_FILE } from './executor.js';
 
 const ADMIN_URL = process.env.NGSCI_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const FAKE_TERRAFORM = fileURLToPath(new URL('./testdata/fake-terraform.mjs', import.meta.url));
 const dbName = `ngsci_killed_apply_${randomBytes(4).toString('hex')}`;
 const root = mkdtempSync(join(tmpdir(), 'ngsci-killed-apply-'));
 const box = new SecretBox('killed-apply-test-secret-0123456789');
@@ -87,35 +80,8 @@ function doubles(command: string, workdir: string): number[] {
 }
 
 test('terraform killed mid-apply: the start fails with a reason, the stack is destroyed, nothing runs or bills', async (t) => {
-  const scenarioFile = join(root, 'scenario');
   // every line 150 ms apart: an apply long enough to be killed in its middle
-  writeFileSync(scenarioFile, 'slow');
-  const settings = loadTerraformSettings(
-    {
-      NGSCI_TERRAFORM_WORKDIR: join(root, 'tf'),
-      NGSCI_TERRAFORM_SERVICE_URL: 'https://hub.example.org/services/ngsci',
-      NGSCI_TERRAFORM_HUB_CIDR: '10.0.0.0/24',
-      NGSCI_TERRAFORM_STATE: 'local',
-      NGSCI_TERRAFORM_IMAGE: 'docker:registry.example.org/ngsci/singleuser:cpu',
-      NGSCI_TERRAFORM_GPU_IMAGE: 'docker:registry.example.org/ngsci/singleuser:cuda12',
-      NGSCI_AWS_VPC_ID: 'vpc-0abc',
-      NGSCI_AWS_SUBNET_ID: 'subnet-0abc',
-    },
-    join(root, 'data'),
-  );
-  const terraform = new TerraformProvisioner({
-    settings,
-    executor: new TerraformExecutor({
-      binary: FAKE_TERRAFORM,
-      pluginCacheDir: settings.pluginCacheDir,
-      backend: 'local',
-      extraEnv: { FAKE_TERRAFORM_SCENARIO_FILE: scenarioFile },
-      killGraceMs: 400,
-    }),
-    issueBootstrapToken: async () => 'bootstrap-token-FAKE-77',
-    isReady: async () => true,
-    watchIntervalMs: 0,
-  });
+  const { terraform } = TEST_DOUBLE_terraformProvisioner(root, 'slow', 'bootstrap-token-FAKE-77');
   const store = new InstanceStore(database.db);
   const queue = new JobQueue(database.db);
   const notices: Notice[] = [];
