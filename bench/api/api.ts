@@ -1,29 +1,39 @@
 /**
  * bench/api: the service's API under load, side by side with JupyterHub's own `GET /hub/api/user`
- * in the same run, every request through the hub's proxy (configurable-http-proxy) on loopback.
+ * in the same run: through the hub's proxy (configurable-http-proxy) on loopback, as browsers
+ * reach both, and directly on each one's own port (the service's as a load balancer in front of
+ * replicas reaches it, the hub's API port), so the proxy's share shows.
  *
  * It starts the product as `npm start` does (tests/src/stack.ts) on Postgres (default) or PGlite,
- * creates researcher users with a token each, and runs these phases, each with the same number of
- * closed-loop clients for the same time:
- *   - mix: readers split evenly over the read routes, event-stream subscribers
- *     (`GET /instances/default/events`, reopened every 5–15 s), and a few launchers that launch and
- *     stop local instances (real JupyterLab processes; at most 5 at once);
- *   - the peer, JupyterHub's `GET /hub/api/user`, alone;
- *   - each read route alone.
- * It prints requests/s, p50/p99 per route, every error, each route's ratio to the peer, and the
- * CPU time each component of the stack spent per request (cpu.ts). Any error (a 429 too) makes
- * the exit status 1. Usage:
+ * with NGSCI_SERVER_TIMING on (each answer says where its time went inside the service), creates
+ * researcher users with a token each, and runs these phases:
+ *   - mix (through the proxy): readers split evenly over the read routes, event-stream
+ *     subscribers (`GET /instances/default/events`, reopened every 5–15 s), and a few launchers
+ *     that launch and stop local instances (real JupyterLab processes; at most 5 at once);
+ *   - for each way in (`--via`): the peer alone, each read route alone, the service's health
+ *     route alone (no token, one `select 1`: the ceiling of a trivial route), the peer again, each
+ *     with the same number of closed-loop clients for the same time;
+ *   - for each way in: each route and the peer at a fixed rate (`--rate`, open loop), for p99.
+ * It prints requests/s, p50/p99 per route, every error, each route's ratio to the peer, the CPU
+ * time each component of the stack spent per request (cpu.ts), and the service's own phases per
+ * request (auth, hub calls, database queries, serialization; from Server-Timing). Any error (a
+ * 429 too) makes the exit status 1. Usage:
  *
  *   npm run api -w @ngsci/bench -- [--clients 500] [--seconds 60] [--database postgres|pglite]
- *     [--users 100] [--streams 50] [--launchers 5] [--routes budget,instances,usage] [--mix-only]
+ *     [--users 100] [--streams 50] [--launchers 5] [--routes me,instances,budget,usage,...]
+ *     [--via both|proxy|direct] [--rate 1000] [--timing on|off] [--mix-only] [--skip-mix]
  */
 import { randomBytes } from 'node:crypto';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
+import type { Pool } from 'undici';
 import { startStack, type Stack } from '../../tests/src/stack.js';
 import { cpuReading, cpuUsed, type CpuReading } from './cpu.js';
 import {
   call,
+  fixedRate,
+  NOT_SENT,
+  UNANSWERED,
   launcher,
   pools,
   reader,
@@ -38,9 +48,11 @@ import {
 
 const API = '/services/ngsci/api/v1';
 const PEER: Route = { name: 'GET /hub/api/user (JupyterHub, the peer)', path: '/hub/api/user' };
+/** the service's health route: no token, no hub, one `select 1`; the ceiling of a trivial route */
+const HEALTH: Route = { name: 'GET /health (no token, select 1)', path: '/services/ngsci/health' };
 /** The service's read routes, by the name `--routes` takes. */
 const READ_ROUTES: Record<string, Route> = Object.fromEntries(
-  ['budget', 'instances', 'usage', 'me', 'catalog', 'billing/statements'].map((r) => [
+  ['me', 'instances', 'budget', 'usage', 'billing/statements', 'catalog'].map((r) => [
     r,
     { name: `GET /api/v1/${r}`, path: `${API}/${r}` },
   ]),
@@ -52,6 +64,10 @@ const SIZE = 'cpu-small';
 const MAX_LAUNCHERS = 5;
 /** NGSCI_SSE_PER_USER, which the bench leaves as it is (its default unless set for the run) */
 const SSE_PER_USER = Number(process.env.NGSCI_SSE_PER_USER ?? 8);
+/** issue 14's latency target at the fixed rate */
+const P99_TARGET_MS = 10;
+/** a fixed-rate phase waits this long after its end for answers still due, then gives up on them */
+const FIXED_RATE_GRACE_MS = 5_000;
 
 /**
  * The rate limits the bench raises (docs/limits.md). Reads are never limited; only the launchers
@@ -83,8 +99,12 @@ const { values } = parseArgs({
     users: { type: 'string', default: '100' },
     streams: { type: 'string' },
     launchers: { type: 'string', default: String(MAX_LAUNCHERS) },
-    routes: { type: 'string', default: 'budget,instances,usage' },
+    routes: { type: 'string', default: Object.keys(READ_ROUTES).join(',') },
+    via: { type: 'string', default: 'both' },
+    rate: { type: 'string', default: '1000' },
+    timing: { type: 'string', default: 'on' },
     'mix-only': { type: 'boolean', default: false },
+    'skip-mix': { type: 'boolean', default: false },
   },
 });
 const clients = int('clients', values.clients, 1, 2000);
@@ -97,9 +117,24 @@ const streams = int(
   0,
   clients - launchers,
 );
+const rate = int('rate', values.rate, 0, 20_000);
 const database = values.database;
 if (database !== 'postgres' && database !== 'pglite') {
   console.error('--database must be postgres or pglite');
+  process.exit(2);
+}
+if (!['both', 'proxy', 'direct'].includes(values.via)) {
+  console.error('--via must be both, proxy or direct');
+  process.exit(2);
+}
+const vias = (values.via === 'both' ? ['proxy', 'direct'] : [values.via]) as Via[];
+if (values.timing !== 'on' && values.timing !== 'off') {
+  console.error('--timing must be on or off');
+  process.exit(2);
+}
+const timing = values.timing === 'on';
+if (values['mix-only'] && values['skip-mix']) {
+  console.error('--mix-only and --skip-mix leave nothing to run');
   process.exit(2);
 }
 const routes = values.routes.split(',').map((r) => {
@@ -111,11 +146,11 @@ const routes = values.routes.split(',').map((r) => {
   return route;
 });
 const readers = clients - launchers - streams;
-if (readers < routes.length) {
+if (!values['skip-mix'] && readers < routes.length) {
   console.error(`--clients leaves ${readers} readers for ${routes.length} routes`);
   process.exit(2);
 }
-if (Math.ceil(streams / users) > SSE_PER_USER) {
+if (!values['skip-mix'] && Math.ceil(streams / users) > SSE_PER_USER) {
   console.error(
     `--streams ${streams} over --users ${users} would hold more than NGSCI_SSE_PER_USER ` +
       `(${SSE_PER_USER}) streams per user; add users`,
@@ -123,7 +158,10 @@ if (Math.ceil(streams / users) > SSE_PER_USER) {
   process.exit(2);
 }
 
-const ms = (x: number) => (Number.isNaN(x) ? '-' : x < 10 ? x.toFixed(1) : x.toFixed(0));
+type Via = 'proxy' | 'direct';
+
+const ms = (x: number) =>
+  Number.isNaN(x) ? '-' : x === Infinity ? '∞' : x < 10 ? x.toFixed(1) : x.toFixed(0);
 const num = (x: number) => Math.round(x).toLocaleString('en-US');
 const pad = (s: string, n: number) => s.padEnd(n);
 const lpad = (s: string, n: number) => s.padStart(n);
@@ -153,6 +191,39 @@ function table(rows: RouteSummary[], peer?: RouteSummary): void {
       console.log(`    error: ${r.name}: ${kind} × ${n}: ${r.errorSamples[kind] ?? ''}`);
 }
 
+/**
+ * Where the service's time went per request (its Server-Timing header, mean over the phase's
+ * answers): wall-clock milliseconds, the event loop's queueing included in `total` only.
+ */
+function timingTable(rows: RouteSummary[]): void {
+  const timed = rows.filter((r) => r.timing);
+  if (!timed.length) return;
+  const w = Math.max(...timed.map((r) => r.name.length));
+  console.log(
+    '  inside the service, mean wall-clock ms per request (Server-Timing; `db` sums the ' +
+      "request's queries, so queries side by side count each; `rest` = total − auth − db − " +
+      'serialize: routing, validation, the handler, waiting for the event loop):',
+  );
+  const cols = ['total', 'auth', 'hub', 'db', 'queries', 'serialize', 'rest', 'auth@hub'];
+  console.log(`  ${pad('route', w)} ` + cols.map((c) => lpad(c, 9)).join(' '));
+  for (const r of timed) {
+    const t = r.timing!;
+    const rest = Math.max(0, t.total - t.auth - t.db - t.serialize);
+    const cells = [
+      t.total.toFixed(2),
+      t.auth.toFixed(3),
+      t.hub.toFixed(3),
+      t.db.toFixed(2),
+      t.queries.toFixed(1),
+      t.serialize.toFixed(3),
+      rest.toFixed(2),
+      `${(100 * t.authFromHub).toFixed(1)}%`,
+    ];
+    console.log(`  ${pad(r.name, w)} ` + cells.map((c) => lpad(c, 9)).join(' '));
+  }
+  console.log('');
+}
+
 const COMPONENTS = ['service', 'hub', 'proxy', 'postgres', 'instances'] as const;
 
 function cpuLine(used: CpuReading): string {
@@ -179,13 +250,15 @@ function cpuTable(rows: { name: string; requests: number; cpu: CpuReading }[]): 
   console.log('  CPU milliseconds per request, by component:');
   console.log(
     `  ${pad('route', w)} ` +
-      COMPONENTS.map((c) => lpad(c, 9)).join(' ') +
+      [...COMPONENTS, 'bench client'].map((c) => lpad(c, 9)).join(' ') +
       ` ${lpad('stack', 7)} ${lpad('÷ peer', 7)}`,
   );
   for (const r of rows)
     console.log(
       `  ${pad(r.name, w)} ` +
-        COMPONENTS.map((c) => lpad(perRequest(r, c).toFixed(2), 9)).join(' ') +
+        [...COMPONENTS, 'bench client' as const]
+          .map((c) => lpad(perRequest(r, c).toFixed(2), 9))
+          .join(' ') +
         ` ${lpad(stackMs(r).toFixed(2), 7)} ${lpad(`${(stackMs(r) / peerMs).toFixed(2)}×`, 7)}`,
     );
   console.log('');
@@ -210,10 +283,16 @@ process.once('SIGINT', () => {
 let errors = 0;
 try {
   console.log(
-    `bench/api: ${clients} clients, ${seconds} s a phase, ${database}, ${users} users; ` +
+    `bench/api: ${clients} clients, ${seconds} s a phase, ${database}, ${users} users, ` +
+      `via ${vias.join(' and ')}, fixed rate ${rate ? `${rate} req/s` : 'skipped'}; ` +
       `machine: ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, ` +
       `load average ${loadavg()[0]!.toFixed(1)}; ${new Date().toISOString()}`,
   );
+  const env: Record<string, string> = {
+    NGSCI_LOG_LEVEL: 'warn',
+    ...LIMITS,
+    ...(timing ? { NGSCI_SERVER_TIMING: 'true' } : {}),
+  };
   console.log(`settings for the bench (docs/limits.md):`);
   for (const [k, v] of Object.entries(LIMITS)) console.log(`  ${k}=${v}`);
   console.log(
@@ -221,8 +300,13 @@ try {
       `this run holds at most ${Math.ceil(streams / users)} stream(s) per user`,
   );
   console.log(`  NGSCI_LOG_LEVEL=warn (the hub and the proxy log as npm start sets them)`);
+  console.log(
+    timing
+      ? '  NGSCI_SERVER_TIMING=true (each answer says where its time went; --timing off to measure without)'
+      : '  NGSCI_SERVER_TIMING off (--timing off): no phases inside the service',
+  );
 
-  stack = await startStack({ database, env: { NGSCI_LOG_LEVEL: 'warn', ...LIMITS } });
+  stack = await startStack({ database, env });
   const origin = stack.url;
   const prefix = `bench${randomBytes(2).toString('hex')}`;
   const people: User[] = [];
@@ -232,24 +316,63 @@ try {
     if (res.status !== 201) throw new Error(`creating user ${name}: ${res.status}`);
     people.push({ name, token: await stack.userToken(name) });
   }
-  console.log(`stack up at ${origin}; ${users} users with a token each\n`);
+  const serviceOrigin = `http://127.0.0.1:${stack.ports.service}`;
+  const hubOrigin = `http://127.0.0.1:${stack.ports.hubApi}`;
+  console.log(
+    `stack up at ${origin} (the proxy); the service on ${serviceOrigin}, the hub's API on ` +
+      `${hubOrigin}; ${users} users with a token each\n`,
+  );
 
-  const { pool, streams: streamPool } = pools(origin, clients);
-  const phase = (rec: Recorder): Phase => ({ pool, streams: streamPool, rec, endsAt: rec.endsAt });
+  const proxy = pools(origin, clients);
+  const direct = { service: pools(serviceOrigin, clients), hub: pools(hubOrigin, clients) };
+  /** the pool a route is asked through */
+  const poolFor = (via: Via, route: Route): Pool =>
+    via === 'proxy' ? proxy.pool : route === PEER ? direct.hub.pool : direct.service.pool;
+  const phase = (rec: Recorder, pool: Pool = proxy.pool): Phase => ({
+    pool,
+    streams: proxy.streams,
+    rec,
+    endsAt: rec.endsAt,
+  });
   const newRecorder = (secs: number) => {
     const t = performance.now();
     return new Recorder(t, t + secs * 1000);
   };
   const user = (i: number) => people[i % people.length]!;
+  const tokens = people.map((p) => p.token);
   const dbName = stack.databaseUrl ? new URL(stack.databaseUrl).pathname.slice(1) : null;
   const stackPid = stack.pid;
   const cpu = () => cpuReading(stackPid, dbName);
   /** one route (the peer or a service route) with every client, for `secs` */
-  const alone = async (route: Route, secs: number) => {
-    const ph = phase(newRecorder(secs));
+  const alone = async (route: Route, secs: number, via: Via = 'proxy') => {
+    const ph = phase(newRecorder(secs), poolFor(via, route));
     const before = cpu();
     await Promise.all(Array.from({ length: clients }, (_, i) => reader(ph, route, user(i).token)));
     return { ...ph.rec.summary()[0]!, cpu: cpuUsed(before, cpu()) };
+  };
+  /** one route at `rate` requests a second, open loop, for `secs` */
+  const atRate = async (route: Route, secs: number, via: Via) => {
+    const ph = phase(newRecorder(secs), poolFor(via, route));
+    const before = cpu();
+    const { maxBehindMs } = await fixedRate(ph, route, tokens, rate, {
+      maxInFlight: clients,
+      graceMs: FIXED_RATE_GRACE_MS,
+    });
+    return { ...ph.rec.summary()[0]!, cpu: cpuUsed(before, cpu()), maxBehindMs };
+  };
+  /**
+   * After an overloaded open-loop phase the service may still work through requests the client
+   * gave up on: the next phase starts when its health route answers within 50 ms again (20 s at most).
+   */
+  const settle = async () => {
+    const until = performance.now() + 20_000;
+    const probe = phase(newRecorder(0), direct.service.pool);
+    while (performance.now() < until) {
+      const t0 = performance.now();
+      await call(probe, 'settle', HEALTH.path, '');
+      if (performance.now() - t0 < 50) return;
+      await new Promise((r) => setTimeout(r, 500));
+    }
   };
   const busy = () => performance.eventLoopUtilization();
   /** the machine's load: the bench's own processes and anything else running on it */
@@ -263,112 +386,153 @@ try {
   }
   for (const r of [...routes, PEER]) await alone(r, Math.min(5, seconds));
 
-  // the mix
-  const streamCounts: StreamCounts = { opened: 0, events: 0, pings: 0, maxPerUser: 0 };
-  const launchCounts: LaunchCounts = { launched: 0, running: 0, stopped: 0, toRunning: [] };
-  const held = new Map<string, number>();
-  let elu = busy();
-  const mixCpu = cpu();
-  const mix = phase(newRecorder(seconds));
-  const work: Promise<void>[] = [];
-  // launchers are the first users; the first streams follow their servers, so they carry events
-  for (let i = 0; i < launchers; i++)
-    work.push(launcher(mix, API, user(i).token, SIZE, launchCounts));
-  for (let i = 0; i < streams; i++) {
-    const u = user(i);
-    work.push(
-      subscriber(
-        mix,
-        STREAM_ROUTE,
-        `${API}/instances/default/events`,
-        u.name,
-        u.token,
-        streamCounts,
-        held,
-      ),
+  if (!values['skip-mix']) {
+    const streamCounts: StreamCounts = { opened: 0, events: 0, pings: 0, maxPerUser: 0 };
+    const launchCounts: LaunchCounts = { launched: 0, running: 0, stopped: 0, toRunning: [] };
+    const held = new Map<string, number>();
+    const elu = busy();
+    const mixCpu = cpu();
+    const mix = phase(newRecorder(seconds));
+    const work: Promise<void>[] = [];
+    // launchers are the first users; the first streams follow their servers, so they carry events
+    for (let i = 0; i < launchers; i++)
+      work.push(launcher(mix, API, user(i).token, SIZE, launchCounts));
+    for (let i = 0; i < streams; i++) {
+      const u = user(i);
+      work.push(
+        subscriber(
+          mix,
+          STREAM_ROUTE,
+          `${API}/instances/default/events`,
+          u.name,
+          u.token,
+          streamCounts,
+          held,
+        ),
+      );
+    }
+    for (let i = 0; i < readers; i++)
+      work.push(reader(mix, routes[i % routes.length]!, user(launchers + i).token));
+    await Promise.all(work);
+    const mixElu = busy();
+    const mixUsed = cpuUsed(mixCpu, cpu());
+    const mixRows = mix.rec.summary();
+    const mixSeconds = (performance.now() - mix.rec.startedAt) / 1000;
+    console.log(
+      `mix, through the proxy: ${clients} clients for ${seconds} s (${mixSeconds.toFixed(0)} s ` +
+        `until the last launcher had stopped its instance): ${readers} readers split over ` +
+        `${routes.length} routes, ${streams} event streams, ${launchers} launchers; ${load()} at the end`,
     );
+    table(mixRows);
+    const reads = mixRows.filter((r) => routes.some((x) => x.name === r.name));
+    console.log(
+      `  read routes together: ${num(reads.reduce((s, r) => s + r.perSecond, 0))} req/s; ` +
+        `event streams opened ${streamCounts.opened}, instance events received ` +
+        `${streamCounts.events}, pings ${streamCounts.pings}, at most ${streamCounts.maxPerUser} ` +
+        `open per user (cap ${SSE_PER_USER})`,
+    );
+    console.log(
+      `  (${STREAM_ROUTE}: time to the response headers; the hub's proxy passes them on with the ` +
+        `stream's first bytes, an event or the ping the service sends after 15 s without one)`,
+    );
+    const toRun = [...launchCounts.toRunning].sort((a, b) => a - b);
+    console.log(
+      `  launches: ${launchCounts.launched} accepted, ${launchCounts.running} reached running ` +
+        `(median ${toRun.length ? toRun[Math.floor(toRun.length / 2)]!.toFixed(1) : '-'} s from ` +
+        `the request), ${launchCounts.stopped} stopped again; at most ${launchers} at once`,
+    );
+    console.log(
+      `  the bench client's event loop was busy ${(100 * performance.eventLoopUtilization(mixElu, elu).utilization).toFixed(0)}% of the phase\n`,
+    );
+    console.log(`  CPU used in the phase: ${cpuLine(mixUsed)}\n`);
+    timingTable(reads);
+    errors += mixRows.reduce((s, r) => s + r.errors, 0);
   }
-  for (let i = 0; i < readers; i++)
-    work.push(reader(mix, routes[i % routes.length]!, user(launchers + i).token));
-  await Promise.all(work);
-  const mixElu = busy();
-  const mixUsed = cpuUsed(mixCpu, cpu());
-  const mixRows = mix.rec.summary();
-  const mixSeconds = (performance.now() - mix.rec.startedAt) / 1000;
-  console.log(
-    `mix: ${clients} clients for ${seconds} s (${mixSeconds.toFixed(0)} s until the last launcher ` +
-      `had stopped its instance): ${readers} readers split over ${routes.length} routes, ` +
-      `${streams} event streams, ${launchers} launchers; ${load()} at the end`,
-  );
-  table(mixRows);
-  const reads = mixRows.filter((r) => routes.some((x) => x.name === r.name));
-  console.log(
-    `  read routes together: ${num(reads.reduce((s, r) => s + r.perSecond, 0))} req/s; ` +
-      `event streams opened ${streamCounts.opened}, instance events received ` +
-      `${streamCounts.events}, pings ${streamCounts.pings}, at most ${streamCounts.maxPerUser} ` +
-      `open per user (cap ${SSE_PER_USER})`,
-  );
-  console.log(
-    `  (${STREAM_ROUTE}: time to the response headers; the hub's proxy passes them on with the ` +
-      `stream's first bytes, an event or the ping the service sends after 15 s without one)`,
-  );
-  const toRun = [...launchCounts.toRunning].sort((a, b) => a - b);
-  console.log(
-    `  launches: ${launchCounts.launched} accepted, ${launchCounts.running} reached running ` +
-      `(median ${toRun.length ? toRun[Math.floor(toRun.length / 2)]!.toFixed(1) : '-'} s from ` +
-      `the request), ${launchCounts.stopped} stopped again; at most ${launchers} at once`,
-  );
-  console.log(
-    `  the bench client's event loop was busy ${(100 * performance.eventLoopUtilization(mixElu, elu).utilization).toFixed(0)}% of the phase\n`,
-  );
-  console.log(`  CPU used in the phase: ${cpuLine(mixUsed)}\n`);
-  errors += mixRows.reduce((s, r) => s + r.errors, 0);
 
-  if (!values['mix-only']) {
-    // each alone, the peer first and last: the ratio uses the mean of the two peer runs, so a
-    // machine whose load changes during the run is seen (both peer runs are printed)
-    elu = busy();
-    const first = await alone(PEER, seconds);
-    const own: (RouteSummary & { cpu: CpuReading })[] = [];
-    for (const r of routes) own.push(await alone(r, seconds));
-    const last = await alone(PEER, seconds);
-    const peer: RouteSummary = {
-      ...first,
-      name: `${PEER.name}, mean of both runs`,
-      requests: first.requests + last.requests,
-      perSecond: (first.perSecond + last.perSecond) / 2,
-      p50: (first.p50 + last.p50) / 2,
-      p99: (first.p99 + last.p99) / 2,
-      max: Math.max(first.max, last.max),
-      errors: first.errors + last.errors,
-      errorKinds: {},
-      errorSamples: {},
-    };
-    console.log(
-      `alone: each route with all ${clients} clients for ${seconds} s, in this order: the peer, ` +
-        `${routes.map((r) => r.name).join(', ')}, the peer again; ${load()} at the end`,
-    );
-    table(
-      [
-        { ...first, name: `${PEER.name}, first run` },
-        { ...last, name: `${PEER.name}, last run` },
+  if (!values['mix-only'])
+    for (const via of vias) {
+      const where =
+        via === 'proxy'
+          ? `through the hub's proxy (${origin})`
+          : `directly: the service on its own port (${serviceOrigin}), the peer on the hub's API port (${hubOrigin})`;
+      // each alone, the peer first and last: the ratio uses the mean of the two peer runs, so
+      // a machine whose load changes during the run is seen (both peer runs are printed)
+      const elu = busy();
+      const first = await alone(PEER, seconds, via);
+      const own: (RouteSummary & { cpu: CpuReading })[] = [];
+      for (const r of routes) own.push(await alone(r, seconds, via));
+      own.push(await alone(HEALTH, seconds, via));
+      const last = await alone(PEER, seconds, via);
+      const peer: RouteSummary = {
+        ...first,
+        name: `${PEER.name}, mean of both runs`,
+        requests: first.requests + last.requests,
+        perSecond: (first.perSecond + last.perSecond) / 2,
+        p50: (first.p50 + last.p50) / 2,
+        p99: (first.p99 + last.p99) / 2,
+        max: Math.max(first.max, last.max),
+        errors: first.errors + last.errors,
+        errorKinds: {},
+        errorSamples: {},
+      };
+      console.log(
+        `alone, ${where}: each route with all ${clients} clients for ${seconds} s, in this ` +
+          `order: the peer, ${[...routes, HEALTH].map((r) => r.name).join(', ')}, the peer ` +
+          `again; ${load()} at the end`,
+      );
+      table(
+        [
+          { ...first, name: `${PEER.name}, first run` },
+          { ...last, name: `${PEER.name}, last run` },
+          peer,
+          ...own,
+        ],
         peer,
+      );
+      console.log(
+        `  the bench client's event loop was busy ${(100 * performance.eventLoopUtilization(busy(), elu).utilization).toFixed(0)}% of these phases`,
+      );
+      cpuTable([
+        { name: `${PEER.name}, first run`, requests: first.requests, cpu: first.cpu },
+        { name: `${PEER.name}, last run`, requests: last.requests, cpu: last.cpu },
         ...own,
-      ],
-      peer,
-    );
-    console.log(
-      `  the bench client's event loop was busy ${(100 * performance.eventLoopUtilization(busy(), elu).utilization).toFixed(0)}% of these phases`,
-    );
-    cpuTable([
-      { name: `${PEER.name}, first run`, requests: first.requests, cpu: first.cpu },
-      { name: `${PEER.name}, last run`, requests: last.requests, cpu: last.cpu },
-      ...own,
-    ]);
-    errors += first.errors + last.errors + own.reduce((s, r) => s + r.errors, 0);
+      ]);
+      timingTable(own);
+      errors += first.errors + last.errors + own.reduce((s, r) => s + r.errors, 0);
+
+      if (rate) {
+        const fixed: (RouteSummary & { cpu: CpuReading; maxBehindMs: number })[] = [];
+        for (const r of [PEER, ...routes]) {
+          fixed.push(await atRate(r, seconds, via));
+          await settle();
+        }
+        console.log(
+          `fixed rate, ${where}: each route at ${num(rate)} req/s for ${seconds} s (open loop: ` +
+            `sent when due whatever the answers, each timed from when it was due); ` +
+            `${load()} at the end`,
+        );
+        table(fixed);
+        const behind = Math.max(...fixed.map((r) => r.maxBehindMs));
+        // a route that cannot keep the rate is a finding, printed here, not a failed request
+        const overload = (r: RouteSummary) =>
+          (r.errorKinds[UNANSWERED] ?? 0) + (r.errorKinds[NOT_SENT] ?? 0);
+        for (const r of fixed)
+          console.log(
+            `  ${r.name}: p99 ${ms(r.p99)} ms ${r.p99 <= P99_TARGET_MS ? '≤' : '>'} ` +
+              `${P99_TARGET_MS} ms` +
+              (r.perSecond < rate * 0.95 ? ` (answered only ${num(r.perSecond)} req/s)` : ''),
+          );
+        console.log(`  the sender fell at most ${ms(behind)} ms behind its schedule`);
+        // per answered request: what was never sent cost nothing
+        cpuTable(fixed.map((r) => ({ ...r, requests: r.requests - overload(r) })));
+        timingTable(fixed);
+        errors += fixed.reduce((s, r) => s + r.errors - overload(r), 0);
+      }
+    }
+  for (const p of [proxy, direct.service, direct.hub]) {
+    await p.pool.close();
+    await p.streams.close();
   }
-  await pool.close();
-  await streamPool.close();
   if (errors) {
     // what the stack logged about them (the log goes with the stack's data directory)
     const lines = stack.logTail(20_000).split('\n');

@@ -4,6 +4,7 @@
  * recorder of latencies and outcomes per route. Nothing here knows about ngsci's stack; api.ts
  * wires it to one. A route is a name and a path, so a new read route is one line in api.ts.
  */
+import { setMaxListeners } from 'node:events';
 import { Pool } from 'undici';
 
 /** A GET route the readers ask: `name` is what the tables print. */
@@ -22,7 +23,18 @@ interface RouteRecord {
   errors: Map<string, number>;
   /** the first answer of each kind of error, for the report */
   errorSamples: Map<string, string>;
+  /** Server-Timing phases (the service's, with NGSCI_SERVER_TIMING): phase → summed ms */
+  phaseMs: Map<string, number>;
+  /** answers that carried a Server-Timing header */
+  timed: number;
+  /** database queries, summed over the timed answers */
+  queries: number;
+  /** timed answers whose token was looked up at the hub (not the service's cache) */
+  authFromHub: number;
 }
+
+/** The service's phases, as its Server-Timing header names them (hub-service/src/timing.ts). */
+export const PHASES = ['total', 'auth', 'hub', 'db', 'serialize'] as const;
 
 export interface RouteSummary {
   name: string;
@@ -35,6 +47,12 @@ export interface RouteSummary {
   errors: number;
   errorKinds: Record<string, number>;
   errorSamples: Record<string, string>;
+  /**
+   * mean milliseconds per answer of each Server-Timing phase, `queries` the mean number of
+   * database queries, `authFromHub` the share of tokens looked up at the hub; null without the header
+   */
+  timing:
+    (Record<(typeof PHASES)[number], number> & { queries: number; authFromHub: number }) | null;
 }
 
 const percentile = (sorted: number[], p: number): number =>
@@ -59,6 +77,10 @@ export class Recorder {
         ok: 0,
         errors: new Map(),
         errorSamples: new Map(),
+        phaseMs: new Map(),
+        timed: 0,
+        queries: 0,
+        authFromHub: 0,
       };
       this.routes.set(name, r);
     }
@@ -70,10 +92,14 @@ export class Recorder {
     this.route(name).clients++;
   }
 
-  /** an answer (its HTTP status) or a failure to get one (an error code), after `ms` */
-  add(name: string, ms: number, outcome: number | string, sample = ''): void {
+  /**
+   * an answer (its HTTP status) or a failure to get one (an error code), after `ms`; `timing`
+   * is the answer's Server-Timing header, if any
+   */
+  add(name: string, ms: number, outcome: number | string, sample = '', timing?: string): void {
     const r = this.route(name);
     r.latencies.push(ms);
+    if (timing) addTiming(r, timing);
     if (typeof outcome === 'number' && outcome >= 200 && outcome < 300) {
       r.ok++;
       if (performance.now() <= this.endsAt) r.okInWindow++;
@@ -105,8 +131,36 @@ export class Recorder {
         errors,
         errorKinds: Object.fromEntries(r.errors),
         errorSamples: Object.fromEntries(r.errorSamples),
+        timing: r.timed
+          ? {
+              ...(Object.fromEntries(
+                PHASES.map((p) => [p, (r.phaseMs.get(p) ?? 0) / r.timed]),
+              ) as Record<(typeof PHASES)[number], number>),
+              queries: r.queries / r.timed,
+              authFromHub: r.authFromHub / r.timed,
+            }
+          : null,
       };
     });
+  }
+}
+
+/** Adds one Server-Timing header (`auth;dur=0.04;desc="cache", db;dur=1.9;desc="7", ...`). */
+function addTiming(r: RouteRecord, header: string): void {
+  r.timed++;
+  for (const part of header.split(',')) {
+    const [name, ...params] = part.trim().split(';');
+    let dur = 0;
+    let desc = '';
+    for (const p of params) {
+      const [k, v = ''] = p.split('=');
+      if (k === 'dur') dur = Number(v);
+      else if (k === 'desc') desc = v.replace(/^"|"$/g, '');
+    }
+    if (!name || !Number.isFinite(dur)) continue;
+    r.phaseMs.set(name, (r.phaseMs.get(name) ?? 0) + dur);
+    if (name === 'db') r.queries += Number(desc) || 0;
+    if (name === 'auth' && desc === 'hub') r.authFromHub++;
   }
 }
 
@@ -150,9 +204,15 @@ export async function call(
   name: string,
   path: string,
   token: string,
-  init: { method?: 'GET' | 'POST'; json?: unknown } = {},
+  init: {
+    method?: 'GET' | 'POST';
+    json?: unknown;
+    scheduledAt?: number;
+    signal?: AbortSignal;
+  } = {},
 ): Promise<{ status: number; text: string } | null> {
-  const t0 = performance.now();
+  // an open-loop request is timed from when it was due, so a late send counts as waiting
+  const t0 = init.scheduledAt ?? performance.now();
   try {
     const res = await ph.pool.request({
       method: init.method ?? 'GET',
@@ -162,20 +222,88 @@ export async function call(
         ...(init.json !== undefined ? { 'content-type': 'application/json' } : {}),
       },
       body: init.json !== undefined ? JSON.stringify(init.json) : undefined,
+      ...(init.signal ? { signal: init.signal } : {}),
     });
     const text = await res.body.text();
-    ph.rec.add(name, performance.now() - t0, res.statusCode, text);
+    const timing = res.headers['server-timing'];
+    ph.rec.add(
+      name,
+      performance.now() - t0,
+      res.statusCode,
+      text,
+      typeof timing === 'string' ? timing : undefined,
+    );
     return { status: res.statusCode, text };
   } catch (e) {
-    ph.rec.add(name, performance.now() - t0, errorCode(e), String(e));
+    if (init.signal?.aborted) ph.rec.add(name, performance.now() - t0, UNANSWERED, String(e));
+    else ph.rec.add(name, performance.now() - t0, errorCode(e), String(e));
     return null;
   }
 }
+
+/** open loop: a request still unanswered when the phase's grace after its end ran out */
+export const UNANSWERED = 'unanswered at the end of the phase';
+/** open loop: a request not sent because as many as the client's connections were waiting */
+export const NOT_SENT = 'not sent: every connection waiting';
 
 /** A reader: the same GET, again and again, until the phase ends. */
 export async function reader(ph: Phase, route: Route, token: string): Promise<void> {
   ph.rec.client(route.name);
   while (performance.now() < ph.endsAt) await call(ph, route.name, route.path, token);
+}
+
+/**
+ * Open-loop load: `rate` requests a second of `route`, sent when due whatever the answers so far
+ * (tokens taken in turn), until the phase ends; each is timed from when it was due, so queueing
+ * anywhere (the client's sockets included) counts. Returns how many were sent and how far behind
+ * schedule the sender itself fell at most (ms), which would show a client that could not keep up.
+ */
+export async function fixedRate(
+  ph: Phase,
+  route: Route,
+  tokens: readonly string[],
+  rate: number,
+  opts: { maxInFlight: number; graceMs: number },
+): Promise<{ sent: number; maxBehindMs: number }> {
+  ph.rec.client(route.name);
+  const start = performance.now();
+  const inFlight = new Set<Promise<unknown>>();
+  const abort = new AbortController();
+  // every request of the phase listens on the one signal
+  setMaxListeners(0, abort.signal);
+  let i = 0;
+  let maxBehindMs = 0;
+  for (;;) {
+    const now = performance.now();
+    const due = start + (i * 1000) / rate;
+    if (due >= ph.endsAt) break;
+    if (due > now) {
+      await sleep(due - now);
+      continue;
+    }
+    maxBehindMs = Math.max(maxBehindMs, now - due);
+    // everything due by now, each timed from its own due time
+    for (let d = due; d <= now && d < ph.endsAt; d = start + (i * 1000) / rate) {
+      i++;
+      // a server that cannot keep up: the backlog is bounded (by the connections), and what
+      // could not be sent counts as never answered, so it weighs in the percentiles
+      if (inFlight.size >= opts.maxInFlight) {
+        ph.rec.add(route.name, Infinity, NOT_SENT);
+        continue;
+      }
+      const p = call(ph, route.name, route.path, tokens[i % tokens.length]!, {
+        scheduledAt: d,
+        signal: abort.signal,
+      });
+      inFlight.add(p);
+      void p.finally(() => inFlight.delete(p));
+    }
+  }
+  // what is still waiting a while after the end is given up (and counted as unanswered)
+  const grace = setTimeout(() => abort.abort(), opts.graceMs);
+  await Promise.all(inFlight);
+  clearTimeout(grace);
+  return { sent: i, maxBehindMs };
 }
 
 export interface StreamCounts {

@@ -1,11 +1,21 @@
 /**
  * A recorded JupyterHub REST response served from 127.0.0.1: N users with one ready server each,
- * paginated the way JupyterHub 5/6 paginates (at most 200 items a page, whatever `limit` asks,
- * `_pagination.next` with an absolute url). Both the ngsci meter and jupyterhub-idle-culler read it.
+ * paginated the way JupyterHub 5/6 paginates (jupyterhub/apihandlers/base.py, 6.1.1): `offset`
+ * and `limit` query parameters; a client that sends `Accept: application/jupyterhub-pagination+json`
+ * gets `{items, _pagination: {offset, limit, total, next: {offset, limit, url} | null}}` with 50
+ * items unless it asks for more, at most `api_page_max_limit` (200) whatever it asks; a client that
+ * does not gets a bare list of up to 200. Both the ngsci meter and jupyterhub-idle-culler read it.
+ *
+ * It runs in a process of its own (`spawnFakeHub`), as a hub would: serving 100,000 users' pages
+ * from the meter's own event loop would bill the hub's work to the meter.
  */
+import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
+import { fileURLToPath } from 'node:url';
 
+/** JupyterHub's api_page_max_limit and api_page_default_limit defaults */
 export const HUB_PAGE_MAX = 200;
+export const HUB_PAGE_DEFAULT = 50;
 
 export interface FakeHub {
   url: string;
@@ -70,12 +80,22 @@ export async function startFakeHub(n: number): Promise<FakeHub> {
       return;
     }
     if (path === '/hub/api/users') {
-      const offset = Number(u.searchParams.get('offset') ?? 0);
-      const asked = Number(u.searchParams.get('limit') ?? HUB_PAGE_MAX) || HUB_PAGE_MAX;
-      const limit = Math.min(asked, HUB_PAGE_MAX);
-      const paginated = (req.headers.accept ?? '').includes(
-        'application/jupyterhub-pagination+json',
+      const paginated = (req.headers.accept ?? '')
+        .split(',')
+        .some((t) => t.trim().toLowerCase() === 'application/jupyterhub-pagination+json');
+      const offset = Math.abs(Math.trunc(Number(u.searchParams.get('offset') ?? 0)));
+      const asked = Math.abs(
+        Math.trunc(
+          Number(u.searchParams.get('limit') ?? (paginated ? HUB_PAGE_DEFAULT : HUB_PAGE_MAX)),
+        ),
       );
+      if (!Number.isFinite(offset) || !Number.isFinite(asked)) {
+        res
+          .writeHead(400, { 'content-type': 'application/json' })
+          .end('{"status":400,"message":"offset and limit must be integers"}');
+        return;
+      }
+      const limit = Math.max(1, Math.min(asked, HUB_PAGE_MAX));
       const key = `${offset}/${limit}/${paginated}/${u.searchParams.get('state')}`;
       let body = pages.get(key);
       if (!body) {
@@ -104,8 +124,43 @@ export async function startFakeHub(n: number): Promise<FakeHub> {
     }
     res.writeHead(404, { 'content-type': 'application/json' }).end('{"status":404}');
   });
+  // JupyterHub (tornado) keeps an idle connection an hour; node's 5 s default would close sockets
+  // a client busy elsewhere for a moment still means to reuse
+  server.keepAliveTimeout = 3_600_000;
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   const addr = server.address() as { port: number };
   hub.url = `http://127.0.0.1:${addr.port}`;
   return hub;
+}
+
+/** The fake hub in a child process of its own; `requests` is not counted there. */
+export async function spawnFakeHub(n: number): Promise<{ url: string; close(): Promise<void> }> {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', fileURLToPath(import.meta.url), String(n)],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /^listening (\S+)$/m.exec(out);
+      if (m) resolve(m[1]!);
+    });
+    child.once('exit', (code) => reject(new Error(`the fake hub exited (${code})`)));
+  });
+  return {
+    url,
+    close: async () => {
+      if (child.exitCode !== null) return;
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    },
+  };
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const hub = await startFakeHub(Number(process.argv[2]));
+  console.log(`listening ${hub.url}`);
+  process.on('SIGTERM', () => process.exit(0));
 }

@@ -1,13 +1,18 @@
 /**
- * One meter cycle over 1,000 and 10,000 active servers, side by side with jupyterhub-idle-culler
- * scanning the same recorded hub response in the same run. The ngsci cycle is the whole cycle:
+ * One meter cycle over 1,000, 10,000 (and, with `--sizes …,100000`, 100,000) active servers, side
+ * by side with jupyterhub-idle-culler scanning the same recorded hub response in the same run. The
+ * recorded hub (fakehub.ts) runs in a process of its own and paginates as JupyterHub does. The ngsci cycle is the whole cycle:
  * read every page of the hub's users, accrue usage for every running instance into Postgres
  * (127.0.0.1:5432, a database of its own), reconcile, check budgets and take the culling decisions
  * (the meter's phases, as metering/index.ts buildMeter wires them for the service).
  *
- *   npm run meter -w @ngsci/bench [-- --sizes 1000,10000 --reps 5]
+ * Memory is printed per size: the meter process's RSS and V8 heap after its cycles, and its peak
+ * RSS (which includes seeding the instances).
+ *
+ *   npm run meter -w @ngsci/bench [-- --sizes 1000,10000,100000 --reps 5] [--no-peer] [--no-worst]
  */
 import { execFile } from 'node:child_process';
+import { loadavg } from 'node:os';
 import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
@@ -26,7 +31,7 @@ import type { MeterSettings } from '../../hub-service/src/metering/meter.js';
 import { PriceBook } from '../../hub-service/src/metering/prices.js';
 import { Quotas } from '../../hub-service/src/metering/quotas.js';
 import { Orphans } from '../../hub-service/src/reconcile/orphans.js';
-import { startFakeHub } from './fakehub.js';
+import { spawnFakeHub } from './fakehub.js';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
 const PG = process.env.NGSCI_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -36,7 +41,15 @@ const arg = (name: string, def: string) => {
 };
 const sizes = arg('sizes', '1000,10000').split(',').map(Number);
 const reps = Number(arg('reps', '5'));
+const peer = !process.argv.includes('--no-peer');
+const worstCase = !process.argv.includes('--no-worst');
+const mb = (b: number) => Math.round(b / 1048576);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+/** how busy the machine was: the other work on it slows both sides */
+const load = () =>
+  loadavg()
+    .map((l) => l.toFixed(1))
+    .join(' ');
 
 async function withDatabase<T>(fn: (url: string) => Promise<T>): Promise<T> {
   const name = `ngsci_bench_meter_${randomBytes(4).toString('hex')}`;
@@ -62,7 +75,14 @@ async function ngsciCycle(
   hubUrl: string,
   dbUrl: string,
   accrueEvery: number,
-): Promise<{ ms: number[]; rows: number[]; hubServers: number }> {
+): Promise<{
+  ms: number[];
+  /** the meter process's own CPU time per cycle (Postgres's and the hub's are not in it) */
+  cpuMs: number[];
+  rows: number[];
+  hubServers: number;
+  memory: { rssMb: number; heapUsedMb: number; heapRetainedMb: number };
+}> {
   const database = await openDatabase({ url: dbUrl, dataDir: '/tmp' });
   await database.migrate();
   await seed(database.db);
@@ -153,20 +173,34 @@ async function ngsciCycle(
   );
   await meter.cycle(); // warm-up: the first cycle also accrues every home volume (written every 5 min)
   const ms: number[] = [];
+  const cpuMs: number[] = [];
   const rows: number[] = [];
   let hubServers = 0;
   for (let r = 0; r < reps; r++) {
     clock += 15_000; // one meter interval of usage to accrue
     const t0 = performance.now();
+    const c0 = process.cpuUsage();
     const report = await meter.cycle();
     ms.push(performance.now() - t0);
+    const c = process.cpuUsage(c0);
+    cpuMs.push((c.user + c.system) / 1000);
     rows.push(report.rowsWritten);
     if (process.env.NGSCI_BENCH_PHASES)
       console.error(JSON.stringify({ ...report.phases, ...ledger.lastTimings }));
     hubServers = report.hubServers;
+    if (report.hubError) console.error(`  hub error in a cycle: ${report.hubError}`);
   }
+  // what the meter keeps between cycles (with --expose-gc, as `npm run meter` runs it): the heap
+  // after a full collection; RSS is what the process holds from the OS, garbage included
+  const m = process.memoryUsage();
+  (globalThis as { gc?: () => void }).gc?.();
+  const memory = {
+    rssMb: mb(m.rss),
+    heapUsedMb: mb(m.heapUsed),
+    heapRetainedMb: mb(process.memoryUsage().heapUsed),
+  };
   await database.close();
-  return { ms, rows, hubServers };
+  return { ms, cpuMs, rows, hubServers, memory };
 }
 
 /** The culler runs as its own process (the fake hub lives in this one, so never block it). */
@@ -181,10 +215,12 @@ async function cullerScan(hubUrl: string): Promise<number[]> {
 
 const results = [];
 for (const n of sizes) {
-  const fake = await startFakeHub(n);
+  const fake = await spawnFakeHub(n);
   const steady = await withDatabase((url) => ngsciCycle(n, fake.url, url, 60));
-  const culler = await cullerScan(fake.url);
-  const worst = await withDatabase((url) => ngsciCycle(n, fake.url, url, 0));
+  const culler = peer ? await cullerScan(fake.url) : [NaN];
+  const worst = worstCase
+    ? await withDatabase((url) => ngsciCycle(n, fake.url, url, 0))
+    : { ...steady, ms: [NaN], cpuMs: [NaN], rows: [NaN] };
   await fake.close();
   const a = median(steady.ms);
   const w = median(worst.ms);
@@ -194,21 +230,34 @@ for (const n of sizes) {
     servers: n,
     ngsciCycleMs: Math.round(a),
     ngsciCycleEveryRowMs: Math.round(w),
+    ngsciCycleCpuMs: Math.round(median(steady.cpuMs)),
+    ngsciCycleEveryRowCpuMs: Math.round(median(worst.cpuMs)),
     idleCullerScanMs: Math.round(b),
     cullerOverNgsci: Math.round((b / a) * 100) / 100,
     rowsPerCycle: median(steady.rows),
     rowsPerCycleWorst: median(worst.rows),
+    memory: steady.memory,
+    memoryWorst: worst.memory,
+    peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024),
   });
-  console.log(`${n} servers (${steady.hubServers} read from the hub each cycle):`);
   console.log(
-    `  ngsci meter cycle, default settings   p50 ${a.toFixed(0)} ms  (${fmt(steady.ms)}; rows written ${steady.rows.join(', ')})`,
+    `${n} servers (${steady.hubServers} read from the hub each cycle; load average now ${load()}):`,
   );
   console.log(
-    `  ngsci meter cycle, every stream written p50 ${w.toFixed(0)} ms  (${fmt(worst.ms)}; rows written ${worst.rows.join(', ')})`,
+    `  ngsci meter cycle, default settings   p50 ${a.toFixed(0)} ms  (${fmt(steady.ms)}; rows written ${steady.rows.join(', ')}; meter CPU ${fmt(steady.cpuMs)} ms)`,
+  );
+  console.log(
+    `  ngsci meter cycle, every stream written p50 ${w.toFixed(0)} ms  (${fmt(worst.ms)}; rows written ${worst.rows.join(', ')}; meter CPU ${fmt(worst.cpuMs)} ms)`,
   );
   console.log(`  jupyterhub-idle-culler scan            p50 ${b.toFixed(0)} ms  (${fmt(culler)})`);
   console.log(
     `  ratio culler / ngsci: ${(b / a).toFixed(2)}× (default), ${(b / w).toFixed(2)}× (every stream written)`,
+  );
+  console.log(
+    `  meter process memory after its cycles: RSS ${steady.memory.rssMb} MB, heap used ${steady.memory.heapUsedMb} MB, ` +
+      `${steady.memory.heapRetainedMb} MB after a full GC (every stream written: RSS ${worst.memory.rssMb} MB, ` +
+      `heap ${worst.memory.heapUsedMb} MB, ${worst.memory.heapRetainedMb} MB after GC); ` +
+      `peak RSS so far ${Math.round(process.resourceUsage().maxRSS / 1024)} MB`,
   );
 }
 console.log(JSON.stringify({ bench: 'meter', node: process.version, reps, results }));

@@ -5,6 +5,9 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { run } from './main.js';
 import type { Io } from './output.js';
 import { dollars, parseDollars, parseDuration } from './parse.js';
@@ -210,6 +213,166 @@ describe('talking to the service', () => {
         'POST /services/ngsci/api/v1/admin/instances/bob/default/stop',
       ],
     );
+  });
+});
+
+describe('admin: what docs/admin-cli.md promises', () => {
+  test('--help is accepted by every admin verb, before or after it, and sends nothing', async () => {
+    for (const argv of [
+      ['admin', '--help'],
+      ['admin', 'plans', '--help'],
+      ['admin', 'quota', '--help'],
+      ['admin', 'quota', 'set', '--help'],
+      ['admin', '--help', 'plans'],
+      ['admin', 'users', '--help'],
+      ['admin', 'instances', '-h'],
+      ['admin', 'stop', '--help'],
+      ['admin', 'audit', '--help'],
+      ['admin', 'audit', 'verify', '--help'],
+      ['admin', 'plans', 'assign', '--help'],
+    ]) {
+      const t = io();
+      assert.equal(await run(argv, t.io), 0, `${argv.join(' ')}: ${t.err()}`);
+      assert.match(t.out(), /^Usage: ngsci admin VERB/, argv.join(' '));
+      assert.equal(t.calls.length, 0, `${argv.join(' ')} sent nothing`);
+    }
+  });
+
+  test('--url and --token are taken before or after the verb, by every verb', async () => {
+    const url = 'http://other.test/services/ngsci/api/v1';
+    const answers: Record<string, unknown> = {
+      '/admin/plans': { plans: [] },
+      '/admin/quotas': { quotas: [] },
+      '/admin/users': { month: '2026-11', users: [] },
+      '/admin/instances': { instances: [] },
+      '/admin/audit/rules': { rules: [] },
+    };
+    for (const argv of [
+      ['admin', '--url', url, '--token', 'adm-tok', 'plans'],
+      ['admin', 'plans', '--url', url, '--token', 'adm-tok'],
+      ['admin', 'plans', 'list', `--url=${url}`, '--token', 'adm-tok'],
+      ['admin', 'quota', '--url', url, '--token', 'adm-tok'],
+      ['admin', '--token', 'adm-tok', 'quota', 'list', '--url', url],
+      ['admin', 'users', '--url', url, '--token', 'adm-tok'],
+      ['admin', 'instances', '--url', url, '--token', 'adm-tok'],
+      ['admin', 'audit', '--url', url, '--token', 'adm-tok', 'rules'],
+      ['--url', url, 'admin', '--token', 'adm-tok', 'plans'],
+    ]) {
+      const t = io(async (input) => {
+        const path = new URL(String(input)).pathname.replace('/services/ngsci/api/v1', '');
+        return Response.json(answers[path] ?? {});
+      });
+      assert.equal(await run(argv, t.io), 0, `${argv.join(' ')}: ${t.err()}`);
+      assert.ok(t.calls.length > 0, argv.join(' '));
+      for (const c of t.calls) {
+        assert.ok(c.url.startsWith('http://other.test/'), `${argv.join(' ')} called ${c.url}`);
+        assert.match(c.auth ?? '', /adm-tok/, argv.join(' '));
+      }
+    }
+  });
+
+  test('audit --csv FILE writes the export to FILE, as -o FILE does', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ngsci-csv-'));
+    const csv = 'at,user,server,op,path\n2026-11-01T00:00:00Z,alice,,read,/data/a.csv\n';
+    for (const argv of [
+      ['admin', 'audit', '--csv', join(dir, 'a.csv')],
+      ['admin', 'audit', '--user', 'alice', '--csv', join(dir, 'b.csv')],
+      ['admin', 'audit', '--csv', '-o', join(dir, 'c.csv')],
+    ]) {
+      const t = io(async () => new Response(csv, { headers: { 'content-type': 'text/csv' } }));
+      assert.equal(await run(argv, t.io), 0, `${argv.join(' ')}: ${t.err()}`);
+      assert.match(t.calls[0]!.url, /format=csv/);
+      assert.equal(t.out(), '', 'the CSV went to the file, not the terminal');
+    }
+    for (const f of ['a.csv', 'b.csv', 'c.csv'])
+      assert.equal(readFileSync(join(dir, f), 'utf8'), csv, f);
+    const t = io();
+    assert.equal(await run(['admin', 'audit', 'stray.csv'], t.io), 2);
+    assert.match(t.err(), /unknown verb 'stray.csv'/);
+  });
+
+  test('users: the group budget holds a user without their own, per-group totals, --month', async () => {
+    const users = {
+      month: '2026-10',
+      asOf: '2026-11-30T10:00:00.000Z',
+      users: [
+        {
+          name: 'ann',
+          groups: ['lab'],
+          plan: 'private',
+          running: 1,
+          spentMicros: 30_000_000,
+          budgetMicros: null,
+          percent: null,
+        },
+        {
+          name: 'bo',
+          groups: ['lab'],
+          plan: 'private',
+          running: 0,
+          spentMicros: 10_000_000,
+          budgetMicros: 20_000_000,
+          percent: 50,
+        },
+        {
+          name: 'cy',
+          groups: [],
+          plan: 'private',
+          running: 0,
+          spentMicros: 1_500_000,
+          budgetMicros: null,
+          percent: null,
+        },
+      ],
+    };
+    const quotas = {
+      quotas: [
+        { id: 1, subjectKind: 'group', subjectName: 'lab', monthlyBudgetMicros: 80_000_000 },
+      ],
+    };
+    const t = io(async (input) =>
+      Response.json(String(input).includes('/admin/quotas') ? quotas : users),
+    );
+    assert.equal(await run(['admin', 'users', '--month', '2026-10'], t.io), 0, t.err());
+    assert.match(t.calls[0]!.url, /\/admin\/users\?month=2026-10$/);
+    const lines = t.out().split('\n');
+    const row = (first: string) => lines.find((l) => l.trimStart().startsWith(`${first} `)) ?? '';
+    // ann has no budget of her own: her group's $80.00 holds her, at the group's 50%
+    assert.match(row('ann'), /\$80\.00 \(group lab\)\s+50%/);
+    assert.match(row('bo'), /\$20\.00\s+50%/);
+    assert.doesNotMatch(row('cy'), /\$80/);
+    assert.match(t.out(), /total: \$41\.50/);
+    // per group: its members' spend against its budget
+    assert.match(row('lab'), /lab\s+2\s+\$40\.00\s+\$80\.00\s+50%/);
+
+    const j = io(async (input) =>
+      Response.json(String(input).includes('/admin/quotas') ? quotas : users),
+    );
+    assert.equal(await run(['admin', 'users', '--json'], j.io), 0);
+    const parsed = JSON.parse(j.out()) as {
+      users: Array<{
+        name: string;
+        budgetMicros: number | null;
+        effectiveBudgetMicros: number | null;
+        budgetFrom: string | null;
+      }>;
+      groups: Array<{ name: string; spentMicros: number; budgetMicros: number | null }>;
+      totalMicros: number;
+    };
+    const ann = parsed.users.find((u) => u.name === 'ann')!;
+    assert.equal(ann.budgetMicros, null, "the service's field is kept as it is");
+    assert.equal(ann.effectiveBudgetMicros, 80_000_000);
+    assert.equal(ann.budgetFrom, 'group lab');
+    assert.deepEqual(
+      parsed.groups.map((g) => [g.name, g.spentMicros, g.budgetMicros]),
+      [['lab', 40_000_000, 80_000_000]],
+    );
+    assert.equal(parsed.totalMicros, 41_500_000);
+
+    const bad = io();
+    assert.equal(await run(['admin', 'users', '--month', 'October'], bad.io), 2);
+    assert.match(bad.err(), /--month must be a month such as/);
+    assert.equal(bad.calls.length, 0);
   });
 });
 

@@ -18,6 +18,7 @@ Your machines:
   stop [SERVER] [--in 10m]   stop a machine (now or later)
   resize SIZE                move the server to another size
   catalog                    sizes and prices
+  idle [45m]                 your idle timeout, within your admin's bounds
 Money:
   usage                      what you used and what it cost
   budget                     spend, burn rate and budgets
@@ -105,6 +106,8 @@ export async function run(
         return await user.preferences(ctx, rest);
       case 'estimate':
         return await user.estimate(ctx, rest);
+      case 'idle':
+        return await user.idle(ctx, rest);
       case 'admin':
         return await admin(ctx, rest);
       case 'agent':

@@ -4,6 +4,15 @@ import { CloudName as Cloud, MicrosInt as Micros, SizeIdString as SizeId } from 
 import { OpenStream } from './figures.js';
 
 const limit = (max: number) => z.number().int().min(0).max(max).nullable();
+const minBound = z
+  .number()
+  .int()
+  .min(1)
+  .max(31 * 86400)
+  .nullable();
+/** min ≤ max, where a max of 0 is no upper bound and an unset side bounds nothing */
+const boundsInOrder = (min: number | null | undefined, max: number | null | undefined) =>
+  min == null || max == null || max === 0 || min <= max;
 
 export const QuotaSubject = z.enum(['user', 'group', 'default']).meta({ id: 'QuotaSubject' });
 export type QuotaSubject = z.infer<typeof QuotaSubject>;
@@ -19,12 +28,25 @@ export const QuotaInput = z
     gpuHoursPerMonth: limit(1_000_000).optional(),
     idleTimeoutCpuSeconds: limit(31 * 86400).optional(),
     idleTimeoutGpuSeconds: limit(31 * 86400).optional(),
+    // the bounds a researcher chooses their own idle timeout within (idle.ts); max 0: no upper bound
+    idleTimeoutCpuMinSeconds: minBound.optional(),
+    idleTimeoutCpuMaxSeconds: limit(31 * 86400).optional(),
+    idleTimeoutGpuMinSeconds: minBound.optional(),
+    idleTimeoutGpuMaxSeconds: limit(31 * 86400).optional(),
     maxAgeSeconds: limit(366 * 86400).optional(),
   })
   .strict()
   .refine((q) => (q.subjectKind === 'default') === (q.subjectName === ''), {
     message: "subjectName must be '' for the default quota and a name for a user or group",
     path: ['subjectName'],
+  })
+  .refine((q) => boundsInOrder(q.idleTimeoutCpuMinSeconds, q.idleTimeoutCpuMaxSeconds), {
+    message: 'idleTimeoutCpuMinSeconds must not be above idleTimeoutCpuMaxSeconds',
+    path: ['idleTimeoutCpuMinSeconds'],
+  })
+  .refine((q) => boundsInOrder(q.idleTimeoutGpuMinSeconds, q.idleTimeoutGpuMaxSeconds), {
+    message: 'idleTimeoutGpuMinSeconds must not be above idleTimeoutGpuMaxSeconds',
+    path: ['idleTimeoutGpuMinSeconds'],
   })
   .meta({ id: 'QuotaInput' });
 export type QuotaInput = z.input<typeof QuotaInput>;
@@ -41,6 +63,10 @@ export const Quota = z
     gpuHoursPerMonth: z.number().int().nullable(),
     idleTimeoutCpuSeconds: z.number().int().nullable(),
     idleTimeoutGpuSeconds: z.number().int().nullable(),
+    idleTimeoutCpuMinSeconds: z.number().int().nullable().optional(),
+    idleTimeoutCpuMaxSeconds: z.number().int().nullable().optional(),
+    idleTimeoutGpuMinSeconds: z.number().int().nullable().optional(),
+    idleTimeoutGpuMaxSeconds: z.number().int().nullable().optional(),
     maxAgeSeconds: z.number().int().nullable(),
     updatedAt: z.iso.datetime(),
   })

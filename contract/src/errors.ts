@@ -39,6 +39,8 @@ export const ErrorCode = z
     'user_privileged',
     'rebooted',
     'local_single_user',
+    // a researcher's idle timeout outside the bounds an admin set (idle.ts)
+    'idle_timeout_out_of_bounds',
     // the database did not answer (restarting, unreachable) or its disk is full: try again later
     'database_unavailable',
     'storage_full',

@@ -113,6 +113,15 @@ export const Me = z
   .meta({ id: 'Me' });
 export type Me = z.infer<typeof Me>;
 
+/** What the service does when the cloud takes a spot machine back (instances/preemption.ts). */
+export const OnPreemption = z.enum(['on-demand', 'spot', 'stop']).meta({
+  id: 'OnPreemption',
+  description:
+    "with spot: when the cloud takes the machine back, start the same server again on demand ('on-demand', billed at the on-demand price), on spot again ('spot'), or leave it stopped ('stop'); default the service's NGSCI_PREEMPTION_DEFAULT",
+});
+export type OnPreemption = z.infer<typeof OnPreemption>;
+const onPreemption = OnPreemption.optional();
+
 export const Instance = z
   .object({
     id: z.string().meta({ description: 'instance id, new for every start' }),
@@ -134,6 +143,9 @@ export const Instance = z
     createdAt: z.iso.datetime(),
     readyAt: z.iso.datetime().nullable(),
     stoppedAt: z.iso.datetime().nullable(),
+    onPreemption: OnPreemption.nullable().optional().meta({
+      description: 'what happens when the cloud takes this spot machine back; null on demand',
+    }),
     billedMicros: Micros.optional().meta({
       description:
         "billed so far at the list answer's asOf (plan multiplier applied; the 60 s minimum is billed at the stop, not while it runs)",
@@ -174,6 +186,7 @@ export const LaunchRequest = z
     ...machineChoice,
     spot: z.boolean().default(false),
     spotFallback,
+    onPreemption,
   })
   .strict()
   .meta({ id: 'LaunchRequest' });
@@ -220,7 +233,7 @@ export type InstanceEvent = z.infer<typeof InstanceEvent>;
  * object; the bridge validates it with this schema's mirror in Python.
  */
 export const SpawnOptions = z
-  .object({ ...machineChoice, spotFallback })
+  .object({ ...machineChoice, spotFallback, onPreemption })
   .strict()
   .meta({ id: 'SpawnOptions' });
 export type SpawnOptions = z.infer<typeof SpawnOptions>;
@@ -272,3 +285,4 @@ export type Health = z.infer<typeof Health>;
 export * from './usage.js';
 export * from './billing.js';
 export * from './admin.js';
+export * from './idle.js';

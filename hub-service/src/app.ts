@@ -16,6 +16,7 @@ import { callerRateLimit, limitFailedAuth } from './limits/rate.js';
 import { defaultLimits } from './limits/settings.js';
 import { healthRoutes } from './routes/health.js';
 import { meRoutes } from './routes/me.js';
+import { idleRoutes } from './routes/idle.js';
 import { catalogRoutes } from './routes/catalog.js';
 import { instanceRoutes } from './routes/instances.js';
 import { bridgeRoutes } from './routes/bridge.js';
@@ -31,26 +32,63 @@ import { bootstrapRoutes } from './routes/bootstrap.js';
 import { oauthRoutes, sessionRoutes } from './routes/session.js';
 import { AdminSessions } from './session/sessions.js';
 import { declareSharedRefusals } from './routes/common.js';
+import { measured, timingEnabled } from './timing.js';
+import { PlanCache } from './metering/plan-cache.js';
+import type { Logger } from './logger.js';
+import { createMetrics } from './metrics.js';
 
 const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+/** the admin routes that change plans or their assignments (routes/admin.ts) */
+const PLAN_PATHS = /\/api\/v1\/admin\/(plans|plan-assignments)(\/|$)/;
 
 export function createApp(deps: AppDeps) {
   const base = deps.prefix.replace(/\/$/, '');
   const limits = deps.limits ?? defaultLimits;
+  const plans =
+    deps.plans ??
+    new PlanCache(
+      deps.database.db,
+      deps.config.NGSCI_DEFAULT_PLAN,
+      deps.config.NGSCI_METER_INTERVAL * 1000,
+    );
   const app = newRouter();
 
-  app.use('*', async (c, next) => {
+  const debug = deps.logger.isLevelEnabled('debug');
+  const request = async (c: Context<AppEnv>, next: () => Promise<void>) => {
     const requestId = c.req.header('x-request-id')?.slice(0, 64) ?? randomUUID();
     c.set('requestId', requestId);
-    c.set('log', deps.logger.child({ requestId }));
+    c.set('log', lazyChild(deps.logger, { requestId }));
     c.header('x-request-id', requestId);
     const started = performance.now();
     await next();
-    const ms = Math.round(performance.now() - started);
-    c.get('log').debug(
-      { method: c.req.method, path: c.req.path, status: c.res.status, ms },
-      'request',
-    );
+    if (debug) {
+      const ms = Math.round(performance.now() - started);
+      c.get('log').debug(
+        { method: c.req.method, path: c.req.path, status: c.res.status, ms },
+        'request',
+      );
+    }
+  };
+  app.use('*', (c, next) => {
+    if (!timingEnabled()) return request(c, next);
+    // NGSCI_SERVER_TIMING: the phases of this request in a Server-Timing header (timing.ts)
+    return measured(async (t) => {
+      const json = c.json.bind(c);
+      c.json = ((...args: Parameters<typeof json>) => {
+        const t0 = performance.now();
+        try {
+          return json(...args);
+        } finally {
+          t.add('serialize', performance.now() - t0);
+        }
+      }) as typeof c.json;
+      await request(c, next);
+      try {
+        c.res.headers.set('server-timing', t.header());
+      } catch {
+        // an answer whose headers cannot change goes without
+      }
+    });
   });
 
   // before anything reads a body or asks the hub about a token (limits/body.ts)
@@ -62,6 +100,11 @@ export function createApp(deps: AppDeps) {
     '*',
     requestBodyLimit((path) => largerBodies.get(path) ?? limits.NGSCI_BODY_LIMIT),
   );
+
+  // Prometheus: request rate and latency per route, and GET /metrics (metrics.ts)
+  const metrics = createMetrics(deps);
+  app.use('*', metrics.record);
+  app.route('/', metrics.routes);
 
   app.onError((err, c) => errorResponse(err, c));
   app.notFound((c) =>
@@ -120,7 +163,8 @@ export function createApp(deps: AppDeps) {
           (c.req.path.startsWith(`${base}/api/v1/instances/`) && c.req.path.endsWith('/resize'))),
     }),
   );
-  api.route('/api/v1', meRoutes(deps));
+  api.route('/api/v1', meRoutes(deps, plans));
+  api.route('/api/v1', idleRoutes(deps));
   api.route('/api/v1', catalogRoutes(deps));
   api.route('/api/v1', instanceRoutes(deps));
   api.route('/api/v1', notificationRoutes(deps));
@@ -128,8 +172,15 @@ export function createApp(deps: AppDeps) {
   api.route('/api/v1', agentRoutes(deps));
   api.route('/api/v1', usageRoutes(deps));
   api.route('/api/v1', billingRoutes(deps));
-  api.route('/api/v1', budgetRoutes(deps));
+  api.route('/api/v1', budgetRoutes(deps, plans));
   api.route('/api/v1', estimateRoutes(deps));
+  // a change of the plans or their assignments: every replica's copy is dropped (plan-cache.ts)
+  api.use('/api/v1/admin/*', async (c, next) => {
+    await next();
+    // the announcement is best effort: other replicas re-read within the meter interval anyway
+    if (WRITE_METHODS.has(c.req.method) && PLAN_PATHS.test(c.req.path))
+      await plans.changed().catch(() => undefined);
+  });
   api.route('/api/v1/admin', adminRoutes(deps));
 
   // the refusals of the shared middleware above, in every route's declared responses
@@ -154,6 +205,21 @@ export function createApp(deps: AppDeps) {
 
   app.route(base || '/', api);
   return app;
+}
+
+/**
+ * A request's logger: `logger.child(bindings)`, made when something first logs with it (most
+ * requests log nothing, and making a child costs more than the rest of answering GET /me).
+ */
+function lazyChild(logger: Logger, bindings: Record<string, unknown>): Logger {
+  let child: Logger | null = null;
+  return new Proxy({} as Logger, {
+    get(_, key) {
+      child ??= logger.child(bindings);
+      const value = Reflect.get(child, key, child) as unknown;
+      return typeof value === 'function' ? value.bind(child) : value;
+    },
+  });
 }
 
 function errorResponse(err: unknown, c: Context<AppEnv>) {

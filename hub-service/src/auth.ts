@@ -14,6 +14,7 @@ import { ApiError } from './errors.js';
 import { defaultLimits } from './limits/settings.js';
 import type { HubClient } from './hub.js';
 import { secretsEqual, sha256 } from './secrets.js';
+import { current, timed } from './timing.js';
 import type { AdminSessions } from './session/sessions.js';
 
 export interface AuthUser {
@@ -112,6 +113,7 @@ export class Authenticator {
   private lookupCached(token: string): Promise<Lookup> {
     const key = sha256(token);
     const hit = this.cache.get(key);
+    current()?.note('auth', hit ? 'cache' : this.pending.has(key) ? 'shared' : 'hub');
     if (hit) {
       // past half its life, an accepted token is asked about again in the background, so a
       // user who keeps working never waits for the hub (nor counts as a lookup) when it expires;
@@ -172,7 +174,7 @@ export class Authenticator {
       const header = c.req.header('authorization');
       const token = tokenFrom(header);
       if (token) {
-        c.set('user', await this.resolve(token));
+        c.set('user', await timed('auth', () => this.resolve(token)));
         return next();
       }
       const found = !header && sessions ? sessions.read(c) : { kind: 'none' as const };
@@ -186,7 +188,7 @@ export class Authenticator {
             'csrf_failed',
             'a change made with the sign-in cookie needs the X-Ngsci-Csrf header from GET /api/v1/session',
           );
-        c.set('user', await this.resolveSession(found.session.token));
+        c.set('user', await timed('auth', () => this.resolveSession(found.session.token)));
         return next();
       }
       throw new ApiError(

@@ -175,3 +175,22 @@ describe('secrets handed over in a file (NGSCI_SECRETS_FILE)', () => {
       );
   });
 });
+
+describe('NGSCI_DATA_DIR', () => {
+  it('is an absolute path: unset, .ngsci resolved once at start; a relative one is refused by name', () => {
+    assert.equal(loadConfig(BASE).NGSCI_DATA_DIR, join(process.cwd(), '.ngsci'));
+    assert.equal(
+      loadConfig({ ...BASE, NGSCI_DATA_DIR: '/srv/ngsci' }).NGSCI_DATA_DIR,
+      '/srv/ngsci',
+    );
+    assert.throws(
+      () => loadConfig({ ...BASE, NGSCI_DATA_DIR: '.ngsci' }),
+      (err: Error) =>
+        err instanceof ConfigError && /NGSCI_DATA_DIR: must be an absolute path/.test(err.message),
+    );
+    assert.throws(
+      () => loadConfig({ ...BASE, NGSCI_LOCAL_HOMES: 'homes' }),
+      /NGSCI_LOCAL_HOMES: must be an absolute path/,
+    );
+  });
+});

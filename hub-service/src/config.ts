@@ -4,6 +4,7 @@
  * from the service's `environment` in the hub config. See docs/configuration.md for each setting.
  */
 import { readFileSync, statSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { Cloud } from '@ngsci/contract';
 import { TerraformSettingsSchema } from './provisioners/terraform/settings.js';
@@ -17,6 +18,13 @@ import { CatalogFileError, loadCatalogFile } from './catalog-file.js';
 const bool = z
   .enum(['1', '0', 'true', 'false', 'yes', 'no'])
   .transform((v) => v === '1' || v === 'true' || v === 'yes');
+
+const absolutePath = z
+  .string()
+  .refine(
+    (p) => isAbsolute(p),
+    "must be an absolute path such as /srv/ngsci (a relative one would be resolved again in each instance's working directory)",
+  );
 
 const seconds = (def: number) => z.coerce.number().positive().default(def);
 
@@ -54,7 +62,12 @@ export const ConfigSchema = z.object({
     .string()
     .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
     .optional(),
-  NGSCI_DATA_DIR: z.string().default('.ngsci'),
+  /**
+   * where the service keeps its data (homes, run dir, PGlite): an absolute path. Unset: `.ngsci`
+   * in the service's working directory, resolved once at start. A relative value is refused,
+   * since instances run in other directories and would resolve it again under their own home.
+   */
+  NGSCI_DATA_DIR: absolutePath.default(() => resolve('.ngsci')),
   NGSCI_BRIDGE_SECRET: z.string().min(16, 'must be at least 16 characters'),
   /** the key of the secrets kept at rest; no fallback (npm start generates one) */
   NGSCI_SECRET_KEY: z
@@ -105,7 +118,7 @@ export const ConfigSchema = z.object({
     .default(3600),
   NGSCI_LOCAL_COMMAND: z.string().default('jupyterhub-singleuser'),
   NGSCI_LOCAL_ARGS: z.string().default(''),
-  NGSCI_LOCAL_HOMES: z.string().optional(),
+  NGSCI_LOCAL_HOMES: absolutePath.optional(),
   NGSCI_LOCAL_STOP_ON_SHUTDOWN: bool.default(false),
   // local instances' isolation (provisioners/local-policy.ts, docs/security.md)
   /** users: each hub user's local server runs as its own system account (service as root); shared: one uid, one user */
@@ -143,6 +156,8 @@ export const ConfigSchema = z.object({
   NGSCI_LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info'),
+  /** a Server-Timing header on every answer: where its time went (timing.ts, docs/performance.md) */
+  NGSCI_SERVER_TIMING: bool.default(false),
   // metering, budgets and idle culling (docs/configuration.md, docs/billing.md)
   NGSCI_METER_ENABLED: bool.default(true),
   NGSCI_METER_INTERVAL: seconds(15),
@@ -160,6 +175,8 @@ export const ConfigSchema = z.object({
   NGSCI_CULL_EVERY: seconds(600),
   NGSCI_CULL_WARNING: z.coerce.number().int().min(0).default(300),
   NGSCI_CULL_MAX_AGE: z.coerce.number().int().min(0).default(0),
+  /** what a spot instance does when the cloud takes it back, unless its launch says (instances/preemption.ts) */
+  NGSCI_PREEMPTION_DEFAULT: z.enum(['on-demand', 'spot', 'stop']).default('spot'),
   // cloud provisioning (NGSCI_PROVISIONER=terraform): NGSCI_TERRAFORM_*, NGSCI_AWS_*, NGSCI_GCP_*, NGSCI_AZURE_*,
   // and what VMs must prove before they get secrets: NGSCI_IDENTITY_*, NGSCI_ALLOW_HTTP_VM_URLS
   ...TerraformSettingsSchema.partial().shape,

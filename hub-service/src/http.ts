@@ -11,6 +11,7 @@ import type { Services } from './services.js';
 import type { AgentIdentity } from './agent/credentials.js';
 import type { AdminSessions } from './session/sessions.js';
 import type { LimitSettings } from './limits/settings.js';
+import type { PlanCache } from './metering/plan-cache.js';
 
 export type AppEnv = {
   Variables: { user: AuthUser; agent: AgentIdentity; requestId: string; log: Logger };
@@ -26,6 +27,8 @@ export interface AppDeps extends Services {
   sessions?: AdminSessions;
   /** body sizes and rate limits (limits/settings.ts); the defaults when not given */
   limits?: LimitSettings;
+  /** the plans in memory (metering/plan-cache.ts); createApp makes one when not given */
+  plans?: PlanCache;
 }
 
 /**

@@ -35,6 +35,47 @@ export interface HubClientOptions {
 
 const enc = encodeURIComponent;
 
+/** How many pages of a listing are asked for at once (the first one alone, for the total). */
+const PAGES_AT_ONCE = 4;
+
+/** A page of `GET /users` with `Accept: application/jupyterhub-pagination+json`. */
+interface HubUsersPage {
+  items: HubUserModel[];
+  _pagination?: {
+    offset: number;
+    limit: number;
+    total: number;
+    next: { offset: number; limit: number; url: string } | null;
+  };
+}
+
+/**
+ * Only the fields the service reads, so a 100,000-user listing keeps no roles, urls and
+ * timestamps nobody looks at for the length of a meter cycle.
+ */
+function slimUser(u: HubUserModel): HubUserModel {
+  const out: HubUserModel = { name: u.name, admin: u.admin };
+  if (u.groups) out.groups = u.groups;
+  if (u.kind !== undefined) out.kind = u.kind;
+  if (u.scopes) out.scopes = u.scopes;
+  if (u.last_activity !== undefined) out.last_activity = u.last_activity;
+  if (u.servers) {
+    const servers: Record<string, HubServerModel> = {};
+    for (const [k, sv] of Object.entries(u.servers))
+      servers[k] = {
+        name: sv.name,
+        ready: sv.ready,
+        pending: sv.pending,
+        url: sv.url,
+        user_options: sv.user_options,
+        last_activity: sv.last_activity,
+        started: sv.started,
+      };
+    out.servers = servers;
+  }
+  return out;
+}
+
 export class HubClient {
   private readonly apiUrl: string;
   private readonly fetchImpl: typeof fetch;
@@ -112,7 +153,12 @@ export class HubClient {
     return model?.servers?.[hubServer] ?? null;
   }
 
-  /** Every user with an active server, following the hub's pagination to the end. */
+  /**
+   * Every user with an active server, every page of the hub's listing. The first page tells the
+   * total; the rest are asked for by `offset` a few at a time (JupyterHub's pagination,
+   * `Accept: application/jupyterhub-pagination+json`: `offset`, `limit` capped by the hub's
+   * api_page_max_limit, `_pagination.next`), then `next` is followed for whatever appeared meanwhile.
+   */
   async listActiveUsers(pageSize = 200): Promise<HubUserModel[]> {
     return this.listUsers('state=active&', pageSize);
   }
@@ -123,20 +169,46 @@ export class HubClient {
   }
 
   private async listUsers(filter: string, pageSize: number): Promise<HubUserModel[]> {
-    const users: HubUserModel[] = [];
-    let offset = 0;
-    for (;;) {
-      const res = await this.request('GET', `/users?${filter}offset=${offset}&limit=${pageSize}`, {
+    const page = async (offset: number, limit: number) => {
+      const res = await this.request('GET', `/users?${filter}offset=${offset}&limit=${limit}`, {
         accept: 'application/jupyterhub-pagination+json',
       });
-      const page = await this.json<{
-        items: HubUserModel[];
-        _pagination: { next: { offset: number } | null };
-      }>(res, 'GET /users');
-      users.push(...page.items);
-      if (!page._pagination?.next) return users;
-      offset = page._pagination.next.offset;
+      const body = await this.json<HubUsersPage>(res, 'GET /users');
+      if (!Array.isArray(body?.items))
+        throw new ApiError(502, 'hub_unreachable', 'JupyterHub answered GET /users without items');
+      return { items: body.items.map(slimUser), pagination: body._pagination ?? null };
+    };
+    const first = await page(0, pageSize);
+    // the hub's own page size (it caps what was asked for)
+    const limit = first.pagination?.limit || first.items.length || pageSize;
+    const total = first.pagination?.total ?? 0;
+    const pages: HubUserModel[][] = [first.items];
+    let next = first.pagination?.next ?? null;
+    if (next && total > limit) {
+      const offsets: number[] = [];
+      for (let o = next.offset; o < total; o += limit) offsets.push(o);
+      const got: Array<Awaited<ReturnType<typeof page>>> = new Array(offsets.length);
+      let i = 0;
+      const worker = async () => {
+        while (i < offsets.length) {
+          const k = i++;
+          got[k] = await page(offsets[k]!, limit);
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(PAGES_AT_ONCE, offsets.length) }, worker));
+      for (const p of got) pages.push(p.items);
+      next = got.at(-1)?.pagination?.next ?? null;
     }
+    // users who joined while it was read, one page at a time as the hub points
+    while (next) {
+      const p = await page(next.offset, next.limit || limit);
+      pages.push(p.items);
+      next = p.pagination?.next ?? null;
+    }
+    // a user the listing moved across a page boundary while it was read is counted once
+    const byName = new Map<string, HubUserModel>();
+    for (const items of pages) for (const u of items) byName.set(u.name, u);
+    return [...byName.values()];
   }
 
   private async request(
@@ -149,13 +221,22 @@ export class HubClient {
       accept: opts.accept ?? 'application/json',
     };
     if (opts.body !== undefined) headers['content-type'] = 'application/json';
-    try {
-      return await this.fetchImpl(this.apiUrl + path, {
+    const send = () =>
+      this.fetchImpl(this.apiUrl + path, {
         method,
         headers,
         body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
         signal: AbortSignal.timeout(this.timeoutMs),
       });
+    try {
+      try {
+        return await send();
+      } catch (err) {
+        // a kept-alive connection the hub closed as it was reused fails at once (a TypeError,
+        // not a timeout): a read is asked again once, on a new connection
+        if (method !== 'GET' || (err as Error).name !== 'TypeError') throw err;
+        return await send();
+      }
     } catch (err) {
       throw new ApiError(
         502,

@@ -26,6 +26,8 @@ import {
 } from './provisioners/terraform/index.js';
 import { Reconciler } from './reconcile/reconciler.js';
 import { machineTable } from './catalog-file.js';
+import { instrument } from './timing.js';
+import { PlanCache } from './metering/plan-cache.js';
 
 const version = (
   JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
@@ -166,6 +168,12 @@ async function main(): Promise<void> {
     );
   }
 
+  if (config.NGSCI_SERVER_TIMING) {
+    // each answer says where its time went (timing.ts): the database's queries and the hub's
+    // calls (every call to the hub's API goes through HubClient's one `request`)
+    instrument(hub, ['request']);
+    logger.info('NGSCI_SERVER_TIMING: answers carry a Server-Timing header');
+  }
   services = createServices({ config, database, hub, logger, provisioners });
   const auth = new Authenticator({
     hub,
@@ -177,8 +185,16 @@ async function main(): Promise<void> {
     // refused on user routes without a hub lookup: the hub has no use for it
     bridgeSecret: config.NGSCI_BRIDGE_SECRET,
   });
+  // the plans in memory for GET /me, dropped on every replica when an admin changes them
+  const plans = new PlanCache(
+    database.db,
+    config.NGSCI_DEFAULT_PLAN,
+    config.NGSCI_METER_INTERVAL * 1000,
+  );
+  const stopFollowingPlans = await plans.follow({ database, logger });
   const app = createApp({
     ...services,
+    plans,
     auth,
     bridgeSecret: config.NGSCI_BRIDGE_SECRET,
     prefix: config.JUPYTERHUB_SERVICE_PREFIX,
@@ -256,6 +272,7 @@ async function main(): Promise<void> {
     await agentWatch.close();
     await services.metering.meter?.close();
     await stopFollowingPrices();
+    await stopFollowingPlans();
     await reconciler.close();
     await services.worker.close();
     // deliveries already under way (email, webhook) finish before the process ends

@@ -131,6 +131,7 @@ export function createServices(opts: {
     jobTag: jobTagFor,
     kick: () => worker.kick(),
     resizes,
+    preemptionDefault: config.NGSCI_PREEMPTION_DEFAULT,
     quotaGuard: metering.quotas,
     localGate: new LocalUserGate({
       isolation: config.NGSCI_LOCAL_ISOLATION,

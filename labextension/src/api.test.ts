@@ -190,3 +190,54 @@ test('without a sign-in the panel is offered one; a non-admin sign-in is refused
   session = json(200, { user: 'rita', admin: false, csrf: 'c', expiresAt: 'soon' });
   assert.deepEqual(await adminAccess(api, true), { kind: 'refused', user: 'rita' });
 });
+
+test("once the page's token is refused (its server stopped), reads go with this browser's sign-in, only if it is the page's user", async () => {
+  const seen: { key: string; auth: string | null; credentials?: string }[] = [];
+  let sessionUser = 'rita';
+  const { fetch: routes } = fakeFetch({
+    'GET /session': () =>
+      json(200, { user: sessionUser, admin: false, csrf: 'c', expiresAt: 'soon' }),
+    'GET /budget': ({ headers }) =>
+      headers.get('authorization')
+        ? json(401, { code: 'unauthenticated', message: 'not valid', requestId: 'r' })
+        : json(200, { spentMicros: 170_000, budgets: [] }),
+    'POST /instances/default/stop': () =>
+      json(401, { code: 'unauthenticated', message: 'not valid', requestId: 'r' }),
+  });
+  const fetch = (async (input: RequestInfo | URL, init: RequestInit = {}) => {
+    const headers = new Headers(init.headers);
+    seen.push({
+      key: `${init.method} ${new URL(String(input), 'http://hub.test').pathname.replace(base, '')}`,
+      auth: headers.get('authorization'),
+      credentials: init.credentials,
+    });
+    return routes(input, init);
+  }) as typeof globalThis.fetch;
+
+  // another user's sign-in in this browser (an admin looking at rita's page): never used
+  sessionUser = 'root';
+  const other = new NgsciApi({ baseUrl: base, token: 'page-token', fetch, user: 'rita' });
+  const err = (await other.budget().catch((e: unknown) => e)) as NgsciApiError;
+  assert.equal(err.code, 'unauthenticated', "not another user's figures");
+  // no page user given: no fallback at all
+  const plain = new NgsciApi({ baseUrl: base, token: 'page-token', fetch });
+  await assert.rejects(plain.budget(), (e: NgsciApiError) => e.code === 'unauthenticated');
+
+  sessionUser = 'rita';
+  seen.length = 0;
+  const api = new NgsciApi({ baseUrl: base, token: 'page-token', fetch, user: 'rita' });
+  assert.equal((await api.budget()).spentMicros, 170_000);
+  // from then on reads go with the sign-in at once (the token does not come back)
+  assert.equal((await api.budget()).spentMicros, 170_000);
+  assert.deepEqual(
+    seen.map((s) => `${s.key} ${s.auth ? 'token' : s.credentials}`),
+    [
+      'GET /budget token',
+      'GET /session same-origin',
+      'GET /budget same-origin',
+      'GET /budget same-origin',
+    ],
+  );
+  // a change is not retried with the cookie: it stays refused
+  await assert.rejects(api.stop('default'), (e: NgsciApiError) => e.code === 'unauthenticated');
+});

@@ -72,7 +72,12 @@ export type {
 export type Notice = Notification;
 
 /** Codes the client adds to the service's own. */
-export type ClientErrorCode = 'unreachable' | 'bad_response' | 'endpoint_missing';
+export type ClientErrorCode =
+  | 'unreachable'
+  | 'bad_response'
+  | 'endpoint_missing'
+  /** the page's token was refused after its server stopped (the hub revokes it at the stop) */
+  | 'page_server_stopped';
 
 export class NgsciApiError extends Error {
   constructor(
@@ -100,6 +105,8 @@ export class NgsciApiError extends Error {
         return `This page's token may not use the ngsci service (${this.message}). Ask your hub admin to grant "access:services!service=ngsci".`;
       case 'endpoint_missing':
         return 'This ngsci service does not offer this yet.';
+      case 'page_server_stopped':
+        return "This machine has stopped, and this page's access to ngsci ended with it: the figures shown are the last it received. Open the hub to start it again.";
       case 'login_required':
         return 'Sign in as admin to use this: the admin panel does not use the page token.';
       case 'csrf_failed':
@@ -115,6 +122,11 @@ export interface ApiOptions {
   baseUrl: string;
   token: string;
   fetch?: typeof fetch;
+  /**
+   * the page's user: once the page's token is refused (its server stopped and the hub revoked
+   * the token with it), reads go with this browser's sign-in to the service, if it is this user's
+   */
+  user?: string;
 }
 
 type Check<T> = (v: unknown) => v is T;
@@ -149,10 +161,18 @@ export class NgsciApi {
   private readonly withCookie: Transport;
   /** the admin sign-in, once `GET /session` answered (its CSRF value goes with every change) */
   private signIn: Promise<AdminSession> | null = null;
+  private readonly user: string | null;
+  /**
+   * the hub refused the page's token and this browser's sign-in is the page's user: reads go
+   * with the sign-in from then on (a revoked token does not come back)
+   */
+  private readsBySignIn = false;
 
   constructor(opts: ApiOptions) {
     this.baseUrl = opts.baseUrl.replace(/\/$/, '');
-    const doFetch = opts.fetch ?? ((input, init) => fetch(input, init));
+    this.user = opts.user ?? null;
+    // figures are live: never an answer from the browser's cache
+    const doFetch = opts.fetch ?? ((input, init) => fetch(input, { ...init, cache: 'no-store' }));
     this.withToken = new Transport({
       baseUrl: this.baseUrl,
       fetch: doFetch,
@@ -173,11 +193,45 @@ export class NgsciApi {
     init: { body?: unknown; signal?: AbortSignal; accept?: string } = {},
   ): Promise<Response> {
     if (/^\/admin(\/|\?|$)/.test(path)) return this.adminRaw(method, path, init);
+    const read = ['GET', 'HEAD'].includes(method.toUpperCase());
+    if (read && this.readsBySignIn) {
+      try {
+        return await this.sessionCall(method, path, init);
+      } catch (err) {
+        // the sign-in ended too: back to the token, whose refusal is what the caller hears
+        if (!(err instanceof NgsciApiError && err.code === 'login_required')) throw err;
+        this.readsBySignIn = false;
+      }
+    }
     try {
       return await this.withToken.call(method, path, init);
     } catch (err) {
-      throw err instanceof CallError ? this.apiError(err) : err;
+      const e = err instanceof CallError ? this.apiError(err) : err;
+      if (read && e instanceof NgsciApiError && e.code === 'unauthenticated') {
+        const res = await this.readBySignIn(method, path, init);
+        if (res) return res;
+      }
+      throw e;
     }
+  }
+
+  /**
+   * A read the hub refused with the page's token, again with this browser's sign-in to the
+   * service when that is the page's own user (never another user's figures); null without one.
+   * The page's token dies with its server (JupyterHub revokes it at the stop), so this is how a
+   * page whose machine stopped still shows the final figures.
+   */
+  private async readBySignIn(
+    method: string,
+    path: string,
+    init: { body?: unknown; signal?: AbortSignal; accept?: string },
+  ): Promise<Response | null> {
+    if (!this.user) return null;
+    const session = await this.session(true).catch(() => null);
+    if (session?.user !== this.user) return null;
+    const res = await this.sessionCall(method, path, init);
+    this.readsBySignIn = true;
+    return res;
   }
 
   /** A call answered with no body (204), such as a DELETE. */

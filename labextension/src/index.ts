@@ -27,7 +27,9 @@ import { NgsciSidebar } from './widgets/sidebar';
 import { NgsciStatus } from './widgets/status';
 import { UsageSection } from './widgets/usage';
 import { ResizeSection } from './widgets/resize';
+import { IdleSection } from './widgets/idle';
 import { followBudgetStop } from './countdown';
+import { followKeepStateRestores, serverKernels } from './keep-state-page';
 
 const PKG = 'ngsci-labextension';
 
@@ -73,9 +75,14 @@ const modelPlugin: JupyterFrontEndPlugin<INgsciModel> = {
       hubServerName: PageConfig.getOption('hubServerName'),
       hubUser: PageConfig.getOption('hubUser'),
     };
-    const api = new NgsciApi({ baseUrl: serviceUrl(page), token: PageConfig.getToken() });
+    const api = new NgsciApi({
+      baseUrl: serviceUrl(page),
+      token: PageConfig.getToken(),
+      user: page.hubUser,
+    });
     const model = new NgsciModel({ api, server: apiServerName(page), user: page.hubUser });
-    void model.refresh(['instance']);
+    // this page's server's starts, stops and resizes refresh every money figure at once
+    void model.refresh(['instance']).then(() => model.watch());
     return model;
   },
 };
@@ -114,12 +121,22 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
       },
       refresh,
     );
-    const resize = new ResizeSection(model, { saveAll: saveAllOf(app) }, refresh);
+    const resize = new ResizeSection(
+      model,
+      { saveAll: saveAllOf(app), kernels: () => serverKernels(app.serviceManager) },
+      refresh,
+    );
     const usage = new UsageSection(model, refresh);
     const billing = new BillingSection(model, refresh);
-    const sidebar = new NgsciSidebar([instance, resize, usage, billing]);
+    const idle = new IdleSection(model, refresh);
+    const sidebar = new NgsciSidebar([instance, resize, usage, billing, idle]);
     // the sizes get the most room, so they are in sight at a glance (issue 13)
-    if (sidebar.content instanceof AccordionPanel) sidebar.content.setRelativeSizes([2, 3, 2, 2]);
+    // the idle timeout (widgets/idle.ts) is set now and then: its title stays, its body folded
+    // (folded first: folding recomputes the sizes, which are not laid out yet); Resize gets 3.5
+    // so its title bar costs the sizes nothing at 1400×900
+    if (sidebar.content instanceof AccordionPanel) sidebar.content.collapse(4);
+    if (sidebar.content instanceof AccordionPanel)
+      sidebar.content.setRelativeSizes([2, 3.5, 2, 2, 1]);
     app.shell.add(sidebar, 'left', { rank: settings().rank });
     restorer?.add(sidebar, 'ngsci-sidebar');
     themes?.themeChanged.connect(() => usage.restyle());
@@ -140,6 +157,8 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
     offerAdmin();
 
     followRestarts(app, model, page);
+    // kernel variables kept across a resize come back in the notebooks' new kernels
+    followKeepStateRestores(app);
     followStopAfter(app, model, page, saveAllOf(app));
     // a spent hard-stop budget: documents saved before the stop (countdown.ts)
     followBudgetStop(model, {

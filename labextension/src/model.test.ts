@@ -288,3 +288,124 @@ test('a resize follows the events until the new instance runs', async () => {
   assert.equal(model.current?.size, 'gpu-t4', 'the list is refreshed once the new instance runs');
   model.dispose();
 });
+
+test(
+  "a stop of this page's server, seen on its event stream, refreshes every money part at once",
+  { timeout: 10_000 },
+  async () => {
+    let state = 'running';
+    let budgetCalls = 0;
+    let usageCalls = 0;
+    let statementCalls = 0;
+    let refuse = false;
+    const refused = () =>
+      json(401, { code: 'unauthenticated', message: 'the token is not valid', requestId: 'r' });
+    const stopped = (i: number) => ({
+      id: i,
+      instanceId: 'i-default',
+      at: '2026-11-23T12:00:00.000Z',
+      state: i === 2 ? 'running' : i === 3 ? 'stopping' : 'stopped',
+      progress: 100,
+      message: '',
+    });
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    const { fetch } = fakeFetch({
+      'GET /me': () => json(200, me()),
+      'GET /catalog': () => json(200, catalog),
+      'GET /instances': () =>
+        refuse
+          ? refused()
+          : json(200, { instances: state === 'stopped' ? [] : [inst('default', state)] }),
+      'GET /instances/default': () =>
+        json(200, {
+          ...inst('default', 'stopped', {
+            readyAt: '2026-11-23T10:00:00.000Z',
+            stoppedAt: '2026-11-23T12:00:00.000Z',
+          }),
+          billedMicros: 192_000,
+        }),
+      'GET /usage': () => {
+        usageCalls++;
+        return refuse
+          ? refused()
+          : json(200, {
+              from: '2026-11-01T00:00:00Z',
+              to: '2026-11-24T00:00:00Z',
+              series: [],
+              totalMicros: 0,
+            });
+      },
+      'GET /budget': () => {
+        budgetCalls++;
+        return refuse
+          ? refused()
+          : json(200, {
+              user: 'researcher',
+              month: '2026-11',
+              spentMicros: 192_000 + budgetCalls,
+              burnMicrosPerHour: 0,
+              gpuHoursUsed: 0,
+              gpuHoursLimit: null,
+              budgets: [],
+              exhaustedAt: null,
+              limits: {
+                maxConcurrent: null,
+                allowedSizes: null,
+                idleTimeoutCpuSeconds: 3600,
+                idleTimeoutGpuSeconds: 1800,
+              },
+            });
+      },
+      'GET /billing/statements': () => {
+        statementCalls++;
+        return refuse
+          ? refused()
+          : json(200, { statements: [{ month: '2026-11', totalMicros: 192_000, seconds: 7200 }] });
+      },
+      'GET /instances/default/events': async () => {
+        // the replay of the running instance, then (once the test says) its stop
+        await gate;
+        state = 'stopped';
+        return new Response(
+          [2, 3, 4]
+            .map((i) => `id: ${i}\nevent: instance\ndata: ${JSON.stringify(stopped(i))}\n\n`)
+            .join(''),
+        );
+      },
+    });
+    const model = new NgsciModel({
+      api: new NgsciApi({ baseUrl: '', token: 't', fetch }),
+      server: 'default',
+      user: 'researcher',
+      now: () => NOW,
+    });
+    await model.refresh();
+    assert.equal(model.current?.state, 'running');
+    const before = { budgetCalls, usageCalls, statementCalls };
+    model.watch();
+    const changed = new Promise<void>((resolve) =>
+      model.changed.connect(() => {
+        if (model.current?.state === 'stopped' && budgetCalls > before.budgetCalls) resolve();
+      }),
+    );
+    release();
+    await changed;
+    await new Promise((r) => setTimeout(r, 50));
+    assert.ok(usageCalls > before.usageCalls, 'the usage asked again');
+    assert.ok(statementCalls > before.statementCalls, 'the statements asked again');
+    // the stopped instance, with its final cost, stays in the Instance section
+    assert.equal(model.current?.state, 'stopped');
+    assert.equal(model.billedSoFar(model.current!), 192_000);
+    assert.equal(model.statements?.length, 1);
+
+    // then the hub revokes the page's token: a refresh keeps the last figures, and says why
+    refuse = true;
+    await model.refresh();
+    assert.equal(model.errors.billing?.code, 'page_server_stopped');
+    assert.match(model.errors.billing!.userMessage, /This machine has stopped/);
+    assert.equal(model.statements?.length, 1, 'the last statements stay (not an empty list)');
+    assert.ok(model.budget, 'the last budget stays');
+    model.dispose();
+  },
+);

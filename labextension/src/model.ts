@@ -36,6 +36,27 @@ export type { ResizeProgress, Section };
 
 const ACTIVE = new Set(['requested', 'provisioning', 'starting', 'running', 'stopping']);
 const STARTING = new Set(['requested', 'provisioning', 'starting']);
+/** the states of an instance at which what it costs changes: every money part is asked again */
+const MONEY_STATES = new Set(['running', 'stopping', 'stopped', 'failed']);
+const ENDED = new Set(['stopped', 'failed']);
+/** the event of a spot instance the cloud took back, when the service starts it again (hub-service instances/preemption.ts) */
+const RELAUNCH = /^the cloud took this spot machine back; starting the server again/;
+/** the service will not let this page follow its server: watching again would not help */
+const WATCH_ENDS = new Set(['unauthenticated', 'forbidden', 'login_required', 'endpoint_missing']);
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done);
+  });
+}
 
 export class NgsciModel implements INgsciModel {
   readonly api: NgsciApi;
@@ -67,6 +88,12 @@ export class NgsciModel implements INgsciModel {
     this,
   );
   private followers = new Map<string, AbortController>();
+  /** this page's own server's event stream, followed for the page's life (watch) */
+  private watcher: AbortController | null = null;
+  /** the newest state the watched stream gave for this page's server */
+  private watchedState: string | null = null;
+  private moneyRefresh: Promise<void> | null = null;
+  private moneyAgain = false;
   private readonly localNow: () => number;
   /** service clock − local clock, from the newest answer's asOf */
   private offset = 0;
@@ -258,7 +285,12 @@ export class NgsciModel implements INgsciModel {
       if (!this.catalog) this.catalog = await this.api.catalog();
       const list = await this.api.instanceList();
       this.sync(list.asOf);
-      this.instances = list.instances;
+      // the list has running instances only: once this page's server has stopped, its newest
+      // instance (stopped, with its final cost) is asked for, so the Instance section shows it
+      // (none yet is a 404; any failure leaves the list as it is)
+      const listed = list.instances.some((i) => i.server === this.server);
+      const own = listed ? null : await this.api.instance(this.server).catch(() => null);
+      this.instances = own ? [...list.instances, own] : list.instances;
       this.instanceFigs =
         list.asOf && list.streams ? { asOf: list.asOf, streams: list.streams } : null;
       for (const i of this.instances) {
@@ -296,13 +328,108 @@ export class NgsciModel implements INgsciModel {
         this.budget = budget.value;
         this.budgetAt = this.now();
       }
-      const list = statements.status === 'fulfilled' ? statements.value : null;
-      this.statements = list?.statements ?? null;
-      this.statementFigs =
-        list?.asOf && list.streams ? { asOf: list.asOf, streams: list.streams } : null;
+      // a failed answer keeps the last list (and its error says so), rather than showing none
+      if (statements.status === 'fulfilled') {
+        const list = statements.value;
+        this.statements = list.statements;
+        this.statementFigs =
+          list.asOf && list.streams ? { asOf: list.asOf, streams: list.streams } : null;
+      }
       if (budget.status === 'rejected') throw budget.reason;
       if (statements.status === 'rejected') throw statements.reason;
     });
+  }
+
+  /**
+   * Every money part again at once — the status bar, the Instance, Usage and Billing sections, the
+   * budget bar, the statements — after an instance changed state (a start, a stop, a resize), so
+   * no surface keeps a figure from before the change. A call while one runs makes one more run
+   * after it (the figures then are at least as new as the call).
+   */
+  refreshMoney(): Promise<void> {
+    this.moneyAgain = true;
+    if (!this.moneyRefresh) {
+      this.moneyRefresh = (async () => {
+        while (this.moneyAgain) {
+          this.moneyAgain = false;
+          await this.refresh(['instance', 'usage', 'billing']);
+        }
+      })().finally(() => {
+        this.moneyRefresh = null;
+      });
+    }
+    return this.moneyRefresh;
+  }
+
+  /**
+   * Follows this page's server's lifecycle events for the page's life: each time one of its
+   * instances changes state (runs, stops, fails; a resize is a stop and a start) every money
+   * part is asked again at once (`refreshMoney`). A stop is seen here while the page's token
+   * still works (the hub revokes it once the stop is through). Ends on dispose, or when the
+   * service will not let the page follow (its token refused and no sign-in, an older service).
+   */
+  watch(): void {
+    if (this.watcher) return;
+    const ctl = new AbortController();
+    this.watcher = ctl;
+    void (async () => {
+      let after: number | undefined;
+      let wait = 1000;
+      while (!ctl.signal.aborted) {
+        try {
+          after = await this.api.followEvents(
+            this.server,
+            (e) => this.onWatched(e),
+            ctl.signal,
+            after,
+          );
+          wait = 1000;
+        } catch (err) {
+          if ((err as Error)?.name === 'AbortError' || ctl.signal.aborted) break;
+          const code = err instanceof NgsciApiError ? err.code : null;
+          if (code && WATCH_ENDS.has(code)) break;
+          wait = Math.min(code === 'rate_limited' ? 30_000 : wait * 2, 30_000);
+        }
+        // the stream ended (a proxy's timeout, a restart of the service): again, not at once
+        await pause(wait, ctl.signal);
+      }
+      if (this.watcher === ctl) this.watcher = null;
+    })();
+  }
+
+  private onWatched(e: InstanceEvent): void {
+    this.watchedState = e.state;
+    // the cloud took this spot machine back and the service starts the server again: the page
+    // follows it as it follows a resize (the same overlay, and a reload once it runs)
+    if (e.state === 'stopped' && RELAUNCH.test(e.message) && !this.resizing) {
+      const from = this.instances.find((i) => i.id === e.instanceId);
+      if (from && e.instanceId === this.current?.id) {
+        this.resizing = {
+          server: this.server,
+          fromInstanceId: e.instanceId,
+          toSize: from.size,
+          last: e,
+          readyInstanceId: null,
+          failed: null,
+          preempted: true,
+        };
+        this._changed.emit('instance');
+        void this.follow(this.server, { untilNewInstanceFrom: e.instanceId });
+      }
+    }
+    if (!MONEY_STATES.has(e.state)) return;
+    // the replay of what is known already (a reconnect starts with the instance's events)
+    if (this.instances.find((i) => i.id === e.instanceId)?.state === e.state) return;
+    void this.refreshMoney();
+  }
+
+  /** This page's server has stopped (so the hub has revoked, or soon revokes, the page's token). */
+  private get pageServerEnded(): boolean {
+    const inst = this.current;
+    return (
+      (!!inst && ENDED.has(inst.state)) ||
+      (this.watchedState !== null && ENDED.has(this.watchedState))
+    );
   }
 
   async refresh(sections: Section[] = ['instance', 'usage', 'billing']): Promise<void> {
@@ -323,10 +450,14 @@ export class NgsciModel implements INgsciModel {
       await fn();
       this.errors[section] = null;
     } catch (err) {
-      this.errors[section] =
+      let e =
         err instanceof NgsciApiError
           ? err
           : new NgsciApiError(0, 'bad_response', (err as Error)?.message ?? String(err));
+      // the page's token died with its server: say that, not "reload to sign in again"
+      if (e.code === 'unauthenticated' && this.pageServerEnded)
+        e = new NgsciApiError(e.status, 'page_server_stopped', e.message, e.requestId);
+      this.errors[section] = e;
     }
     this._changed.emit(section);
   }
@@ -341,6 +472,10 @@ export class NgsciModel implements INgsciModel {
   async stop(server: string): Promise<Instance> {
     const inst = await this.api.stop(server);
     this.upsert(inst);
+    // its stop changes every money figure: followed until it is through (this page's own
+    // server is followed all along by watch)
+    if (!(server === this.server && this.watcher) && ACTIVE.has(inst.state))
+      void this.follow(server, { untilEndOf: inst.id });
     return inst;
   }
 
@@ -375,7 +510,10 @@ export class NgsciModel implements INgsciModel {
    * Follows a server's event stream while something there is starting (or a resize is under way),
    * reconnecting after breaks; stops when it runs, fails or stops.
    */
-  async follow(server: string, opts: { untilNewInstanceFrom?: string } = {}): Promise<void> {
+  async follow(
+    server: string,
+    opts: { untilNewInstanceFrom?: string; untilEndOf?: string } = {},
+  ): Promise<void> {
     this.followers.get(server)?.abort();
     const ctl = new AbortController();
     this.followers.set(server, ctl);
@@ -389,7 +527,13 @@ export class NgsciModel implements INgsciModel {
       if (STARTING.has(e.state)) this.progress.set(server, e);
       else this.progress.delete(server);
       const fresh = !opts.untilNewInstanceFrom || e.instanceId !== opts.untilNewInstanceFrom;
-      if (
+      if (opts.untilEndOf) {
+        // a stop: until that instance has stopped (the replay of its start does not end it)
+        if (e.instanceId === opts.untilEndOf && ENDED.has(e.state)) {
+          done = true;
+          ctl.abort();
+        }
+      } else if (
         fresh &&
         (e.state === 'running' ||
           e.state === 'failed' ||
@@ -412,7 +556,8 @@ export class NgsciModel implements INgsciModel {
       }
     }
     if (this.followers.get(server) === ctl) this.followers.delete(server);
-    if (done) await this.refreshInstances();
+    // a start, a stop or a resize is through: every money figure changed with it
+    if (done) await this.refreshMoney();
   }
 
   isActive(i: Instance | null): boolean {
@@ -420,6 +565,8 @@ export class NgsciModel implements INgsciModel {
   }
 
   dispose(): void {
+    this.watcher?.abort();
+    this.watcher = null;
     for (const c of this.followers.values()) c.abort();
     this.followers.clear();
     Signal.clearData(this);

@@ -30,6 +30,8 @@ export interface ResizeProgress {
   /** the new instance once it runs */
   readyInstanceId: string | null;
   failed: string | null;
+  /** set when the cloud took a spot machine back and the service starts the server again */
+  preempted?: boolean;
 }
 
 /** The ngsci state of this page, fetched through the API seam; it never polls on its own. */

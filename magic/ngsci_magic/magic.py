@@ -151,6 +151,45 @@ def parse_duration(raw: str, flag: str = "--in") -> int:
     return seconds
 
 
+def parse_idle_value(raw: str) -> int | None:
+    """`45m`, `1h30m` → seconds; `never` → 0; `default` → None (back to the admin's timeout)."""
+    text = raw.strip().lower()
+    if text in ("default", "reset", "admin"):
+        return None
+    if text in ("never", "off"):
+        return 0
+    return parse_duration(text, "the idle timeout")
+
+
+def format_idle(seconds: int) -> str:
+    """An idle timeout as the other ngsci surfaces write it (contract idle.ts)."""
+    if seconds == 0:
+        return "never"
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, sec = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {sec} s" if sec else f"{minutes} min"
+    hours, m = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {m} min" if m else f"{hours} h"
+    days, h = divmod(hours, 24)
+    return f"{days} d {h} h" if h else f"{days} d"
+
+
+def idle_row(label: str, t: Mapping[str, Any]) -> list[str]:
+    """One size class of `%ngsci idle`: what applies, what was chosen, the bounds."""
+    if t["chosenSeconds"] is None:
+        chosen = f"admin's ({format_idle(t['defaultSeconds'])})"
+    elif t["clamped"]:
+        chosen = f"{format_idle(t['chosenSeconds'])} (outside the bounds now)"
+    else:
+        chosen = format_idle(t["chosenSeconds"])
+    lo, hi = format_idle(t["minSeconds"]), t["maxSeconds"]
+    bounds = f"{lo} or more, or never" if hi == 0 else f"{lo} to {format_idle(hi)}"
+    return [label, format_idle(t["effectiveSeconds"]), chosen, bounds]
+
+
 def is_server_name(name: str) -> bool:
     # fullmatch: `$` alone would let a trailing newline through, which the contract's rule does not
     return re.fullmatch(SERVER_NAME_PATTERN, name) is not None
@@ -346,7 +385,11 @@ class NgsciMagics(Magics):
           %ngsci stop [SERVER] [--in 10m]   stop this server (now, or after a delay)
           %ngsci stop --cancel           cancel a delayed stop
           %ngsci resize SIZE             restart this server on another size
+          %ngsci resize SIZE --keep-state   ...keeping the notebooks' variables (lists first
+                                         what cannot be kept; --yes resizes without those)
           %ngsci notify "message"        send yourself a notice (JupyterLab, email, webhook)
+          %ngsci idle [45m] [--cpu|--gpu]   your idle timeout and the bounds your admin allows;
+                                         with a value (45m, 1h30m, never, default) sets it
           %ngsci notify --on-error       send a notice whenever a cell fails (--off to stop)
           %ngsci help                    this text
 
@@ -382,6 +425,7 @@ class NgsciMagics(Magics):
             "stop": self._stop,
             "resize": self._resize,
             "notify": self._notify,
+            "idle": self._idle,
         }.get(verb)
         if handler is None:
             if verb == "stop_after":
@@ -496,15 +540,50 @@ class NgsciMagics(Magics):
             print(str(err), file=sys.stderr)
 
     def _resize(self, args: list[str]) -> Any:
-        opts, rest = take_options(args, {"server": True})
+        opts, rest = take_options(args, {"server": True, "keep-state": False, "yes": False})
         if len(rest) != 1:
             raise UsageError("resize needs one SIZE, e.g. %ngsci resize gpu-a100")
         size = check_size(rest[0])
         server = check_server(str(opts["server"])) if "server" in opts else self.server
+        if opts.get("yes") and not opts.get("keep-state"):
+            raise UsageError("--yes goes with --keep-state")
+        if opts.get("keep-state"):
+            if server != self.server:
+                raise UsageError("--keep-state keeps this server's variables: not with --server")
+            return keep_state_resize(self._api_factory(), server, size, bool(opts.get("yes")))
         inst = self._api_factory().post(f"/instances/{server}/resize", {"size": size})
         return Message(
             f"resizing server '{server}' from {inst['size']} to {size}: this kernel stops with the "
             "server; reopen the notebook when the new size is running"
+        )
+
+    def _idle(self, args: list[str]) -> Any:
+        """`%ngsci idle`: the idle timeout per size class; `%ngsci idle 45m` sets it."""
+        opts, rest = take_options(args, {"cpu": False, "gpu": False})
+        if len(rest) > 1:
+            raise UsageError("idle takes one timeout, e.g. %ngsci idle 45m")
+        api = self._api_factory()
+        if not rest:
+            if opts:
+                raise UsageError("--cpu and --gpu go with a timeout, e.g. %ngsci idle 45m --gpu")
+            t = api.get("/me/idle-timeout")
+            title = f"idle timeout of {t['user']}"
+        else:
+            value = parse_idle_value(rest[0])
+            both = not opts
+            body: dict[str, Any] = {}
+            if both or opts.get("cpu"):
+                body["cpuSeconds"] = value
+            if both or opts.get("gpu"):
+                body["gpuSeconds"] = value
+            t = api.request("PUT", "/me/idle-timeout", body)
+            title = f"idle timeout of {t['user']} set"
+        if t["cpu"]["clamped"] or t["gpu"]["clamped"]:
+            title += " (an admin narrowed the bounds since you chose: the nearest bound applies)"
+        return Table(
+            ["sizes", "applies", "your choice", "you may choose"],
+            [idle_row("CPU", t["cpu"]), idle_row("GPU", t["gpu"])],
+            title,
         )
 
     def _notify(self, args: list[str]) -> Any:
@@ -662,6 +741,75 @@ class NgsciMagics(Magics):
                 "id": uuid.uuid4().hex,
             }
         )
+
+
+def keep_state_resize(
+    api: Api,
+    server: str,
+    size: str,
+    yes: bool,
+    kernels: Callable[[], list[Any]] | None = None,
+) -> Any:
+    """`%ngsci resize SIZE --keep-state`: every notebook kernel of this server saves its variables
+    (keep_state.py), then the resize. What cannot be kept is listed first, and nothing is resized
+    without --yes."""
+    from . import keep_state as ks
+
+    try:
+        targets = (kernels or ks.server_kernels)()
+    except ks.KeepStateError as err:
+        raise NgsciError(err.code, f"cannot keep the variables: {err.message}") from None
+    headers = ["notebook", "variable", "type", "why it is not kept"]
+    checked = [ks.run_in(t, "check") for t in targets]
+    lost = ks.not_kept(checked)
+    if lost and not yes:
+        return Table(
+            headers,
+            lost,
+            f"Nothing was resized: these cannot be kept. Run %ngsci resize {size} --keep-state "
+            "--yes to resize without them (or del them, or close their files, first).",
+        )
+    saved = [ks.run_in(t, "save") for t in targets]
+    kept = [a for a in saved if a.get("ok") and a.get("saved")]
+    shown = {tuple(r) for r in lost}
+    fresh = [r for r in ks.not_kept(saved) if tuple(r) not in shown]
+    if fresh and not yes:
+        for a in kept:
+            ks.run_in(next(t for t in targets if t.path == a["path"]), "discard")
+        return Table(
+            headers,
+            fresh,
+            "Nothing was resized: since the check, these could not be saved. Run the resize again.",
+        )
+    names = [v["name"] for a in kept for v in a.get("kept", [])]
+    size_on_disk = sum(int(a.get("bytesOnDisk", 0)) for a in kept)
+    # said before the resize: the stop may interrupt this kernel before the service answers
+    print(
+        f"ngsci: saved {len(names)} variable{'' if len(names) == 1 else 's'} of {len(kept)} "
+        f"notebook{'' if len(kept) == 1 else 's'} "
+        f"({ks.format_bytes(size_on_disk)} in ~/.ngsci/state); they come back when the "
+        "notebooks reopen on the new size",
+        flush=True,
+    )
+    lost_now = ks.not_kept(saved)
+    if lost_now:
+        print(
+            "ngsci: not kept: " + "; ".join(f"{r[0]}: {r[1]} ({r[3]})" for r in lost_now),
+            flush=True,
+        )
+    try:
+        inst = api.post(f"/instances/{server}/resize", {"size": size})
+    except NgsciError:
+        for a in kept:  # the resize was refused: the kernels still have their variables
+            ks.run_in(next(t for t in targets if t.path == a["path"]), "discard")
+        raise
+    except KeyboardInterrupt:
+        # this kernel's server stopped before the answer came: what was asked, no traceback
+        return Message(f"resizing server '{server}' to {size}: this kernel stops with the server")
+    return Message(
+        f"resizing server '{server}' from {inst['size']} to {size}: this kernel stops with the "
+        "server; reopen the notebook when the new size is running"
+    )
 
 
 COMM_TARGET = "ngsci"

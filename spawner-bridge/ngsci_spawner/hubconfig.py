@@ -64,11 +64,13 @@ def configure_hub(
     bridge_secret: str,
     service_environment: Mapping[str, str] | None = None,
     admin_users: Collection[str] = frozenset(),
+    admin_groups: Collection[str] = frozenset(),
     service_name: str = "ngsci",
     start_timeout: int | None = None,
     secrets_file: str | os.PathLike[str] | None = None,
     service_url: str | None = None,
     service_api_token: str | None = None,
+    service_start_timeout: int = 180,
 ) -> None:
     """Configure JupyterHub (`c`, the traitlets config of `jupyterhub_config.py`) for ngsci.
 
@@ -76,13 +78,19 @@ def configure_hub(
       (`cleanup_servers = False`: hub-service owns the machines and bills them);
     - hub-service as a managed service listening on `127.0.0.1:<service_port>`, started with
       `service_command` and `service_environment` plus `NGSCI_BRIDGE_SECRET`;
-    - the custom scope `custom:ngsci:admin`, held by the role `ngsci-admin` (`admin_users`),
-      which reaches the service only through the service's own hub OAuth login (its OAuth
-      client may carry it) or a token an admin creates, never through a server's token;
+    - the custom scope `custom:ngsci:admin`, held by the role `ngsci-admin`: the users named in
+      `admin_users` and every member of the hub groups named in `admin_groups` (so the scope
+      follows a group an identity provider fills, with `Authenticator.manage_groups`). JupyterHub's
+      own `admin` role does not carry it (that role cannot be edited): a hub admin is an ngsci
+      admin only when listed here or in such a group. The scope reaches the service only
+      through the service's own hub OAuth login (its OAuth client may carry it) or a token an
+      admin creates, never through a server's token;
     - a role for the service with the hub API scopes it needs;
     - `access:services!service=<service_name>` for every user, so their servers' tokens may
       call the service;
-    - `NgsciSpawner.service_url` and `.bridge_secret` (and `.start_timeout` when given).
+    - `NgsciSpawner.service_url` and `.bridge_secret` (and `.start_timeout` when given);
+    - how long the hub waits at start-up for the service to answer: `service_start_timeout`
+      seconds (it migrates and opens its database first), on JupyterHub 6 and later.
 
     With `secrets_file`, the bridge secret and every secret setting of `service_environment`
     (SECRET_SETTING) are written to that file (0600) and the service gets only its path
@@ -97,6 +105,10 @@ def configure_hub(
     """
     if not bridge_secret:
         raise ValueError("bridge_secret must not be empty")
+    if not 1 <= int(service_start_timeout) <= 3600:
+        raise ValueError(
+            f"service_start_timeout must be 1 to 3600 seconds, not {service_start_timeout!r}"
+        )
     if service_url is not None:
         if service_command or service_port is not None or service_environment or secrets_file:
             raise ValueError(
@@ -117,6 +129,7 @@ def configure_hub(
         if service_port is None or not 0 < int(service_port) < 65536:
             raise ValueError(f"service_port must be a TCP port, not {service_port!r}")
         base_url = f"http://127.0.0.1:{int(service_port)}"
+        _check_data_dir(service_environment or {})
 
     hub = c.JupyterHub
     hub.spawner_class = "ngsci"
@@ -155,6 +168,7 @@ def configure_hub(
             "oauth_client_allowed_scopes": [service_access, ADMIN_SCOPE],
             # part of the hub, operated by its admins: a consent page adds nothing
             "oauth_no_confirm": True,
+            **_service_wait(int(service_start_timeout)),
         }
     )
 
@@ -172,8 +186,11 @@ def configure_hub(
         "description": "ngsci administrators",
         "scopes": [ADMIN_SCOPE],
     }
-    if admin_users:
-        admin_role["users"] = sorted(admin_users)
+    for key, names in (("users", admin_users), ("groups", admin_groups)):
+        if isinstance(names, str):
+            raise ValueError(f"admin_{key} must be a collection of names, not the string {names!r}")
+        if names:
+            admin_role[key] = sorted(names)
     _add_role(c, admin_role)
     _grant_users(c, service_access, use_extra_user_scopes=_hub_has_extra_user_scopes())
 
@@ -183,6 +200,18 @@ def configure_hub(
     spawner.service_name = service_name
     if start_timeout is not None:
         spawner.start_timeout = int(start_timeout)
+
+
+def _check_data_dir(environment: Mapping[str, str]) -> None:
+    """Refuse a relative NGSCI_DATA_DIR / NGSCI_LOCAL_HOMES: each instance runs in its own home
+    and would resolve it again there (`.ngsci/homes/alice/.ngsci/homes/alice`)."""
+    for key in ("NGSCI_DATA_DIR", "NGSCI_LOCAL_HOMES"):
+        value = environment.get(key)
+        if value is not None and not os.path.isabs(value):
+            raise ValueError(
+                f"service_environment[{key!r}] must be an absolute path such as /srv/ngsci,"
+                f" not {value!r}"
+            )
 
 
 def _hub_has_extra_user_scopes() -> bool:
@@ -243,3 +272,13 @@ def _service_environment(
     write_secrets_file(secrets_file, secrets)
     plain = {k: v for k, v in everything.items() if k not in secrets}
     return {**plain, "NGSCI_SECRETS_FILE": str(Path(secrets_file).resolve())}
+
+
+def _service_wait(seconds: int) -> dict[str, int]:
+    """How long the hub waits for the service to answer at start-up (JupyterHub 6's
+    ``Service.timeout``, 30 s by default). The service migrates and opens its database first: the
+    embedded one on a loaded 2-core machine took more than 30 s, and the hub then exited. Hubs
+    before 6.0 have no such field (and refuse unknown ones), so it is set only where it exists."""
+    from jupyterhub.services.service import Service
+
+    return {"timeout": seconds} if "timeout" in Service.class_trait_names() else {}

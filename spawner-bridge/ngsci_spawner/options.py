@@ -16,7 +16,8 @@ from typing import Any
 from .errors import SpawnError
 
 CLOUDS = ("local", "aws", "gcp", "azure")
-OPTION_KEYS = ("size", "cloud", "region", "spot", "spotFallback")
+OPTION_KEYS = ("size", "cloud", "region", "spot", "spotFallback", "onPreemption")
+ON_PREEMPTION = ("on-demand", "spot", "stop")
 SIZE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{0,62}$")
 REGION_MAX = 64
 
@@ -74,6 +75,13 @@ def validate_options(options: Any, *, default_size: str = "") -> dict[str, Any]:
         # only a spot start can fall back to on demand
         if options["spotFallback"] and clean.get("spot"):
             clean["spotFallback"] = True
+    if "onPreemption" in options:
+        choice = options["onPreemption"]
+        if choice not in ON_PREEMPTION:
+            raise invalid(f"onPreemption must be one of {', '.join(ON_PREEMPTION)}")
+        # only a spot machine is taken back by the cloud
+        if clean.get("spot"):
+            clean["onPreemption"] = choice
     return clean
 
 
@@ -93,6 +101,9 @@ def options_from_form(form_data: Mapping[str, Any]) -> dict[str, Any]:
     # an unchecked checkbox is simply absent from the form
     options["spot"] = first("spot").lower() in _TRUE_WORDS
     options["spotFallback"] = first("spotFallback").lower() in _TRUE_WORDS
+    # empty: the service's default
+    if value := first("onPreemption"):
+        options["onPreemption"] = value
     return validate_options(options)
 
 
@@ -263,6 +274,8 @@ def render_form(catalog: Mapping[str, Any], previous: Mapping[str, Any] | None =
     )
     spot = previous.get("spot") is True
     fallback = previous.get("spotFallback") is True
+    preemption = previous.get("onPreemption")
+    preemption = preemption if preemption in ON_PREEMPTION else ""
     cloud_label = CLOUD_LABELS.get(cloud, cloud)
     runways = _runway_by_choice(catalog)
     forbidden = _forbidden_sizes(catalog)
@@ -336,6 +349,21 @@ def render_form(catalog: Mapping[str, Any], previous: Mapping[str, Any] | None =
             '<label class="form-check-label" for="ngsci-spot-fallback">'
             "If the cloud has no spot capacity, start on demand instead (billed at the on-demand"
             " price)</label>",
+            "</div>",
+            '<div class="form-group">',
+            '<label for="ngsci-on-preemption">If the cloud takes the spot machine back</label>',
+            '<select class="form-control" name="onPreemption" id="ngsci-on-preemption">',
+            *(
+                f'<option value="{value}"{" selected" if value == preemption else ""}>'
+                f"{escape(text)}</option>"
+                for value, text in (
+                    ("", "the service's default"),
+                    ("on-demand", "start it again on demand (billed at the on-demand price)"),
+                    ("spot", "start it again on spot"),
+                    ("stop", "leave it stopped"),
+                )
+            ),
+            "</select>",
             "</div>",
             f'<p class="ngsci-note">Prices are list prices in {currency} per hour as of {as_of};'
             " your plan may bill them differently.</p>",

@@ -100,18 +100,31 @@ class NgsciSpawner(Spawner):
     public_api_url = Unicode(
         "",
         help="""
-        Value of `NGSCI_API_URL` in single-user servers: where they reach the ngsci API.
+        Value of `NGSCI_API_URL` in single-user servers: where they reach the ngsci API (the
+        `ngsci` CLI, the `%ngsci` magic and the agent inside an instance need a full URL).
 
-        Default (empty): the public path `<hub base url>services/<service_name>/api/v1`, e.g.
-        `/services/ngsci/api/v1`, which works for clients that reach the hub through its proxy
-        (the JupyterLab extension, local instances). Set a full URL such as
-        `https://hub.example.org/services/ngsci/api/v1` when local instances' terminals must
-        reach the service by the hub's public address. Cloud machines (hub-service's terraform
-        provisioner) do not use this value: hub-service sets their `NGSCI_API_URL`, and their
-        `JUPYTERHUB_API_URL` and `JUPYTERHUB_ACTIVITY_URL`, from its `NGSCI_VM_HUB_URL` (the
-        hub's address as machines reach it), since the hub computes these for its own host.
+        Default (empty): derived from `service_url`, `<service_url>/api/v1`, e.g.
+        `http://127.0.0.1:10101/services/ngsci/api/v1`: the service as the hub's own machine
+        reaches it, which is where local instances run. Set a full URL such as
+        `https://hub.example.org/services/ngsci/api/v1` when instances must reach the service by
+        the hub's public address. Cloud machines (hub-service's terraform provisioner) do not use
+        this value: hub-service sets their `NGSCI_API_URL`, and their `JUPYTERHUB_API_URL` and
+        `JUPYTERHUB_ACTIVITY_URL`, from its `NGSCI_VM_HUB_URL` (the hub's address as machines
+        reach it), since the hub computes these for its own host. A value that is not an
+        http(s) URL is refused when the hub loads its config (a bare path made `ngsci status`
+        fail inside instances with "NGSCI_API_URL is a path").
         """,
     ).tag(config=True)
+
+    @validate("public_api_url")
+    def _full_public_api_url(self, proposal: Any) -> str:
+        value = str(proposal.value)
+        if value and not re.match(r"^https?://[^/\s]+", value):
+            raise TraitError(
+                "NgsciSpawner.public_api_url must be a full http(s) URL such as"
+                f" https://hub.example.org/services/ngsci/api/v1, not {value!r}"
+            )
+        return value
 
     # ---- spawn options
 
@@ -128,13 +141,29 @@ class NgsciSpawner(Spawner):
     # ---- timing
 
     start_timeout = Integer(
-        900,
         help="""
         Seconds the hub waits for `start()` to return before giving up and stopping the
         instance. ngsci raises JupyterHub's default of 60 s to 900 s, because a cloud GPU
         machine takes minutes to provision and boot. Lower it for local-only hubs.
+
+        Default: the hub's `NGSCI_START_TIMEOUT` environment variable when set, else 900.
         """,
     ).tag(config=True)
+
+    @default("start_timeout")
+    def _default_start_timeout(self) -> int:
+        raw = os.environ.get("NGSCI_START_TIMEOUT", "")
+        if not raw:
+            return 900
+        try:
+            value = int(raw)
+        except ValueError:
+            value = 0
+        if value <= 0:
+            raise TraitError(
+                f"NGSCI_START_TIMEOUT must be a positive number of seconds, not {raw!r}"
+            )
+        return value
 
     http_timeout = Integer(
         120,
@@ -256,6 +285,8 @@ class NgsciSpawner(Spawner):
         """Where single-user servers reach the ngsci API (`NGSCI_API_URL`)."""
         if self.public_api_url:
             return self.public_api_url
+        if re.match(r"^https?://", self.service_url):
+            return f"{self.service_url.rstrip('/')}/api/v1"
         # hub.base_url is "<base url>hub/"; JupyterHub derives JUPYTERHUB_BASE_URL the same way.
         base_url = self.hub.base_url[: -len("hub/")] if self.hub else "/"
         return str(url_path_join(base_url, "services", self.service_name, "api/v1"))

@@ -55,6 +55,8 @@ def test_structure():
                 "custom:ngsci:admin",
             ],
             "oauth_no_confirm": True,
+            # the hub waits for the service's database to open (30 s was too short under load)
+            "timeout": 180,
         }
     ]
     by_name = {role["name"]: role for role in hub.load_roles}
@@ -134,6 +136,16 @@ def test_settings_written_after_configure_hub_still_merge():
         ({"bridge_secret": ""}, "bridge_secret"),
         ({"service_command": []}, "service_command"),
         ({"service_port": 70000}, "service_port"),
+        ({"admin_groups": "lab-admins"}, "admin_groups"),
+        ({"service_start_timeout": 0}, "service_start_timeout"),
+        (
+            {"service_environment": {"NGSCI_DATA_DIR": ".ngsci"}},
+            "NGSCI_DATA_DIR.*absolute path",
+        ),
+        (
+            {"service_environment": {"NGSCI_DATA_DIR": "/srv/ngsci", "NGSCI_LOCAL_HOMES": "homes"}},
+            "NGSCI_LOCAL_HOMES.*absolute path",
+        ),
     ],
 )
 def test_refuses_bad_arguments(override, complaint):
@@ -261,3 +273,34 @@ def test_external_service_refuses_bad_arguments(override, complaint):
     }
     with pytest.raises(ValueError, match=complaint):
         configure_hub(Config(), **args)
+
+
+async def test_the_admin_scope_follows_a_hub_group(hub):
+    """Admins from an identity provider's group: members of an `admin_groups` group hold the
+    admin scope, joining the group later grants it, and a hub admin outside it does not."""
+    c = configured(admin_users={"alice"}, admin_groups={"lab-admins"})
+    c.JupyterHub.load_groups = {"lab-admins": {"users": ["carol"]}}
+    c.Authenticator.admin_users = {"root"}
+    app = await hub(c)
+
+    role = orm.Role.find(app.db, "ngsci-admin")
+    assert [g.name for g in role.groups] == ["lab-admins"]
+
+    def holds_admin_scope(name: str) -> bool:
+        user = orm.User.find(app.db, name) or orm.User(name=name)
+        if user.id is None:
+            app.db.add(user)
+            app.db.commit()
+            roles.assign_default_roles(app.db, user)
+        return "custom:ngsci:admin" in scopes.get_scopes_for(user)
+
+    assert holds_admin_scope("alice")
+    assert holds_admin_scope("carol")
+    assert not holds_admin_scope("dave")
+    # JupyterHub's own admin role does not carry the custom scope
+    assert not holds_admin_scope("root")
+    # joining the group (what Authenticator.manage_groups does at login) grants it
+    dave = orm.User.find(app.db, "dave")
+    dave.groups.append(orm.Group.find(app.db, "lab-admins"))
+    app.db.commit()
+    assert holds_admin_scope("dave")

@@ -46,7 +46,7 @@ async def test_start_returns_target_url_and_records_instance(service, make_spawn
     assert start.body["options"] == {"size": "gpu-t4", "cloud": "aws"}
     assert start.body["baseUrl"] == "/user/alice/"
     assert start.body["env"]["JUPYTERHUB_API_TOKEN"] == HUB_TOKEN
-    assert start.body["env"]["NGSCI_API_URL"] == "/services/ngsci/api/v1"
+    assert start.body["env"]["NGSCI_API_URL"] == f"{service.url}/api/v1"
     assert SECRET not in str(start.body)
     # then it polled the instance until running
     assert service.paths()[1:] == [f"GET {PREFIX}/api/v1/bridge/instances/inst-1"] * 3
@@ -414,13 +414,31 @@ def test_configured_scopes_are_not_overridden(make_spawner):
     assert spawner.server_token_scopes == ["users:activity!user", "read:users:name!user"]
 
 
-def test_api_url_in_env(make_spawner):
-    assert make_spawner().get_env()["NGSCI_API_URL"] == "/services/ngsci/api/v1"
+def test_api_url_in_env(service, make_spawner):
+    # a full URL by default (the CLI in an instance refuses a bare path): the service as the
+    # hub's machine reaches it, where local instances run
+    assert make_spawner().get_env()["NGSCI_API_URL"] == f"{service.url}/api/v1"
+    assert make_spawner().get_env()["NGSCI_API_URL"].startswith("http://127.0.0.1:")
     public = "https://hub.example.org/services/ngsci/api/v1"
     assert make_spawner(public_api_url=public).get_env()["NGSCI_API_URL"] == public
 
 
-def test_cloud_friendly_timeouts():
+def test_a_bare_path_as_public_api_url_is_refused_naming_the_setting(make_spawner):
+    with pytest.raises(TraitError, match=r"NgsciSpawner\.public_api_url must be a full"):
+        make_spawner(public_api_url="/services/ngsci/api/v1")
+
+
+def test_start_timeout_follows_ngsci_start_timeout(monkeypatch):
+    monkeypatch.setenv("NGSCI_START_TIMEOUT", "300")
+    assert NgsciSpawner().start_timeout == 300
+    assert NgsciSpawner(start_timeout=42).start_timeout == 42
+    monkeypatch.setenv("NGSCI_START_TIMEOUT", "soon")
+    with pytest.raises(TraitError, match="NGSCI_START_TIMEOUT"):
+        _ = NgsciSpawner().start_timeout
+
+
+def test_cloud_friendly_timeouts(monkeypatch):
+    monkeypatch.delenv("NGSCI_START_TIMEOUT", raising=False)
     spawner = NgsciSpawner()
     assert (spawner.start_timeout, spawner.http_timeout) == (900, 120)
 

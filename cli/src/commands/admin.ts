@@ -14,7 +14,7 @@ import type {
 } from '@ngsci/contract';
 import { SecurityEventKind } from '@ngsci/contract';
 import type { AdminUserList, InstanceList, PlanList, QuotaList } from '../types.js';
-import { parse, str } from '../args.js';
+import { GLOBAL_OPTIONS, parse, str } from '../args.js';
 import { EXIT, UsageError } from '../errors.js';
 import { table } from '../output.js';
 import {
@@ -26,10 +26,11 @@ import {
   parseServer,
   parseSize,
 } from '../parse.js';
-import { help, instanceRows, type Ctx } from './user.js';
+import { asOf, help, instanceRows, type Ctx } from './user.js';
 
 const COMMON = `
-Common options: --url URL, --token TOKEN (an admin's), --json`;
+Every verb takes --url URL, --token TOKEN (an admin's; default $NGSCI_API_URL,
+$JUPYTERHUB_API_TOKEN), --json and --help, before or after the verb.`;
 
 export const ADMIN_HELP = `Usage: ngsci admin VERB ...
 
@@ -37,14 +38,18 @@ Verbs:
   quota list                                  every quota and budget
   quota set (--user U | --group G | --default) [--budget DOLLARS|none] [--hard-stop|--no-hard-stop]
             [--max-concurrent N] [--sizes a,b|any] [--gpu-hours N] [--idle-cpu 30m] [--idle-gpu 15m] [--max-age 24h]
+            [--idle-cpu-min 10m] [--idle-cpu-max 4h|never] [--idle-gpu-min 5m] [--idle-gpu-max 1h|never]
+                                              the bounds researchers choose their own idle timeout within
+                                              (ngsci idle); max never: no upper bound; none: unset
   quota delete ID
   instances [--all]                           every user's instances
   stop USER[/SERVER]                          stops a user's server (default: default)
   plans [list]                                plans and their price multipliers
   plans set ID "LABEL" MULTIPLIER             e.g. plans set academic "Academic" 0.5
   plans assign (--user U | --group G) PLAN
-  users                                       this month's spend per user
-  audit [--user U] [--path PREFIX] [--from DATE] [--to DATE] [--csv [-o FILE]]
+  users [--month YYYY-MM]                     spend per user against their budget (their own,
+                                              else their group's), then per group
+  audit [--user U] [--path PREFIX] [--from DATE] [--to DATE] [--csv [FILE]]
                                               data-access events (who read which file, when)
   audit verify [--chain INSTANCE_ID]          recompute the hash chains; exit 1 on a broken link
   audit events [--kind KIND] [--limit N]      security events, newest first (honeypot_read,
@@ -59,8 +64,41 @@ Verbs:
   audit remove-rule ID
 ${COMMON}`;
 
+/**
+ * The first word of `args` that is a verb, skipping flags and the values of flags that take one
+ * (`--url URL` may come before the verb): the verb and the rest, flags kept in place. A word that
+ * is not one of `verbs` is no verb (undefined) when `verbs` is given, so the default verb gets it.
+ */
+export function splitVerb(
+  args: string[],
+  opts: { verbs?: readonly string[]; valueFlags?: readonly string[] } = {},
+): { verb: string | undefined; rest: string[] } {
+  const takesValue = new Set([
+    ...Object.entries(GLOBAL_OPTIONS)
+      .filter(([, o]) => o.type === 'string')
+      .map(([name]) => name),
+    ...(opts.valueFlags ?? []),
+  ]);
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--') break;
+    if (a.startsWith('-')) {
+      const name = a.replace(/^--?/, '').split('=')[0]!;
+      if ((takesValue.has(name) || (a === '-o' && takesValue.has('o'))) && !a.includes('=')) i++;
+      continue;
+    }
+    if (opts.verbs && !opts.verbs.includes(a)) return { verb: undefined, rest: args };
+    return { verb: a, rest: [...args.slice(0, i), ...args.slice(i + 1)] };
+  }
+  return { verb: undefined, rest: args };
+}
+
+const wantsHelp = (args: string[]) => args.includes('--help') || args.includes('-h');
+
 export async function admin(ctx: Ctx, args: string[]): Promise<number> {
-  const [verb, ...rest] = args;
+  const { verb, rest } = splitVerb(args);
+  if (verb === undefined && rest.length && !wantsHelp(rest))
+    throw new UsageError('admin: missing VERB (see: ngsci admin --help)');
   switch (verb) {
     case 'quota':
     case 'quotas':
@@ -78,8 +116,6 @@ export async function admin(ctx: Ctx, args: string[]): Promise<number> {
       return audit(ctx, rest);
     case undefined:
     case 'help':
-    case '--help':
-    case '-h':
       return help(ctx, ADMIN_HELP);
     default:
       throw new UsageError(`admin: unknown verb '${verb}' (see: ngsci admin --help)`);
@@ -88,6 +124,12 @@ export async function admin(ctx: Ctx, args: string[]): Promise<number> {
 
 const print = (ctx: Ctx, data: unknown, human: () => string) =>
   ctx.io.out(`${ctx.json ? JSON.stringify(data, null, 2) : human()}\n`);
+
+/** a quota row's bounds for researchers' own idle timeouts: `10m-4h`, `5m-`, `-never` */
+const idleBounds = (min?: number | null, max?: number | null) =>
+  min == null && max == null
+    ? null
+    : `${min == null ? '' : duration(min)}-${max == null ? '' : max === 0 ? 'never' : duration(max)}`;
 
 const quotaRows = (qs: Quota[]) =>
   table(
@@ -101,6 +143,8 @@ const quotaRows = (qs: Quota[]) =>
       'GPU h',
       'idle cpu',
       'idle gpu',
+      'cpu choice',
+      'gpu choice',
       'max age',
     ],
     qs.map((q) => [
@@ -113,12 +157,30 @@ const quotaRows = (qs: Quota[]) =>
       q.gpuHoursPerMonth,
       q.idleTimeoutCpuSeconds === null ? null : duration(q.idleTimeoutCpuSeconds),
       q.idleTimeoutGpuSeconds === null ? null : duration(q.idleTimeoutGpuSeconds),
+      idleBounds(q.idleTimeoutCpuMinSeconds, q.idleTimeoutCpuMaxSeconds),
+      idleBounds(q.idleTimeoutGpuMinSeconds, q.idleTimeoutGpuMaxSeconds),
       q.maxAgeSeconds === null ? null : duration(q.maxAgeSeconds),
     ]),
   );
 
+const QUOTA_VALUE_FLAGS = [
+  'user',
+  'group',
+  'budget',
+  'max-concurrent',
+  'sizes',
+  'gpu-hours',
+  'idle-cpu',
+  'idle-gpu',
+  'idle-cpu-min',
+  'idle-cpu-max',
+  'idle-gpu-min',
+  'idle-gpu-max',
+  'max-age',
+];
+
 async function quota(ctx: Ctx, args: string[]): Promise<number> {
-  const [verb, ...rest] = args;
+  const { verb, rest } = splitVerb(args, { valueFlags: QUOTA_VALUE_FLAGS });
   if (verb === 'list' || verb === undefined) {
     const p = parse('admin quota list', rest, {}, { min: 0, max: 0, names: '' });
     if (p.values.help) return help(ctx, ADMIN_HELP);
@@ -152,6 +214,10 @@ async function quota(ctx: Ctx, args: string[]): Promise<number> {
       'idle-cpu': { type: 'string' },
       'idle-gpu': { type: 'string' },
       'max-age': { type: 'string' },
+      'idle-cpu-min': { type: 'string' },
+      'idle-cpu-max': { type: 'string' },
+      'idle-gpu-min': { type: 'string' },
+      'idle-gpu-max': { type: 'string' },
     },
     { min: 0, max: 0, names: '' },
   );
@@ -199,6 +265,21 @@ async function quota(ctx: Ctx, args: string[]): Promise<number> {
     body.idleTimeoutGpuSeconds = none(v['idle-gpu'])
       ? null
       : parseDuration(str(v['idle-gpu'])!, '--idle-gpu');
+  const bounds = [
+    ['idle-cpu-min', 'idleTimeoutCpuMinSeconds'],
+    ['idle-cpu-max', 'idleTimeoutCpuMaxSeconds'],
+    ['idle-gpu-min', 'idleTimeoutGpuMinSeconds'],
+    ['idle-gpu-max', 'idleTimeoutGpuMaxSeconds'],
+  ] as const;
+  for (const [flag, field] of bounds) {
+    const raw = str(v[flag]);
+    if (raw === undefined) continue;
+    body[field] = none(raw)
+      ? null
+      : raw === 'never' && flag.endsWith('max')
+        ? 0
+        : parseDuration(raw, `--${flag}`);
+  }
   if (v['max-age'] !== undefined)
     body.maxAgeSeconds = none(v['max-age']) ? null : parseDuration(str(v['max-age'])!, '--max-age');
   // PUT replaces a quota row, so a change of one limit keeps the row's other limits
@@ -251,7 +332,7 @@ async function stopFor(ctx: Ctx, args: string[]): Promise<number> {
 }
 
 async function plans(ctx: Ctx, args: string[]): Promise<number> {
-  const [verb, ...rest] = args;
+  const { verb, rest } = splitVerb(args, { valueFlags: ['user', 'group'] });
   if (verb === undefined || verb === 'list') {
     const p = parse('admin plans', rest, {}, { min: 0, max: 0, names: '' });
     if (p.values.help) return help(ctx, ADMIN_HELP);
@@ -317,48 +398,162 @@ async function plans(ctx: Ctx, args: string[]): Promise<number> {
   throw new UsageError(`admin plans: unknown verb '${verb}' (list, set, assign)`);
 }
 
+/**
+ * Spend per user against the budget that holds them: their own (or the default), else the
+ * tightest of their groups' (marked "group G"); then per group, its members' spend against its
+ * budget. Group budgets come from the quota list, which the users' answer does not carry.
+ */
 async function users(ctx: Ctx, args: string[]): Promise<number> {
-  const p = parse('admin users', args, {}, { min: 0, max: 0, names: '' });
+  const p = parse(
+    'admin users',
+    args,
+    { month: { type: 'string' } },
+    { min: 0, max: 0, names: '' },
+  );
   if (p.values.help) return help(ctx, ADMIN_HELP);
-  const list = await ctx.api().get<AdminUserList>('/admin/users');
-  print(ctx, list, () =>
-    table(
-      ['user', 'plan', 'running', 'spent', 'budget', 'used'],
-      list.users.map((u) => [
-        u.name,
-        u.plan,
-        u.running,
-        dollars(u.spentMicros),
-        u.budgetMicros === null ? null : dollars(u.budgetMicros),
-        u.percent === null ? null : `${u.percent}%`,
-      ]),
-    ),
+  const month = str(p.values.month);
+  if (month !== undefined && !/^(19[7-9]\d|[2-9]\d{3})-(0[1-9]|1[0-2])$/.test(month))
+    throw new UsageError(`--month must be a month such as 2026-11, not '${month}'`);
+  const api = ctx.api();
+  const list = await api.get<AdminUserList>(
+    `/admin/users${month ? `?month=${encodeURIComponent(month)}` : ''}`,
+  );
+  const quotas = (await api.get<QuotaList>('/admin/quotas')).quotas;
+  const groupBudget = new Map(
+    quotas
+      .filter((q) => q.subjectKind === 'group' && q.monthlyBudgetMicros !== null)
+      .map((q) => [q.subjectName, q.monthlyBudgetMicros!]),
+  );
+  const groups = new Map<string, { members: number; spentMicros: number }>();
+  for (const u of list.users)
+    for (const g of u.groups) {
+      const t = groups.get(g) ?? { members: 0, spentMicros: 0 };
+      t.members++;
+      t.spentMicros += u.spentMicros;
+      groups.set(g, t);
+    }
+  const groupRows = [...groups.entries()]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([name, t]) => {
+      const budget = groupBudget.get(name) ?? null;
+      return {
+        name,
+        members: t.members,
+        spentMicros: t.spentMicros,
+        budgetMicros: budget,
+        percent:
+          budget === null ? null : budget > 0 ? Math.floor((t.spentMicros * 100) / budget) : 100,
+      };
+    });
+  const percentOf = (name: string) => groupRows.find((g) => g.name === name)?.percent ?? null;
+  // JSON keeps the service's fields as they are and adds the budget that holds each user
+  const userRows = list.users.map((u) => {
+    if (u.budgetMicros !== null)
+      return {
+        ...u,
+        budgetFrom: 'user',
+        effectiveBudgetMicros: u.budgetMicros,
+        effectivePercent: u.percent,
+      };
+    // the tightest group budget (the highest share used) is the one that stops them first
+    const held = u.groups
+      .filter((g) => groupBudget.has(g))
+      .sort((x, y) => (percentOf(y) ?? 0) - (percentOf(x) ?? 0))[0];
+    return held === undefined
+      ? { ...u, budgetFrom: null, effectiveBudgetMicros: null, effectivePercent: null }
+      : {
+          ...u,
+          budgetFrom: `group ${held}`,
+          effectiveBudgetMicros: groupBudget.get(held)!,
+          effectivePercent: percentOf(held),
+        };
+  });
+  const totalMicros = list.users.reduce((sum, u) => sum + u.spentMicros, 0);
+  print(ctx, { ...list, users: userRows, groups: groupRows, totalMicros }, () =>
+    [
+      `Spend in ${list.month}${asOf(list)}`,
+      table(
+        ['user', 'plan', 'running', 'spent', 'budget', 'used'],
+        userRows.map((u) => [
+          u.name,
+          u.plan,
+          u.running,
+          dollars(u.spentMicros),
+          u.effectiveBudgetMicros === null
+            ? null
+            : `${dollars(u.effectiveBudgetMicros)}${u.budgetFrom && u.budgetFrom !== 'user' ? ` (${u.budgetFrom})` : ''}`,
+          u.effectivePercent === null ? null : `${u.effectivePercent}%`,
+        ]),
+      ),
+      `total: ${dollars(totalMicros)}`,
+      ...(groupRows.length
+        ? [
+            '',
+            table(
+              ['group', 'members', 'spent', 'budget', 'used'],
+              groupRows.map((g) => [
+                g.name,
+                g.members,
+                dollars(g.spentMicros),
+                g.budgetMicros === null ? null : dollars(g.budgetMicros),
+                g.percent === null ? null : `${g.percent}%`,
+              ]),
+            ),
+          ]
+        : []),
+    ].join('\n'),
   );
   return EXIT.ok;
 }
 
+const AUDIT_VERBS = [
+  'list',
+  'verify',
+  'events',
+  'rules',
+  'add-honeypot',
+  'add-threshold',
+  'remove-rule',
+] as const;
+
 async function audit(ctx: Ctx, args: string[]): Promise<number> {
-  switch (args[0]) {
+  const { verb, rest } = splitVerb(args, {
+    valueFlags: [
+      'user',
+      'path',
+      'from',
+      'to',
+      'limit',
+      'output',
+      'o',
+      'chain',
+      'kind',
+      'note',
+      'window',
+      'max-files',
+      'max-bytes',
+    ],
+  });
+  switch (verb) {
     case 'verify':
-      return auditVerify(ctx, args.slice(1));
+      return auditVerify(ctx, rest);
     case 'events':
-      return auditEvents(ctx, args.slice(1));
+      return auditEvents(ctx, rest);
     case 'rules':
-      return auditRules(ctx, args.slice(1));
+      return auditRules(ctx, rest);
     case 'add-honeypot':
-      return auditAddHoneypot(ctx, args.slice(1));
+      return auditAddHoneypot(ctx, rest);
     case 'add-threshold':
-      return auditAddThreshold(ctx, args.slice(1));
+      return auditAddThreshold(ctx, rest);
     case 'remove-rule':
-      return auditRemoveRule(ctx, args.slice(1));
+      return auditRemoveRule(ctx, rest);
     case 'list':
-      return auditList(ctx, args.slice(1));
+    case undefined:
+      return auditList(ctx, rest);
     default:
-      if (args[0] !== undefined && !args[0].startsWith('-'))
-        throw new UsageError(
-          `admin audit: unknown verb '${args[0]}' (list, verify, events, rules, add-honeypot, add-threshold, remove-rule)`,
-        );
-      return auditList(ctx, args);
+      // a word that is no verb: FILE after --csv, else a typo
+      if (rest.includes('--csv')) return auditList(ctx, args);
+      throw new UsageError(`admin audit: unknown verb '${verb}' (${AUDIT_VERBS.join(', ')})`);
   }
 }
 
@@ -375,9 +570,18 @@ async function auditList(ctx: Ctx, args: string[]): Promise<number> {
       csv: { type: 'boolean', default: false },
       output: { type: 'string', short: 'o' },
     },
-    { min: 0, max: 0, names: '' },
+    { min: 0, max: 1, names: '' },
   );
   if (p.values.help) return help(ctx, ADMIN_HELP);
+  // --csv [FILE]: the file may follow --csv as a word of its own (or come as -o FILE)
+  const file = p.positionals[0];
+  if (file !== undefined && !p.values.csv)
+    throw new UsageError(
+      `admin audit: unexpected argument '${file}' (see: ngsci admin audit --help)`,
+    );
+  if (file !== undefined && p.values.output !== undefined)
+    throw new UsageError('admin audit: give the CSV file once: --csv FILE or -o FILE');
+  if (file !== undefined) p.values.output = file;
   const q = new URLSearchParams();
   if (p.values.user) q.set('user', str(p.values.user)!);
   if (p.values.path) {

@@ -1,9 +1,11 @@
-/** The researcher's verbs: status, launch, stop, resize, usage, budget, catalog, notify, estimate. */
+/** The researcher's verbs: status, launch, stop, resize, usage, budget, catalog, notify, estimate, idle. */
 import { readFileSync } from 'node:fs';
 import type {
   Budget,
   Catalog,
   Estimate,
+  IdleClassTimeout,
+  IdleTimeout,
   Instance,
   Me,
   NotificationList,
@@ -11,7 +13,7 @@ import type {
   Usage,
 } from '@ngsci/contract';
 import type { InstanceList } from '../types.js';
-import { EstimateScenario } from '@ngsci/contract';
+import { EstimateScenario, formatIdleBounds, formatIdleTimeout } from '@ngsci/contract';
 import { parse, str } from '../args.js';
 import type { ApiClient } from '../client.js';
 import { CliError, EXIT, UsageError } from '../errors.js';
@@ -117,6 +119,7 @@ export async function launch(ctx: Ctx, args: string[]): Promise<number> {
       cloud: { type: 'string' },
       region: { type: 'string' },
       spot: { type: 'boolean', default: false },
+      'on-preemption': { type: 'string' },
       'no-wait': { type: 'boolean', default: false },
       timeout: { type: 'string' },
     },
@@ -128,6 +131,11 @@ export async function launch(ctx: Ctx, args: string[]): Promise<number> {
   const cloud = str(p.values.cloud);
   if (cloud && !['local', 'aws', 'gcp', 'azure'].includes(cloud))
     throw new UsageError(`--cloud must be local, aws, gcp or azure, not '${cloud}'`);
+  const onPreemption = str(p.values['on-preemption']);
+  if (onPreemption && !['on-demand', 'spot', 'stop'].includes(onPreemption))
+    throw new UsageError(`--on-preemption must be on-demand, spot or stop, not '${onPreemption}'`);
+  if (onPreemption && !p.values.spot)
+    throw new UsageError('--on-preemption applies to spot machines: add --spot');
   const timeout = p.values.timeout ? parseDuration(str(p.values.timeout)!, '--timeout') : 900;
   const api = ctx.api();
   const inst = await api.post<Instance>('/instances', {
@@ -136,6 +144,7 @@ export async function launch(ctx: Ctx, args: string[]): Promise<number> {
     ...(cloud ? { cloud } : {}),
     ...(p.values.region ? { region: str(p.values.region) } : {}),
     spot: Boolean(p.values.spot),
+    ...(onPreemption ? { onPreemption } : {}),
   });
   if (p.values['no-wait']) {
     print(
@@ -521,6 +530,65 @@ export async function estimate(ctx: Ctx, args: string[]): Promise<number> {
   return EXIT.ok;
 }
 
+/** One class of `ngsci idle`: what applies, what was chosen, the bounds. */
+const idleRow = (label: string, t: IdleClassTimeout) => [
+  label,
+  formatIdleTimeout(t.effectiveSeconds),
+  t.chosenSeconds === null
+    ? `admin's (${formatIdleTimeout(t.defaultSeconds)})`
+    : t.clamped
+      ? `${formatIdleTimeout(t.chosenSeconds)} (outside the bounds now: the nearest bound applies)`
+      : formatIdleTimeout(t.chosenSeconds),
+  formatIdleBounds(t),
+];
+
+/** `45m`, `1h30m`, `never` (0), `default` (back to the admin's timeout: null). */
+function parseIdleValue(raw: string): number | null {
+  const s = raw.trim().toLowerCase();
+  if (s === 'default' || s === 'reset' || s === 'admin') return null;
+  if (s === 'never' || s === 'off') return 0;
+  return parseDuration(s, 'the idle timeout');
+}
+
+export async function idle(ctx: Ctx, args: string[]): Promise<number> {
+  const p = parse(
+    'idle',
+    args,
+    { cpu: { type: 'boolean', default: false }, gpu: { type: 'boolean', default: false } },
+    { min: 0, max: 1, names: 'TIMEOUT' },
+  );
+  if (p.values.help) return help(ctx, HELP.idle);
+  const api = ctx.api();
+  const raw = p.positionals[0];
+  if (raw === undefined && (p.values.cpu || p.values.gpu))
+    throw new UsageError('idle: --cpu and --gpu go with a TIMEOUT, e.g. ngsci idle 45m --gpu');
+  let t: IdleTimeout;
+  if (raw === undefined) t = await api.get<IdleTimeout>('/me/idle-timeout');
+  else {
+    const value = parseIdleValue(raw);
+    // neither flag: both classes
+    const both = !p.values.cpu && !p.values.gpu;
+    t = await api.put<IdleTimeout>('/me/idle-timeout', {
+      ...(both || p.values.cpu ? { cpuSeconds: value } : {}),
+      ...(both || p.values.gpu ? { gpuSeconds: value } : {}),
+    });
+  }
+  print(ctx, t, () =>
+    [
+      raw === undefined ? `idle timeout of ${t.user}` : `idle timeout of ${t.user} set`,
+      '',
+      table(
+        ['sizes', 'applies', 'your choice', 'you may choose'],
+        [idleRow('CPU', t.cpu), idleRow('GPU', t.gpu)],
+      ),
+      ...(t.cpu.clamped || t.gpu.clamped
+        ? ['', 'An admin narrowed the bounds since you chose: the nearest bound applies.']
+        : []),
+    ].join('\n'),
+  );
+  return EXIT.ok;
+}
+
 export function help(ctx: Ctx, text: string): number {
   ctx.io.out(`${text.trim()}\n`);
   return EXIT.ok;
@@ -535,7 +603,7 @@ Common options:
 
 export const HELP = {
   status: `Usage: ngsci status [SERVER] [--all]\n\nWho you are, your plan, and your instances (--all: ended ones too); with SERVER, that server in detail.${COMMON}`,
-  launch: `Usage: ngsci launch SIZE [--server NAME] [--cloud C] [--region R] [--spot] [--no-wait] [--timeout 15m]\n\nStarts a machine of SIZE (ngsci catalog lists them) and shows its progress until JupyterLab answers.${COMMON}`,
+  launch: `Usage: ngsci launch SIZE [--server NAME] [--cloud C] [--region R] [--spot [--on-preemption on-demand|spot|stop]] [--no-wait] [--timeout 15m]\n\nStarts a machine of SIZE (ngsci catalog lists them) and shows its progress until JupyterLab answers. With --spot, --on-preemption says what happens when the cloud takes the machine back: start the server again on demand or on spot, or leave it stopped (default: the service's setting).${COMMON}`,
   stop: `Usage: ngsci stop [SERVER] [--in 10m] [--no-wait]\n\nStops a server (default: default), now or after a delay; billing ends when it has stopped.${COMMON}`,
   resize: `Usage: ngsci resize SIZE [--server NAME] [--no-wait]\n\nStops the server and starts it again on SIZE, keeping its home directory. Save your work first.${COMMON}`,
   usage: `Usage: ngsci usage [--from DATE] [--to DATE] [--granularity hour|day|month]\n\nWhat you used and what it cost (default: this month, by day).${COMMON}`,
@@ -544,5 +612,6 @@ export const HELP = {
   notify: `Usage: ngsci notify "MESSAGE" [--title T] [--level info|warning|error]\n\nSends you a notice through your channels (JupyterLab, email, webhook).${COMMON}`,
   notifications: `Usage: ngsci notifications [--after ID] [--unread] [--ack]\n\nLists your notices; --ack marks the listed ones as read.${COMMON}`,
   preferences: `Usage: ngsci preferences [--email ADDR|none] [--webhook URL|none] [--channels KIND=CH[,CH]]...\n\nShows or changes where notices go. KIND: budget, idle_stop, failure, spot, message;\nCH: jupyterlab, email, webhook. Example: --channels budget=jupyterlab,email${COMMON}`,
+  idle: `Usage: ngsci idle [TIMEOUT] [--cpu|--gpu]\n\nShows your idle timeout (how long a server may sit idle before it is stopped), per size class, and the\nbounds your admin allows; with TIMEOUT (45m, 1h30m, never, default) sets it, for both classes or the\none named. A value outside the bounds is refused with the bounds.${COMMON}`,
   estimate: `Usage: ngsci estimate SCENARIO.json   (- reads stdin)\n\nWhat a scenario (always-on machines, instance hours, storage, fixed costs) costs per month and in total.${COMMON}`,
 };

@@ -10,3 +10,4 @@ export * from './tables/notify.js';
 export * from './tables/audit.js';
 export * from './tables/agent.js';
 export * from './tables/trust.js';
+export * from './tables/idle.js';

@@ -165,6 +165,8 @@ describe('Postgres restarted during a meter cycle', () => {
       cumulativeMicros(RATE, seconds, 1_000_000, HOUR),
       'the rows add up to the price of 100 minutes',
     );
+    // the per-day totals budgets read, recomputed from the rows after both restarts: no drift
+    assert.deepEqual(await h.services.metering.ledger.totalsDrift(), []);
     // the loop went on by itself: its newest report is of this cycle's clock
     await until(async () => meter.last?.at === at(101).toISOString(), 'a fresh report');
     assert.equal(meter.leader, true);

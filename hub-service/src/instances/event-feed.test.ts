@@ -11,7 +11,7 @@ import type { Database } from '../db/client.js';
 import { freshPostgres, type FreshPostgres } from '../testing/fresh-postgres.js';
 import { createLogger } from '../logger.js';
 import { harness, type Harness } from '../testing/harness.js';
-import { EventFeed, type EventStream, SseSettingsSchema } from './event-feed.js';
+import { EventFeed, eventIndex, type EventStream, SseSettingsSchema } from './event-feed.js';
 import { InstanceStore, type NewInstanceRow } from './store.js';
 
 const logger = createLogger('silent');
@@ -210,6 +210,53 @@ async function readUntil(
   }
   return text;
 }
+
+describe('the safety read, for a notification that was lost', () => {
+  test('one query per period for the whole process, and only the stream with news reads', async () => {
+    // a LISTEN that hears nothing: only the safety read can deliver the event
+    const deaf = {
+      db: pgB.db,
+      listen: async () => async () => {},
+    };
+    const index = eventIndex(pgB.db);
+    const asked = { newestId: 0, newestSince: 0 };
+    const reader = countingStore(pgB);
+    const feed = new EventFeed({
+      database: deaf,
+      store: reader,
+      logger,
+      settings,
+      safetyReadSeconds: 0.2,
+      index: {
+        newestId: () => (asked.newestId++, index.newestId()),
+        newestSince: (after) => (asked.newestSince++, index.newestSince(after)),
+      },
+    });
+    const n = 20;
+    const users = Array.from({ length: n }, (_, i) => `deaf${i}`);
+    try {
+      const streams = (await Promise.all(users.map((u) => feed.open(u, u, 'default', 0))))!;
+      for (const s of streams) assert.deepEqual(await s!.next(10), []);
+      const settled = reader.reads;
+      assert.equal(settled, n, 'one read each when they open');
+      assert.equal(asked.newestId, 1, 'the newest event id is asked once, when the LISTEN is up');
+      const ticks0 = asked.newestSince;
+      await sleep(1100);
+      const ticks = asked.newestSince - ticks0;
+      assert.ok(ticks >= 2 && ticks <= 7, `${ticks} safety reads in 1.1 s at one per 0.2 s`);
+      assert.equal(reader.reads, settled, 'no stream read: nothing new');
+
+      const created = await new InstanceStore(pgA.db).create(row('deaf7'), 'launch requested');
+      const [first] = await nextEvents(streams[7]!, 2000);
+      assert.equal(first?.instanceId, created?.id, 'the safety read delivered the event');
+      await sleep(500);
+      assert.equal(reader.reads - settled, 1, 'only the stream of that server read');
+      assert.deepEqual(await streams[6]!.next(10), [], 'the others got nothing');
+    } finally {
+      await feed.close();
+    }
+  });
+});
 
 describe('GET /instances/{server}/events on PGlite', () => {
   test('open streams hear new events at once and query nothing while idle', async () => {

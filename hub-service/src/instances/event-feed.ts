@@ -2,11 +2,16 @@
  * What feeds the SSE event streams (`GET /instances/{server}/events`): one LISTEN per process on
  * the channel the instance store announces each event row on, fanned out in memory to the streams
  * that follow that server; a stream reads the database only when it has something new to read.
+ * The safety read, in case a notification was lost, is one query per process however many streams
+ * are open: the newest event of each server written since the last safety reads, and only the
+ * streams of a server with something newer than they returned read it.
  * Also the cap on how many streams one user holds open, since each is a connection held for hours.
  */
+import { eq, gt, sql } from 'drizzle-orm';
 import { z } from 'zod';
 import type { InstanceEvent } from '@ngsci/contract';
-import type { Database } from '../db/client.js';
+import type { Database, Db } from '../db/client.js';
+import { instanceEvents, instances } from '../db/schema.js';
 import type { Logger } from '../logger.js';
 import {
   EVENTS_CHANNEL,
@@ -25,10 +30,37 @@ export const SseSettingsSchema = z.object({
 export type SseSettings = z.infer<typeof SseSettingsSchema>;
 
 /**
- * How often every stream reads anyway, in case a notification was lost: a LISTEN connection that
- * came back is caught up at once, so this is only the last line.
+ * How often the process looks for events it may not have heard of, in case a notification was
+ * lost: a LISTEN connection that came back is caught up at once, so this is only the last line.
  */
 const SAFETY_READ_SECONDS = 15;
+
+/** The two questions the safety read asks the database, once per process. */
+export interface EventIndex {
+  /** the newest event id of all (0: none yet) */
+  newestId(): Promise<number>;
+  /** for each server with events above `after`, its newest event id */
+  newestSince(after: number): Promise<EventNotice[]>;
+}
+
+/** The EventIndex of a database: range scans of instance_events' primary key. */
+export function eventIndex(db: Db): EventIndex {
+  const newest = sql<number>`coalesce(max(${instanceEvents.id}), 0)`.mapWith(Number);
+  return {
+    async newestId() {
+      const [row] = await db.select({ id: newest }).from(instanceEvents);
+      return row?.id ?? 0;
+    },
+    async newestSince(after) {
+      return db
+        .select({ user: instances.userName, server: instances.serverName, id: newest })
+        .from(instanceEvents)
+        .innerJoin(instances, eq(instances.id, instanceEvents.instanceId))
+        .where(gt(instanceEvents.id, after))
+        .groupBy(instances.userName, instances.serverName);
+    },
+  };
+}
 
 /** The key of a server in the fan-out. */
 const serverKey = (user: string, server: string) => JSON.stringify([user, server]);
@@ -117,17 +149,29 @@ export class EventFeed {
   private readonly held = new Map<string, number>();
   private listening: Promise<() => Promise<void>> | null = null;
   private safety: NodeJS.Timeout | null = null;
+  private checking = false;
+  /**
+   * Event ids the safety read starts above: `[older, newer]`, the newest id at the two previous
+   * reads (the first: when the LISTEN came up). It looks two periods back, so an event whose
+   * transaction committed after a read that a smaller id was already past is still seen.
+   */
+  private marks: [number, number] | null = null;
+  private readonly index: EventIndex | null;
 
   constructor(
     private readonly d: {
-      database: Pick<Database, 'listen'>;
+      database: Pick<Database, 'listen'> & Partial<Pick<Database, 'db'>>;
       store: Pick<InstanceStore, 'serverEvents'>;
       logger: Logger;
       settings: SseSettings;
-      /** how often every stream reads anyway (default SAFETY_READ_SECONDS) */
+      /** how often the process looks for missed events (default SAFETY_READ_SECONDS) */
       safetyReadSeconds?: number;
+      /** what the safety read asks (default: the database's; none: every stream reads) */
+      index?: EventIndex;
     },
-  ) {}
+  ) {
+    this.index = d.index ?? (d.database.db ? eventIndex(d.database.db) : null);
+  }
 
   get perUser(): number {
     return this.d.settings.NGSCI_SSE_PER_USER;
@@ -158,7 +202,7 @@ export class EventFeed {
     if (!set) this.streams.set(key, (set = new Set()));
     set.add(stream);
     this.safety ??= setInterval(
-      () => this.pokeAll(),
+      () => void this.safetyRead(),
       (this.d.safetyReadSeconds ?? SAFETY_READ_SECONDS) * 1000,
     ).unref();
     try {
@@ -194,6 +238,14 @@ export class EventFeed {
         // (again) in place: whatever was announced while it was not may have been missed
         () => this.pokeAll(),
       )
+      .then(async (unlisten) => {
+        // from here on every event is announced: the safety read starts above the newest one
+        if (this.index && !this.marks) {
+          const newest = await this.index.newestId();
+          this.marks ??= [newest, newest];
+        }
+        return unlisten;
+      })
       .catch((err: unknown) => {
         // the next stream tries again
         this.listening = null;
@@ -210,6 +262,32 @@ export class EventFeed {
     }
     for (const s of this.streams.get(serverKey(notice.user, notice.server)) ?? [])
       s.poke(notice.id);
+  }
+
+  /**
+   * The last line against a lost notification, one query for the whole process: the servers with
+   * events above the older mark, and each of their streams reads if it has not returned the newest.
+   */
+  private async safetyRead(): Promise<void> {
+    if (!this.index || !this.marks) {
+      this.pokeAll();
+      return;
+    }
+    if (this.checking) return;
+    this.checking = true;
+    try {
+      const [older, newer] = this.marks;
+      let newest = newer;
+      for (const n of await this.index.newestSince(older)) {
+        newest = Math.max(newest, n.id);
+        for (const s of this.streams.get(serverKey(n.user, n.server)) ?? []) s.poke(n.id);
+      }
+      this.marks = [newer, newest];
+    } catch (err) {
+      this.d.logger.warn({ err }, "the event streams' safety read failed; trying again later");
+    } finally {
+      this.checking = false;
+    }
   }
 
   private pokeAll(): void {

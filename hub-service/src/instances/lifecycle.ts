@@ -14,6 +14,7 @@ import {
   type Catalog,
   type Cloud,
   type LaunchRequest,
+  type OnPreemption,
   type ResizeRequest,
 } from '@ngsci/contract';
 import { and, eq, inArray, sql } from 'drizzle-orm';
@@ -27,6 +28,7 @@ import { instances, instanceSecrets } from '../db/schema.js';
 import type { JobQueue } from './jobs.js';
 import { InstanceStore, type InstanceRow, type ResizeTarget } from './store.js';
 import { asksForTarget, type Resizes } from './resize.js';
+import { onPreemptionFor } from './preemption.js';
 
 export interface LifecycleDeps {
   db: Db;
@@ -47,6 +49,8 @@ export interface LifecycleDeps {
   localGate?: { check(user: string, cloud: string): Promise<void> };
   /** the resize workflow, given up here when the hub will not stop or the bridge cannot start */
   resizes: Pick<Resizes, 'abandon'>;
+  /** what a spot instance does when the cloud takes it back, when its launch did not say */
+  preemptionDefault?: OnPreemption;
 }
 
 export interface QuotaGuard {
@@ -367,6 +371,12 @@ export class Lifecycle {
         state: 'requested',
         listRatePerHourMicros: machine.rate,
         baseUrl: req.baseUrl,
+        // a resize or a relaunch after a preemption keeps the choice made at launch
+        onPreemption: onPreemptionFor(
+          spot,
+          (resizing ? resizing.from.onPreemption : req.options.onPreemption) ?? undefined,
+          this.d.preemptionDefault ?? 'spot',
+        ),
         // the start may go on demand when spot has no capacity (store.switchToOnDemand); kept in
         // the provider reference, which is empty until the machine runs
         ...(spot && !resizing && req.options.spotFallback
@@ -459,6 +469,7 @@ function spawnOptions(req: {
   region?: string | undefined;
   spot?: boolean | undefined;
   spotFallback?: boolean | undefined;
+  onPreemption?: OnPreemption | undefined;
 }) {
   return {
     size: req.size,
@@ -466,6 +477,7 @@ function spawnOptions(req: {
     ...(req.region ? { region: req.region } : {}),
     spot: req.spot ?? false,
     ...(req.spot && req.spotFallback ? { spotFallback: true } : {}),
+    ...(req.spot && req.onPreemption ? { onPreemption: req.onPreemption } : {}),
   };
 }
 

@@ -14,7 +14,7 @@ import type { InstanceRow, InstanceStore, ResizeTarget } from './store.js';
 
 export interface ResizeDeps {
   store: InstanceStore;
-  hub: Pick<HubClient, 'getServer' | 'startServer'>;
+  hub: Pick<HubClient, 'getServer' | 'startServer'> & Partial<Pick<HubClient, 'stopServer'>>;
   logger: Logger;
   /** tells users of abandoned resizes */
   notifier?: Notifier;
@@ -82,6 +82,8 @@ export class Resizes {
     const hubName = toHubServerName(row.serverName);
     const giveUpAt = (row.stoppedAt ?? new Date()).getTime() + this.giveUpMs;
     let asked = false;
+    // after a preemption the hub learns of the ended server only at its next poll: told at once
+    let toldHub = !target.preempted;
     while (!this.closed) {
       const now = await this.d.store.get(row.id);
       if (now?.resizeState !== 'starting') return; // the bridge made the successor, or it was abandoned
@@ -100,6 +102,14 @@ export class Resizes {
         // the hub's own stop ends moments after ours (its spawner sees `stopped` on its next poll);
         // until then it refuses a start
         const hubServer = await this.d.hub.getServer(row.userName, hubName).catch(() => undefined);
+        if (hubServer && !toldHub && this.d.hub.stopServer) {
+          toldHub = true;
+          await this.d.hub
+            .stopServer(row.userName, hubName)
+            .catch((err: unknown) =>
+              this.d.logger.warn({ err, instance: row.id }, 'preempted: the hub refused the stop'),
+            );
+        }
         if (hubServer === null) {
           try {
             await this.d.hub.startServer(row.userName, hubName, targetOptions(target));
@@ -124,10 +134,13 @@ export class Resizes {
   async abandon(id: string, why: string, opts: { notify?: boolean } = {}): Promise<void> {
     const current = await this.d.store.get(id);
     const size = current?.resizeTarget?.size ?? 'the new size';
+    const preempted = current?.resizeTarget?.preempted === true;
     const row = await this.d.store.endResize(
       id,
       'abandoned',
-      `resize to ${size} abandoned: ${why}`,
+      preempted
+        ? `starting again after the preemption abandoned: ${why}`
+        : `resize to ${size} abandoned: ${why}`,
     );
     if (!row) return;
     this.d.logger.warn({ instance: id, user: row.userName, why }, 'resize abandoned');
@@ -137,7 +150,9 @@ export class Resizes {
         user: row.userName,
         kind: 'failure',
         level: 'error',
-        title: `Server '${row.serverName}' was not resized to ${size}`,
+        title: preempted
+          ? `Server '${row.serverName}' was not started again after the cloud took its spot machine`
+          : `Server '${row.serverName}' was not resized to ${size}`,
         body: `${why}. Nothing was started on the new size; start the server again when you are ready.`,
         instanceId: row.id,
         server: row.serverName,

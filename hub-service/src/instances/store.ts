@@ -85,6 +85,7 @@ export function toInstance(row: InstanceRow): Instance {
     createdAt: row.createdAt.toISOString(),
     readyAt: row.readyAt?.toISOString() ?? null,
     stoppedAt: row.stoppedAt?.toISOString() ?? null,
+    onPreemption: row.onPreemption ?? null,
   };
 }
 
@@ -112,6 +113,9 @@ export interface TransitionPatch {
   readyAt?: Date;
   stoppedAt?: Date;
   stopRequestedAt?: Date;
+  /** a relaunch after a preemption is recorded as a resize (instances/preemption.ts) */
+  resizeTarget?: ResizeTarget;
+  resizeState?: 'starting';
 }
 
 export class InstanceStore {
@@ -328,6 +332,32 @@ export class InstanceStore {
       )
       .returning({ id: instances.id });
     return rows.length > 0;
+  }
+
+  /**
+   * The agent reported the cloud's notice that it takes this spot machine back: remembered on the
+   * instance (a machine that ends after it was preempted, not crashed), with an event, once.
+   * Null when it was already recorded or the instance is not an active spot instance.
+   */
+  async markSpotNotice(id: string, message: string): Promise<InstanceRow | null> {
+    return this.db.transaction(async (tx) => {
+      const updated = await tx
+        .update(instances)
+        .set({ spotNoticeAt: new Date() })
+        .where(
+          and(
+            eq(instances.id, id),
+            eq(instances.spot, true),
+            isNull(instances.spotNoticeAt),
+            inArray(instances.state, [...ACTIVE_STATES]),
+          ),
+        )
+        .returning();
+      const row = updated[0];
+      if (!row) return null;
+      await tx.execute(eventRow(id, row.state, 100, message));
+      return row;
+    });
   }
 
   /** Records a progress event without changing the state. */

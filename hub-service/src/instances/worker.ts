@@ -19,7 +19,8 @@ import { resolveOffer } from '../catalog.js';
 import type { ExitReport, Provisioner, ProvisionContext } from '../provisioners/types.js';
 import type { JobQueue, JobRow } from './jobs.js';
 import type { AgentCredentials } from '../agent/credentials.js';
-import type { InstanceRow, InstanceStore } from './store.js';
+import type { InstanceRow, InstanceStore, ResizeTarget } from './store.js';
+import { preemptionMessage, preemptionPlan, relaunchTarget } from './preemption.js';
 import type { Resizes } from './resize.js';
 import type { Notifier } from '../notify/types.js';
 import { noticeFailure } from './notices.js';
@@ -486,6 +487,8 @@ export class Worker {
     const row = await this.o.store.get(report.instanceId);
     if (!row || row.state === 'stopping' || row.state === 'stopped' || row.state === 'failed')
       return;
+    const plan = preemptionPlan(row, report);
+    if (plan.preempted) return this.preempted(row, plan.relaunch);
     this.o.logger.warn(
       { instance: report.instanceId, exitCode: report.exitCode, code: report.errorCode },
       'instance ended on its own',
@@ -497,6 +500,59 @@ export class Worker {
       stoppedAt: new Date(),
     });
     if (failed) await noticeFailure(this.o.notifier, this.o.logger, failed, 'run', report.message);
+  }
+
+  /**
+   * The cloud took a spot machine back (preemption.ts): the instance ends `stopped` now, which
+   * closes its billing where the machine ended; with a relaunch, the resize workflow starts the
+   * same server again on the chosen capacity (a new instance at its own rate). A cloud machine's
+   * remains (disks, addresses of the workspace) are removed by a stop job, as after a failed start.
+   */
+  private async preempted(row: InstanceRow, relaunch: 'on-demand' | 'spot' | null): Promise<void> {
+    let target: ResizeTarget | null = null;
+    if (relaunch) {
+      try {
+        target = relaunchTarget(this.o.catalog(), row, relaunch);
+      } catch (err) {
+        // the size or offer left the catalog since the launch: nothing to start again on
+        this.o.logger.warn({ err, instance: row.id }, 'preempted: no offer to start again on');
+        relaunch = null;
+      }
+    }
+    const words = preemptionMessage(relaunch, row.serverName);
+    const stopped = await this.persist(() =>
+      this.o.store.transition(row.id, 'stopped', 100, words.event, {
+        errorCode: 'preempted',
+        errorMessage: words.title,
+        stoppedAt: new Date(),
+        ...(target ? { resizeTarget: target, resizeState: 'starting' as const } : {}),
+      }),
+    );
+    if (!stopped) return;
+    this.o.logger.warn(
+      { instance: row.id, user: row.userName, relaunch: relaunch ?? 'none' },
+      'spot machine preempted',
+    );
+    const provisioner = this.o.provisioners.get(this.o.jobTag(row.cloud as Cloud));
+    if (provisioner?.kind === 'terraform' && !(await this.o.queue.pending(row.id, 'stop'))) {
+      await this.o.queue.enqueue(row.id, 'stop', this.o.jobTag(row.cloud as Cloud));
+      this.kick();
+    }
+    if (target) this.follow(this.o.resizes.startSuccessor(row.id));
+    try {
+      await this.o.notifier?.send({
+        user: row.userName,
+        kind: 'failure',
+        level: 'warning',
+        title: words.title,
+        body: words.body,
+        instanceId: row.id,
+        server: row.serverName,
+        dedupeKey: `preempted:${row.id}`,
+      });
+    } catch (err) {
+      this.o.logger.warn({ err, instance: row.id }, 'could not send the preemption notice');
+    }
   }
 
   /**

@@ -1,9 +1,10 @@
 /**
  * Budget enforcement, one pass per meter cycle over its snapshot: each budget that applies to a
- * user with a running server is measured (written spend plus what the cycle priced but did not
- * write, so budgets act to the second); the 50/80/100 % thresholds are announced once each, and a
+ * user with a running server is measured with the one live definition every surface shows
+ * (live.ts liveMonthSpend: the month's ledger totals plus each open stream's unwritten part up to
+ * the cycle's second, figures.ts); the 50/80/100 % thresholds are announced once each, and a
  * hard-stop budget spent for longer than the grace stops that user's running servers.
- * What GET /budget shows is budgets.ts; this module acts.
+ * What GET /budget shows is budgets.ts; this module acts, on the same figure.
  */
 import type { Lifecycle } from '../instances/lifecycle.js';
 import type { InstanceStore } from '../instances/store.js';
@@ -11,11 +12,12 @@ import type { Logger } from '../logger.js';
 import type { Notifier } from '../notify/types.js';
 import type { BudgetAlertStore } from './budget-alerts.js';
 import type { CycleReport, MeterSnapshot } from './cycle.js';
-import type { Ledger } from './ledger.js';
-import { dollars, exactDollars, monthKey, monthStart, nextMonthStart } from './money.js';
+import { liveMonthSpend, type LiveParts } from './live.js';
+import { dollars, exactDollars, monthKey } from './money.js';
 
 export interface BudgetEnforcerDeps {
-  ledger: Pick<Ledger, 'spendByUser' | 'groupSpend'>;
+  /** what the live figures are computed from (live.ts), as the endpoints have it */
+  live: LiveParts;
   alerts: BudgetAlertStore;
   notifier: Notifier;
   store: Pick<InstanceStore, 'note'>;
@@ -31,42 +33,39 @@ export class BudgetEnforcer {
   constructor(private readonly d: BudgetEnforcerDeps) {}
 
   /**
-   * Alerts and hard stops for this cycle. `pending` is the µ$ per user priced but not written.
+   * Alerts and hard stops for this cycle. The second argument (what the cycle priced but did not
+   * write) is no longer needed: the live figure prices it the way every surface does.
    * Returns the users whose budget is spent (the culler spares nobody of theirs for busy kernels).
    */
-  async enforce(
-    snap: MeterSnapshot,
-    pending: Map<string, number>,
-    report: CycleReport,
-  ): Promise<Set<string>> {
+  async enforce(snap: MeterSnapshot, _pending: unknown, report: CycleReport): Promise<Set<string>> {
     const exhausted = new Set<string>();
     if (!snap.quotas.some((q) => q.monthlyBudgetMicros !== null)) return exhausted;
     const { now, running } = snap;
-    const from = monthStart(now);
-    const to = nextMonthStart(now);
     const month = monthKey(now);
     const users = [...new Set(running.map((r) => r.userName))];
-    const spend = await this.d.ledger.spendByUser(from, to);
-    // what is priced but not yet written counts too: budgets act to the second
-    for (const [u, p] of pending) spend.set(u, (spend.get(u) ?? 0) + p);
-    const groupSpend = new Map<string, number>();
+    const limitsOf = new Map(users.map((u) => [u, snap.limitsOf(u)]));
+    const groups = [
+      ...new Set(
+        [...limitsOf.values()].flatMap((l) =>
+          l.budgets.filter((b) => b.kind === 'group').map((b) => b.name),
+        ),
+      ),
+    ];
+    if (![...limitsOf.values()].some((l) => l.budgets.length)) return exhausted;
+    // the meter knows the groups of everyone it meters (the hub's listing); others' are on their rows
+    const metered = new Set(snap.metered.map((r) => r.userName));
+    const spend = await liveMonthSpend(
+      this.d.live,
+      users,
+      groups,
+      (u) => (metered.has(u) ? snap.groupsOf(u) : undefined),
+      now,
+    );
     for (const user of users) {
-      const limits = snap.limitsOf(user);
+      const limits = limitsOf.get(user)!;
       for (const b of limits.budgets) {
-        let spent = spend.get(user) ?? 0;
-        if (b.kind === 'group') {
-          if (!groupSpend.has(b.name)) {
-            let groupPending = 0;
-            for (const [u, p] of pending) {
-              if (snap.groupsOf(u).includes(b.name)) groupPending += p;
-            }
-            groupSpend.set(
-              b.name,
-              (await this.d.ledger.groupSpend(b.name, from, to)) + groupPending,
-            );
-          }
-          spent = groupSpend.get(b.name)!;
-        }
+        const spent =
+          b.kind === 'group' ? (spend.groups.get(b.name) ?? 0) : (spend.users.get(user) ?? 0);
         // a budget of 0 allows nothing: it is spent from the start
         const percent = b.budgetMicros > 0 ? Math.floor((spent * 100) / b.budgetMicros) : 100;
         const subject = { kind: b.kind, name: b.kind === 'group' ? b.name : user, month };

@@ -9,7 +9,8 @@ import { instances } from '../db/schema.js';
 import { planFor } from './plans.js';
 import type { Metering } from './index.js';
 import { monthKey, monthStart, nextMonthStart } from './money.js';
-import { liveFigures, liveGroupSpend } from './live.js';
+import { liveFiguresAndGpu, liveGroupSpend, type LiveParts } from './live.js';
+import type { PlanCache } from './plan-cache.js';
 import { BudgetAlertStore } from './budget-alerts.js';
 import type { Limits } from './quotas.js';
 
@@ -38,16 +39,18 @@ export async function budgetFor(
   groups: readonly string[],
   defaultPlan: string,
   now = m.now(),
+  /** the plans in memory (plan-cache.ts): the plan and the open streams' multipliers cost no query */
+  plans?: Pick<PlanCache, 'planOf' | 'table'>,
 ): Promise<Budget> {
-  const limits = await m.quotas.limitsFor(user, groups);
-  const plan = await planFor(db, user, [...groups], defaultPlan);
+  const parts: LiveParts = { db, ledger: m.ledger, settings: m.settings, ...(plans && { plans }) };
+  const [limits, plan] = await Promise.all([
+    m.quotas.limitsFor(user, groups),
+    plans ? plans.planOf(user, groups) : planFor(db, user, [...groups], defaultPlan),
+  ]);
   const burn = await burnRate(db, user, plan.multiplierPpm);
   const from = monthStart(now);
   const to = nextMonthStart(now);
-  const [figures, gpuSeconds] = await Promise.all([
-    liveFigures({ db, ledger: m.ledger, settings: m.settings }, user, groups, now),
-    m.ledger.gpuSeconds(user, from, to),
-  ]);
+  const { figures, gpuSeconds } = await liveFiguresAndGpu(parts, user, groups, now);
   // the budgets that apply; their spent is figured below as Quotas.budgetStatus figures it
   const statuses = limits.budgets;
   // one definition: spent this month (contract figures.ts), to the second on the service's clock;
@@ -63,7 +66,7 @@ export async function budgetFor(
             [
               s.name,
               await liveGroupSpend(
-                { db, ledger: m.ledger, settings: m.settings },
+                parts,
                 s.name,
                 { user, groups },
                 { from: from.getTime(), to: to.getTime() },

@@ -29,8 +29,12 @@ export type IdleDecision =
   | { action: 'warn'; idleSeconds: number; idleSince: Date; stopAt: Date }
   | { action: 'stop'; idleSeconds: number; reason: 'idle' | 'max_age' };
 
-const max = (...ds: (Date | null)[]) =>
-  new Date(Math.max(...ds.filter((d): d is Date => d !== null).map((d) => d.getTime())));
+/** The latest of the dates given (nulls ignored); one call per running server per cycle. */
+function max(...ds: (Date | null)[]): Date {
+  let t = -Infinity;
+  for (const d of ds) if (d && d.getTime() > t) t = d.getTime();
+  return new Date(t);
+}
 
 export function decideIdle(i: IdleInput): IdleDecision {
   const idleSince = max(i.readyAt, i.lastActivity, i.keepRunningAt);

@@ -111,8 +111,9 @@ export function buildMeter(
     catalog: m.catalog,
     plans: () => PlanTable.load(p.db, settings.defaultPlan),
     quotaRows: () => m.quotas.rows(),
+    idleChoices: () => m.quotas.idleChoices.all(),
     budgets: new BudgetEnforcer({
-      ledger: m.ledger,
+      live: { db: p.db, ledger: m.ledger, settings },
       alerts: new BudgetAlertStore(p.db),
       notifier: p.notifier,
       store: p.store,

@@ -236,67 +236,159 @@ export class Ledger {
   }
 
   /**
-   * Inserts rows as one JSON parameter per batch (json_populate_recordset): a meter cycle over
-   * 10,000 servers writes 10,000 rows, and binding 24 parameters per row costs more than the insert.
+   * Inserts a cycle's rows in one statement (one JSON parameter, json_populate_recordset): binding
+   * 24 parameters per row would cost more than the insert. The per-day totals (usage_user_days,
+   * usage_group_days) are upserted by the table's statement trigger inside that same statement,
+   * from exactly the rows it inserted, so a row dropped as a replay adds nothing and a statement
+   * that fails adds nothing. More than BATCH rows (a meter back from a long outage) go in batches
+   * of one transaction.
    */
   async append(rows: IntervalRow[]): Promise<string[]> {
-    const written: string[] = [];
-    for (let i = 0; i < rows.length; i += 5000) {
-      const batch = rows.slice(i, i + 5000).map((r) => ({
-        meter_key: r.meterKey,
-        kind: r.kind,
-        user_name: r.userName,
-        groups: r.groups ?? [],
-        instance_id: r.instanceId ?? null,
-        server_name: r.serverName ?? null,
-        size_id: r.sizeId,
-        size_class: r.sizeClass,
-        cloud: r.cloud,
-        region: r.region,
-        spot: r.spot ?? false,
-        plan_id: r.planId,
-        multiplier_ppm: r.multiplierPpm,
-        rate_micros: r.rateMicros,
-        rate_period_seconds: r.ratePeriodSeconds,
-        started_at: (r.startedAt as Date).toISOString(),
-        ended_at: (r.endedAt as Date).toISOString(),
-        billed_from: r.billedFrom,
-        billed_to: r.billedTo,
-        active_seconds: r.activeSeconds ?? 0,
-        idle_seconds: r.idleSeconds ?? 0,
-        final: r.final ?? false,
-        amount_micros: r.amountMicros,
-      }));
-      const inserted = await this.all<{ meter_key: string; started_at: string | Date }>(sql`
+    if (!rows.length) return [];
+    const batches: IntervalRow[][] = [];
+    for (let i = 0; i < rows.length; i += BATCH) batches.push(rows.slice(i, i + BATCH));
+    if (batches.length === 1) return this.insertBatch(this.db, batches[0]!);
+    return this.db.transaction(async (tx) => {
+      const written: string[] = [];
+      for (const b of batches) written.push(...(await this.insertBatch(tx as unknown as Db, b)));
+      return written;
+    });
+  }
+
+  private async insertBatch(db: Db, rows: IntervalRow[]): Promise<string[]> {
+    const batch = rows.map((r) => ({
+      meter_key: r.meterKey,
+      kind: r.kind,
+      user_name: r.userName,
+      groups: r.groups ?? [],
+      instance_id: r.instanceId ?? null,
+      server_name: r.serverName ?? null,
+      size_id: r.sizeId,
+      size_class: r.sizeClass,
+      cloud: r.cloud,
+      region: r.region,
+      spot: r.spot ?? false,
+      plan_id: r.planId,
+      multiplier_ppm: r.multiplierPpm,
+      rate_micros: r.rateMicros,
+      rate_period_seconds: r.ratePeriodSeconds,
+      started_at: (r.startedAt as Date).toISOString(),
+      ended_at: (r.endedAt as Date).toISOString(),
+      billed_from: r.billedFrom,
+      billed_to: r.billedTo,
+      active_seconds: r.activeSeconds ?? 0,
+      idle_seconds: r.idleSeconds ?? 0,
+      final: r.final ?? false,
+      amount_micros: r.amountMicros,
+    }));
+    const inserted = resultRows<{ meter_key: string; started_at: string | Date }>(
+      await db.execute(sql`
         insert into usage_intervals (${sql.raw(COLUMNS)})
         select ${sql.raw(COLUMNS)} from json_populate_recordset(null::usage_intervals, ${JSON.stringify(batch)}::json)
         on conflict (meter_key, started_at) do nothing
-        returning meter_key, started_at`);
-      for (const r of inserted) written.push(`${r.meter_key}@${new Date(r.started_at).getTime()}`);
-    }
-    return written;
+        returning meter_key, started_at`),
+    );
+    return inserted.map((r) => `${r.meter_key}@${new Date(r.started_at).getTime()}`);
   }
 
-  /** µ$ a user was billed for usage that started in [from, to). */
+  /**
+   * µ$ a user was billed for usage that started in [from, to). Whole UTC days (every day, month
+   * and budget window) are read from the per-day totals: a few dozen rows however long the ledger
+   * is; any other range sums the rows.
+   */
   async userSpend(user: string, from: Date, to: Date): Promise<number> {
+    if (!wholeDays(from, to)) return this.userSpendFromRows(user, from, to);
+    const rows = await this.all<{ s: string | number | null }>(sql`
+      select sum(micros) as s from usage_user_days
+      where user_name = ${user} and day >= ${dayOf(from)}::date and day < ${dayOf(to)}::date`);
+    return Number(rows[0]?.s ?? 0);
+  }
+
+  /**
+   * userSpend over each of `windows` and gpuSeconds over `gpu`, in one read of the per-day totals
+   * when every range is whole UTC days (each sum is the one those methods answer); else each
+   * asked on its own.
+   */
+  async userSums(
+    user: string,
+    windows: ReadonlyArray<readonly [Date, Date]>,
+    gpu: readonly [Date, Date],
+  ): Promise<{ spend: number[]; gpuSeconds: number }> {
+    const all = [...windows, gpu];
+    if (!windows.length || !all.every(([from, to]) => wholeDays(from, to))) {
+      const [spend, gpuSeconds] = await Promise.all([
+        Promise.all(windows.map(([from, to]) => this.userSpend(user, from, to))),
+        this.gpuSeconds(user, gpu[0], gpu[1]),
+      ]);
+      return { spend, gpuSeconds };
+    }
+    const within = ([from, to]: readonly [Date, Date]) =>
+      sql`day >= ${dayOf(from)}::date and day < ${dayOf(to)}::date`;
+    const sums = windows.map(
+      (w, i) => sql`sum(micros) filter (where ${within(w)}) as ${sql.raw(`s${i}`)}`,
+    );
+    const from = new Date(Math.min(...all.map(([f]) => f.getTime())));
+    const to = new Date(Math.max(...all.map(([, t]) => t.getTime())));
+    const rows = await this.all<Record<string, string | number | null>>(sql`
+      select ${sql.join(sums, sql`, `)}, sum(gpu_seconds) filter (where ${within(gpu)}) as g
+      from usage_user_days
+      where user_name = ${user} and ${within([from, to])}`);
+    const r = rows[0] ?? {};
+    return {
+      spend: windows.map((_, i) => Number(r[`s${i}`] ?? 0)),
+      gpuSeconds: Number(r.g ?? 0),
+    };
+  }
+
+  /** The same sum over the rows themselves (the totals are checked against it; the benchmark compares). */
+  async userSpendFromRows(user: string, from: Date, to: Date): Promise<number> {
     const rows = await this.all<{ s: string | number | null }>(sql`
       select sum(amount_micros) as s from usage_intervals
       where user_name = ${user} and started_at >= ${from.toISOString()} and started_at < ${to.toISOString()}`);
     return Number(rows[0]?.s ?? 0);
   }
 
+  /** µ$ of every row naming `group` that started in [from, to) (per-day totals for whole days). */
   async groupSpend(group: string, from: Date, to: Date): Promise<number> {
-    const rows = await this.all<{ s: string | number | null }>(sql`
-      select sum(amount_micros) as s from usage_intervals
-      where groups @> array[${group}]::text[] and started_at >= ${from.toISOString()} and started_at < ${to.toISOString()}`);
+    const rows = await this.all<{ s: string | number | null }>(
+      wholeDays(from, to)
+        ? sql`select sum(micros) as s from usage_group_days
+            where group_name = ${group} and day >= ${dayOf(from)}::date and day < ${dayOf(to)}::date`
+        : sql`select sum(amount_micros) as s from usage_intervals
+            where groups @> array[${group}]::text[] and started_at >= ${from.toISOString()} and started_at < ${to.toISOString()}`,
+    );
     return Number(rows[0]?.s ?? 0);
   }
 
-  /** Every user's spend in [from, to), for the admin table. */
-  async spendByUser(from: Date, to: Date): Promise<Map<string, number>> {
-    const rows = await this.all<{ u: string; s: string | number }>(sql`
-      select user_name as u, sum(amount_micros) as s from usage_intervals
-      where started_at >= ${from.toISOString()} and started_at < ${to.toISOString()} group by user_name`);
+  /** µ$ of each group in [from, to) (whole days), for the groups asked. */
+  async groupsSpend(groups: readonly string[], from: Date, to: Date): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    if (!groups.length) return out;
+    if (!wholeDays(from, to)) {
+      for (const g of groups) out.set(g, await this.groupSpend(g, from, to));
+      return out;
+    }
+    const rows = await this.all<{ g: string; s: string | number }>(sql`
+      select group_name as g, sum(micros) as s from usage_group_days
+      where group_name in (select json_array_elements_text(${JSON.stringify(groups)}::json))
+        and day >= ${dayOf(from)}::date and day < ${dayOf(to)}::date
+      group by group_name`);
+    for (const r of rows) out.set(r.g, Number(r.s));
+    return out;
+  }
+
+  /** Every user's spend in [from, to) (per-day totals for whole days), or only `users`' when given. */
+  async spendByUser(from: Date, to: Date, users?: readonly string[]): Promise<Map<string, number>> {
+    const only = users
+      ? sql` and user_name in (select json_array_elements_text(${JSON.stringify(users)}::json))`
+      : sql``;
+    const rows = await this.all<{ u: string; s: string | number }>(
+      wholeDays(from, to)
+        ? sql`select user_name as u, sum(micros) as s from usage_user_days
+            where day >= ${dayOf(from)}::date and day < ${dayOf(to)}::date${only} group by user_name`
+        : sql`select user_name as u, sum(amount_micros) as s from usage_intervals
+            where started_at >= ${from.toISOString()} and started_at < ${to.toISOString()}${only} group by user_name`,
+    );
     return new Map(rows.map((r) => [r.u, Number(r.s)]));
   }
 
@@ -310,15 +402,91 @@ export class Ledger {
     return new Map(rows.map((r) => [r.k, Number(r.s)]));
   }
 
+  /** Billed GPU seconds of a user in [from, to) (per-day totals for whole days). */
   async gpuSeconds(user: string, from: Date, to: Date): Promise<number> {
-    const rows = await this.all<{ s: string | number | null }>(sql`
-      select sum(billed_to - billed_from) as s from usage_intervals
-      where user_name = ${user} and size_class = 'gpu' and started_at >= ${from.toISOString()} and started_at < ${to.toISOString()}`);
+    const rows = await this.all<{ s: string | number | null }>(
+      wholeDays(from, to)
+        ? sql`select sum(gpu_seconds) as s from usage_user_days
+            where user_name = ${user} and day >= ${dayOf(from)}::date and day < ${dayOf(to)}::date`
+        : sql`select sum(billed_to - billed_from) as s from usage_intervals
+            where user_name = ${user} and size_class = 'gpu' and started_at >= ${from.toISOString()} and started_at < ${to.toISOString()}`,
+    );
     return Number(rows[0]?.s ?? 0);
   }
 
-  /** Sums by time bucket and size: the usage chart. */
-  async series(user: string, from: Date, to: Date, granularity: 'hour' | 'day' | 'month') {
+  /**
+   * Sums by time bucket and size: the usage chart. By day or month, the whole UTC days of the
+   * range come from the per-day totals and only a partial first or last day from the rows.
+   */
+  async series(
+    user: string,
+    from: Date,
+    to: Date,
+    granularity: 'hour' | 'day' | 'month',
+  ): Promise<SeriesRow[]> {
+    const a = new Date(Math.ceil(from.getTime() / DAY_MS) * DAY_MS);
+    const b = new Date(Math.floor(to.getTime() / DAY_MS) * DAY_MS);
+    if (granularity === 'hour' || !(a < b)) return this.seriesFromRows(user, from, to, granularity);
+    const parts = await Promise.all([
+      from < a ? this.seriesFromRows(user, from, a, granularity) : [],
+      this.seriesFromTotals(user, a, b, granularity),
+      b < to ? this.seriesFromRows(user, b, to, granularity) : [],
+    ]);
+    const merged = new Map<string, SeriesRow>();
+    for (const p of parts.flat()) {
+      const key = `${p.start}|${p.size}`;
+      const m = merged.get(key);
+      if (!m) merged.set(key, { ...p });
+      else {
+        m.seconds += p.seconds;
+        m.activeSeconds += p.activeSeconds;
+        m.idleSeconds += p.idleSeconds;
+        m.amountMicros += p.amountMicros;
+      }
+    }
+    return [...merged.values()].sort(
+      (x, y) => x.start.localeCompare(y.start) || x.size.localeCompare(y.size),
+    );
+  }
+
+  private async seriesFromTotals(
+    user: string,
+    from: Date,
+    to: Date,
+    granularity: 'day' | 'month',
+  ): Promise<SeriesRow[]> {
+    const rows = await this.all<{
+      bucket: string | Date;
+      size: string;
+      kind: string;
+      seconds: string | number;
+      active: string | number;
+      idle: string | number;
+      amount: string | number;
+    }>(sql`
+      select date_trunc(${granularity}, day::timestamp) as bucket, size_id as size, kind,
+        sum(billed_seconds) as seconds, sum(active_seconds) as active, sum(idle_seconds) as idle,
+        sum(micros) as amount
+      from usage_user_days
+      where user_name = ${user} and day >= ${dayOf(from)}::date and day < ${dayOf(to)}::date
+      group by 1, 2, 3 order by 1, 2`);
+    return rows.map((r) => ({
+      start: utcBucket(r.bucket),
+      size: r.kind === 'storage' ? 'home-volume' : r.size,
+      seconds: Number(r.seconds),
+      activeSeconds: Number(r.active),
+      idleSeconds: Number(r.idle),
+      amountMicros: Number(r.amount),
+    }));
+  }
+
+  /** The usage chart's sums over the rows themselves. */
+  async seriesFromRows(
+    user: string,
+    from: Date,
+    to: Date,
+    granularity: 'hour' | 'day' | 'month',
+  ): Promise<SeriesRow[]> {
     const rows = await this.all<{
       bucket: string | Date;
       size: string;
@@ -375,12 +543,12 @@ export class Ledger {
     }));
   }
 
-  /** Months with any usage, newest first. */
+  /** Months with any usage, newest first (from the per-day totals). */
   async months(user: string) {
     const rows = await this.all<{ m: string; s: string | number; secs: string | number }>(sql`
-      select to_char(date_trunc('month', started_at at time zone 'UTC'), 'YYYY-MM') as m,
-        sum(amount_micros) as s, sum(case when kind = 'compute' then billed_to - billed_from else 0 end) as secs
-      from usage_intervals where user_name = ${user} group by 1 order by 1 desc`);
+      select to_char(day, 'YYYY-MM') as m, sum(micros) as s,
+        sum(case when kind = 'compute' then billed_seconds else 0 end) as secs
+      from usage_user_days where user_name = ${user} group by 1 order by 1 desc`);
     return rows.map((r) => ({ month: r.m, totalMicros: Number(r.s), seconds: Number(r.secs) }));
   }
 
@@ -407,12 +575,55 @@ export class Ledger {
     return new Map(rows.map((r) => [r.u, r.groups ?? []]));
   }
 
-  /** Every user who ever had an instance, and when the first was created: their home volume's start. */
-  async homeVolumes(): Promise<Array<{ user: string; since: Date }>> {
+  /**
+   * Every user who ever had an instance (only `users`, when given), and when the first was
+   * created: their home volume's start.
+   */
+  async homeVolumes(users?: readonly string[]): Promise<Array<{ user: string; since: Date }>> {
+    if (users && !users.length) return [];
+    const only = users
+      ? sql` where user_name in (select json_array_elements_text(${JSON.stringify(users)}::json))`
+      : sql``;
     const rows = await this.all<{ u: string; first: string | Date }>(
-      sql`select user_name as u, min(created_at) as first from instances group by user_name`,
+      sql`select user_name as u, min(created_at) as first from instances${only} group by user_name`,
     );
     return rows.map((r) => ({ user: r.u, since: new Date(r.first) }));
+  }
+
+  /**
+   * Where the per-day totals differ from the rows they sum, recomputed from every row (a full
+   * scan: tests and audits). Empty unless something wrote around the triggers.
+   */
+  async totalsDrift(): Promise<
+    Array<{ subject: string; day: string; totals: string; rows: string }>
+  > {
+    const userSums = `sum(amount_micros) || '/' || sum(billed_to - billed_from) || '/' ||
+      sum(case when size_class = 'gpu' then billed_to - billed_from else 0 end) || '/' ||
+      sum(active_seconds) || '/' || sum(idle_seconds) || '/' || count(*)`;
+    const rows = await this.all<{ subject: string; day: string; totals: string; rows: string }>(
+      sql.raw(`
+      with r as (
+        select 'user:' || user_name || ':' || kind || ':' || size_id as subject,
+          to_char((started_at at time zone 'UTC')::date, 'YYYY-MM-DD') as day, ${userSums} as v
+        from usage_intervals group by user_name, kind, size_id, 2
+        union all
+        select 'group:' || g, to_char((started_at at time zone 'UTC')::date, 'YYYY-MM-DD'),
+          sum(amount_micros) || '/' || count(*)
+        from usage_intervals cross join lateral (select distinct x from unnest(groups) x where x is not null) gs(g)
+        group by g, 2),
+      t as (
+        select 'user:' || user_name || ':' || kind || ':' || size_id as subject, to_char(day, 'YYYY-MM-DD') as day,
+          micros || '/' || billed_seconds || '/' || gpu_seconds || '/' || active_seconds || '/' || idle_seconds || '/' || rows as v
+        from usage_user_days
+        union all
+        select 'group:' || group_name, to_char(day, 'YYYY-MM-DD'), micros || '/' || rows from usage_group_days)
+      select coalesce(r.subject, t.subject) as subject, coalesce(r.day, t.day) as day,
+        coalesce(t.v, '-') as totals, coalesce(r.v, '-') as rows
+      from r full join t on r.subject = t.subject and r.day = t.day
+      where r.v is distinct from t.v
+      order by 1, 2`),
+    );
+    return rows.map((r) => ({ ...r }));
   }
 
   /** Every compute row of one instance, oldest first (tests and audits). */
@@ -424,6 +635,28 @@ export class Ledger {
       .orderBy(usageIntervals.startedAt);
   }
 }
+
+/** One point of the usage chart: a bucket's seconds and µ$ of one size. */
+export interface SeriesRow {
+  start: string;
+  size: string;
+  seconds: number;
+  activeSeconds: number;
+  idleSeconds: number;
+  amountMicros: number;
+}
+
+/** Rows per insert statement; more go in batches of one transaction. */
+const BATCH = 20_000;
+
+const DAY_MS = 86_400_000;
+
+/** [from, to) starts and ends on UTC midnights: the per-day totals answer it exactly. */
+function wholeDays(from: Date, to: Date): boolean {
+  return from.getTime() % DAY_MS === 0 && to.getTime() % DAY_MS === 0 && from < to;
+}
+
+const dayOf = (d: Date) => d.toISOString().slice(0, 10);
 
 /** drizzle's execute answers rows directly (postgres.js) or as { rows } (PGlite). */
 export function resultRows<T>(res: unknown): T[] {

@@ -23,13 +23,20 @@ import { instances } from '../db/schema.js';
 import type { Ledger } from './ledger.js';
 import type { MeterSettings } from './meter.js';
 import { PlanTable } from './plans.js';
+import type { PlanCache } from './plan-cache.js';
 import { HOUR, MINIMUM_SECONDS, STORAGE_MONTH_SECONDS } from './money.js';
 
 export interface LiveParts {
   db: Db;
   ledger: Ledger;
   settings: Pick<MeterSettings, 'homeGb' | 'homeGbMonthMicros' | 'defaultPlan'>;
+  /** the plans in memory (plan-cache.ts); without it each read loads the plan tables */
+  plans?: Pick<PlanCache, 'table'>;
 }
+
+/** Every plan and assignment: from the copy in memory when there is one, else from the tables. */
+const planTable = (p: LiveParts): Promise<PlanTable> =>
+  p.plans ? p.plans.table() : PlanTable.load(p.db, p.settings.defaultPlan);
 
 type GroupsOf = (user: string) => readonly string[];
 
@@ -59,7 +66,7 @@ export async function openStreams(
         ${instances.state} in ('requested', 'provisioning', 'starting', 'running', 'stopping')
         or coalesce(${instances.stoppedAt}, ${instances.readyAt}) > ${since})${userFilter}`,
     );
-  const plans = await PlanTable.load(p.db, p.settings.defaultPlan);
+  const plans = await planTable(p);
   const draft: Array<Omit<OpenStream, 'writtenUntil' | 'billedSeconds'>> = rows.map((r) => {
     const terminal = r.state === 'stopped' || r.state === 'failed';
     const plan = plans.planOf(r.userName, groupsOf(r.userName));
@@ -79,8 +86,7 @@ export async function openStreams(
   });
   const { homeGb, homeGbMonthMicros } = p.settings;
   if (homeGb > 0 && homeGbMonthMicros > 0) {
-    for (const { user, since: first } of await p.ledger.homeVolumes()) {
-      if (users && !users.includes(user)) continue;
+    for (const { user, since: first } of await p.ledger.homeVolumes(users ?? undefined)) {
       if (first.getTime() > now.getTime()) continue;
       const plan = plans.planOf(user, groupsOf(user));
       draft.push({
@@ -147,35 +153,55 @@ export async function liveFigures(
   groups: readonly string[],
   now: Date,
 ): Promise<LiveFigures> {
+  return (await liveFiguresAndGpu(p, user, groups, now)).figures;
+}
+
+/**
+ * liveFigures, and the user's billed GPU seconds this month read with the same query (GET
+ * /budget): the day's and the month's ledger sums and the GPU seconds are one read of the
+ * per-day totals (Ledger.userSums), each the figure userSpend and gpuSeconds answer.
+ */
+export async function liveFiguresAndGpu(
+  p: LiveParts,
+  user: string,
+  groups: readonly string[],
+  now: Date,
+): Promise<{ figures: LiveFigures; gpuSeconds: number }> {
   const t = now.getTime();
   const day = dayWindow(t);
   const month = monthWindow(t);
-  const { streams, written } = await measure(
+  const { streams, written: sums } = await measure(
     p,
     [user],
     () => groups,
     now,
     () =>
-      Promise.all([
-        p.ledger.userSpend(user, new Date(day.from), new Date(day.to)),
-        p.ledger.userSpend(user, new Date(month.from), new Date(month.to)),
-      ]),
+      p.ledger.userSums(
+        user,
+        [
+          [new Date(day.from), new Date(day.to)],
+          [new Date(month.from), new Date(month.to)],
+        ],
+        [new Date(month.from), new Date(month.to)],
+      ),
   );
-  return {
+  const written = sums.spend;
+  const figures: LiveFigures = {
     asOf: now.toISOString(),
     user,
     today: {
       from: iso(day.from),
       to: iso(day.to),
-      micros: written[0] + unwrittenTotal(streams, day, t),
+      micros: written[0]! + unwrittenTotal(streams, day, t),
     },
     month: {
       from: iso(month.from),
       to: iso(month.to),
-      micros: written[1] + unwrittenTotal(streams, month, t),
+      micros: written[1]! + unwrittenTotal(streams, month, t),
     },
     streams,
   };
+  return { figures, gpuSeconds: sums.gpuSeconds };
 }
 
 /** What each instance has been billed so far (its ledger rows plus its open part) at `now`. */
@@ -349,6 +375,50 @@ export async function liveGroupSpend(
   return { micros: written + unwrittenTotal(streams, w, now.getTime()), streams };
 }
 
+/**
+ * Spent this month at `now` for budget subjects, each exactly as GET /budget answers it
+ * (figures.ts): a user's month as liveFigures has it, a group's as liveGroupSpend has it (its
+ * rows plus its members' open streams). The meter's budget enforcer takes its alerts and hard
+ * stops from here, so they agree with every surface at the same instant. `groupsOf` is who is in
+ * which group as the caller knows it (the meter: the hub's listing; undefined: not known, then
+ * the groups on the user's newest ledger row, as the surfaces have them).
+ */
+export async function liveMonthSpend(
+  p: LiveParts,
+  users: readonly string[],
+  groups: readonly string[],
+  groupsOf: (user: string) => readonly string[] | undefined,
+  now: Date,
+): Promise<{ users: Map<string, number>; groups: Map<string, number> }> {
+  const t = now.getTime();
+  const w = monthWindow(t);
+  let subjects = [...new Set(users)];
+  let membership: GroupsOf = (u) => groupsOf(u) ?? [];
+  if (groups.length) {
+    const known = await knownGroups(p, null);
+    membership = (u) => groupsOf(u) ?? known.groupsOf(u);
+    const wanted = new Set(groups);
+    for (const u of known.users) if (membership(u).some((g) => wanted.has(g))) subjects.push(u);
+    subjects = [...new Set(subjects)];
+  }
+  const { streams, written } = await measure(p, subjects, membership, now, () =>
+    Promise.all([
+      p.ledger.spendByUser(new Date(w.from), new Date(w.to), users),
+      p.ledger.groupsSpend(groups, new Date(w.from), new Date(w.to)),
+    ]),
+  );
+  const byUser = new Map(users.map((u) => [u, written[0].get(u) ?? 0]));
+  const byGroup = new Map(groups.map((g) => [g, written[1].get(g) ?? 0]));
+  for (const s of streams) {
+    const add = unwrittenMicros(s, w, t);
+    if (!add) continue;
+    if (byUser.has(s.user)) byUser.set(s.user, byUser.get(s.user)! + add);
+    for (const g of new Set(membership(s.user)))
+      if (byGroup.has(g)) byGroup.set(g, byGroup.get(g)! + add);
+  }
+  return { users: byUser, groups: byGroup };
+}
+
 /** Every instance's billed so far at `now` (the admin panel's running instances), any user. */
 export async function billedByInstanceAll(
   p: LiveParts,
@@ -409,7 +479,7 @@ export async function liveStatement(
           ),
         )
     : [];
-  const plans = await PlanTable.load(p.db, p.settings.defaultPlan);
+  const plans = await planTable(p);
   const hourly = (s: OpenStream) =>
     s.ratePeriodSeconds === HOUR
       ? s.rateMicros

@@ -23,7 +23,8 @@ import type { CycleReport, MeterSnapshot, PlanLookup } from './cycle.js';
 import type { IdleStateStore } from './idle-state.js';
 import type { Ledger } from './ledger.js';
 import type { PriceBook } from './prices.js';
-import { combine, type LimitDefaults, type QuotaRow } from './quotas.js';
+import { combine, type LimitDefaults, type Limits, type QuotaRow } from './quotas.js';
+import type { IdleChoice } from './idle-choice.js';
 
 export type { CycleReport, MeterSnapshot } from './cycle.js';
 
@@ -44,6 +45,8 @@ export interface MeterDeps {
   /** plans and their assignments, loaded once per cycle */
   plans: () => Promise<PlanLookup>;
   quotaRows: () => Promise<QuotaRow[]>;
+  /** researchers' own idle timeouts, by user (metering/idle-choice.ts) */
+  idleChoices?: () => Promise<Map<string, IdleChoice>>;
   budgets: BudgetEnforcer;
   culler: Culler;
   /** where "Keep running" resets the idle clock */
@@ -177,6 +180,13 @@ export class Meter {
           );
         }
       }
+      // a running server this listing missed (offset pages shift when a user is deleted while
+      // they are read) keeps the activity it had: no idle warning for a server the hub still runs
+      for (const r of snap.running) {
+        const key = `${r.userName}/${r.serverName}`;
+        if (!activity.has(key) && this.activity.has(key))
+          activity.set(key, this.activity.get(key)!);
+      }
       // from here on the snapshot's lastActivity is this cycle's
       this.activity = activity;
     }
@@ -235,11 +245,12 @@ export class Meter {
    * closed yet; plans, the catalog's size classes, quotas, and the groups of every metered user.
    */
   private async snapshot(now: Date, hubRead: Promise<HubRead>): Promise<MeterSnapshot> {
-    const [active, ended, plans, quotaRows] = await Promise.all([
+    const [active, ended, plans, quotaRows, idleChoices] = await Promise.all([
       this.d.store.inStates([...ACTIVE_STATES]),
       this.d.ledger.unclosed(new Date(now.getTime() - ENDED_LOOKBACK_MS)),
       this.d.plans(),
       this.d.quotaRows(),
+      this.d.idleChoices?.() ?? new Map<string, IdleChoice>(),
     ]);
     const metered = [...active.filter((r) => r.readyAt), ...ended];
     const classOf = new Map(this.d.catalog().sizes.map((s) => [s.id, s.class]));
@@ -248,17 +259,45 @@ export class Meter {
       hubRead,
     );
     const groupsOf = (user: string) => this.groupsCache.get(user) ?? [];
+    // a user's plan and limits are the same all cycle: worked out once per user, not per server
+    // (100,000 servers: the phases ask for them several times each)
+    const planMemo = new Map<string, ReturnType<PlanLookup['planOf']>>();
+    const limitsMemo = new Map<string, Limits>();
     return {
       now,
       active,
       running: metered.filter((r) => r.state === 'running'),
       metered,
-      plans,
+      plans: {
+        planOf: (user, groups) => {
+          const key = groups.length ? `${user}\n${groups.join('\n')}` : user;
+          let plan = planMemo.get(key);
+          if (!plan) planMemo.set(key, (plan = plans.planOf(user, groups)));
+          return plan;
+        },
+      },
       classOf: (sizeId) => classOf.get(sizeId),
       groupsOf,
       lastActivity: (user, server) => this.activity.get(`${user}/${server}`) ?? null,
       quotas: quotaRows,
-      limitsOf: (user) => combine(quotaRows, user, groupsOf(user), this.d.settings.cull),
+      limitsOf: (user) => {
+        // keyed by the groups too: the hub's listing may bring a user's groups mid-cycle
+        const groups = groupsOf(user);
+        const key = groups.length ? `${user}\n${groups.join('\n')}` : user;
+        let limits = limitsMemo.get(key);
+        if (!limits)
+          limitsMemo.set(
+            key,
+            (limits = combine(
+              quotaRows,
+              user,
+              groups,
+              this.d.settings.cull,
+              idleChoices.get(user),
+            )),
+          );
+        return limits;
+      },
     };
   }
 

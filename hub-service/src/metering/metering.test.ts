@@ -454,6 +454,35 @@ describe('culling without an agent report', () => {
   });
 });
 
+describe('a hub listing that missed a server', () => {
+  test('a running server one listing missed keeps its last activity: no idle warning for it', async () => {
+    let now = at(0);
+    let listed = true;
+    const { meter } = meterFor({
+      settings: { cull: { ...settings().cull, enabled: true } },
+      now: () => now,
+      // offset pages shift when a user is deleted while the meter reads them: one user is missed
+      hubUsers: () => [
+        hubUser('listed-u', at(0)),
+        ...(listed ? [hubUser('missed-u', at(500))] : []),
+      ],
+    });
+    const r = await running('missed-u');
+    now = at(520);
+    assert.ok(!(await meter.cycle()).warned.includes(r.id));
+    listed = false;
+    now = at(700);
+    assert.ok(
+      !(await meter.cycle()).warned.includes(r.id),
+      'its activity at 500 s still counts, not its start at 0 s',
+    );
+    // the activity it kept still ages: idle since 500 s, warned 540 s later
+    listed = true;
+    now = at(1050);
+    assert.ok((await meter.cycle()).warned.includes(r.id));
+  });
+});
+
 describe('budget spend to the last cycle', () => {
   test('GET /budget counts usage the meter priced but has not written yet', async () => {
     let now = at(0);

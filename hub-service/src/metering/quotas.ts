@@ -17,6 +17,12 @@ import type { HubClient } from '../hub.js';
 import type { Ledger } from './ledger.js';
 import { liveFigures, liveGroupSpend, type LiveParts } from './live.js';
 import { dollars, exactDollars, monthStart, nextMonthStart } from './money.js';
+import {
+  IdleChoiceStore,
+  resolveIdle,
+  type IdleChoice,
+  type IdleResolution,
+} from './idle-choice.js';
 
 export type QuotaRow = typeof quotas.$inferSelect;
 
@@ -33,6 +39,8 @@ export interface Limits {
   gpuHoursPerMonth: number | null;
   idleTimeoutCpuSeconds: number;
   idleTimeoutGpuSeconds: number;
+  /** the researcher's own idle timeouts within the admin's bounds (idle-choice.ts); the two above are its effective values */
+  idle: IdleResolution;
   maxAgeSeconds: number | null;
   budgets: BudgetRule[];
 }
@@ -56,6 +64,7 @@ export function combine(
   user: string,
   groups: readonly string[],
   defaults: LimitDefaults,
+  idleChoice?: IdleChoice | null,
 ): Limits {
   const own = rows.find((r) => r.subjectKind === 'user' && r.subjectName === user);
   const grp = rows.filter((r) => r.subjectKind === 'group' && groups.includes(r.subjectName));
@@ -104,12 +113,23 @@ export function combine(
       });
   }
   const maxAge = num('maxAgeSeconds') ?? defaults.maxAgeSeconds;
+  const idle = resolveIdle(
+    rows,
+    user,
+    groups,
+    {
+      cpu: num('idleTimeoutCpuSeconds') ?? defaults.idleTimeoutCpuSeconds,
+      gpu: num('idleTimeoutGpuSeconds') ?? defaults.idleTimeoutGpuSeconds,
+    },
+    idleChoice,
+  );
   return {
     maxConcurrent: num('maxConcurrent'),
     allowedSizes,
     gpuHoursPerMonth: num('gpuHoursPerMonth'),
-    idleTimeoutCpuSeconds: num('idleTimeoutCpuSeconds') ?? defaults.idleTimeoutCpuSeconds,
-    idleTimeoutGpuSeconds: num('idleTimeoutGpuSeconds') ?? defaults.idleTimeoutGpuSeconds,
+    idleTimeoutCpuSeconds: idle.cpu.effectiveSeconds,
+    idleTimeoutGpuSeconds: idle.gpu.effectiveSeconds,
+    idle,
     maxAgeSeconds: maxAge > 0 ? maxAge : null,
     budgets,
   };
@@ -157,7 +177,16 @@ export class Quotas {
   }
 
   async limitsFor(user: string, groups: readonly string[]): Promise<Limits> {
-    return combine(await this.rowsFor(user, groups), user, groups, this.d.defaults);
+    const [rows, choice] = await Promise.all([
+      this.rowsFor(user, groups),
+      this.idleChoices.get(user),
+    ]);
+    return combine(rows, user, groups, this.d.defaults, choice);
+  }
+
+  /** researchers' own idle timeouts (idle-choice.ts) */
+  get idleChoices(): IdleChoiceStore {
+    return new IdleChoiceStore(this.d.db);
   }
 
   /**

@@ -53,6 +53,10 @@ const toQuota = (q: QuotaRow) => ({
   gpuHoursPerMonth: q.gpuHoursPerMonth,
   idleTimeoutCpuSeconds: q.idleTimeoutCpuSeconds,
   idleTimeoutGpuSeconds: q.idleTimeoutGpuSeconds,
+  idleTimeoutCpuMinSeconds: q.idleTimeoutCpuMinSeconds,
+  idleTimeoutCpuMaxSeconds: q.idleTimeoutCpuMaxSeconds,
+  idleTimeoutGpuMinSeconds: q.idleTimeoutGpuMinSeconds,
+  idleTimeoutGpuMaxSeconds: q.idleTimeoutGpuMaxSeconds,
   maxAgeSeconds: q.maxAgeSeconds,
   updatedAt: q.updatedAt.toISOString(),
 });
@@ -113,6 +117,10 @@ export function adminRoutes(
     gpuHoursPerMonth: q.gpuHoursPerMonth ?? null,
     idleTimeoutCpuSeconds: q.idleTimeoutCpuSeconds ?? null,
     idleTimeoutGpuSeconds: q.idleTimeoutGpuSeconds ?? null,
+    idleTimeoutCpuMinSeconds: q.idleTimeoutCpuMinSeconds ?? null,
+    idleTimeoutCpuMaxSeconds: q.idleTimeoutCpuMaxSeconds ?? null,
+    idleTimeoutGpuMinSeconds: q.idleTimeoutGpuMinSeconds ?? null,
+    idleTimeoutGpuMaxSeconds: q.idleTimeoutGpuMaxSeconds ?? null,
     maxAgeSeconds: q.maxAgeSeconds ?? null,
     updatedAt: new Date(),
   });

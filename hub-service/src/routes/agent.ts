@@ -34,6 +34,14 @@ function checkClaims(agent: AgentIdentity, b: { server?: string; instanceId?: st
 
 const agentSecurity = [{ agentToken: [] }];
 
+/** What the spot notice adds about what follows the preemption (instances/preemption.ts). */
+function preemptionWords(choice: 'on-demand' | 'spot' | 'stop' | null): string {
+  if (choice === 'on-demand') return ' When the machine goes, the server starts again on demand.';
+  if (choice === 'spot') return ' When the machine goes, the server starts again on spot.';
+  if (choice === 'stop') return ' When the machine goes, the server stays stopped.';
+  return '';
+}
+
 export function agentRoutes(
   deps: Pick<AppDeps, 'database' | 'store' | 'notifier' | 'agents' | 'bootReports'>,
 ) {
@@ -131,7 +139,9 @@ export function agentRoutes(
       security: agentSecurity,
       description:
         'The cloud announced that it will reclaim a spot or preemptible machine. The user gets one ' +
-        '`spot` notice per announcement (JupyterLab saves open documents when it sees it).',
+        '`spot` notice per announcement (JupyterLab saves open documents when it sees it). The ' +
+        'instance remembers it: when its machine then goes, the server is started again (or left ' +
+        'stopped) as its `onPreemption` says, instead of failing.',
       request: {
         body: { content: { 'application/json': { schema: SpotNotice } }, required: true },
       },
@@ -148,12 +158,18 @@ export function agentRoutes(
       const when = b.at
         ? ` at ${new Date(b.at).toISOString().slice(11, 19)} UTC`
         : ' within minutes';
+      // remembered on the instance: when the machine then goes, it was preempted, not crashed
+      const marked = await deps.store.markSpotNotice(
+        instanceId,
+        `${CLOUD_NAMES[b.cloud]} announced it takes this spot machine back${when}; open documents are being saved`,
+      );
+      const then = preemptionWords(marked?.onPreemption ?? null);
       await deps.notifier.send({
         user,
         kind: 'spot',
         level: 'warning',
         title: `${CLOUD_NAMES[b.cloud]} is reclaiming your machine`,
-        body: `${CLOUD_NAMES[b.cloud]} will ${b.action.toLowerCase()} the spot machine of server '${server}'${when}. Open documents are being saved; save anything else now.`,
+        body: `${CLOUD_NAMES[b.cloud]} will ${b.action.toLowerCase()} the spot machine of server '${server}'${when}. Open documents are being saved; save anything else now.${then}`,
         server,
         instanceId,
         dedupeKey: `spot:${instanceId}:${b.action}:${b.at ?? ''}`,

@@ -5,6 +5,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { Budget, Instance, ServerName } from '@ngsci/contract';
 import { newRouter, type AppDeps } from '../http.js';
+import type { PlanCache } from '../metering/plan-cache.js';
 import { ApiError } from '../errors.js';
 import { toInstance } from '../instances/store.js';
 import { budgetFor } from '../metering/budgets.js';
@@ -13,6 +14,8 @@ import { ForUser, meteredSubject } from './usage.js';
 
 export function budgetRoutes(
   deps: Pick<AppDeps, 'metering' | 'database' | 'config' | 'store' | 'hub'>,
+  /** the plans in memory (app.ts's, as GET /me has them); without it the plan tables are read */
+  plans?: PlanCache,
 ) {
   const r = newRouter();
   r.openapi(
@@ -36,6 +39,8 @@ export function budgetRoutes(
           user,
           groups,
           deps.config.NGSCI_DEFAULT_PLAN,
+          undefined,
+          plans,
         ),
         200,
       );

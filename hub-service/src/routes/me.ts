@@ -2,11 +2,11 @@
 import { createRoute } from '@hono/zod-openapi';
 import { Me } from '@ngsci/contract';
 import { newRouter, type AppDeps } from '../http.js';
-import { planFor } from '../metering/plans.js';
+import type { PlanCache } from '../metering/plan-cache.js';
 import { isolationSummary } from '../provisioners/local-policy.js';
 import { errors, json } from './common.js';
 
-export function meRoutes(deps: Pick<AppDeps, 'database' | 'config'>) {
+export function meRoutes(deps: Pick<AppDeps, 'config'>, plans: PlanCache) {
   const r = newRouter();
   r.openapi(
     createRoute({
@@ -16,12 +16,8 @@ export function meRoutes(deps: Pick<AppDeps, 'database' | 'config'>) {
     }),
     async (c) => {
       const user = c.get('user');
-      const plan = await planFor(
-        deps.database.db,
-        user.name,
-        user.groups,
-        deps.config.NGSCI_DEFAULT_PLAN,
-      );
+      // the plans in memory, current with every admin change (plan-cache.ts): no query
+      const plan = await plans.planOf(user.name, user.groups);
       return c.json(
         {
           name: user.name,

@@ -28,6 +28,8 @@ export function TEST_DOUBLE_terraformProvisioner(
   root: string,
   scenario: string,
   bootstrapToken: string,
+  /** health watching of running machines (off by default): a test takes a machine away with it */
+  watch: { isReady: () => Promise<boolean>; intervalMs: number; lostAfter?: number } | null = null,
 ): TerraformDouble {
   const scenarioFile = join(root, 'scenario');
   writeFileSync(scenarioFile, scenario);
@@ -54,8 +56,9 @@ export function TEST_DOUBLE_terraformProvisioner(
       killGraceMs: 400,
     }),
     issueBootstrapToken: async () => bootstrapToken,
-    isReady: async () => true,
-    watchIntervalMs: 0,
+    isReady: watch ? () => watch.isReady() : async () => true,
+    watchIntervalMs: watch?.intervalMs ?? 0,
+    ...(watch?.lostAfter ? { lostAfter: watch.lostAfter } : {}),
   });
   return { terraform, scenarioFile, settings };
 }

@@ -31,7 +31,7 @@ import { isolationNotes } from '../isolation';
 import { ngsciIcon } from './sidebar';
 import { AdminAudit } from './admin-audit';
 import { empty, FormKit, load } from './admin-kit';
-import { AssignForm, budgetForm, planForm, priceForm } from './admin-forms';
+import { AssignForm, planForm, priceForm, quotaForms } from './admin-forms';
 import { instancesPart, overridesPart, plansPart, quotasPart, usersPart } from './admin-parts';
 
 export class AdminPanel extends Widget {
@@ -315,7 +315,7 @@ export class AdminPanel extends Widget {
       usersPart(this.users, (u) => this.spentOf(u)),
       quotasPart(
         this.quotas,
-        budgetForm(this.kit, this.api, () => this.quotas.data),
+        quotaForms(this.kit, this.api, () => this.quotas.data),
       ),
       plansPart(this.plans, this.assignments, this.kit, this.api, {
         plan: planForm(this.kit, this.api, () => this.plans.data),

@@ -24,7 +24,17 @@ export class RestartOverlay extends Widget {
       h(
         'div',
         { class: 'jp-ngsci-overlay-box' },
-        h('h2', {}, p.failed ? 'The resize did not work' : `Resizing to ${r.toSize}`),
+        h(
+          'h2',
+          {},
+          r.preempted
+            ? p.failed
+              ? 'The server did not start again'
+              : 'The cloud took this spot machine back: starting your server again'
+            : p.failed
+              ? 'The resize did not work'
+              : `Resizing to ${r.toSize}`,
+        ),
         h('div', { role: 'status', 'aria-live': 'polite' }, progressBar(p.percent, p.text)),
         h(
           'p',

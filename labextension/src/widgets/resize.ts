@@ -14,11 +14,24 @@ import { monthProjection } from '../projection';
 import { NgsciSection } from './section';
 import type { InstanceActions } from './instance';
 import { runwayLine } from '../runway';
+import {
+  formatBytes,
+  runInAll,
+  summarize,
+  type KeepStateKernel,
+  type KernelKeepReport,
+} from '../keep-state';
+
+/** What the resize needs besides the model: saving documents, and the kernels to keep. */
+export interface ResizeActions extends Pick<InstanceActions, 'saveAll'> {
+  /** the server's kernels, for "Keep my variables" (absent: the choice is not offered) */
+  kernels?: () => Promise<KeepStateKernel[]>;
+}
 
 export class ResizeSection extends NgsciSection {
   constructor(
     model: INgsciModel,
-    private readonly actions: Pick<InstanceActions, 'saveAll'>,
+    private readonly actions: ResizeActions,
     refreshSeconds: () => number,
   ) {
     // the budget gives the runway per size, the burn rate and month-to-date the projections
@@ -220,22 +233,191 @@ export class ResizeSection extends NgsciSection {
       lines.push(
         `This month: ${formatMicros(base, { precise: false })} → ${formatMicros(projected, { precise: false })} at the new rate.`,
       );
-    const res = await showDialog({
+    const keep = this.actions.kernels ? new KeepChoice(this.actions.kernels) : null;
+    const dialog = new Dialog({
       title: `Resize to ${label}?`,
-      body: new Widget({ node: h('div', {}, ...lines.map((l) => h('p', {}, l))) }),
+      body: new Widget({
+        node: h('div', {}, ...lines.map((l) => h('p', {}, l)), keep ? keep.node : null),
+      }),
       buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Save and resize' })],
     });
+    keep?.attach(dialog.node.querySelector<HTMLButtonElement>('.jp-mod-accept'));
+    const res = await dialog.launch();
     if (!res.button.accept) return;
     this.busy = true;
+    const kept: KernelKeepReport[] = [];
     try {
-      await this.actions.saveAll();
+      if (keep?.checked) {
+        // accepted before the check finished: what cannot be kept is shown now, before anything
+        const checked = await keep.result();
+        if (!keep.shown && !(await confirmUnkept(summarize(checked).notKept, label))) return;
+        await this.actions.saveAll();
+        const saved = await runInAll(await this.actions.kernels!(), 'save');
+        kept.push(...saved.filter((r) => r.ok));
+        // a save can lose more than the check said (a kernel went busy, the disk filled up)
+        const shown = new Set(summarize(checked).notKept);
+        const fresh = summarize(saved).notKept.filter((l) => !shown.has(l));
+        if (fresh.length && !(await confirmUnkept(fresh, label))) {
+          await this.discard(kept);
+          return;
+        }
+      } else {
+        await this.actions.saveAll();
+      }
       await this.model.resize(this.model.server, sizeId, cloud);
     } catch (err) {
+      await this.discard(kept);
       const msg = (err as { userMessage?: string }).userMessage ?? (err as Error).message;
       void showDialog({ title: 'ngsci', body: msg, buttons: [Dialog.okButton()] });
     } finally {
       this.busy = false;
       this.render();
     }
+  }
+
+  /** Deletes the snapshots saved for a resize that was not made after all. */
+  private async discard(saved: KernelKeepReport[]): Promise<void> {
+    if (!saved.length || !this.actions.kernels) return;
+    const paths = new Set(saved.map((r) => r.path));
+    const kernels = await this.actions.kernels().catch(() => []);
+    await runInAll(
+      kernels.filter((k) => paths.has(k.path)),
+      'discard',
+    );
+  }
+}
+
+/** "These cannot be kept: resize anyway?" */
+async function confirmUnkept(notKept: string[], label: string): Promise<boolean> {
+  if (!notKept.length) return true;
+  const res = await showDialog({
+    title: 'Some variables cannot be kept',
+    body: new Widget({
+      node: h(
+        'div',
+        {},
+        h('p', {}, `These are lost when the machine restarts on ${label}:`),
+        h('ul', { class: 'jp-ngsci-keep-state-lost' }, ...notKept.map((l) => h('li', {}, l))),
+      ),
+    }),
+    buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Resize anyway' })],
+  });
+  return res.button.accept;
+}
+
+/**
+ * The "Keep my variables" choice of the resize dialog: ticking it checks every kernel and lists,
+ * before the user confirms, what will be kept and everything that will not (with why); the
+ * dialog's accept button waits for the check.
+ */
+class KeepChoice {
+  readonly node: HTMLElement;
+  private readonly box: HTMLInputElement;
+  private readonly report: HTMLElement;
+  private accept: HTMLButtonElement | null = null;
+  private run = 0;
+  private pending: Promise<KernelKeepReport[]> | null = null;
+  /** the listing the user saw: the check's result was on screen when they confirmed */
+  shown = false;
+
+  constructor(private readonly kernels: () => Promise<KeepStateKernel[]>) {
+    this.box = h('input', {
+      type: 'checkbox',
+      class: 'jp-ngsci-keep-state-choice',
+      onchange: () => void this.changed(),
+    });
+    this.report = h('div', {
+      class: 'jp-ngsci-keep-state-report',
+      'aria-live': 'polite',
+      'data-testid': 'ngsci-keep-state-report',
+    });
+    this.node = h(
+      'div',
+      { class: 'jp-ngsci-keep-state' },
+      h('label', {}, this.box, ' Keep my variables'),
+      h(
+        'p',
+        { class: 'jp-ngsci-hint' },
+        "Each notebook's kernel saves its variables in your home (~/.ngsci/state, counted in " +
+          'your home volume) and gets them back when the notebook reopens on the new size.',
+      ),
+      this.report,
+    );
+  }
+
+  get checked(): boolean {
+    return this.box.checked;
+  }
+
+  attach(accept: HTMLButtonElement | null): void {
+    this.accept = accept;
+  }
+
+  result(): Promise<KernelKeepReport[]> {
+    return this.pending ?? this.check(++this.run);
+  }
+
+  private async changed(): Promise<void> {
+    const run = ++this.run;
+    this.shown = false;
+    if (!this.box.checked) {
+      this.pending = null;
+      this.report.replaceChildren();
+      if (this.accept) this.accept.disabled = false;
+      return;
+    }
+    await this.check(run);
+  }
+
+  private check(run: number): Promise<KernelKeepReport[]> {
+    if (this.accept) this.accept.disabled = true;
+    this.report.replaceChildren(h('p', { class: 'jp-ngsci-hint' }, 'Checking what can be kept…'));
+    const p = this.kernels()
+      .then((ks) => runInAll(ks, 'check'))
+      .catch((err: unknown) => [
+        {
+          label: 'this server',
+          path: '',
+          ok: false,
+          kept: [],
+          notKept: [],
+          bytes: 0,
+          error: { code: 'failed', message: (err as Error).message || String(err) },
+        } satisfies KernelKeepReport,
+      ]);
+    this.pending = p;
+    void p.then((reports) => {
+      if (run !== this.run) return;
+      this.render(reports);
+      this.shown = true;
+      if (this.accept) this.accept.disabled = false;
+    });
+    return p;
+  }
+
+  private render(reports: KernelKeepReport[]): void {
+    const s = summarize(reports);
+    this.report.replaceChildren(
+      s.kept.length
+        ? h(
+            'div',
+            {},
+            h('p', {}, `Kept (${formatBytes(s.bytes)}):`),
+            h('ul', { 'aria-label': 'Variables kept' }, ...s.kept.map((l) => h('li', {}, l))),
+          )
+        : h('p', {}, reports.length ? 'No variables to keep.' : 'No kernel is running.'),
+      s.notKept.length
+        ? h(
+            'div',
+            { class: 'jp-ngsci-keep-state-lost' },
+            h('p', {}, 'Not kept (lost with the restart):'),
+            h(
+              'ul',
+              { 'aria-label': 'Variables not kept' },
+              ...s.notKept.map((l) => h('li', {}, l)),
+            ),
+          )
+        : h('p', {}, reports.length ? 'Nothing is left out.' : ''),
+    );
   }
 }

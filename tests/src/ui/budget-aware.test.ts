@@ -9,15 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { startStack, until, type Stack } from '../stack.js';
-import { collectErrors, launchBrowser, login, openLab } from './browser.js';
-import {
-  dismissNews,
-  launchAndWait,
-  openSidebar,
-  screenshot,
-  section,
-  showOnly,
-} from './helpers.js';
+import { openSidebar, researcherInLab, screenshot, section, showOnly } from './helpers.js';
 
 const ACCESS = 'access:services!service=ngsci';
 const ADMIN_SCOPE = 'custom:ngsci:admin';
@@ -54,13 +46,9 @@ describe('budget-aware launch and stop in the sidebar', () => {
     });
     assert.ok(q.ok, await q.clone().text());
     quotaId = ((await q.json()) as { id: number }).id;
-    browser = await launchBrowser();
-    await launchAndWait(stack, token, 'cpu-small');
-    context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
-    page = await login(context, stack.url, 'researcher', stack.password);
-    errors = collectErrors(page);
-    await openLab(page, stack.url, 'researcher');
-    await dismissNews(page);
+    ({ browser, context, page, errors } = await researcherInLab(stack, token, {
+      viewport: { width: 1400, height: 900 },
+    }));
   });
 
   after(async () => {

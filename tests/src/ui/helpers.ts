@@ -1,8 +1,9 @@
 /** Steps the UI tests share: launching through the API, sections of the sidebar, themes, screenshots. */
-import type { Locator, Page } from 'playwright-core';
+import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { until, type Stack } from '../stack.js';
+import { collectErrors, launchBrowser, login, openLab } from './browser.js';
 
 export interface Inst {
   id: string;
@@ -30,6 +31,36 @@ export async function launchAndWait(
     120,
     stack,
   );
+}
+
+export interface LabSession {
+  browser: Browser;
+  context: BrowserContext;
+  page: Page;
+  /** console errors the page has logged so far */
+  errors: string[];
+}
+
+/**
+ * The set-up most UI tests start from: `user`'s machine launched through the API and running,
+ * and that user signed in through the hub's form with JupyterLab open in Chromium.
+ */
+export async function researcherInLab(
+  stack: Stack,
+  token: string,
+  opts: { user?: string; size?: string; viewport?: { width: number; height: number } } = {},
+): Promise<LabSession> {
+  const user = opts.user ?? 'researcher';
+  const browser = await launchBrowser();
+  await launchAndWait(stack, token, opts.size ?? 'cpu-small');
+  const context = await browser.newContext({
+    viewport: opts.viewport ?? { width: 1280, height: 860 },
+  });
+  const page = await login(context, stack.url, user, stack.password);
+  const errors = collectErrors(page);
+  await openLab(page, stack.url, user);
+  await dismissNews(page);
+  return { browser, context, page, errors };
 }
 
 /** Opens the ngsci sidebar (its tab in the left bar) and returns it. */
@@ -100,4 +131,56 @@ export async function screenshot(target: Page | Locator, name: string): Promise<
   mkdirSync(dir, { recursive: true });
   await dismissNews('page' in target ? target.page() : target);
   await target.screenshot({ path: join(dir, `${name}.png`), animations: 'disabled' });
+}
+
+/** An answer of the ngsci API the page received: its path (no query), status, and when. */
+export interface ApiCall {
+  path: string;
+  status: number;
+  at: number;
+}
+
+/**
+ * Follows the page's calls to the ngsci API (its event streams aside, which stay open):
+ * `answered(since)` lists those answered since then, and `quiet()` waits until none is under way
+ * for half a second (so the figures on the page are those of the answers).
+ */
+export function trackApiCalls(
+  page: Page,
+  hubUrl: string,
+): { answered(since: number): ApiCall[]; quiet(timeoutMs?: number): Promise<void> } {
+  const prefix = `${hubUrl}/services/ngsci/api/v1`;
+  const followed = (url: string) => url.startsWith(prefix) && !/\/events(\?|$)/.test(url);
+  const pending = new Set<unknown>();
+  const calls: ApiCall[] = [];
+  let lastChange = Date.now();
+  page.on('request', (r) => {
+    if (!followed(r.url())) return;
+    pending.add(r);
+    lastChange = Date.now();
+  });
+  const done = (r: { url(): string }) => {
+    if (pending.delete(r)) lastChange = Date.now();
+  };
+  page.on('requestfinished', done);
+  page.on('requestfailed', done);
+  page.on('response', (r) => {
+    if (!followed(r.url())) return;
+    calls.push({
+      path: r.url().slice(prefix.length).split('?')[0]!,
+      status: r.status(),
+      at: Date.now(),
+    });
+  });
+  return {
+    answered: (since) => calls.filter((c) => c.at >= since),
+    async quiet(timeoutMs = 30_000) {
+      const end = Date.now() + timeoutMs;
+      while (pending.size || Date.now() - lastChange < 500) {
+        if (Date.now() > end)
+          throw new Error(`the page's ngsci calls did not end in ${timeoutMs} ms`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
+  };
 }

@@ -9,11 +9,12 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { startStack, until, type Stack } from '../stack.js';
-import { collectErrors, launchBrowser, login, openLab, waitForLab } from './browser.js';
+import { collectErrors, login, openLab, waitForLab } from './browser.js';
 import {
   dismissNews,
   launchAndWait,
   openSidebar,
+  researcherInLab,
   screenshot,
   section,
   setTheme,
@@ -32,13 +33,7 @@ describe('the ngsci sidebar in JupyterLab', () => {
   before(async () => {
     stack = await startStack({ database: 'pglite' });
     token = await stack.userToken('researcher');
-    browser = await launchBrowser();
-    await launchAndWait(stack, token, 'cpu-small');
-    researcher = await browser.newContext({ viewport: { width: 1280, height: 860 } });
-    page = await login(researcher, stack.url, 'researcher', stack.password);
-    errors = collectErrors(page);
-    await openLab(page, stack.url, 'researcher');
-    await dismissNews(page);
+    ({ browser, context: researcher, page, errors } = await researcherInLab(stack, token));
   });
 
   after(async () => {

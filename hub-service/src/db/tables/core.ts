@@ -50,9 +50,15 @@ export const instances = pgTable(
       region: string;
       spot: boolean;
       ratePerHourMicros: number;
+      /** set when the cloud took a spot machine back and the same server starts again */
+      preempted?: boolean;
     }>(),
     /** that resize's step: stopping, starting (ask the hub), done or abandoned (instances/resize.ts) */
     resizeState: text('resize_state').$type<'stopping' | 'starting' | 'done' | 'abandoned'>(),
+    /** a spot instance: what happens when the cloud takes it back (instances/preemption.ts) */
+    onPreemption: text('on_preemption').$type<'on-demand' | 'spot' | 'stop'>(),
+    /** when the instance's agent reported the cloud's notice that it takes the machine back */
+    spotNoticeAt: ts('spot_notice_at'),
   },
   (t) => [
     uniqueIndex('instances_one_active_per_server')

@@ -8,6 +8,7 @@ import {
   bigint,
   bigserial,
   boolean,
+  date,
   index,
   integer,
   pgTable,
@@ -64,11 +65,51 @@ export const usageIntervals = pgTable(
   },
   (t) => [
     uniqueIndex('usage_intervals_stream_start').on(t.meterKey, t.startedAt),
-    // month-to-date spend of one user is an index-only scan over this
+    // a user's rows over a range (the usage chart, a month's statement lines)
     index('usage_intervals_user_start').on(t.userName, t.startedAt, t.amountMicros),
-    index('usage_intervals_groups').using('gin', t.groups),
-    index('usage_intervals_start').on(t.startedAt),
+    // no index on groups or on started_at alone: spend by group, by user or over everyone reads
+    // the per-day totals below, and every index here is paid for by each meter cycle's insert
   ],
+);
+
+/**
+ * Running totals of the ledger per user, UTC day and size: what month-to-date spend, today's
+ * spend, GPU-hours and the statements list read, so a budget check costs a few dozen rows however
+ * long the ledger grows. They are kept by statement-level triggers on usage_intervals (migration
+ * 0008_usage_totals), in the same statement as every insert (and, should an admin ever edit the
+ * ledger by hand, every update, delete or truncate), so they cannot drift from the rows; the
+ * migration filled them from the rows that existed. `micros` is the exact Σ amount_micros of the
+ * rows that started that day (rows never cross an hour, so never a day).
+ */
+export const usageUserDays = pgTable(
+  'usage_user_days',
+  {
+    userName: text('user_name').notNull(),
+    day: date('day', { mode: 'string' }).notNull(),
+    kind: text('kind').$type<'compute' | 'storage'>().notNull(),
+    sizeId: text('size_id').notNull(),
+    micros: bigint('micros', { mode: 'number' }).notNull(),
+    /** Σ (billed_to - billed_from) */
+    billedSeconds: bigint('billed_seconds', { mode: 'number' }).notNull(),
+    /** Σ (billed_to - billed_from) of rows whose size_class is gpu */
+    gpuSeconds: bigint('gpu_seconds', { mode: 'number' }).notNull(),
+    activeSeconds: bigint('active_seconds', { mode: 'number' }).notNull(),
+    idleSeconds: bigint('idle_seconds', { mode: 'number' }).notNull(),
+    rows: integer('rows').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.userName, t.day, t.kind, t.sizeId] })],
+);
+
+/** The same for each group named on a row (`groups`): what group budgets read. */
+export const usageGroupDays = pgTable(
+  'usage_group_days',
+  {
+    groupName: text('group_name').notNull(),
+    day: date('day', { mode: 'string' }).notNull(),
+    micros: bigint('micros', { mode: 'number' }).notNull(),
+    rows: integer('rows').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.groupName, t.day] })],
 );
 
 /**
@@ -88,6 +129,11 @@ export const quotas = pgTable(
     gpuHoursPerMonth: integer('gpu_hours_per_month'),
     idleTimeoutCpuSeconds: integer('idle_timeout_cpu_seconds'),
     idleTimeoutGpuSeconds: integer('idle_timeout_gpu_seconds'),
+    /** the bounds a researcher chooses their own idle timeout within (tables/idle.ts); max 0: none */
+    idleTimeoutCpuMinSeconds: integer('idle_timeout_cpu_min_seconds'),
+    idleTimeoutCpuMaxSeconds: integer('idle_timeout_cpu_max_seconds'),
+    idleTimeoutGpuMinSeconds: integer('idle_timeout_gpu_min_seconds'),
+    idleTimeoutGpuMaxSeconds: integer('idle_timeout_gpu_max_seconds'),
     maxAgeSeconds: integer('max_age_seconds'),
     createdAt: ts('created_at').notNull().defaultNow(),
     updatedAt: ts('updated_at').notNull().defaultNow(),

@@ -1,0 +1,116 @@
+/**
+ * The cloud took this page's spot machine back and the service starts the server again: the
+ * model follows it as a resize (the same `resizing` progress the restart overlay shows), marked as
+ * a preemption, until the new instance runs. A preemption left stopped starts nothing here.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { NgsciApi } from './api';
+import { NgsciModel } from './model';
+import { fakeFetch, json } from './testing';
+
+const spotInstance = {
+  id: 'i-old',
+  user: 'researcher',
+  server: 'default',
+  size: 'cpu-small',
+  cloud: 'local',
+  region: 'here',
+  spot: true,
+  state: 'running',
+  errorCode: null,
+  errorMessage: null,
+  exitCode: null,
+  url: null,
+  ratePerHourMicros: 40_000,
+  createdAt: '2026-11-23T10:00:00.000Z',
+  readyAt: '2026-11-23T10:00:00.000Z',
+  stoppedAt: null,
+  onPreemption: 'on-demand',
+};
+const event = (id: number, instanceId: string, state: string, message: string) =>
+  `id: ${id}\nevent: instance\ndata: ${JSON.stringify({
+    id,
+    instanceId,
+    at: '2026-11-23T12:00:00.000Z',
+    state,
+    progress: 100,
+    message,
+  })}\n\n`;
+
+function model(stoppedMessage: string) {
+  let streams = 0;
+  const { fetch } = fakeFetch({
+    'GET /me': () =>
+      json(200, {
+        name: 'researcher',
+        admin: false,
+        groups: [],
+        plan: { id: 'private', label: 'Private', multiplierPpm: 1_000_000 },
+      }),
+    'GET /catalog': () =>
+      json(200, {
+        asOf: '2025-07-01',
+        currency: 'USD',
+        defaultCloud: 'local',
+        clouds: ['local'],
+        sizes: [],
+      }),
+    'GET /instances': () => json(200, { instances: [spotInstance] }),
+    'GET /instances/default/events': async () => {
+      streams++;
+      // the page's watch sees the old machine end; a follower then sees the new one come up
+      return new Response(
+        streams === 1
+          ? event(2, 'i-old', 'running', 'server is ready') +
+              event(3, 'i-old', 'stopped', stoppedMessage)
+          : event(4, 'i-new', 'requested', 'requested CPU small') +
+              event(5, 'i-new', 'running', 'server is ready'),
+      );
+    },
+  });
+  const m = new NgsciModel({
+    api: new NgsciApi({ baseUrl: '', token: 't', fetch }),
+    server: 'default',
+    user: 'researcher',
+    now: () => Date.parse('2026-11-23T12:00:00Z'),
+  });
+  return m;
+}
+
+test(
+  'a relaunch after a preemption is followed like a resize until the new instance runs',
+  { timeout: 10_000 },
+  async () => {
+    const m = model(
+      'the cloud took this spot machine back; starting the server again on demand (billed at the on-demand price)',
+    );
+    await m.refresh(['instance']);
+    m.watch();
+    await new Promise<void>((resolve) => {
+      const check = () => {
+        if (m.resizing?.readyInstanceId) resolve();
+      };
+      m.changed.connect(check);
+    });
+    assert.equal(m.resizing?.preempted, true);
+    assert.equal(m.resizing?.fromInstanceId, 'i-old');
+    assert.equal(m.resizing?.readyInstanceId, 'i-new');
+    m.dispose();
+  },
+);
+
+test(
+  'a preemption that leaves the server stopped starts no follow',
+  { timeout: 10_000 },
+  async () => {
+    const m = model(
+      'the cloud took this spot machine back; stopped, as chosen at launch (on preemption: stop)',
+    );
+    await m.refresh(['instance']);
+    m.watch();
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(m.resizing, null);
+    m.dispose();
+  },
+);
