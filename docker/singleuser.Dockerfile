@@ -9,22 +9,55 @@
 #   docker build -f docker/singleuser.Dockerfile -t ngsci/singleuser:cpu .
 #   docker build -f docker/singleuser.Dockerfile \
 #     --build-arg BASE=quay.io/jupyter/pytorch-notebook:cuda12-latest -t ngsci/singleuser:cuda12 .
+# BASE may also be a plain Debian bookworm image (as in tests/deploy, where no image registry is
+# reachable): JupyterLab and JupyterHub then go into a venv at /opt/ngsci-python and jovyan
+# (uid 2000, group users) is created. NODE_BASE is any bookworm image with Node 20 in /usr/local.
 # A GPU machine checks at boot that `nvidia-smi -L` sees its GPU inside the image and that
 # `ngsci agent --help` runs; an image without either fails the start with a clear error.
 ARG BASE=quay.io/jupyter/scipy-notebook:latest
+ARG NODE_BASE=node:20-bookworm-slim
 
-FROM node:20-bookworm-slim AS build
+# the same steps as hub.Dockerfile's build stage, so one build's layers serve both images
+# the package manifests without their "scripts": editing a script does not re-run `npm ci`
+FROM ${NODE_BASE} AS manifests
+WORKDIR /m
+COPY package.json package-lock.json ./
+COPY tests/package.json tests/package.json
+COPY bench/package.json bench/package.json
+COPY contract/package.json contract/package.json
+COPY hub-service/package.json hub-service/package.json
+COPY terraform/package.json terraform/package.json
+COPY cli/package.json cli/package.json
+COPY labextension/package.json labextension/package.json
+RUN find . -name package.json -exec node -e ' \
+      const fs = require("fs"); \
+      for (const f of process.argv.slice(1)) { \
+        const p = JSON.parse(fs.readFileSync(f, "utf8")); \
+        delete p.scripts; \
+        fs.writeFileSync(f, JSON.stringify(p, null, 2)); \
+      }' {} +
+
+FROM ${NODE_BASE} AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 python3-venv \
+ && rm -rf /var/lib/apt/lists/*
+# the JupyterLab extension is built as a wheel below, with a JupyterLab
+RUN python3 -m venv /build-venv \
+ && /build-venv/bin/pip install --no-cache-dir 'jupyterlab>=4.2,<5' build
 WORKDIR /src
-COPY package.json package-lock.json tsconfig.json tsconfig.base.json ./
+COPY tsconfig.json tsconfig.base.json ./
+# every workspace's package.json, so the lockfile matches; only those below are installed
+COPY --from=manifests /m/ ./
+RUN npm ci --no-audit --no-fund --include-workspace-root \
+      --workspace contract --workspace hub-service --workspace terraform --workspace cli \
+      --workspace labextension
+COPY package.json ./
 COPY contract contract
+COPY hub-service hub-service
+COPY terraform terraform
 COPY cli cli
 COPY labextension labextension
-RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-venv \
- && npm ci --no-audit --no-fund --include-workspace-root \
-      --workspace contract --workspace cli --workspace labextension \
- && npx tsc -b contract cli \
- && python3 -m venv /build-venv \
- && /build-venv/bin/pip install --no-cache-dir 'jupyterlab>=4.2,<5' build \
+RUN npx tsc -b contract hub-service terraform cli \
  && NGSCI_VENV=/build-venv npm run build --workspace labextension \
  && /build-venv/bin/python -m build --wheel --outdir /wheels labextension
 # the CLI with exactly what it needs at run time: its own build, the contract's, and zod
@@ -35,24 +68,37 @@ RUN mkdir -p /out/cli/node_modules/@ngsci/contract \
 
 FROM ${BASE}
 USER root
+# a plain Debian base has no Jupyter: a venv with JupyterLab and JupyterHub (docker-stacks images
+# have both, and conda's pip comes first on their PATH)
+ENV PATH=$PATH:/opt/ngsci-python/bin
 RUN apt-get update \
  && apt-get install -y --no-install-recommends inotify-tools \
+ && if ! command -v jupyterhub-singleuser > /dev/null; then \
+      apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
+      && python3 -m venv /opt/ngsci-python \
+      && /opt/ngsci-python/bin/pip install --no-cache-dir 'jupyterhub>=5,<7' 'jupyterlab>=4.2,<5'; \
+    fi \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /usr/local/bin/node /usr/local/bin/node
 COPY --from=build /out/cli /opt/ngsci/cli
 COPY --from=build /wheels /tmp/ngsci-wheels
-# the kernels' %ngsci (magic/: stdlib and IPython only); the spawner-bridge is the hub's, not ours
+# the kernels' %ngsci (magic/: stdlib, IPython, and dill for variables kept across a resize);
+# the spawner-bridge is the hub's, not ours
 COPY magic /tmp/ngsci-magic
-RUN pip install --no-cache-dir /tmp/ngsci-magic /tmp/ngsci-wheels/*.whl \
+RUN "$(dirname "$(command -v jupyterhub-singleuser)")/python" -m pip install --no-cache-dir \
+      /tmp/ngsci-magic /tmp/ngsci-wheels/*.whl \
  && rm -rf /tmp/ngsci-magic /tmp/ngsci-wheels \
  && mkdir -p /etc/ipython \
  && printf '# ngsci: load the %%ngsci magic in every kernel\nc = get_config()  # noqa: F821\nc.InteractiveShellApp.extensions.append("ngsci_magic")\n' > /etc/ipython/ipython_config.py \
  && printf '#!/bin/sh\nexec /usr/local/bin/node /opt/ngsci/cli/dist/index.js "$@"\n' > /usr/local/bin/ngsci \
  && chmod 0755 /usr/local/bin/ngsci \
- && usermod -u 2000 "${NB_USER}" \
- && fix-permissions "${CONDA_DIR}" "/home/${NB_USER}" \
+ && nb_user="${NB_USER:-jovyan}" \
+ && if id "$nb_user" > /dev/null 2>&1; then usermod -u 2000 "$nb_user"; \
+    else useradd --uid 2000 --gid 100 --create-home --shell /bin/bash "$nb_user"; fi \
+ && if command -v fix-permissions > /dev/null; then \
+      fix-permissions "${CONDA_DIR}" "/home/$nb_user"; fi \
  && command -v jupyterhub-singleuser \
  && ngsci agent --help > /dev/null
 ENV NB_UID=2000
 USER 2000
-WORKDIR /home/${NB_USER}
+WORKDIR /home/jovyan
