@@ -21,11 +21,10 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { agentPidOf, environOf, ROOT, startStack, until, type Stack } from './stack.js';
+import { recordedSpotNotice, type AwsMetadata } from './aws-metadata.js';
 
 interface AuditEvent {
   id: number;
@@ -56,7 +55,7 @@ describe('the data-access audit against the real service', () => {
   let token: string;
   let adminToken: string;
   let instanceId = '';
-  let metadata: Server;
+  let metadata: AwsMetadata;
   let extraAgent: ChildProcess | null = null;
   let extraLog = '';
   const work = mkdtempSync(join(tmpdir(), 'ngsci-audit-it-'));
@@ -120,7 +119,7 @@ describe('the data-access audit against the real service', () => {
   after(async () => {
     if (extraAgent && extraAgent.exitCode === null) extraAgent.kill('SIGKILL');
     await stack?.stop();
-    if (metadata) await new Promise((r) => metadata.close(r));
+    if (metadata) await metadata.close();
   });
 
   test('a dataset file downloaded through the proxy is in the audit with the right user and path', async () => {
@@ -242,18 +241,7 @@ describe('the data-access audit against the real service', () => {
       `#!/bin/sh\ncat '${join(ROOT, 'cli', 'testdata', 'nvidia-smi-a100x2.csv')}'\n`,
     );
     chmodSync(smi, 0o755);
-    const action = readFileSync(join(ROOT, 'cli', 'testdata', 'aws-instance-action.json'), 'utf8');
-    metadata = createServer((req, res) => {
-      if (req.method === 'PUT' && req.url === '/latest/api/token')
-        return res.writeHead(200).end('imds-token');
-      if (
-        req.url === '/latest/meta-data/spot/instance-action' &&
-        req.headers['x-aws-ec2-metadata-token'] === 'imds-token'
-      )
-        return res.writeHead(200).end(action);
-      res.writeHead(404).end();
-    });
-    await new Promise<void>((r) => metadata.listen(0, '127.0.0.1', r));
+    metadata = await recordedSpotNotice();
     // on a local instance the agent shares the researcher's uid, so its credential is readable
     // from /proc (docs/security.md says so); this test uses that to run a second agent with
     // recorded tools: on VMs the credential is in a root-only file
@@ -267,7 +255,7 @@ describe('the data-access audit against the real service', () => {
         '--cloud',
         'aws',
         '--metadata-url',
-        `http://127.0.0.1:${(metadata.address() as AddressInfo).port}`,
+        metadata.url,
         '--nvidia-smi',
         smi,
         '--spot-interval',

@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import postgres from 'postgres';
+import { assertWarnedThenCulled } from './culling.js';
 import { createPostgresDatabase, ROOT, startStack, until, type Stack } from './stack.js';
 
 interface Result {
@@ -165,19 +166,7 @@ test(
       stack,
     );
     assert.equal(culled.state, 'stopped');
-    const events = (
-      await sql<
-        Array<{ message: string }>
-      >`select message from instance_events where instance_id = ${culled.id} order by id`
-    ).map((e) => e.message);
-    assert.ok(
-      events.some((m) => /^idle for .* stops at/.test(m)),
-      `warned first: ${events.join(' | ')}`,
-    );
-    assert.ok(
-      events.some((m) => /^stopping: it was idle/.test(m)),
-      events.join(' | '),
-    );
+    await assertWarnedThenCulled(sql, culled.id);
     const still = await instance('patient');
     assert.equal(still.id, other.id);
     assert.equal(still.state, 'running', "the admin's hour still applies to the other user");

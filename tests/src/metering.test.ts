@@ -10,6 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import postgres from 'postgres';
 import WebSocket from 'ws';
+import { assertWarnedThenCulled } from './culling.js';
 import { createPostgresDatabase, isAlive, startStack, until, type Stack } from './stack.js';
 
 interface Inst {
@@ -299,19 +300,7 @@ test(
       60,
     );
     assert.equal(culled.state, 'stopped');
-    const idleEvents = (
-      await sql<
-        Array<{ message: string }>
-      >`select message from instance_events where instance_id = ${culled.id} order by id`
-    ).map((e) => e.message);
-    assert.ok(
-      idleEvents.some((m) => /^idle for .* stops at/.test(m)),
-      `warned first: ${idleEvents.join(' | ')}`,
-    );
-    assert.ok(
-      idleEvents.some((m) => /^stopping: it was idle/.test(m)),
-      idleEvents.join(' | '),
-    );
+    await assertWarnedThenCulled(sql, culled.id);
     await new Promise((r) => setTimeout(r, 4000));
     assert.equal((await instance('busy')).state, 'running', 'the busy kernel kept its server');
     const meter = (

@@ -12,15 +12,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import { checkLedger } from './ledger-check.js';
 import { agentPidOf, environOf, isAlive, ROOT, startStack, until, type Stack } from './stack.js';
 import { launchBrowser, login, openLab, waitForLab } from './ui/browser.js';
 import { dismissNews, screenshot } from './ui/helpers.js';
+import { recordedSpotNotice, type AwsMetadata } from './aws-metadata.js';
 
 interface Inst {
   id: string;
@@ -38,8 +36,7 @@ describe('spot preemption on the local provisioner', () => {
   let stack: Stack;
   let sql: postgres.Sql;
   let token: string;
-  let metadata: Server;
-  let metadataUrl: string;
+  let metadata: AwsMetadata;
 
   before(async () => {
     stack = await startStack({
@@ -49,22 +46,10 @@ describe('spot preemption on the local provisioner', () => {
     sql = postgres(stack.databaseUrl ?? '', { max: 2, onnotice: () => {} });
     token = await stack.userToken('researcher');
     // AWS's instance metadata, answering with the recorded spot instance-action
-    const action = readFileSync(join(ROOT, 'cli', 'testdata', 'aws-instance-action.json'), 'utf8');
-    metadata = createServer((req, res) => {
-      if (req.method === 'PUT' && req.url === '/latest/api/token')
-        return res.writeHead(200).end('imds-token');
-      if (
-        req.url === '/latest/meta-data/spot/instance-action' &&
-        req.headers['x-aws-ec2-metadata-token'] === 'imds-token'
-      )
-        return res.writeHead(200).end(action);
-      res.writeHead(404).end();
-    });
-    await new Promise<void>((r) => metadata.listen(0, '127.0.0.1', r));
-    metadataUrl = `http://127.0.0.1:${(metadata.address() as AddressInfo).port}`;
+    metadata = await recordedSpotNotice();
   });
   after(async () => {
-    metadata?.close();
+    await metadata?.close();
     await sql?.end();
     await stack?.stop();
   });
@@ -111,7 +96,7 @@ describe('spot preemption on the local provisioner', () => {
     delete env.NGSCI_DATASET_PATH;
     const agent = spawn(
       join(ROOT, '.venv', 'bin', 'ngsci'),
-      ['agent', '--once', '--cloud', 'aws', '--metadata-url', metadataUrl],
+      ['agent', '--once', '--cloud', 'aws', '--metadata-url', metadata.url],
       { env, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let log = '';

@@ -705,3 +705,48 @@ describe('statements, estimates, admin', () => {
     assert.equal((await h.request('/api/v1/admin/instances', { token: admin })).status, 200);
   });
 });
+
+test('GET /budget prices with the plans in memory, and an admin change shows at once', async () => {
+  const token = h.token({ name: 'bplan-u', groups: ['bplan-lab'] });
+  const admin = h.token({
+    name: 'bplan-admin',
+    admin: true,
+    scopes: [ACCESS, 'custom:ngsci:admin'],
+  });
+  const rate = async () => {
+    const res = await h.request('/api/v1/budget', { token });
+    assert.equal(res.status, 200);
+    const b = (await res.json()) as {
+      runway: Array<{ size: string; cloud: string; spot: boolean; rateMicrosPerHour: number }>;
+    };
+    return b.runway.find((r) => r.size === 'cpu-small' && r.cloud === 'local' && !r.spot)!
+      .rateMicrosPerHour;
+  };
+  const catalog = (await (await h.request('/api/v1/catalog', { token })).json()) as {
+    sizes: Array<{ id: string; offers: Array<{ cloud: string; onDemandMicrosPerHour: number }> }>;
+  };
+  const list = catalog.sizes
+    .find((s) => s.id === 'cpu-small')!
+    .offers.find((o) => o.cloud === 'local')!.onDemandMicrosPerHour;
+  const before_ = await rate();
+  const created = await h.request('/api/v1/admin/plans', {
+    method: 'POST',
+    token: admin,
+    body: JSON.stringify({ id: 'bplan-quarter', label: 'Quarter', multiplierPpm: 250_000 }),
+  });
+  assert.equal(created.status, 201);
+  const assigned = await h.request('/api/v1/admin/plan-assignments', {
+    method: 'PUT',
+    token: admin,
+    body: JSON.stringify({
+      subjectKind: 'group',
+      subjectName: 'bplan-lab',
+      planId: 'bplan-quarter',
+    }),
+  });
+  assert.equal(assigned.status, 200);
+  // the very next answer: the group's new plan, not the copy from before the change
+  const after_ = await rate();
+  assert.equal(after_, Number((BigInt(list) * 250_000n + 500_000n) / 1_000_000n));
+  assert.notEqual(after_, before_);
+});

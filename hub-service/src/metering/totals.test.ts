@@ -79,6 +79,26 @@ async function assertExact(ledger: Ledger, db: Db, what: string) {
         `${what}: ${user}'s spend ${from.toISOString()}`,
       );
     }
+    // GET /budget's one read (day, month, GPU seconds): each the figure asked on its own,
+    // whole days from the totals, a range that is not whole days from the rows
+    const partial = [new Date('2026-05-31T22:40:00Z'), new Date('2026-06-01T00:10:00Z')] as const;
+    for (const windows of [
+      [JUNE_1, JUNE],
+      [MAY, JUNE_1],
+      [partial, JUNE],
+    ] as const) {
+      assert.deepEqual(
+        await ledger.userSums(user, windows, JUNE),
+        {
+          spend: [
+            await ledger.userSpendFromRows(user, ...windows[0]),
+            await ledger.userSpendFromRows(user, ...windows[1]),
+          ],
+          gpuSeconds: await ledger.gpuSeconds(user, ...JUNE),
+        },
+        `${what}: ${user}'s sums of one read`,
+      );
+    }
   }
   // the usage chart: whole days from the totals, a partial first and last day from the rows
   for (const g of ['day', 'month'] as const) {

@@ -8,15 +8,14 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { agentPidOf, environOf, ROOT, startStack, until, type Stack } from '../stack.js';
 import { collectErrors, launchBrowser, login, openLab, waitForLab } from './browser.js';
 import { dismissNews, launchAndWait, openSidebar, section, type Inst } from './helpers.js';
+import { recordedSpotNotice, type AwsMetadata } from '../aws-metadata.js';
 
 const WARNING_SECONDS = 35;
 
@@ -37,7 +36,7 @@ describe('ngsci notifications in JupyterLab', () => {
   let errors: string[];
   let inst: Inst;
   let quotaId = 0;
-  let metadata: Server;
+  let metadata: AwsMetadata;
   let agent: ChildProcess | null = null;
   const dataset = mkdtempSync(join(tmpdir(), 'ngsci-ui-dataset-'));
 
@@ -50,18 +49,7 @@ describe('ngsci notifications in JupyterLab', () => {
 
   before(async () => {
     // an AWS metadata endpoint with a recorded spot interruption notice (IMDSv2)
-    const action = readFileSync(join(ROOT, 'cli', 'testdata', 'aws-instance-action.json'), 'utf8');
-    metadata = createServer((req, res) => {
-      if (req.method === 'PUT' && req.url === '/latest/api/token')
-        return res.writeHead(200).end('imds-token');
-      if (
-        req.url === '/latest/meta-data/spot/instance-action' &&
-        req.headers['x-aws-ec2-metadata-token'] === 'imds-token'
-      )
-        return res.writeHead(200).end(action);
-      res.writeHead(404).end();
-    });
-    await new Promise<void>((r) => metadata.listen(0, '127.0.0.1', r));
+    metadata = await recordedSpotNotice();
 
     // the meter cycles and culls every second and warns 35 s before an idle stop
     stack = await startStack({
@@ -96,7 +84,7 @@ describe('ngsci notifications in JupyterLab', () => {
     if (agent && agent.exitCode === null) agent.kill('SIGKILL');
     await browser?.close();
     await stack?.stop();
-    await new Promise((r) => metadata?.close(r));
+    await metadata?.close();
     rmSync(dataset, { recursive: true, force: true });
   });
 
@@ -185,7 +173,7 @@ describe('ngsci notifications in JupyterLab', () => {
         '--cloud',
         'aws',
         '--metadata-url',
-        `http://127.0.0.1:${(metadata.address() as AddressInfo).port}`,
+        metadata.url,
         '--spot-interval',
         '1s',
       ],
