@@ -1,13 +1,25 @@
 /**
- * Regenerates docs/images/{sidebar,admin-panel,lab,resize-progress}-*.png: runs the sidebar UI
- * test against a fresh stack with NGSCI_SCREENSHOTS pointing at docs/images, so the pictures
- * show exactly what the test checks. Usage (from tests/): npx tsx src/ui/screenshots.ts
+ * Regenerates the pictures in docs/images: runs every test that takes them against fresh stacks
+ * with NGSCI_SCREENSHOTS pointing at docs/images, so the pictures show exactly what the tests
+ * check (the sidebar, the admin panel, resize progress and keeping variables, the runway and
+ * countdown, the idle-timeout section, the spawn form, stop_after and a spot relaunch).
+ * Usage (from tests/): npx tsx src/ui/screenshots.ts
  */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { ROOT } from '../stack.js';
 
-const res = spawnSync('npx', ['tsx', '--test', join('src', 'ui', 'sidebar.test.ts')], {
+const TAKING_PICTURES = [
+  'src/ui/sidebar.test.ts',
+  'src/ui/budget-aware.test.ts',
+  'src/ui/idle.test.ts',
+  'src/ui/keep-state.test.ts',
+  'src/spawn-form.test.ts',
+  'src/stop-after.test.ts',
+  'src/preemption.test.ts',
+];
+
+const res = spawnSync('npx', ['tsx', '--test', '--test-concurrency=1', ...TAKING_PICTURES], {
   cwd: join(ROOT, 'tests'),
   stdio: 'inherit',
   env: { ...process.env, NGSCI_SCREENSHOTS: join(ROOT, 'docs', 'images') },

@@ -3,13 +3,14 @@
  * machine has no terraform binary and no cloud account. It replays Terraform's documented `-json`
  * output from recorded fixtures.
  */
-import { after, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
+import { freshPostgres, type FreshPostgres } from '../../testing/fresh-postgres.js';
 import {
   CLI_CONFIG_FILE,
   TerraformError,
@@ -392,9 +393,18 @@ describe('executor: an Azure stop never hot-detaches the home disk (terraform te
   });
 });
 
-/** The real Postgres at 127.0.0.1:5432 (db `test`), as the pg backend would use it. */
-const REAL_PG =
-  process.env.NGSCI_TEST_TF_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test?sslmode=disable';
+/**
+ * The real Postgres at 127.0.0.1:5432, as the pg backend would use it: a new database, as on a
+ * first deployment, where the backend's shared `public.global_states_id_seq` does not exist yet
+ * (two first inits at once raced on creating it; the executor now creates it first).
+ */
+let REAL_PG = process.env.NGSCI_TEST_TF_PG_URL ?? '';
+let freshDb: FreshPostgres | null = null;
+before(async () => {
+  if (REAL_PG) return;
+  freshDb = await freshPostgres('ngsci_tf_pg');
+  REAL_PG = `${freshDb.url}?sslmode=disable`;
+});
 const runId = Math.random().toString(36).slice(2, 8);
 const schemas: string[] = [];
 function schemaName(what: string): string {
@@ -415,6 +425,7 @@ after(async () => {
   const sql = postgres(REAL_PG, { max: 1, onnotice: () => {} });
   for (const s of schemas) await sql`drop schema if exists ${sql(s)} cascade`;
   await sql.end();
+  await freshDb?.drop();
 });
 function pgExecutor(extra: Partial<TerraformExecutorConfig> = {}): TerraformExecutor {
   return executor('success', {

@@ -525,7 +525,48 @@ export class TerraformExecutor {
   }
 
   private async initStep(workdir: string, opts: RunOptions, progress: Progress): Promise<void> {
+    if (this.config.backend === 'pg') await this.prepareSharedState(opts);
     await this.run('init', workdir, ['init', '-input=false', '-no-color'], opts, progress, false);
+  }
+
+  /** once per executor: the pg backend's one object shared by every stack's schema exists */
+  private sharedState: Promise<void> | null = null;
+
+  /**
+   * Terraform's pg backend creates `public.global_states_id_seq` (shared by every state schema)
+   * with CREATE SEQUENCE IF NOT EXISTS when it configures, and two first inits at once on a new
+   * database race on it: one fails with a unique violation in the catalog. Created here first,
+   * the same way, under an advisory lock that every replica takes, so no init ever creates it.
+   * A failure is logged, not thrown: terraform's own init then says what is wrong.
+   */
+  private prepareSharedState(opts: RunOptions): Promise<void> {
+    this.sharedState ??= (async () => {
+      const sql = postgres(this.config.pgConnString ?? '', {
+        max: 1,
+        connect_timeout: 10,
+        onnotice: () => {},
+      });
+      try {
+        await sql.begin(async (tx) => {
+          await tx`select pg_advisory_xact_lock(hashtext('ngsci: terraform pg backend sequence'))`;
+          await tx`create sequence if not exists public.global_states_id_seq as bigint`;
+        });
+      } catch (err) {
+        this.sharedState = null;
+        const message = err instanceof Error ? err.message : String(err);
+        this.config.log?.({
+          step: 'init',
+          level: 'warn',
+          message: scrub(
+            `could not prepare the pg backend's shared sequence: ${message}`,
+            this.secrets(opts.secrets),
+          ),
+        });
+      } finally {
+        await sql.end({ timeout: 5 }).catch(() => {});
+      }
+    })();
+    return this.sharedState;
   }
 
   private lockTimeoutArg(): string {
