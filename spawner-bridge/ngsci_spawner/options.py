@@ -111,11 +111,17 @@ def options_from_form(form_data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def format_price(micros: int) -> str:
-    """Micro-dollars per hour as the form shows them: 526000 -> "$0.53/h"."""
-    cents = (micros + 5_000) // 10_000
-    if micros > 0 and cents == 0:
-        return "<$0.01/h"
-    return f"${cents // 100:,}.{cents % 100:02d}/h"
+    """Micro-dollars per hour as the form shows them, never rounded: 526000 -> "$0.526/h".
+
+    The contract's rule for unit prices and rates (contract/src/figures.ts formatRate; its test
+    vectors, contract/fixtures/money-format.json, check this copy too): at least 2 decimals, as
+    many as the exact value needs, so the form shows the same rate as the sidebar and the bill.
+    """
+    micros = int(micros)
+    sign = "-" if micros < 0 else ""
+    whole, frac = divmod(abs(micros), 1_000_000)
+    decimals = f"{frac:06d}".rstrip("0").ljust(2, "0")
+    return f"{sign}${whole:,}.{decimals}/h"
 
 
 def _prices_by_cloud(size: Mapping[str, Any]) -> dict[str, dict[str, str | None]]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from ngsci_spawner import SpawnError, options_from_form, validate_options
@@ -77,11 +80,19 @@ def test_spawner_uses_form_parsing(make_spawner):
     }
 
 
+_MONEY_FORMAT = json.loads(
+    (Path(__file__).resolve().parents[2] / "contract" / "fixtures" / "money-format.json").read_text(
+        encoding="utf-8"
+    )
+)
+
+
 @pytest.mark.parametrize(
     ("micros", "text"),
-    [(526_000, "$0.53/h"), (0, "$0.00/h"), (4_999, "<$0.01/h"), (32_770_000, "$32.77/h")],
+    [(v["micros"], v["text"]) for v in _MONEY_FORMAT["rates"]]
+    + [(526_000, "$0.526/h"), (0, "$0.00/h"), (4_999, "$0.004999/h"), (32_770_000, "$32.77/h")],
 )
-def test_format_price(micros, text):
+def test_format_price_is_the_contracts_rate_never_rounded(micros, text):
     assert format_price(micros) == text
 
 
@@ -89,8 +100,8 @@ def test_form_shows_every_size_with_its_price_on_the_default_cloud():
     html = render_form(CATALOG)
 
     # defaultCloud is aws: both sizes priced there
-    assert "$0.08/h" in html  # cpu-small on aws
-    assert "$0.53/h" in html  # gpu-t4 on aws
+    assert "$0.0832/h" in html  # cpu-small on aws, as exact as the bill
+    assert "$0.526/h" in html  # gpu-t4 on aws
     assert 'value="cpu-small" checked' in html
     assert "2 vCPU \u00b7 8 GiB" in html
     assert "1\u00d7 T4 (16 GiB)" in html
@@ -143,7 +154,7 @@ def test_form_when_nothing_is_available():
 async def test_spawner_form_comes_from_the_catalog(service, make_spawner):
     spawner = make_spawner()
     html = await spawner.get_options_form()
-    assert "$0.53/h" in html
+    assert "$0.526/h" in html
     # for the spawning user: the answer carries their runway per size
     assert service.paths() == ["GET /services/ngsci/api/v1/bridge/catalog?user=alice"]
 
