@@ -202,7 +202,8 @@ class NgsciSpawner(Spawner):
         `poll()` keeps answering "still running" (None) while the service cannot be reached,
         however long that lasts: reporting "stopped" would make the hub drop the route and the
         server's tokens while the machine may still be running and billing. An operator has to
-        look; the error log line is the cue.
+        look; the error log line is the cue. The hub's check of its servers at its own start is
+        the exception: there `poll()` waits for hub-service (up to `start_timeout`), see `poll()`.
         """,
     ).tag(config=True)
 
@@ -384,12 +385,33 @@ class NgsciSpawner(Spawner):
             await asyncio.sleep(self.start_poll_interval)
 
     async def poll(self) -> int | None:
-        try:
-            instance = await self._client().status(user=self.user.name, server=self.name)
-        except ServiceError as e:
-            self._note_unreachable(e)
-            # Never "stopped" on a guess: see poll_unreachable_limit.
-            return None
+        """None while the instance is active (or hub-service cannot tell), else an exit status.
+
+        At its own start the hub checks every server it has a record of ("check" pending, shown
+        to the user as "Your server is starting up… 0%") before it starts its managed services,
+        so hub-service cannot answer yet. "Still running" then made the hub wait `http_timeout`
+        for a server that may be gone (e.g. killed with the hub's container), keeping the spawn
+        page blocked. During that check, poll() waits for hub-service (up to `start_timeout`)
+        and answers what it says: an instance that ended while the hub was down is reported
+        stopped at once, and the user gets the spawn form back.
+        """
+        client = self._client()
+        checking = bool(getattr(self, "_check_pending", False))
+        deadline = time.monotonic() + self.start_timeout
+        outage = _Outage(self.log, f"checking {self._log_name} at the hub's start")
+        while True:
+            try:
+                instance = await client.status(user=self.user.name, server=self.name)
+                break
+            except ServiceError as e:
+                if checking and e.transient and time.monotonic() < deadline:
+                    outage.failed(e)
+                    await asyncio.sleep(self.start_poll_interval)
+                    continue
+                self._note_unreachable(e)
+                # Never "stopped" on a guess: see poll_unreachable_limit.
+                return None
+        outage.recovered()
         if self._unreachable_since is not None:
             self.log.info("hub-service answers again about %s", self._log_name)
             self._unreachable_since = None

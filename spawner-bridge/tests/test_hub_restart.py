@@ -47,3 +47,60 @@ async def test_a_completed_start_keeps_its_url_while_the_service_is_away(service
     spawner.load_state({"instance_id": "inst-1"})
     assert await spawner.get_url() == spawner.server.url
     assert len(service.requests) == 1
+
+
+# ---- the hub's check of its servers at its start (docs/deploy-docker.md, hub container restart)
+
+
+@pytest.mark.parametrize("state", ["stopped", "failed"])
+async def test_the_start_check_waits_for_the_service_and_reports_an_ended_instance(
+    service, make_spawner, state
+):
+    # the hub checks its servers before its managed service is up; the instance died with the
+    # hub's container. "Still running" here kept the user on "starting up… 0%".
+    service.seed(state, exitCode=137)
+    service.outage = 3
+    spawner = make_spawner()
+    spawner.load_state({"instance_id": "inst-1"})
+    spawner._check_pending = True
+
+    status = await spawner.poll()
+
+    if state == "stopped":
+        assert status == 0
+    else:
+        assert status == 137
+    assert len(service.requests) == 4
+
+
+async def test_the_start_check_reports_a_running_instance_as_running(service, make_spawner):
+    service.seed("running")
+    service.outage = 2
+    spawner = make_spawner()
+    spawner._check_pending = True
+    assert await spawner.poll() is None
+    assert len(service.requests) == 3
+
+
+async def test_the_start_check_gives_up_after_start_timeout(service, make_spawner):
+    service.seed("stopped")
+    service.outage = 100
+    spawner = make_spawner(start_timeout=0)
+    spawner._check_pending = True
+    assert await spawner.poll() is None
+
+
+async def test_the_start_check_does_not_wait_out_a_refused_secret(service, make_spawner):
+    service.seed("stopped")
+    spawner = make_spawner(bridge_secret="wrong")
+    spawner._check_pending = True
+    assert await spawner.poll() is None
+    assert len(service.requests) == 1
+
+
+async def test_a_later_poll_does_not_wait_for_the_service(service, make_spawner):
+    service.seed("stopped")
+    service.outage = 1
+    spawner = make_spawner()
+    assert await spawner.poll() is None
+    assert len(service.requests) == 1
