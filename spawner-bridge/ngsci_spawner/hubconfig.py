@@ -89,8 +89,10 @@ def configure_hub(
     - `access:services!service=<service_name>` for every user, so their servers' tokens may
       call the service;
     - `NgsciSpawner.service_url` and `.bridge_secret` (and `.start_timeout` when given);
-    - how long the hub waits at start-up for the service to answer: `service_start_timeout`
-      seconds (it migrates and opens its database first), on JupyterHub 6 and later.
+    - how long the hub waits at start-up for the service it starts to answer:
+      `service_start_timeout` seconds (it migrates and opens its database first), on JupyterHub 6
+      and later; an external service (`service_url`) keeps JupyterHub's default wait, since its
+      replicas may start after the hub.
 
     With `secrets_file`, the bridge secret and every secret setting of `service_environment`
     (SECRET_SETTING) are written to that file (0600) and the service gets only its path
@@ -168,7 +170,9 @@ def configure_hub(
             "oauth_client_allowed_scopes": [service_access, ADMIN_SCOPE],
             # part of the hub, operated by its admins: a consent page adds nothing
             "oauth_no_confirm": True,
-            **_service_wait(int(service_start_timeout)),
+            # an external service (replicas) may come up after the hub, which waits for it
+            # before it starts: only the service the hub itself starts gets the longer wait
+            **(_service_wait(int(service_start_timeout)) if service_url is None else {}),
         }
     )
 
