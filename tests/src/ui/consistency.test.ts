@@ -30,7 +30,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import postgres from 'postgres';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser, Locator, Page } from 'playwright-core';
 import { ROOT, startStack, until, type Stack } from '../stack.js';
 import { checkLedger } from '../ledger-check.js';
 import { collectErrors, launchBrowser, login, openLab, waitForLab } from './browser.js';
@@ -659,11 +659,24 @@ describe('every surface shows the same money at the same instant', () => {
     // the admin panel (not the sidebar) asks again when shown: another tab, then the panel's
     const tab = (name: string) =>
       page.locator('#jp-main-dock-panel .lm-TabBar-tab', { hasText: name }).first();
+    // JupyterLab's "Server unavailable" dialog may come up at any moment after the stop (when
+    // its own poll notices): declined whenever it is in the way, as a user would
+    const clickPastDialog = async (target: Locator) => {
+      for (let attempt = 0; ; attempt++) {
+        await declineRestart();
+        try {
+          await target.click({ timeout: 5000 });
+          return;
+        } catch (err) {
+          if (attempt >= 4) throw err;
+        }
+      }
+    };
     const reshowAdmin = async () => {
       await declineRestart();
-      if (await tab('Launcher').isVisible()) await tab('Launcher').click();
+      if (await tab('Launcher').isVisible()) await clickPastDialog(tab('Launcher'));
       else await runFromPalette(page, 'New Launcher');
-      await tab('ngsci admin').click();
+      await clickPastDialog(tab('ngsci admin'));
       await calls.quiet();
     };
     await reshowAdmin();
@@ -692,10 +705,10 @@ describe('every surface shows the same money at the same instant', () => {
     for (const name of ['Instance', 'Usage', 'Billing'] as const) {
       const title = page.locator('#ngsci-sidebar .lm-AccordionPanel-title', { hasText: name });
       if ((await title.getAttribute('aria-expanded')) === 'true') {
-        await title.click();
+        await clickPastDialog(title);
         await section(page, name).waitFor({ state: 'hidden' });
       }
-      await title.click();
+      await clickPastDialog(title);
       await section(page, name).waitFor({ state: 'visible' });
     }
     await reshowAdmin();
