@@ -3,11 +3,21 @@
  * and server), the sidebar, the status bar item, the commands, notifications and the admin panel.
  */
 import {
+  ConnectionLost,
+  IConnectionLost,
   ILayoutRestorer,
+  JupyterLab,
   type JupyterFrontEnd,
   type JupyterFrontEndPlugin,
 } from '@jupyterlab/application';
-import { ICommandPalette, IThemeManager, MainAreaWidget, Notification } from '@jupyterlab/apputils';
+import {
+  Dialog,
+  ICommandPalette,
+  IThemeManager,
+  MainAreaWidget,
+  Notification,
+  showDialog,
+} from '@jupyterlab/apputils';
 import { PageConfig } from '@jupyterlab/coreutils';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
@@ -30,6 +40,7 @@ import { ResizeSection } from './widgets/resize';
 import { IdleSection } from './widgets/idle';
 import { followBudgetStop } from './countdown';
 import { followKeepStateRestores, serverKernels } from './keep-state-page';
+import { connectionLostHandler } from './connection-lost';
 
 const PKG = 'ngsci-labextension';
 
@@ -376,8 +387,53 @@ const adminPlugin: JupyterFrontEndPlugin<void> = {
   },
 };
 
+/**
+ * Replaces JupyterHub's "Server unavailable or unreachable" dialog (package.json disables
+ * `@jupyterlab/hub-extension:connectionlost`): a server that ngsci stopped or is resizing gets a
+ * note, not a modal question (connection-lost.ts); any other loss gets the hub's question.
+ */
+const connectionLostPlugin: JupyterFrontEndPlugin<IConnectionLost> = {
+  id: `${PKG}:connection-lost`,
+  description: 'What the page says when its server goes away: a note when ngsci stopped it.',
+  autoStart: true,
+  requires: [INgsciModel],
+  optional: [JupyterLab.IInfo],
+  provides: IConnectionLost,
+  activate: (
+    app: JupyterFrontEnd,
+    model: INgsciModel,
+    info: JupyterLab.IInfo | null,
+  ): IConnectionLost => {
+    // outside JupyterHub, JupyterLab's own handler
+    if (!PageConfig.getOption('hubPrefix')) return ConnectionLost;
+    const handler = connectionLostHandler({
+      model,
+      ask: async () =>
+        (
+          await showDialog({
+            title: 'Server unavailable or unreachable',
+            body: `Your server at ${PageConfig.getBaseUrl()} is not answering.\nWould you like to restart it?`,
+            buttons: [
+              Dialog.okButton({ label: 'Restart' }),
+              Dialog.cancelButton({ label: 'Dismiss' }),
+            ],
+          })
+        ).button.accept,
+      restart: async () => {
+        if (app.commands.hasCommand('hub:restart')) await app.commands.execute('hub:restart');
+      },
+      note: (message) => Notification.info(message, { autoClose: false }),
+      setConnected: (connected) => {
+        if (info) info.isConnected = connected;
+      },
+    });
+    return () => handler();
+  },
+};
+
 export default [
   modelPlugin,
+  connectionLostPlugin,
   sidebarPlugin,
   palettePlugin,
   statusPlugin,

@@ -290,6 +290,57 @@ test('a resize follows the events until the new instance runs', async () => {
 });
 
 test(
+  'a resize whose event stream the hub cut (the old machine stopped) says so, once',
+  { timeout: 10_000 },
+  async () => {
+    let opened = 0;
+    const { fetch } = fakeFetch({
+      'GET /me': () => json(200, me()),
+      'GET /catalog': () => json(200, catalog),
+      'GET /instances': () => json(200, { instances: [inst('default', 'running')] }),
+      'POST /instances/default/resize': () => json(202, { ...inst('default', 'stopping') }),
+      'GET /instances/default/events': () => {
+        opened++;
+        // the first stream ends with the old machine; the reconnect's token is refused
+        return opened === 1
+          ? new Response(
+              `id: 10\nevent: instance\ndata: ${JSON.stringify({
+                id: 10,
+                instanceId: 'i-default',
+                at: '2026-11-23T12:00:00.000Z',
+                state: 'stopping',
+                progress: 0,
+                message: 'stopping',
+              })}\n\n`,
+            )
+          : json(401, { code: 'unauthenticated', message: 'invalid token', requestId: 'r1' });
+      },
+      // no sign-in of this browser to fall back on
+      'GET /session': () =>
+        json(401, { code: 'login_required', message: 'sign in', requestId: 'r2' }),
+    });
+    const model = new NgsciModel({
+      api: new NgsciApi({ baseUrl: '', token: 't', fetch, user: 'researcher' }),
+      server: 'default',
+      user: 'researcher',
+      now: () => NOW,
+    });
+    await model.refresh(['instance']);
+    const lost = new Promise<void>((resolve) =>
+      model.changed.connect(() => model.resizing?.eventsLost && resolve()),
+    );
+    await model.resize('default', 'gpu-t4');
+    await lost;
+    assert.equal(model.resizing?.readyInstanceId, null);
+    assert.equal(model.resizing?.failed, null, 'not a failure: the page watches the address');
+    assert.equal(model.resizing?.last?.state, 'stopping');
+    await new Promise((r) => setTimeout(r, 1_200));
+    assert.equal(opened, 2, 'no retries against a token the hub revoked');
+    model.dispose();
+  },
+);
+
+test(
   "a stop of this page's server, seen on its event stream, refreshes every money part at once",
   { timeout: 10_000 },
   async () => {

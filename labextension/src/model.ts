@@ -424,7 +424,7 @@ export class NgsciModel implements INgsciModel {
   }
 
   /** This page's server has stopped (so the hub has revoked, or soon revokes, the page's token). */
-  private get pageServerEnded(): boolean {
+  get pageServerEnded(): boolean {
     const inst = this.current;
     return (
       (!!inst && ENDED.has(inst.state)) ||
@@ -552,6 +552,20 @@ export class NgsciModel implements INgsciModel {
         after = await this.api.followEvents(server, onEvent, ctl.signal, after);
       } catch (err) {
         if ((err as Error)?.name === 'AbortError' || ctl.signal.aborted) break;
+        const r = this.resizing;
+        if (
+          r &&
+          r.server === server &&
+          r.server === this.server &&
+          err instanceof NgsciApiError &&
+          err.code === 'unauthenticated'
+        ) {
+          // the hub revoked this page's token, which it does once the old machine has stopped:
+          // the stream cannot come back, the page follows its server's address from here
+          r.eventsLost = true;
+          this._changed.emit('instance');
+          break;
+        }
         await new Promise((r) => setTimeout(r, 1000));
       }
     }

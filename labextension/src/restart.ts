@@ -33,18 +33,25 @@ export function followRestarts(
       Widget.attach(overlay, document.body);
     }
     overlay.showProgress(r);
-    if (!r.readyInstanceId || reloading) return;
+    if (reloading || r.failed) return;
+    // the new instance runs (its event came), or the events broke off after the old machine
+    // stopped: either way the next server to answer at this address is the new one
+    if (!r.readyInstanceId && !r.eventsLost) return;
     reloading = true;
     void reloadWhenReady(
       serverApiUrl(page, model.user, model.server),
       labUrl(page, model.user, model.server),
+      r.readyInstanceId ? 120 : 900,
     );
   });
 }
 
-/** Waits (up to two minutes) until the new server answers through the proxy, then goes there. */
-async function reloadWhenReady(probe: string, target: string): Promise<void> {
-  for (let i = 0; i < 120; i++) {
+/**
+ * Waits (up to `seconds`) until the server answers through the proxy, then goes there; past
+ * that, the hub's own page for the server says where it is.
+ */
+async function reloadWhenReady(probe: string, target: string, seconds: number): Promise<void> {
+  for (let i = 0; i < seconds; i++) {
     try {
       const res = await fetch(probe, {
         credentials: 'omit',

@@ -32,6 +32,11 @@ export interface ResizeProgress {
   failed: string | null;
   /** set when the cloud took a spot machine back and the service starts the server again */
   preempted?: boolean;
+  /**
+   * the service no longer takes this page's token (the hub revoked it when the old machine
+   * stopped) and the event stream broke off: the page watches its server's address instead
+   */
+  eventsLost?: boolean;
 }
 
 /** The ngsci state of this page, fetched through the API seam; it never polls on its own. */
@@ -51,6 +56,11 @@ export interface INgsciModel {
   /** the newest lifecycle event of each server that is changing */
   readonly progress: Map<string, InstanceEvent>;
   readonly resizing: ResizeProgress | null;
+  /**
+   * this page's server has stopped (its newest instance ended, or its own events said so): the
+   * hub has revoked, or soon revokes, the page's token
+   */
+  readonly pageServerEnded: boolean;
   /** which part changed */
   readonly changed: ISignal<INgsciModel, Section | 'me'>;
   readonly instanceEvent: ISignal<INgsciModel, { server: string; event: InstanceEvent }>;
