@@ -1,13 +1,20 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { Signal } from '@lumino/signaling';
 import { NgsciApiError } from './api';
 import { connectionLostHandler, STOPPED_NOTE, type ConnectionLostDeps } from './connection-lost';
 
 type Model = ConnectionLostDeps['model'];
 
-function setup(model: Partial<Model> & { refreshInstances?: () => Promise<void> }) {
+function setup(
+  model: Partial<Model>,
+  ask: (withdrawn: AbortSignal) => Promise<boolean> = async () => false,
+) {
   const said: string[] = [];
+  const owner = {};
+  const changed = new Signal<object, string>(owner);
   const m: Model = {
+    changed: changed as unknown as Model['changed'],
     server: 'default',
     resizing: null,
     pageServerEnded: false,
@@ -17,9 +24,9 @@ function setup(model: Partial<Model> & { refreshInstances?: () => Promise<void> 
   };
   const handler = connectionLostHandler({
     model: m,
-    ask: async () => {
+    ask: async (withdrawn) => {
       said.push('asked');
-      return false;
+      return ask(withdrawn);
     },
     restart: async () => {
       said.push('restarted');
@@ -27,7 +34,7 @@ function setup(model: Partial<Model> & { refreshInstances?: () => Promise<void> 
     note: (msg) => said.push(`note: ${msg}`),
     waitMs: 200,
   });
-  return { handler, said, m };
+  return { handler, said, m, emit: () => changed.emit('instance') };
 }
 
 test('a server that ngsci stopped gets a note, once, and no modal question', async () => {
@@ -86,3 +93,21 @@ test(
     assert.deepEqual(said, ['asked']);
   },
 );
+
+test('the question is withdrawn when the stop event comes while it is up: a note instead', async () => {
+  let emitLater = () => undefined as void;
+  const { handler, said, m, emit } = setup(
+    {},
+    (withdrawn) =>
+      new Promise((resolve) => {
+        withdrawn.addEventListener('abort', () => resolve(false));
+        emitLater();
+      }),
+  );
+  emitLater = () => {
+    (m as { pageServerEnded: boolean }).pageServerEnded = true;
+    emit();
+  };
+  await handler();
+  assert.deepEqual(said, ['asked', `note: ${STOPPED_NOTE}`]);
+});

@@ -11,10 +11,13 @@ import type { INgsciModel } from './tokens';
 export interface ConnectionLostDeps {
   model: Pick<
     INgsciModel,
-    'server' | 'resizing' | 'pageServerEnded' | 'errors' | 'refreshInstances'
+    'server' | 'resizing' | 'pageServerEnded' | 'errors' | 'refreshInstances' | 'changed'
   >;
-  /** asks whether to restart the server; true for yes */
-  ask(): Promise<boolean>;
+  /**
+   * asks whether to restart the server; true for yes. `withdrawn` aborts when the page learns
+   * while asking that ngsci stopped the server (its stop event came late): the question goes
+   */
+  ask(withdrawn: AbortSignal): Promise<boolean>;
   restart(): Promise<void>;
   /** a note that does not block the page */
   note(message: string): void;
@@ -42,9 +45,24 @@ export function connectionLostHandler(deps: ConnectionLostDeps): () => Promise<v
         noted = true;
         return;
       }
+      const withdraw = new AbortController();
+      const learnt = () => {
+        if (known(deps.model)) withdraw.abort();
+      };
+      deps.model.changed.connect(learnt);
       deps.setConnected?.(false);
-      const yes = await deps.ask();
-      deps.setConnected?.(true);
+      let yes: boolean;
+      try {
+        yes = await deps.ask(withdraw.signal);
+      } finally {
+        deps.model.changed.disconnect(learnt);
+        deps.setConnected?.(true);
+      }
+      if (withdraw.signal.aborted) {
+        if (known(deps.model) === 'stopped' && !noted) deps.note(STOPPED_NOTE);
+        noted ||= known(deps.model) === 'stopped';
+        return;
+      }
       if (yes) await deps.restart();
     } finally {
       busy = false;
@@ -52,16 +70,16 @@ export function connectionLostHandler(deps: ConnectionLostDeps): () => Promise<v
   };
 }
 
+/** What the page knows already: its server is being resized, or has stopped. */
+function known(m: ConnectionLostDeps['model']): 'resizing' | 'stopped' | null {
+  if (m.resizing && m.resizing.server === m.server) return 'resizing';
+  return m.pageServerEnded ? 'stopped' : null;
+}
+
 /** Why the server is gone, as far as ngsci knows; null when it does not. */
 async function lostThroughNgsci(deps: ConnectionLostDeps): Promise<'resizing' | 'stopped' | null> {
   const m = deps.model;
-  const known = () =>
-    m.resizing && m.resizing.server === m.server
-      ? ('resizing' as const)
-      : m.pageServerEnded
-        ? ('stopped' as const)
-        : null;
-  const seen = known();
+  const seen = known(m);
   if (seen) return seen;
   // JupyterLab may notice before the server's stop event reaches the page: ask the service
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -70,7 +88,7 @@ async function lostThroughNgsci(deps: ConnectionLostDeps): Promise<'resizing' | 
     new Promise((res) => (timer = setTimeout(res, deps.waitMs ?? 5000))),
   ]);
   clearTimeout(timer);
-  const after = known();
+  const after = known(m);
   if (after) return after;
   // the hub revokes the page's token when it stops the server: refused means stopped
   const code = m.errors.instance?.code;

@@ -16,7 +16,6 @@ import {
   IThemeManager,
   MainAreaWidget,
   Notification,
-  showDialog,
 } from '@jupyterlab/apputils';
 import { PageConfig } from '@jupyterlab/coreutils';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
@@ -408,17 +407,23 @@ const connectionLostPlugin: JupyterFrontEndPlugin<IConnectionLost> = {
     if (!PageConfig.getOption('hubPrefix')) return ConnectionLost;
     const handler = connectionLostHandler({
       model,
-      ask: async () =>
-        (
-          await showDialog({
-            title: 'Server unavailable or unreachable',
-            body: `Your server at ${PageConfig.getBaseUrl()} is not answering.\nWould you like to restart it?`,
-            buttons: [
-              Dialog.okButton({ label: 'Restart' }),
-              Dialog.cancelButton({ label: 'Dismiss' }),
-            ],
-          })
-        ).button.accept,
+      ask: async (withdrawn) => {
+        const dialog = new Dialog({
+          title: 'Server unavailable or unreachable',
+          body: `Your server at ${PageConfig.getBaseUrl()} is not answering.\nWould you like to restart it?`,
+          buttons: [
+            Dialog.okButton({ label: 'Restart' }),
+            Dialog.cancelButton({ label: 'Dismiss' }),
+          ],
+        });
+        const withdraw = () => dialog.reject();
+        withdrawn.addEventListener('abort', withdraw, { once: true });
+        try {
+          return (await dialog.launch()).button.accept;
+        } finally {
+          withdrawn.removeEventListener('abort', withdraw);
+        }
+      },
       restart: async () => {
         if (app.commands.hasCommand('hub:restart')) await app.commands.execute('hub:restart');
       },
