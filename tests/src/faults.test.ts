@@ -28,7 +28,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import { checkLedger } from './ledger-check.js';
-import { createPostgresDatabase, isAlive, ROOT, startStack, until, type Stack } from './stack.js';
+import {
+  isAlive,
+  ROOT,
+  startPostgresStack,
+  until,
+  type PostgresStack,
+  type Stack,
+} from './stack.js';
 
 interface Inst {
   id: string;
@@ -41,7 +48,7 @@ interface Inst {
 
 const USERS = ['starter', 'resizer'] as const;
 let stack: Stack;
-let pg: { url: string; drop: () => Promise<void> };
+let pgStack: PostgresStack;
 let sql: postgres.Sql;
 const tokens: Record<string, string> = {};
 const scratch = mkdtempSync(join(tmpdir(), 'ngsci-faults-'));
@@ -70,14 +77,8 @@ before(async () => {
   writeFileSync(join(slowStopDir, 'resizer'), '');
   chmodSync(wrapper, 0o755);
   chmodSync(scratch, 0o755);
-  pg = await createPostgresDatabase();
-  stack = await startStack({
-    database: 'postgres',
-    databaseUrl: pg.url,
-    env: {
-      NGSCI_METER_INTERVAL: '1',
-      NGSCI_METER_ACCRUE_EVERY: '1',
-      NGSCI_HOME_GB: '0',
+  pgStack = await startPostgresStack(
+    {
       // a dead worker's jobs are reaped 4 s after its last heartbeat, not 60
       NGSCI_JOB_HEARTBEAT: '1',
       NGSCI_JOB_STALE_AFTER: '4',
@@ -85,19 +86,16 @@ before(async () => {
       // NGSCI_LOCAL_COMMAND itself, so it is given on the service's command line)
       NGSCI_SERVICE_COMMAND: `env NGSCI_LOCAL_COMMAND=${wrapper} node ${join(ROOT, 'hub-service/dist/index.js')}`,
     },
-  });
-  sql = postgres(pg.url, { max: 2, onnotice: () => {} });
+    USERS,
+  );
+  ({ stack, sql } = pgStack);
   for (const u of USERS) {
-    const res = await stack.hub(`/users/${u}`, { method: 'POST', body: '{}' });
-    assert.ok(res.status === 201 || res.status === 409, `create ${u}: ${res.status}`);
     tokens[u] = await stack.userToken(u);
   }
 });
 
 after(async () => {
-  await sql?.end();
-  await stack?.stop();
-  await pg?.drop();
+  await pgStack?.stop();
   rmSync(scratch, { recursive: true, force: true });
 });
 

@@ -12,7 +12,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import { assertWarnedThenCulled } from './culling.js';
-import { createPostgresDatabase, ROOT, startStack, until, type Stack } from './stack.js';
+import { ROOT, startPostgresStack, until, type PostgresStack, type Stack } from './stack.js';
 
 interface Result {
   code: number | null;
@@ -32,34 +32,25 @@ interface Idle {
 }
 
 let stack: Stack;
-let pg: { url: string; drop: () => Promise<void> };
 let sql: postgres.Sql;
+let pgStack: PostgresStack;
 const tokens: Record<string, string> = {};
 
 before(async () => {
-  pg = await createPostgresDatabase();
-  stack = await startStack({
-    database: 'postgres',
-    databaseUrl: pg.url,
-    env: {
-      NGSCI_METER_INTERVAL: '1',
-      NGSCI_METER_ACCRUE_EVERY: '1',
+  pgStack = await startPostgresStack(
+    {
       NGSCI_CULL_EVERY: '1',
       NGSCI_CULL_WARNING: '2',
       NGSCI_CULL_TIMEOUT: '3600',
-      NGSCI_HOME_GB: '0',
     },
-  });
-  sql = postgres(pg.url, { max: 2, onnotice: () => {} });
-  const res = await stack.hub('/users/patient', { method: 'POST', body: '{}' });
-  assert.ok(res.status === 201 || res.status === 409, `create patient: ${res.status}`);
+    ['patient'],
+  );
+  ({ stack, sql } = pgStack);
   for (const u of ['admin', 'researcher', 'patient']) tokens[u] = await stack.userToken(u);
 });
 
 after(async () => {
-  await sql?.end();
-  await stack?.stop();
-  await pg?.drop();
+  await pgStack?.stop();
 });
 
 const run = (cmd: string, args: string[], token: string): Promise<Result> =>

@@ -11,7 +11,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import postgres from 'postgres';
 import WebSocket from 'ws';
 import { assertWarnedThenCulled } from './culling.js';
-import { createPostgresDatabase, isAlive, startStack, until, type Stack } from './stack.js';
+import { isAlive, startPostgresStack, until, type PostgresStack, type Stack } from './stack.js';
 
 interface Inst {
   id: string;
@@ -23,39 +23,28 @@ interface Inst {
 
 const USERS = ['researcher', 'np', 'budget', 'idler', 'busy'] as const;
 let stack: Stack;
-let pg: { url: string; drop: () => Promise<void> };
 let sql: postgres.Sql;
+let pgStack: PostgresStack;
 const tokens: Record<string, string> = {};
 let adminToken: string;
 
 before(async () => {
-  pg = await createPostgresDatabase();
-  stack = await startStack({
-    database: 'postgres',
-    databaseUrl: pg.url,
-    env: {
-      NGSCI_METER_INTERVAL: '1',
-      NGSCI_METER_ACCRUE_EVERY: '1',
+  pgStack = await startPostgresStack(
+    {
       NGSCI_CULL_EVERY: '1',
       NGSCI_CULL_WARNING: '2',
       NGSCI_BUDGET_GRACE: '3',
-      NGSCI_HOME_GB: '0',
       NGSCI_METER_ORPHAN_GRACE: '120',
     },
-  });
-  sql = postgres(pg.url, { max: 2, onnotice: () => {} });
+    USERS.slice(1),
+  );
+  ({ stack, sql } = pgStack);
   adminToken = await stack.userToken('admin');
-  for (const u of USERS.slice(1)) {
-    const res = await stack.hub(`/users/${u}`, { method: 'POST', body: '{}' });
-    assert.ok(res.status === 201 || res.status === 409, `create ${u}: ${res.status}`);
-  }
   for (const u of USERS) tokens[u] = await stack.userToken(u);
 });
 
 after(async () => {
-  await sql?.end();
-  await stack?.stop();
-  await pg?.drop();
+  await pgStack?.stop();
 });
 
 const api = async <T>(

@@ -67,6 +67,45 @@ export async function createPostgresDatabase(): Promise<{
   };
 }
 
+/** A stack on a Postgres database of its own, with a SQL client on that database. */
+export interface PostgresStack {
+  stack: Stack;
+  sql: postgres.Sql;
+  /** ends the client, stops the stack and drops the database */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a stack on a fresh Postgres database with a fast meter (every second, no home disks)
+ * plus `env`, and creates the hub `users` (an existing user is fine).
+ */
+export async function startPostgresStack(
+  env: Record<string, string>,
+  users: readonly string[] = [],
+): Promise<PostgresStack> {
+  const pg = await createPostgresDatabase();
+  const stack = await startStack({
+    database: 'postgres',
+    databaseUrl: pg.url,
+    env: { NGSCI_METER_INTERVAL: '1', NGSCI_METER_ACCRUE_EVERY: '1', NGSCI_HOME_GB: '0', ...env },
+  });
+  const sql = postgres(pg.url, { max: 2, onnotice: () => {} });
+  for (const u of users) {
+    const res = await stack.hub(`/users/${u}`, { method: 'POST', body: '{}' });
+    if (res.status !== 201 && res.status !== 409)
+      throw new Error(`creating the hub user ${u}: ${res.status} ${await res.text()}`);
+  }
+  return {
+    stack,
+    sql,
+    stop: async () => {
+      await sql.end();
+      await stack.stop();
+      await pg.drop();
+    },
+  };
+}
+
 /**
  * Signs, in the stack's output, that a component could not bind its port: node's (the proxy, the
  * service) and Python's (the hub). When a stranger holds the proxy's API port, the hub then gets
