@@ -1,16 +1,21 @@
 """JupyterHub configuration for ngsci on one machine (`npm start`) and for the integration tests.
 
-Every value comes from the environment that scripts/start.mjs sets; see docs/configuration.md.
-Operators deploying elsewhere can start from this file: the ngsci parts are the one call to
-``configure_hub`` at the bottom.
+Every value comes from the environment that scripts/start.mjs (or docker/compose.yaml) sets; see
+docs/configuration.md. The login is a real identity provider's (NGSCI_AUTHENTICATOR=generic-oauth,
+github, google, azuread...: docs/install.md, "Logging in"), or, for the one-machine demo only
+(NGSCI_DEMO=1, which `npm start` sets), each listed user's own generated password. Operators
+deploying elsewhere can start from this file: the ngsci parts are the one call to ``configure_hub``
+at the bottom.
 """
 
 import hmac
 import json
 import os
+import re
 import secrets
 import shlex
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from jupyterhub.auth import Authenticator
@@ -74,24 +79,200 @@ def load_passwords(login_file: Path, users: list[str]) -> dict[str, str]:
     return {u: passwords[u] for u in users}
 
 
-researchers = [u for u in env.get("NGSCI_USERS", "researcher").split(",") if u]
-admins = [u for u in env.get("NGSCI_ADMINS", "admin").split(",") if u]
+def github_team_groups(auth_state: dict) -> list[str]:
+    """The GitHub teams of a login (`populate_teams_in_auth_state`) as `<org>:<team>` names."""
+    return [
+        f"{team['organization']['login']}:{team['slug']}"
+        for team in auth_state.get("teams") or []
+    ]
+
+
+def configure_oauth(
+    c, name: str, *, admins: list[str], admin_groups: list[str]
+) -> None:
+    """A real login through an OAuth 2 / OpenID Connect identity provider (oauthenticator).
+
+    `name` is the authenticator's entry point: generic-oauth (any OIDC provider: Keycloak,
+    Azure AD, Okta, Authentik...), github, google, azuread, gitlab... The client's id, secret and
+    callback come from oauthenticator's own settings (OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET,
+    OAUTH_CALLBACK_URL; generic-oauth also OAUTH2_AUTHORIZE_URL, OAUTH2_TOKEN_URL,
+    OAUTH2_USERDATA_URL), which never reach the service's environment. docs/install.md,
+    "Logging in", has one example per provider.
+    """
+    try:
+        from oauthenticator.oauth2 import OAuthenticator  # noqa: F401
+    except ImportError:
+        config_error(
+            f"NGSCI_AUTHENTICATOR={name} needs oauthenticator: pip install 'oauthenticator>=17'"
+            " (deploy/requirements.txt has it)"
+        )
+    known = sorted(
+        e.name
+        for e in entry_points(group="jupyterhub.authenticators")
+        if e.value.startswith("oauthenticator.")
+    )
+    if name not in known:
+        config_error(
+            f"NGSCI_AUTHENTICATOR must be local or one of oauthenticator's ({', '.join(known)}),"
+            f" not {name!r}; another authenticator goes in a config file of your own"
+            " (docs/install.md, 'Logging in')"
+        )
+    for setting in ("OAUTH_CLIENT_ID", "OAUTH_CLIENT_SECRET"):
+        if not env.get(setting):
+            config_error(f"NGSCI_AUTHENTICATOR={name} needs {setting}")
+    if not env.get("OAUTH_CALLBACK_URL") and env.get("NGSCI_HUB_PUBLIC_URL"):
+        # the address registered with the provider; without either, oauthenticator takes it
+        # from each login request (scheme and Host as the hub sees them)
+        c.OAuthenticator.oauth_callback_url = (
+            f"{env['NGSCI_HUB_PUBLIC_URL'].rstrip('/')}/hub/oauth_callback"
+        )
+    if name in ("generic-oauth", "local-generic-oauth"):
+        for setting in (
+            "OAUTH2_AUTHORIZE_URL",
+            "OAUTH2_TOKEN_URL",
+            "OAUTH2_USERDATA_URL",
+        ):
+            if not env.get(setting):
+                config_error(
+                    f"NGSCI_AUTHENTICATOR={name} needs {setting} (the provider's endpoint)"
+                )
+    c.JupyterHub.authenticator_class = name
+    auth = c.OAuthenticator
+    if env.get("NGSCI_OAUTH_LOGIN_SERVICE"):
+        auth.login_service = env["NGSCI_OAUTH_LOGIN_SERVICE"]
+    if name in ("generic-oauth", "local-generic-oauth"):
+        # OpenID Connect's standard claims; a provider may name the groups' scope otherwise
+        # (an empty setting, as compose passes an unset one, means the default)
+        scope = env.get("NGSCI_OAUTH_SCOPE") or "openid profile email"
+        c.GenericOAuthenticator.scope = scope.split()
+        c.GenericOAuthenticator.username_claim = (
+            env.get("NGSCI_OAUTH_USERNAME_CLAIM") or "preferred_username"
+        )
+    elif env.get("NGSCI_OAUTH_SCOPE"):
+        auth.scope = env["NGSCI_OAUTH_SCOPE"].split()
+    # the provider's groups become hub groups at every login (and so ngsci group budgets and
+    # plans); NGSCI_ADMIN_GROUPS then makes a group's members hub and ngsci admins
+    groups_key = env.get("NGSCI_OAUTH_GROUPS_KEY", "")
+    if name in ("github", "local-github") and groups_key == "teams":
+        # GitHub's teams (read:org) as hub groups named "<organization>:<team slug>"
+        c.GitHubOAuthenticator.populate_teams_in_auth_state = True
+        if "read:org" not in auth.get("scope", []):
+            auth.scope = [*auth.get("scope", []), "read:org"]
+        groups_key = github_team_groups
+    allowed_groups = set(env_list("NGSCI_OAUTH_ALLOWED_GROUPS"))
+    if (allowed_groups or admin_groups) and not groups_key:
+        config_error(
+            "NGSCI_OAUTH_ALLOWED_GROUPS and NGSCI_ADMIN_GROUPS need NGSCI_OAUTH_GROUPS_KEY: where"
+            " the provider's groups are in the login, e.g. oauth_user.groups"
+        )
+    if groups_key:
+        auth.manage_groups = True
+        auth.auth_state_groups_key = groups_key
+        if allowed_groups:
+            auth.allowed_groups = allowed_groups
+        if admin_groups:
+            auth.admin_groups = set(admin_groups)
+    allowed_users = set(env_list("NGSCI_OAUTH_ALLOWED_USERS"))
+    if allowed_users:
+        auth.allowed_users = allowed_users
+    auth.admin_users = set(admins)
+    if env.get("NGSCI_OAUTH_ALLOW_ALL") == "1":
+        auth.allow_all = True
+    elif not (allowed_groups or allowed_users or admins or admin_groups):
+        print(
+            "ngsci: nobody may log in yet: set NGSCI_OAUTH_ALLOWED_GROUPS,"
+            " NGSCI_OAUTH_ALLOWED_USERS or NGSCI_OAUTH_ALLOW_ALL=1 (or the provider's own"
+            " allow-list, e.g. GitHubOAuthenticator.allowed_organizations)",
+            file=sys.stderr,
+        )
+
+
+def env_list(name: str) -> list[str]:
+    """A comma-separated setting as a list of names (blanks dropped)."""
+    return [x.strip() for x in env.get(name, "").split(",") if x.strip()]
+
+
+def config_error(message: str) -> None:
+    """Stop the hub at start-up with a message naming the setting to fix."""
+    print(f"ngsci: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+authenticator = env.get("NGSCI_AUTHENTICATOR", "local").strip() or "local"
+demo_login = authenticator == "local"
+researchers = env_list("NGSCI_USERS") or ["researcher"]
+# the demo's admin is `admin`; with a real login, nobody is an admin unless named or in a group
+admins = env_list("NGSCI_ADMINS") or (["admin"] if demo_login else [])
+# hub groups whose members are ngsci admins (and hub admins): with an identity provider's groups
+admin_groups = env_list("NGSCI_ADMIN_GROUPS")
 if env.get("NGSCI_PASSWORD"):
     print(
         "ngsci: NGSCI_PASSWORD is no longer used: each user has their own password in the login file",
         file=sys.stderr,
     )
 
-c.JupyterHub.authenticator_class = LocalLoginAuthenticator
-c.LocalLoginAuthenticator.passwords = load_passwords(
-    Path(env.get("NGSCI_LOGIN_FILE", data_dir / "local-login.json")),
-    researchers + admins,
-)
-c.Authenticator.allowed_users = set(researchers + admins)
-c.Authenticator.admin_users = set(admins)
+if demo_login:
+    # the one-machine demo's login: `npm start` (scripts/start.mjs) sets NGSCI_DEMO=1
+    if env.get("NGSCI_DEMO") != "1":
+        config_error(
+            "the local password login (NGSCI_AUTHENTICATOR=local) is for the one-machine demo"
+            " only: set NGSCI_DEMO=1 to use it anyway, or configure a real login with"
+            " NGSCI_AUTHENTICATOR=generic-oauth (or github, google, azuread) as"
+            " docs/install.md, 'Logging in', shows"
+        )
+    c.JupyterHub.authenticator_class = LocalLoginAuthenticator
+    c.LocalLoginAuthenticator.passwords = load_passwords(
+        Path(env.get("NGSCI_LOGIN_FILE", data_dir / "local-login.json")),
+        researchers + admins,
+    )
+    c.Authenticator.allowed_users = set(researchers + admins)
+    c.Authenticator.admin_users = set(admins)
+else:
+    configure_oauth(c, authenticator, admins=admins, admin_groups=admin_groups)
 
 c.JupyterHub.ip = env.get("NGSCI_HUB_IP", "127.0.0.1")
 c.JupyterHub.port = int(env.get("NGSCI_HUB_PORT", "8000"))
+# TLS, either way (docs/install.md, "TLS"): the hub's own certificate (NGSCI_HUB_SSL_CERT and
+# NGSCI_HUB_SSL_KEY: the proxy serves https on the hub's port), or a TLS terminator in front (Caddy
+# with automatic certificates) and NGSCI_HUB_PUBLIC_URL=https://<name>/. Served over https, every
+# hub cookie is Secure and every hub page says Strict-Transport-Security.
+ssl_cert = env.get("NGSCI_HUB_SSL_CERT", "")
+ssl_key = env.get("NGSCI_HUB_SSL_KEY", "")
+if bool(ssl_cert) != bool(ssl_key):
+    config_error(
+        "NGSCI_HUB_SSL_CERT and NGSCI_HUB_SSL_KEY go together: set both or neither"
+    )
+for setting, value in (
+    ("NGSCI_HUB_SSL_CERT", ssl_cert),
+    ("NGSCI_HUB_SSL_KEY", ssl_key),
+):
+    if value and not Path(value).is_file():
+        config_error(f"{setting}={value!r} is not a readable file")
+if ssl_cert:
+    c.JupyterHub.ssl_cert = ssl_cert
+    c.JupyterHub.ssl_key = ssl_key
+public_url = env.get("NGSCI_HUB_PUBLIC_URL", "")
+if public_url:
+    if not re.match(r"^https?://[^/\s]+(/\S*)?$", public_url):
+        config_error(
+            f"NGSCI_HUB_PUBLIC_URL must be the hub's address such as https://hub.example.org/,"
+            f" not {public_url!r}"
+        )
+    c.JupyterHub.public_url = public_url
+if ssl_cert or public_url.startswith("https://"):
+    hsts = env.get("NGSCI_HSTS_MAX_AGE", "31536000")
+    if not hsts.isdigit():
+        config_error(f"NGSCI_HSTS_MAX_AGE must be a number of seconds, not {hsts!r}")
+    c.JupyterHub.tornado_settings = {
+        # the hub's cookies (login, session, _xsrf) are never sent over plain http
+        "cookie_options": {"secure": True},
+        **(
+            {"headers": {"Strict-Transport-Security": f"max-age={int(hsts)}"}}
+            if int(hsts) > 0
+            else {}
+        ),
+    }
+
 # The hub's own API stays on loopback, also with cloud machines: they reach it through the public
 # proxy (/hub/api) at NGSCI_VM_HUB_URL, and hub-service rewrites each machine's JUPYTERHUB_API_URL,
 # JUPYTERHUB_ACTIVITY_URL and NGSCI_API_URL from that one setting (docs/clouds.md). Binding the hub
@@ -132,6 +313,7 @@ for key, value in env.items():
         or cloud_credentials
         or (
             key.startswith("NGSCI_")
+            and not key.startswith(("NGSCI_OAUTH_", "NGSCI_HUB_SSL_"))
             and key
             not in (
                 "NGSCI_PASSWORD",
@@ -140,6 +322,11 @@ for key, value in env.items():
                 "NGSCI_SERVICE_COMMAND",
                 "NGSCI_SERVICE_API_TOKEN",
                 "NGSCI_LOGIN_FILE",
+                "NGSCI_DEMO",
+                "NGSCI_AUTHENTICATOR",
+                "NGSCI_ADMIN_GROUPS",
+                # hub settings, which may hold an authenticator's
+                "NGSCI_HUB_EXTRA_CONFIG",
             )
         )
     ):
@@ -174,6 +361,7 @@ configure_hub(
     **service_args,
     bridge_secret=env["NGSCI_BRIDGE_SECRET"],
     admin_users=set(admins),
+    admin_groups=set(admin_groups),
     # a local process is up in seconds; a cloud VM with a GPU driver takes minutes
     start_timeout=int(
         env.get(

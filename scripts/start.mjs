@@ -162,6 +162,8 @@ const env = {
   NGSCI_PROXY_API_PORT: String(ports.proxyApi),
   NGSCI_SERVICE_PORT: String(ports.service),
   NGSCI_LOGIN_FILE: loginFile,
+  // the local password login is for this one-machine demo only (deploy/jupyterhub_config.py)
+  NGSCI_DEMO: '1',
   NGSCI_LOCAL_ISOLATION: isolation,
   NGSCI_LOCAL_SHARED_DEMO: String(sharedDemo),
   NGSCI_USERS: login.researcher,
@@ -295,7 +297,9 @@ async function waitFor(url, seconds) {
   return false;
 }
 
-const base = `http://${ip === '0.0.0.0' ? '127.0.0.1' : ip}:${ports.hub}`;
+// with the hub's own certificate the proxy serves https (docs/install.md, "TLS")
+const scheme = process.env.NGSCI_HUB_SSL_CERT ? 'https' : 'http';
+const base = `${scheme}://${ip === '0.0.0.0' ? '127.0.0.1' : ip}:${ports.hub}`;
 const ready =
   (await waitFor(`${base}/hub/api/`, 120)) && (await waitFor(`${base}/services/ngsci/health`, 120));
 if (!ready) {

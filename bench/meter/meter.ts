@@ -10,8 +10,11 @@
  * RSS (which includes seeding the instances).
  *
  *   npm run meter -w @ngsci/bench [-- --sizes 1000,10000,100000 --reps 5] [--no-peer] [--no-worst]
+ *     [--profile <prefix>]   a V8 CPU profile of the timed cycles: <prefix>-<servers>-<accrue every>.cpuprofile
  */
 import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { loadavg } from 'node:os';
 import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
@@ -43,6 +46,8 @@ const sizes = arg('sizes', '1000,10000').split(',').map(Number);
 const reps = Number(arg('reps', '5'));
 const peer = !process.argv.includes('--no-peer');
 const worstCase = !process.argv.includes('--no-worst');
+/** --profile <prefix>: a V8 CPU profile of the timed cycles only (not the seeding), per size and mode */
+const profilePrefix = arg('profile', '');
 const mb = (b: number) => Math.round(b / 1048576);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 /** how busy the machine was: the other work on it slows both sides */
@@ -176,6 +181,12 @@ async function ngsciCycle(
   const cpuMs: number[] = [];
   const rows: number[] = [];
   let hubServers = 0;
+  const session = profilePrefix ? new Session() : null;
+  if (session) {
+    session.connect();
+    await session.post('Profiler.enable');
+    await session.post('Profiler.start');
+  }
   for (let r = 0; r < reps; r++) {
     clock += 15_000; // one meter interval of usage to accrue
     const t0 = performance.now();
@@ -189,6 +200,13 @@ async function ngsciCycle(
       console.error(JSON.stringify({ ...report.phases, ...ledger.lastTimings }));
     hubServers = report.hubServers;
     if (report.hubError) console.error(`  hub error in a cycle: ${report.hubError}`);
+  }
+  if (session) {
+    const { profile } = await session.post('Profiler.stop');
+    const file = `${profilePrefix}-${n}-${accrueEvery}.cpuprofile`;
+    writeFileSync(file, JSON.stringify(profile));
+    console.error(`  CPU profile of the timed cycles: ${file}`);
+    session.disconnect();
   }
   // what the meter keeps between cycles (with --expose-gc, as `npm run meter` runs it): the heap
   // after a full collection; RSS is what the process holds from the OS, garbage included

@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { MicrosInt as Micros } from './money.js';
 import { OpenStream } from './figures.js';
+import { GpuIdle } from './gpu-waste.js';
 
 export const Month = z
   .string()
@@ -45,6 +46,9 @@ export const Statement = z
       .array(OpenStream)
       .optional()
       .meta({ description: 'open streams, to tick the running month (figures.ts)' }),
+    gpuIdle: GpuIdle.optional().meta({
+      description: "the month's idle GPU seconds and their µ$ (already part of the lines' amounts)",
+    }),
   })
   .meta({ id: 'Statement' });
 export type Statement = z.infer<typeof Statement>;

@@ -12,6 +12,7 @@ export * from './notify.js';
 export * from './audit.js';
 export * from './agent.js';
 export * from './figures.js';
+export * from './packages.js';
 
 /** Clouds an instance can run on. `local` runs a process on the hub's own machine. */
 export const Cloud = z.enum(['local', 'aws', 'gcp', 'azure']).meta({ id: 'Cloud' });
@@ -36,6 +37,14 @@ export const TERMINAL_STATES: readonly InstanceState[] = ['stopped', 'failed'];
 export * from './server-name.js';
 import { DEFAULT_SERVER, ServerName } from './server-name.js';
 import { OpenStream } from './figures.js';
+import {
+  CpuPackage,
+  CpuPackageId,
+  GpuPackage,
+  GpuPackageId,
+  MachineFit,
+  checkMachineChoice,
+} from './packages.js';
 
 export const SizeId = z
   .string()
@@ -62,6 +71,8 @@ export const Offer = z
       .string()
       .regex(/^\d{4}-\d{2}-\d{2}$/)
       .optional(),
+    /** a pair's offer: the machine it gives, and what that is beyond the ask */
+    fit: MachineFit.optional(),
   })
   .meta({ id: 'Offer' });
 export type Offer = z.infer<typeof Offer>;
@@ -77,6 +88,8 @@ export const Size = z
       .object({ model: z.string(), count: z.number().int().positive(), memoryGiB: z.number() })
       .nullable(),
     offers: z.array(Offer),
+    /** a pair (`m.t4`): its CPU and GPU packages; a preset has none */
+    package: z.object({ cpu: CpuPackageId, gpu: GpuPackageId }).optional(),
   })
   .meta({ id: 'Size' });
 export type Size = z.infer<typeof Size>;
@@ -87,7 +100,15 @@ export const Catalog = z
     currency: z.literal('USD'),
     defaultCloud: Cloud,
     clouds: z.array(Cloud),
-    sizes: z.array(Size),
+    sizes: z.array(Size).meta({ description: 'the named presets' }),
+    packages: z
+      .object({ cpu: z.array(CpuPackage), gpu: z.array(GpuPackage) })
+      .optional()
+      .meta({ description: 'the CPU and GPU packages a pair combines' }),
+    pairs: z.array(Size).optional().meta({
+      description:
+        'every CPU package with every GPU package, as sizes with ids `<cpu>.<gpu>`; each cloud offers the cheapest machine covering both, or says why not',
+    }),
   })
   .meta({ id: 'Catalog' });
 export type Catalog = z.infer<typeof Catalog>;
@@ -150,6 +171,10 @@ export const Instance = z
       description:
         "billed so far at the list answer's asOf (plan multiplier applied; the 60 s minimum is billed at the stop, not while it runs)",
     }),
+    placement: z.string().optional().meta({
+      description:
+        "a launch's answer when it named no cloud: why the service chose this one (credits.ts), e.g. 'on GCP: covered by research credits until 2027-03-31'",
+    }),
   })
   .meta({ id: 'Instance' });
 export type Instance = z.infer<typeof Instance>;
@@ -168,7 +193,11 @@ export type InstanceList = z.infer<typeof InstanceList>;
 
 /** What a machine is: the fields a launch, a resize and a hub spawn share. */
 const machineChoice = {
-  size: SizeId,
+  size: SizeId.optional().meta({ description: 'a named size; or give cpu (and gpu) instead' }),
+  cpu: CpuPackageId.optional().meta({
+    description: 'a CPU package (with gpu): the pair `<cpu>.<gpu>` instead of a named size',
+  }),
+  gpu: GpuPackageId.optional().meta({ description: "the pair's GPU package; default none" }),
   cloud: Cloud.optional().meta({ description: "defaults to the service's default cloud" }),
   region: z.string().max(64).optional(),
   spot: z.boolean().optional(),
@@ -189,11 +218,16 @@ export const LaunchRequest = z
     onPreemption,
   })
   .strict()
+  .superRefine((v, ctx) => checkMachineChoice(v, ctx, { required: true }))
   .meta({ id: 'LaunchRequest' });
 export type LaunchRequest = z.input<typeof LaunchRequest>;
 
 /** A resize names the new size; cloud, region and spot default to the running instance's. */
-export const ResizeRequest = z.object(machineChoice).strict().meta({ id: 'ResizeRequest' });
+export const ResizeRequest = z
+  .object(machineChoice)
+  .strict()
+  .superRefine((v, ctx) => checkMachineChoice(v, ctx, { required: true }))
+  .meta({ id: 'ResizeRequest' });
 export type ResizeRequest = z.input<typeof ResizeRequest>;
 
 /**
@@ -235,6 +269,7 @@ export type InstanceEvent = z.infer<typeof InstanceEvent>;
 export const SpawnOptions = z
   .object({ ...machineChoice, spotFallback, onPreemption })
   .strict()
+  .superRefine((v, ctx) => checkMachineChoice(v, ctx, { required: true }))
   .meta({ id: 'SpawnOptions' });
 export type SpawnOptions = z.infer<typeof SpawnOptions>;
 
@@ -286,3 +321,6 @@ export * from './usage.js';
 export * from './billing.js';
 export * from './admin.js';
 export * from './idle.js';
+export * from './base-estimate.js';
+export * from './gpu-waste.js';
+export * from './credits.js';

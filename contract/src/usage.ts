@@ -4,6 +4,9 @@
 import { z } from 'zod';
 import { MicrosInt as Micros, SizeIdString as SizeId } from './money.js';
 import { LiveFigures, OpenStream } from './figures.js';
+import { GpuIdle } from './gpu-waste.js';
+import { CpuPackageId, GpuPackageId, checkMachineChoice } from './packages.js';
+import { EstimateCredit, EstimateCredits } from './credits.js';
 
 export const Granularity = z.enum(['hour', 'day', 'month']).meta({ id: 'Granularity' });
 export type Granularity = z.infer<typeof Granularity>;
@@ -48,6 +51,9 @@ export const Usage = z
       .array(OpenStream)
       .optional()
       .meta({ description: 'open streams, to tick (figures.ts)' }),
+    gpuIdle: GpuIdle.optional().meta({
+      description: 'idle GPU seconds and their µ$ in [from, to), as the meter wrote them',
+    }),
   })
   .meta({ id: 'Usage' });
 export type Usage = z.infer<typeof Usage>;
@@ -192,7 +198,11 @@ export const EstimateScenario = z
       .array(
         z
           .object({
-            size: SizeId,
+            size: SizeId.optional().meta({ description: 'a named size; or cpu (and gpu)' }),
+            cpu: CpuPackageId.optional().meta({ description: 'a pair: its CPU package' }),
+            gpu: GpuPackageId.optional().meta({
+              description: "a pair's GPU package; default none",
+            }),
             cloud: z.enum(['local', 'aws', 'gcp', 'azure']).optional(),
             hoursPerMonth: z.number().min(0).max(1_000_000),
             spot: z.boolean().default(false),
@@ -200,7 +210,8 @@ export const EstimateScenario = z
               description: 'a custom rate instead of the catalog price',
             }),
           })
-          .strict(),
+          .strict()
+          .superRefine((v, ctx) => checkMachineChoice(v, ctx, { required: true })),
       )
       .max(1000)
       .default([]),
@@ -216,6 +227,11 @@ export const EstimateScenario = z
       )
       .max(1000)
       .default([]),
+    // cloud credit grants (credits.ts): grants to try, and/or what this hub has recorded
+    credits: z.array(EstimateCredit).max(100).optional(),
+    useRecordedCredits: z.boolean().optional().meta({
+      description: "apply what is left of this hub's recorded credit grants (admins only)",
+    }),
   })
   .strict()
   .meta({ id: 'EstimateScenario' });
@@ -241,6 +257,9 @@ export const Estimate = z
     monthlyMicros: Micros,
     annualMicros: Micros,
     totalMicros: Micros.meta({ description: 'monthly × months' }),
+    credits: EstimateCredits.optional().meta({
+      description: 'when the scenario names credits: what they cover and the total after them',
+    }),
   })
   .meta({ id: 'Estimate' });
 export type Estimate = z.infer<typeof Estimate>;

@@ -25,6 +25,8 @@ import { billingRoutes } from './routes/billing.js';
 import { budgetRoutes } from './routes/budget.js';
 import { estimateRoutes } from './routes/estimate.js';
 import { adminRoutes } from './routes/admin.js';
+import { creditAdminRoutes, placementRoutes } from './routes/credits.js';
+import { gpuWasteAdminRoutes } from './routes/gpu-waste.js';
 import { notificationConfirmRoutes, notificationRoutes } from './routes/notifications.js';
 import { auditRoutes } from './routes/audit.js';
 import { agentRoutes } from './routes/agent.js';
@@ -174,6 +176,7 @@ export function createApp(deps: AppDeps) {
   api.route('/api/v1', billingRoutes(deps));
   api.route('/api/v1', budgetRoutes(deps, plans));
   api.route('/api/v1', estimateRoutes(deps));
+  api.route('/api/v1', placementRoutes(deps));
   // a change of the plans or their assignments: every replica's copy is dropped (plan-cache.ts)
   api.use('/api/v1/admin/*', async (c, next) => {
     await next();
@@ -182,6 +185,8 @@ export function createApp(deps: AppDeps) {
       await plans.changed().catch(() => undefined);
   });
   api.route('/api/v1/admin', adminRoutes(deps));
+  api.route('/api/v1/admin', creditAdminRoutes(deps));
+  api.route('/api/v1/admin', gpuWasteAdminRoutes(deps));
 
   // the refusals of the shared middleware above, in every route's declared responses
   declareSharedRefusals(api.openAPIRegistry);

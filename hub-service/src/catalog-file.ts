@@ -115,6 +115,8 @@ const Document = z.strictObject({
   sizes: z.array(SizeSpec).default([]),
   /** built-in sizes this hub does not list */
   omitSizes: z.array(SizeId).default([]),
+  /** false: list no CPU × GPU package pairs (`m.t4`), only the sizes; default true */
+  pairs: z.boolean().optional(),
 });
 
 export type OfferSpec = z.output<typeof OfferSpec>;

@@ -10,8 +10,21 @@
  * is refused with `size_unavailable` instead of reaching terraform. `local` instances are processes
  * on the hub's machine, priced like the size's first cloud offer so the demo's money is realistic;
  * they get no GPU.
+ *
+ * Besides the named sizes (presets), the catalog lists every pair of a CPU package and a GPU
+ * package (packages.ts) as a size `<cpu>.<gpu>`: each cloud offers the cheapest machine covering
+ * both, with what it gives beyond the ask, or says why it cannot.
  */
-import type { Catalog, Cloud, Offer, Size } from '@ngsci/contract';
+import {
+  chosenSizeId,
+  parsePairSizeId,
+  type Catalog,
+  type Cloud,
+  type CpuPackageId,
+  type GpuPackageId,
+  type Offer,
+  type Size,
+} from '@ngsci/contract';
 import { ApiError } from './errors.js';
 import {
   CLOUD_NAMES,
@@ -22,6 +35,13 @@ import {
   type OfferSpec,
 } from './catalog-file.js';
 import { machineProblem } from './provisioners/terraform/machine-types.js';
+import {
+  CPU_PACKAGES,
+  GPU_PACKAGES,
+  PACKAGE_PRICES_AS_OF,
+  allPairs,
+  choosePairMachine,
+} from './packages.js';
 
 /** When the built-in prices were taken from the clouds' price pages. */
 export const CATALOG_AS_OF = '2025-07-01';
@@ -257,6 +277,8 @@ export interface CatalogOptions {
   unoffered?: Partial<Record<Cloud, string>> | undefined;
   /** list GPU sizes on `local` as simulations (NGSCI_LOCAL_SIMULATE_GPUS); default: unavailable */
   simulateGpus?: boolean | undefined;
+  /** list the CPU × GPU package pairs (default true; a catalog file's `pairs: false` hides them) */
+  pairs?: boolean | undefined;
 }
 
 /** One cloud offer, decided: what a user sees, before the hub's clouds are applied. */
@@ -291,9 +313,10 @@ export function buildCatalog(opts: CatalogOptions): Catalog {
     });
     return { row, clouds };
   });
+  const pairs = opts.pairs === false || opts.file?.pairs === false ? [] : pairRows(table, regions);
 
   // the catalog's date is its oldest price still on sale: no figure shown is older than it says
-  const sold = decided.flatMap((d) => d.clouds.filter((c) => c.offer.available));
+  const sold = [...decided, ...pairs].flatMap((d) => d.clouds.filter((c) => c.offer.available));
   const asOf = sold.length
     ? sold.map((c) => c.checkedOn).reduce((a, b) => (b < a ? b : a))
     : (opts.file?.asOf ?? CATALOG_AS_OF);
@@ -303,19 +326,76 @@ export function buildCatalog(opts: CatalogOptions): Catalog {
     currency: 'USD',
     defaultCloud: opts.defaultCloud,
     clouds: opts.clouds,
-    sizes: decided.map(({ row, clouds }) => {
-      const { offers: _rows, ...size } = row;
-      const offers = [localOffer(row, clouds, opts.simulateGpus ?? false), ...clouds.map(dated)];
-      return {
-        ...size,
-        offers: offers.map((o) =>
-          !o.available || opts.clouds.includes(o.cloud)
-            ? o
-            : { ...o, available: false, note: notOffered(o.cloud) },
-        ),
-      };
-    }),
+    sizes: decided.map(finish),
+    ...(pairs.length
+      ? { packages: { cpu: [...CPU_PACKAGES], gpu: [...GPU_PACKAGES] }, pairs: pairs.map(finish) }
+      : {}),
   };
+
+  function finish({ row, clouds }: { row: SizeRow; clouds: Decided[] }): Size {
+    const { offers: _rows, ...size } = row;
+    const offers = [localOffer(row, clouds, opts.simulateGpus ?? false), ...clouds.map(dated)];
+    return {
+      ...size,
+      offers: offers.map((o) =>
+        !o.available || opts.clouds.includes(o.cloud)
+          ? o
+          : { ...o, available: false, note: notOffered(o.cloud) },
+      ),
+    };
+  }
+}
+
+/** Every pair of packages with each cloud's cheapest covering machine, or why there is none. */
+function pairRows(
+  table: ReturnType<typeof machineTable>,
+  regions: Record<CloudName, string>,
+): { row: SizeRow; clouds: Decided[] }[] {
+  return allPairs().map(({ id, cpu, gpu }) => {
+    const row: SizeRow = {
+      id,
+      label: `${cpu.label} + ${gpu.gpu ? gpu.label : 'no GPU'}`,
+      class: gpu.gpu ? 'gpu' : 'cpu',
+      vcpu: cpu.vcpu,
+      memoryGiB: cpu.memoryGiB,
+      gpu: gpu.gpu ? { ...gpu.gpu } : null,
+      offers: {},
+      package: { cpu: cpu.id, gpu: gpu.id },
+    };
+    const clouds = CLOUD_NAMES.map((cloud): Decided => {
+      const region = regions[cloud];
+      const choice = choosePairMachine(cloud, cpu, gpu, table);
+      if ('unavailable' in choice)
+        return {
+          offer: offerOf(cloud, region, none(choice.unavailable)),
+          checkedOn: PACKAGE_PRICES_AS_OF,
+        };
+      const o: OfferRow = {
+        instanceType: choice.instanceType,
+        onDemandMicrosPerHour: choice.onDemandMicrosPerHour,
+        spotMicrosPerHour: choice.spotMicrosPerHour,
+        checkedOn: PACKAGE_PRICES_AS_OF,
+        ...(choice.note || choice.fit.beyondAsk
+          ? { note: choice.note ?? choice.fit.beyondAsk! }
+          : {}),
+      };
+      // the same check a launch meets: what is listed here can be started
+      const problem = machineProblem({ cloud, instanceType: o.instanceType }, row, table);
+      return {
+        offer: {
+          ...offerOf(cloud, region, problem ? { ...o, unavailable: problem } : o),
+          fit: choice.fit,
+        },
+        checkedOn: problem ? AVAILABILITY_CHECKED_ON : o.checkedOn,
+      };
+    });
+    return { row, clouds };
+  });
+}
+
+/** A size of the catalog by id: a named size (preset) or a pair (`m.t4`). */
+export function findSize(catalog: Catalog, id: string): Size | undefined {
+  return catalog.sizes.find((s) => s.id === id) ?? catalog.pairs?.find((s) => s.id === id);
 }
 
 function offerOf(cloud: CloudName, region: string, o: OfferRow): Offer {
@@ -376,18 +456,34 @@ export const BUILT_IN_SIZES: readonly Size[] = buildCatalog({
 export function resolveOffer(
   catalog: Catalog,
   req: {
-    size: string;
+    size?: string | undefined;
+    /** a pair instead of a size: the CPU package, and the GPU package (default none) */
+    cpu?: CpuPackageId | undefined;
+    gpu?: GpuPackageId | undefined;
     cloud?: Cloud | undefined;
     region?: string | undefined;
     spot?: boolean | undefined;
   },
 ): { size: Size; offer: Offer; ratePerHourMicros: number } {
-  const size = catalog.sizes.find((s) => s.id === req.size);
+  const id = chosenSizeId(req);
+  if (!id)
+    throw new ApiError(
+      400,
+      'validation_failed',
+      'give a size (such as gpu-t4) or a CPU package with a GPU package (such as cpu m, gpu t4)',
+    );
+  const size = findSize(catalog, id);
   if (!size) {
+    const pair = parsePairSizeId(id);
     throw new ApiError(
       400,
       'unknown_size',
-      `unknown size '${req.size}'; sizes: ${catalog.sizes.map((s) => s.id).join(', ')}`,
+      pair
+        ? `this hub lists no package pairs (its catalog file sets pairs: false); sizes: ${catalog.sizes.map((s) => s.id).join(', ')}`
+        : `unknown size '${id}'; sizes: ${catalog.sizes.map((s) => s.id).join(', ')}` +
+            (catalog.packages
+              ? `; or a pair <cpu>.<gpu> of CPU packages ${catalog.packages.cpu.map((p) => p.id).join(', ')} and GPU packages ${catalog.packages.gpu.map((p) => p.id).join(', ')}`
+              : ''),
     );
   }
   const cloud = req.cloud ?? catalog.defaultCloud;

@@ -137,6 +137,10 @@ export const ConfigSchema = z.object({
   NGSCI_LOCAL_SIMULATE_GPUS: bool.default(false),
   NGSCI_AGENT_COMMAND: z.string().optional(),
   NGSCI_CULL_GPU_BUSY_PERCENT: z.coerce.number().min(1).max(100).default(10),
+  /** a GPU below this utilisation (percent) is idle: GPU money wasted (contract/src/gpu-waste.ts) */
+  NGSCI_GPU_IDLE_PERCENT: z.coerce.number().int().min(1).max(100).default(5),
+  /** an agent's GPU sample stands for at most this many seconds before it (3 × its 30 s interval) */
+  NGSCI_GPU_SAMPLE_SPAN: z.coerce.number().int().min(1).max(3600).default(90),
   NGSCI_LOCAL_DATASET_PATH: z.string().optional(),
   NGSCI_READY_TIMEOUT: seconds(120),
   NGSCI_RUNNING_POLL_INTERVAL: seconds(10),

@@ -30,6 +30,7 @@ import type { Notifier } from './notify/types.js';
 import { ChannelNotifier } from './notify/notifier.js';
 import { NotificationStore } from './notify/store.js';
 import { createMeter, createMetering, type Metering } from './metering/index.js';
+import { CreditAlerter } from './metering/credits.js';
 import { Orphans } from './reconcile/orphans.js';
 
 export interface Services {
@@ -183,6 +184,7 @@ export function createServices(opts: {
     // a GPU above NGSCI_CULL_GPU_BUSY_PERCENT in the agent's last two minutes of samples is work
     gpuBusy: (id) =>
       gpus.busy(id, { maxAgeSeconds: 120, busyPercent: config.NGSCI_CULL_GPU_BUSY_PERCENT }),
+    creditAlerts: new CreditAlerter({ db, notifier, logger, admins: () => hub.listAdmins() }),
   });
   const health = new HealthWatch({
     store,

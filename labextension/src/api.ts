@@ -21,6 +21,7 @@ import type {
   Catalog,
   ErrorCode,
   GpuStatus,
+  GpuWasteRanking,
   Granularity,
   Instance,
   InstanceEvent,
@@ -418,6 +419,9 @@ export class NgsciApi {
 
   admin = {
     users: () => this.request('GET', '/admin/users', isArrayField<AdminUserList>('users')),
+    /** users and groups ranked by idle-GPU dollars this month (contract gpu-waste.ts) */
+    gpuWaste: () =>
+      this.request('GET', '/admin/gpu-waste', has<GpuWasteRanking>('users', 'groups', 'month')),
     instances: () =>
       this.request('GET', '/admin/instances', isInstanceList).then((r) => r.instances),
     /** the same, with the service's clock and open streams to tick billedMicros (figures.ts) */

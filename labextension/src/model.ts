@@ -171,7 +171,9 @@ export class NgsciModel implements INgsciModel {
     cloud = this.current?.cloud ?? this.catalog?.defaultCloud,
     spot = this.current?.spot ?? false,
   ): number | null {
-    const size = this.catalog?.sizes.find((s) => s.id === sizeId);
+    const size =
+      this.catalog?.sizes.find((s) => s.id === sizeId) ??
+      this.catalog?.pairs?.find((s) => s.id === sizeId);
     // the named cloud's offer only: a price from another cloud would mislead
     const offer = size?.offers.find((o) => o.cloud === cloud && o.available);
     if (!offer) return null;

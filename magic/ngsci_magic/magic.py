@@ -35,6 +35,9 @@ from .figures import format_hours, format_micros, format_rate
 SERVER_NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$"
 DEFAULT_SERVER = "default"
 SIZE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{0,62}$")
+# the packages a pair combines (contract/src/packages.ts): `--cpu M --gpu a100` is the size m.a100
+CPU_PACKAGES = ("s", "m", "l", "xl")
+GPU_PACKAGES = ("none", "t4", "l4", "a10g", "v100", "a100", "a100x8", "h100x8")
 DURATION_PATTERN = re.compile(r"^(?:\d+[smhd])+$")
 ON_ERROR_CHOICES = ("notify", "stop", "keep")
 # %%ngsci stop_after: how long the service waits for a page to save before it stops the server
@@ -205,6 +208,34 @@ def check_size(raw: str) -> str:
     if not SIZE_PATTERN.match(raw):
         raise UsageError(f"'{raw}' is not a size id such as cpu-small or gpu-a100")
     return raw
+
+
+def machine_choice(rest: list[str], opts: Mapping[str, str | bool]) -> tuple[dict[str, str], str]:
+    """What a resize asks for: one SIZE, or --cpu PACKAGE [--gpu PACKAGE] (the pair `<cpu>.<gpu>`,
+    --gpu defaulting to none). Answers the request body and the size id it names."""
+    cpu, gpu = opts.get("cpu"), opts.get("gpu")
+    if rest and (cpu or gpu):
+        raise UsageError("give either SIZE or --cpu (with --gpu), not both")
+    if rest:
+        if len(rest) != 1:
+            raise UsageError("resize needs one SIZE, e.g. %ngsci resize gpu-a100")
+        size = check_size(rest[0])
+        return {"size": size}, size
+    if not cpu:
+        if gpu:
+            raise UsageError(
+                f"--gpu needs --cpu as well (a CPU package: {', '.join(CPU_PACKAGES)})"
+            )
+        raise UsageError(
+            "resize needs one SIZE, e.g. %ngsci resize gpu-a100, or --cpu M --gpu a100"
+        )
+    c = str(cpu).lower()
+    g = str(gpu or "none").lower()
+    if c not in CPU_PACKAGES:
+        raise UsageError(f"--cpu must be a CPU package ({', '.join(CPU_PACKAGES)}), not '{cpu}'")
+    if g not in GPU_PACKAGES:
+        raise UsageError(f"--gpu must be a GPU package ({', '.join(GPU_PACKAGES)}), not '{gpu}'")
+    return {"cpu": c, "gpu": g}, f"{c}.{g}"
 
 
 def split_args(line: str) -> list[str]:
@@ -385,6 +416,7 @@ class NgsciMagics(Magics):
           %ngsci stop [SERVER] [--in 10m]   stop this server (now, or after a delay)
           %ngsci stop --cancel           cancel a delayed stop
           %ngsci resize SIZE             restart this server on another size
+          %ngsci resize --cpu M --gpu a100   ...on a CPU package with a GPU package (m.a100)
           %ngsci resize SIZE --keep-state   ...keeping the notebooks' variables (lists first
                                          what cannot be kept; --yes resizes without those)
           %ngsci notify "message"        send yourself a notice (JupyterLab, email, webhook)
@@ -540,18 +572,20 @@ class NgsciMagics(Magics):
             print(str(err), file=sys.stderr)
 
     def _resize(self, args: list[str]) -> Any:
-        opts, rest = take_options(args, {"server": True, "keep-state": False, "yes": False})
-        if len(rest) != 1:
-            raise UsageError("resize needs one SIZE, e.g. %ngsci resize gpu-a100")
-        size = check_size(rest[0])
+        opts, rest = take_options(
+            args, {"server": True, "keep-state": False, "yes": False, "cpu": True, "gpu": True}
+        )
+        body, size = machine_choice(rest, opts)
         server = check_server(str(opts["server"])) if "server" in opts else self.server
         if opts.get("yes") and not opts.get("keep-state"):
             raise UsageError("--yes goes with --keep-state")
         if opts.get("keep-state"):
             if server != self.server:
                 raise UsageError("--keep-state keeps this server's variables: not with --server")
-            return keep_state_resize(self._api_factory(), server, size, bool(opts.get("yes")))
-        inst = self._api_factory().post(f"/instances/{server}/resize", {"size": size})
+            return keep_state_resize(
+                self._api_factory(), server, size, bool(opts.get("yes")), body=body
+            )
+        inst = self._api_factory().post(f"/instances/{server}/resize", body)
         return Message(
             f"resizing server '{server}' from {inst['size']} to {size}: this kernel stops with the "
             "server; reopen the notebook when the new size is running"
@@ -743,12 +777,20 @@ class NgsciMagics(Magics):
         )
 
 
+def resize_args(body: Mapping[str, str] | None, size: str) -> str:
+    """The arguments of `%ngsci resize` that ask for this machine again."""
+    if body and "cpu" in body:
+        return f"--cpu {body['cpu']} --gpu {body.get('gpu', 'none')}"
+    return size
+
+
 def keep_state_resize(
     api: Api,
     server: str,
     size: str,
     yes: bool,
     kernels: Callable[[], list[Any]] | None = None,
+    body: dict[str, str] | None = None,
 ) -> Any:
     """`%ngsci resize SIZE --keep-state`: every notebook kernel of this server saves its variables
     (keep_state.py), then the resize. What cannot be kept is listed first, and nothing is resized
@@ -766,7 +808,8 @@ def keep_state_resize(
         return Table(
             headers,
             lost,
-            f"Nothing was resized: these cannot be kept. Run %ngsci resize {size} --keep-state "
+            "Nothing was resized: these cannot be kept. Run %ngsci resize "
+            f"{resize_args(body, size)} --keep-state "
             "--yes to resize without them (or del them, or close their files, first).",
         )
     saved = [ks.run_in(t, "save") for t in targets]
@@ -798,7 +841,7 @@ def keep_state_resize(
             flush=True,
         )
     try:
-        inst = api.post(f"/instances/{server}/resize", {"size": size})
+        inst = api.post(f"/instances/{server}/resize", body or {"size": size})
     except NgsciError:
         for a in kept:  # the resize was refused: the kernels still have their variables
             ks.run_in(next(t for t in targets if t.path == a["path"]), "discard")

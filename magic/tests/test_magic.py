@@ -274,6 +274,15 @@ def test_resize_sends_the_size(magic, shell):
     assert fake.requests[-1]["body"] == {"size": "cpu-large"}
 
 
+def test_resize_sends_a_pair_of_packages(magic, shell):
+    _, fake, _ = magic
+    msg = repr(shell.run_line_magic("ngsci", "resize --cpu M --gpu a100"))
+    assert "from cpu-small to m.a100" in msg
+    assert fake.requests[-1]["body"] == {"cpu": "m", "gpu": "a100"}
+    shell.run_line_magic("ngsci", "resize --cpu=xl")
+    assert fake.requests[-1]["body"] == {"cpu": "xl", "gpu": "none"}
+
+
 def test_notify_message_and_options(magic, shell):
     _, fake, _ = magic
     shell.run_line_magic(
@@ -398,6 +407,10 @@ def test_service_errors_are_one_line_without_traceback(magic, shell, capsys):
         ("stop --in soon", "--in must be a duration"),
         ("resize", "resize needs one SIZE"),
         ("resize GPU!", "not a size id"),
+        ("resize --cpu xxl", "--cpu must be a CPU package (s, m, l, xl), not 'xxl'"),
+        ("resize --cpu m --gpu k80", "--gpu must be a GPU package (none, t4"),
+        ("resize --gpu t4", "--gpu needs --cpu"),
+        ("resize gpu-t4 --cpu m", "either SIZE or --cpu"),
         ("notify", "notify needs one message"),
         ("notify 'x' --level loud", "--level must be"),
         ("teleport", "unknown verb 'teleport'"),

@@ -3,6 +3,11 @@
 `user_options` arrive from the spawn form or straight from a REST spawn (whose body is the bare
 options object), so both paths end in `validate_options`, which mirrors the contract's
 `SpawnOptions` schema (contract/src/index.ts).
+
+A spawn may name a size (`gpu-t4`) or a pair of packages, a CPU package with a GPU package
+(`{"cpu": "m", "gpu": "t4"}`, contract/src/packages.ts); a pair is passed on as its size id `m.t4`,
+which the service resolves like any size. The form offers both: the named sizes, and two selects
+that combine packages, each pair priced on the chosen cloud with what it gives beyond the ask.
 """
 
 from __future__ import annotations
@@ -16,7 +21,10 @@ from typing import Any
 from .errors import SpawnError
 
 CLOUDS = ("local", "aws", "gcp", "azure")
-OPTION_KEYS = ("size", "cloud", "region", "spot", "spotFallback", "onPreemption")
+OPTION_KEYS = ("size", "cpu", "gpu", "cloud", "region", "spot", "spotFallback", "onPreemption")
+# the packages a pair combines, as the contract names them (contract/src/packages.ts)
+CPU_PACKAGES = ("s", "m", "l", "xl")
+GPU_PACKAGES = ("none", "t4", "l4", "a10g", "v100", "a100", "a100x8", "h100x8")
 ON_PREEMPTION = ("on-demand", "spot", "stop")
 SIZE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{0,62}$")
 REGION_MAX = 64
@@ -48,8 +56,20 @@ def validate_options(options: Any, *, default_size: str = "") -> dict[str, Any]:
         raise invalid(f"unknown option(s) {', '.join(unknown)}; allowed: {', '.join(OPTION_KEYS)}")
 
     size = options.get("size")
-    if size is None:
-        raise invalid('size is required, e.g. {"size": "gpu-t4"}')
+    cpu, gpu = options.get("cpu"), options.get("gpu")
+    if size is not None and (cpu is not None or gpu is not None):
+        raise invalid("give either size or cpu (with gpu), not both")
+    if size is None and cpu is None:
+        if gpu is not None:
+            raise invalid(f"gpu needs cpu as well (a CPU package: {', '.join(CPU_PACKAGES)})")
+        raise invalid('size is required, e.g. {"size": "gpu-t4"} or {"cpu": "m", "gpu": "t4"}')
+    if cpu is not None:
+        if cpu not in CPU_PACKAGES:
+            raise invalid(f"cpu must be a CPU package: {', '.join(CPU_PACKAGES)}")
+        gpu = "none" if gpu is None else gpu
+        if gpu not in GPU_PACKAGES:
+            raise invalid(f"gpu must be a GPU package: {', '.join(GPU_PACKAGES)}")
+        size = f"{cpu}.{gpu}"
     if not isinstance(size, str) or not SIZE_PATTERN.match(size):
         raise invalid("size must be a size id such as cpu-small or gpu-a100")
     clean: dict[str, Any] = {"size": size}
@@ -98,6 +118,11 @@ def options_from_form(form_data: Mapping[str, Any]) -> dict[str, Any]:
     for key in ("size", "cloud", "region"):
         if value := first(key):
             options[key] = value
+    # a CPU package chosen in the form's pair selects wins over the size radio
+    if cpu := first("cpu"):
+        options.pop("size", None)
+        options["cpu"] = cpu
+        options["gpu"] = first("gpu") or "none"
     # an unchecked checkbox is simply absent from the form
     options["spot"] = first("spot").lower() in _TRUE_WORDS
     options["spotFallback"] = first("spotFallback").lower() in _TRUE_WORDS
@@ -257,7 +282,111 @@ _STYLE = """<style>
 #ngsci-options .ngsci-note { color: #555; font-size: 90%; }
 #ngsci-options .ngsci-runway { display: block; margin-left: 1.5em; color: #555; font-size: 90%; }
 #ngsci-options .ngsci-size[data-forbidden] .ngsci-runway { color: #a94442; }
+#ngsci-options .ngsci-pair-price { display: block; margin-top: 0.25em; font-weight: bold; }
 </style>"""
+
+
+def _pair_offers(pair: Mapping[str, Any]) -> dict[str, dict[str, str | None]]:
+    """cloud -> the pair's price there and what it gives beyond the ask, or why it is not there."""
+    out: dict[str, dict[str, str | None]] = {}
+    for offer in pair.get("offers") or []:
+        cloud = str(offer["cloud"])
+        if offer.get("available"):
+            spot = offer.get("spotMicrosPerHour")
+            fit = offer.get("fit") or {}
+            out[cloud] = {
+                "onDemand": format_price(int(offer["onDemandMicrosPerHour"])),
+                "spot": format_price(int(spot)) if spot is not None else None,
+                "machine": str(offer.get("instanceType") or ""),
+                "beyond": fit.get("beyondAsk"),
+            }
+        else:
+            out[cloud] = {"unavailable": str(offer.get("note") or "not offered")}
+    return out
+
+
+def pair_text(entry: Mapping[str, str | None] | None, *, spot: bool, cloud_label: str) -> str:
+    # Must say the same as the pair script below, which redoes this in the browser.
+    if not entry:
+        return f"not offered on {cloud_label}"
+    if entry.get("unavailable"):
+        return f"unavailable on {cloud_label}: {entry['unavailable']}"
+    price = price_text(entry, spot=spot, cloud_label=cloud_label)
+    text = f"{price} on {entry['machine']}"
+    return f"{text}; {entry['beyond']}" if entry.get("beyond") else text
+
+
+_PAIR_SCRIPT = """<script>
+(function () {
+  var root = document.getElementById('ngsci-options');
+  var box = root && root.querySelector('.ngsci-pairs');
+  if (!box) return;
+  var offers = JSON.parse(box.getAttribute('data-pairs'));
+  var cloud = root.querySelector('select[name="cloud"]');
+  var spot = root.querySelector('input[name="spot"]');
+  var cpu = box.querySelector('select[name="cpu"]');
+  var gpu = box.querySelector('select[name="gpu"]');
+  var out = box.querySelector('.ngsci-pair-price');
+  function update() {
+    if (!cpu.value) { out.textContent = ''; return; }
+    var label = cloud && cloud.selectedIndex >= 0 ? cloud.options[cloud.selectedIndex].text : '';
+    var e = (offers[cpu.value + '.' + gpu.value] || {})[cloud ? cloud.value : ''];
+    var useSpot = !!(spot && spot.checked);
+    if (!e) { out.textContent = 'not offered on ' + label; return; }
+    if (e.unavailable) {
+      out.textContent = 'unavailable on ' + label + ': ' + e.unavailable;
+      return;
+    }
+    var price = useSpot && e.spot
+      ? e.spot + ' spot'
+      : e.onDemand + (useSpot ? ' (no spot offer)' : '');
+    out.textContent = price + ' on ' + e.machine + (e.beyond ? '; ' + e.beyond : '');
+  }
+  [cloud, spot, cpu, gpu].forEach(function (el) { if (el) el.addEventListener('change', update); });
+})();
+</script>"""
+
+
+def _render_pairs(
+    catalog: Mapping[str, Any], previous: Mapping[str, Any], cloud: str, spot: bool
+) -> list[str]:
+    """The pair selects: a CPU package and a GPU package, priced on the chosen cloud."""
+    pairs = list(catalog.get("pairs") or [])
+    packages = catalog.get("packages") or {}
+    if not pairs or not packages:
+        return []
+    offers = {str(p["id"]): _pair_offers(p) for p in pairs}
+    chosen = str(previous.get("size") or "")
+    cpu_now, _, gpu_now = chosen.partition(".") if chosen in offers else ("", "", "none")
+    cpu_options = '<option value="">a size above</option>' + "".join(
+        f'<option value="{escape(str(p["id"]))}"{" selected" if p["id"] == cpu_now else ""}>'
+        f"{escape(str(p.get('label') or p['id']))}</option>"
+        for p in packages.get("cpu") or []
+    )
+    gpu_options = "".join(
+        f'<option value="{escape(str(p["id"]))}"{" selected" if p["id"] == gpu_now else ""}>'
+        f"{escape(str(p.get('label') or p['id']))}</option>"
+        for p in packages.get("gpu") or []
+    )
+    now = (
+        pair_text(
+            offers[chosen].get(cloud),
+            spot=spot,
+            cloud_label=CLOUD_LABELS.get(cloud, cloud),
+        )
+        if cpu_now
+        else ""
+    )
+    return [
+        f'<fieldset class="form-group ngsci-pairs" data-pairs="{escape(json.dumps(offers))}">',
+        "<legend>Or combine a CPU package with a GPU package</legend>",
+        '<label for="ngsci-cpu">CPU</label>',
+        f'<select class="form-control" name="cpu" id="ngsci-cpu">{cpu_options}</select>',
+        '<label for="ngsci-gpu">GPU</label>',
+        f'<select class="form-control" name="gpu" id="ngsci-gpu">{gpu_options}</select>',
+        f'<span class="ngsci-pair-price">{escape(now)}</span>',
+        "</fieldset>",
+    ]
 
 
 def render_form(catalog: Mapping[str, Any], previous: Mapping[str, Any] | None = None) -> str:
@@ -284,6 +413,8 @@ def render_form(catalog: Mapping[str, Any], previous: Mapping[str, Any] | None =
     preemption = preemption if preemption in ON_PREEMPTION else ""
     cloud_label = CLOUD_LABELS.get(cloud, cloud)
     runways = _runway_by_choice(catalog)
+    # where each size costs the organisation least after cloud credits, and why (hub-service)
+    placements = catalog.get("placements") or {}
     forbidden = _forbidden_sizes(catalog)
     choosable = [
         str(s["id"])
@@ -308,6 +439,12 @@ def render_form(catalog: Mapping[str, Any], previous: Mapping[str, Any] | None =
             if not here and cloud in absent
             else price_text(here, spot=spot, cloud_label=cloud_label)
         )
+        placed = (
+            '<span class="ngsci-runway ngsci-placement">Least cost for your organisation: '
+            f"{escape(str(placements[size_id]['reason']))}</span>"
+            if size_id in placements
+            else ""
+        )
         rows.append(
             f'<label class="ngsci-size" for="ngsci-size-{escape(size_id)}"'
             f' data-prices="{escape(json.dumps(prices[size_id]))}"'
@@ -320,7 +457,7 @@ def render_form(catalog: Mapping[str, Any], previous: Mapping[str, Any] | None =
             f'<span class="ngsci-size-spec">{escape(_describe_size(size))}</span>'
             f'<span class="ngsci-price">'
             f"{escape(price)}</span>"
-            f'<span class="ngsci-runway">{escape(line_text)}</span>'
+            f'<span class="ngsci-runway">{escape(line_text)}</span>{placed}'
             "</label>"
         )
 
@@ -343,6 +480,7 @@ def render_form(catalog: Mapping[str, Any], previous: Mapping[str, Any] | None =
             "<legend>Size</legend>",
             *rows,
             "</fieldset>",
+            *_render_pairs(catalog, previous, cloud, spot),
             '<div class="form-check">',
             '<input class="form-check-input" type="checkbox" name="spot" id="ngsci-spot"'
             f' value="on"{" checked" if spot else ""}>',
@@ -375,6 +513,7 @@ def render_form(catalog: Mapping[str, Any], previous: Mapping[str, Any] | None =
             " your plan may bill them differently.</p>",
             "</div>",
             _SCRIPT,
+            _PAIR_SCRIPT if catalog.get("pairs") else "",
         ]
     )
 

@@ -19,3 +19,4 @@ export { GcpGpuInstance, GcpHomeDisk, GCP_CPU_IMAGE, GCP_GPU_IMAGE } from './gcp
 export { AzureGpuInstance, AzureHomeDisk, AZURE_CPU_IMAGE, AZURE_GPU_IMAGE } from './azure.js';
 export { HomeStack, InstanceStack, homeStackKey, instanceStackKey } from './stacks.js';
 export { synthHome, synthInstance, SYNTH_FILE, type TerraformJson } from './synth.js';
+export * from './base/index.js';

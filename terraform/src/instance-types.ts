@@ -69,6 +69,7 @@ const aws: Row[] = [
   ['g5.48xlarge', 'g5', 192, 768, ['A10G', 8, 24]],
   ['g6.xlarge', 'g6', 4, 16, ['L4', 1, 24]],
   ['g6.2xlarge', 'g6', 8, 32, ['L4', 1, 24]],
+  ['g6.4xlarge', 'g6', 16, 64, ['L4', 1, 24]],
   ['g6.12xlarge', 'g6', 48, 192, ['L4', 4, 24]],
   ['g6.48xlarge', 'g6', 192, 768, ['L4', 8, 24]],
   ['p3.2xlarge', 'p3', 8, 61, ['V100', 1, 16], NO_VOLTA_DRIVER],
@@ -80,6 +81,7 @@ const gcp: Row[] = [
   ['e2-standard-2', 'e2', 2, 8],
   ['e2-standard-4', 'e2', 4, 16],
   ['e2-standard-8', 'e2', 8, 32],
+  ['e2-standard-16', 'e2', 16, 64],
   ['n2-standard-2', 'n2', 2, 8],
   ['n2-standard-4', 'n2', 4, 16],
   ['n2-standard-8', 'n2', 8, 32],
@@ -91,6 +93,7 @@ const gcp: Row[] = [
   ['n1-standard-32+v100x4', 'n1', 32, 120, ['V100', 4, 16]],
   ['g2-standard-4', 'g2', 4, 16, ['L4', 1, 24]],
   ['g2-standard-8', 'g2', 8, 32, ['L4', 1, 24]],
+  ['g2-standard-16', 'g2', 16, 64, ['L4', 1, 24]],
   ['g2-standard-24', 'g2', 24, 96, ['L4', 2, 24]],
   ['g2-standard-48', 'g2', 48, 192, ['L4', 4, 24]],
   ['g2-standard-96', 'g2', 96, 384, ['L4', 8, 24]],
@@ -181,7 +184,7 @@ export function machineTypeProblems(info: InstanceTypeInfo): string[] {
   if (!(info.memoryGiB > 0)) problems.push('memoryGiB must be positive');
   if (info.gpu && !(Number.isInteger(info.gpu.count) && info.gpu.count > 0))
     problems.push('gpu.count must be a positive integer');
-  const n1 = info.cloud === 'gcp' && /^n1-/.test(info.machineType);
+  const n1 = info.cloud === 'gcp' && (/^n1-/.test(info.machineType) || isGcpCustomN1(info));
   if (info.accelerator && !n1)
     problems.push(
       'only GCP N1 machines take a guest accelerator; other types have their GPUs built in',
@@ -192,7 +195,125 @@ export function machineTypeProblems(info: InstanceTypeInfo): string[] {
     problems.push('accelerator.count must equal gpu.count');
   if (info.accelerator && !/^nvidia-[a-z0-9-]+$/.test(info.accelerator.type))
     problems.push(`${info.accelerator.type} is not a GCP accelerator type such as nvidia-tesla-t4`);
+  if (isGcpCustomN1(info)) problems.push(...gcpCustomN1Problems(info));
   return problems;
+}
+
+// ---- GCP N1 custom machine types: `custom-<vCPUs>-<memory MiB>`, GPUs attached as accelerators
+
+/** The N1 custom type name GCP takes: `custom-<vCPUs>-<memory in MiB>`. */
+const CUSTOM_N1 = /^custom-(\d+)-(\d+)$/;
+/** How an offer or a stack key names one with its GPUs: `custom-4-16384+t4x1`. */
+const CUSTOM_N1_KEY = /^(custom-\d+-\d+)(?:\+([a-z0-9]+)x(\d+))?$/;
+
+const isGcpCustomN1 = (info: Pick<InstanceTypeInfo, 'cloud' | 'machineType'>): boolean =>
+  info.cloud === 'gcp' && CUSTOM_N1.test(info.machineType);
+
+/**
+ * The most vCPUs and memory an N1 machine may have with this many GPUs attached (GCP's GPU
+ * documentation, checked 2026-11-29).
+ */
+const N1_GPU_LIMITS: Record<string, Record<number, { vcpu: number; memoryGiB: number }>> = {
+  'nvidia-tesla-t4': {
+    1: { vcpu: 48, memoryGiB: 312 },
+    2: { vcpu: 48, memoryGiB: 312 },
+    4: { vcpu: 96, memoryGiB: 624 },
+  },
+  'nvidia-tesla-v100': {
+    1: { vcpu: 12, memoryGiB: 78 },
+    2: { vcpu: 24, memoryGiB: 156 },
+    4: { vcpu: 48, memoryGiB: 312 },
+    8: { vcpu: 96, memoryGiB: 624 },
+  },
+};
+
+/** The short GPU name of an accelerator type in a key (`nvidia-tesla-t4` → `t4`). */
+const shortAccelerator = (type: string): string =>
+  Object.entries(GCP_ACCELERATOR).find(([, t]) => t === type)?.[0] ?? type;
+
+/**
+ * An N1 custom machine: `vcpu` vCPUs, `memoryMiB` memory, optionally `gpu.count` GPUs attached as
+ * accelerator `type`. Check it with `gcpCustomN1Problems` (machineTypeProblems does too).
+ */
+export function gcpCustomN1(
+  vcpu: number,
+  memoryMiB: number,
+  accelerator?: { type: string; gpu: InstanceGpu },
+): InstanceTypeInfo {
+  return {
+    cloud: 'gcp',
+    family: 'n1',
+    machineType: `custom-${vcpu}-${memoryMiB}`,
+    vcpu,
+    memoryGiB: memoryMiB / 1024,
+    gpu: accelerator ? { ...accelerator.gpu } : null,
+    ...(accelerator
+      ? { accelerator: { type: accelerator.type, count: accelerator.gpu.count } }
+      : {}),
+  };
+}
+
+/** The key a stack takes for an N1 custom machine: `custom-4-16384` or `custom-4-16384+t4x1`. */
+export function gcpCustomN1Key(info: InstanceTypeInfo): string {
+  return info.accelerator
+    ? `${info.machineType}+${shortAccelerator(info.accelerator.type)}x${info.accelerator.count}`
+    : info.machineType;
+}
+
+/**
+ * Why an N1 custom machine cannot be made, or [] when it can: vCPUs 1 or an even number up to 96,
+ * memory a multiple of 256 MiB between 0.9 and 6.5 GiB per vCPU, and within what the attached
+ * GPUs allow.
+ */
+export function gcpCustomN1Problems(info: InstanceTypeInfo): string[] {
+  const problems: string[] = [];
+  const m = CUSTOM_N1.exec(info.machineType);
+  if (!m) return [`${info.machineType} is not an N1 custom type (custom-<vCPUs>-<MiB>)`];
+  const vcpu = Number(m[1]);
+  const mib = Number(m[2]);
+  if (vcpu !== info.vcpu || mib !== Math.round(info.memoryGiB * 1024))
+    problems.push(`${info.machineType} does not match ${info.vcpu} vCPU and ${info.memoryGiB} GiB`);
+  if (!(vcpu === 1 || (vcpu % 2 === 0 && vcpu >= 2 && vcpu <= 96)))
+    problems.push('an N1 custom machine has 1 vCPU or an even number up to 96');
+  if (mib % 256 !== 0) problems.push('N1 custom memory is a multiple of 256 MiB');
+  const perVcpu = mib / 1024 / vcpu;
+  if (perVcpu < 0.9 || perVcpu > 6.5)
+    problems.push(
+      `N1 custom memory is 0.9 to 6.5 GiB per vCPU (asked ${Math.round(perVcpu * 100) / 100})`,
+    );
+  if (info.accelerator) {
+    const limits = N1_GPU_LIMITS[info.accelerator.type];
+    const limit = limits?.[info.accelerator.count];
+    if (!limits) problems.push(`${info.accelerator.type} does not attach to N1 machines`);
+    else if (!limit)
+      problems.push(
+        `${info.accelerator.type} attaches to N1 in counts of ${Object.keys(limits).join(', ')}`,
+      );
+    else if (vcpu > limit.vcpu || mib / 1024 > limit.memoryGiB)
+      problems.push(
+        `with ${info.accelerator.count}× ${info.gpu?.model ?? info.accelerator.type} an N1 machine takes at most ${limit.vcpu} vCPU and ${limit.memoryGiB} GiB`,
+      );
+  }
+  return problems;
+}
+
+/** The N1 custom machine a key names (`custom-4-16384+t4x1`), or null when it names none. */
+export function parseGcpCustomN1Key(
+  key: string,
+  gpu?: InstanceGpu | null,
+): InstanceTypeInfo | null {
+  const m = CUSTOM_N1_KEY.exec(key);
+  if (!m) return null;
+  const [, machineType, short, count] = m as unknown as [string, string, string?, string?];
+  const [, v, mib] = CUSTOM_N1.exec(machineType) as unknown as [string, string, string];
+  if (!short) return gcpCustomN1(Number(v), Number(mib));
+  const type = GCP_ACCELERATOR[short] ?? short;
+  const n = Number(count);
+  const model = gpu?.model ?? short.toUpperCase();
+  return gcpCustomN1(Number(v), Number(mib), {
+    type,
+    gpu: { model, count: n, memoryGiB: gpu?.memoryGiB ?? 16 },
+  });
 }
 
 /**
@@ -205,10 +326,14 @@ export function instanceTypeInfo(
   instanceType: string,
   defined?: InstanceTypeInfo,
 ): InstanceTypeInfo {
-  const info = defined ?? INSTANCE_TYPES[instanceType];
+  const info =
+    defined ??
+    INSTANCE_TYPES[instanceType] ??
+    (cloud === 'gcp' ? parseGcpCustomN1Key(instanceType) : null) ??
+    undefined;
   if (!info || info.cloud !== cloud)
     throw new UnknownInstanceTypeError(`${instanceType} is not a known ${cloud} instance type`);
-  const problems = defined ? machineTypeProblems(defined) : [];
+  const problems = defined || isGcpCustomN1(info) ? machineTypeProblems(info) : [];
   if (problems.length)
     throw new UnknownInstanceTypeError(`${instanceType}: ${problems.join('; ')}`);
   return info;

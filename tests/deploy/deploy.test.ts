@@ -5,8 +5,10 @@
  * container restarts and the whole deployment goes `down` and `up` again, and the instances, the
  * ledger and the logins are all still there.
  *
- * Needs a running Docker engine (dockerd --bridge=none is enough), docker-compose, debootstrap
- * (for the base image, once) and Chromium. The steps run in order and share one deployment.
+ * Needs a running Docker engine (dockerd --bridge=none is enough), a BuildKit builder (Debian's
+ * docker.io client or the buildx plugin, see images.ts), docker-compose, debootstrap (for the base
+ * image, once), Chromium, and this machine's build (`node scripts/setup.mjs`), which the images
+ * reuse. scripts/ci-deploy.sh sets up Docker and runs it, as CI does. The steps run in order and share one deployment.
  * NGSCI_DEPLOY_KEEP=1 leaves it running (and its volumes) after the test, for a look.
  */
 import assert from 'node:assert/strict';

@@ -92,6 +92,28 @@ describe('ngsci against the real service', () => {
     assert.equal(isAlive(pid), false);
   });
 
+  test('a pair of packages: launch --cpu S runs the size s.none at its offer; catalog --pairs lists it', async () => {
+    const pairs = json<{
+      pairs: Array<{
+        id: string;
+        offers: Array<{ cloud: string; available: boolean; onDemandMicrosPerHour: number }>;
+      }>;
+    }>(await ngsci(['catalog', '--pairs', '--cloud', 'local', '--json']));
+    const sNone = pairs.pairs
+      .find((p) => p.id === 's.none')
+      ?.offers.find((o) => o.cloud === 'local');
+    assert.ok(sNone?.available, 's.none is offered on local');
+    const launched = await ngsci(['launch', '--cpu', 'S', '--server', 'cli2']);
+    assert.equal(launched.code, 0, launched.stderr);
+    assert.match(launched.stdout, /server 'cli2' is running on s\.none at \$/);
+    const inst = json<{ size: string; ratePerHourMicros: number }>(
+      await ngsci(['status', 'cli2', '--json']),
+    );
+    assert.equal(inst.size, 's.none');
+    assert.equal(inst.ratePerHourMicros, sNone.onDemandMicrosPerHour);
+    assert.equal(json<{ state: string }>(await ngsci(['stop', 'cli2', '--json'])).state, 'stopped');
+  });
+
   test('admin verbs: a quota set from the command line is what the API holds; researchers are refused', async () => {
     const set = await ngsci(
       [
@@ -146,6 +168,47 @@ describe('ngsci against the real service', () => {
     const refused = await ngsci(['admin', 'instances'], token);
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /^ngsci: \[forbidden\] /);
+  });
+
+  test('admin credits: a grant recorded from the command line is in the API, in µ$; researchers are refused', async () => {
+    const added = json<{ id: number; amountMicros: number; remainingMicros: number }>(
+      await ngsci(
+        [
+          'admin',
+          'credits',
+          'add',
+          '--cloud',
+          'gcp',
+          '--amount',
+          '50,000.25',
+          '--starts',
+          '2026-01-01',
+          '--expires',
+          '2099-12-31',
+          '--note',
+          'research credits',
+          '--json',
+        ],
+        adminToken,
+      ),
+    );
+    assert.equal(added.amountMicros, 50_000_250_000);
+    const held = (await (await stack.api('/admin/credits', adminToken)).json()) as {
+      grants: Array<{ id: number; cloud: string; note: string | null }>;
+    };
+    assert.deepEqual(
+      held.grants.filter((g) => g.id === added.id).map((g) => [g.cloud, g.note]),
+      [['gcp', 'research credits']],
+    );
+    const list = await ngsci(['admin', 'credits'], adminToken);
+    assert.equal(list.code, 0, list.stderr);
+    assert.match(list.stdout, /gcp\s+\$50,000\.25/);
+    const refused = await ngsci(['admin', 'credits'], token);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /^ngsci: \[forbidden\] /);
+    // leave the shared hub without grants, as the other tests found it
+    const removed = await stack.api(`/admin/credits/${added.id}`, adminToken, { method: 'DELETE' });
+    assert.equal(removed.status, 200);
   });
 
   test('estimate posts a scenario file; a bad file is refused before anything is sent', async () => {

@@ -326,6 +326,8 @@ before(async () => {
         NGSCI_HUB_API_PORT: String(hubApiPort),
         NGSCI_PROXY_API_PORT: String(proxyApiPort),
         NGSCI_LOGIN_FILE: join(dataDir, 'local-login.json'),
+        // the local password login, which is for demos and tests only
+        NGSCI_DEMO: '1',
         NGSCI_USERS: 'ada,bob',
         NGSCI_ADMINS: 'admin',
         NGSCI_BRIDGE_SECRET: bridgeSecret,

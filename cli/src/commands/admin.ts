@@ -27,6 +27,9 @@ import {
   parseSize,
 } from '../parse.js';
 import { asOf, help, instanceRows, type Ctx } from './user.js';
+import { estimateBaseCommand } from './admin-base.js';
+import { credits } from './admin-credits.js';
+import { gpuWaste } from './admin-gpu-waste.js';
 
 const COMMON = `
 Every verb takes --url URL, --token TOKEN (an admin's; default $NGSCI_API_URL,
@@ -49,6 +52,8 @@ Verbs:
   plans assign (--user U | --group G) PLAN
   users [--month YYYY-MM]                     spend per user against their budget (their own,
                                               else their group's), then per group
+  gpu-waste [--month YYYY-MM] [--limit N]     users and groups ranked by GPU money wasted (billed
+                                              time with every GPU idle), most first
   audit [--user U] [--path PREFIX] [--from DATE] [--to DATE] [--csv [FILE]]
                                               data-access events (who read which file, when)
   audit verify [--chain INSTANCE_ID]          recompute the hash chains; exit 1 on a broken link
@@ -62,6 +67,12 @@ Verbs:
                       [--stop-server] [--note TEXT]
                                               files/bytes one user may read per window
   audit remove-rule ID
+  estimate-base --cloud aws|gcp|azure [...]  the base infrastructure's fixed monthly cost
+                                              (computed here from dated list prices; --help)
+  credits [list]                              cloud credit grants: used, left, alerts
+  credits add --cloud aws|gcp|azure --amount DOLLARS --expires YYYY-MM-DD [--starts DAY] [--note TEXT]
+  credits remove ID
+  credits statement [--month YYYY-MM] [--csv] list cost, credits applied, net cost per cloud
 ${COMMON}`;
 
 /**
@@ -112,8 +123,15 @@ export async function admin(ctx: Ctx, args: string[]): Promise<number> {
       return plans(ctx, rest);
     case 'users':
       return users(ctx, rest);
+    case 'gpu-waste':
+      return gpuWaste(ctx, rest);
     case 'audit':
       return audit(ctx, rest);
+    case 'estimate-base':
+      return estimateBaseCommand(ctx, rest);
+    case 'credits':
+    case 'credit':
+      return credits(ctx, rest);
     case undefined:
     case 'help':
       return help(ctx, ADMIN_HELP);

@@ -13,7 +13,17 @@ import type {
   Usage,
 } from '@ngsci/contract';
 import type { InstanceList } from '../types.js';
-import { EstimateScenario, formatIdleBounds, formatIdleTimeout } from '@ngsci/contract';
+import {
+  CPU_PACKAGE_IDS,
+  CpuPackageId,
+  EstimateScenario,
+  GPU_PACKAGE_IDS,
+  GpuPackageId,
+  formatGpuIdle,
+  formatIdleBounds,
+  formatIdleTimeout,
+  pairSizeId,
+} from '@ngsci/contract';
 import { parse, str } from '../args.js';
 import type { ApiClient } from '../client.js';
 import { CliError, EXIT, UsageError } from '../errors.js';
@@ -120,13 +130,15 @@ export async function launch(ctx: Ctx, args: string[]): Promise<number> {
       region: { type: 'string' },
       spot: { type: 'boolean', default: false },
       'on-preemption': { type: 'string' },
+      cpu: { type: 'string' },
+      gpu: { type: 'string' },
       'no-wait': { type: 'boolean', default: false },
       timeout: { type: 'string' },
     },
-    { min: 1, max: 1, names: 'SIZE' },
+    { min: 0, max: 1, names: 'SIZE' },
   );
   if (p.values.help) return help(ctx, HELP.launch);
-  const size = parseSize(p.positionals[0]!);
+  const { choice, size } = machineChoice('launch', p.positionals[0], p.values);
   const server = parseServer(str(p.values.server) ?? 'default');
   const cloud = str(p.values.cloud);
   if (cloud && !['local', 'aws', 'gcp', 'azure'].includes(cloud))
@@ -140,12 +152,14 @@ export async function launch(ctx: Ctx, args: string[]): Promise<number> {
   const api = ctx.api();
   const inst = await api.post<Instance>('/instances', {
     server,
-    size,
+    ...choice,
     ...(cloud ? { cloud } : {}),
     ...(p.values.region ? { region: str(p.values.region) } : {}),
     spot: Boolean(p.values.spot),
     ...(onPreemption ? { onPreemption } : {}),
   });
+  // no --cloud: the service chose one and says why ("on GCP: covered by research credits …")
+  if (inst.placement && !ctx.quiet && !ctx.json) ctx.io.err(`${inst.placement}\n`);
   if (p.values['no-wait']) {
     print(
       ctx,
@@ -169,6 +183,41 @@ export async function launch(ctx: Ctx, args: string[]): Promise<number> {
       `server '${server}' is running on ${running.size} at ${formatRate(running.ratePerHourMicros)}: ${running.url ?? ''}`,
   );
   return EXIT.ok;
+}
+
+/**
+ * The machine a launch or resize asks for: a SIZE, or a pair of packages (--cpu M --gpu t4, which
+ * is the size `m.t4`; --gpu defaults to none). Package names are checked here, in any case.
+ */
+function machineChoice(
+  command: 'launch' | 'resize',
+  positional: string | undefined,
+  values: { cpu?: unknown; gpu?: unknown },
+): { choice: { size: string } | { cpu: CpuPackageId; gpu: GpuPackageId }; size: string } {
+  const cpuRaw = str(values.cpu as string | boolean | undefined);
+  const gpuRaw = str(values.gpu as string | boolean | undefined);
+  if (positional !== undefined) {
+    if (cpuRaw || gpuRaw) throw new UsageError('give either SIZE or --cpu (with --gpu), not both');
+    const size = parseSize(positional);
+    return { choice: { size }, size };
+  }
+  if (!cpuRaw)
+    throw new UsageError(
+      gpuRaw
+        ? `--gpu needs --cpu as well (a CPU package: ${CPU_PACKAGE_IDS.join(', ')})`
+        : `${command}: missing SIZE (see: ngsci ${command} --help)`,
+    );
+  const cpu = CpuPackageId.safeParse(cpuRaw.toLowerCase());
+  if (!cpu.success)
+    throw new UsageError(
+      `--cpu must be a CPU package (${CPU_PACKAGE_IDS.join(', ')}), not '${cpuRaw}'`,
+    );
+  const gpu = GpuPackageId.safeParse((gpuRaw ?? 'none').toLowerCase());
+  if (!gpu.success)
+    throw new UsageError(
+      `--gpu must be a GPU package (${GPU_PACKAGE_IDS.join(', ')}), not '${gpuRaw}'`,
+    );
+  return { choice: { cpu: cpu.data, gpu: gpu.data }, size: pairSizeId(cpu.data, gpu.data) };
 }
 
 export async function stop(ctx: Ctx, args: string[]): Promise<number> {
@@ -208,17 +257,19 @@ export async function resize(ctx: Ctx, args: string[]): Promise<number> {
     args,
     {
       server: { type: 'string', short: 's' },
+      cpu: { type: 'string' },
+      gpu: { type: 'string' },
       'no-wait': { type: 'boolean', default: false },
       timeout: { type: 'string' },
     },
-    { min: 1, max: 1, names: 'SIZE' },
+    { min: 0, max: 1, names: 'SIZE' },
   );
   if (p.values.help) return help(ctx, HELP.resize);
-  const size = parseSize(p.positionals[0]!);
+  const { choice, size } = machineChoice('resize', p.positionals[0], p.values);
   const server = parseServer(str(p.values.server) ?? 'default');
   const timeout = p.values.timeout ? parseDuration(str(p.values.timeout)!, '--timeout') : 900;
   const api = ctx.api();
-  const old = await api.post<Instance>(`/instances/${server}/resize`, { size });
+  const old = await api.post<Instance>(`/instances/${server}/resize`, choice);
   if (p.values['no-wait']) {
     print(ctx, old, () => `resizing server '${server}' from ${old.size} to ${size}`);
     return EXIT.ok;
@@ -268,6 +319,10 @@ export async function usage(ctx: Ctx, args: string[]): Promise<number> {
   print(ctx, u, () =>
     [
       `usage of ${u.user}, ${u.from.slice(0, 10)} to ${u.to.slice(0, 10)}: ${dollars(u.totalMicros)}${asOf(u)}`,
+      // GPU money wasted (contract gpu-waste.ts): only once an agent has sampled a GPU
+      ...(u.gpuIdle && u.gpuIdle.sampledSeconds > 0
+        ? [`${formatGpuIdle(u.gpuIdle)} (every GPU below ${u.gpuIdle.thresholdPercent}%)`]
+        : []),
       '',
       u.series.length
         ? table(
@@ -328,10 +383,39 @@ export async function budget(ctx: Ctx, args: string[]): Promise<number> {
 }
 
 export async function catalog(ctx: Ctx, args: string[]): Promise<number> {
-  const p = parse('catalog', args, { cloud: { type: 'string' } }, { min: 0, max: 0, names: '' });
+  const p = parse(
+    'catalog',
+    args,
+    { cloud: { type: 'string' }, pairs: { type: 'boolean', default: false } },
+    { min: 0, max: 0, names: '' },
+  );
   if (p.values.help) return help(ctx, HELP.catalog);
   const c = await ctx.api().get<Catalog>('/catalog');
   const cloud = str(p.values.cloud) ?? c.defaultCloud;
+  if (p.values.pairs) {
+    print(ctx, { asOf: c.asOf, cloud, packages: c.packages ?? null, pairs: c.pairs ?? [] }, () =>
+      c.pairs?.length
+        ? `prices as of ${c.asOf} (${cloud}); launch one with: ngsci launch --cpu M --gpu t4\n\n` +
+          table(
+            ['size', 'cpu', 'gpu', 'machine', 'on demand/h', 'spot/h', 'note'],
+            c.pairs.map((s) => {
+              const o = s.offers.find((x) => x.cloud === cloud);
+              const sold = o?.available === true;
+              return [
+                s.id,
+                s.package?.cpu ?? null,
+                s.package?.gpu ?? null,
+                sold ? o.instanceType : 'unavailable',
+                sold ? formatUnitPrice(o.onDemandMicrosPerHour) : null,
+                sold && o.spotMicrosPerHour !== null ? formatUnitPrice(o.spotMicrosPerHour) : null,
+                (sold ? o.fit?.beyondAsk : o?.note) ?? null,
+              ];
+            }),
+          )
+        : 'this hub lists no CPU × GPU package pairs',
+    );
+    return EXIT.ok;
+  }
   print(
     ctx,
     c,
@@ -523,8 +607,16 @@ export async function estimate(ctx: Ctx, args: string[]): Promise<number> {
         ['monthly', dollars(est.monthlyMicros)],
         ['annual', dollars(est.annualMicros)],
         [`total (${est.months} months)`, dollars(est.totalMicros)],
+        // the scenario's credit grants (docs/billing.md): what they cover, and the total after
+        ...(est.credits
+          ? ([
+              ['credits applied', dollars(est.credits.appliedMicros)],
+              ['total after credits', dollars(est.credits.netTotalMicros)],
+            ] as Array<[string, string]>)
+          : []),
         ['prices as of', est.asOf],
       ]),
+      ...(est.credits ? ['', est.credits.summary] : []),
     ].join('\n'),
   );
   return EXIT.ok;
@@ -603,12 +695,12 @@ Common options:
 
 export const HELP = {
   status: `Usage: ngsci status [SERVER] [--all]\n\nWho you are, your plan, and your instances (--all: ended ones too); with SERVER, that server in detail.${COMMON}`,
-  launch: `Usage: ngsci launch SIZE [--server NAME] [--cloud C] [--region R] [--spot [--on-preemption on-demand|spot|stop]] [--no-wait] [--timeout 15m]\n\nStarts a machine of SIZE (ngsci catalog lists them) and shows its progress until JupyterLab answers. With --spot, --on-preemption says what happens when the cloud takes the machine back: start the server again on demand or on spot, or leave it stopped (default: the service's setting).${COMMON}`,
+  launch: `Usage: ngsci launch SIZE | --cpu S|M|L|XL [--gpu none|t4|l4|a10g|v100|a100|a100x8|h100x8] [--server NAME] [--cloud C] [--region R] [--spot [--on-preemption on-demand|spot|stop]] [--no-wait] [--timeout 15m]\n\nStarts a machine of SIZE (ngsci catalog lists them), or of a CPU package with a GPU package (the size <cpu>.<gpu>, e.g. m.t4; ngsci catalog --pairs lists them), and shows its progress until JupyterLab answers. With --spot, --on-preemption says what happens when the cloud takes the machine back: start the server again on demand or on spot, or leave it stopped (default: the service's setting).${COMMON}`,
   stop: `Usage: ngsci stop [SERVER] [--in 10m] [--no-wait]\n\nStops a server (default: default), now or after a delay; billing ends when it has stopped.${COMMON}`,
-  resize: `Usage: ngsci resize SIZE [--server NAME] [--no-wait]\n\nStops the server and starts it again on SIZE, keeping its home directory. Save your work first.${COMMON}`,
+  resize: `Usage: ngsci resize SIZE | --cpu PACKAGE [--gpu PACKAGE] [--server NAME] [--no-wait]\n\nStops the server and starts it again on SIZE (or the pair of packages), keeping its home directory. Save your work first.${COMMON}`,
   usage: `Usage: ngsci usage [--from DATE] [--to DATE] [--granularity hour|day|month]\n\nWhat you used and what it cost (default: this month, by day).${COMMON}`,
   budget: `Usage: ngsci budget\n\nYour month's spend, burn rate, the budgets that apply to you, and when they run out.${COMMON}`,
-  catalog: `Usage: ngsci catalog [--cloud C]\n\nThe sizes you can launch and their prices per hour.${COMMON}`,
+  catalog: `Usage: ngsci catalog [--cloud C] [--pairs]\n\nThe sizes you can launch and their prices per hour; --pairs: every CPU package with every GPU package, the machine each becomes on the cloud, what it gives beyond the ask, or why it is unavailable.${COMMON}`,
   notify: `Usage: ngsci notify "MESSAGE" [--title T] [--level info|warning|error]\n\nSends you a notice through your channels (JupyterLab, email, webhook).${COMMON}`,
   notifications: `Usage: ngsci notifications [--after ID] [--unread] [--ack]\n\nLists your notices; --ack marks the listed ones as read.${COMMON}`,
   preferences: `Usage: ngsci preferences [--email ADDR|none] [--webhook URL|none] [--channels KIND=CH[,CH]]...\n\nShows or changes where notices go. KIND: budget, idle_stop, failure, spot, message;\nCH: jupyterlab, email, webhook. Example: --channels budget=jupyterlab,email${COMMON}`,

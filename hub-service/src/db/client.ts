@@ -38,7 +38,7 @@ export async function openDatabase(opts: { url?: string; dataDir: string }): Pro
   if (opts.url) {
     const { default: postgres } = await import('postgres');
     const client = postgres(opts.url, { max: 10, onnotice: () => {} });
-    const db = drizzlePg(client, { schema });
+    const db = drizzlePg(preparing(client), { schema });
     return {
       db: db as unknown as Db,
       kind: 'postgres',
@@ -54,6 +54,52 @@ export async function openDatabase(opts: { url?: string; dataDir: string }): Pro
   const path = join(opts.dataDir, 'pglite');
   mkdirSync(path, { recursive: true });
   return openPglite(path);
+}
+
+/** The part of a postgres.js client (a pool, or one transaction's connection) drizzle calls. */
+interface SqlLike {
+  unsafe(query: string, params?: unknown[], opts?: { prepare?: boolean }): unknown;
+  begin(...args: unknown[]): unknown;
+  savepoint(...args: unknown[]): unknown;
+  options: { prepare?: boolean };
+}
+
+/**
+ * Server-side prepared statements for every query drizzle sends. drizzle asks postgres.js not to
+ * prepare any statement it did not name (`prepare: false`), so each query was parsed and planned
+ * by Postgres every time; prepared, a connection parses a statement once and the service sends
+ * only its parameters after that. The pool's own setting decides: postgres.js prepares unless
+ * `PGPREPARE=false` is in the environment or DATABASE_URL ends in `?prepare=false`, which a pooler
+ * in transaction mode needs (PgBouncer before 1.21 or without `max_prepared_statements`;
+ * docs/operations.md). Statements whose text varies (a list's length) are prepared once per
+ * variant and connection, and a connection is replaced after postgres.js's max_lifetime (30–60
+ * min), so that set stays bounded. A statement a migration invalidated is sent again unprepared by
+ * postgres.js itself.
+ */
+function preparing<T>(client: T): T {
+  const sqlLike = client as unknown as SqlLike;
+  // false from `?prepare=false`; the text 'false' from the PGPREPARE environment variable
+  const setting = sqlLike.options.prepare as boolean | string | undefined;
+  if (setting === false || setting === 'false') return client;
+  const wrap = (c: SqlLike): SqlLike =>
+    new Proxy(c, {
+      get(target, key, receiver) {
+        if (key === 'unsafe')
+          return (query: string, params?: unknown[], opts?: { prepare?: boolean }) =>
+            target.unsafe(query, params, { ...opts, prepare: true });
+        // a transaction (and a savepoint within one) runs on a connection of its own
+        if (key === 'begin' || key === 'savepoint')
+          return (...args: unknown[]) => {
+            const i = args.findIndex((a) => typeof a === 'function');
+            const fn = args[i] as (c: SqlLike) => unknown;
+            const copy = [...args];
+            copy[i] = (inner: SqlLike) => fn(wrap(inner));
+            return (target[key] as (...a: unknown[]) => unknown)(...copy);
+          };
+        return Reflect.get(target, key, receiver) as unknown;
+      },
+    });
+  return wrap(sqlLike) as unknown as T;
 }
 
 /**

@@ -11,3 +11,5 @@ export * from './tables/audit.js';
 export * from './tables/agent.js';
 export * from './tables/trust.js';
 export * from './tables/idle.js';
+export * from './tables/credits.js';
+export * from './tables/gpu-waste.js';

@@ -8,6 +8,7 @@ import {
   ACTIVE_STATES,
   DEFAULT_SERVER,
   ServerName,
+  chosenSizeId,
   toApiServerName,
   toHubServerName,
   type BridgeStartRequest,
@@ -19,7 +20,7 @@ import {
 } from '@ngsci/contract';
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import { ApiError } from '../errors.js';
-import { resolveOffer } from '../catalog.js';
+import { findSize, resolveOffer } from '../catalog.js';
 import type { HubClient } from '../hub.js';
 import type { Logger } from '../logger.js';
 import { rowContext, type SecretBox } from '../secrets.js';
@@ -29,6 +30,7 @@ import type { JobQueue } from './jobs.js';
 import { InstanceStore, type InstanceRow, type ResizeTarget } from './store.js';
 import { asksForTarget, type Resizes } from './resize.js';
 import { onPreemptionFor } from './preemption.js';
+import { Credits } from '../metering/credits.js';
 
 export interface LifecycleDeps {
   db: Db;
@@ -51,6 +53,13 @@ export interface LifecycleDeps {
   resizes: Pick<Resizes, 'abandon'>;
   /** what a spot instance does when the cloud takes it back, when its launch did not say */
   preemptionDefault?: OnPreemption;
+  /** where a start that names no cloud goes (metering/credits.ts; default: by credits, then price) */
+  placement?: (req: { size: string; spot?: boolean | undefined }) => Promise<{
+    cloud: Cloud;
+    region: string;
+    reason: string;
+    options: readonly unknown[];
+  } | null>;
 }
 
 export interface QuotaGuard {
@@ -77,8 +86,12 @@ const OVERTAKEN_POLLS = 10;
 export class Lifecycle {
   private readonly sleep: (ms: number) => Promise<void>;
 
+  private readonly place: NonNullable<LifecycleDeps['placement']>;
+
   constructor(private readonly d: LifecycleDeps) {
     this.sleep = d.sleep ?? defaultSleep;
+    const credits = new Credits(d.db);
+    this.place = d.placement ?? ((req) => credits.placement(d.catalog(), req, new Date()));
   }
 
   // ---- user requests, checked here and carried out through the hub
@@ -86,8 +99,11 @@ export class Lifecycle {
   async launch(
     user: string,
     req: Required<Pick<LaunchRequest, 'server' | 'size' | 'spot'>> & LaunchRequest,
-  ): Promise<InstanceRow> {
+  ): Promise<InstanceRow & { placement?: string }> {
     const server = req.server ?? DEFAULT_SERVER;
+    // no cloud named: the one where the size costs the organisation least after credits
+    const placed = req.cloud ? null : choice(await this.place(req));
+    if (placed) req = { ...req, cloud: placed.cloud, region: placed.region };
     const { offer: launchOffer } = resolveOffer(this.d.catalog(), req);
     await this.d.localGate?.check(user, launchOffer.cloud);
     const current = await this.d.store.active(user, server);
@@ -106,7 +122,8 @@ export class Lifecycle {
     } catch (err) {
       throw (await this.overtakenByStop(user, server, before, err)) ?? err;
     }
-    return this.waitForRow(user, server);
+    const row = await this.waitForRow(user, server);
+    return placed ? { ...row, placement: placed.reason } : row;
   }
 
   /**
@@ -211,6 +228,8 @@ export class Lifecycle {
     const spot = req.spot ?? current.spot;
     const { size, offer, ratePerHourMicros } = resolveOffer(this.d.catalog(), {
       size: req.size,
+      cpu: req.cpu,
+      gpu: req.gpu,
       cloud: req.cloud ?? (current.cloud as Cloud),
       region: req.region ?? (req.cloud && req.cloud !== current.cloud ? undefined : current.region),
       spot,
@@ -342,21 +361,20 @@ export class Lifecycle {
     const resizing =
       prior?.resizeState === 'starting' &&
       prior.resizeTarget &&
-      asksForTarget(prior.resizeTarget, req.options)
+      asksForTarget(prior.resizeTarget, { ...req.options, size: chosenSizeId(req.options) ?? '' })
         ? { from: prior, target: prior.resizeTarget }
         : null;
     const machine = resizing
       ? {
           sizeId: resizing.target.size,
-          label:
-            this.d.catalog().sizes.find((s) => s.id === resizing.target.size)?.label ??
-            resizing.target.size,
+          label: findSize(this.d.catalog(), resizing.target.size)?.label ?? resizing.target.size,
           cloud: resizing.target.cloud,
           region: resizing.target.region,
           spot: resizing.target.spot,
           rate: resizing.target.ratePerHourMicros,
           // checked with the old instance replaced when the resize was accepted
           maxConcurrent: null,
+          placement: null,
         }
       : await this.checkedMachine(req.user, req.options);
     const { spot } = machine;
@@ -383,7 +401,7 @@ export class Lifecycle {
           ? { providerRef: { spotFallback: true } }
           : {}),
       },
-      `requested ${machine.label} (${machine.sizeId}) on ${machine.cloud}${spot ? ' spot' : ''}`,
+      `requested ${machine.label} (${machine.sizeId}) on ${machine.cloud}${spot ? ' spot' : ''}${machine.placement ? ` (${machine.placement})` : ''}`,
       machine.maxConcurrent,
       // the row, its sealed environment and its start job are written together: a write that
       // fails halfway (a full disk, a restart) must not leave an instance no job will ever start
@@ -425,7 +443,13 @@ export class Lifecycle {
   }
 
   /** A spawn's machine, resolved and checked: a spawn from the hub's own form arrives only here. */
-  private async checkedMachine(user: string, options: BridgeStartRequest['options']) {
+  private async checkedMachine(user: string, asked: BridgeStartRequest['options']) {
+    // the spawn form without a cloud: placed by credits, then price; the reason goes in the event
+    const placed =
+      asked.cloud || !asked.size
+        ? null
+        : choice(await this.place({ size: asked.size, spot: asked.spot }));
+    const options = placed ? { ...asked, cloud: placed.cloud, region: placed.region } : asked;
     const { offer, size, ratePerHourMicros } = resolveOffer(this.d.catalog(), options);
     const spot = options.spot ?? false;
     await this.d.localGate?.check(user, offer.cloud);
@@ -439,6 +463,7 @@ export class Lifecycle {
       spot,
       rate: ratePerHourMicros,
       maxConcurrent: limits?.maxConcurrent ?? null,
+      placement: placed?.reason ?? null,
     };
   }
 
@@ -479,6 +504,11 @@ function spawnOptions(req: {
     ...(req.spot && req.spotFallback ? { spotFallback: true } : {}),
     ...(req.spot && req.onPreemption ? { onPreemption: req.onPreemption } : {}),
   };
+}
+
+/** A placement worth acting on: one among several clouds (a hub on one cloud keeps its default). */
+function choice<T extends { options: readonly unknown[] }>(p: T | null): T | null {
+  return p && p.options.length > 1 ? p : null;
 }
 
 /** The name an instance's sealed environment is bound to: its instance_secrets row. */

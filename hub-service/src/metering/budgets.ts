@@ -3,7 +3,7 @@
  * the burn rate of the user's running instances, and when each budget runs out at that rate.
  */
 import { and, eq, inArray } from 'drizzle-orm';
-import type { Budget, BudgetScope, Catalog, SizeRunway } from '@ngsci/contract';
+import type { Budget, BudgetScope, Catalog, OpenStream, SizeRunway } from '@ngsci/contract';
 import type { Db } from '../db/client.js';
 import { instances } from '../db/schema.js';
 import { planFor } from './plans.js';
@@ -21,6 +21,20 @@ export async function burnRate(db: Db, user: string, multiplierPpm: number): Pro
     .from(instances)
     .where(and(eq(instances.userName, user), inArray(instances.state, ['running', 'stopping'])));
   const total = rows.reduce((sum, r) => sum + BigInt(r.rate), 0n);
+  return Number((total * BigInt(multiplierPpm) + 500_000n) / 1_000_000n);
+}
+
+/**
+ * burnRate's figure from the open streams of one user (live.ts openStreams): its running compute
+ * streams' list rates, after the plan's multiplier, rounded once over the sum as burnRate does.
+ */
+export function burnOf(
+  streams: ReadonlyArray<Pick<OpenStream, 'kind' | 'closeAt' | 'rateMicros'>>,
+  multiplierPpm: number,
+): number {
+  let total = 0n;
+  for (const s of streams)
+    if (s.kind === 'compute' && s.closeAt === null) total += BigInt(s.rateMicros);
   return Number((total * BigInt(multiplierPpm) + 500_000n) / 1_000_000n);
 }
 
@@ -43,14 +57,16 @@ export async function budgetFor(
   plans?: Pick<PlanCache, 'planOf' | 'table'>,
 ): Promise<Budget> {
   const parts: LiveParts = { db, ledger: m.ledger, settings: m.settings, ...(plans && { plans }) };
-  const [limits, plan] = await Promise.all([
+  // side by side: the limits, the plan and the live figures do not depend on each other
+  const [limits, plan, { figures, gpuSeconds }] = await Promise.all([
     m.quotas.limitsFor(user, groups),
     plans ? plans.planOf(user, groups) : planFor(db, user, [...groups], defaultPlan),
+    liveFiguresAndGpu(parts, user, groups, now),
   ]);
-  const burn = await burnRate(db, user, plan.multiplierPpm);
+  // the burn rate from the instances the live figures already read (no query of its own)
+  const burn = burnOf(figures.streams, plan.multiplierPpm);
   const from = monthStart(now);
   const to = nextMonthStart(now);
-  const { figures, gpuSeconds } = await liveFiguresAndGpu(parts, user, groups, now);
   // the budgets that apply; their spent is figured below as Quotas.budgetStatus figures it
   const statuses = limits.budgets;
   // one definition: spent this month (contract figures.ts), to the second on the service's clock;

@@ -4,7 +4,7 @@
  * rounded half up to a whole micro-dollar, in integers.
  */
 import type { Catalog, Estimate, EstimateScenario } from '@ngsci/contract';
-import { EstimateScenario as Scenario } from '@ngsci/contract';
+import { EstimateScenario as Scenario, chosenSizeId } from '@ngsci/contract';
 import { resolveOffer } from '../catalog.js';
 
 /** hours in a billing month, as the clouds count them */
@@ -40,15 +40,17 @@ export function estimate(catalog: Catalog, input: EstimateScenario): Estimate {
   }
   for (const h of s.instanceHours) {
     let rate = h.ratePerHourMicros;
-    let name = `${h.size}${h.spot ? ' spot' : ''}`;
+    // a pair (cpu, gpu) is priced as its size, `m.t4`
+    const sizeId = chosenSizeId(h) ?? '';
+    let name = `${sizeId}${h.spot ? ' spot' : ''}`;
     if (rate === undefined) {
       const { offer, ratePerHourMicros } = resolveOffer(catalog, {
-        size: h.size,
+        size: sizeId,
         cloud: h.cloud,
         spot: h.spot,
       });
       rate = ratePerHourMicros;
-      name = `${h.size} on ${offer.cloud} ${offer.region}${h.spot ? ' (spot)' : ''}`;
+      name = `${sizeId} on ${offer.cloud} ${offer.region}${h.spot ? ' (spot)' : ''}`;
     } else {
       name = `${name} (custom rate)`;
     }

@@ -15,6 +15,7 @@ import { BudgetAlertStore } from './budget-alerts.js';
 import { BudgetEnforcer } from './budget-enforcer.js';
 import { Culler, type KernelActivity } from './culler.js';
 import { IdleStateStore } from './idle-state.js';
+import { GpuWaste } from './gpu-waste.js';
 import { Ledger } from './ledger.js';
 import { advisoryLock, Meter, type MeterDeps, type MeterSettings } from './meter.js';
 import { PlanTable } from './plans.js';
@@ -51,6 +52,10 @@ export function meterSettings(config: Config): MeterSettings {
       idleTimeoutCpuSeconds: config.NGSCI_CULL_TIMEOUT,
       idleTimeoutGpuSeconds: config.NGSCI_CULL_TIMEOUT_GPU,
       maxAgeSeconds: config.NGSCI_CULL_MAX_AGE,
+    },
+    gpuIdle: {
+      idlePercent: config.NGSCI_GPU_IDLE_PERCENT,
+      sampleSpanSeconds: config.NGSCI_GPU_SAMPLE_SPAN,
     },
   };
 }
@@ -89,6 +94,8 @@ export interface MeterParts {
   orphans: Pick<Orphans, 'fromListing'>;
   kernels: KernelActivity;
   gpuBusy?: (instanceId: string) => Promise<boolean | null>;
+  /** credit grants running out or expiring unused, told to admins (credits.ts) */
+  creditAlerts?: MeterDeps['creditAlerts'];
   /** the metering settings by default */
   settings?: MeterSettings;
   lock?: MeterDeps['lock'];
@@ -133,6 +140,11 @@ export function buildMeter(
     }),
     idle,
     orphans: p.orphans,
+    gpuWaste: new GpuWaste(p.db, {
+      ...settings.gpuIdle,
+      everySeconds: settings.accrueEverySeconds,
+    }),
+    ...(p.creditAlerts ? { creditAlerts: p.creditAlerts } : {}),
     settings,
     ...(p.lock ? { lock: p.lock } : {}),
     ...(p.now ? { now: p.now } : {}),

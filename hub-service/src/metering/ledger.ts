@@ -141,7 +141,8 @@ const COLUMNS =
 
 export class Ledger {
   lastTimings = { ends: 0, insert: 0 };
-  private readonly known = new Map<string, StreamEnd>();
+  /** each stream's newest row as this writer knows it; null: the stream has no row yet */
+  private readonly known = new Map<string, StreamEnd | null>();
 
   constructor(private readonly db: Db) {}
 
@@ -187,7 +188,9 @@ export class Ledger {
   async accrue(streams: Stream[], now: Date, activeWindowSeconds: number, everySeconds = 0) {
     const t0 = performance.now();
     const unknown = streams.filter((s) => !this.known.has(s.key)).map((s) => s.key);
-    for (const [k, v] of await this.ends(unknown)) this.known.set(k, v);
+    const found = await this.ends(unknown);
+    // a stream with no row is remembered too (it is not asked about again every cycle)
+    for (const k of unknown) this.known.set(k, found.get(k) ?? null);
     const t1 = performance.now();
     const due: IntervalRow[] = [];
     const pending = new Map<string, number>();

@@ -20,11 +20,13 @@ import { Accrual, type AccrualSettings } from './accrual.js';
 import type { BudgetEnforcer } from './budget-enforcer.js';
 import type { Culler } from './culler.js';
 import type { CycleReport, MeterSnapshot, PlanLookup } from './cycle.js';
+import type { PlanRef } from './plans.js';
 import type { IdleStateStore } from './idle-state.js';
 import type { Ledger } from './ledger.js';
 import type { PriceBook } from './prices.js';
 import { combine, type LimitDefaults, type Limits, type QuotaRow } from './quotas.js';
 import type { IdleChoice } from './idle-choice.js';
+import type { GpuWaste, GpuWasteSettings } from './gpu-waste.js';
 
 export type { CycleReport, MeterSnapshot } from './cycle.js';
 
@@ -33,6 +35,8 @@ export interface MeterSettings extends AccrualSettings {
   budgetGraceSeconds: number;
   defaultPlan: string;
   cull: { enabled: boolean; everySeconds: number; warningSeconds: number } & LimitDefaults;
+  /** what counts as an idle GPU (gpu-waste.ts); the contract's defaults when absent */
+  gpuIdle?: GpuWasteSettings;
 }
 
 export interface MeterDeps {
@@ -53,6 +57,10 @@ export interface MeterDeps {
   idle: Pick<IdleStateStore, 'keepRunning'>;
   /** servers on one side only (reconcile/orphans.ts), fed this cycle's hub listing */
   orphans: Pick<Orphans, 'fromListing'>;
+  /** idle GPU stretches from the agents' samples (gpu-waste.ts), after accrual */
+  gpuWaste?: Pick<GpuWaste, 'run'>;
+  /** cloud credit grants that will expire unused or run out soon, told to admins (credits.ts) */
+  creditAlerts?: { run(now: Date): Promise<unknown> };
   settings: MeterSettings;
   /** a dedicated connection's advisory lock, on Postgres; absent on PGlite */
   lock?: { tryAcquire(): Promise<boolean>; release(): Promise<void> };
@@ -60,6 +68,14 @@ export interface MeterDeps {
 }
 
 type HubRead = { users: HubUserModel[] | null; error: Error | null };
+
+const NO_GROUPS: string[] = [];
+
+function sameGroups(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
 
 /** Ended instances are looked at this long after they stop (a meter down longer leaves them to an admin). */
 const ENDED_LOOKBACK_MS = 35 * 86_400_000;
@@ -159,6 +175,13 @@ export class Meter {
     phase('instances');
     const pending = await this.accrual.run(snap, report);
     phase('accrue');
+    if (this.d.gpuWaste) {
+      // a failure here is logged and never keeps budgets or culling from running
+      await this.d.gpuWaste
+        .run(snap)
+        .catch((err: unknown) => this.d.logger.error({ err }, 'meter: idle GPU accrual failed'));
+      phase('gpu_idle');
+    }
 
     const { users: hubUsers, error } = await hubRead;
     if (error) {
@@ -208,6 +231,10 @@ export class Meter {
       await this.d.culler.pass(snap, exhausted, report);
     }
     phase('budgets_and_culling');
+    // at most hourly inside; a failure here must not fail the cycle that billed
+    await this.d.creditAlerts
+      ?.run(now)
+      .catch((err: unknown) => this.d.logger.warn({ err }, 'meter: credit alerts failed'));
     report.ms = Math.round(performance.now() - t0);
     this.last = report;
     this.d.logger.debug(
@@ -258,11 +285,35 @@ export class Meter {
       metered.filter((r) => !this.groupsCache.has(r.userName)).map((r) => r.userName),
       hubRead,
     );
-    const groupsOf = (user: string) => this.groupsCache.get(user) ?? [];
+    const groupsOf = (user: string): string[] => this.groupsCache.get(user) ?? NO_GROUPS;
     // a user's plan and limits are the same all cycle: worked out once per user, not per server
-    // (100,000 servers: the phases ask for them several times each)
-    const planMemo = new Map<string, ReturnType<PlanLookup['planOf']>>();
-    const limitsMemo = new Map<string, Limits>();
+    // (100,000 servers: the phases ask for them several times each). A memo entry holds for the
+    // groups it was worked out with (the same array while the user's groups do not change; the
+    // hub's listing may bring new ones mid-cycle)
+    const planMemo = new Map<string, { groups: readonly string[]; plan: PlanRef }>();
+    const limitsMemo = new Map<string, { groups: readonly string[]; limits: Limits }>();
+    // users with a quota row or an idle timeout of their own; everyone else's limits depend on
+    // their groups only (apart from the name on a default budget), so they are combined once per
+    // set of groups, not once per user
+    const ownLimits = new Set(
+      quotaRows.filter((q) => q.subjectKind === 'user').map((q) => q.subjectName),
+    );
+    const byGroups = new Map<string, Limits>();
+    const limitsFor = (user: string, groups: readonly string[]): Limits => {
+      const choice = idleChoices.get(user);
+      if (ownLimits.has(user) || choice)
+        return combine(quotaRows, user, groups, this.d.settings.cull, choice);
+      const key = groups.join('\n');
+      let shared = byGroups.get(key);
+      if (!shared)
+        byGroups.set(key, (shared = combine(quotaRows, user, groups, this.d.settings.cull)));
+      return shared.budgets.some((b) => b.kind === 'default')
+        ? {
+            ...shared,
+            budgets: shared.budgets.map((b) => (b.kind === 'default' ? { ...b, name: user } : b)),
+          }
+        : shared;
+    };
     return {
       now,
       active,
@@ -270,9 +321,10 @@ export class Meter {
       metered,
       plans: {
         planOf: (user, groups) => {
-          const key = groups.length ? `${user}\n${groups.join('\n')}` : user;
-          let plan = planMemo.get(key);
-          if (!plan) planMemo.set(key, (plan = plans.planOf(user, groups)));
+          const m = planMemo.get(user);
+          if (m && (m.groups === groups || sameGroups(m.groups, groups))) return m.plan;
+          const plan = plans.planOf(user, groups);
+          planMemo.set(user, { groups, plan });
           return plan;
         },
       },
@@ -281,21 +333,11 @@ export class Meter {
       lastActivity: (user, server) => this.activity.get(`${user}/${server}`) ?? null,
       quotas: quotaRows,
       limitsOf: (user) => {
-        // keyed by the groups too: the hub's listing may bring a user's groups mid-cycle
         const groups = groupsOf(user);
-        const key = groups.length ? `${user}\n${groups.join('\n')}` : user;
-        let limits = limitsMemo.get(key);
-        if (!limits)
-          limitsMemo.set(
-            key,
-            (limits = combine(
-              quotaRows,
-              user,
-              groups,
-              this.d.settings.cull,
-              idleChoices.get(user),
-            )),
-          );
+        const m = limitsMemo.get(user);
+        if (m && (m.groups === groups || sameGroups(m.groups, groups))) return m.limits;
+        const limits = limitsFor(user, groups);
+        limitsMemo.set(user, { groups, limits });
         return limits;
       },
     };

@@ -13,6 +13,8 @@ import { ACTIVE_STATES, monthWindow } from '@ngsci/contract';
 import type { Db } from '../db/client.js';
 import { instances, quotas } from '../db/schema.js';
 import { ApiError } from '../errors.js';
+import { findSize } from '../catalog.js';
+import { sizeAllowed } from '../packages.js';
 import type { HubClient } from '../hub.js';
 import type { Ledger } from './ledger.js';
 import { liveFigures, liveGroupSpend, type LiveParts } from './live.js';
@@ -216,11 +218,11 @@ export class Quotas {
    */
   async check(user: string, groups: readonly string[], req: QuotaRequest): Promise<void> {
     const limits = await this.limitsFor(user, groups);
-    if (limits.allowedSizes && !limits.allowedSizes.includes(req.size)) {
+    if (!sizeAllowed(limits.allowedSizes, req.size)) {
       throw new ApiError(
         403,
         'quota_exceeded',
-        `size '${req.size}' is not allowed for ${user}; allowed sizes: ${limits.allowedSizes.join(', ') || 'none'}`,
+        `size '${req.size}' is not allowed for ${user}; allowed sizes: ${limits.allowedSizes?.join(', ') || 'none'}`,
       );
     }
     if (limits.maxConcurrent !== null) {
@@ -237,7 +239,7 @@ export class Quotas {
         );
       }
     }
-    const size = this.d.catalog().sizes.find((s) => s.id === req.size);
+    const size = findSize(this.d.catalog(), req.size);
     if (limits.gpuHoursPerMonth !== null && size?.class === 'gpu') {
       const now = this.now();
       const used = await this.d.ledger.gpuSeconds(user, monthStart(now), nextMonthStart(now));

@@ -1,5 +1,6 @@
 /** Monthly statements from the ledger, as JSON and as CSV with the same totals. */
 import type { Statement } from '@ngsci/contract';
+import type { GpuWaste } from './gpu-waste.js';
 import type { Ledger } from './ledger.js';
 import { formatMicros, nextMonthStart, parseMonth } from './money.js';
 
@@ -7,9 +8,14 @@ export async function statementFor(
   ledger: Ledger,
   user: string,
   month: string,
+  /** the month's idle GPU figure comes with the statement when given (gpu-waste.ts) */
+  gpuWaste?: Pick<GpuWaste, 'userIdle'>,
 ): Promise<Statement> {
   const from = parseMonth(month);
-  const lines = await ledger.statementLines(user, from, nextMonthStart(from));
+  const [lines, gpuIdle] = await Promise.all([
+    ledger.statementLines(user, from, nextMonthStart(from)),
+    gpuWaste?.userIdle(user, from, nextMonthStart(from)),
+  ]);
   const sum = (kind: string) =>
     lines.filter((l) => l.kind === kind).reduce((s, l) => s + l.amountMicros, 0);
   const computeMicros = sum('compute');
@@ -21,6 +27,7 @@ export async function statementFor(
     computeMicros,
     storageMicros,
     totalMicros: computeMicros + storageMicros,
+    ...(gpuIdle ? { gpuIdle } : {}),
   };
 }
 

@@ -41,6 +41,8 @@ import {
 import { monthKey, nextMonthStart, parseMonth } from '../metering/money.js';
 import { billedByInstanceAll, liveSpendByUserWithStreams } from '../metering/live.js';
 import { errors, json } from './common.js';
+import { baseEstimateRoute } from './base-estimate.js';
+import { allowedSizesProblem } from '../packages.js';
 
 const toQuota = (q: QuotaRow) => ({
   id: q.id,
@@ -95,6 +97,7 @@ export function adminRoutes(
   const planStore = new PlanStore(db);
   const overrideStore = new PriceOverrideStore(db);
   r.use('*', deps.auth.adminOnly());
+  baseEstimateRoute(r);
 
   // ---- quotas and budgets
 
@@ -107,13 +110,19 @@ export function adminRoutes(
     async (c) => c.json({ quotas: (await quotaStore.list()).map(toQuota) }, 200),
   );
 
+  // a package wildcard (`any.t4`, `m.any`) names packages that exist (packages.ts)
+  const checkedAllowedSizes = (list: string[] | null): string[] | null => {
+    const problem = allowedSizesProblem(list);
+    if (problem) throw new ApiError(400, 'validation_failed', `allowedSizes: ${problem}`);
+    return list;
+  };
   const quotaValues = (q: z.infer<typeof QuotaInput>) => ({
     subjectKind: q.subjectKind,
     subjectName: q.subjectName,
     monthlyBudgetMicros: q.monthlyBudgetMicros ?? null,
     hardStop: q.hardStop,
     maxConcurrent: q.maxConcurrent ?? null,
-    allowedSizes: q.allowedSizes ?? null,
+    allowedSizes: checkedAllowedSizes(q.allowedSizes ?? null),
     gpuHoursPerMonth: q.gpuHoursPerMonth ?? null,
     idleTimeoutCpuSeconds: q.idleTimeoutCpuSeconds ?? null,
     idleTimeoutGpuSeconds: q.idleTimeoutGpuSeconds ?? null,

@@ -6,9 +6,11 @@ import { statementCsv, statementFor } from '../metering/statements.js';
 import { errors, json } from './common.js';
 import { ForUser, liveParts, meteredSubject, subjectGroups } from './usage.js';
 import { liveMonths, liveStatement } from '../metering/live.js';
+import { GpuWaste } from '../metering/gpu-waste.js';
 
 export function billingRoutes(deps: Pick<AppDeps, 'metering' | 'database' | 'hub'>) {
   const r = newRouter();
+  const gpuWaste = new GpuWaste(deps.database.db, deps.metering.settings.gpuIdle);
   r.openapi(
     createRoute({
       method: 'get',
@@ -63,7 +65,7 @@ export function billingRoutes(deps: Pick<AppDeps, 'metering' | 'database' | 'hub
         await subjectGroups(c, deps.hub, user),
         month,
         now,
-        () => statementFor(deps.metering.ledger, user, month),
+        () => statementFor(deps.metering.ledger, user, month, gpuWaste),
       );
       const statement = { ...live.statement, asOf: now.toISOString(), streams: live.streams };
       const csv =

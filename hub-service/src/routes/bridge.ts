@@ -14,6 +14,7 @@ import {
   SizeRunway,
 } from '@ngsci/contract';
 import { budgetFor } from '../metering/budgets.js';
+import { Credits, placementsFor } from '../metering/credits.js';
 import { newRouter, type AppDeps } from '../http.js';
 import { notFound } from '../errors.js';
 import { toBridgeInstance } from '../instances/store.js';
@@ -27,6 +28,13 @@ const BridgeCatalog = Catalog.extend({
   runway: z.array(SizeRunway).optional().meta({
     description: "with ?user=: the user's runway, quota refusal and idle timeout per size",
   }),
+  placements: z
+    .record(z.string(), z.object({ cloud: z.string(), region: z.string(), reason: z.string() }))
+    .optional()
+    .meta({
+      description:
+        'with ?user=: per size offered on several clouds, the cloud that costs least after credits, and why',
+    }),
 }).meta({ id: 'BridgeCatalog' });
 
 export function bridgeRoutes(
@@ -36,6 +44,7 @@ export function bridgeRoutes(
   >,
 ) {
   const r = newRouter();
+  const credits = new Credits(deps.database.db);
 
   r.openapi(
     createRoute({
@@ -63,7 +72,9 @@ export function bridgeRoutes(
         groups,
         deps.config.NGSCI_DEFAULT_PLAN,
       );
-      return c.json({ ...deps.catalog(), runway: b.runway ?? [] }, 200);
+      // where each size costs the organisation least after credits (metering/credits.ts)
+      const placements = await placementsFor(credits, deps.catalog(), deps.metering.now());
+      return c.json({ ...deps.catalog(), runway: b.runway ?? [], placements }, 200);
     },
   );
 

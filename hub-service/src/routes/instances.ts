@@ -7,6 +7,7 @@ import type { Context } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import {
   DEFAULT_SERVER,
+  chosenSizeId,
   Instance,
   InstanceList,
   LaunchRequest,
@@ -136,10 +137,16 @@ export function instanceRoutes(
       const body = c.req.valid('json');
       const row = await deps.lifecycle.launch(user, {
         ...body,
+        // a pair (cpu, gpu) is launched as its size id, `m.t4`
+        size: chosenSizeId(body) ?? '',
         server: body.server ?? DEFAULT_SERVER,
         spot: body.spot ?? false,
       });
-      return c.json(toInstance(row), 202);
+      // a launch that named no cloud says where it went and why (metering/credits.ts)
+      return c.json(
+        { ...toInstance(row), ...(row.placement ? { placement: row.placement } : {}) },
+        202,
+      );
     },
   );
 

@@ -6,6 +6,7 @@ import { newRouter, type AppDeps, type AppEnv } from '../http.js';
 import { ApiError } from '../errors.js';
 import { monthStart } from '../metering/money.js';
 import { liveSeries, type LiveParts } from '../metering/live.js';
+import { GpuWaste } from '../metering/gpu-waste.js';
 import { errors, json } from './common.js';
 
 export const ForUser = z.object({
@@ -42,6 +43,7 @@ const MAX_POINTS = 24 * 93;
 
 export function usageRoutes(deps: Pick<AppDeps, 'metering' | 'database' | 'hub'>) {
   const r = newRouter();
+  const gpuWaste = new GpuWaste(deps.database.db, deps.metering.settings.gpuIdle);
   r.openapi(
     createRoute({
       method: 'get',
@@ -75,6 +77,8 @@ export function usageRoutes(deps: Pick<AppDeps, 'metering' | 'database' | 'hub'>
         now,
       );
       const totalMicros = series.reduce((s, p) => s + p.amountMicros, 0);
+      // idle GPU time as the meter has written it (gpu-waste.ts): whole days from the totals
+      const gpuIdle = await gpuWaste.userIdle(user, from, to);
       return c.json(
         {
           user,
@@ -85,6 +89,7 @@ export function usageRoutes(deps: Pick<AppDeps, 'metering' | 'database' | 'hub'>
           totalMicros,
           asOf: now.toISOString(),
           streams,
+          gpuIdle,
         },
         200,
       );

@@ -135,9 +135,16 @@ const MATRIX: Array<[route: string, expected: Statuses]> = [
   ['PUT /api/v1/admin/prices',                           [401, 403,  403,  403, 401,  401,   200,  403]],
   ['DELETE /api/v1/admin/prices/{size}/{cloud}',         [401, 403,  403,  403, 401,  401,   204,  403]],
   ['GET /api/v1/admin/users',                            [401, 403,  403,  403, 401,  401,   200,  403]],
+  ['GET /api/v1/admin/gpu-waste',                        [401, 403,  403,  403, 401,  401,   200,  403]],
   ['GET /api/v1/admin/instances',                        [401, 403,  403,  403, 401,  401,   200,  403]],
   ['POST /api/v1/admin/instances/{user}/{server}/stop',  [401, 403,  403,  403, 401,  401,   202,  403]],
   ['GET /api/v1/admin/meter',                            [401, 403,  403,  403, 401,  401,   200,  403]],
+  ['GET /api/v1/admin/base-estimate',                    [401, 403,  403,  403, 401,  401,   200,  403]],
+  ['GET /api/v1/placement',                              [401, 200,  200,  200, 401,  401,   200,  200]],
+  ['GET /api/v1/admin/credits',                          [401, 403,  403,  403, 401,  401,   200,  403]],
+  ['POST /api/v1/admin/credits',                         [401, 403,  403,  403, 401,  401,   201,  403]],
+  ['DELETE /api/v1/admin/credits/{id}',                  [401, 403,  403,  403, 401,  401,   200,  403]],
+  ['GET /api/v1/admin/credits/statement/{month}',        [401, 403,  403,  403, 401,  401,   200,  403]],
   // last: the admin's sign-out ends the session the admin column uses
   ['POST /api/v1/session/logout',                        [204, 204,  204,  204, 204,  204,   204,  204]],
 ];
@@ -298,11 +305,30 @@ const REQUESTS: Record<string, Fixture> = {
     path: `/api/v1/admin/prices/${await f.priceOverride()}/local`,
   }),
   'GET /api/v1/admin/users': () => ({ path: '/api/v1/admin/users' }),
+  'GET /api/v1/admin/gpu-waste': () => ({ path: '/api/v1/admin/gpu-waste' }),
   'GET /api/v1/admin/instances': () => ({ path: '/api/v1/admin/instances' }),
   'POST /api/v1/admin/instances/{user}/{server}/stop': async (f) => ({
     path: `/api/v1/admin/instances/alice/${await f.runningServer()}/stop`,
   }),
   'GET /api/v1/admin/meter': () => ({ path: '/api/v1/admin/meter' }),
+  'GET /api/v1/admin/base-estimate': () => ({ path: '/api/v1/admin/base-estimate?cloud=aws' }),
+  'GET /api/v1/placement': () => ({ path: '/api/v1/placement?size=cpu-small' }),
+  'GET /api/v1/admin/credits': () => ({ path: '/api/v1/admin/credits' }),
+  'POST /api/v1/admin/credits': () => ({
+    path: '/api/v1/admin/credits',
+    body: {
+      cloud: 'aws',
+      amountMicros: 1_000_000,
+      startsOn: '2026-01-01',
+      expiresOn: '2026-12-31',
+    },
+  }),
+  'DELETE /api/v1/admin/credits/{id}': async (f) => ({
+    path: `/api/v1/admin/credits/${await f.creditGrant()}`,
+  }),
+  'GET /api/v1/admin/credits/statement/{month}': (f) => ({
+    path: `/api/v1/admin/credits/statement/${f.month}`,
+  }),
   'POST /api/v1/session/logout': () => ({ path: '/api/v1/session/logout' }),
 };
 
@@ -319,6 +345,7 @@ interface Fixtures {
   planAssignment(): Promise<number>;
   priceOverride(): Promise<string>;
   auditRule(): Promise<number>;
+  creditGrant(): Promise<number>;
 }
 
 let h: Harness;
@@ -438,6 +465,15 @@ before(async () => {
     async auditRule() {
       const body = { kind: 'honeypot', path: `/data/${fixtures.name()}.csv` };
       return Number(await created(await adminAs('/api/v1/admin/audit/rules', 'POST', body), 'id'));
+    },
+    async creditGrant() {
+      const body = {
+        cloud: 'gcp',
+        amountMicros: 5,
+        startsOn: '2026-01-01',
+        expiresOn: '2026-01-31',
+      };
+      return Number(await created(await adminAs('/api/v1/admin/credits', 'POST', body), 'id'));
     },
   };
 });

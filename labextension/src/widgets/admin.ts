@@ -24,15 +24,23 @@ import {
   type Quota,
 } from '../api';
 import { h, notice } from '../dom';
-import { advance, instanceBilled, monthWindow, type OpenStream } from '@ngsci/contract';
+import {
+  advance,
+  instanceBilled,
+  monthWindow,
+  type GpuWasteRanking,
+  type OpenStream,
+} from '@ngsci/contract';
 import { formatDuration, formatMicros } from '../format';
 import { uptimeMs } from '../projection';
 import { isolationNotes } from '../isolation';
 import { ngsciIcon } from './sidebar';
 import { AdminAudit } from './admin-audit';
+import { gpuWastePart } from './admin-gpu-waste';
 import { empty, FormKit, load } from './admin-kit';
 import { AssignForm, planForm, priceForm, quotaForms } from './admin-forms';
 import { instancesPart, overridesPart, plansPart, quotasPart, usersPart } from './admin-parts';
+import { creditForm, creditsApi, creditsPart, type CreditsData } from './admin-credits';
 
 export class AdminPanel extends Widget {
   private instances = empty<Instance[]>();
@@ -52,6 +60,9 @@ export class AdminPanel extends Widget {
   private overrides = empty<PriceOverride[]>();
   private assignments = empty<PlanAssignment[]>();
   private auditSection: AdminAudit | null = null;
+  private gpuWaste = empty<GpuWasteRanking>();
+  private credits = empty<CreditsData>();
+  private readonly creditCalls = creditsApi(this.api);
   private me = empty<Me>();
   private timer: number | null = null;
   // the forms are built once, so a refresh never wipes what an admin is typing
@@ -144,6 +155,8 @@ export class AdminPanel extends Widget {
       return;
     }
     const audit = (this.auditSection ??= new AdminAudit(this.api)).refresh();
+    const waste = load(this.api.admin.gpuWaste);
+    const credits = load(() => this.creditCalls.load(new Date().toISOString().slice(0, 7)));
     [
       this.me,
       this.instances,
@@ -167,6 +180,8 @@ export class AdminPanel extends Widget {
       load(this.api.admin.assignments),
     ]);
     await audit;
+    this.gpuWaste = await waste;
+    this.credits = await credits;
     // the sign-in ran out while the panel was open: back to the sign-in button
     if (
       !fresh &&
@@ -313,6 +328,7 @@ export class AdminPanel extends Widget {
         (i) => this.billedOf(i),
       ),
       usersPart(this.users, (u) => this.spentOf(u)),
+      gpuWastePart(this.gpuWaste),
       quotasPart(
         this.quotas,
         quotaForms(this.kit, this.api, () => this.quotas.data),
@@ -322,6 +338,7 @@ export class AdminPanel extends Widget {
         assign: (plans) => this.assignForm.render(plans),
       }),
       overridesPart(this.overrides, this.kit, this.api, priceForm(this.kit, this.api)),
+      creditsPart(this.credits, this.kit, this.creditCalls, creditForm(this.kit, this.creditCalls)),
       ...(this.auditSection ? [this.auditSection.node] : []),
     );
     if (keepFocus)

@@ -119,7 +119,9 @@ export class InstanceSection extends NgsciSection {
   }
 
   private details(inst: Instance): HTMLElement {
-    const size = this.model.catalog?.sizes.find((s) => s.id === inst.size);
+    const size =
+      this.model.catalog?.sizes.find((s) => s.id === inst.size) ??
+      this.model.catalog?.pairs?.find((s) => s.id === inst.size);
     this.costEl = h('span', { class: 'jp-ngsci-cost', 'data-testid': 'ngsci-cost' });
     this.uptimeEl = h('span', { class: 'jp-ngsci-uptime' });
     return h(

@@ -3,9 +3,12 @@
  * remaining budget's runway at that size ("3 h 12 min left in your budget"), the idle timeout
  * that applies, and a Resize button; sizes a quota forbids are listed disabled with the reason.
  * Its own section of the sidebar, so the sizes are in sight without scrolling the Instance part.
+ * Below the sizes, a CPU package and a GPU package combine into a pair (`m.t4`): its rate on the
+ * cloud, the machine, what that gives beyond the ask, or why the pair is not there (pairs.ts).
  */
 import { Dialog, showDialog } from '@jupyterlab/apputils';
-import type { Instance, SizeRunway } from '@ngsci/contract';
+import type { CpuPackageId, GpuPackageId, Instance, SizeRunway } from '@ngsci/contract';
+import { pairOffer } from '../pairs';
 import { Widget } from '@lumino/widgets';
 import { h, notice } from '../dom';
 import { formatDelta, formatMicros, formatRate } from '../format';
@@ -43,6 +46,9 @@ export class ResizeSection extends NgsciSection {
   private busy = false;
   /** the cloud the list prices and moves to; null: the instance's own */
   private resizeCloud: Instance['cloud'] | null = null;
+  /** the pair being combined: a CPU package (null: none chosen yet) and a GPU package */
+  private pairCpu: CpuPackageId | null = null;
+  private pairGpu: GpuPackageId = 'none';
 
   protected render(): void {
     const m = this.model;
@@ -205,6 +211,7 @@ export class ResizeSection extends NgsciSection {
         : null,
       h('ul', { class: 'jp-ngsci-size-list', 'aria-label': 'Sizes' }, ...rows),
       absentNote,
+      this.pairs(inst, cloud, spent, burn, now, base),
       base !== null
         ? h(
             'p',
@@ -213,6 +220,122 @@ export class ResizeSection extends NgsciSection {
           )
         : null,
       m.errors.billing ? notice('warn', 'Budget figures are unavailable just now.') : null,
+    );
+  }
+
+  /** "Or combine packages": a CPU and a GPU select, the pair's offer here, and its Resize button. */
+  private pairs(
+    inst: Instance,
+    cloud: Instance['cloud'],
+    spent: number | null,
+    burn: number,
+    now: number,
+    base: number | null,
+  ): HTMLElement | null {
+    const m = this.model;
+    const packages = m.catalog?.packages;
+    if (!packages || !m.catalog?.pairs?.length) return null;
+    const select = (
+      label: string,
+      options: { id: string; label: string }[],
+      value: string,
+      set: (v: string) => void,
+    ) =>
+      h(
+        'select',
+        {
+          class: 'jp-mod-styled',
+          'aria-label': label,
+          onchange: (e: Event) => {
+            set((e.target as HTMLSelectElement).value);
+            this.render();
+          },
+        },
+        ...options.map((o) =>
+          h(
+            'option',
+            { value: o.id, ...(o.id === value ? { selected: 'selected' } : {}) },
+            o.label,
+          ),
+        ),
+      );
+    const cpuSelect = select(
+      'CPU package',
+      [{ id: '', label: 'CPU…' }, ...packages.cpu],
+      this.pairCpu ?? '',
+      (v) => (this.pairCpu = v ? (v as CpuPackageId) : null),
+    );
+    const gpuSelect = select('GPU package', packages.gpu, this.pairGpu, (v) => {
+      this.pairGpu = v as GpuPackageId;
+    });
+    let line: HTMLElement | null = null;
+    let button: HTMLElement | null = null;
+    if (this.pairCpu) {
+      const o = pairOffer(
+        m.catalog,
+        { cpu: this.pairCpu, gpu: this.pairGpu },
+        { cloud, spot: inst.spot },
+        m.budget?.limits.allowedSizes ?? null,
+      );
+      if (!o.available) {
+        line = h(
+          'p',
+          { class: 'jp-ngsci-hint jp-ngsci-pair-offer', 'data-testid': 'ngsci-pair-offer' },
+          `Not on ${cloud}: ${o.reason}`,
+        );
+      } else {
+        // the rate the sizes above show: the plan's multiplier applied
+        o.rate = m.rateOf(o.size.id, cloud, inst.spot) ?? o.rate;
+        const label = cloud === inst.cloud ? o.size.label : `${o.size.label} on ${cloud}`;
+        const current = o.size.id === inst.size && cloud === inst.cloud;
+        const projected =
+          spent !== null
+            ? monthProjection({
+                spentMicros: spent,
+                burnMicrosPerHour: burn,
+                now,
+                replaceRate: { from: inst.ratePerHourMicros, to: o.rate },
+              })
+            : null;
+        line = h(
+          'p',
+          { class: 'jp-ngsci-pair-offer', 'data-testid': 'ngsci-pair-offer' },
+          `${formatRate(o.rate)} on ${o.machine}`,
+          o.beyondAsk ? `; ${o.beyondAsk}` : '',
+          o.forbidden ? h('span', { class: 'jp-mod-forbidden' }, ` · ${o.forbidden}`) : null,
+        );
+        button = current
+          ? h('span', { class: 'jp-ngsci-size-effect' }, 'current')
+          : h(
+              'button',
+              {
+                class: 'jp-mod-styled jp-ngsci-resize-btn',
+                type: 'button',
+                'aria-label': `Resize to ${label}`,
+                disabled: o.forbidden !== null,
+                title: o.forbidden,
+                onclick: () =>
+                  void this.confirmResize(
+                    o.size.id,
+                    label,
+                    o.rate,
+                    projected,
+                    base,
+                    cloud === inst.cloud ? undefined : cloud,
+                  ),
+              },
+              'Resize',
+            );
+      }
+    }
+    return h(
+      'div',
+      { class: 'jp-ngsci-pairs' },
+      h('p', { class: 'jp-ngsci-hint' }, 'Or combine a CPU package with a GPU package:'),
+      cpuSelect,
+      gpuSelect,
+      button,
+      line,
     );
   }
 

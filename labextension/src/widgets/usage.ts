@@ -11,6 +11,7 @@ import { formatHours, formatMicros } from '../format';
 import type { INgsciModel } from '../tokens';
 import { startOfDayUtc } from '../projection';
 import { dollarTicks, stack, usageTable } from '../usage-series';
+import { gpuIdleHint, gpuIdleLine } from '../gpu-idle';
 import { NgsciSection } from './section';
 
 const DAYS = 30;
@@ -29,6 +30,9 @@ export class UsageSection extends NgsciSection {
   private rowEls = new Map<string, { hours: HTMLElement; cost: HTMLElement }>();
   private gpuText: string | null = null;
   private gpuChecked = 0;
+  /** `idle GPU: 3.2 h, $8.40 this month` (GET /usage's gpuIdle), and what idle means */
+  private gpuIdle: { text: string; hint: string } | null = null;
+  private gpuIdleChecked = 0;
 
   constructor(model: INgsciModel, refreshSeconds: () => number) {
     super(model, 'usage', { label: 'Usage', refreshSeconds });
@@ -108,6 +112,13 @@ export class UsageSection extends NgsciSection {
         { class: 'jp-ngsci-hint jp-ngsci-gpu' },
         this.gpuText ?? "Shown here once the instance's agent reports it.",
       ),
+      this.gpuIdle
+        ? h(
+            'p',
+            { class: 'jp-ngsci-hint jp-ngsci-gpu-idle', title: this.gpuIdle.hint },
+            this.gpuIdle.text,
+          )
+        : '',
     );
   }
 
@@ -127,6 +138,23 @@ export class UsageSection extends NgsciSection {
   protected override onBeforeShow(msg: Message): void {
     super.onBeforeShow(msg);
     void this.refreshGpu();
+    void this.refreshGpuIdle();
+  }
+
+  /** This month's idle GPU time and its cost, as the meter wrote it (at most once a minute). */
+  private async refreshGpuIdle(): Promise<void> {
+    if (Date.now() - this.gpuIdleChecked < 60_000) return;
+    this.gpuIdleChecked = Date.now();
+    const now = new Date(this.model.serviceNow());
+    const from = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1)).toISOString();
+    try {
+      const u = await this.model.api.usage({ from, granularity: 'month' });
+      const text = gpuIdleLine(u.gpuIdle);
+      this.gpuIdle = text && u.gpuIdle ? { text, hint: gpuIdleHint(u.gpuIdle) } : null;
+    } catch {
+      this.gpuIdle = null; // an older service without the figure: say nothing
+    }
+    if (this.isVisible) this.render();
   }
 
   private async refreshGpu(): Promise<void> {

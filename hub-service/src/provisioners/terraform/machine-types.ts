@@ -9,7 +9,13 @@
  * built-in types plus those of the operator's catalog file (`machineTable` in catalog-file.ts).
  */
 import type { Offer, Size } from '@ngsci/contract';
-import { INSTANCE_TYPES, type InstanceTypeInfo } from '@ngsci/terraform';
+import {
+  INSTANCE_TYPES,
+  machineTypeProblems,
+  gcpCustomN1,
+  gcpCustomN1Key,
+  type InstanceTypeInfo,
+} from '@ngsci/terraform';
 
 export type MachineTable = Readonly<Record<string, InstanceTypeInfo>>;
 
@@ -28,8 +34,20 @@ export function findMachine(
   const direct = table[offer.instanceType];
   if (direct)
     return direct.cloud === offer.cloud ? { key: offer.instanceType, info: direct } : null;
+  if (offer.cloud !== 'gcp') return null;
+  // an N1 custom machine (a pair's offer): `custom-<vCPUs>-<MiB>`, with `+<accelerator>` for GPUs
+  const custom = /^custom-(\d+)-(\d+)(?:\+([a-z0-9-]+))?$/.exec(offer.instanceType);
+  if (custom) {
+    const [, vcpu, mib, accelerator] = custom;
+    const info = gcpCustomN1(
+      Number(vcpu),
+      Number(mib),
+      accelerator && size.gpu ? { type: accelerator, gpu: size.gpu } : undefined,
+    );
+    return { key: gcpCustomN1Key(info), info };
+  }
   const attached = /^(n1-[a-z]+-\d+)\+([a-z0-9-]+)$/.exec(offer.instanceType);
-  if (offer.cloud !== 'gcp' || !attached) return null;
+  if (!attached) return null;
   const [, machineType, accelerator] = attached;
   const count = size.gpu?.count ?? 0;
   for (const [key, info] of Object.entries(table)) {
@@ -59,6 +77,8 @@ export function machineProblem(
   const found = findMachine(offer, size, table);
   if (!found) return `${offer.instanceType} is not a known ${offer.cloud} machine type`;
   if (found.info.unavailable) return `${offer.instanceType}: ${found.info.unavailable}`;
+  const problems = /^custom-/.test(found.key) ? machineTypeProblems(found.info) : [];
+  if (problems.length) return `${offer.instanceType}: ${problems.join('; ')}`;
   const has = found.info.gpu?.count ?? 0;
   const wanted = size.gpu?.count ?? 0;
   if (has !== wanted)
