@@ -31,3 +31,28 @@ export function fakeFetch(routes: Record<string, Handler>): {
   }) as typeof fetch;
   return { fetch: f, calls };
 }
+
+/** What a route saw: the call, its token (none for admin calls) and its CSRF value. */
+export interface Seen {
+  key: string;
+  auth: string | null;
+  csrf: string | null;
+  body: unknown;
+}
+
+/**
+ * Wraps route answers so each call is written down in `seen` (its key without the service's
+ * path prefix, its authorization and CSRF headers, its body) before it is answered.
+ */
+export function recorder(seen: Seen[]): (answer: () => Response) => Handler {
+  return (answer) =>
+    ({ method, url, headers, body }) => {
+      seen.push({
+        key: `${method} ${url.pathname.replace(/^\/services\/ngsci\/api\/v1/, '')}`,
+        auth: headers.get('authorization'),
+        csrf: headers.get('x-ngsci-csrf'),
+        body,
+      });
+      return answer();
+    };
+}

@@ -6,25 +6,11 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { estimateBase, formatMicros } from '@ngsci/contract';
 import { run } from '../main.js';
-import type { Io } from '../output.js';
+import { fakeService } from '../testing.js';
 
 function io(answer: (url: URL) => Response = () => new Response('no', { status: 500 })) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const calls: string[] = [];
-  const value: Io = {
-    out: (t) => out.push(t),
-    err: (t) => err.push(t),
-    tty: false,
-    env: { NGSCI_API_URL: 'http://svc.test/services/ngsci/api/v1', JUPYTERHUB_API_TOKEN: 'tok' },
-    fetch: (async (input: string | URL | Request) => {
-      const url = new URL(String(input));
-      calls.push(`${url.pathname}${url.search}`);
-      return answer(url);
-    }) as typeof fetch,
-    sleep: async () => {},
-  };
-  return { io: value, out: () => out.join(''), err: () => err.join(''), calls };
+  const t = fakeService(answer);
+  return { ...t, paths: () => t.calls.map((c) => c.path) };
 }
 
 describe('admin estimate-base', () => {
@@ -42,7 +28,7 @@ describe('admin estimate-base', () => {
     assert.match(text, /hub host\s+t3\.medium\s+730 h\s+\$0\.0416\/h\s+\$30\.37/);
     assert.match(text, /list prices of 2025-07-01/);
     assert.match(text, /Not included \(usage-priced\): NAT gateway data processing/);
-    assert.deepEqual(t.calls, []);
+    assert.deepEqual(t.paths(), []);
   });
 
   test('options reach the estimate; --json is the contract object', async () => {
@@ -89,7 +75,7 @@ describe('admin estimate-base', () => {
       const t = io();
       assert.equal(await run(['admin', 'estimate-base', ...extra], t.io), 2, extra.join(' '));
       assert.match(t.err(), message, extra.join(' '));
-      assert.deepEqual(t.calls, []);
+      assert.deepEqual(t.paths(), []);
     }
   });
 
@@ -100,7 +86,7 @@ describe('admin estimate-base', () => {
       await run(['admin', 'estimate-base', '--cloud', 'azure', '--no-nat', '--remote'], t.io),
       0,
     );
-    assert.deepEqual(t.calls, [
+    assert.deepEqual(t.paths(), [
       '/services/ngsci/api/v1/admin/base-estimate?cloud=azure&natGateway=false',
     ]);
     assert.match(

@@ -9,36 +9,11 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { run } from '../main.js';
-import type { Io } from '../output.js';
+import { BASE, fakeService } from '../testing.js';
 import { parseGrantDollars } from './admin-credits.js';
 
-function io(answer: (url: URL, init?: RequestInit) => Response) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const calls: Array<{ path: string; method: string; body: unknown }> = [];
-  const value: Io = {
-    out: (t) => out.push(t),
-    err: (t) => err.push(t),
-    tty: false,
-    env: {
-      NGSCI_API_URL: 'http://svc.test/services/ngsci/api/v1',
-      JUPYTERHUB_API_TOKEN: 'tok-admin',
-    },
-    fetch: (async (input: string | URL | Request, init?: RequestInit) => {
-      const url = new URL(String(input));
-      calls.push({
-        path: `${url.pathname}${url.search}`,
-        method: init?.method ?? 'GET',
-        body: init?.body ? JSON.parse(String(init.body)) : undefined,
-      });
-      return answer(url, init);
-    }) as typeof fetch,
-    sleep: async () => {},
-  };
-  return { io: value, out: () => out.join(''), err: () => err.join(''), calls };
-}
+const io = (answer: (url: URL, init?: RequestInit) => Response) => fakeService(answer, 'tok-admin');
 
-const BASE = '/services/ngsci/api/v1';
 const GRANT = {
   id: 7,
   cloud: 'aws',

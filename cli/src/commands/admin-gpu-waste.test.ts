@@ -5,31 +5,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { run } from '../main.js';
-import type { Io } from '../output.js';
+import { BASE, fakeService } from '../testing.js';
 
 function io(answer: (url: URL) => Response) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const calls: string[] = [];
-  const value: Io = {
-    out: (t) => out.push(t),
-    err: (t) => err.push(t),
-    tty: false,
-    env: {
-      NGSCI_API_URL: 'http://svc.test/services/ngsci/api/v1',
-      JUPYTERHUB_API_TOKEN: 'tok',
-    },
-    fetch: (async (input: string | URL | Request) => {
-      const url = new URL(String(input));
-      calls.push(`${url.pathname}${url.search}`);
-      return answer(url);
-    }) as typeof fetch,
-    sleep: async () => {},
-  };
-  return { io: value, out: () => out.join(''), err: () => err.join(''), calls };
+  const t = fakeService(answer);
+  return { ...t, paths: () => t.calls.map((c) => c.path) };
 }
 
-const BASE = '/services/ngsci/api/v1';
 const RANKING = {
   month: '2026-05',
   thresholdPercent: 5,
@@ -45,7 +27,7 @@ const RANKING = {
 test('admin gpu-waste: users then groups, most first, with hours, share and dollars', async () => {
   const t = io(() => Response.json(RANKING));
   assert.equal(await run(['admin', 'gpu-waste', '--month', '2026-05', '--limit', '10'], t.io), 0);
-  assert.deepEqual(t.calls, [`${BASE}/admin/gpu-waste?month=2026-05&limit=10`]);
+  assert.deepEqual(t.paths(), [`${BASE}/admin/gpu-waste?month=2026-05&limit=10`]);
   const out = t.out();
   assert.match(
     out,
@@ -65,7 +47,7 @@ test('admin gpu-waste: a bad month or limit is refused before any request', asyn
   ]) {
     const t = io(() => Response.json(RANKING));
     assert.notEqual(await run(['admin', 'gpu-waste', ...args], t.io), 0);
-    assert.deepEqual(t.calls, []);
+    assert.deepEqual(t.paths(), []);
     assert.match(t.err(), /--month must be a month|--limit must be/);
   }
 });

@@ -6,7 +6,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { run } from '../main.js';
-import type { Io } from '../output.js';
+import { fakeService } from '../testing.js';
 
 const klass = (
   chosen: number | null,
@@ -30,35 +30,15 @@ const ANSWER = {
   updatedAt: null,
 };
 
-function io(answer: (method: string) => Response = () => Response.json(ANSWER)) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const calls: Array<{ url: string; method: string; body: unknown }> = [];
-  const value: Io = {
-    out: (t) => out.push(t),
-    err: (t) => err.push(t),
-    tty: false,
-    env: { NGSCI_API_URL: 'http://svc.test/services/ngsci/api/v1', JUPYTERHUB_API_TOKEN: 't' },
-    fetch: async (input, init) => {
-      const method = init?.method ?? 'GET';
-      calls.push({
-        url: String(input),
-        method,
-        body: init?.body ? JSON.parse(String(init.body)) : undefined,
-      });
-      return answer(method);
-    },
-    sleep: async () => {},
-  };
-  return { io: value, out: () => out.join(''), err: () => err.join(''), calls };
-}
+const io = (answer: (method: string) => Response = () => Response.json(ANSWER)) =>
+  fakeService((_url, init) => answer(init?.method ?? 'GET'), 't');
 
 describe('ngsci idle', () => {
   test('alone: the value that applies, the choice and the bounds per class', async () => {
     const t = io();
     assert.equal(await run(['idle'], t.io), 0, t.err());
     assert.equal(t.calls[0]!.method, 'GET');
-    assert.match(t.calls[0]!.url, /\/me\/idle-timeout$/);
+    assert.match(t.calls[0]!.path, /\/me\/idle-timeout$/);
     assert.match(t.out(), /CPU\s+45 min\s+45 min\s+10 min to 4 h/);
     assert.match(t.out(), /GPU\s+30 min\s+admin's \(1 h\)\s+5 min or more, or never/);
   });

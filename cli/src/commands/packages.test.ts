@@ -2,29 +2,11 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { run } from '../main.js';
-import type { Io } from '../output.js';
+import { fakeService } from '../testing.js';
 
 function io(answer: () => Response) {
-  const err: string[] = [];
-  const out: string[] = [];
-  const bodies: unknown[] = [];
-  const urls: string[] = [];
-  const value: Io = {
-    out: (t) => out.push(t),
-    err: (t) => err.push(t),
-    tty: false,
-    env: {
-      NGSCI_API_URL: 'http://svc.test/services/ngsci/api/v1',
-      JUPYTERHUB_API_TOKEN: 'tok-secret-123',
-    },
-    fetch: async (input, init) => {
-      urls.push(String(input));
-      bodies.push(init?.body ? JSON.parse(String(init.body)) : undefined);
-      return answer();
-    },
-    sleep: async () => {},
-  };
-  return { io: value, err: () => err.join(''), out: () => out.join(''), bodies, urls };
+  const t = fakeService(answer, 'tok-secret-123');
+  return { ...t, bodies: () => t.calls.map((c) => c.body) };
 }
 
 const instance = {
@@ -59,18 +41,18 @@ describe('ngsci launch/resize with packages', () => {
       const t = io(() => Response.json({}));
       assert.equal(await run([...argv], t.io), 2, argv.join(' '));
       assert.match(t.err(), pattern);
-      assert.equal(t.bodies.length, 0);
+      assert.equal(t.bodies().length, 0);
     }
   });
 
   test('launch --cpu M --gpu t4 sends the pair; resize --cpu L sends l with no GPU', async () => {
     const t = io(() => Response.json(instance, { status: 202 }));
     assert.equal(await run(['launch', '--cpu', 'M', '--gpu', 'T4', '--no-wait'], t.io), 0);
-    assert.deepEqual(t.bodies[0], { server: 'default', cpu: 'm', gpu: 't4', spot: false });
+    assert.deepEqual(t.bodies()[0], { server: 'default', cpu: 'm', gpu: 't4', spot: false });
     assert.match(t.out(), /launching m\.t4 as server 'default'/);
     assert.equal(await run(['resize', '--cpu', 'l', '--no-wait'], t.io), 0);
-    assert.deepEqual(t.bodies[1], { cpu: 'l', gpu: 'none' });
-    assert.match(t.urls[1] ?? '', /\/instances\/default\/resize$/);
+    assert.deepEqual(t.bodies()[1], { cpu: 'l', gpu: 'none' });
+    assert.match(t.calls[1]?.path ?? '', /\/instances\/default\/resize$/);
     assert.match(t.out(), /resizing server 'default' from m\.t4 to l\.none/);
   });
 

@@ -2,26 +2,11 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { run } from '../main.js';
-import type { Io } from '../output.js';
+import { fakeService } from '../testing.js';
 
 function io(answer: () => Response) {
-  const err: string[] = [];
-  const bodies: unknown[] = [];
-  const value: Io = {
-    out: () => undefined,
-    err: (t) => err.push(t),
-    tty: false,
-    env: {
-      NGSCI_API_URL: 'http://svc.test/services/ngsci/api/v1',
-      JUPYTERHUB_API_TOKEN: 'tok-secret-123',
-    },
-    fetch: async (_input, init) => {
-      bodies.push(init?.body ? JSON.parse(String(init.body)) : undefined);
-      return answer();
-    },
-    sleep: async () => {},
-  };
-  return { io: value, err: () => err.join(''), bodies };
+  const t = fakeService(answer, 'tok-secret-123');
+  return { ...t, bodies: () => t.calls.map((c) => c.body) };
 }
 
 describe('ngsci launch --on-preemption', () => {
@@ -33,7 +18,7 @@ describe('ngsci launch --on-preemption', () => {
       const t = io(() => Response.json({}));
       assert.equal(await run([...argv], t.io), 2, argv.join(' '));
       assert.match(t.err(), pattern);
-      assert.equal(t.bodies.length, 0);
+      assert.equal(t.bodies().length, 0);
     }
   });
 
@@ -42,7 +27,7 @@ describe('ngsci launch --on-preemption', () => {
       Response.json({ code: 'quota_exceeded', message: 'no', requestId: 'r' }, { status: 403 }),
     );
     await run(['launch', 'gpu-t4', '--spot', '--on-preemption', 'on-demand', '--no-wait'], t.io);
-    assert.deepEqual(t.bodies[0], {
+    assert.deepEqual(t.bodies()[0], {
       server: 'default',
       size: 'gpu-t4',
       spot: true,

@@ -6,34 +6,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { NgsciApi } from '../api';
-import { fakeFetch, json } from '../testing';
+import { fakeFetch, json, recorder, type Seen } from '../testing';
 import { auditApi, chainSummary, checkHoneypotPath } from './admin-audit';
 
 const base = '/services/ngsci/api/v1';
 
 test('audit calls use the admin sign-in; adding a honeypot sends the CSRF value', async () => {
-  const seen: Array<{ key: string; auth: string | null; csrf: string | null; body: unknown }> = [];
-  const record =
-    (answer: () => Response) =>
-    ({
-      method,
-      url,
-      headers,
-      body,
-    }: {
-      method: string;
-      url: URL;
-      headers: Headers;
-      body: unknown;
-    }) => {
-      seen.push({
-        key: `${method} ${url.pathname.replace(base, '')}`,
-        auth: headers.get('authorization'),
-        csrf: headers.get('x-ngsci-csrf'),
-        body,
-      });
-      return answer();
-    };
+  const seen: Seen[] = [];
+  const record = recorder(seen);
   const { fetch } = fakeFetch({
     'GET /session': () =>
       json(200, { user: 'root', admin: true, csrf: 'csrf-1', expiresAt: '2026-11-29T20:00:00Z' }),

@@ -5,34 +5,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { NgsciApi } from '../api';
-import { fakeFetch, json } from '../testing';
+import { fakeFetch, json, recorder, type Seen } from '../testing';
 import { creditsApi, parseDay } from './admin-credits';
 
 const base = '/services/ngsci/api/v1';
 
 test('credit calls use the admin sign-in; recording and removing send the CSRF value', async () => {
-  const seen: Array<{ key: string; auth: string | null; csrf: string | null; body: unknown }> = [];
-  const record =
-    (answer: () => Response) =>
-    ({
-      method,
-      url,
-      headers,
-      body,
-    }: {
-      method: string;
-      url: URL;
-      headers: Headers;
-      body: unknown;
-    }) => {
-      seen.push({
-        key: `${method} ${url.pathname.replace(base, '')}`,
-        auth: headers.get('authorization'),
-        csrf: headers.get('x-ngsci-csrf'),
-        body,
-      });
-      return answer();
-    };
+  const seen: Seen[] = [];
+  const record = recorder(seen);
   const grant = {
     id: 3,
     cloud: 'gcp',
