@@ -13,7 +13,8 @@ new size, the notebook's new kernel restores it and the snapshot is deleted.
 - Not kept, and listed before the user confirms: open files, sockets, generators (and other
   running frames), modules that cannot be imported again, whatever dill cannot serialize, and
   variables over `NGSCI_KEEP_STATE_MAX_MB` (default 2048 MB each). A snapshot that does not fit
-  on the home volume is refused as a whole.
+  on the home volume is refused as a whole. A snapshot no notebook restored within
+  `NGSCI_KEEP_STATE_DAYS` (default 14) is deleted the next time a notebook opens.
 - The file is written to a temporary name and renamed (a crash leaves the old file or none),
   created with mode 0600 in a 0700 directory: only the user can read it.
 
@@ -48,6 +49,8 @@ from typing import Any
 FORMAT = b"NGSCI-KEEP-STATE\x01"
 STATE_DIR_NAME = os.path.join(".ngsci", "state")
 DEFAULT_MAX_MB = 2048
+DEFAULT_KEEP_DAYS = 14
+_SNAPSHOT_FILE = re.compile(r"^(?:[0-9a-f]{32}|\.tmp-.*)\.pkl$")
 # arrays at least this large go in numpy's format; smaller ones stay in the pickle
 NPY_MIN_BYTES = 64 * 1024
 PROTOCOL = 4
@@ -96,6 +99,45 @@ def max_bytes(env: Mapping[str, str] | None = None) -> int:
     if not mb > 0:
         raise KeepStateError("bad_setting", "NGSCI_KEEP_STATE_MAX_MB must be more than 0")
     return int(mb * 1024 * 1024)
+
+
+def keep_seconds(env: Mapping[str, str] | None = None) -> float:
+    """How long a snapshot nobody restored is kept (`NGSCI_KEEP_STATE_DAYS`, default 14 days)."""
+    env = os.environ if env is None else env
+    raw = env.get("NGSCI_KEEP_STATE_DAYS", "").strip()
+    if not raw:
+        return DEFAULT_KEEP_DAYS * 86400.0
+    try:
+        days = float(raw)
+    except ValueError:
+        raise KeepStateError(
+            "bad_setting", f"NGSCI_KEEP_STATE_DAYS must be a number of days, not '{raw}'"
+        ) from None
+    if not days > 0:
+        raise KeepStateError("bad_setting", "NGSCI_KEEP_STATE_DAYS must be more than 0")
+    return days * 86400.0
+
+
+def expire(env: Mapping[str, str] | None = None, now: float | None = None) -> int:
+    """Deletes the snapshots (and a crashed save's temporary files) older than
+    `NGSCI_KEEP_STATE_DAYS`: a notebook never reopened after its resize does not keep its
+    variables on the home volume for ever. Returns how many files went."""
+    directory = state_dir(env)
+    cutoff = (datetime.now(timezone.utc).timestamp() if now is None else now) - keep_seconds(env)
+    gone = 0
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return 0
+    for name in names:
+        if not _SNAPSHOT_FILE.match(name):
+            continue
+        target = os.path.join(directory, name)
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(target).st_mtime < cutoff:
+                os.unlink(target)
+                gone += 1
+    return gone
 
 
 # ---- which variables
@@ -478,6 +520,10 @@ def restore(
     false. A variable that cannot be loaded here is listed (the others are restored)."""
     target = snapshot_path(path, env)
     report: dict[str, Any] = {"path": path, "found": False, "restored": [], "notRestored": []}
+    # every notebook that opens looks for its snapshot: the moment to let old ones go
+    expired = expire(env)
+    if expired:
+        report["expired"] = expired
     if not os.path.exists(target):
         return report
     ns = user_namespace() if ns is None else ns

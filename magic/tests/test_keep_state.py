@@ -255,6 +255,38 @@ def test_snapshots_of_two_notebooks_do_not_mix(env: dict[str, str]) -> None:
     assert nb == {"v": "b"}
 
 
+def test_a_snapshot_never_restored_expires_after_the_days_set(env: dict[str, str]) -> None:
+    env["NGSCI_KEEP_STATE_DAYS"] = "2"
+    ks.save("old.ipynb", {"v": "old"}, env, hidden={})
+    ks.save("fresh.ipynb", {"v": "fresh"}, env, hidden={})
+    state = Path(ks.state_dir(env))
+    leftover = state / ".tmp-crashed.pkl"
+    leftover.write_bytes(b"half a save")
+    other = state / "notes.txt"
+    other.write_text("not ngsci's")
+    three_days_ago = os.path.getmtime(ks.snapshot_path("old.ipynb", env)) - 3 * 86400
+    for p in (Path(ks.snapshot_path("old.ipynb", env)), leftover, other):
+        os.utime(p, (three_days_ago, three_days_ago))
+    # opening any notebook (its restore) lets the old snapshot and the crashed save's file go
+    report = ks.restore("another.ipynb", {}, {**env, "NGSCI_INSTANCE_ID": "i-2"})
+    assert report["found"] is False
+    assert report["expired"] == 2
+    assert not os.path.exists(ks.snapshot_path("old.ipynb", env))
+    assert not leftover.exists()
+    assert other.exists(), "only ngsci's snapshot files are touched"
+    back: dict[str, Any] = {}
+    ks.restore("fresh.ipynb", back, {**env, "NGSCI_INSTANCE_ID": "i-2"})
+    assert back == {"v": "fresh"}, "a snapshot younger than the limit is restored"
+
+
+def test_a_bad_expiry_setting_is_refused_with_a_clear_error(env: dict[str, str]) -> None:
+    env["NGSCI_KEEP_STATE_DAYS"] = "0"
+    with pytest.raises(ks.KeepStateError) as err:
+        ks.restore(NOTEBOOK, {}, env)
+    assert err.value.code == "bad_setting"
+    assert "NGSCI_KEEP_STATE_DAYS must be more than 0" in err.value.message
+
+
 # ---- %ngsci resize SIZE --keep-state
 
 

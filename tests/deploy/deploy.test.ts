@@ -1,7 +1,9 @@
 /**
  * The deployment test (`npm run test:deploy`): the images an operator builds, started with
  * docker/compose.yaml (plus docker/compose.test.yaml: host networking, local images, free ports),
- * used as a researcher would in Chromium: log in, launch, resize and stop a machine; then the hub
+ * used as a researcher would in Chromium: log in through an OpenID Connect provider (the production
+ * login, oauthenticator's GenericOAuthenticator; tests/src/oidc-idp.ts), launch, resize and stop a
+ * machine; then the hub
  * container restarts and the whole deployment goes `down` and `up` again, and the instances, the
  * ledger and the logins are all still there.
  *
@@ -22,7 +24,8 @@ import postgres from 'postgres';
 import type { Browser, Page } from 'playwright-core';
 import { reservePorts, type PortReservation } from '../src/ports.js';
 import { until } from '../src/stack.js';
-import { launchBrowser, login, waitForLab } from '../src/ui/browser.js';
+import { launchBrowser, waitForLab } from '../src/ui/browser.js';
+import { idpLogin, idpSettings, startIdp, type Idp } from '../src/oidc-idp.js';
 import { dismissNews, openSidebar, section, showOnly } from '../src/ui/helpers.js';
 import { buildImages, IMAGES, run } from './images.js';
 
@@ -42,7 +45,7 @@ let adminToken: string;
 let pgUrl: string;
 let browser: Browser;
 let page: Page;
-let password: string;
+let idp: Idp;
 const t0 = Date.now();
 
 let composeFile: string;
@@ -152,14 +155,23 @@ before(async () => {
   for (const [k, v] of Object.entries(took)) figure(`build ${k}`, v);
   figure('build all', (Date.now() - built) / 1000);
 
-  ports = await reservePorts(5);
-  const [hubPort, hubApi, proxyApi, service, pg] = ports.ports as [
+  ports = await reservePorts(6);
+  const [hubPort, hubApi, proxyApi, service, pg, idpPort] = ports.ports as [
+    number,
     number,
     number,
     number,
     number,
     number,
   ];
+  // the production login: oauthenticator's GenericOAuthenticator against an OpenID Connect
+  // provider on this machine (the hub's container shares the host's network)
+  const oidc = idpSettings(idpPort);
+  hubUrl = `http://127.0.0.1:${hubPort}`;
+  idp = await startIdp(oidc, {
+    redirectUri: `${hubUrl}/hub/oauth_callback`,
+    accounts: { researcher: { groups: ['researchers'] } },
+  });
   adminToken = randomBytes(24).toString('hex');
   env = {
     ...process.env,
@@ -174,24 +186,23 @@ before(async () => {
     NGSCI_SERVICE_PORT: String(service),
     NGSCI_TEST_PG_PORT: String(pg),
     NGSCI_TEST_ADMIN_TOKEN: adminToken,
+    ...oidc.hubEnv(),
+    OAUTH_CALLBACK_URL: `${hubUrl}/hub/oauth_callback`,
+    NGSCI_OAUTH_LOGIN_SERVICE: 'Test IdP',
+    NGSCI_OAUTH_ALLOWED_GROUPS: 'researchers',
   };
-  hubUrl = `http://127.0.0.1:${hubPort}`;
   pgUrl = `postgres://ngsci:${env.POSTGRES_PASSWORD}@127.0.0.1:${pg}/ngsci`;
   composeFile = await writeComposeFile();
   const up = Date.now();
   await compose('up', '-d', '--no-build');
   await waitForHub('the hub and the service to answer');
   figure('compose up (first)', (Date.now() - up) / 1000);
-  const logins = JSON.parse(
-    await compose('exec', '-T', 'hub', 'cat', '/srv/ngsci/local-login.json'),
-  );
-  password = (logins as { passwords: Record<string, string> }).passwords.researcher!;
-  assert.ok(password, 'the researcher has a generated password in the hub volume');
   browser = await launchBrowser();
 });
 
 after(async () => {
   await browser?.close();
+  await idp?.stop();
   if (process.env.NGSCI_DEPLOY_KEEP !== '1' && composeFile) {
     await compose('down', '-v').catch(() => '');
     rmSync(dirname(composeFile), { recursive: true, force: true });
@@ -241,7 +252,8 @@ describe('the compose deployment, as an operator builds it and a researcher uses
   test('log in and launch from the spawn form: JupyterLab with the ngsci sidebar', async () => {
     const started = Date.now();
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-    page = await login(context, hubUrl, 'researcher', password);
+    page = await context.newPage();
+    await idpLogin(page, hubUrl, idp.issuer, 'researcher');
     await page.goto(`${hubUrl}/hub/spawn`);
     await page.locator('#ngsci-size-cpu-small').check();
     await Promise.all([
@@ -402,9 +414,10 @@ describe('the compose deployment, as an operator builds it and a researcher uses
       before.map((i) => [i.id, i.size, i.state, i.billedMicros]),
       'the same instances, each billed the same',
     );
-    // the same password still logs in, in a new browser
+    // the same researcher logs in again through the provider, in a new browser
     const context = await browser.newContext();
-    const again = await login(context, hubUrl, 'researcher', password);
+    const again = await context.newPage();
+    await idpLogin(again, hubUrl, idp.issuer, 'researcher');
     assert.match(again.url(), /\/hub\/(home|spawn|user)/);
     await context.close();
   });

@@ -7,6 +7,7 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import Provider from 'oidc-provider';
+import type { Page } from 'playwright-core';
 
 export interface IdpAccount {
   groups: string[];
@@ -97,4 +98,43 @@ export async function startIdp(
         server.close(() => resolve());
       }),
   };
+}
+
+/**
+ * Logs `user` in from the hub's login page through the provider's sign-in page, and its consent
+ * page when it asks (once per session), until the browser is back on the hub.
+ */
+export async function idpLogin(
+  page: Page,
+  hubUrl: string,
+  issuer: string,
+  user: string,
+  button = 'Sign in with Test IdP',
+): Promise<void> {
+  const hub = new URL(hubUrl).origin;
+  await page.goto(`${hubUrl}/hub/login`);
+  // the hub's login page: one button that leads to the provider
+  await page.getByRole('button', { name: button }).click();
+  await page.waitForURL(`${issuer}/interaction/**`);
+  await page.locator('input[name="login"]').fill(user);
+  await page.locator('input[name="password"]').fill('any password: the provider decides');
+  await page.getByRole('button', { name: 'Sign-in' }).click();
+  const consent = page.getByRole('button', { name: 'Continue' });
+  const back = (url: URL) => url.origin === hub;
+  const first = await Promise.race([
+    consent.waitFor({ timeout: 30_000 }).then(
+      () => 'consent' as const,
+      () => 'neither' as const,
+    ),
+    page.waitForURL(back, { timeout: 30_000 }).then(
+      () => 'hub' as const,
+      () => 'neither' as const,
+    ),
+  ]);
+  if (first === 'neither')
+    throw new Error(`the provider did not send ${user} back to the hub: ${page.url()}`);
+  if (first === 'consent') {
+    await consent.click();
+    await page.waitForURL(back, { timeout: 30_000 });
+  }
 }

@@ -16,7 +16,7 @@ import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { idpSettings, startIdp, type Idp } from './oidc-idp.js';
+import { idpLogin, idpSettings, startIdp, type Idp } from './oidc-idp.js';
 import { reservePorts, type PortReservation } from './ports.js';
 import { startStack, type Stack } from './stack.js';
 import { launchBrowser } from './ui/browser.js';
@@ -129,16 +129,7 @@ describe('OIDC login through a real identity provider, over TLS', () => {
   async function providerLogin(user: string): Promise<{ context: BrowserContext; page: Page }> {
     const context = await browser.newContext({ ignoreHTTPSErrors: true });
     const page = await context.newPage();
-    await page.goto(`${stack.url}/hub/login`);
-    // the hub's login page: one button that leads to the provider
-    await page.getByRole('button', { name: 'Sign in with Test IdP' }).click();
-    await page.waitForURL(`${idp.issuer}/interaction/**`);
-    await page.locator('input[name="login"]').fill(user);
-    await page.locator('input[name="password"]').fill('any password: the provider decides');
-    await page.getByRole('button', { name: 'Sign-in' }).click();
-    // the provider asks once whether the hub may have the profile and the groups
-    await page.getByRole('button', { name: 'Continue' }).click();
-    await page.waitForURL((url) => url.origin === new URL(stack.url).origin, { timeout: 30_000 });
+    await idpLogin(page, stack.url, idp.issuer, user);
     return { context, page };
   }
 
