@@ -198,7 +198,10 @@ const machineChoice = {
     description: 'a CPU package (with gpu): the pair `<cpu>.<gpu>` instead of a named size',
   }),
   gpu: GpuPackageId.optional().meta({ description: "the pair's GPU package; default none" }),
-  cloud: Cloud.optional().meta({ description: "defaults to the service's default cloud" }),
+  cloud: Cloud.optional().meta({
+    description:
+      "without one, a launch or spawn goes where the size costs the organisation least after credits among the hub's clouds (the default cloud on a one-cloud hub); a resize keeps the instance's cloud",
+  }),
   region: z.string().max(64).optional(),
   spot: z.boolean().optional(),
 };

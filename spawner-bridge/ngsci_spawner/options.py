@@ -30,6 +30,10 @@ SIZE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{0,62}$")
 REGION_MAX = 64
 
 CLOUD_LABELS = {"local": "This machine", "aws": "AWS", "gcp": "Google Cloud", "azure": "Azure"}
+# The cloud menu's "Automatic" entry: its value is empty, so the form sends no cloud and the
+# service places the start where the size costs the organisation least after credits.
+AUTOMATIC = ""
+AUTOMATIC_LABEL = "Automatic (least cost for your organisation)"
 
 _TRUE_WORDS = {"on", "true", "1", "yes"}
 
@@ -178,8 +182,59 @@ def price_text(prices: Mapping[str, str | None] | None, *, spot: bool, cloud_lab
     if not prices:
         return f"not offered on {cloud_label}"
     if spot and prices.get("spot"):
-        return f"{prices['spot']} spot"
-    return f"{prices['onDemand']} (no spot offer)" if spot else str(prices["onDemand"])
+        text = f"{prices['spot']} spot"
+    elif spot:
+        text = f"{prices.get('spotOnDemand') or prices['onDemand']} (no spot offer)"
+    else:
+        text = str(prices["onDemand"])
+    # "Automatic": where the service would place it, and why
+    where = prices.get("spotWhere" if spot else "where")
+    return f"{text} {where}" if where else text
+
+
+def _automatic_choice(
+    size_id: str,
+    prices: Mapping[str, Mapping[str, str | None]],
+    placements: Mapping[str, Any],
+    spot_placements: Mapping[str, Any] | None,
+    default_cloud: str,
+) -> tuple[dict[str, str | None] | None, str | None, dict[str, str]]:
+    """A size's prices under "Automatic", as the service would place it, and its runway clouds.
+
+    The service places a start that names no cloud by the catalog's `placements` (on demand) or
+    `spotPlacements` (spot; a service that does not send them: as on demand, a guess); a size
+    offered on one cloud only has none and goes to the default cloud (hub-service
+    instances/lifecycle.ts `choice`). Returns the prices (with `where` and
+    `spotWhere` saying which cloud and why), the reason it cannot be placed when it cannot, and
+    which cloud each of on demand and spot lands on.
+    """
+
+    def pick(placed: Any) -> tuple[str, str]:
+        if isinstance(placed, Mapping) and str(placed.get("cloud")) in prices:
+            return str(placed["cloud"]), str(placed.get("reason") or "")
+        return default_cloud, f"on {CLOUD_LABELS.get(default_cloud, default_cloud)}"
+
+    cloud, where = pick(placements.get(size_id))
+    spot_cloud, spot_where = pick(
+        placements.get(size_id) if spot_placements is None else spot_placements.get(size_id)
+    )
+    if not prices:
+        return None, "not offered on any of this hub's clouds", {}
+    if cloud not in prices:
+        only = ", ".join(CLOUD_LABELS.get(c, c) for c in prices)
+        return None, f"offered only on {only}: choose it in the cloud menu", {}
+    spot_prices = prices.get(spot_cloud) or {}
+    entry: dict[str, str | None] = {
+        "onDemand": prices[cloud]["onDemand"],
+        "where": where,
+        # no spot offer where spot would go: say so with the on-demand price there, as for one
+        # cloud (the start is refused there, or falls back to on demand when allowed)
+        "spot": spot_prices.get("spot"),
+        "spotWhere": spot_where,
+    }
+    if not spot_prices.get("spot") and spot_cloud != cloud and spot_prices:
+        entry["spotOnDemand"] = spot_prices["onDemand"]
+    return entry, None, {"onDemand": cloud, "spot": spot_cloud}
 
 
 def format_runway(seconds: int) -> str:
@@ -259,15 +314,21 @@ _SCRIPT = """<script>
       var runway = row.querySelector('.ngsci-runway');
       if (runway) runway.textContent = (useSpot && runways.spot) || runways.onDemand || '';
       input.disabled = !prices || row.hasAttribute('data-forbidden');
+      var placed = row.querySelector('.ngsci-placement');
+      if (placed) placed.hidden = chosen === '';
       if (!prices) {
         input.checked = false;
         var absent = JSON.parse(row.getAttribute('data-absent') || '{}')[chosen];
         out.textContent = absent || 'not offered on ' + label;
-      } else if (useSpot && prices.spot) {
-        out.textContent = prices.spot + ' spot';
-      } else {
-        out.textContent = prices.onDemand + (useSpot ? ' (no spot offer)' : '');
+        return;
       }
+      var text = useSpot && prices.spot
+        ? prices.spot + ' spot'
+        : useSpot
+          ? (prices.spotOnDemand || prices.onDemand) + ' (no spot offer)'
+          : prices.onDemand;
+      var where = useSpot ? prices.spotWhere : prices.where;
+      out.textContent = where ? text + ' ' + where : text;
     });
   }
   if (cloud) cloud.addEventListener('change', update);
@@ -282,6 +343,7 @@ _STYLE = """<style>
 #ngsci-options .ngsci-note { color: #555; font-size: 90%; }
 #ngsci-options .ngsci-runway { display: block; margin-left: 1.5em; color: #555; font-size: 90%; }
 #ngsci-options .ngsci-size[data-forbidden] .ngsci-runway { color: #a94442; }
+#ngsci-options .ngsci-placement[hidden] { display: none; }
 #ngsci-options .ngsci-pair-price { display: block; margin-top: 0.25em; font-weight: bold; }
 </style>"""
 
@@ -309,10 +371,14 @@ def pair_text(entry: Mapping[str, str | None] | None, *, spot: bool, cloud_label
     # Must say the same as the pair script below, which redoes this in the browser.
     if not entry:
         return f"not offered on {cloud_label}"
+    # "Automatic": the default cloud's offer, which names its cloud
+    cloud_label = entry.get("cloudLabel") or cloud_label
     if entry.get("unavailable"):
         return f"unavailable on {cloud_label}: {entry['unavailable']}"
     price = price_text(entry, spot=spot, cloud_label=cloud_label)
     text = f"{price} on {entry['machine']}"
+    if entry.get("cloudLabel"):
+        text += f" ({cloud_label})"
     return f"{text}; {entry['beyond']}" if entry.get("beyond") else text
 
 
@@ -333,6 +399,7 @@ _PAIR_SCRIPT = """<script>
     var e = (offers[cpu.value + '.' + gpu.value] || {})[cloud ? cloud.value : ''];
     var useSpot = !!(spot && spot.checked);
     if (!e) { out.textContent = 'not offered on ' + label; return; }
+    if (e.cloudLabel) label = e.cloudLabel;
     if (e.unavailable) {
       out.textContent = 'unavailable on ' + label + ': ' + e.unavailable;
       return;
@@ -340,7 +407,8 @@ _PAIR_SCRIPT = """<script>
     var price = useSpot && e.spot
       ? e.spot + ' spot'
       : e.onDemand + (useSpot ? ' (no spot offer)' : '');
-    out.textContent = price + ' on ' + e.machine + (e.beyond ? '; ' + e.beyond : '');
+    out.textContent = price + ' on ' + e.machine + (e.cloudLabel ? ' (' + label + ')' : '') +
+      (e.beyond ? '; ' + e.beyond : '');
   }
   [cloud, spot, cpu, gpu].forEach(function (el) { if (el) el.addEventListener('change', update); });
 })();
@@ -348,14 +416,29 @@ _PAIR_SCRIPT = """<script>
 
 
 def _render_pairs(
-    catalog: Mapping[str, Any], previous: Mapping[str, Any], cloud: str, spot: bool
+    catalog: Mapping[str, Any],
+    previous: Mapping[str, Any],
+    cloud: str,
+    spot: bool,
+    automatic_cloud: str | None = None,
 ) -> list[str]:
-    """The pair selects: a CPU package and a GPU package, priced on the chosen cloud."""
+    """The pair selects: a CPU package and a GPU package, priced on the chosen cloud.
+
+    With the cloud menu's "Automatic" (`automatic_cloud`: the default cloud), a pair is priced
+    there: the service places named sizes by credits, and a pair on the hub's default cloud.
+    """
     pairs = list(catalog.get("pairs") or [])
     packages = catalog.get("packages") or {}
     if not pairs or not packages:
         return []
     offers = {str(p["id"]): _pair_offers(p) for p in pairs}
+    if automatic_cloud is not None:
+        for by_cloud in offers.values():
+            if automatic_cloud in by_cloud:
+                by_cloud[AUTOMATIC] = {
+                    **by_cloud[automatic_cloud],
+                    "cloudLabel": CLOUD_LABELS.get(automatic_cloud, automatic_cloud),
+                }
     chosen = str(previous.get("size") or "")
     cpu_now, _, gpu_now = chosen.partition(".") if chosen in offers else ("", "", "none")
     cpu_options = '<option value="">a size above</option>' + "".join(
@@ -372,7 +455,7 @@ def _render_pairs(
         pair_text(
             offers[chosen].get(cloud),
             spot=spot,
-            cloud_label=CLOUD_LABELS.get(cloud, cloud),
+            cloud_label=AUTOMATIC_LABEL if cloud == AUTOMATIC else CLOUD_LABELS.get(cloud, cloud),
         )
         if cpu_now
         else ""
@@ -403,19 +486,43 @@ def render_form(catalog: Mapping[str, Any], previous: Mapping[str, Any] | None =
     if not clouds:
         return render_unavailable("No size is available on any cloud at the moment.")
 
+    default_cloud = next((str(c) for c in (catalog.get("defaultCloud"),) if c in clouds), clouds[0])
+    # where each size costs the organisation least after cloud credits, and why (hub-service)
+    placements = catalog.get("placements") or {}
+    spot_placements = catalog.get("spotPlacements")
+    spot_placements = spot_placements if isinstance(spot_placements, Mapping) else None
+    # several clouds to choose from, and the service says where it would place: "Automatic",
+    # the default unless this server's last spawn named a cloud
+    hub_clouds = [c for c in clouds if c in (catalog.get("clouds") or [])]
+    automatic = len(hub_clouds) > 1 and bool(placements)
     cloud: str = next(
-        (str(c) for c in (previous.get("cloud"), catalog.get("defaultCloud")) if c in clouds),
-        clouds[0],
+        (str(c) for c in (previous.get("cloud"),) if c in clouds),
+        AUTOMATIC if automatic else default_cloud,
     )
     spot = previous.get("spot") is True
     fallback = previous.get("spotFallback") is True
     preemption = previous.get("onPreemption")
     preemption = preemption if preemption in ON_PREEMPTION else ""
-    cloud_label = CLOUD_LABELS.get(cloud, cloud)
+    cloud_label = AUTOMATIC_LABEL if cloud == AUTOMATIC else CLOUD_LABELS.get(cloud, cloud)
     runways = _runway_by_choice(catalog)
-    # where each size costs the organisation least after cloud credits, and why (hub-service)
-    placements = catalog.get("placements") or {}
     forbidden = _forbidden_sizes(catalog)
+    absents = {str(s["id"]): _absent_reasons(s) for s in sizes}
+    if automatic:
+        for size_id, by_cloud in prices.items():
+            auto, why, lands = _automatic_choice(
+                size_id, by_cloud, placements, spot_placements, default_cloud
+            )
+            if auto is None:
+                absents[size_id][AUTOMATIC] = str(why)
+                continue
+            by_cloud[AUTOMATIC] = auto
+            runway = runways.get(size_id)
+            if runway:
+                runway[AUTOMATIC] = {
+                    kind: runway[landed][kind]
+                    for kind, landed in lands.items()
+                    if runway.get(landed, {}).get(kind)
+                }
     choosable = [
         str(s["id"])
         for s in sizes
@@ -431,7 +538,7 @@ def render_form(catalog: Mapping[str, Any], previous: Mapping[str, Any] | None =
         attrs = " checked" if size_id == checked else ""
         attrs += "" if here and size_id not in forbidden else " disabled"
         runway = runways.get(size_id, {})
-        absent = _absent_reasons(size)
+        absent = absents[size_id]
         line = runway.get(cloud, {})
         line_text = (spot and line.get("spot")) or line.get("onDemand") or ""
         price = (
@@ -440,7 +547,8 @@ def render_form(catalog: Mapping[str, Any], previous: Mapping[str, Any] | None =
             else price_text(here, spot=spot, cloud_label=cloud_label)
         )
         placed = (
-            '<span class="ngsci-runway ngsci-placement">Least cost for your organisation: '
+            '<span class="ngsci-runway ngsci-placement"'
+            f"{' hidden' if cloud == AUTOMATIC else ''}>Least cost for your organisation: "
             f"{escape(str(placements[size_id]['reason']))}</span>"
             if size_id in placements
             else ""
@@ -461,10 +569,11 @@ def render_form(catalog: Mapping[str, Any], previous: Mapping[str, Any] | None =
             "</label>"
         )
 
+    menu: list[str] = ([AUTOMATIC] if automatic else []) + [str(c) for c in clouds]
     cloud_options = "".join(
         f'<option value="{escape(c)}"{" selected" if c == cloud else ""}>'
-        f"{escape(CLOUD_LABELS.get(c, c))}</option>"
-        for c in clouds
+        f"{escape(AUTOMATIC_LABEL if c == AUTOMATIC else CLOUD_LABELS.get(c, c))}</option>"
+        for c in menu
     )
     as_of = escape(str(catalog.get("asOf", "")))
     currency = escape(str(catalog.get("currency", "USD")))
@@ -480,7 +589,7 @@ def render_form(catalog: Mapping[str, Any], previous: Mapping[str, Any] | None =
             "<legend>Size</legend>",
             *rows,
             "</fieldset>",
-            *_render_pairs(catalog, previous, cloud, spot),
+            *_render_pairs(catalog, previous, cloud, spot, default_cloud if automatic else None),
             '<div class="form-check">',
             '<input class="form-check-input" type="checkbox" name="spot" id="ngsci-spot"'
             f' value="on"{" checked" if spot else ""}>',

@@ -568,6 +568,49 @@ describe('placement of a launch that names no cloud (the app, a hub on AWS and G
       await credits.remove(g.id);
     }
   });
+
+  test("the spawn form's Automatic cloud: a spot start with no cloud goes by spot prices, as the catalog said", async () => {
+    // gpu-t4 without credits: on demand AWS 0.526 $/h < GCP 0.54 $/h; spot GCP 0.1958 < AWS 0.2104
+    const cat = (await (await h.bridge('/catalog?user=placed')).json()) as {
+      placements: Record<string, { cloud: string; reason: string }>;
+      spotPlacements: Record<string, { cloud: string; reason: string }>;
+    };
+    assert.equal(cat.placements['gpu-t4']?.cloud, 'aws');
+    assert.equal(cat.spotPlacements['gpu-t4']?.cloud, 'gcp');
+    assert.match(
+      cat.spotPlacements['gpu-t4']!.reason,
+      /^on GCP: the lowest list price, \$0\.1958\/h/,
+    );
+    // what the spawner sends for "Automatic": no cloud (spawner-bridge options.py)
+    const res = await h.bridge('/start', {
+      method: 'POST',
+      body: JSON.stringify({
+        user: 'placed',
+        server: 'five',
+        options: { size: 'gpu-t4', spot: true },
+        env: {},
+        baseUrl: '/user/placed/five/',
+      }),
+    });
+    assert.equal(res.status, 202, await res.clone().text());
+    const row = (await h.services.store.latest('placed', 'five'))!;
+    assert.deepEqual([row.cloud, row.spot], ['gcp', true]);
+    const events = await h.services.store.events(row.id, 0);
+    assert.ok(events[0]!.message.endsWith(`(${cat.spotPlacements['gpu-t4']!.reason})`));
+    // a cloud the form does not know is refused before anything starts
+    const bad = await h.bridge('/start', {
+      method: 'POST',
+      body: JSON.stringify({
+        user: 'placed',
+        server: 'six',
+        options: { size: 'gpu-t4', cloud: 'auto' },
+        env: {},
+        baseUrl: '/user/placed/six/',
+      }),
+    });
+    assert.equal(bad.status, 400);
+    assert.equal(await h.services.store.latest('placed', 'six'), null);
+  });
 });
 
 describe('estimates with credit grants', () => {

@@ -14,7 +14,7 @@ import {
   SizeRunway,
 } from '@ngsci/contract';
 import { budgetFor } from '../metering/budgets.js';
-import { Credits, placementsFor } from '../metering/credits.js';
+import { choosePlacement, Credits, placementsFor } from '../metering/credits.js';
 import { newRouter, type AppDeps } from '../http.js';
 import { notFound } from '../errors.js';
 import { toBridgeInstance } from '../instances/store.js';
@@ -34,6 +34,13 @@ const BridgeCatalog = Catalog.extend({
     .meta({
       description:
         'with ?user=: per size offered on several clouds, the cloud that costs least after credits, and why',
+    }),
+  spotPlacements: z
+    .record(z.string(), z.object({ cloud: z.string(), region: z.string(), reason: z.string() }))
+    .optional()
+    .meta({
+      description:
+        'with ?user=: the same for a spot start (spot prices), where the form\'s "Automatic" cloud sends it',
     }),
 }).meta({ id: 'BridgeCatalog' });
 
@@ -73,8 +80,20 @@ export function bridgeRoutes(
         deps.config.NGSCI_DEFAULT_PLAN,
       );
       // where each size costs the organisation least after credits (metering/credits.ts)
-      const placements = await placementsFor(credits, deps.catalog(), deps.metering.now());
-      return c.json({ ...deps.catalog(), runway: b.runway ?? [], placements }, 200);
+      const catalog = deps.catalog();
+      const now = deps.metering.now();
+      const placements = await placementsFor(credits, catalog, now);
+      // a spot start that names no cloud is placed by spot prices (Lifecycle.checkedMachine)
+      const spotPlacements: typeof placements = {};
+      if (catalog.clouds.length > 1) {
+        const credit = await credits.available(now);
+        for (const size of catalog.sizes) {
+          const p = choosePlacement(catalog, { size: size.id, spot: true }, credit);
+          if (p && p.options.length > 1)
+            spotPlacements[size.id] = { cloud: p.cloud, region: p.region, reason: p.reason };
+        }
+      }
+      return c.json({ ...catalog, runway: b.runway ?? [], placements, spotPlacements }, 200);
     },
   );
 
