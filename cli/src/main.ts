@@ -19,6 +19,7 @@ Your machines:
   resize SIZE                move the server to another size
   catalog                    sizes and prices
   idle [45m]                 your idle timeout, within your admin's bounds
+  preemption [CHOICE]        your default when the cloud takes a spot machine back
 Money:
   usage                      what you used and what it cost
   budget                     spend, burn rate and budgets
@@ -108,6 +109,8 @@ export async function run(
         return await user.estimate(ctx, rest);
       case 'idle':
         return await user.idle(ctx, rest);
+      case 'preemption':
+        return await user.preemption(ctx, rest);
       case 'admin':
         return await admin(ctx, rest);
       case 'agent':

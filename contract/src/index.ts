@@ -138,7 +138,7 @@ export type Me = z.infer<typeof Me>;
 export const OnPreemption = z.enum(['on-demand', 'spot', 'stop']).meta({
   id: 'OnPreemption',
   description:
-    "with spot: when the cloud takes the machine back, start the same server again on demand ('on-demand', billed at the on-demand price), on spot again ('spot'), or leave it stopped ('stop'); default the service's NGSCI_PREEMPTION_DEFAULT",
+    "with spot: when the cloud takes the machine back, start the same server again on demand ('on-demand', billed at the on-demand price), on spot again ('spot'), or leave it stopped ('stop'); default the user's own choice (PUT /me/preemption), else the service's NGSCI_PREEMPTION_DEFAULT",
 });
 export type OnPreemption = z.infer<typeof OnPreemption>;
 const onPreemption = OnPreemption.optional();

@@ -17,6 +17,7 @@ import { defaultLimits } from './limits/settings.js';
 import { healthRoutes } from './routes/health.js';
 import { meRoutes } from './routes/me.js';
 import { idleRoutes } from './routes/idle.js';
+import { preemptionRoutes } from './routes/preemption.js';
 import { catalogRoutes } from './routes/catalog.js';
 import { instanceRoutes } from './routes/instances.js';
 import { bridgeRoutes } from './routes/bridge.js';
@@ -167,6 +168,7 @@ export function createApp(deps: AppDeps) {
   );
   api.route('/api/v1', meRoutes(deps, plans));
   api.route('/api/v1', idleRoutes(deps));
+  api.route('/api/v1', preemptionRoutes(deps));
   api.route('/api/v1', catalogRoutes(deps));
   api.route('/api/v1', instanceRoutes(deps));
   api.route('/api/v1', notificationRoutes(deps));

@@ -130,7 +130,7 @@ def options_from_form(form_data: Mapping[str, Any]) -> dict[str, Any]:
     # an unchecked checkbox is simply absent from the form
     options["spot"] = first("spot").lower() in _TRUE_WORDS
     options["spotFallback"] = first("spotFallback").lower() in _TRUE_WORDS
-    # empty: the service's default
+    # empty: your default (ngsci preemption), else the admin's
     if value := first("onPreemption"):
         options["onPreemption"] = value
     return validate_options(options)
@@ -610,7 +610,7 @@ def render_form(catalog: Mapping[str, Any], previous: Mapping[str, Any] | None =
                 f'<option value="{value}"{" selected" if value == preemption else ""}>'
                 f"{escape(text)}</option>"
                 for value, text in (
-                    ("", "the service's default"),
+                    ("", "my default (ngsci preemption), else the admin's"),
                     ("on-demand", "start it again on demand (billed at the on-demand price)"),
                     ("spot", "start it again on spot"),
                     ("stop", "leave it stopped"),

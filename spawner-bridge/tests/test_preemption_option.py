@@ -29,3 +29,13 @@ def test_the_form_offers_it_and_keeps_the_last_choice():
     html = render_form(CATALOG, previous={"size": "gpu-t4", "spot": True, "onPreemption": "stop"})
     assert 'name="onPreemption"' in html
     assert '<option value="stop" selected>leave it stopped</option>' in html
+
+
+def test_without_a_previous_choice_the_form_sends_none():
+    # the default option is selected and empty, so the user's own default (GET/PUT
+    # /api/v1/me/preemption) and then the admin's apply; an explicit choice stays possible
+    html = render_form(CATALOG, previous={"size": "gpu-t4", "spot": True})
+    default = "my default (ngsci preemption), else the admin&#x27;s"
+    assert f'<option value="" selected>{default}</option>' in html
+    assert '<option value="spot">start it again on spot</option>' in html
+    assert "onPreemption" not in options_from_form({"size": ["gpu-t4"], "spot": ["on"]})

@@ -1,4 +1,4 @@
-/** The researcher's verbs: status, launch, stop, resize, usage, budget, catalog, notify, estimate, idle. */
+/** The researcher's verbs: status, launch, stop, resize, usage, budget, catalog, notify, estimate, idle, preemption. */
 import { readFileSync } from 'node:fs';
 import type {
   Budget,
@@ -19,6 +19,7 @@ import {
   EstimateScenario,
   GPU_PACKAGE_IDS,
   GpuPackageId,
+  OnPreemption,
   formatGpuIdle,
   formatIdleBounds,
   formatIdleTimeout,
@@ -681,6 +682,61 @@ export async function idle(ctx: Ctx, args: string[]): Promise<number> {
   return EXIT.ok;
 }
 
+/** What GET/PUT /api/v1/me/preemption answer (hub-service routes/preemption.ts). */
+interface PreemptionDefault {
+  user: string;
+  chosen: OnPreemption | null;
+  adminDefault: OnPreemption;
+  effective: OnPreemption;
+  source: 'user' | 'admin';
+  updatedAt: string | null;
+}
+
+const PREEMPTION_TEXT: Record<OnPreemption, string> = {
+  'on-demand': 'start it again on demand (billed at the on-demand price)',
+  spot: 'start it again on spot',
+  stop: 'leave it stopped',
+};
+
+/** `ngsci preemption [on-demand|spot|stop] [--clear]`: your default for spot launches. */
+export async function preemption(ctx: Ctx, args: string[]): Promise<number> {
+  const p = parse(
+    'preemption',
+    args,
+    { clear: { type: 'boolean', default: false } },
+    { min: 0, max: 1, names: 'CHOICE' },
+  );
+  if (p.values.help) return help(ctx, HELP.preemption);
+  const raw = p.positionals[0];
+  if (raw !== undefined && p.values.clear)
+    throw new UsageError('preemption: give a CHOICE or --clear, not both');
+  let value: OnPreemption | null | undefined;
+  if (p.values.clear) value = null;
+  else if (raw !== undefined) {
+    const parsed = OnPreemption.safeParse(raw.trim().toLowerCase());
+    if (!parsed.success)
+      throw new UsageError(`preemption: CHOICE is on-demand, spot or stop, not '${raw}'`);
+    value = parsed.data;
+  }
+  const api = ctx.api();
+  const d =
+    value === undefined
+      ? await api.get<PreemptionDefault>('/me/preemption')
+      : await api.put<PreemptionDefault>('/me/preemption', { onPreemption: value });
+  print(ctx, d, () =>
+    [
+      `spot preemption default of ${d.user}${value === undefined ? '' : value === null ? ' cleared' : ' set'}`,
+      '',
+      `applies:       ${d.effective}: ${PREEMPTION_TEXT[d.effective]} (${d.source === 'user' ? 'your default' : "the admin's default"})`,
+      `your default:  ${d.chosen ?? 'none'}`,
+      `admin default: ${d.adminDefault}`,
+      '',
+      'A launch with --on-preemption overrides both.',
+    ].join('\n'),
+  );
+  return EXIT.ok;
+}
+
 export function help(ctx: Ctx, text: string): number {
   ctx.io.out(`${text.trim()}\n`);
   return EXIT.ok;
@@ -705,5 +761,6 @@ export const HELP = {
   notifications: `Usage: ngsci notifications [--after ID] [--unread] [--ack]\n\nLists your notices; --ack marks the listed ones as read.${COMMON}`,
   preferences: `Usage: ngsci preferences [--email ADDR|none] [--webhook URL|none] [--channels KIND=CH[,CH]]...\n\nShows or changes where notices go. KIND: budget, idle_stop, failure, spot, message;\nCH: jupyterlab, email, webhook. Example: --channels budget=jupyterlab,email${COMMON}`,
   idle: `Usage: ngsci idle [TIMEOUT] [--cpu|--gpu]\n\nShows your idle timeout (how long a server may sit idle before it is stopped), per size class, and the\nbounds your admin allows; with TIMEOUT (45m, 1h30m, never, default) sets it, for both classes or the\none named. A value outside the bounds is refused with the bounds.${COMMON}`,
+  preemption: `Usage: ngsci preemption [on-demand|spot|stop] [--clear]\n\nShows your default for what happens when the cloud takes a spot machine back (start it again on\ndemand, on spot, or leave it stopped), the admin's default and which applies; with a CHOICE sets yours,\nwith --clear removes it (the admin's applies again). A launch's --on-preemption overrides both.${COMMON}`,
   estimate: `Usage: ngsci estimate SCENARIO.json   (- reads stdin)\n\nWhat a scenario (always-on machines, instance hours, storage, fixed costs) costs per month and in total.${COMMON}`,
 };

@@ -13,3 +13,4 @@ export * from './tables/trust.js';
 export * from './tables/idle.js';
 export * from './tables/credits.js';
 export * from './tables/gpu-waste.js';
+export * from './tables/preemption.js';

@@ -30,6 +30,7 @@ import type { JobQueue } from './jobs.js';
 import { InstanceStore, type InstanceRow, type ResizeTarget } from './store.js';
 import { asksForTarget, type Resizes } from './resize.js';
 import { onPreemptionFor } from './preemption.js';
+import { PreemptionChoiceStore } from './preemption-choice.js';
 import { Credits } from '../metering/credits.js';
 
 export interface LifecycleDeps {
@@ -390,10 +391,15 @@ export class Lifecycle {
         listRatePerHourMicros: machine.rate,
         baseUrl: req.baseUrl,
         // a resize or a relaunch after a preemption keeps the choice made at launch
+        // otherwise the launch's own choice, else the user's default, else the admin's
         onPreemption: onPreemptionFor(
           spot,
           (resizing ? resizing.from.onPreemption : req.options.onPreemption) ?? undefined,
-          this.d.preemptionDefault ?? 'spot',
+          (spot && !resizing && !req.options.onPreemption
+            ? (await new PreemptionChoiceStore(this.d.db).get(req.user))?.choice
+            : undefined) ??
+            this.d.preemptionDefault ??
+            'spot',
         ),
         // the start may go on demand when spot has no capacity (store.switchToOnDemand); kept in
         // the provider reference, which is empty until the machine runs

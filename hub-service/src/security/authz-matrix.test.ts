@@ -88,6 +88,8 @@ const MATRIX: Array<[route: string, expected: Statuses]> = [
   ['GET /api/v1/me',                                     [401, 200,  200,  200, 401,  401,   200,  200]],
   ['GET /api/v1/me/idle-timeout',                        [401, 200,  200,  200, 401,  401,   200,  200]],
   ['PUT /api/v1/me/idle-timeout',                        [401, 200,  200,  200, 401,  401,   200,  200]],
+  ['GET /api/v1/me/preemption',                          [401, 200,  200,  200, 401,  401,   200,  200]],
+  ['PUT /api/v1/me/preemption',                          [401, 200,  200,  200, 401,  401,   200,  200]],
   ['GET /api/v1/catalog',                                [401, 200,  200,  200, 401,  401,   200,  200]],
   ['GET /api/v1/instances',                              [401, 200,  403,  200, 401,  401,   200,  403]],
   ['POST /api/v1/instances',                             [401, 202,  403,  202, 401,  401,   202,  403]],
@@ -187,6 +189,11 @@ const REQUESTS: Record<string, Fixture> = {
   'PUT /api/v1/me/idle-timeout': () => ({
     path: '/api/v1/me/idle-timeout',
     body: { cpuSeconds: 600 },
+  }),
+  'GET /api/v1/me/preemption': () => ({ path: '/api/v1/me/preemption' }),
+  'PUT /api/v1/me/preemption': () => ({
+    path: '/api/v1/me/preemption',
+    body: { onPreemption: 'stop' },
   }),
   'GET /api/v1/catalog': () => ({ path: '/api/v1/catalog' }),
   'GET /api/v1/instances': () => ({ path: '/api/v1/instances?user=alice' }),

@@ -1,0 +1,98 @@
+/**
+ * The caller's own default for spot preemption (instances/preemption-choice.ts): GET shows the
+ * choice, the admin's default and which applies; PUT sets the choice, null clears it. A launch
+ * that names its own onPreemption still wins over both.
+ */
+import { createRoute, z } from '@hono/zod-openapi';
+import { OnPreemption } from '@ngsci/contract';
+import { newRouter, type AppDeps } from '../http.js';
+import {
+  PreemptionChoiceStore,
+  preemptionDefaultFor,
+  type PreemptionChoice,
+} from '../instances/preemption-choice.js';
+import { errors, json } from './common.js';
+
+export const PreemptionChoiceInput = z
+  .object({
+    onPreemption: OnPreemption.nullable().meta({
+      description:
+        "your default for spot launches that do not name one; null clears it (the admin's default applies)",
+    }),
+  })
+  .strict()
+  .meta({ id: 'PreemptionChoiceInput' });
+
+export const PreemptionChoiceAnswer = z
+  .object({
+    user: z.string(),
+    chosen: OnPreemption.nullable().meta({ description: 'your own default; null: none' }),
+    adminDefault: OnPreemption.meta({
+      description: "the admin's default (NGSCI_PREEMPTION_DEFAULT)",
+    }),
+    effective: OnPreemption.meta({
+      description: 'what a spot launch or spawn that names no onPreemption gets',
+    }),
+    source: z.enum(['user', 'admin']).meta({ description: 'whose default applies' }),
+    updatedAt: z.iso.datetime().nullable(),
+  })
+  .meta({ id: 'PreemptionChoice' });
+
+export function preemptionRoutes(deps: Pick<AppDeps, 'database' | 'config'>) {
+  const r = newRouter();
+  const store = new PreemptionChoiceStore(deps.database.db);
+  const adminDefault = deps.config.NGSCI_PREEMPTION_DEFAULT;
+
+  const answer = (user: string, choice: PreemptionChoice | null) => {
+    const d = preemptionDefaultFor(choice?.choice, adminDefault);
+    return {
+      user,
+      chosen: choice?.choice ?? null,
+      adminDefault,
+      effective: d.onPreemption,
+      source: d.source,
+      updatedAt: choice?.updatedAt.toISOString() ?? null,
+    };
+  };
+
+  r.openapi(
+    createRoute({
+      method: 'get',
+      path: '/me/preemption',
+      responses: {
+        200: json(
+          PreemptionChoiceAnswer,
+          'your spot preemption default, the admin default and which applies',
+        ),
+        ...errors(401, 403),
+      },
+    }),
+    async (c) => {
+      const me = c.get('user');
+      return c.json(answer(me.name, await store.get(me.name)), 200);
+    },
+  );
+
+  r.openapi(
+    createRoute({
+      method: 'put',
+      path: '/me/preemption',
+      request: {
+        body: {
+          content: { 'application/json': { schema: PreemptionChoiceInput } },
+          required: true,
+        },
+      },
+      responses: {
+        200: json(PreemptionChoiceAnswer, 'set; spot launches from now on use it'),
+        ...errors(400, 401, 403),
+      },
+    }),
+    async (c) => {
+      const me = c.get('user');
+      const { onPreemption } = c.req.valid('json');
+      return c.json(answer(me.name, await store.set(me.name, onPreemption)), 200);
+    },
+  );
+  return r;
+}
