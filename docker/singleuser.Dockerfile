@@ -42,7 +42,8 @@ RUN find . -name package.json -exec node -e ' \
 # hub.Dockerfile, so one build serves both images):
 #   /out/app     package.json, node_modules (production only), contract, hub-service, terraform, cli
 #   /out/chp     configurable-http-proxy with its dependencies
-#   /out/cli     the `ngsci` CLI alone (its build, the contract's, zod), for the single-user image
+#   /out/cli     the `ngsci` CLI alone (its build, the contract's, zod, and ws, which the agent
+#                reaches its server's kernels with), for the single-user image
 #   /out/wheels  the spawner-bridge, %ngsci (ngsci_magic) and the JupyterLab extension as wheels
 FROM ${NODE_BASE} AS app-source
 RUN if ! command -v python3 > /dev/null || ! python3 -c 'import ensurepip' 2> /dev/null; then \
@@ -96,7 +97,8 @@ RUN npm prune --omit=dev --no-audit --no-fund --include-workspace-root \
  && cp -a package.json node_modules contract hub-service terraform cli /out/app/ \
  && cp -r cli/dist cli/package.json /out/cli/ \
  && cp -r contract/dist contract/package.json /out/cli/node_modules/@ngsci/contract/ \
- && cp -r node_modules/zod /out/cli/node_modules/zod
+ && cp -r node_modules/zod /out/cli/node_modules/zod \
+ && cp -r node_modules/ws /out/cli/node_modules/ws
 
 # the same /out, made outside the image (tests/deploy/images.ts)
 FROM scratch AS app-prebuilt

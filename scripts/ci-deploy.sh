@@ -12,6 +12,8 @@ need=()
 command -v dockerd > /dev/null 2>&1 || need+=(docker.io)
 command -v docker-compose > /dev/null 2>&1 || need+=(docker-compose)
 command -v debootstrap > /dev/null 2>&1 || need+=(debootstrap)
+# the TLS variant's Chromium trusts Caddy's local CA through its own NSS database
+command -v certutil > /dev/null 2>&1 || need+=(libnss3-tools)
 if [ "${#need[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq

@@ -5,6 +5,11 @@
  * pyproject's settings, so one suite each), and the cross-component tests that
  * start a real JupyterHub on PGlite and on Postgres. Prints one closing line with the totals.
  * `npm test -- --unit` skips the cross-component tests.
+ *
+ * The cross-component tests spend most of their time waiting on servers (JupyterHub, JupyterLab,
+ * Chromium) with a core to spare, so the unit suites run one after another beside them: the
+ * cross-component output streams live, each unit suite's output is printed whole when it ends.
+ * `NGSCI_TEST_SERIAL=1` runs every suite one after another instead.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -13,21 +18,27 @@ import { ROOT, VENV, setup } from './setup.mjs';
 
 const unitOnly = process.argv.includes('--unit');
 
-function run(name, cmd, args, cwd) {
+const serial = process.env.NGSCI_TEST_SERIAL === '1';
+
+/** Runs one suite; its output goes to stdout as it comes (`live`) or whole at its end. */
+function run(name, cmd, args, cwd, { live = true } = {}) {
   return new Promise((resolve) => {
     const started = Date.now();
-    console.log(`\n=== ${name}`);
+    if (live) console.log(`\n=== ${name}`);
     const child = spawn(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
     let out = '';
     const keep = (d) => {
       const s = d.toString();
       out += s;
-      process.stdout.write(s);
+      if (live) process.stdout.write(s);
     };
     child.stdout.on('data', keep);
     child.stderr.on('data', keep);
     child.on('close', (code) => {
-      resolve({ name, code, out, seconds: Math.round((Date.now() - started) / 1000) });
+      const seconds = Math.round((Date.now() - started) / 1000);
+      if (!live)
+        process.stdout.write(`\n=== ${name} (ran beside the others, ${seconds} s)\n${out}\n`);
+      resolve({ name, code, out, seconds });
     });
   });
 }
@@ -61,17 +72,26 @@ for (const pkg of ['spawner-bridge', 'magic']) {
     ROOT,
   ]);
 }
-if (!unitOnly && existsSync(join(ROOT, 'tests', 'package.json'))) {
-  suites.push([
-    'cross-component tests (real JupyterHub, PGlite and Postgres, Chromium)',
-    'npm',
-    ['test', '--silent'],
-    join(ROOT, 'tests'),
-  ]);
-}
+const cross =
+  !unitOnly && existsSync(join(ROOT, 'tests', 'package.json'))
+    ? [
+        'cross-component tests (real JupyterHub, PGlite and Postgres, Chromium)',
+        'npm',
+        ['test', '--silent'],
+        join(ROOT, 'tests'),
+      ]
+    : null;
 
 const results = [];
-for (const [name, cmd, args, cwd] of suites) results.push(await run(name, cmd, args, cwd));
+if (serial || !cross) {
+  for (const [name, cmd, args, cwd] of cross ? [...suites, cross] : suites)
+    results.push(await run(name, cmd, args, cwd));
+} else {
+  const crossRun = run(...cross);
+  for (const [name, cmd, args, cwd] of suites)
+    results.push(await run(name, cmd, args, cwd, { live: false }));
+  results.push(await crossRun);
+}
 
 let passed = 0;
 let failed = 0;

@@ -14,12 +14,14 @@
  *     route alone (no token, one `select 1`: the ceiling of a trivial route), the peer again, each
  *     with the same number of closed-loop clients for the same time;
  *   - for each way in: each route and the peer at a fixed rate (`--rate`, open loop), for p99.
+ * With `--database postgres,pglite` it runs all of it on each database in turn, a stack of its own
+ * each, and ends with one summary of every route on every database against issue 14's targets.
  * It prints requests/s, p50/p99 per route, every error, each route's ratio to the peer, the CPU
  * time each component of the stack spent per request (cpu.ts), and the service's own phases per
  * request (auth, hub calls, database queries, serialization; from Server-Timing). Any error (a
  * 429 too) makes the exit status 1. Usage:
  *
- *   npm run api -w @ngsci/bench -- [--clients 500] [--seconds 60] [--database postgres|pglite]
+ *   npm run api -w @ngsci/bench -- [--clients 500] [--seconds 60] [--database postgres,pglite]
  *     [--users 100] [--streams 50] [--launchers 5] [--routes me,instances,budget,usage,...]
  *     [--via both|proxy|direct] [--rate 1000] [--timing on|off] [--mix-only] [--skip-mix]
  */
@@ -66,6 +68,10 @@ const MAX_LAUNCHERS = 5;
 const SSE_PER_USER = Number(process.env.NGSCI_SSE_PER_USER ?? 8);
 /** issue 14's latency target at the fixed rate */
 const P99_TARGET_MS = 10;
+/** issue 14's throughput target: each read route's requests/s over the peer's, per database */
+const RATIO_TARGET: Record<Database, number> = { postgres: 5, pglite: 2 };
+const DATABASES = ['postgres', 'pglite'] as const;
+type Database = (typeof DATABASES)[number];
 /** a fixed-rate phase waits this long after its end for answers still due, then gives up on them */
 const FIXED_RATE_GRACE_MS = 5_000;
 
@@ -118,9 +124,9 @@ const streams = int(
   clients - launchers,
 );
 const rate = int('rate', values.rate, 0, 20_000);
-const database = values.database;
-if (database !== 'postgres' && database !== 'pglite') {
-  console.error('--database must be postgres or pglite');
+const databases = [...new Set(values.database.split(',').map((d) => d.trim()))];
+if (!databases.every((d): d is Database => (DATABASES as readonly string[]).includes(d))) {
+  console.error('--database must be postgres, pglite, or both comma-separated (postgres,pglite)');
   process.exit(2);
 }
 if (!['both', 'proxy', 'direct'].includes(values.via)) {
@@ -269,6 +275,55 @@ interface User {
   token: string;
 }
 
+/** One route's figures for the closing summary. */
+interface SummaryRow {
+  database: Database;
+  via: Via;
+  route: string;
+  /** whether issue 14's targets apply (the service's read routes; not the peer, not health) */
+  target: boolean;
+  /** alone: requests/s and its ratio to the mean of the peer's two runs */
+  perSecond: number;
+  ratio: number;
+  /** alone: the stack's CPU milliseconds per request (service, hub, proxy, Postgres, instances) */
+  cpuMs: number;
+  /** at the fixed rate (absent with --rate 0): requests/s answered and p99 */
+  fixed?: { perSecond: number; p99: number };
+}
+const summary: SummaryRow[] = [];
+
+const stackCpuMs = (cpu: CpuReading, requests: number): number =>
+  requests ? (COMPONENTS.reduce((s, c) => s + (cpu[c] ?? 0), 0) * 1000) / requests : NaN;
+
+/** Every route on every database and way in, against issue 14's targets, in one table. */
+function summaryTable(): void {
+  if (!summary.length) return;
+  console.log(
+    `summary: each read route alone against the peer (targets: ≥ ${RATIO_TARGET.postgres}× on ` +
+      `Postgres, ≥ ${RATIO_TARGET.pglite}× on PGlite)` +
+      (rate ? ` and at ${num(rate)} req/s (target: p99 ≤ ${P99_TARGET_MS} ms)` : ''),
+  );
+  const w = Math.max(...summary.map((r) => r.route.length));
+  console.log(
+    `  ${pad('database', 8)} ${pad('way in', 6)} ${pad('route', w)} ${lpad('req/s', 8)} ` +
+      `${lpad('÷ peer', 7)} ${lpad('target', 6)} ${lpad('CPU ms', 7)}` +
+      (rate ? ` ${lpad('fixed req/s', 11)} ${lpad('p99 ms', 7)} ${lpad('target', 6)}` : ''),
+  );
+  for (const r of summary) {
+    const met = (ok: boolean) => (!r.target ? '' : ok ? 'met' : 'NOT');
+    console.log(
+      `  ${pad(r.database, 8)} ${pad(r.via, 6)} ${pad(r.route, w)} ${lpad(num(r.perSecond), 8)} ` +
+        `${lpad(`${r.ratio.toFixed(2)}×`, 7)} ${lpad(met(r.ratio >= RATIO_TARGET[r.database]), 6)} ` +
+        `${lpad(r.cpuMs.toFixed(2), 7)}` +
+        (r.fixed
+          ? ` ${lpad(num(r.fixed.perSecond), 11)} ${lpad(ms(r.fixed.p99), 7)} ` +
+            lpad(met(r.fixed.p99 <= P99_TARGET_MS && r.fixed.perSecond >= rate * 0.95), 6)
+          : ''),
+    );
+  }
+  console.log('');
+}
+
 let stack: Stack | null = null;
 const stopStack = async () => {
   const s = stack;
@@ -281,9 +336,9 @@ process.once('SIGINT', () => {
 });
 
 let errors = 0;
-try {
+{
   console.log(
-    `bench/api: ${clients} clients, ${seconds} s a phase, ${database}, ${users} users, ` +
+    `bench/api: ${clients} clients, ${seconds} s a phase, ${databases.join(' then ')}, ${users} users, ` +
       `via ${vias.join(' and ')}, fixed rate ${rate ? `${rate} req/s` : 'skipped'}; ` +
       `machine: ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, ` +
       `load average ${loadavg()[0]!.toFixed(1)}; ${new Date().toISOString()}`,
@@ -301,248 +356,297 @@ try {
   );
   console.log(`  NGSCI_LOG_LEVEL=warn (the hub and the proxy log as npm start sets them)`);
   console.log(
+    `  NGSCI_READ_CACHE=${process.env.NGSCI_READ_CACHE ?? 'on'} (the read routes' cache of settled ` +
+      `figures; NGSCI_READ_CACHE=off in the bench's environment measures without it)`,
+  );
+  console.log(
     timing
       ? '  NGSCI_SERVER_TIMING=true (each answer says where its time went; --timing off to measure without)'
       : '  NGSCI_SERVER_TIMING off (--timing off): no phases inside the service',
   );
 
-  stack = await startStack({ database, env });
-  const origin = stack.url;
-  const prefix = `bench${randomBytes(2).toString('hex')}`;
-  const people: User[] = [];
-  for (let i = 0; i < users; i++) {
-    const name = `${prefix}-${String(i + 1).padStart(4, '0')}`;
-    const res = await stack.hub(`/users/${name}`, { method: 'POST', body: '{}' });
-    if (res.status !== 201) throw new Error(`creating user ${name}: ${res.status}`);
-    people.push({ name, token: await stack.userToken(name) });
-  }
-  const serviceOrigin = `http://127.0.0.1:${stack.ports.service}`;
-  const hubOrigin = `http://127.0.0.1:${stack.ports.hubApi}`;
-  console.log(
-    `stack up at ${origin} (the proxy); the service on ${serviceOrigin}, the hub's API on ` +
-      `${hubOrigin}; ${users} users with a token each\n`,
-  );
-
-  const proxy = pools(origin, clients);
-  const direct = { service: pools(serviceOrigin, clients), hub: pools(hubOrigin, clients) };
-  /** the pool a route is asked through */
-  const poolFor = (via: Via, route: Route): Pool =>
-    via === 'proxy' ? proxy.pool : route === PEER ? direct.hub.pool : direct.service.pool;
-  const phase = (rec: Recorder, pool: Pool = proxy.pool): Phase => ({
-    pool,
-    streams: proxy.streams,
-    rec,
-    endsAt: rec.endsAt,
-  });
-  const newRecorder = (secs: number) => {
-    const t = performance.now();
-    return new Recorder(t, t + secs * 1000);
-  };
-  const user = (i: number) => people[i % people.length]!;
-  const tokens = people.map((p) => p.token);
-  const dbName = stack.databaseUrl ? new URL(stack.databaseUrl).pathname.slice(1) : null;
-  const stackPid = stack.pid;
-  const cpu = () => cpuReading(stackPid, dbName);
-  /** one route (the peer or a service route) with every client, for `secs` */
-  const alone = async (route: Route, secs: number, via: Via = 'proxy') => {
-    const ph = phase(newRecorder(secs), poolFor(via, route));
-    const before = cpu();
-    await Promise.all(Array.from({ length: clients }, (_, i) => reader(ph, route, user(i).token)));
-    return { ...ph.rec.summary()[0]!, cpu: cpuUsed(before, cpu()) };
-  };
-  /** one route at `rate` requests a second, open loop, for `secs` */
-  const atRate = async (route: Route, secs: number, via: Via) => {
-    const ph = phase(newRecorder(secs), poolFor(via, route));
-    const before = cpu();
-    const { maxBehindMs } = await fixedRate(ph, route, tokens, rate, {
-      maxInFlight: clients,
-      graceMs: FIXED_RATE_GRACE_MS,
-    });
-    return { ...ph.rec.summary()[0]!, cpu: cpuUsed(before, cpu()), maxBehindMs };
-  };
-  /**
-   * After an overloaded open-loop phase the service may still work through requests the client
-   * gave up on: the next phase starts when its health route answers within 50 ms again (20 s at most).
-   */
-  const settle = async () => {
-    const until = performance.now() + 20_000;
-    const probe = phase(newRecorder(0), direct.service.pool);
-    while (performance.now() < until) {
-      const t0 = performance.now();
-      await call(probe, 'settle', HEALTH.path, '');
-      if (performance.now() - t0 < 50) return;
-      await new Promise((r) => setTimeout(r, 500));
-    }
-  };
-  const busy = () => performance.eventLoopUtilization();
-  /** the machine's load: the bench's own processes and anything else running on it */
-  const load = () => `load average ${loadavg()[0]!.toFixed(1)} on ${cpus().length} cores`;
-
-  // warm-up: every token once into the service's cache and the hub's, then a short unrecorded run
-  const warm = phase(newRecorder(0));
-  for (const u of people) {
-    await call(warm, 'warm', `${API}/me`, u.token);
-    await call(warm, 'warm', PEER.path, u.token);
-  }
-  for (const r of [...routes, PEER]) await alone(r, Math.min(5, seconds));
-
-  if (!values['skip-mix']) {
-    const streamCounts: StreamCounts = { opened: 0, events: 0, pings: 0, maxPerUser: 0 };
-    const launchCounts: LaunchCounts = { launched: 0, running: 0, stopped: 0, toRunning: [] };
-    const held = new Map<string, number>();
-    const elu = busy();
-    const mixCpu = cpu();
-    const mix = phase(newRecorder(seconds));
-    const work: Promise<void>[] = [];
-    // launchers are the first users; the first streams follow their servers, so they carry events
-    for (let i = 0; i < launchers; i++)
-      work.push(launcher(mix, API, user(i).token, SIZE, launchCounts));
-    for (let i = 0; i < streams; i++) {
-      const u = user(i);
-      work.push(
-        subscriber(
-          mix,
-          STREAM_ROUTE,
-          `${API}/instances/default/events`,
-          u.name,
-          u.token,
-          streamCounts,
-          held,
-        ),
-      );
-    }
-    for (let i = 0; i < readers; i++)
-      work.push(reader(mix, routes[i % routes.length]!, user(launchers + i).token));
-    await Promise.all(work);
-    const mixElu = busy();
-    const mixUsed = cpuUsed(mixCpu, cpu());
-    const mixRows = mix.rec.summary();
-    const mixSeconds = (performance.now() - mix.rec.startedAt) / 1000;
-    console.log(
-      `mix, through the proxy: ${clients} clients for ${seconds} s (${mixSeconds.toFixed(0)} s ` +
-        `until the last launcher had stopped its instance): ${readers} readers split over ` +
-        `${routes.length} routes, ${streams} event streams, ${launchers} launchers; ${load()} at the end`,
-    );
-    table(mixRows);
-    const reads = mixRows.filter((r) => routes.some((x) => x.name === r.name));
-    console.log(
-      `  read routes together: ${num(reads.reduce((s, r) => s + r.perSecond, 0))} req/s; ` +
-        `event streams opened ${streamCounts.opened}, instance events received ` +
-        `${streamCounts.events}, pings ${streamCounts.pings}, at most ${streamCounts.maxPerUser} ` +
-        `open per user (cap ${SSE_PER_USER})`,
-    );
-    console.log(
-      `  (${STREAM_ROUTE}: time to the response headers; the hub's proxy passes them on with the ` +
-        `stream's first bytes, an event or the ping the service sends after 15 s without one)`,
-    );
-    const toRun = [...launchCounts.toRunning].sort((a, b) => a - b);
-    console.log(
-      `  launches: ${launchCounts.launched} accepted, ${launchCounts.running} reached running ` +
-        `(median ${toRun.length ? toRun[Math.floor(toRun.length / 2)]!.toFixed(1) : '-'} s from ` +
-        `the request), ${launchCounts.stopped} stopped again; at most ${launchers} at once`,
-    );
-    console.log(
-      `  the bench client's event loop was busy ${(100 * performance.eventLoopUtilization(mixElu, elu).utilization).toFixed(0)}% of the phase\n`,
-    );
-    console.log(`  CPU used in the phase: ${cpuLine(mixUsed)}\n`);
-    timingTable(reads);
-    errors += mixRows.reduce((s, r) => s + r.errors, 0);
-  }
-
-  if (!values['mix-only'])
-    for (const via of vias) {
-      const where =
-        via === 'proxy'
-          ? `through the hub's proxy (${origin})`
-          : `directly: the service on its own port (${serviceOrigin}), the peer on the hub's API port (${hubOrigin})`;
-      // each alone, the peer first and last: the ratio uses the mean of the two peer runs, so
-      // a machine whose load changes during the run is seen (both peer runs are printed)
-      const elu = busy();
-      const first = await alone(PEER, seconds, via);
-      const own: (RouteSummary & { cpu: CpuReading })[] = [];
-      for (const r of routes) own.push(await alone(r, seconds, via));
-      own.push(await alone(HEALTH, seconds, via));
-      const last = await alone(PEER, seconds, via);
-      const peer: RouteSummary = {
-        ...first,
-        name: `${PEER.name}, mean of both runs`,
-        requests: first.requests + last.requests,
-        perSecond: (first.perSecond + last.perSecond) / 2,
-        p50: (first.p50 + last.p50) / 2,
-        p99: (first.p99 + last.p99) / 2,
-        max: Math.max(first.max, last.max),
-        errors: first.errors + last.errors,
-        errorKinds: {},
-        errorSamples: {},
-      };
-      console.log(
-        `alone, ${where}: each route with all ${clients} clients for ${seconds} s, in this ` +
-          `order: the peer, ${[...routes, HEALTH].map((r) => r.name).join(', ')}, the peer ` +
-          `again; ${load()} at the end`,
-      );
-      table(
-        [
-          { ...first, name: `${PEER.name}, first run` },
-          { ...last, name: `${PEER.name}, last run` },
-          peer,
-          ...own,
-        ],
-        peer,
-      );
-      console.log(
-        `  the bench client's event loop was busy ${(100 * performance.eventLoopUtilization(busy(), elu).utilization).toFixed(0)}% of these phases`,
-      );
-      cpuTable([
-        { name: `${PEER.name}, first run`, requests: first.requests, cpu: first.cpu },
-        { name: `${PEER.name}, last run`, requests: last.requests, cpu: last.cpu },
-        ...own,
-      ]);
-      timingTable(own);
-      errors += first.errors + last.errors + own.reduce((s, r) => s + r.errors, 0);
-
-      if (rate) {
-        const fixed: (RouteSummary & { cpu: CpuReading; maxBehindMs: number })[] = [];
-        for (const r of [PEER, ...routes]) {
-          fixed.push(await atRate(r, seconds, via));
-          await settle();
-        }
-        console.log(
-          `fixed rate, ${where}: each route at ${num(rate)} req/s for ${seconds} s (open loop: ` +
-            `sent when due whatever the answers, each timed from when it was due); ` +
-            `${load()} at the end`,
-        );
-        table(fixed);
-        const behind = Math.max(...fixed.map((r) => r.maxBehindMs));
-        // a route that cannot keep the rate is a finding, printed here, not a failed request
-        const overload = (r: RouteSummary) =>
-          (r.errorKinds[UNANSWERED] ?? 0) + (r.errorKinds[NOT_SENT] ?? 0);
-        for (const r of fixed)
-          console.log(
-            `  ${r.name}: p99 ${ms(r.p99)} ms ${r.p99 <= P99_TARGET_MS ? '≤' : '>'} ` +
-              `${P99_TARGET_MS} ms` +
-              (r.perSecond < rate * 0.95 ? ` (answered only ${num(r.perSecond)} req/s)` : ''),
-          );
-        console.log(`  the sender fell at most ${ms(behind)} ms behind its schedule`);
-        // per answered request: what was never sent cost nothing
-        cpuTable(fixed.map((r) => ({ ...r, requests: r.requests - overload(r) })));
-        timingTable(fixed);
-        errors += fixed.reduce((s, r) => s + r.errors - overload(r), 0);
+  for (const database of databases) {
+    const errorsBefore = errors;
+    try {
+      if (databases.length > 1) console.log(`\n=== ${database}: a stack of its own ===\n`);
+      stack = await startStack({ database, env });
+      const origin = stack.url;
+      const prefix = `bench${randomBytes(2).toString('hex')}`;
+      const people: User[] = [];
+      for (let i = 0; i < users; i++) {
+        const name = `${prefix}-${String(i + 1).padStart(4, '0')}`;
+        const res = await stack.hub(`/users/${name}`, { method: 'POST', body: '{}' });
+        if (res.status !== 201) throw new Error(`creating user ${name}: ${res.status}`);
+        people.push({ name, token: await stack.userToken(name) });
       }
+      const serviceOrigin = `http://127.0.0.1:${stack.ports.service}`;
+      const hubOrigin = `http://127.0.0.1:${stack.ports.hubApi}`;
+      console.log(
+        `stack up at ${origin} (the proxy); the service on ${serviceOrigin}, the hub's API on ` +
+          `${hubOrigin}; ${users} users with a token each\n`,
+      );
+
+      const proxy = pools(origin, clients);
+      const direct = { service: pools(serviceOrigin, clients), hub: pools(hubOrigin, clients) };
+      /** the pool a route is asked through */
+      const poolFor = (via: Via, route: Route): Pool =>
+        via === 'proxy' ? proxy.pool : route === PEER ? direct.hub.pool : direct.service.pool;
+      const phase = (rec: Recorder, pool: Pool = proxy.pool): Phase => ({
+        pool,
+        streams: proxy.streams,
+        rec,
+        endsAt: rec.endsAt,
+      });
+      const newRecorder = (secs: number) => {
+        const t = performance.now();
+        return new Recorder(t, t + secs * 1000);
+      };
+      const user = (i: number) => people[i % people.length]!;
+      const tokens = people.map((p) => p.token);
+      const dbName = stack.databaseUrl ? new URL(stack.databaseUrl).pathname.slice(1) : null;
+      const stackPid = stack.pid;
+      const cpu = () => cpuReading(stackPid, dbName);
+      /** one route (the peer or a service route) with every client, for `secs` */
+      const alone = async (route: Route, secs: number, via: Via = 'proxy') => {
+        const ph = phase(newRecorder(secs), poolFor(via, route));
+        const before = cpu();
+        await Promise.all(
+          Array.from({ length: clients }, (_, i) => reader(ph, route, user(i).token)),
+        );
+        return { ...ph.rec.summary()[0]!, cpu: cpuUsed(before, cpu()) };
+      };
+      /** one route at `rate` requests a second, open loop, for `secs` */
+      const atRate = async (route: Route, secs: number, via: Via) => {
+        const ph = phase(newRecorder(secs), poolFor(via, route));
+        const before = cpu();
+        const { maxBehindMs } = await fixedRate(ph, route, tokens, rate, {
+          maxInFlight: clients,
+          graceMs: FIXED_RATE_GRACE_MS,
+        });
+        return { ...ph.rec.summary()[0]!, cpu: cpuUsed(before, cpu()), maxBehindMs };
+      };
+      /**
+       * After an overloaded open-loop phase the service, or the hub (the peer never keeps the
+       * rate), may still work through requests the client gave up on, on the same two cores: the
+       * next phase starts when the service's health route and the hub's peer route both answer
+       * within 50 ms again (20 s at most).
+       */
+      const settle = async () => {
+        const until = performance.now() + 20_000;
+        const service = phase(newRecorder(0), direct.service.pool);
+        const hub = phase(newRecorder(0), direct.hub.pool);
+        const quick = async (ph: Phase, path: string, token: string) => {
+          const t0 = performance.now();
+          await call(ph, 'settle', path, token);
+          return performance.now() - t0 < 50;
+        };
+        while (performance.now() < until) {
+          if (
+            (await quick(service, HEALTH.path, '')) &&
+            (await quick(hub, PEER.path, people[0]!.token))
+          )
+            return;
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      };
+      const busy = () => performance.eventLoopUtilization();
+      /** the machine's load: the bench's own processes and anything else running on it */
+      const load = () => `load average ${loadavg()[0]!.toFixed(1)} on ${cpus().length} cores`;
+
+      // warm-up: every token once into the service's cache and the hub's, then a short unrecorded run
+      const warm = phase(newRecorder(0));
+      for (const u of people) {
+        await call(warm, 'warm', `${API}/me`, u.token);
+        await call(warm, 'warm', PEER.path, u.token);
+      }
+      for (const r of [...routes, PEER]) await alone(r, Math.min(5, seconds));
+
+      if (!values['skip-mix']) {
+        const streamCounts: StreamCounts = { opened: 0, events: 0, pings: 0, maxPerUser: 0 };
+        const launchCounts: LaunchCounts = { launched: 0, running: 0, stopped: 0, toRunning: [] };
+        const held = new Map<string, number>();
+        const elu = busy();
+        const mixCpu = cpu();
+        const mix = phase(newRecorder(seconds));
+        const work: Promise<void>[] = [];
+        // launchers are the first users; the first streams follow their servers, so they carry events
+        for (let i = 0; i < launchers; i++)
+          work.push(launcher(mix, API, user(i).token, SIZE, launchCounts));
+        for (let i = 0; i < streams; i++) {
+          const u = user(i);
+          work.push(
+            subscriber(
+              mix,
+              STREAM_ROUTE,
+              `${API}/instances/default/events`,
+              u.name,
+              u.token,
+              streamCounts,
+              held,
+            ),
+          );
+        }
+        for (let i = 0; i < readers; i++)
+          work.push(reader(mix, routes[i % routes.length]!, user(launchers + i).token));
+        await Promise.all(work);
+        const mixElu = busy();
+        const mixUsed = cpuUsed(mixCpu, cpu());
+        const mixRows = mix.rec.summary();
+        const mixSeconds = (performance.now() - mix.rec.startedAt) / 1000;
+        console.log(
+          `mix, through the proxy: ${clients} clients for ${seconds} s (${mixSeconds.toFixed(0)} s ` +
+            `until the last launcher had stopped its instance): ${readers} readers split over ` +
+            `${routes.length} routes, ${streams} event streams, ${launchers} launchers; ${load()} at the end`,
+        );
+        table(mixRows);
+        const reads = mixRows.filter((r) => routes.some((x) => x.name === r.name));
+        console.log(
+          `  read routes together: ${num(reads.reduce((s, r) => s + r.perSecond, 0))} req/s; ` +
+            `event streams opened ${streamCounts.opened}, instance events received ` +
+            `${streamCounts.events}, pings ${streamCounts.pings}, at most ${streamCounts.maxPerUser} ` +
+            `open per user (cap ${SSE_PER_USER})`,
+        );
+        console.log(
+          `  (${STREAM_ROUTE}: time to the response headers; the hub's proxy passes them on with the ` +
+            `stream's first bytes, an event or the ping the service sends after 15 s without one)`,
+        );
+        const toRun = [...launchCounts.toRunning].sort((a, b) => a - b);
+        console.log(
+          `  launches: ${launchCounts.launched} accepted, ${launchCounts.running} reached running ` +
+            `(median ${toRun.length ? toRun[Math.floor(toRun.length / 2)]!.toFixed(1) : '-'} s from ` +
+            `the request), ${launchCounts.stopped} stopped again; at most ${launchers} at once`,
+        );
+        console.log(
+          `  the bench client's event loop was busy ${(100 * performance.eventLoopUtilization(mixElu, elu).utilization).toFixed(0)}% of the phase\n`,
+        );
+        console.log(`  CPU used in the phase: ${cpuLine(mixUsed)}\n`);
+        timingTable(reads);
+        errors += mixRows.reduce((s, r) => s + r.errors, 0);
+      }
+
+      if (!values['mix-only'])
+        for (const via of vias) {
+          const where =
+            via === 'proxy'
+              ? `through the hub's proxy (${origin})`
+              : `directly: the service on its own port (${serviceOrigin}), the peer on the hub's API port (${hubOrigin})`;
+          // each alone, the peer first and last: the ratio uses the mean of the two peer runs, so
+          // a machine whose load changes during the run is seen (both peer runs are printed)
+          const elu = busy();
+          const first = await alone(PEER, seconds, via);
+          const own: (RouteSummary & { cpu: CpuReading })[] = [];
+          for (const r of routes) own.push(await alone(r, seconds, via));
+          own.push(await alone(HEALTH, seconds, via));
+          const last = await alone(PEER, seconds, via);
+          const peer: RouteSummary = {
+            ...first,
+            name: `${PEER.name}, mean of both runs`,
+            requests: first.requests + last.requests,
+            perSecond: (first.perSecond + last.perSecond) / 2,
+            p50: (first.p50 + last.p50) / 2,
+            p99: (first.p99 + last.p99) / 2,
+            max: Math.max(first.max, last.max),
+            errors: first.errors + last.errors,
+            errorKinds: {},
+            errorSamples: {},
+          };
+          console.log(
+            `alone, ${where}: each route with all ${clients} clients for ${seconds} s, in this ` +
+              `order: the peer, ${[...routes, HEALTH].map((r) => r.name).join(', ')}, the peer ` +
+              `again; ${load()} at the end`,
+          );
+          table(
+            [
+              { ...first, name: `${PEER.name}, first run` },
+              { ...last, name: `${PEER.name}, last run` },
+              peer,
+              ...own,
+            ],
+            peer,
+          );
+          console.log(
+            `  the bench client's event loop was busy ${(100 * performance.eventLoopUtilization(busy(), elu).utilization).toFixed(0)}% of these phases`,
+          );
+          cpuTable([
+            { name: `${PEER.name}, first run`, requests: first.requests, cpu: first.cpu },
+            { name: `${PEER.name}, last run`, requests: last.requests, cpu: last.cpu },
+            ...own,
+          ]);
+          timingTable(own);
+          errors += first.errors + last.errors + own.reduce((s, r) => s + r.errors, 0);
+          summary.push({
+            database,
+            via,
+            route: PEER.name,
+            target: false,
+            perSecond: peer.perSecond,
+            ratio: 1,
+            cpuMs:
+              (stackCpuMs(first.cpu, first.requests) + stackCpuMs(last.cpu, last.requests)) / 2,
+          });
+          for (const r of own)
+            summary.push({
+              database,
+              via,
+              route: r.name,
+              target: r.name !== HEALTH.name,
+              perSecond: r.perSecond,
+              ratio: r.perSecond / peer.perSecond,
+              cpuMs: stackCpuMs(r.cpu, r.requests),
+            });
+
+          if (rate) {
+            const fixed: (RouteSummary & { cpu: CpuReading; maxBehindMs: number })[] = [];
+            for (const r of [PEER, ...routes]) {
+              fixed.push(await atRate(r, seconds, via));
+              await settle();
+            }
+            console.log(
+              `fixed rate, ${where}: each route at ${num(rate)} req/s for ${seconds} s (open loop: ` +
+                `sent when due whatever the answers, each timed from when it was due); ` +
+                `${load()} at the end`,
+            );
+            table(fixed);
+            const behind = Math.max(...fixed.map((r) => r.maxBehindMs));
+            // a route that cannot keep the rate is a finding, printed here, not a failed request
+            const overload = (r: RouteSummary) =>
+              (r.errorKinds[UNANSWERED] ?? 0) + (r.errorKinds[NOT_SENT] ?? 0);
+            for (const r of fixed)
+              console.log(
+                `  ${r.name}: p99 ${ms(r.p99)} ms ${r.p99 <= P99_TARGET_MS ? '≤' : '>'} ` +
+                  `${P99_TARGET_MS} ms` +
+                  (r.perSecond < rate * 0.95 ? ` (answered only ${num(r.perSecond)} req/s)` : ''),
+              );
+            console.log(`  the sender fell at most ${ms(behind)} ms behind its schedule`);
+            // per answered request: what was never sent cost nothing
+            cpuTable(fixed.map((r) => ({ ...r, requests: r.requests - overload(r) })));
+            timingTable(fixed);
+            errors += fixed.reduce((s, r) => s + r.errors - overload(r), 0);
+            for (const r of fixed) {
+              const row = summary.find(
+                (x) => x.database === database && x.via === via && x.route === r.name,
+              );
+              if (row) row.fixed = { perSecond: r.perSecond, p99: r.p99 };
+            }
+          }
+        }
+      for (const p of [proxy, direct.service, direct.hub]) {
+        await p.pool.close();
+        await p.streams.close();
+      }
+      if (errors > errorsBefore) {
+        // what the stack logged about them (the log goes with the stack's data directory)
+        const lines = stack.logTail(20_000).split('\n');
+        const bad = lines.filter((l) => /error|ECONN|hang up|timeout|\b5\d\d\b/i.test(l));
+        console.log(`the stack logged ${bad.length} lines about errors; the last 30:`);
+        for (const l of bad.slice(-30)) console.log(`  ${l.slice(0, 400)}`);
+      }
+    } finally {
+      await stopStack();
     }
-  for (const p of [proxy, direct.service, direct.hub]) {
-    await p.pool.close();
-    await p.streams.close();
   }
-  if (errors) {
-    // what the stack logged about them (the log goes with the stack's data directory)
-    const lines = stack.logTail(20_000).split('\n');
-    const bad = lines.filter((l) => /error|ECONN|hang up|timeout|\b5\d\d\b/i.test(l));
-    console.log(`the stack logged ${bad.length} lines about errors; the last 30:`);
-    for (const l of bad.slice(-30)) console.log(`  ${l.slice(0, 400)}`);
-  }
-} finally {
-  await stopStack();
 }
+summaryTable();
 if (errors) {
   console.error(`bench/api: ${errors} errors (must be 0)`);
   process.exit(1);

@@ -5,6 +5,7 @@
  * wires it to one. A route is a name and a path, so a new read route is one line in api.ts.
  */
 import { setMaxListeners } from 'node:events';
+import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
 import { Pool } from 'undici';
 
 /** A GET route the readers ask: `name` is what the tables print. */
@@ -198,7 +199,13 @@ export function pools(origin: string, clients: number): { pool: Pool; streams: P
   };
 }
 
-/** One timed request; the body is read whole. Returns the status and body (null on a failure). */
+/**
+ * One timed request; the body is read whole. Returns the status and body (null on a failure).
+ * `read: 'bytes'` (the readers' load, the peer's as much as the service's): a successful body is
+ * received to its last byte but not unzipped or decoded, as wrk or autocannon treat it, so the
+ * bench client's own CPU (which shares the machine) does not cap a route with a large answer; an
+ * error's body is still read as text for its sample.
+ */
 export async function call(
   ph: Phase,
   name: string,
@@ -209,6 +216,7 @@ export async function call(
     json?: unknown;
     scheduledAt?: number;
     signal?: AbortSignal;
+    read?: 'text' | 'bytes';
   } = {},
 ): Promise<{ status: number; text: string } | null> {
   // an open-loop request is timed from when it was due, so a late send counts as waiting
@@ -219,12 +227,18 @@ export async function call(
       path,
       headers: {
         authorization: `token ${token}`,
+        // as every browser asks (the peer is asked the same)
+        'accept-encoding': 'gzip, deflate, br',
         ...(init.json !== undefined ? { 'content-type': 'application/json' } : {}),
       },
       body: init.json !== undefined ? JSON.stringify(init.json) : undefined,
       ...(init.signal ? { signal: init.signal } : {}),
     });
-    const text = await res.body.text();
+    const ok = res.statusCode >= 200 && res.statusCode < 300;
+    const text =
+      init.read === 'bytes' && ok
+        ? (await res.body.arrayBuffer(), '')
+        : await bodyText(res.headers['content-encoding'], res.body);
     const timing = res.headers['server-timing'];
     ph.rec.add(
       name,
@@ -241,6 +255,24 @@ export async function call(
   }
 }
 
+const UNZIP: Record<string, (b: Buffer) => Buffer> = {
+  gzip: gunzipSync,
+  deflate: inflateSync,
+  br: brotliDecompressSync,
+};
+
+/** A body as text, unzipped as a browser unzips it. */
+async function bodyText(
+  encoding: string | string[] | undefined,
+  body: { text(): Promise<string>; arrayBuffer(): Promise<ArrayBuffer> },
+): Promise<string> {
+  if (!encoding || encoding === 'identity') return body.text();
+  const unzip = typeof encoding === 'string' ? UNZIP[encoding] : undefined;
+  if (!unzip)
+    throw new Error(`an answer in an encoding the bench cannot read: ${String(encoding)}`);
+  return unzip(Buffer.from(await body.arrayBuffer())).toString('utf8');
+}
+
 /** open loop: a request still unanswered when the phase's grace after its end ran out */
 export const UNANSWERED = 'unanswered at the end of the phase';
 /** open loop: a request not sent because as many as the client's connections were waiting */
@@ -249,7 +281,8 @@ export const NOT_SENT = 'not sent: every connection waiting';
 /** A reader: the same GET, again and again, until the phase ends. */
 export async function reader(ph: Phase, route: Route, token: string): Promise<void> {
   ph.rec.client(route.name);
-  while (performance.now() < ph.endsAt) await call(ph, route.name, route.path, token);
+  while (performance.now() < ph.endsAt)
+    await call(ph, route.name, route.path, token, { read: 'bytes' });
 }
 
 /**
@@ -294,6 +327,7 @@ export async function fixedRate(
       const p = call(ph, route.name, route.path, tokens[i % tokens.length]!, {
         scheduledAt: d,
         signal: abort.signal,
+        read: 'bytes',
       });
       inFlight.add(p);
       void p.finally(() => inFlight.delete(p));

@@ -25,6 +25,8 @@ export const QuotaInput = z
     hardStop: z.boolean().default(false),
     maxConcurrent: limit(1000).optional(),
     allowedSizes: z.array(SizeId).max(200).nullable().optional(),
+    // sizes refused whatever any row allows: ids, `any.<gpu>`, `<cpu>.any` (hub-service quotas.ts)
+    forbiddenSizes: z.array(SizeId).max(200).nullable().optional(),
     gpuHoursPerMonth: limit(1_000_000).optional(),
     idleTimeoutCpuSeconds: limit(31 * 86400).optional(),
     idleTimeoutGpuSeconds: limit(31 * 86400).optional(),
@@ -60,6 +62,7 @@ export const Quota = z
     hardStop: z.boolean(),
     maxConcurrent: z.number().int().nullable(),
     allowedSizes: z.array(z.string()).nullable(),
+    forbiddenSizes: z.array(z.string()).nullable().optional(),
     gpuHoursPerMonth: z.number().int().nullable(),
     idleTimeoutCpuSeconds: z.number().int().nullable(),
     idleTimeoutGpuSeconds: z.number().int().nullable(),

@@ -91,11 +91,33 @@ export const CreditAlert = z
   .meta({ id: 'CreditAlert' });
 export type CreditAlert = z.infer<typeof CreditAlert>;
 
+/**
+ * The admin's credit settings. `lowerCharges`: the part of each usage row's list cost that grants
+ * cover is not charged to the researcher either (decided as the meter writes the row; rows written
+ * before keep their charge); off (the default), researchers pay list price times their plan.
+ */
+export const CreditSettings = z
+  .object({
+    lowerCharges: z.boolean(),
+    updatedBy: z.string().nullable().optional(),
+    updatedAt: z.iso.datetime().nullable().optional(),
+  })
+  .meta({ id: 'CreditSettings' });
+export type CreditSettings = z.infer<typeof CreditSettings>;
+
+export const CreditSettingsInput = z
+  .object({ lowerCharges: z.boolean() })
+  .strict()
+  .meta({ id: 'CreditSettingsInput' });
+export type CreditSettingsInput = z.infer<typeof CreditSettingsInput>;
+
 export const CreditGrantList = z
   .object({
     asOf: z.iso.datetime(),
     grants: z.array(CreditGrant),
     alerts: z.array(CreditAlert),
+    /** the admin's choice that credits also lower researchers' charges */
+    lowerCharges: z.boolean().optional(),
   })
   .meta({ id: 'CreditGrantList' });
 export type CreditGrantList = z.infer<typeof CreditGrantList>;

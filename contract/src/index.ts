@@ -266,6 +266,13 @@ export const InstanceEvent = z
 export type InstanceEvent = z.infer<typeof InstanceEvent>;
 
 /**
+ * In the message of the event the service records when the cloud announces it takes a spot
+ * machine back: a JupyterLab page watching its server's events asks for its notices at once
+ * (to save the open documents and, with keep-state, the variables) instead of at its next poll.
+ */
+export const SPOT_NOTICE_PHRASE = 'announced it takes this spot machine back';
+
+/**
  * The options a hub spawn carries (`user_options`). The spawn form and the API send the same
  * object; the bridge validates it with this schema's mirror in Python.
  */

@@ -163,6 +163,13 @@ export const Budget = z
     limits: z.object({
       maxConcurrent: z.number().int().nullable(),
       allowedSizes: z.array(z.string()).nullable(),
+      forbiddenSizes: z
+        .array(z.object({ entry: z.string(), reason: z.string() }))
+        .optional()
+        .meta({
+          description:
+            'what the quotas that apply forbid (a size id, `any.<gpu>` or `<cpu>.any`) and why: a forbid wins over any allow',
+        }),
       idleTimeoutCpuSeconds: z.number().int(),
       idleTimeoutGpuSeconds: z.number().int(),
       maxAgeSeconds: z.number().int().nullable(),

@@ -1,5 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { gunzipSync } from 'node:zlib';
 import { ACCESS, eventually, harness, type Harness } from './testing/harness.js';
 import { ScriptedProvisioner } from './testing/scripted-provisioner.js';
 
@@ -111,6 +112,50 @@ describe('catalog and openapi', () => {
     assert.equal(t4.offers.find((o) => o.cloud === 'local')?.available, true);
     for (const s of body.sizes)
       for (const o of s.offers) assert.ok(Number.isInteger(o.onDemandMicrosPerHour));
+  });
+
+  test('catalog: gzip for a client that accepts it, 304 for the tag it holds', async () => {
+    const token = h.token({ name: 'alice' });
+    const plain = await h.request('/api/v1/catalog', { token });
+    const text = await plain.text();
+    const etag = plain.headers.get('etag');
+    assert.ok(etag, 'an entity tag');
+    assert.equal(plain.headers.get('content-encoding'), null);
+    assert.match(plain.headers.get('vary') ?? '', /accept-encoding/i);
+
+    const zipped = await h.request('/api/v1/catalog', {
+      token,
+      headers: { 'accept-encoding': 'br, gzip;q=0.8' },
+    });
+    assert.equal(zipped.headers.get('content-encoding'), 'gzip');
+    const bytes = Buffer.from(await zipped.arrayBuffer());
+    assert.ok(
+      bytes.length * 5 < Buffer.byteLength(text),
+      `gzip ${bytes.length} B of ${text.length}`,
+    );
+    assert.equal(gunzipSync(bytes).toString('utf8'), text, 'the same catalog');
+
+    const refused = await h.request('/api/v1/catalog', {
+      token,
+      headers: { 'accept-encoding': 'gzip;q=0, identity' },
+    });
+    assert.equal(refused.headers.get('content-encoding'), null);
+    assert.equal(await refused.text(), text);
+
+    const held = await h.request('/api/v1/catalog', {
+      token,
+      headers: { 'if-none-match': `"old", ${etag}` },
+    });
+    assert.equal(held.status, 304);
+    assert.equal(await held.text(), '');
+    const stale = await h.request('/api/v1/catalog', {
+      token,
+      headers: { 'if-none-match': '"not-this-one"' },
+    });
+    assert.equal(stale.status, 200);
+    // still behind the token: no catalog, not even a 304, for a stranger
+    const anonymous = await h.request('/api/v1/catalog', { headers: { 'if-none-match': etag } });
+    assert.equal(anonymous.status, 401);
   });
 
   test('openapi.json is generated from the routes', async () => {

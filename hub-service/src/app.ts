@@ -23,6 +23,7 @@ import { instanceRoutes } from './routes/instances.js';
 import { bridgeRoutes } from './routes/bridge.js';
 import { usageRoutes } from './routes/usage.js';
 import { billingRoutes } from './routes/billing.js';
+import { forgetOnWrite } from './routes/read-cache.js';
 import { budgetRoutes } from './routes/budget.js';
 import { estimateRoutes } from './routes/estimate.js';
 import { adminRoutes } from './routes/admin.js';
@@ -97,6 +98,8 @@ export function createApp(deps: AppDeps) {
   // before anything reads a body or asks the hub about a token (limits/body.ts)
   const largerBodies = new Map([
     [`${base}/api/v1/agent/audit`, limits.NGSCI_AUDIT_BODY_LIMIT],
+    // what a spot notice's save kept: up to 200 notebooks of 200 variables' names
+    [`${base}/api/v1/agent/spot/variables`, limits.NGSCI_AUDIT_BODY_LIMIT],
     [`${base}/api/v1/bridge/start`, limits.NGSCI_BRIDGE_BODY_LIMIT],
   ]);
   app.use(
@@ -116,6 +119,9 @@ export function createApp(deps: AppDeps) {
 
   const api = newRouter();
   api.route('/', healthRoutes(deps));
+  // the read routes' cache (routes/read-cache.ts): a write answered here is read back at once
+  const reads = { plans, cache: deps.readCache };
+  if (deps.readCache) api.use('/api/v1/*', forgetOnWrite(deps.readCache));
   // the admin sign-in: browser pages under the prefix, and a cookie session (routes/session.ts)
   const sessions = deps.sessions ?? new AdminSessions({ config: deps.config });
   api.route('/', oauthRoutes(deps, sessions));
@@ -170,13 +176,13 @@ export function createApp(deps: AppDeps) {
   api.route('/api/v1', idleRoutes(deps));
   api.route('/api/v1', preemptionRoutes(deps));
   api.route('/api/v1', catalogRoutes(deps));
-  api.route('/api/v1', instanceRoutes(deps));
+  api.route('/api/v1', instanceRoutes(deps, reads));
   api.route('/api/v1', notificationRoutes(deps));
   api.route('/api/v1', auditRoutes(deps));
   api.route('/api/v1', agentRoutes(deps));
-  api.route('/api/v1', usageRoutes(deps));
-  api.route('/api/v1', billingRoutes(deps));
-  api.route('/api/v1', budgetRoutes(deps, plans));
+  api.route('/api/v1', usageRoutes(deps, reads));
+  api.route('/api/v1', billingRoutes(deps, reads));
+  api.route('/api/v1', budgetRoutes(deps, plans, deps.readCache));
   api.route('/api/v1', estimateRoutes(deps));
   api.route('/api/v1', placementRoutes(deps));
   // a change of the plans or their assignments: every replica's copy is dropped (plan-cache.ts)

@@ -8,6 +8,7 @@
  * must also carry the session's CSRF value in `X-Ngsci-Csrf`. The spawner-bridge authenticates
  * with the shared bridge secret instead, on its own routes only.
  */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { createMiddleware } from 'hono/factory';
 import { LRUCache } from 'lru-cache';
 import { ApiError } from './errors.js';
@@ -66,6 +67,8 @@ export class Authenticator {
   private readonly cache: LRUCache<string, Lookup>;
   /** lookups under way, so concurrent requests with one token ask the hub once */
   private readonly pending = new Map<string, Promise<Lookup>>();
+  /** the bridge secret's sha256, made on first use */
+  private bridgeDigest: Buffer | null | undefined;
 
   constructor(private readonly o: AuthOptions) {
     const now = o.now ?? Date.now;
@@ -78,14 +81,16 @@ export class Authenticator {
   }
 
   async resolve(token: string): Promise<AuthUser> {
+    // one digest a request: the cache's key, and compared in constant time with the bridge secret's
+    const digest = createHash('sha256').update(token).digest();
     // an agent credential, a bootstrap token or the bridge secret is never passed on to the hub
-    if (OWN_CREDENTIAL.test(token) || this.isBridgeSecret(token))
+    if (OWN_CREDENTIAL.test(token) || this.isBridgeSecret(digest))
       throw new ApiError(
         401,
         'unauthenticated',
         'this credential is not a JupyterHub token: send a JupyterHub token',
       );
-    const { user } = await this.lookupCached(token);
+    const { user } = await this.lookupCached(token, digest.toString('hex'));
     if (!user) throw new ApiError(401, 'unauthenticated', 'the token is not valid for this hub');
     if (!user.scopes.some((s) => this.o.accessScopes.includes(s) || s === 'access:services')) {
       throw new ApiError(
@@ -97,8 +102,11 @@ export class Authenticator {
     return user;
   }
 
-  private isBridgeSecret(token: string): boolean {
-    return this.o.bridgeSecret ? secretsEqual(token, this.o.bridgeSecret) : false;
+  private isBridgeSecret(digest: Buffer): boolean {
+    this.bridgeDigest ??= this.o.bridgeSecret
+      ? createHash('sha256').update(this.o.bridgeSecret).digest()
+      : null;
+    return this.bridgeDigest ? timingSafeEqual(digest, this.bridgeDigest) : false;
   }
 
   /**
@@ -110,8 +118,8 @@ export class Authenticator {
     return Boolean(this.cache.peek(key)?.user) || this.pending.has(key);
   }
 
-  private lookupCached(token: string): Promise<Lookup> {
-    const key = sha256(token);
+  /** `key`: the token's sha256 in hex (the cache holds no token itself) */
+  private lookupCached(token: string, key: string): Promise<Lookup> {
     const hit = this.cache.get(key);
     current()?.note('auth', hit ? 'cache' : this.pending.has(key) ? 'shared' : 'hub');
     if (hit) {

@@ -136,6 +136,10 @@ export const ConfigSchema = z.object({
   /** list GPU sizes on `local` as simulations (a process without a GPU, billed at the size's price) */
   NGSCI_LOCAL_SIMULATE_GPUS: bool.default(false),
   NGSCI_AGENT_COMMAND: z.string().optional(),
+  /** test hook: the `nvidia-smi` the agent beside each local instance runs (a recorded sequence) */
+  NGSCI_AGENT_NVIDIA_SMI: absolutePath.optional(),
+  /** seconds between the local agents' GPU readings (the agent's own default: 30) */
+  NGSCI_AGENT_GPU_INTERVAL: z.coerce.number().int().min(1).max(3600).optional(),
   NGSCI_CULL_GPU_BUSY_PERCENT: z.coerce.number().min(1).max(100).default(10),
   /** a GPU below this utilisation (percent) is idle: GPU money wasted (contract/src/gpu-waste.ts) */
   NGSCI_GPU_IDLE_PERCENT: z.coerce.number().int().min(1).max(100).default(5),
@@ -162,6 +166,11 @@ export const ConfigSchema = z.object({
     .default('info'),
   /** a Server-Timing header on every answer: where its time went (timing.ts, docs/performance.md) */
   NGSCI_SERVER_TIMING: bool.default(false),
+  /**
+   * the read routes' cache of settled figures (routes/read-cache.ts): `on` (default) or `off`,
+   * every read asking the database
+   */
+  NGSCI_READ_CACHE: z.enum(['on', 'off']).default('on'),
   // metering, budgets and idle culling (docs/configuration.md, docs/billing.md)
   NGSCI_METER_ENABLED: bool.default(true),
   NGSCI_METER_INTERVAL: seconds(15),

@@ -11,6 +11,7 @@ import type { Services } from './services.js';
 import type { AgentIdentity } from './agent/credentials.js';
 import type { AdminSessions } from './session/sessions.js';
 import type { LimitSettings } from './limits/settings.js';
+import type { ReadCache } from './routes/read-cache.js';
 import type { PlanCache } from './metering/plan-cache.js';
 
 export type AppEnv = {
@@ -29,6 +30,8 @@ export interface AppDeps extends Services {
   limits?: LimitSettings;
   /** the plans in memory (metering/plan-cache.ts); createApp makes one when not given */
   plans?: PlanCache;
+  /** the read routes' cache (routes/read-cache.ts); none when not given: every read asks */
+  readCache?: ReadCache;
 }
 
 /**

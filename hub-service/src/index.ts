@@ -27,6 +27,7 @@ import {
 import { Reconciler } from './reconcile/reconciler.js';
 import { machineTable } from './catalog-file.js';
 import { instrument } from './timing.js';
+import { ReadCache } from './routes/read-cache.js';
 import { PlanCache } from './metering/plan-cache.js';
 
 const version = (
@@ -117,6 +118,12 @@ async function main(): Promise<void> {
     ),
     readyTimeoutSeconds: config.NGSCI_READY_TIMEOUT,
     agentCommand: config.NGSCI_AGENT_COMMAND,
+    agentEnv: {
+      ...(config.NGSCI_AGENT_NVIDIA_SMI ? { NGSCI_NVIDIA_SMI: config.NGSCI_AGENT_NVIDIA_SMI } : {}),
+      ...(config.NGSCI_AGENT_GPU_INTERVAL
+        ? { NGSCI_GPU_INTERVAL: `${config.NGSCI_AGENT_GPU_INTERVAL}s` }
+        : {}),
+    },
     datasetPath: config.NGSCI_LOCAL_DATASET_PATH,
     ...(config.NGSCI_LOCAL_ISOLATION === 'users'
       ? { accounts: new SystemAccounts({ prefix: config.NGSCI_LOCAL_USER_PREFIX, logger }) }
@@ -192,9 +199,13 @@ async function main(): Promise<void> {
     config.NGSCI_METER_INTERVAL * 1000,
   );
   const stopFollowingPlans = await plans.follow({ database, logger });
+  // the read routes' settled figures in memory, while a LISTEN hears every write to them
+  const readCache = new ReadCache({ enabled: config.NGSCI_READ_CACHE === 'on' });
+  const stopFollowingReads = await readCache.follow({ database, logger });
   const app = createApp({
     ...services,
     plans,
+    readCache,
     auth,
     bridgeSecret: config.NGSCI_BRIDGE_SECRET,
     prefix: config.JUPYTERHUB_SERVICE_PREFIX,
@@ -273,6 +284,7 @@ async function main(): Promise<void> {
     await services.metering.meter?.close();
     await stopFollowingPrices();
     await stopFollowingPlans();
+    await stopFollowingReads();
     await reconciler.close();
     await services.worker.close();
     // deliveries already under way (email, webhook) finish before the process ends

@@ -290,6 +290,37 @@ export function sizeAllowed(allowed: readonly string[] | null, sizeId: string): 
 }
 
 /**
+ * Whether one quota entry names `sizeId`: the id itself, or (for a pair) the wildcard `any.<gpu>`
+ * or `<cpu>.any`. Presets (`gpu-h100x8`) match by id only.
+ */
+export function entryMatches(entry: string, sizeId: string): boolean {
+  if (entry === sizeId) return true;
+  const pair = parsePairSizeId(sizeId);
+  return !!pair && (entry === `any.${pair.gpu}` || entry === `${pair.cpu}.any`);
+}
+
+/**
+ * The first of a quota's forbidden entries that names `sizeId`, or null. A forbid wins over any
+ * allow (quotas.ts), so a size forbidden here is refused whatever `allowedSizes` says.
+ */
+export function forbiddingEntry<T extends { entry: string }>(
+  forbidden: readonly T[],
+  sizeId: string,
+): T | null {
+  return forbidden.find((f) => entryMatches(f.entry, sizeId)) ?? null;
+}
+
+/**
+ * Why a quota's forbidden sizes cannot be stored, or null: the same wildcards as allowed sizes,
+ * and `any.any` (forbid everything) is written as `allowedSizes: []`.
+ */
+export function forbiddenSizesProblem(forbidden: readonly string[] | null): string | null {
+  if (forbidden?.includes('any.any'))
+    return "'any.any' forbids everything: set allowedSizes to an empty list instead";
+  return allowedSizesProblem(forbidden);
+}
+
+/**
  * Why a quota's allowed sizes cannot be stored, or null: a package wildcard (`any.<gpu>`,
  * `<cpu>.any`) must name a package that exists (`any.any` is written as no list at all).
  */

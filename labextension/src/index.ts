@@ -40,6 +40,7 @@ import { IdleSection } from './widgets/idle';
 import { followBudgetStop } from './countdown';
 import { followKeepStateRestores, serverKernels } from './keep-state-page';
 import { connectionLostHandler } from './connection-lost';
+import { keepStateAtSpot } from './spot-keep-state';
 
 const PKG = 'ngsci-labextension';
 
@@ -322,6 +323,9 @@ const notificationsPlugin: JupyterFrontEndPlugin<void> = {
     let timer = 0;
     const deps: NoticeDeps = {
       saveAll,
+      // "Keep my variables" at a spot notice: each notebook's kernel saves its variables
+      keepState: (n) =>
+        keepStateAtSpot(model.api, n, model.server, () => serverKernels(app.serviceManager)),
       show: (level, text, opts) =>
         (level === 'error'
           ? Notification.error
@@ -337,8 +341,11 @@ const notificationsPlugin: JupyterFrontEndPlugin<void> = {
         else void app.commands.execute(CommandIDs.openBilling);
       },
     };
-    const poll = async () => {
-      if (document.visibilityState !== 'visible') return;
+    // one poll at a time: two at once would both handle the notices after the same lastId
+    let polling: Promise<void> = Promise.resolve();
+    const pollOnce = async (always: boolean) => {
+      if (serviceNotices === false) return;
+      if (!always && document.visibilityState !== 'visible') return;
       try {
         lastId = await pollNotices(model.api, lastId, deps);
         serviceNotices = true;
@@ -349,8 +356,12 @@ const notificationsPlugin: JupyterFrontEndPlugin<void> = {
         }
       }
     };
-    void app.restored.then(poll);
+    const poll = (always = false) => (polling = polling.then(() => pollOnce(always)));
+    void app.restored.then(() => poll());
     timer = window.setInterval(() => void poll(), Math.max(15, settings().pollSeconds) * 1000);
+    // a spot notice cannot wait for the next poll (AWS gives two minutes): the page's own event
+    // stream says so at once, and the documents are saved even in a background tab
+    model.spotNotice.connect(() => void poll(true));
   },
 };
 

@@ -1,14 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  expressionFor,
-  parseAnswer,
-  restoreNotice,
-  runIn,
-  runInAll,
-  summarize,
-  type KeepStateKernel,
-} from './keep-state';
+  keepStateExpression as expressionFor,
+  parseKeepStateAnswer as parseAnswer,
+} from '@ngsci/contract/client';
+import { restoreNotice, runIn, runInAll, summarize, type KeepStateKernel } from './keep-state';
 
 const kernel = (over: Partial<KeepStateKernel> = {}): KeepStateKernel & { asked: string[] } => {
   const asked: string[] = [];

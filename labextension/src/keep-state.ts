@@ -6,7 +6,21 @@
  * makes them from JupyterLab's sessions).
  */
 
-export type KeepStateVerb = 'check' | 'save' | 'restore' | 'discard';
+import {
+  keepStateExpression,
+  keepStateFailure,
+  keepStateRefusal,
+  parseKeepStateAnswer,
+  type KeepStateVerb,
+  type KernelKeepReport,
+} from '@ngsci/contract/client';
+
+export type {
+  KeepStateVerb,
+  KeptVariable,
+  KernelKeepReport,
+  UnkeptVariable,
+} from '@ngsci/contract/client';
 
 /** One kernel of the server, as far as keeping its variables goes. */
 export interface KeepStateKernel {
@@ -23,32 +37,6 @@ export interface KeepStateKernel {
   evaluate(expression: string, timeoutMs: number): Promise<string>;
 }
 
-export interface KeptVariable {
-  name: string;
-  type: string;
-  bytes?: number;
-}
-
-export interface UnkeptVariable {
-  name: string;
-  type: string;
-  reason: string;
-}
-
-/** What one kernel answered (or why it could not). */
-export interface KernelKeepReport {
-  label: string;
-  path: string;
-  ok: boolean;
-  kept: KeptVariable[];
-  notKept: UnkeptVariable[];
-  bytes: number;
-  /** a failure of the kernel as a whole: not Python, busy, no room, no answer... */
-  error: { code: string; message: string } | null;
-  /** restore: a snapshot was there */
-  found?: boolean;
-}
-
 /** How long each step may take in one kernel: a check pickles to a counter, a save writes. */
 export const TIMEOUTS: Record<KeepStateVerb, number> = {
   check: 120_000,
@@ -57,105 +45,20 @@ export const TIMEOUTS: Record<KeepStateVerb, number> = {
   discard: 30_000,
 };
 
-/** The user expression that runs `verb` for a notebook path (a JSON string is a Python literal). */
-export function expressionFor(verb: KeepStateVerb, path: string): string {
-  return `__import__('ngsci_magic.keep_state', fromlist=['keep_state']).${verb}_json(${JSON.stringify(path)})`;
-}
-
-const isObj = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v);
-const str = (v: unknown): string => (typeof v === 'string' ? v : '');
-
-function variables(v: unknown): Record<string, unknown>[] {
-  return Array.isArray(v) ? v.filter(isObj).filter((x) => typeof x.name === 'string') : [];
-}
-
-/** Reads a kernel's answer (JSON from keep_state.py); anything else is a failure, never a throw. */
-export function parseAnswer(
-  k: Pick<KeepStateKernel, 'label' | 'path'>,
-  text: string,
-): KernelKeepReport {
-  const base = { label: k.label, path: k.path, kept: [], notKept: [], bytes: 0 };
-  let data: unknown;
-  try {
-    data = JSON.parse(text);
-  } catch {
-    return {
-      ...base,
-      ok: false,
-      error: { code: 'bad_answer', message: `the kernel answered: ${text.slice(0, 200)}` },
-    };
-  }
-  if (!isObj(data))
-    return {
-      ...base,
-      ok: false,
-      error: { code: 'bad_answer', message: 'the kernel answered nothing usable' },
-    };
-  if (data.ok !== true)
-    return {
-      ...base,
-      ok: false,
-      error: { code: str(data.code) || 'failed', message: str(data.message) || 'failed' },
-    };
-  const kept = variables(data.kept ?? data.restored).map((v) => ({
-    name: str(v.name),
-    type: str(v.type),
-    ...(typeof v.bytes === 'number' ? { bytes: v.bytes } : {}),
-  }));
-  const notKept = variables(data.notKept ?? data.notRestored).map((v) => ({
-    name: str(v.name),
-    type: str(v.type),
-    reason: str(v.reason) || 'not kept',
-  }));
-  const error = isObj(data.error)
-    ? { code: str(data.error.code) || 'failed', message: str(data.error.message) }
-    : null;
-  return {
-    ...base,
-    ok: error === null,
-    kept,
-    notKept,
-    bytes: typeof data.bytes === 'number' ? data.bytes : 0,
-    error,
-    ...(typeof data.found === 'boolean' ? { found: data.found } : {}),
-  };
-}
-
-/** Why a kernel is left out before anything runs in it, or null. */
-function leftOut(k: KeepStateKernel, verb: KeepStateVerb): KernelKeepReport['error'] {
-  if (k.kind !== 'notebook')
-    return {
-      code: 'not_a_notebook',
-      message: `a ${k.kind === 'console' ? 'console' : 'kernel without a notebook'}: only notebooks' variables are kept`,
-    };
-  if (!k.python)
-    return { code: 'not_python', message: 'not a Python kernel: its variables are not kept' };
-  if (k.busy && (verb === 'check' || verb === 'save'))
-    return {
-      code: 'busy',
-      message: 'running a cell: its variables can be kept once it is idle (wait, or interrupt it)',
-    };
-  return null;
-}
-
 /** Runs one step in one kernel; every failure becomes the report's error. */
 export async function runIn(k: KeepStateKernel, verb: KeepStateVerb): Promise<KernelKeepReport> {
-  const error = leftOut(k, verb);
-  if (error)
-    return { label: k.label, path: k.path, ok: false, kept: [], notKept: [], bytes: 0, error };
+  const error = keepStateRefusal(k, verb);
+  if (error) return keepStateFailure(k, error);
   try {
-    return parseAnswer(k, await k.evaluate(expressionFor(verb, k.path), TIMEOUTS[verb]));
+    return parseKeepStateAnswer(
+      k,
+      await k.evaluate(keepStateExpression(verb, k.path), TIMEOUTS[verb]),
+    );
   } catch (err) {
-    return {
-      label: k.label,
-      path: k.path,
-      ok: false,
-      kept: [],
-      notKept: [],
-      bytes: 0,
-      error: { code: 'no_answer', message: (err as Error).message || String(err) },
-    };
+    return keepStateFailure(k, {
+      code: 'no_answer',
+      message: (err as Error).message || String(err),
+    });
   }
 }
 

@@ -28,6 +28,7 @@ import {
   usageBySize,
   type BudgetScope,
   type OpenStream,
+  SPOT_NOTICE_PHRASE,
 } from '@ngsci/contract';
 import { costOf, costSoFar, startOfDayUtc } from './projection';
 import type { INgsciModel, ResizeProgress, Section } from './tokens';
@@ -87,6 +88,7 @@ export class NgsciModel implements INgsciModel {
   private readonly _instanceEvent = new Signal<this, { server: string; event: InstanceEvent }>(
     this,
   );
+  private readonly _spotNotice = new Signal<this, InstanceEvent>(this);
   private followers = new Map<string, AbortController>();
   /** this page's own server's event stream, followed for the page's life (watch) */
   private watcher: AbortController | null = null;
@@ -131,6 +133,14 @@ export class NgsciModel implements INgsciModel {
   /** Every lifecycle event the model follows (failed starts become notifications). */
   get instanceEvent(): ISignal<this, { server: string; event: InstanceEvent }> {
     return this._instanceEvent;
+  }
+
+  /**
+   * The cloud announced it takes this page's spot machine back (an event of the watched stream,
+   * as it comes): the notifications ask for their notices at once rather than at the next poll.
+   */
+  get spotNotice(): ISignal<this, InstanceEvent> {
+    return this._spotNotice;
   }
 
   /** The newest instance of this page's server. */
@@ -401,6 +411,7 @@ export class NgsciModel implements INgsciModel {
 
   private onWatched(e: InstanceEvent): void {
     this.watchedState = e.state;
+    if (e.message.includes(SPOT_NOTICE_PHRASE)) this._spotNotice.emit(e);
     // the cloud took this spot machine back and the service starts the server again: the page
     // follows it as it follows a resize (the same overlay, and a reload once it runs)
     if (e.state === 'stopped' && RELAUNCH.test(e.message) && !this.resizing) {

@@ -1,7 +1,10 @@
 /**
  * The service's notices in JupyterLab: each becomes a JupyterLab notification with its actions.
  * A `spot` notice (the cloud may take a spot machine back) first saves every open document, then
- * says so. Kept apart from the plugin so the unit tests drive it through the fake `fetch` seam.
+ * says so; with the researcher's "Keep my variables" (GET /me/preemption keepState) it also saves
+ * each notebook's kernel variables of this page's server (keep-state, as a resize does), which the
+ * notebooks restore once the relaunched server's page is back. Kept apart from the plugin so the
+ * unit tests drive it through the fake `fetch` seam.
  */
 import type { NgsciApi, Notice } from './api';
 
@@ -18,6 +21,12 @@ export interface NoticeDeps {
   ) => void;
   /** runs one of a notice's actions (Keep running, Open usage, Open billing) */
   run: (action: Notice['actions'][number]['id'], notice: Notice) => void;
+  /**
+   * at a spot notice, after the documents: saves the kernel variables when the researcher chose
+   * to keep them (and the notice is about this page's server); resolves with what to say, or
+   * null when nothing was to be kept
+   */
+  keepState?: (notice: Notice) => Promise<string | null>;
 }
 
 /** Shows one notice; for a spot warning, saves the documents first and says whether that worked. */
@@ -31,6 +40,14 @@ export async function showNotice(n: Notice, deps: NoticeDeps): Promise<void> {
       saved = 'Your open documents were saved.';
     } catch (err) {
       saved = `Saving your open documents failed (${err instanceof Error ? err.message : String(err)}): save them now.`;
+    }
+    if (deps.keepState) {
+      try {
+        const kept = await deps.keepState(n);
+        if (kept) saved += ` ${kept}`;
+      } catch (err) {
+        saved += ` Saving your notebooks' variables failed (${err instanceof Error ? err.message : String(err)}).`;
+      }
     }
     deps.show('warning', `The cloud may take this spot machine back soon. ${saved} ${text}`, {
       autoClose: false,

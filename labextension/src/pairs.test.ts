@@ -66,3 +66,37 @@ test('the quota: by id or wildcard, as the service checks it', () => {
   ]);
   assert.match(refused.available ? (refused.forbidden ?? '') : '', /Not allowed: .*cpu-small/);
 });
+
+test('a forbid of the quota wins over an allow and over whether the cloud offers the pair', () => {
+  const forbidden = [{ entry: 'any.t4', reason: "not allowed for your group 'students'" }];
+  const o = pairOffer(
+    catalog,
+    { cpu: 's', gpu: 't4' },
+    { cloud: 'aws', spot: false },
+    ['s.t4'],
+    forbidden,
+  );
+  assert.equal(o.available, false);
+  assert.ok(!o.available && o.forbidden);
+  assert.equal(
+    !o.available && o.reason,
+    "not allowed for your group 'students' (the quota forbids any.t4)",
+  );
+  const off = pairOffer(
+    catalog,
+    { cpu: 's', gpu: 't4' },
+    { cloud: 'gcp', spot: false },
+    null,
+    forbidden,
+  );
+  assert.match(
+    !off.available ? off.reason : '',
+    /not allowed for your group/,
+    'not "gcp: no capacity"',
+  );
+  const fine = pairOffer(catalog, { cpu: 's', gpu: 't4' }, { cloud: 'aws', spot: false }, null, [
+    { entry: 'xl.any', reason: 'not allowed for you' },
+  ]);
+  assert.equal(fine.available, true);
+  assert.equal(fine.available && fine.forbidden, null);
+});

@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { NgsciApi } from './api';
 import { NgsciModel } from './model';
+import { SPOT_NOTICE_PHRASE } from '@ngsci/contract';
 import { fakeFetch, json } from './testing';
 
 const spotInstance = {
@@ -112,5 +113,48 @@ test(
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(m.resizing, null);
     m.dispose();
+  },
+);
+
+test(
+  "the cloud's spot notice on the page's own event stream is passed on at once, other events are not",
+  { timeout: 10_000 },
+  async () => {
+    const m = model('the cloud took this spot machine back; stopped, as chosen at launch');
+    const seen: string[] = [];
+    m.spotNotice.connect((_, e) => seen.push(e.message));
+    // the first stream: "server is ready", then the stop; neither is a notice
+    await m.refresh(['instance']);
+    m.watch();
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(seen, []);
+    m.dispose();
+
+    const { fetch } = fakeFetch({
+      'GET /me': () => json(200, { name: 'researcher', admin: false, groups: [], plan: null }),
+      'GET /instances': () => json(200, { instances: [spotInstance] }),
+      'GET /instances/default/events': () =>
+        new Response(
+          event(2, 'i-old', 'running', 'server is ready') +
+            event(
+              3,
+              'i-old',
+              'running',
+              `AWS ${SPOT_NOTICE_PHRASE} at 12:02:00 UTC; open documents are being saved`,
+            ),
+        ),
+    });
+    const n = new NgsciModel({
+      api: new NgsciApi({ baseUrl: '', token: 't', fetch }),
+      server: 'default',
+      user: 'researcher',
+    });
+    const notices: number[] = [];
+    n.spotNotice.connect((_, e) => notices.push(e.id));
+    n.watch();
+    for (let waited = 0; !notices.length && waited < 3000; waited += 20)
+      await new Promise((r) => setTimeout(r, 20));
+    n.dispose();
+    assert.deepEqual(notices.slice(0, 1), [3]);
   },
 );

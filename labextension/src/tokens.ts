@@ -64,6 +64,8 @@ export interface INgsciModel {
   /** which part changed */
   readonly changed: ISignal<INgsciModel, Section | 'me'>;
   readonly instanceEvent: ISignal<INgsciModel, { server: string; event: InstanceEvent }>;
+  /** this page's spot machine is being taken back (its watched events): ask for notices now */
+  readonly spotNotice: ISignal<INgsciModel, InstanceEvent>;
   /** the newest instance of this page's server */
   readonly current: Instance | null;
   latestOf(server: string): Instance | null;

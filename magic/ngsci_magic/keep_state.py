@@ -19,8 +19,10 @@ new size, the notebook's new kernel restores it and the snapshot is deleted.
   created with mode 0600 in a 0700 directory: only the user can read it.
 
 The JupyterLab extension runs these functions in each kernel (silently, through
-`user_expressions`: `*_json` functions return an object whose repr is JSON); the magic calls them
-directly. Only the standard library, dill and (when arrays are there) numpy are imported.
+`user_expressions`: `*_json` functions return an object whose repr is JSON); so does the
+machine's agent at a spot notice, through the server's kernel websockets (cli/src/agent); the
+magic calls them directly. Only the standard library, dill and (when arrays are there) numpy are
+imported.
 """
 
 from __future__ import annotations
@@ -450,6 +452,20 @@ def _report(
     return report
 
 
+# the kernel's last save: (path, execution count, snapshot's mtime) and its report
+_last_save: dict[str, tuple[int, int, dict[str, Any]]] = {}
+
+
+def _execution_count() -> int | None:
+    with contextlib.suppress(Exception):
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is not None:
+            return int(shell.execution_count)
+    return None
+
+
 def save(
     path: str,
     ns: Mapping[str, Any] | None = None,
@@ -457,8 +473,19 @@ def save(
     hidden: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Saves what can be kept to the snapshot of `path` (atomically, mode 0600); the report says
-    what was kept and what was not."""
+    what was kept and what was not.
+
+    A second save of the kernel's own namespace with no cell run since (the machine's agent and
+    the open page both saving at one spot notice) does not write again: the snapshot on disk is
+    still this kernel's, so the first report comes back with `again: true`."""
+    own = ns is None
     ns = user_namespace() if ns is None else ns
+    count = _execution_count() if own else None
+    if count is not None and path in _last_save:
+        was_count, was_mtime, was_report = _last_save[path]
+        with contextlib.suppress(OSError):
+            if was_count == count and os.stat(snapshot_path(path, env)).st_mtime_ns == was_mtime:
+                return {**was_report, "again": True}
     limit = max_bytes(env)
     names = user_variables(ns, hidden)
     kept, problems, blobs, arrays, total = _analyse(ns, names, limit, keep_bytes=True)
@@ -505,6 +532,8 @@ def save(
         raise
     report["saved"] = True
     report["bytesOnDisk"] = os.path.getsize(target)
+    if count is not None:
+        _last_save[path] = (count, os.stat(target).st_mtime_ns, dict(report))
     return report
 
 

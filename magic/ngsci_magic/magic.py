@@ -193,6 +193,14 @@ def idle_row(label: str, t: Mapping[str, Any]) -> list[str]:
     return [label, format_idle(t["effectiveSeconds"]), chosen, bounds]
 
 
+# what each spot preemption choice does (contract OnPreemption), as `ngsci preemption` says it
+PREEMPTION_WORDS = {
+    "on-demand": "relaunch on-demand",
+    "spot": "relaunch spot",
+    "stop": "stop",
+}
+
+
 def is_server_name(name: str) -> bool:
     # fullmatch: `$` alone would let a trailing newline through, which the contract's rule does not
     return re.fullmatch(SERVER_NAME_PATTERN, name) is not None
@@ -278,6 +286,17 @@ def dollars(micros: int) -> str:
     return format_micros(micros)
 
 
+def gpu_idle_line(f: Mapping[str, Any] | None) -> str | None:
+    """GPU money wasted as `ngsci usage` words it (contract/src/gpu-waste.ts, formatGpuIdle):
+    `idle GPU: 3.2 h, $8.40 (every GPU below 5%)`; None until an agent has sampled a GPU."""
+    if not f or not f.get("sampledSeconds", 0) > 0:
+        return None
+    return (
+        f"idle GPU: {format_hours(f['idleSeconds'])}, {format_micros(f['idleMicros'])}"
+        f" (every GPU below {f['thresholdPercent']}%)"
+    )
+
+
 def duration(seconds: float) -> str:
     s = max(0, round(seconds))
     if s < 60:
@@ -304,11 +323,17 @@ class Table:
     """A table that notebooks show as HTML and consoles as aligned text."""
 
     def __init__(
-        self, headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str = ""
+        self,
+        headers: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        title: str = "",
+        notes: Sequence[str] = (),
     ) -> None:
         self.headers = list(headers)
         self.rows = [["-" if c is None else str(c) for c in r] for r in rows]
         self.title = title
+        # lines under the title (the usage's idle GPU figure)
+        self.notes = list(notes)
 
     def text(self) -> str:
         widths = [
@@ -318,7 +343,8 @@ class Table:
         body = [line([h.upper() for h in self.headers]), *(line(r) for r in self.rows)]
         if not self.rows:
             body.append("(none)")
-        return "\n".join(([self.title, ""] if self.title else []) + body)
+        top = [t for t in (self.title, *self.notes) if t]
+        return "\n".join(([*top, ""] if top else []) + body)
 
     def __repr__(self) -> str:
         return self.text()
@@ -333,7 +359,8 @@ class Table:
             "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in self.rows)
             or f'<tr><td colspan="{len(self.headers)}">(none)</td></tr>'
         )
-        caption = f"<caption>{esc(self.title)}</caption>" if self.title else ""
+        top = [t for t in (self.title, *self.notes) if t]
+        caption = f"<caption>{'<br>'.join(esc(t) for t in top)}</caption>" if top else ""
         return (
             f'<table class="jp-ngsci-table {NO_MATH}">{caption}'
             f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
@@ -422,6 +449,10 @@ class NgsciMagics(Magics):
           %ngsci notify "message"        send yourself a notice (JupyterLab, email, webhook)
           %ngsci idle [45m] [--cpu|--gpu]   your idle timeout and the bounds your admin allows;
                                          with a value (45m, 1h30m, never, default) sets it
+          %ngsci preemption [on-demand|spot|stop|--clear] [--keep-state|--no-keep-state]
+                                         your default when the cloud takes a spot machine back
+                                         (relaunch on demand, on spot, or stop); --keep-state:
+                                         the notebooks' variables are saved at a spot notice
           %ngsci notify --on-error       send a notice whenever a cell fails (--off to stop)
           %ngsci help                    this text
 
@@ -458,6 +489,7 @@ class NgsciMagics(Magics):
             "resize": self._resize,
             "notify": self._notify,
             "idle": self._idle,
+            "preemption": self._preemption,
         }.get(verb)
         if handler is None:
             if verb == "stop_after":
@@ -502,6 +534,7 @@ class NgsciMagics(Magics):
             ],
             f"usage of {u['user']} from {u['from'][:10]} to {u['to'][:10]}: "
             f"{format_micros(u['totalMicros'])}{as_of(u)}",
+            [idle] if (idle := gpu_idle_line(u.get("gpuIdle"))) else [],
         )
 
     def _budget(self, args: list[str]) -> Any:
@@ -618,6 +651,50 @@ class NgsciMagics(Magics):
             ["sizes", "applies", "your choice", "you may choose"],
             [idle_row("CPU", t["cpu"]), idle_row("GPU", t["gpu"])],
             title,
+        )
+
+    def _preemption(self, args: list[str]) -> Any:
+        """`%ngsci preemption`: the spot preemption default; with a choice (or flags) sets it."""
+        opts, rest = take_options(
+            args, {"clear": False, "keep-state": False, "no-keep-state": False}
+        )
+        if len(rest) > 1:
+            raise UsageError("preemption takes one choice: on-demand, spot or stop")
+        if rest and opts.get("clear"):
+            raise UsageError("preemption: give a choice or --clear, not both")
+        if opts.get("keep-state") and opts.get("no-keep-state"):
+            raise UsageError("preemption: give --keep-state or --no-keep-state, not both")
+        body: dict[str, Any] = {}
+        if rest:
+            choice = rest[0].strip().lower()
+            if choice not in PREEMPTION_WORDS:
+                raise UsageError(
+                    f"preemption: the choice is on-demand, spot or stop, not '{rest[0]}'"
+                )
+            body["onPreemption"] = choice
+        elif opts.get("clear"):
+            body["onPreemption"] = None
+        if opts.get("keep-state") or opts.get("no-keep-state"):
+            body["keepState"] = bool(opts.get("keep-state"))
+        api = self._api_factory()
+        d = api.request("PUT", "/me/preemption", body) if body else api.get("/me/preemption")
+        whose = "your default" if d["source"] == "user" else "the organisation's default"
+        title = f"spot preemption default of {d['user']}{' set' if body else ''}"
+        return Table(
+            ["", "on spot preemption"],
+            [
+                ["applies", f"{PREEMPTION_WORDS[d['effective']]} ({whose})"],
+                ["your default", PREEMPTION_WORDS[d["chosen"]] if d["chosen"] else "none"],
+                ["organisation", PREEMPTION_WORDS[d["adminDefault"]]],
+                [
+                    "variables",
+                    "saved at a spot notice, restored after the relaunch"
+                    if d.get("keepState")
+                    else "not kept (documents are saved)",
+                ],
+            ],
+            title,
+            ["A launch that chooses its own (--on-preemption) overrides both."],
         )
 
     def _notify(self, args: list[str]) -> Any:

@@ -183,7 +183,7 @@ async function buildBase(log: (s: string) => void): Promise<void> {
   }
 }
 
-async function dockerBuild(
+export async function dockerBuild(
   root: string,
   dockerfile: string,
   tag: string,
@@ -334,7 +334,7 @@ export async function prepareContext(root: string, log: (s: string) => void): Pr
   cpSync(join(root, 'package.json'), join(app, 'package.json'), { preserveTimestamps: true });
   for (const w of APP_WORKSPACES) mirror(join(root, w), join(app, w), junk);
 
-  // the CLI alone: its build, the contract's, zod
+  // the CLI alone: its build, the contract's, zod, ws (the agent's kernel websockets)
   const cli = join(out, 'cli');
   rmSync(cli, { recursive: true, force: true });
   const cliContract = join(cli, 'node_modules/@ngsci/contract');
@@ -346,6 +346,7 @@ export async function prepareContext(root: string, log: (s: string) => void): Pr
   copy(join(root, 'contract/dist'), join(cliContract, 'dist'));
   copy(join(root, 'contract/package.json'), join(cliContract, 'package.json'));
   copy(join(app, 'node_modules/zod'), join(cli, 'node_modules/zod'));
+  copy(join(app, 'node_modules/ws'), join(cli, 'node_modules/ws'));
 
   // the Python parts as wheels, each built again only when its folder changed (hatchling builds
   // them reproducibly: same sources, same bytes, so Docker's cache holds too)

@@ -24,7 +24,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { agentPidOf, environOf, ROOT, startStack, until, type Stack } from './stack.js';
-import { recordedSpotNotice, type AwsMetadata } from './aws-metadata.js';
+import { recordedSpotNotice, type SpotMetadata } from './spot-metadata.js';
 
 interface AuditEvent {
   id: number;
@@ -55,7 +55,7 @@ describe('the data-access audit against the real service', () => {
   let token: string;
   let adminToken: string;
   let instanceId = '';
-  let metadata: AwsMetadata;
+  let metadata: SpotMetadata;
   let extraAgent: ChildProcess | null = null;
   let extraLog = '';
   const work = mkdtempSync(join(tmpdir(), 'ngsci-audit-it-'));

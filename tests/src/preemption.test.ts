@@ -11,14 +11,12 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import postgres from 'postgres';
 import { checkLedger } from './ledger-check.js';
-import { agentPidOf, environOf, isAlive, ROOT, startStack, until, type Stack } from './stack.js';
+import { isAlive, startStack, until, type Stack } from './stack.js';
 import { launchBrowser, login, openLab, waitForLab } from './ui/browser.js';
 import { dismissNews, screenshot } from './ui/helpers.js';
-import { recordedSpotNotice, type AwsMetadata } from './aws-metadata.js';
+import { feedSpotNotice, recordedSpotNotice, type SpotMetadata } from './spot-metadata.js';
 
 interface Inst {
   id: string;
@@ -36,7 +34,7 @@ describe('spot preemption on the local provisioner', () => {
   let stack: Stack;
   let sql: postgres.Sql;
   let token: string;
-  let metadata: AwsMetadata;
+  let metadata: SpotMetadata;
 
   before(async () => {
     stack = await startStack({
@@ -86,26 +84,7 @@ describe('spot preemption on the local provisioner', () => {
     );
   }
 
-  /**
-   * The agent's spot check, once, with the instance's own credential (on a local instance the
-   * agent shares the researcher's uid, so it is readable from /proc: docs/security.md).
-   */
-  async function feedNotice(instanceId: string): Promise<string> {
-    const agentPid = await until(async () => agentPidOf(instanceId), 'the agent process', 20);
-    const env = environOf(agentPid);
-    delete env.NGSCI_DATASET_PATH;
-    const agent = spawn(
-      join(ROOT, '.venv', 'bin', 'ngsci'),
-      ['agent', '--once', '--cloud', 'aws', '--metadata-url', metadata.url],
-      { env, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let log = '';
-    agent.stderr!.on('data', (d: Buffer) => (log += d.toString()));
-    const code = await new Promise<number | null>((r) => agent.on('exit', r));
-    assert.equal(code, 0, log);
-    assert.match(log, /spot notice: aws will terminate/);
-    return log;
-  }
+  const feedNotice = (instanceId: string) => feedSpotNotice(instanceId, metadata.url);
 
   /** The cloud takes the machine: the server process is killed without warning. */
   function takeMachine(instanceId: string): void {

@@ -5,6 +5,10 @@
  * - kernels: asks its own server (on loopback only, with the server's token) how many kernels are
  *   executing, every --kernel-interval, so idle culling never has to call the server itself;
  * - spot: polls the cloud's metadata endpoint every --spot-interval and reports a notice once;
+ *   when the service answers that the researcher keeps their variables (keepState), runs the
+ *   keep-state save in every Python notebook kernel of its server, through the server's own HTTP
+ *   API and kernel websockets with the server's token (keep-state.ts, jupyter.ts), and reports
+ *   what was kept, so no browser page has to be open (the same on a local instance and a VM);
  * - audit: watches --dataset with inotify and posts the file events in batches.
  * It keeps running when the service is briefly unreachable: GPU readings are dropped, audit events
  * are kept (up to a bound) and sent with the next batch.
@@ -17,7 +21,9 @@ import type { Io } from '../output.js';
 import { parseDuration } from '../parse.js';
 import { watchDataset, type Watch } from './audit.js';
 import { readGpus } from './gpu.js';
-import { loopbackServerUrl, readKernels } from './kernels.js';
+import { describeReport, serverSaveRunner, toReport, type SaveRunner } from './keep-state.js';
+import { countKernels } from './jupyter.js';
+import { loopbackServerUrl } from './kernels.js';
 import { checkSpot, DEFAULT_METADATA_URL, type SpotCloud, type SpotEvent } from './spot.js';
 
 export const AGENT_HELP = `Usage: ngsci agent [options]
@@ -30,10 +36,12 @@ Options (environment variables in brackets):
   --dataset PATH         watch this folder for file reads [NGSCI_DATASET_PATH]; none: no audit
   --cloud C              aws, gcp, azure, or local/none (no spot polling) [NGSCI_CLOUD]
   --metadata-url URL     the metadata endpoint's base URL [NGSCI_METADATA_URL]
-  --gpu-interval 30s     how often to read nvidia-smi
+  --gpu-interval 30s     how often to read nvidia-smi [NGSCI_GPU_INTERVAL]
   --kernel-interval 5s   how often to ask the server which kernels are executing (sent to
                          the service when that changes, and at least once a minute)
   --spot-interval 5s     how often to ask for a spot notice
+  --keep-state-timeout 90s  how long saving the kernel variables at a spot notice may take
+                         [NGSCI_AGENT_KEEP_STATE_TIMEOUT]
   --flush-interval 5s    how often to send audit events
   --nvidia-smi PATH      [NGSCI_NVIDIA_SMI; default nvidia-smi]
   --inotifywait PATH     [NGSCI_INOTIFYWAIT; default inotifywait]
@@ -42,7 +50,17 @@ Options (environment variables in brackets):
 
 const MAX_PENDING = 50_000;
 
-export async function agent(io: Io, args: string[], stopSignal: AbortSignal): Promise<number> {
+export interface AgentSeams {
+  /** runs the keep-state save in the server's kernels (tests: a fake) */
+  saveRunner?: SaveRunner;
+}
+
+export async function agent(
+  io: Io,
+  args: string[],
+  stopSignal: AbortSignal,
+  seams: AgentSeams = {},
+): Promise<number> {
   const p = parse(
     'agent',
     args,
@@ -58,6 +76,7 @@ export async function agent(io: Io, args: string[], stopSignal: AbortSignal): Pr
       'flush-interval': { type: 'string' },
       'nvidia-smi': { type: 'string' },
       inotifywait: { type: 'string' },
+      'keep-state-timeout': { type: 'string' },
       once: { type: 'boolean', default: false },
     },
     { min: 0, max: 0, names: '' },
@@ -84,12 +103,26 @@ export async function agent(io: Io, args: string[], stopSignal: AbortSignal): Pr
   const cloud = ['aws', 'gcp', 'azure'].includes(cloudRaw) ? (cloudRaw as SpotCloud) : null;
   const metadataUrl =
     str(v['metadata-url']) ?? env.NGSCI_METADATA_URL ?? (cloud ? DEFAULT_METADATA_URL[cloud] : '');
-  const gpuEvery = parseDuration(str(v['gpu-interval']) ?? '30s', '--gpu-interval');
+  const gpuEvery = parseDuration(
+    str(v['gpu-interval']) ?? env.NGSCI_GPU_INTERVAL ?? '30s',
+    '--gpu-interval',
+  );
   const spotEvery = parseDuration(str(v['spot-interval']) ?? '5s', '--spot-interval');
   const flushEvery = parseDuration(str(v['flush-interval']) ?? '5s', '--flush-interval');
   const kernelEvery = parseDuration(str(v['kernel-interval']) ?? '5s', '--kernel-interval');
   const nvidiaSmi = str(v['nvidia-smi']) ?? env.NGSCI_NVIDIA_SMI ?? 'nvidia-smi';
   const inotifywait = str(v.inotifywait) ?? env.NGSCI_INOTIFYWAIT ?? 'inotifywait';
+  const keepStateTimeout = parseDuration(
+    str(v['keep-state-timeout']) ?? env.NGSCI_AGENT_KEEP_STATE_TIMEOUT ?? '90s',
+    '--keep-state-timeout',
+  );
+  // the save reaches the kernels through the server (its URL on loopback and its own token, held
+  // in memory and sent nowhere else); the agent's credential stays with the agent
+  const saveRunner: SaveRunner | null =
+    serverUrl && serverToken
+      ? (seams.saveRunner ??
+        serverSaveRunner({ url: serverUrl, token: serverToken }, { fetch: io.fetch }))
+      : null;
   const api = new ApiClient(connection({ url: str(v.url), token: agentToken }, env), io.fetch);
   const log = (msg: string) => io.err(`${new Date().toISOString()} ngsci agent: ${msg}\n`);
 
@@ -104,7 +137,7 @@ export async function agent(io: Io, args: string[], stopSignal: AbortSignal): Pr
   let lastKernels = { key: '', at: 0 };
   const reportKernels = async () => {
     if (!serverUrl || !serverToken) return;
-    const kernels = await readKernels(serverUrl, serverToken, io.fetch);
+    const kernels = await countKernels({ url: serverUrl, token: serverToken }, 5000, io.fetch);
     if (!kernels) return;
     const key = `${kernels.total}/${kernels.busy}`;
     // a change goes out at once; the same answer once a minute, as the agent's heartbeat
@@ -120,11 +153,24 @@ export async function agent(io: Io, args: string[], stopSignal: AbortSignal): Pr
     if (!e) return null;
     const key = `${e.action}:${e.at ?? ''}`;
     if (!reported.has(key)) {
-      await api.post('/agent/spot', { cloud: e.cloud, action: e.action, at: e.at });
+      const answer = await api.post<{ ok: true; keepState?: boolean }>('/agent/spot', {
+        cloud: e.cloud,
+        action: e.action,
+        at: e.at,
+        savesVariables: saveRunner !== null,
+      });
       reported.add(key);
       log(`spot notice: ${cloud} will ${e.action}${e.at ? ` at ${e.at}` : ''}`);
+      // exactly one save per notice: this one, right after the notice went out
+      if (answer?.keepState === true && saveRunner) await saveVariables(saveRunner);
     }
     return e;
+  };
+
+  const saveVariables = async (run: SaveRunner) => {
+    const report = toReport(await run(keepStateTimeout * 1000));
+    log(describeReport(report));
+    await api.post('/agent/spot/variables', report);
   };
 
   const guard = (what: string, fn: () => Promise<unknown>) => async () => {
@@ -176,7 +222,7 @@ export async function agent(io: Io, args: string[], stopSignal: AbortSignal): Pr
     }
   }
   log(
-    `running${serverUrl ? '' : ' (no loopback server URL: kernels not reported)'}${cloud ? `, polling ${cloud} for spot notices` : ''}`,
+    `running${serverUrl ? '' : ' (no loopback server URL: kernels not reported)'}${cloud ? `, polling ${cloud} for spot notices${saveRunner ? '' : " (without the server's URL and token: no kernel variables saved at a notice)"}` : ''}`,
   );
 
   const timers = [

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { loopbackServerUrl, readKernels } from './kernels.js';
+import { countKernels } from './jupyter.js';
+import { loopbackServerUrl } from './kernels.js';
 
 describe('the server URL the agent may send the server token to', () => {
   test('loopback only; 0.0.0.0 is reached as 127.0.0.1', () => {
@@ -42,13 +43,19 @@ describe('reading kernel states', () => {
       { id: '2', execution_state: 'idle' },
       { id: '3', execution_state: 'starting' },
     ];
-    assert.deepEqual(await readKernels(base, 'server-tok', fetch), { total: 3, busy: 1 });
+    assert.deepEqual(await countKernels({ url: base, token: 'server-tok' }, 5000, fetch), {
+      total: 3,
+      busy: 1,
+    });
     assert.equal(auth.at(-1), 'token server-tok');
   });
 
   test('a server that answers nonsense or an error gives no report', async () => {
     answer = { message: 'nope' };
-    assert.equal(await readKernels(base, 't', fetch), null);
-    assert.equal(await readKernels(base.replace('/a/', '/b/'), 't', fetch), null);
+    assert.equal(await countKernels({ url: base, token: 't' }, 5000, fetch), null);
+    assert.equal(
+      await countKernels({ url: base.replace('/a/', '/b/'), token: 't' }, 5000, fetch),
+      null,
+    );
   });
 });

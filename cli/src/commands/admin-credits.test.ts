@@ -113,6 +113,39 @@ describe('admin credits', () => {
     assert.match(t.out(), /! AWS grant 'research credits' expires on 2026-03-20/);
   });
 
+  test('--lower-charges on|off sends the setting; anything else sends nothing', async () => {
+    const t = io((_url, init) =>
+      Response.json({
+        lowerCharges: (JSON.parse(String(init?.body)) as { lowerCharges: boolean }).lowerCharges,
+        updatedBy: 'root',
+        updatedAt: '2026-03-01T00:00:00.000Z',
+      }),
+    );
+    assert.equal(await run(['admin', 'credits', '--lower-charges', 'on'], t.io), 0, t.err());
+    assert.equal(await run(['admin', 'credits', '--lower-charges', 'off'], t.io), 0, t.err());
+    assert.deepEqual(t.calls, [
+      { path: `${BASE}/admin/credits/settings`, method: 'PUT', body: { lowerCharges: true } },
+      { path: `${BASE}/admin/credits/settings`, method: 'PUT', body: { lowerCharges: false } },
+    ]);
+    assert.match(t.out(), /credits now also lower what researchers are charged/);
+    assert.match(t.out(), /list price times their plan again/);
+    const bad = io(() => Response.json({}));
+    assert.notEqual(await run(['admin', 'credits', '--lower-charges', 'yes'], bad.io), 0);
+    assert.match(bad.err(), /--lower-charges must be on or off, not 'yes'/);
+    assert.deepEqual(bad.calls, []);
+    // the list says which way it is set
+    const list = io(() =>
+      Response.json({
+        asOf: '2026-03-01T00:00:00.000Z',
+        grants: [],
+        alerts: [],
+        lowerCharges: true,
+      }),
+    );
+    assert.equal(await run(['admin', 'credits'], list.io), 0, list.err());
+    assert.match(list.out(), /credits lower researchers' charges: on/);
+  });
+
   test('remove and statement', async () => {
     const del = io(() => Response.json(GRANT));
     assert.equal(await run(['admin', 'credits', 'remove', '7'], del.io), 0, del.err());

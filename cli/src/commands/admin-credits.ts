@@ -3,7 +3,12 @@
  * usage has drawn down and the alerts, record one, remove one, and the month's list cost, credits
  * applied and net cost per cloud.
  */
-import type { CreditGrant, CreditGrantList, CreditStatement } from '@ngsci/contract';
+import type {
+  CreditGrant,
+  CreditGrantList,
+  CreditSettings,
+  CreditStatement,
+} from '@ngsci/contract';
 import { parse, str } from '../args.js';
 import { EXIT, UsageError } from '../errors.js';
 import { table } from '../output.js';
@@ -25,6 +30,9 @@ Verbs:
                                               to past months)
   credits statement [--month YYYY-MM] [--csv]
                                               list cost, credits applied and net cost per cloud
+  credits --lower-charges on|off              whether credits also lower what researchers are
+                                              charged (off: list price times their plan); rows
+                                              the meter wrote before keep their charge
 
 Every verb takes --url URL, --token TOKEN (an admin's), --json and --help.`;
 
@@ -71,16 +79,39 @@ const print = (ctx: Ctx, data: unknown, human: () => string) =>
 
 export async function credits(ctx: Ctx, args: string[]): Promise<number> {
   const { verb, rest } = splitVerb(args, {
-    valueFlags: ['cloud', 'amount', 'starts', 'expires', 'note', 'month'],
+    valueFlags: ['cloud', 'amount', 'starts', 'expires', 'note', 'month', 'lower-charges'],
   });
   if (verb === undefined || verb === 'list') {
-    const p = parse('admin credits', rest, {}, { min: 0, max: 0, names: '' });
+    const p = parse(
+      'admin credits',
+      rest,
+      { 'lower-charges': { type: 'string' } },
+      { min: 0, max: 0, names: '' },
+    );
     if (p.values.help) return help(ctx, CREDITS_HELP);
+    const lower = str(p.values['lower-charges']);
+    if (lower !== undefined) {
+      if (verb === 'list') throw new UsageError('admin credits: --lower-charges takes no verb');
+      if (lower !== 'on' && lower !== 'off')
+        throw new UsageError(`admin credits: --lower-charges must be on or off, not '${lower}'`);
+      const saved = await ctx
+        .api()
+        .put<CreditSettings>('/admin/credits/settings', { lowerCharges: lower === 'on' });
+      print(ctx, saved, () =>
+        saved.lowerCharges
+          ? 'credits now also lower what researchers are charged (usage the meter writes from now on)'
+          : 'researchers are charged list price times their plan again (usage written from now on)',
+      );
+      return EXIT.ok;
+    }
     const list = await ctx.api().get<CreditGrantList>('/admin/credits');
     print(ctx, list, () => {
-      if (!list.grants.length) return 'no credit grants';
+      const setting = `credits lower researchers' charges: ${list.lowerCharges ? 'on' : 'off'}`;
+      if (!list.grants.length) return `no credit grants\n${setting}`;
       const alerts = list.alerts.map((a) => `! ${a.message}`);
-      return [grantRows(list.grants), ...(alerts.length ? ['', ...alerts] : [])].join('\n');
+      return [grantRows(list.grants), setting, ...(alerts.length ? ['', ...alerts] : [])].join(
+        '\n',
+      );
     });
     return EXIT.ok;
   }

@@ -44,6 +44,8 @@ Verbs:
             [--idle-cpu-min 10m] [--idle-cpu-max 4h|never] [--idle-gpu-min 5m] [--idle-gpu-max 1h|never]
                                               the bounds researchers choose their own idle timeout within
                                               (ngsci idle); max never: no upper bound; none: unset
+            [--forbid a,b|none]               sizes refused whatever any quota allows: ids or
+                                              package wildcards (any.h100x8, xl.any)
   quota delete ID
   instances [--all]                           every user's instances
   stop USER[/SERVER]                          stops a user's server (default: default)
@@ -158,6 +160,7 @@ const quotaRows = (qs: Quota[]) =>
       'hard stop',
       'max running',
       'sizes',
+      'forbidden',
       'GPU h',
       'idle cpu',
       'idle gpu',
@@ -172,6 +175,7 @@ const quotaRows = (qs: Quota[]) =>
       q.hardStop ? 'yes' : 'no',
       q.maxConcurrent,
       q.allowedSizes?.join(',') ?? null,
+      q.forbiddenSizes?.join(',') || null,
       q.gpuHoursPerMonth,
       q.idleTimeoutCpuSeconds === null ? null : duration(q.idleTimeoutCpuSeconds),
       q.idleTimeoutGpuSeconds === null ? null : duration(q.idleTimeoutGpuSeconds),
@@ -187,6 +191,7 @@ const QUOTA_VALUE_FLAGS = [
   'budget',
   'max-concurrent',
   'sizes',
+  'forbid',
   'gpu-hours',
   'idle-cpu',
   'idle-gpu',
@@ -228,6 +233,7 @@ async function quota(ctx: Ctx, args: string[]): Promise<number> {
       'no-hard-stop': { type: 'boolean' },
       'max-concurrent': { type: 'string' },
       sizes: { type: 'string' },
+      forbid: { type: 'string' },
       'gpu-hours': { type: 'string' },
       'idle-cpu': { type: 'string' },
       'idle-gpu': { type: 'string' },
@@ -271,6 +277,12 @@ async function quota(ctx: Ctx, args: string[]): Promise<number> {
         : str(v.sizes)!
             .split(',')
             .map((s) => parseSize(s.trim()));
+  if (v.forbid !== undefined)
+    body.forbiddenSizes = none(v.forbid)
+      ? null
+      : str(v.forbid)!
+          .split(',')
+          .map((s) => parseSize(s.trim()));
   if (v['gpu-hours'] !== undefined)
     body.gpuHoursPerMonth = none(v['gpu-hours'])
       ? null

@@ -48,6 +48,22 @@ describe('ngsci preemption', () => {
     }
   });
 
+  test('--keep-state / --no-keep-state: PUT the flag alone or with a choice', async () => {
+    for (const [argv, body] of [
+      [['preemption', '--keep-state'], { keepState: true }],
+      [['preemption', 'spot', '--no-keep-state'], { onPreemption: 'spot', keepState: false }],
+    ] as const) {
+      const t = fakeService(
+        () => Response.json({ ...answer('spot'), keepState: body.keepState }),
+        't',
+      );
+      assert.equal(await run([...argv], t.io), 0, t.err());
+      assert.equal(t.calls[0]!.method, 'PUT');
+      assert.deepEqual(t.calls[0]!.body, body, argv.join(' '));
+      assert.match(t.out(), body.keepState ? /variables:\s+kept at a spot notice/ : /not kept/);
+    }
+  });
+
   test('--json prints the answer as it came', async () => {
     const t = io('stop');
     assert.equal(await run(['preemption', '--json'], t.io), 0, t.err());
@@ -59,6 +75,7 @@ describe('ngsci preemption', () => {
       [['preemption', 'later'], /on-demand, spot or stop, not 'later'/],
       [['preemption', 'spot', '--clear'], /not both/],
       [['preemption', 'spot', 'stop'], /.+/],
+      [['preemption', '--keep-state', '--no-keep-state'], /not both/],
     ] as const) {
       const t = io();
       assert.equal(await run([...argv], t.io), 2, argv.join(' '));

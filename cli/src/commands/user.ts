@@ -394,6 +394,26 @@ export async function catalog(ctx: Ctx, args: string[]): Promise<number> {
   const c = await ctx.api().get<Catalog>('/catalog');
   const cloud = str(p.values.cloud) ?? c.defaultCloud;
   if (p.values.pairs) {
+    // a pair your quotas forbid is unavailable everywhere, with whose row forbids it (as the
+    // spawn form and the sidebar show it); an admin's token may have no budget of its own
+    const forbids = c.pairs?.length
+      ? ((await ctx
+          .api()
+          .get<Budget>('/budget')
+          .then((b) => b.limits?.forbiddenSizes)
+          .catch(() => undefined)) ?? [])
+      : [];
+    const forbidding = (id: string) => {
+      const [cpu, gpu] = id.split('.');
+      return forbids.find((f) => [id, `any.${gpu}`, `${cpu}.any`].includes(f.entry));
+    };
+    if (forbids.length)
+      c.pairs = c.pairs?.map((s) => {
+        const f = forbidding(s.id);
+        return f
+          ? { ...s, offers: s.offers.map((o) => ({ ...o, available: false, note: f.reason })) }
+          : s;
+      });
     print(ctx, { asOf: c.asOf, cloud, packages: c.packages ?? null, pairs: c.pairs ?? [] }, () =>
       c.pairs?.length
         ? `prices as of ${c.asOf} (${cloud}); launch one with: ngsci launch --cpu M --gpu t4\n\n` +
@@ -689,6 +709,8 @@ interface PreemptionDefault {
   adminDefault: OnPreemption;
   effective: OnPreemption;
   source: 'user' | 'admin';
+  /** at a spot notice each notebook's kernel variables are saved (by the agent, or an open page) */
+  keepState?: boolean;
   updatedAt: string | null;
 }
 
@@ -703,13 +725,20 @@ export async function preemption(ctx: Ctx, args: string[]): Promise<number> {
   const p = parse(
     'preemption',
     args,
-    { clear: { type: 'boolean', default: false } },
+    {
+      clear: { type: 'boolean', default: false },
+      'keep-state': { type: 'boolean', default: false },
+      'no-keep-state': { type: 'boolean', default: false },
+    },
     { min: 0, max: 1, names: 'CHOICE' },
   );
   if (p.values.help) return help(ctx, HELP.preemption);
   const raw = p.positionals[0];
   if (raw !== undefined && p.values.clear)
     throw new UsageError('preemption: give a CHOICE or --clear, not both');
+  if (p.values['keep-state'] && p.values['no-keep-state'])
+    throw new UsageError('preemption: give --keep-state or --no-keep-state, not both');
+  const keepState = p.values['keep-state'] ? true : p.values['no-keep-state'] ? false : undefined;
   let value: OnPreemption | null | undefined;
   if (p.values.clear) value = null;
   else if (raw !== undefined) {
@@ -720,16 +749,20 @@ export async function preemption(ctx: Ctx, args: string[]): Promise<number> {
   }
   const api = ctx.api();
   const d =
-    value === undefined
+    value === undefined && keepState === undefined
       ? await api.get<PreemptionDefault>('/me/preemption')
-      : await api.put<PreemptionDefault>('/me/preemption', { onPreemption: value });
+      : await api.put<PreemptionDefault>('/me/preemption', {
+          ...(value !== undefined ? { onPreemption: value } : {}),
+          ...(keepState !== undefined ? { keepState } : {}),
+        });
   print(ctx, d, () =>
     [
-      `spot preemption default of ${d.user}${value === undefined ? '' : value === null ? ' cleared' : ' set'}`,
+      `spot preemption default of ${d.user}${value === undefined ? (keepState === undefined ? '' : ' set') : value === null ? ' cleared' : ' set'}`,
       '',
       `applies:       ${d.effective}: ${PREEMPTION_TEXT[d.effective]} (${d.source === 'user' ? 'your default' : "the admin's default"})`,
       `your default:  ${d.chosen ?? 'none'}`,
       `admin default: ${d.adminDefault}`,
+      `variables:     ${d.keepState ? "kept at a spot notice (each open notebook's kernel variables are saved, and restored after the relaunch)" : 'not kept at a spot notice (documents are saved)'}`,
       '',
       'A launch with --on-preemption overrides both.',
     ].join('\n'),
@@ -761,6 +794,6 @@ export const HELP = {
   notifications: `Usage: ngsci notifications [--after ID] [--unread] [--ack]\n\nLists your notices; --ack marks the listed ones as read.${COMMON}`,
   preferences: `Usage: ngsci preferences [--email ADDR|none] [--webhook URL|none] [--channels KIND=CH[,CH]]...\n\nShows or changes where notices go. KIND: budget, idle_stop, failure, spot, message;\nCH: jupyterlab, email, webhook. Example: --channels budget=jupyterlab,email${COMMON}`,
   idle: `Usage: ngsci idle [TIMEOUT] [--cpu|--gpu]\n\nShows your idle timeout (how long a server may sit idle before it is stopped), per size class, and the\nbounds your admin allows; with TIMEOUT (45m, 1h30m, never, default) sets it, for both classes or the\none named. A value outside the bounds is refused with the bounds.${COMMON}`,
-  preemption: `Usage: ngsci preemption [on-demand|spot|stop] [--clear]\n\nShows your default for what happens when the cloud takes a spot machine back (start it again on\ndemand, on spot, or leave it stopped), the admin's default and which applies; with a CHOICE sets yours,\nwith --clear removes it (the admin's applies again). A launch's --on-preemption overrides both.${COMMON}`,
+  preemption: `Usage: ngsci preemption [on-demand|spot|stop] [--clear] [--keep-state|--no-keep-state]\n\nShows your default for what happens when the cloud takes a spot machine back (start it again on\ndemand, on spot, or leave it stopped), the admin's default and which applies; with a CHOICE sets yours,\nwith --clear removes it (the admin's applies again). A launch's --on-preemption overrides both.\n--keep-state: at a spot notice the open JupyterLab page also saves each notebook's kernel variables,\nrestored after the relaunch (--no-keep-state: documents only).${COMMON}`,
   estimate: `Usage: ngsci estimate SCENARIO.json   (- reads stdin)\n\nWhat a scenario (always-on machines, instance hours, storage, fixed costs) costs per month and in total.${COMMON}`,
 };

@@ -10,6 +10,7 @@ import { migrate as migratePg } from 'drizzle-orm/postgres-js/migrator';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import type Postgres from 'postgres';
 import * as schema from './schema.js';
 
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
@@ -30,6 +31,17 @@ export interface Database {
     onNotify: (payload: string) => void,
     onListen?: () => void,
   ): Promise<() => Promise<void>>;
+  /**
+   * LISTENs on `channel` on a connection of its own that says when it is lost: `onDrop` runs as
+   * soon as the connection closes (notifications may be missed from then on), `onListen` each
+   * time the LISTEN is in place again (it is retried until `stop`). For caches that must never
+   * answer from memory while a change could go unheard (routes/read-cache.ts). PGlite: in-process
+   * notifications, never lost.
+   */
+  watch(
+    channel: string,
+    handlers: { onNotify: (payload: string) => void; onListen: () => void; onDrop: () => void },
+  ): Promise<() => Promise<void>>;
 }
 
 export const MIGRATIONS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../drizzle');
@@ -49,11 +61,70 @@ export async function openDatabase(opts: { url?: string; dataDir: string }): Pro
         const { unlisten } = await client.listen(channel, onNotify, onListen);
         return unlisten;
       },
+      watch: (channel, handlers) => watchPostgres(postgres, opts.url!, channel, handlers),
     };
   }
   const path = join(opts.dataDir, 'pglite');
   mkdirSync(path, { recursive: true });
   return openPglite(path);
+}
+
+/**
+ * Database.watch on Postgres: one connection of its own (postgres.js's shared LISTEN connection
+ * reconnects silently, so a cache could not tell that notifications were missed). Its `onclose`
+ * is the drop; the LISTEN is then sent again, every 0.25–5 s until it is in place.
+ */
+async function watchPostgres(
+  postgres: typeof Postgres,
+  url: string,
+  channel: string,
+  h: { onNotify: (payload: string) => void; onListen: () => void; onDrop: () => void },
+): Promise<() => Promise<void>> {
+  let stopped = false;
+  let timer: NodeJS.Timeout | null = null;
+  let delay = 250;
+  const conn = postgres(url, {
+    max: 1,
+    idle_timeout: 0,
+    max_lifetime: null,
+    fetch_types: false,
+    onnotice: () => {},
+    onnotify: (c: string, payload: string) => {
+      if (c === channel) h.onNotify(payload);
+    },
+    onclose: () => {
+      h.onDrop();
+      if (!stopped) again();
+    },
+  } as Parameters<typeof postgres>[1]);
+  const listen = async () => {
+    await conn.unsafe(`listen "${channel.replace(/"/g, '""')}"`);
+    delay = 250;
+    h.onListen();
+  };
+  const again = () => {
+    if (stopped || timer) return;
+    timer = setTimeout(() => {
+      timer = null;
+      listen().catch(() => {
+        delay = Math.min(delay * 2, 5000);
+        again();
+      });
+    }, delay);
+    timer.unref();
+  };
+  try {
+    await listen();
+  } catch (err) {
+    stopped = true;
+    await conn.end({ timeout: 1 }).catch(() => undefined);
+    throw err;
+  }
+  return async () => {
+    stopped = true;
+    if (timer) clearTimeout(timer);
+    await conn.end({ timeout: 5 });
+  };
 }
 
 /** The part of a postgres.js client (a pool, or one transaction's connection) drizzle calls. */
@@ -135,6 +206,11 @@ async function openPglite(path?: string): Promise<Database> {
       const unlisten = await client.listen(channel, onNotify);
       // one process, one database: the LISTEN cannot be lost and come back
       onListen?.();
+      return () => unlisten();
+    },
+    watch: async (channel, h) => {
+      const unlisten = await client.listen(channel, h.onNotify);
+      h.onListen();
       return () => unlisten();
     },
   };

@@ -107,6 +107,14 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/**
+ * New columns that an old row gets a value for rather than null: a row written before credits
+ * could lower charges had no credit applied (0018).
+ */
+const NEW_COLUMN_DEFAULTS: Record<string, Record<string, unknown>> = {
+  usage_intervals: { credit_micros: 0 },
+};
+
 test("the previous release's schema with data upgrades on start, data intact and totals filled", async () => {
   const old = postgres(url, { max: 1, onnotice: () => {} });
   try {
@@ -165,7 +173,13 @@ test("the previous release's schema with data upgrades on start, data intact and
       const kept = Object.fromEntries(Object.keys(row).map((k) => [k, now[i]![k]]));
       assert.deepEqual(kept, row, `${table} row ${i}: the values it had`);
       for (const k of Object.keys(now[i]!).filter((k) => !(k in row))) {
-        assert.equal(now[i]![k], null, `${table}.${k}: a new column, empty on an old row`);
+        const expected =
+          k in (NEW_COLUMN_DEFAULTS[table] ?? {}) ? NEW_COLUMN_DEFAULTS[table]![k] : null;
+        assert.equal(
+          now[i]![k],
+          expected,
+          `${table}.${k}: a new column, ${String(expected)} on an old row`,
+        );
       }
     });
   }

@@ -31,7 +31,7 @@ import { InstanceStore, type InstanceRow, type ResizeTarget } from './store.js';
 import { asksForTarget, type Resizes } from './resize.js';
 import { onPreemptionFor } from './preemption.js';
 import { PreemptionChoiceStore } from './preemption-choice.js';
-import { Credits } from '../metering/credits.js';
+import { Credits, placementToAct } from '../metering/credits.js';
 
 export interface LifecycleDeps {
   db: Db;
@@ -95,6 +95,14 @@ export class Lifecycle {
     this.place = d.placement ?? ((req) => credits.placement(d.catalog(), req, new Date()));
   }
 
+  /**
+   * A placement worth acting on (credits.ts placementToAct): one among several clouds, or the
+   * only cloud offering the size when that is not the default; else the default cloud decides.
+   */
+  private choice<T extends { cloud: string; options: readonly unknown[] }>(p: T | null): T | null {
+    return placementToAct(this.d.catalog(), p);
+  }
+
   // ---- user requests, checked here and carried out through the hub
 
   async launch(
@@ -103,7 +111,7 @@ export class Lifecycle {
   ): Promise<InstanceRow & { placement?: string }> {
     const server = req.server ?? DEFAULT_SERVER;
     // no cloud named: the one where the size costs the organisation least after credits
-    const placed = req.cloud ? null : choice(await this.place(req));
+    const placed = req.cloud ? null : this.choice(await this.place(req));
     if (placed) req = { ...req, cloud: placed.cloud, region: placed.region };
     const { offer: launchOffer } = resolveOffer(this.d.catalog(), req);
     await this.d.localGate?.check(user, launchOffer.cloud);
@@ -451,10 +459,12 @@ export class Lifecycle {
   /** A spawn's machine, resolved and checked: a spawn from the hub's own form arrives only here. */
   private async checkedMachine(user: string, asked: BridgeStartRequest['options']) {
     // the spawn form without a cloud: placed by credits, then price; the reason goes in the event
+    // a pair (cpu, gpu) is placed as its size id, `m.t4`, like a named size
+    const askedSize = chosenSizeId(asked);
     const placed =
-      asked.cloud || !asked.size
+      asked.cloud || !askedSize
         ? null
-        : choice(await this.place({ size: asked.size, spot: asked.spot }));
+        : this.choice(await this.place({ size: askedSize, spot: asked.spot }));
     const options = placed ? { ...asked, cloud: placed.cloud, region: placed.region } : asked;
     const { offer, size, ratePerHourMicros } = resolveOffer(this.d.catalog(), options);
     const spot = options.spot ?? false;
@@ -510,11 +520,6 @@ function spawnOptions(req: {
     ...(req.spot && req.spotFallback ? { spotFallback: true } : {}),
     ...(req.spot && req.onPreemption ? { onPreemption: req.onPreemption } : {}),
   };
-}
-
-/** A placement worth acting on: one among several clouds (a hub on one cloud keeps its default). */
-function choice<T extends { options: readonly unknown[] }>(p: T | null): T | null {
-  return p && p.options.length > 1 ? p : null;
 }
 
 /** The name an instance's sealed environment is bound to: its instance_secrets row. */

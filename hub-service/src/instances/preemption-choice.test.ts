@@ -30,6 +30,7 @@ interface Answer {
   adminDefault: string;
   effective: string;
   source: string;
+  keepState: boolean;
   updatedAt: string | null;
 }
 
@@ -74,6 +75,7 @@ describe('GET and PUT /api/v1/me/preemption, and launches (harness)', () => {
       adminDefault: 'stop',
       effective: 'stop',
       source: 'admin',
+      keepState: false,
       updatedAt: null,
     });
 
@@ -82,6 +84,7 @@ describe('GET and PUT /api/v1/me/preemption, and launches (harness)', () => {
       {},
       { onPreemption: 'spot', extra: 1 },
       { onPreemption: 3 },
+      { keepState: 'yes' },
     ]) {
       const res = await put(s, token, bad);
       assert.equal(res.status, 400, JSON.stringify(bad));
@@ -108,6 +111,20 @@ describe('GET and PUT /api/v1/me/preemption, and launches (harness)', () => {
     assert.equal(cleared.chosen, null);
     assert.equal(cleared.effective, 'stop');
     assert.equal(cleared.source, 'admin');
+    assert.equal(cleared.keepState, false);
+
+    // keep-state on its own: the choice stays the admin's; a later choice keeps the flag
+    const keep = (await (await put(s, token, { keepState: true })).json()) as Answer;
+    assert.deepEqual(
+      [keep.chosen, keep.effective, keep.source, keep.keepState],
+      [null, 'stop', 'admin', true],
+    );
+    const both = (await (await put(s, token, { onPreemption: 'spot' })).json()) as Answer;
+    assert.deepEqual([both.chosen, both.keepState], ['spot', true]);
+    const noChoice = (await (await put(s, token, { onPreemption: null })).json()) as Answer;
+    assert.deepEqual([noChoice.chosen, noChoice.keepState], [null, true]);
+    const off = (await (await put(s, token, { keepState: false })).json()) as Answer;
+    assert.deepEqual([off.chosen, off.keepState, off.updatedAt], [null, false, null]);
 
     // without a token: 401
     const anon = await s.request('/api/v1/me/preemption', {

@@ -9,8 +9,18 @@ import type { Db } from '../db/client.js';
 import { preemptionChoices } from '../db/schema.js';
 
 export interface PreemptionChoice {
-  choice: OnPreemption;
+  /** null: no default of their own (the admin's applies) */
+  choice: OnPreemption | null;
+  /** at a spot notice each notebook's kernel variables are saved (by the agent, or an open page) (keep-state) */
+  keepState: boolean;
   updatedAt: Date;
+}
+
+/** What a PUT changes: an absent field is left as it is. */
+export interface PreemptionChoiceChange {
+  /** null clears the user's own default */
+  choice?: OnPreemption | null;
+  keepState?: boolean;
 }
 
 /** Where the default that applies to a user comes from. */
@@ -37,24 +47,37 @@ export class PreemptionChoiceStore {
     if (!row) return null;
     // a value written by an older version or by hand that is no longer a choice counts as none
     const parsed = OnPreemption.safeParse(row.choice);
-    return parsed.success ? { choice: parsed.data, updatedAt: row.updatedAt } : null;
+    return {
+      choice: parsed.success ? parsed.data : null,
+      keepState: row.keepState,
+      updatedAt: row.updatedAt,
+    };
   }
 
-  /** Sets the user's choice; null clears it (the admin's default applies again). */
+  /**
+   * Changes the user's choice and keep-state flag (an absent field stays); with neither left
+   * (no choice, keep-state off) the row goes and the admin's default applies again.
+   */
   async set(
     user: string,
-    choice: OnPreemption | null,
+    change: PreemptionChoiceChange,
     at = new Date(),
   ): Promise<PreemptionChoice | null> {
-    if (choice === null) {
+    const before = await this.get(user);
+    const choice = change.choice !== undefined ? change.choice : (before?.choice ?? null);
+    const keepState = change.keepState ?? before?.keepState ?? false;
+    if (choice === null && !keepState) {
       await this.db.delete(preemptionChoices).where(eq(preemptionChoices.userName, user));
       return null;
     }
     const [row] = await this.db
       .insert(preemptionChoices)
-      .values({ userName: user, choice, updatedAt: at })
-      .onConflictDoUpdate({ target: preemptionChoices.userName, set: { choice, updatedAt: at } })
+      .values({ userName: user, choice, keepState, updatedAt: at })
+      .onConflictDoUpdate({
+        target: preemptionChoices.userName,
+        set: { choice, keepState, updatedAt: at },
+      })
       .returning();
-    return { choice, updatedAt: row!.updatedAt };
+    return { choice, keepState, updatedAt: row!.updatedAt };
   }
 }

@@ -9,6 +9,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import { harness, type Harness } from '../testing/harness.js';
+import { DRAIN_MAX_BYTES } from './body.js';
 
 let h: Harness;
 let server: ServerType;
@@ -95,9 +96,38 @@ describe('keep-alive connections survive an early refusal', () => {
     assert.ok(next.reused);
   });
 
-  test('a body over the limit is refused with Connection: close, so nobody reuses the connection', async () => {
+  test('a body a little over the limit is read, dropped and refused; the connection goes on', async () => {
+    // refused unread, the proxy still writing it when the connection closed answered 503
     agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    const refused = await send('POST', 'api/v1/notify', 'x'.repeat(70 * 1024));
+    const refused = await send('POST', 'api/v1/notify', 'x'.repeat(600 * 1024));
+    assert.equal(refused.status, 413);
+    assert.notEqual(refused.connection, 'close');
+    const next = await send('GET', 'health');
+    assert.equal(next.status, 200);
+    assert.ok(next.reused, 'the same connection');
+  });
+
+  test('a body far over the limit is refused with Connection: close, so nobody reuses the connection', async () => {
+    agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    // declares more than is ever read; sends a first part and waits for the answer
+    const refused = await new Promise<Answer>((resolve) => {
+      const req = http.request(
+        {
+          host: '127.0.0.1',
+          port,
+          method: 'POST',
+          path: `${h.config.JUPYTERHUB_SERVICE_PREFIX}api/v1/notify`,
+          agent,
+          headers: { 'content-type': 'application/json', 'content-length': DRAIN_MAX_BYTES + 1 },
+        },
+        (res) => {
+          res.resume();
+          resolve({ status: res.statusCode!, reused: false, connection: res.headers.connection });
+        },
+      );
+      req.on('error', () => {}); // the rest of the body cannot be written once it is refused
+      req.write('x'.repeat(64 * 1024));
+    });
     assert.equal(refused.status, 413);
     assert.equal(refused.connection, 'close');
     const next = await send('GET', 'health');

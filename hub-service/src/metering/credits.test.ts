@@ -4,6 +4,7 @@
  * meter cycle never applies credit twice, the statement per cloud and month, the alerts, the
  * placement choice, and the admin API over the app.
  */
+import { grantRow } from '../testing/grant-row.js';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildCatalog } from '../catalog.js';
@@ -20,25 +21,10 @@ import {
   creditAlerts,
   Credits,
   drawDown,
-  type GrantRow,
+  placementToAct,
 } from './credits.js';
 
-const grant = (
-  id: number,
-  cloud: 'aws' | 'gcp' | 'azure',
-  amountMicros: number,
-  startsOn: string,
-  expiresOn: string,
-): GrantRow => ({
-  id,
-  cloud,
-  amountMicros,
-  startsOn,
-  expiresOn,
-  note: null,
-  createdBy: 'admin',
-  createdAt: new Date('2026-01-01T00:00:00Z'),
-});
+const grant = grantRow;
 
 describe('drawDown (pure)', () => {
   test('usage takes the grant that expires first, then the next, to the µ$', () => {
@@ -157,6 +143,35 @@ describe('choosePlacement (pure)', () => {
     assert.equal(only?.cloud, 'aws');
     assert.equal(only?.reason, 'on AWS: the only cloud this hub offers gpu-t4 on');
     assert.equal(choosePlacement(awsOnly, { size: 'gpu-a100' }, new Map()), null);
+  });
+
+  test('a size or pair only one cloud offers goes there unless that is the default; pairs are placed by credits', () => {
+    // gpu-v100: GCP only; gpu-a10g: AWS (the default) only; xl.a100: Azure only
+    const v100 = placementToAct(catalog, choosePlacement(catalog, { size: 'gpu-v100' }, new Map()));
+    assert.equal(v100?.cloud, 'gcp');
+    assert.equal(v100?.reason, 'on GCP: the only cloud this hub offers gpu-v100 on');
+    const a10g = choosePlacement(catalog, { size: 'gpu-a10g' }, new Map());
+    assert.equal(a10g?.cloud, 'aws');
+    assert.equal(placementToAct(catalog, a10g), null);
+    assert.equal(
+      placementToAct(catalog, choosePlacement(catalog, { size: 'xl.a100' }, new Map()))?.cloud,
+      'azure',
+    );
+    // a pair weighs its clouds like a named size: the cheapest list price, then credits
+    const pair = choosePlacement(catalog, { size: 'm.t4' }, new Map());
+    assert.ok(pair && pair.options.length > 1, 'm.t4 is offered on several clouds');
+    const cheapest = [...pair.options].sort(
+      (a, b) => a.ratePerHourMicros - b.ratePerHourMicros,
+    )[0]!;
+    assert.equal(pair.cloud, cheapest.cloud);
+    const other = pair.options.find((o) => o.cloud !== pair.cloud)!;
+    const credited = choosePlacement(
+      catalog,
+      { size: 'm.t4' },
+      new Map([[other.cloud, [{ remainingMicros: 50_000_000_000, expiresOn: '2027-03-31' }]]]),
+    );
+    assert.equal(credited?.cloud, other.cloud);
+    assert.match(credited!.reason, /covered by research credits until 2027-03-31$/);
   });
 });
 
@@ -564,6 +579,55 @@ describe('placement of a launch that names no cloud (the app, a hub on AWS and G
         region: 'us-central1',
         reason: 'on GCP: covered by research credits until 2099-03-31',
       });
+    } finally {
+      await credits.remove(g.id);
+    }
+  });
+
+  test('a size or a pair only GCP offers goes to GCP; a pair is placed by credits like a named size', async () => {
+    // gpu-v100 is offered on GCP only, and the hub's default cloud is AWS
+    const only = await launch({ server: 'seven', size: 'gpu-v100' });
+    assert.equal(only.cloud, 'gcp');
+    assert.equal(only.placement, 'on GCP: the only cloud this hub offers gpu-v100 on');
+    await stop('seven');
+    // the spawn form with a pair only GCP offers (m.v100), and no cloud
+    const res = await h.bridge('/start', {
+      method: 'POST',
+      body: JSON.stringify({
+        user: 'placed',
+        server: 'eight',
+        options: { cpu: 'm', gpu: 'v100' },
+        env: {},
+        baseUrl: '/user/placed/eight/',
+      }),
+    });
+    assert.equal(res.status, 202, await res.clone().text());
+    const row = (await h.services.store.latest('placed', 'eight'))!;
+    assert.deepEqual([row.sizeId, row.cloud], ['m.v100', 'gcp']);
+    await stop('eight');
+    // the form's catalog says where those go, so it no longer asks the user to pick the cloud
+    const cat = (await (await h.bridge('/catalog?user=placed')).json()) as {
+      placements: Record<string, { cloud: string; reason: string }>;
+    };
+    assert.equal(cat.placements['gpu-v100']?.cloud, 'gcp');
+    assert.equal(cat.placements['m.v100']?.cloud, 'gcp');
+    assert.equal(cat.placements['gpu-a10g'], undefined); // AWS only: the default cloud anyway
+
+    // a pair on several clouds: with GCP credits covering the run, GCP
+    const today = new Date().toISOString().slice(0, 10);
+    const credits = new Credits(database.db);
+    const g = await credits.add({
+      cloud: 'gcp',
+      amountMicros: 50_000_000_000,
+      startsOn: today,
+      expiresOn: '2099-03-31',
+      createdBy: 'root',
+    });
+    try {
+      const pair = await launch({ server: 'nine', cpu: 'm', gpu: 't4' });
+      assert.equal(pair.cloud, 'gcp');
+      assert.equal(pair.placement, 'on GCP: covered by research credits until 2099-03-31');
+      await stop('nine');
     } finally {
       await credits.remove(g.id);
     }

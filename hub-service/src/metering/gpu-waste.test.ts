@@ -383,8 +383,26 @@ describe('through the app: the meter cycle, GET /usage, a statement, the admin r
 
     const st = await h.request('/api/v1/billing/statements/2026-06', { token });
     assert.equal(st.status, 200);
-    const june = (await st.json()) as { gpuIdle: { idleSeconds: number } };
+    const june = (await st.json()) as {
+      gpuIdle: { idleSeconds: number; sampledSeconds: number; idleMicros: number };
+    };
     assert.equal(june.gpuIdle.idleSeconds, ADA.idle - ADA_MAY_IDLE);
+    // the CSV statement's total row carries the same figure (statements.ts)
+    const csv = await h.request('/api/v1/billing/statements/2026-06?format=csv', { token });
+    const [head, ...rows] = (await csv.text())
+      .trim()
+      .split('\r\n')
+      .map((r) => r.split(','));
+    const total = Object.fromEntries(head!.map((k, i) => [k, rows.at(-1)![i]]));
+    assert.deepEqual(
+      [total.kind, total.gpu_idle_seconds, total.gpu_sampled_seconds, total.gpu_idle_micros],
+      [
+        'total',
+        ...[june.gpuIdle.idleSeconds, june.gpuIdle.sampledSeconds, june.gpuIdle.idleMicros].map(
+          String,
+        ),
+      ],
+    );
 
     const admin = h.token({ name: 'boss', admin: true, scopes: [ACCESS, 'custom:ngsci:admin'] });
     const ranked = await h.request('/api/v1/admin/gpu-waste?month=2026-05', { token: admin });

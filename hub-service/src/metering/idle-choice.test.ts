@@ -17,29 +17,11 @@ import { Orphans } from '../reconcile/orphans.js';
 import { quotas } from '../db/schema.js';
 import { buildMeter } from './index.js';
 import { clampIdle, resolveIdleClass, withinIdleBounds } from './idle-choice.js';
-import { combine, type QuotaRow } from './quotas.js';
+import { combine } from './quotas.js';
+import { QUOTA_DEFAULTS, quotaRow } from '../testing/quota-row.js';
 
-const row = (over: Partial<QuotaRow>): QuotaRow => ({
-  id: 1,
-  subjectKind: 'default',
-  subjectName: '',
-  monthlyBudgetMicros: null,
-  hardStop: false,
-  maxConcurrent: null,
-  allowedSizes: null,
-  gpuHoursPerMonth: null,
-  idleTimeoutCpuSeconds: null,
-  idleTimeoutGpuSeconds: null,
-  idleTimeoutCpuMinSeconds: null,
-  idleTimeoutCpuMaxSeconds: null,
-  idleTimeoutGpuMinSeconds: null,
-  idleTimeoutGpuMaxSeconds: null,
-  maxAgeSeconds: null,
-  createdAt: new Date(0),
-  updatedAt: new Date(0),
-  ...over,
-});
-const DEFAULTS = { idleTimeoutCpuSeconds: 3600, idleTimeoutGpuSeconds: 1800, maxAgeSeconds: 0 };
+const row = quotaRow;
+const DEFAULTS = QUOTA_DEFAULTS;
 
 describe('the rule', () => {
   test('clamping: into [min, max]; "never" only without an upper bound', () => {

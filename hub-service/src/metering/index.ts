@@ -2,7 +2,7 @@
  * Wiring of metering, billing, budgets and culling: the parts services.ts builds before the
  * lifecycle (prices, ledger, quotas — the lifecycle's quota guard) and the meter loop after it.
  */
-import type { Catalog } from '@ngsci/contract';
+import { ACTIVE_STATES, type Catalog } from '@ngsci/contract';
 import type { Config } from '../config.js';
 import type { Database, Db } from '../db/client.js';
 import type { HubClient } from '../hub.js';
@@ -16,6 +16,8 @@ import { BudgetEnforcer } from './budget-enforcer.js';
 import { Culler, type KernelActivity } from './culler.js';
 import { IdleStateStore } from './idle-state.js';
 import { GpuWaste } from './gpu-waste.js';
+import { CreditCover } from './credit-cover.js';
+import { InstanceSnapshot } from './instance-snapshot.js';
 import { Ledger } from './ledger.js';
 import { advisoryLock, Meter, type MeterDeps, type MeterSettings } from './meter.js';
 import { PlanTable } from './plans.js';
@@ -67,7 +69,8 @@ export function createMetering(opts: {
   baseCatalog: () => Catalog;
 }): Metering {
   const db = opts.database.db;
-  const ledger = new Ledger(db);
+  // credits that also lower researchers' charges are decided as rows are written (credit-cover.ts)
+  const ledger = new Ledger(db, new CreditCover(db));
   const prices = new PriceBook(db, opts.baseCatalog);
   const settings = meterSettings(opts.config);
   const catalog = () => prices.catalog();
@@ -113,6 +116,7 @@ export function buildMeter(
     hub: p.hub,
     logger: p.logger,
     store: p.store,
+    activeInstances: new InstanceSnapshot(p.db, ACTIVE_STATES),
     ledger: m.ledger,
     prices: m.prices,
     catalog: m.catalog,

@@ -1,8 +1,9 @@
 /**
- * The ledger's insert (ledger.ts insertBatch) sends a cycle's rows as one parameter: every value
+ * The ledger's insert (ledger.ts insertBatch) sends a cycle's rows as one array parameter per column: every value
  * must come back exactly as written — texts that need quoting (quotes, backslashes, commas,
- * braces, the word NULL), groups lists of any length, nulls, µ$ beyond 2^31, booleans and
- * millisecond timestamps — and a replayed row is reported as not written. Postgres and PGlite.
+ * braces, the word NULL, control characters, non-ASCII), groups lists of any length, nulls,
+ * µ$ beyond 2^31, booleans and millisecond timestamps — and a replayed row is reported as not
+ * written. Postgres and PGlite.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -40,6 +41,7 @@ function row(n: number, over: Partial<IntervalRow>): IntervalRow {
     idleSeconds: 5,
     final: false,
     amountMicros: 400,
+    creditMicros: 0,
     ...over,
   };
 }
@@ -48,6 +50,7 @@ const ROWS: IntervalRow[] = [
   row(0, { groups: ['lab', 'physics'], instanceId: UUID, serverName: 'default' }),
   row(1, {
     userName: 'o"brien\\x',
+    creditMicros: 123,
     groups: ['a"b', 'c\\d', 'e,f', '{g}', 'NULL', '', ' sp ace '],
     serverName: 'my, "server"',
     spot: true,
@@ -62,6 +65,12 @@ const ROWS: IntervalRow[] = [
     ratePeriodSeconds: 2_628_000,
     billedTo: 3_000_000_000,
     amountMicros: 9_007_199_254_740,
+  }),
+  // control characters: JSON would escape them (\n), which an array literal does not read
+  row(4, {
+    userName: 'line\nbreak\ttab',
+    groups: ['new\nline', 'back\\slash', 'é ü 日本'],
+    serverName: 'cr\rlf\\n',
   }),
 ];
 

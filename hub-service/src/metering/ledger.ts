@@ -23,6 +23,15 @@ import {
 
 export type IntervalRow = typeof usageIntervals.$inferInsert;
 
+/** Writes a cycle's rows through `append` (on the database or a transaction it opens). */
+export interface LedgerCover {
+  write(
+    rows: IntervalRow[],
+    append: (db: Db, rows: IntervalRow[]) => Promise<string[]>,
+  ): Promise<string[]>;
+  forget(): void;
+}
+
 /** One stream to accrue: what it costs and from when; `closeAt` ends it for good. */
 export interface Stream {
   key: string;
@@ -137,14 +146,18 @@ export function rowsFor(
 const COLUMNS =
   'meter_key, kind, user_name, groups, instance_id, server_name, size_id, size_class, cloud, region, spot, plan_id, ' +
   'multiplier_ppm, rate_micros, rate_period_seconds, started_at, ended_at, billed_from, billed_to, active_seconds, ' +
-  'idle_seconds, final, amount_micros';
+  'idle_seconds, final, amount_micros, credit_micros';
 
 export class Ledger {
   lastTimings = { ends: 0, insert: 0 };
   /** each stream's newest row as this writer knows it; null: the stream has no row yet */
   private readonly known = new Map<string, StreamEnd | null>();
 
-  constructor(private readonly db: Db) {}
+  /** `cover`: credit grants that also lower researchers' charges (credit-cover.ts), when chosen */
+  constructor(
+    private readonly db: Db,
+    private readonly cover?: LedgerCover,
+  ) {}
 
   private async all<T>(query: SQL): Promise<T[]> {
     return resultRows<T>(await this.db.execute(query));
@@ -236,10 +249,11 @@ export class Ledger {
   /** Drops the remembered stream ends (leadership changed: another replica may have written). */
   forget(): void {
     this.known.clear();
+    this.cover?.forget();
   }
 
   /**
-   * Inserts a cycle's rows in one statement (one JSON parameter, json_populate_recordset): binding
+   * Inserts a cycle's rows in one statement (one array parameter per column, unnested): binding
    * 24 parameters per row would cost more than the insert. The per-day totals (usage_user_days,
    * usage_group_days) are upserted by the table's statement trigger inside that same statement,
    * from exactly the rows it inserted, so a row dropped as a replay adds nothing and a statement
@@ -248,10 +262,16 @@ export class Ledger {
    */
   async append(rows: IntervalRow[]): Promise<string[]> {
     if (!rows.length) return [];
+    // the rows' credit coverage is decided in the transaction that inserts them (credit-cover.ts)
+    if (this.cover) return this.cover.write(rows, (db, r) => this.appendOn(db, r));
+    return this.appendOn(this.db, rows);
+  }
+
+  private async appendOn(db: Db, rows: IntervalRow[]): Promise<string[]> {
     const batches: IntervalRow[][] = [];
     for (let i = 0; i < rows.length; i += BATCH) batches.push(rows.slice(i, i + BATCH));
-    if (batches.length === 1) return this.insertBatch(this.db, batches[0]!);
-    return this.db.transaction(async (tx) => {
+    if (batches.length === 1) return this.insertBatch(db, batches[0]!);
+    return db.transaction(async (tx) => {
       const written: string[] = [];
       for (const b of batches) written.push(...(await this.insertBatch(tx as unknown as Db, b)));
       return written;
@@ -259,35 +279,38 @@ export class Ledger {
   }
 
   private async insertBatch(db: Db, rows: IntervalRow[]): Promise<string[]> {
-    const batch = rows.map((r) => ({
-      meter_key: r.meterKey,
-      kind: r.kind,
-      user_name: r.userName,
-      groups: r.groups ?? [],
-      instance_id: r.instanceId ?? null,
-      server_name: r.serverName ?? null,
-      size_id: r.sizeId,
-      size_class: r.sizeClass,
-      cloud: r.cloud,
-      region: r.region,
-      spot: r.spot ?? false,
-      plan_id: r.planId,
-      multiplier_ppm: r.multiplierPpm,
-      rate_micros: r.rateMicros,
-      rate_period_seconds: r.ratePeriodSeconds,
-      started_at: (r.startedAt as Date).toISOString(),
-      ended_at: (r.endedAt as Date).toISOString(),
-      billed_from: r.billedFrom,
-      billed_to: r.billedTo,
-      active_seconds: r.activeSeconds ?? 0,
-      idle_seconds: r.idleSeconds ?? 0,
-      final: r.final ?? false,
-      amount_micros: r.amountMicros,
-    }));
+    // one array literal per column, unnested into rows (Postgres reads them faster than one JSON
+    // parameter through json_populate_recordset, which builds a hash table per object)
+    const col = <T>(f: (r: IntervalRow) => T) => rows.map(f);
     const inserted = resultRows<{ meter_key: string; started_at: string | Date }>(
       await db.execute(sql`
         insert into usage_intervals (${sql.raw(COLUMNS)})
-        select ${sql.raw(COLUMNS)} from json_populate_recordset(null::usage_intervals, ${JSON.stringify(batch)}::json)
+        select meter_key, kind, user_name, groups::text[], instance_id, server_name, size_id,
+          size_class, cloud, region, spot, plan_id, multiplier_ppm, rate_micros,
+          rate_period_seconds, started_at, ended_at, billed_from, billed_to, active_seconds,
+          idle_seconds, final, amount_micros, credit_micros
+        from unnest(
+          ${textArray(col((r) => r.meterKey))}::text[], ${textArray(col((r) => r.kind))}::text[],
+          ${textArray(col((r) => r.userName))}::text[],
+          ${textArray(col((r) => textArray(r.groups ?? [])))}::text[],
+          ${textArray(col((r) => r.instanceId ?? null))}::uuid[],
+          ${textArray(col((r) => r.serverName ?? null))}::text[],
+          ${textArray(col((r) => r.sizeId))}::text[], ${textArray(col((r) => r.sizeClass))}::text[],
+          ${textArray(col((r) => r.cloud))}::text[], ${textArray(col((r) => r.region))}::text[],
+          ${boolArray(col((r) => r.spot ?? false))}::boolean[],
+          ${textArray(col((r) => r.planId))}::text[],
+          ${intArray(col((r) => r.multiplierPpm))}::int4[],
+          ${intArray(col((r) => r.rateMicros))}::int8[],
+          ${intArray(col((r) => r.ratePeriodSeconds))}::int4[],
+          ${textArray(col((r) => (r.startedAt as Date).toISOString()))}::timestamptz[],
+          ${textArray(col((r) => (r.endedAt as Date).toISOString()))}::timestamptz[],
+          ${intArray(col((r) => r.billedFrom))}::int8[], ${intArray(col((r) => r.billedTo))}::int8[],
+          ${intArray(col((r) => r.activeSeconds ?? 0))}::int4[],
+          ${intArray(col((r) => r.idleSeconds ?? 0))}::int4[],
+          ${boolArray(col((r) => r.final ?? false))}::boolean[],
+          ${intArray(col((r) => r.amountMicros))}::int8[],
+          ${intArray(col((r) => r.creditMicros ?? 0))}::int8[]
+        ) as x(${sql.raw(COLUMNS)})
         on conflict (meter_key, started_at) do nothing
         returning meter_key, started_at`),
     );
@@ -648,6 +671,33 @@ export interface SeriesRow {
   idleSeconds: number;
   amountMicros: number;
 }
+
+/**
+ * A Postgres array literal of texts (null: NULL). JSON's string escapes for `"` and `\\` are the
+ * array literal's, and an unquoted null is NULL, so JSON.stringify (native, the fast path) writes
+ * it; any other escape (control characters, lone surrogates) takes the element-by-element path.
+ */
+export function textArray(values: ReadonlyArray<string | null>): string {
+  const json = JSON.stringify(values);
+  if (!/\\[^"\\]/.test(json)) return `{${json.slice(1, -1)}}`;
+  let out = '{';
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (i) out += ',';
+    out += v === null || v === undefined ? 'NULL' : `"${v.replace(/["\\]/g, '\\$&')}"`;
+  }
+  return `${out}}`;
+}
+
+/** An array literal of integers; anything but a safe integer is refused before it is sent. */
+function intArray(values: readonly number[]): string {
+  for (const v of values)
+    if (!Number.isSafeInteger(v)) throw new Error(`ledger: ${String(v)} is not an integer`);
+  return `{${values.join(',')}}`;
+}
+
+const boolArray = (values: readonly boolean[]) =>
+  `{${values.map((v) => (v ? 't' : 'f')).join(',')}}`;
 
 /** Rows per insert statement; more go in batches of one transaction. */
 const BATCH = 20_000;

@@ -20,7 +20,9 @@ import {
 } from '@ngsci/contract';
 import type { Db } from '../db/client.js';
 import { instances } from '../db/schema.js';
-import type { Ledger } from './ledger.js';
+import type { InstanceRow } from '../instances/store.js';
+import type { ReadCache } from '../routes/read-cache.js';
+import type { Ledger, StreamEnd } from './ledger.js';
 import type { MeterSettings } from './meter.js';
 import { PlanTable } from './plans.js';
 import type { PlanCache } from './plan-cache.js';
@@ -32,6 +34,8 @@ export interface LiveParts {
   settings: Pick<MeterSettings, 'homeGb' | 'homeGbMonthMicros' | 'defaultPlan'>;
   /** the plans in memory (plan-cache.ts); without it each read loads the plan tables */
   plans?: Pick<PlanCache, 'table'>;
+  /** the read routes' cache of settled figures (routes/read-cache.ts); without it, none */
+  cache?: Pick<ReadCache, 'get' | 'active'>;
 }
 
 /** Every plan and assignment: from the copy in memory when there is one, else from the tables. */
@@ -44,33 +48,70 @@ type GroupsOf = (user: string) => readonly string[];
 const UNCLOSED_LOOKBACK_MS = 2 * 86_400_000;
 
 /**
- * The open ledger streams of `users` (all users when null) at `now`: running instances (and
- * stopped ones the meter has not closed yet) and home volumes, each with its newest row's end.
+ * What the open streams of some users are computed from, read at one instant (`at`): their
+ * instances that became ready and are active or ended within the look-back of `at`, their home
+ * volumes' starts, and the newest ledger row of each of those streams. Settled data only: a copy
+ * stays exact for any later `now` until one of them is written (routes/read-cache.ts).
  */
-export async function openStreams(
+export interface StreamInputs {
+  at: number;
+  rows: InstanceRow[];
+  homes: Array<{ user: string; since: Date }>;
+  ends: Map<string, StreamEnd>;
+}
+
+/** Reads StreamInputs of `users` (all users when null) at `now`. */
+export async function streamInputs(
   p: LiveParts,
   users: readonly string[] | null,
-  groupsOf: GroupsOf,
   now: Date,
-): Promise<OpenStream[]> {
-  if (users && !users.length) return [];
-  const since = new Date(now.getTime() - UNCLOSED_LOOKBACK_MS).toISOString();
+): Promise<StreamInputs> {
+  const at = now.getTime();
+  if (users && !users.length) return { at, rows: [], homes: [], ends: new Map() };
+  const since = new Date(at - UNCLOSED_LOOKBACK_MS).toISOString();
   const userFilter = users
     ? sql` and ${instances.userName} in (select json_array_elements_text(${JSON.stringify(users)}::json))`
     : sql``;
+  // `readyAt <= now` is applied by streamsAt, so that the rows serve any later instant too
   const rows = await p.db
     .select()
     .from(instances)
     .where(
-      sql`${instances.readyAt} is not null and ${instances.readyAt} <= ${now.toISOString()} and (
+      sql`${instances.readyAt} is not null and (
         ${instances.state} in ('requested', 'provisioning', 'starting', 'running', 'stopping')
         or coalesce(${instances.stoppedAt}, ${instances.readyAt}) > ${since})${userFilter}`,
     );
-  const plans = await planTable(p);
-  const draft: Array<Omit<OpenStream, 'writtenUntil' | 'billedSeconds'>> = rows.map((r) => {
+  const { homeGb, homeGbMonthMicros } = p.settings;
+  const homes =
+    homeGb > 0 && homeGbMonthMicros > 0 ? await p.ledger.homeVolumes(users ?? undefined) : [];
+  const ends = await p.ledger.ends(streamKeys(rows, homes));
+  return { at, rows, homes, ends };
+}
+
+const streamKeys = (rows: readonly InstanceRow[], homes: StreamInputs['homes']): string[] => [
+  ...rows.map((r) => r.id),
+  ...homes.map((h) => `home:${h.user}`),
+];
+
+const ACTIVE = new Set(['requested', 'provisioning', 'starting', 'running', 'stopping']);
+
+/** The open streams at `now` (not before `inputs.at`) from StreamInputs. Pure. */
+export function streamsAt(
+  inputs: StreamInputs,
+  plans: PlanTable,
+  groupsOf: GroupsOf,
+  p: Pick<LiveParts, 'settings'>,
+  now: Date,
+): OpenStream[] {
+  const t = now.getTime();
+  const since = t - UNCLOSED_LOOKBACK_MS;
+  const draft: Array<Omit<OpenStream, 'writtenUntil' | 'billedSeconds'>> = [];
+  for (const r of inputs.rows) {
+    if (r.readyAt!.getTime() > t) continue;
+    if (!ACTIVE.has(r.state) && (r.stoppedAt ?? r.readyAt!).getTime() <= since) continue;
     const terminal = r.state === 'stopped' || r.state === 'failed';
     const plan = plans.planOf(r.userName, groupsOf(r.userName));
-    return {
+    draft.push({
       key: r.id,
       kind: 'compute',
       user: r.userName,
@@ -82,32 +123,29 @@ export async function openStreams(
       multiplierPpm: plan.multiplierPpm,
       closeAt: terminal ? (r.stoppedAt ?? now).toISOString() : null,
       minimumSeconds: MINIMUM_SECONDS,
-    };
-  });
-  const { homeGb, homeGbMonthMicros } = p.settings;
-  if (homeGb > 0 && homeGbMonthMicros > 0) {
-    for (const { user, since: first } of await p.ledger.homeVolumes(users ?? undefined)) {
-      if (first.getTime() > now.getTime()) continue;
-      const plan = plans.planOf(user, groupsOf(user));
-      draft.push({
-        key: `home:${user}`,
-        kind: 'storage',
-        user,
-        size: 'home-volume',
-        instanceId: null,
-        anchor: first.toISOString(),
-        rateMicros: Math.round(homeGb * homeGbMonthMicros),
-        ratePeriodSeconds: STORAGE_MONTH_SECONDS,
-        multiplierPpm: plan.multiplierPpm,
-        closeAt: null,
-        minimumSeconds: 0,
-      });
-    }
+    });
   }
-  const ends = await p.ledger.ends(draft.map((d) => d.key));
+  const { homeGb, homeGbMonthMicros } = p.settings;
+  for (const { user, since: first } of inputs.homes) {
+    if (first.getTime() > t) continue;
+    const plan = plans.planOf(user, groupsOf(user));
+    draft.push({
+      key: `home:${user}`,
+      kind: 'storage',
+      user,
+      size: 'home-volume',
+      instanceId: null,
+      anchor: first.toISOString(),
+      rateMicros: Math.round(homeGb * homeGbMonthMicros),
+      ratePeriodSeconds: STORAGE_MONTH_SECONDS,
+      multiplierPpm: plan.multiplierPpm,
+      closeAt: null,
+      minimumSeconds: 0,
+    });
+  }
   const out: OpenStream[] = [];
   for (const d of draft) {
-    const end = ends.get(d.key);
+    const end = inputs.ends.get(d.key);
     if (end?.final) continue;
     // an instance that stopped before the meter ever wrote it and is long gone: nothing open
     out.push({
@@ -120,8 +158,47 @@ export async function openStreams(
 }
 
 /**
- * Reads ledger sums and the open streams as of one instant: if the meter wrote a row between the
- * two reads (which would count those seconds twice), reads again.
+ * The open ledger streams of `users` (all users when null) at `now`: running instances (and
+ * stopped ones the meter has not closed yet) and home volumes, each with its newest row's end.
+ */
+export async function openStreams(
+  p: LiveParts,
+  users: readonly string[] | null,
+  groupsOf: GroupsOf,
+  now: Date,
+): Promise<OpenStream[]> {
+  const inputs = await streamInputs(p, users, now);
+  return streamsAt(inputs, await planTable(p), groupsOf, p, now);
+}
+
+const sameEnd = (a: StreamEnd | undefined, b: StreamEnd | undefined): boolean =>
+  a && b ? a.endedAt.getTime() === b.endedAt.getTime() && a.final === b.final : !a && !b;
+
+/**
+ * Reads ledger sums and the open streams' inputs as of one instant: if the meter wrote a row
+ * between the two reads (which would count those seconds twice), reads again.
+ */
+async function measured<T>(
+  p: LiveParts,
+  users: readonly string[] | null,
+  now: Date,
+  read: () => Promise<T>,
+): Promise<{ inputs: StreamInputs; written: T }> {
+  for (let attempt = 0; ; attempt++) {
+    const inputs = await streamInputs(p, users, now);
+    const written = await read();
+    const keys = streamKeys(inputs.rows, inputs.homes);
+    const again = await p.ledger.ends(keys);
+    if (keys.every((k) => sameEnd(inputs.ends.get(k), again.get(k))) || attempt >= 4)
+      return { inputs, written };
+  }
+}
+
+/**
+ * The open streams and `read`'s ledger sums as of one instant (see `measured`). With a read cache
+ * in `p` and a `key` that names what `read` reads (for one user), both come from memory while
+ * nothing they depend on was written; the streams are computed for `now` either way. What `read`
+ * answers is shared with later requests then: callers copy before they change it.
  */
 export async function measure<T>(
   p: LiveParts,
@@ -129,19 +206,17 @@ export async function measure<T>(
   groupsOf: GroupsOf,
   now: Date,
   read: () => Promise<T>,
+  key?: string,
 ): Promise<{ streams: OpenStream[]; written: T }> {
-  for (let attempt = 0; ; attempt++) {
-    const streams = await openStreams(p, users, groupsOf, now);
-    const written = await read();
-    const again = await p.ledger.ends(streams.map((s) => s.key));
-    const same = streams.every((s) => {
-      const e = again.get(s.key);
-      return e
-        ? e.endedAt.toISOString() === s.writtenUntil && !e.final
-        : s.writtenUntil === s.anchor;
-    });
-    if (same || attempt >= 4) return { streams, written };
-  }
+  const user = users?.length === 1 ? users[0]! : null;
+  let got: { inputs: StreamInputs; written: T };
+  if (p.cache && key && user !== null) {
+    got = await p.cache.get(user, `measure:${key}`, () => measured(p, users, now, read));
+    // a clock behind the copy's (a test's, or a replica's): the look-back may differ, ask
+    if (got.inputs.at > now.getTime()) got = await measured(p, users, now, read);
+  } else got = await measured(p, users, now, read);
+  const streams = streamsAt(got.inputs, await planTable(p), groupsOf, p, now);
+  return { streams, written: got.written };
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -184,6 +259,7 @@ export async function liveFiguresAndGpu(
         ],
         [new Date(month.from), new Date(month.to)],
       ),
+    `sums:${day.from}:${month.from}`,
   );
   const written = sums.spend;
   const figures: LiveFigures = {
@@ -212,8 +288,13 @@ export async function billedByInstance(
   ids: readonly string[],
   now: Date,
 ): Promise<{ billed: Map<string, number>; streams: OpenStream[] }> {
-  const { streams, written } = await measure(p, user ? [user] : null, groupsOf, now, () =>
-    p.ledger.streamTotals(ids),
+  const { streams, written } = await measure(
+    p,
+    user ? [user] : null,
+    groupsOf,
+    now,
+    () => p.ledger.streamTotals(ids),
+    `streamTotals:${ids.join(',')}`,
   );
   const billed = new Map(written);
   const all = { from: -Infinity, to: Infinity };
@@ -224,7 +305,7 @@ export async function billedByInstance(
   return { billed, streams: streams.filter((s) => s.kind === 'compute') };
 }
 
-type Bucket = 'hour' | 'day' | 'month';
+export type Bucket = 'hour' | 'day' | 'month';
 
 function bucketStart(t: number, g: Bucket): number {
   const d = new Date(t);
@@ -268,6 +349,18 @@ export async function liveSeries(
     now,
     () => p.ledger.series(user, from, to, granularity),
   );
+  return { series: seriesAt(written, streams, from, to, granularity, now), streams };
+}
+
+/** The usage series from the ledger's buckets (`written`) and the open streams at `now`. Pure. */
+export function seriesAt(
+  written: readonly SeriesPoint[],
+  streams: readonly OpenStream[],
+  from: Date,
+  to: Date,
+  granularity: Bucket,
+  now: Date,
+): SeriesPoint[] {
   const points = new Map(written.map((pt) => [`${pt.start}|${pt.size}`, { ...pt }]));
   const t = now.getTime();
   const end = Math.min(t, to.getTime());
@@ -297,10 +390,9 @@ export async function liveSeries(
       if (bucketEnd(b, granularity) >= end) break;
     }
   }
-  const series = [...points.values()].sort(
+  return [...points.values()].sort(
     (a, b) => a.start.localeCompare(b.start) || a.size.localeCompare(b.size),
   );
-  return { series, streams };
 }
 
 /** Months with usage, newest first; the running month's total live at `now`. */
@@ -319,6 +411,7 @@ export async function liveMonths(
     () => groups,
     now,
     () => p.ledger.months(user),
+    'months',
   );
   const t = now.getTime();
   const month = monthWindow(t);

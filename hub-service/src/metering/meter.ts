@@ -27,6 +27,7 @@ import type { PriceBook } from './prices.js';
 import { combine, type LimitDefaults, type Limits, type QuotaRow } from './quotas.js';
 import type { IdleChoice } from './idle-choice.js';
 import type { GpuWaste, GpuWasteSettings } from './gpu-waste.js';
+import type { InstanceSnapshot } from './instance-snapshot.js';
 
 export type { CycleReport, MeterSnapshot } from './cycle.js';
 
@@ -43,6 +44,8 @@ export interface MeterDeps {
   hub: Pick<HubClient, 'listActiveUsers'>;
   logger: Logger;
   store: Pick<InstanceStore, 'inStates'>;
+  /** the active instances read incrementally (instance-snapshot.ts); else every row each cycle */
+  activeInstances?: Pick<InstanceSnapshot, 'read' | 'forget'>;
   ledger: Pick<Ledger, 'accrue' | 'homeVolumes' | 'unclosed' | 'newestGroups' | 'forget'>;
   prices: Pick<PriceBook, 'refresh'>;
   catalog: () => Catalog;
@@ -115,6 +118,7 @@ export class Meter {
         if (this.holding && !was) {
           this.d.ledger.forget();
           this.accrual.forget();
+          this.d.activeInstances?.forget();
         }
         if (this.holding) {
           this.running = this.cycle();
@@ -273,7 +277,7 @@ export class Meter {
    */
   private async snapshot(now: Date, hubRead: Promise<HubRead>): Promise<MeterSnapshot> {
     const [active, ended, plans, quotaRows, idleChoices] = await Promise.all([
-      this.d.store.inStates([...ACTIVE_STATES]),
+      this.d.activeInstances?.read() ?? this.d.store.inStates([...ACTIVE_STATES]),
       this.d.ledger.unclosed(new Date(now.getTime() - ENDED_LOOKBACK_MS)),
       this.d.plans(),
       this.d.quotaRows(),

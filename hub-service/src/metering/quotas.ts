@@ -5,7 +5,9 @@
  * How rows combine, per field: the user's own row if it sets the field, else the most generous
  * of the user's groups' rows that set it, else the default row, else the service's setting (idle
  * timeouts) or no limit. Budgets are different: the user's budget (own row, else the default
- * row's, per user) and every group budget (over the group's whole spend) each apply.
+ * row's, per user) and every group budget (over the group's whole spend) each apply. Forbidden
+ * sizes are different again: every row that applies forbids (the user's own, each of their
+ * groups', the default), and a forbid wins over any allow.
  */
 import { and, eq, inArray, or } from 'drizzle-orm';
 import type { Catalog } from '@ngsci/contract';
@@ -14,7 +16,7 @@ import type { Db } from '../db/client.js';
 import { instances, quotas } from '../db/schema.js';
 import { ApiError } from '../errors.js';
 import { findSize } from '../catalog.js';
-import { sizeAllowed } from '../packages.js';
+import { forbiddingEntry, sizeAllowed } from '../packages.js';
 import type { HubClient } from '../hub.js';
 import type { Ledger } from './ledger.js';
 import { liveFigures, liveGroupSpend, type LiveParts } from './live.js';
@@ -35,9 +37,18 @@ export interface BudgetRule {
   hardStop: boolean;
 }
 
+/** A size entry (id, `any.<gpu>`, `<cpu>.any`) a quota row forbids, and why, in words. */
+export interface ForbiddenSize {
+  entry: string;
+  /** "not allowed for your group 'students'", "not allowed for you", "not allowed on this hub" */
+  reason: string;
+}
+
 export interface Limits {
   maxConcurrent: number | null;
   allowedSizes: string[] | null;
+  /** from every row that applies; a forbid wins over any allow */
+  forbiddenSizes: ForbiddenSize[];
   gpuHoursPerMonth: number | null;
   idleTimeoutCpuSeconds: number;
   idleTimeoutGpuSeconds: number;
@@ -88,6 +99,16 @@ export function combine(
       ? null
       : [...new Set(grp.flatMap((r) => r.allowedSizes ?? []))];
   } else allowedSizes = def?.allowedSizes ?? null;
+  // every row forbids, most specific first: the user's own, their groups', the default
+  const forbiddenSizes: ForbiddenSize[] = [];
+  const forbid = (row: QuotaRow | undefined, reason: string) => {
+    for (const entry of row?.forbiddenSizes ?? [])
+      if (!forbiddenSizes.some((f) => f.entry === entry)) forbiddenSizes.push({ entry, reason });
+  };
+  forbid(own, 'not allowed for you');
+  for (const g of [...grp].sort((a, b) => a.subjectName.localeCompare(b.subjectName)))
+    forbid(g, `not allowed for your group '${g.subjectName}'`);
+  forbid(def, 'not allowed on this hub');
 
   const budgets: BudgetRule[] = [];
   if (own?.monthlyBudgetMicros != null) {
@@ -128,6 +149,7 @@ export function combine(
   return {
     maxConcurrent: num('maxConcurrent'),
     allowedSizes,
+    forbiddenSizes,
     gpuHoursPerMonth: num('gpuHoursPerMonth'),
     idleTimeoutCpuSeconds: idle.cpu.effectiveSeconds,
     idleTimeoutGpuSeconds: idle.gpu.effectiveSeconds,
@@ -218,6 +240,14 @@ export class Quotas {
    */
   async check(user: string, groups: readonly string[], req: QuotaRequest): Promise<void> {
     const limits = await this.limitsFor(user, groups);
+    const forbidden = forbiddingEntry(limits.forbiddenSizes, req.size);
+    if (forbidden) {
+      throw new ApiError(
+        403,
+        'quota_exceeded',
+        `size '${req.size}' is ${forbidden.reason} (the quota forbids ${forbidden.entry}); ask an admin`,
+      );
+    }
     if (!sizeAllowed(limits.allowedSizes, req.size)) {
       throw new ApiError(
         403,

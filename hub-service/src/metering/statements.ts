@@ -52,9 +52,18 @@ const HEADER = [
   'seconds',
   'amount_micros',
   'amount_usd',
+  'gpu_idle_seconds',
+  'gpu_sampled_seconds',
+  'gpu_idle_micros',
+  'gpu_idle_usd',
 ];
 
-/** One row per line, then a `total` row: amount_micros of the lines sum to it, and it equals the JSON's totalMicros. */
+/**
+ * One row per line, then a `total` row: amount_micros of the lines sum to it, and it equals the
+ * JSON's totalMicros. The `gpu_*` columns are GPU money wasted (contract gpu-waste.ts), the JSON's
+ * `gpuIdle` for the month: on the total row only (it is a share of the compute lines' money, never
+ * added to it), empty on the lines and when the statement has no figure.
+ */
 export function statementCsv(s: Statement): string {
   const rows = [HEADER.join(',')];
   for (const l of s.lines) {
@@ -75,6 +84,10 @@ export function statementCsv(s: Statement): string {
         l.seconds,
         l.amountMicros,
         formatMicros(l.amountMicros),
+        '',
+        '',
+        '',
+        '',
       ]
         .map(cell)
         .join(','),
@@ -98,6 +111,14 @@ export function statementCsv(s: Statement): string {
       seconds,
       s.totalMicros,
       formatMicros(s.totalMicros),
+      ...(s.gpuIdle
+        ? [
+            s.gpuIdle.idleSeconds,
+            s.gpuIdle.sampledSeconds,
+            s.gpuIdle.idleMicros,
+            formatMicros(s.gpuIdle.idleMicros),
+          ]
+        : ['', '', '', '']),
     ]
       .map(cell)
       .join(','),

@@ -165,6 +165,59 @@ describe('local provisioner (fake single-user process)', () => {
     assert.equal(alive(seen.pid), false, 'the agent is gone too');
   });
 
+  test('a server that dies on its own takes its agent with it', async () => {
+    const out = join(dir, 'agent-crash.json');
+    const agent = fileURLToPath(new URL('../testing/fake-agent.mjs', import.meta.url));
+    const p = provisioner({ FAKE_AGENT_OUT: out }, 10, agent);
+    cleanup.push(() => p.close({ stopInstances: true }));
+    const reports: ExitReport[] = [];
+    p.onExit((r) => reports.push(r));
+    const req = request('hal');
+    const { ref } = await p.start(req, ctx());
+    const seen = JSON.parse(readFileSync(out, 'utf8')) as { pid: number };
+    assert.ok(alive(seen.pid));
+    // the server alone is killed, as a crash (or a cloud taking the machine) would end it
+    process.kill(ref.pid as number, 'SIGKILL');
+    for (let i = 0; i < 50 && alive(seen.pid); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(reports.length, 1, 'the exit is reported');
+    assert.equal(alive(seen.pid), false, 'the agent did not outlive its server');
+  });
+
+  test("the agent's own variables (a recorded nvidia-smi, its GPU interval) reach the agent, not the server", async () => {
+    const out = join(dir, 'agent-env.json');
+    const agent = fileURLToPath(new URL('../testing/fake-agent.mjs', import.meta.url));
+    const p = new LocalProvisioner({
+      agentCommand: agent,
+      agentEnv: { NGSCI_NVIDIA_SMI: '/opt/recorded/nvidia-smi', NGSCI_GPU_INTERVAL: '2s' },
+      command: process.execPath,
+      args: [FAKE],
+      homesDir: join(dir, 'homes'),
+      runDir: join(dir, 'run'),
+      logger: createLogger('silent'),
+      baseEnv: { PATH: process.env.PATH ?? '', FAKE_AGENT_OUT: out },
+      readyTimeoutSeconds: 10,
+    });
+    const req = { ...request('ida'), agentToken: 'agent-credential' };
+    const { ref } = await p.start(req, ctx());
+    const environ = (pid: number) =>
+      Object.fromEntries(
+        readFileSync(`/proc/${pid}/environ`, 'utf8')
+          .split('\0')
+          .filter(Boolean)
+          .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+      );
+    const seen = JSON.parse(readFileSync(out, 'utf8')) as { pid: number };
+    const a = environ(seen.pid);
+    assert.equal(a.NGSCI_NVIDIA_SMI, '/opt/recorded/nvidia-smi');
+    assert.equal(a.NGSCI_GPU_INTERVAL, '2s');
+    assert.equal(a.NGSCI_AGENT_TOKEN, 'agent-credential');
+    const server = environ(ref.pid as number);
+    assert.equal(server.NGSCI_INSTANCE_ID, req.instanceId);
+    for (const k of ['NGSCI_NVIDIA_SMI', 'NGSCI_GPU_INTERVAL', 'NGSCI_AGENT_TOKEN'])
+      assert.equal(server[k], undefined, `the server has no ${k}`);
+    await p.stop(req.instanceId, ref, ctx());
+  });
+
   test('home directory names are safe for any user name', () => {
     assert.equal(homeDirName('alice'), 'alice');
     assert.equal(homeDirName('a/../b'), 'a_2f_.._2f_b');

@@ -36,6 +36,11 @@ export interface LocalProvisionerOptions {
    * stop ends both; none: no agent. The agent reports GPU use and dataset reads.
    */
   agentCommand?: string;
+  /**
+   * variables only the agent gets (NGSCI_NVIDIA_SMI, NGSCI_GPU_INTERVAL: NGSCI_AGENT_NVIDIA_SMI and
+   * NGSCI_AGENT_GPU_INTERVAL); the shell unsets them before it becomes the server
+   */
+  agentEnv?: Record<string, string>;
   /** the folder the agent watches for dataset reads (NGSCI_DATASET_PATH of the instance) */
   datasetPath?: string;
   fetch?: typeof fetch;
@@ -139,20 +144,28 @@ export class LocalProvisioner implements Provisioner {
       // server keeps the pid, the exit code and the process group that a stop kills. The agent's
       // credential is in the agent's environment only: the shell drops it before the exec, so
       // the server and its kernels never inherit it (one uid: see docs/security.md for the limit)
+      const agentOnly = Object.keys(this.o.agentEnv ?? {}).filter((k) =>
+        /^[A-Z_][A-Z0-9_]*$/.test(k),
+      );
       const [cmd, args] = this.o.agentCommand
         ? [
             '/bin/sh',
             [
               '-c',
-              '"$0" agent & unset NGSCI_AGENT_TOKEN; exec "$@"',
+              `"$0" agent & unset ${['NGSCI_AGENT_TOKEN', ...agentOnly].join(' ')}; exec "$@"`,
               this.o.agentCommand,
               this.o.command,
               ...serverArgs,
             ],
           ]
         : [this.o.command, serverArgs];
-      const childEnv =
-        this.o.agentCommand && req.agentToken ? { ...env, NGSCI_AGENT_TOKEN: req.agentToken } : env;
+      const childEnv = this.o.agentCommand
+        ? {
+            ...env,
+            ...Object.fromEntries(agentOnly.map((k) => [k, this.o.agentEnv![k]!])),
+            ...(req.agentToken ? { NGSCI_AGENT_TOKEN: req.agentToken } : {}),
+          }
+        : env;
       child = spawn(cmd, args, {
         cwd: home,
         env: childEnv,
@@ -294,6 +307,9 @@ export class LocalProvisioner implements Provisioner {
     if (t.stopping || !t.running || this.tracked.get(instanceId) !== t) return;
     this.tracked.delete(instanceId);
     rmSync(join(this.o.runDir, `${instanceId}.pid`), { force: true });
+    // the machine is gone with its server: the agent and any kernels left in the group go too
+    // (otherwise an agent outlives its server and keeps reporting for an instance that ended)
+    void this.killGroup(t.pid);
     this.listener?.({
       instanceId,
       exitCode: code,

@@ -42,7 +42,7 @@ import { monthKey, nextMonthStart, parseMonth } from '../metering/money.js';
 import { billedByInstanceAll, liveSpendByUserWithStreams } from '../metering/live.js';
 import { errors, json } from './common.js';
 import { baseEstimateRoute } from './base-estimate.js';
-import { allowedSizesProblem } from '../packages.js';
+import { allowedSizesProblem, forbiddenSizesProblem } from '../packages.js';
 
 const toQuota = (q: QuotaRow) => ({
   id: q.id,
@@ -52,6 +52,7 @@ const toQuota = (q: QuotaRow) => ({
   hardStop: q.hardStop,
   maxConcurrent: q.maxConcurrent,
   allowedSizes: q.allowedSizes,
+  forbiddenSizes: q.forbiddenSizes,
   gpuHoursPerMonth: q.gpuHoursPerMonth,
   idleTimeoutCpuSeconds: q.idleTimeoutCpuSeconds,
   idleTimeoutGpuSeconds: q.idleTimeoutGpuSeconds,
@@ -116,6 +117,11 @@ export function adminRoutes(
     if (problem) throw new ApiError(400, 'validation_failed', `allowedSizes: ${problem}`);
     return list;
   };
+  const checkedForbiddenSizes = (list: string[] | null): string[] | null => {
+    const problem = forbiddenSizesProblem(list);
+    if (problem) throw new ApiError(400, 'validation_failed', `forbiddenSizes: ${problem}`);
+    return list;
+  };
   const quotaValues = (q: z.infer<typeof QuotaInput>) => ({
     subjectKind: q.subjectKind,
     subjectName: q.subjectName,
@@ -123,6 +129,7 @@ export function adminRoutes(
     hardStop: q.hardStop,
     maxConcurrent: q.maxConcurrent ?? null,
     allowedSizes: checkedAllowedSizes(q.allowedSizes ?? null),
+    forbiddenSizes: checkedForbiddenSizes(q.forbiddenSizes ?? null),
     gpuHoursPerMonth: q.gpuHoursPerMonth ?? null,
     idleTimeoutCpuSeconds: q.idleTimeoutCpuSeconds ?? null,
     idleTimeoutGpuSeconds: q.idleTimeoutGpuSeconds ?? null,

@@ -4,11 +4,14 @@ import { Month, Statement, StatementList } from '@ngsci/contract';
 import { newRouter, type AppDeps } from '../http.js';
 import { statementCsv, statementFor } from '../metering/statements.js';
 import { errors, json } from './common.js';
-import { ForUser, liveParts, meteredSubject, subjectGroups } from './usage.js';
+import { ForUser, liveParts, meteredSubject, subjectGroups, type Reads } from './usage.js';
 import { liveMonths, liveStatement } from '../metering/live.js';
 import { GpuWaste } from '../metering/gpu-waste.js';
 
-export function billingRoutes(deps: Pick<AppDeps, 'metering' | 'database' | 'hub'>) {
+export function billingRoutes(
+  deps: Pick<AppDeps, 'metering' | 'database' | 'hub'>,
+  reads: Reads = {},
+) {
   const r = newRouter();
   const gpuWaste = new GpuWaste(deps.database.db, deps.metering.settings.gpuIdle);
   r.openapi(
@@ -26,7 +29,7 @@ export function billingRoutes(deps: Pick<AppDeps, 'metering' | 'database' | 'hub
       const now = deps.metering.now();
       // the running month's total is live to this second, as every other figure (figures.ts)
       const { statements, streams } = await liveMonths(
-        liveParts(deps),
+        liveParts(deps, reads),
         user,
         await subjectGroups(c, deps.hub, user),
         now,
@@ -60,7 +63,7 @@ export function billingRoutes(deps: Pick<AppDeps, 'metering' | 'database' | 'hub
       // the running month's lines are live to this second, as its total in the list (live.ts)
       const now = deps.metering.now();
       const live = await liveStatement(
-        liveParts(deps),
+        liveParts(deps, { plans: reads.plans }),
         user,
         await subjectGroups(c, deps.hub, user),
         month,

@@ -14,10 +14,11 @@ import {
   SizeRunway,
 } from '@ngsci/contract';
 import { budgetFor } from '../metering/budgets.js';
-import { choosePlacement, Credits, placementsFor } from '../metering/credits.js';
+import { Credits, placementsFor } from '../metering/credits.js';
 import { newRouter, type AppDeps } from '../http.js';
 import { notFound } from '../errors.js';
 import { toBridgeInstance } from '../instances/store.js';
+import { forbiddingEntry } from '../packages.js';
 import { errors, json } from './common.js';
 
 const IdParam = z.object({ id: z.uuid() });
@@ -33,7 +34,7 @@ const BridgeCatalog = Catalog.extend({
     .optional()
     .meta({
       description:
-        'with ?user=: per size offered on several clouds, the cloud that costs least after credits, and why',
+        "with ?user=: per size or pair offered on several clouds, the cloud that costs least after credits, and why; or offered on one cloud only that is not the hub's default, that cloud",
     }),
   spotPlacements: z
     .record(z.string(), z.object({ cloud: z.string(), region: z.string(), reason: z.string() }))
@@ -84,16 +85,18 @@ export function bridgeRoutes(
       const now = deps.metering.now();
       const placements = await placementsFor(credits, catalog, now);
       // a spot start that names no cloud is placed by spot prices (Lifecycle.checkedMachine)
-      const spotPlacements: typeof placements = {};
-      if (catalog.clouds.length > 1) {
-        const credit = await credits.available(now);
-        for (const size of catalog.sizes) {
-          const p = choosePlacement(catalog, { size: size.id, spot: true }, credit);
-          if (p && p.options.length > 1)
-            spotPlacements[size.id] = { cloud: p.cloud, region: p.region, reason: p.reason };
-        }
-      }
-      return c.json({ ...catalog, runway: b.runway ?? [], placements, spotPlacements }, 200);
+      const spotPlacements = await placementsFor(credits, catalog, now, true);
+      // a pair the user's quotas forbid is unavailable on every cloud, with the reason
+      const forbidden = b.limits.forbiddenSizes ?? [];
+      const pairs = forbidden.length
+        ? catalog.pairs?.map((p) => {
+            const f = forbiddingEntry(forbidden, p.id);
+            return f
+              ? { ...p, offers: p.offers.map((o) => ({ ...o, available: false, note: f.reason })) }
+              : p;
+          })
+        : catalog.pairs;
+      return c.json({ ...catalog, pairs, runway: b.runway ?? [], placements, spotPlacements }, 200);
     },
   );
 

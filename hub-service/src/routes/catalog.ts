@@ -3,26 +3,33 @@ import { createRoute } from '@hono/zod-openapi';
 import { Catalog } from '@ngsci/contract';
 import { newRouter, type AppDeps } from '../http.js';
 import { errors, json } from './common.js';
+import { prepareJson, sendPrepared, type PreparedJson } from './prepared-json.js';
 
 export function catalogRoutes(deps: Pick<AppDeps, 'catalog'>) {
   const r = newRouter();
   let last: Catalog | null = null;
-  let body = '';
+  let prepared: PreparedJson | null = null;
   r.openapi(
     createRoute({
       method: 'get',
       path: '/catalog',
-      responses: { 200: json(Catalog, 'sizes with their offers and prices'), ...errors(401, 403) },
+      responses: {
+        200: json(Catalog, 'sizes with their offers and prices (gzip when the client accepts it)'),
+        304: {
+          description: 'the catalog the client holds (If-None-Match) is still the current one',
+        },
+        ...errors(401, 403),
+      },
     }),
     (c) => {
-      // the catalog is one object until the prices change (prices.ts memoises it): its JSON is
-      // made once per object, not per request
+      // the catalog is one object until the prices change (prices.ts memoises it): its JSON, gzip
+      // and entity tag are made once per object, not per request
       const catalog = deps.catalog();
-      if (catalog !== last) {
+      if (catalog !== last || !prepared) {
         last = catalog;
-        body = JSON.stringify(catalog);
+        prepared = prepareJson(catalog);
       }
-      return c.body(body, 200, { 'content-type': 'application/json' }) as never;
+      return sendPrepared(c, prepared) as never;
     },
   );
   return r;

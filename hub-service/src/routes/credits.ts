@@ -8,6 +8,8 @@ import {
   CreditGrant,
   CreditGrantInput,
   CreditGrantList,
+  CreditSettings,
+  CreditSettingsInput,
   CreditStatement,
   Month,
   Placement,
@@ -24,9 +26,10 @@ import {
   dayOf,
   toCreditGrant,
 } from '../metering/credits.js';
+import { readLowerCharges, writeLowerCharges } from '../metering/credit-cover.js';
 import { errors, json } from './common.js';
 
-type Deps = Pick<AppDeps, 'auth' | 'database' | 'metering'>;
+type Deps = Pick<AppDeps, 'auth' | 'database' | 'metering'> & Partial<Pick<AppDeps, 'logger'>>;
 
 export function creditAdminRoutes(deps: Deps) {
   const r = newRouter();
@@ -43,14 +46,52 @@ export function creditAdminRoutes(deps: Deps) {
         ...errors(401, 403),
       },
     }),
-    async (c) =>
-      c.json(
-        await credits.summary(deps.metering.now(), {
+    async (c) => {
+      const [summary, settings] = await Promise.all([
+        credits.summary(deps.metering.now(), {
           alertDays: CREDIT_ALERT_DAYS,
           burnDays: CREDIT_BURN_DAYS,
         }),
-        200,
-      ),
+        readLowerCharges(deps.database.db),
+      ]);
+      return c.json({ ...summary, lowerCharges: settings.lowerCharges }, 200);
+    },
+  );
+
+  r.openapi(
+    createRoute({
+      method: 'get',
+      path: '/credits/settings',
+      responses: {
+        200: json(CreditSettings, "whether credits also lower researchers' charges"),
+        ...errors(401, 403),
+      },
+    }),
+    async (c) => c.json(await readLowerCharges(deps.database.db), 200),
+  );
+
+  r.openapi(
+    createRoute({
+      method: 'put',
+      path: '/credits/settings',
+      request: {
+        body: { content: { 'application/json': { schema: CreditSettingsInput } }, required: true },
+      },
+      responses: {
+        200: json(
+          CreditSettings,
+          'saved; the meter applies it to the rows it writes from now on (within 10 s)',
+        ),
+        ...errors(400, 401, 403),
+      },
+    }),
+    async (c) => {
+      const { lowerCharges } = c.req.valid('json');
+      const user = c.get('user').name;
+      const saved = await writeLowerCharges(deps.database.db, lowerCharges, user);
+      deps.logger?.info({ admin: user, lowerCharges }, 'credit settings: lower charges');
+      return c.json(saved, 200);
+    },
   );
 
   r.openapi(

@@ -19,7 +19,7 @@ import { newRouter, type AppDeps, type AppEnv } from '../http.js';
 import { ApiError } from '../errors.js';
 import { toInstance } from '../instances/store.js';
 import { billedByInstance } from '../metering/live.js';
-import { liveParts, subjectGroups } from './usage.js';
+import { liveParts, subjectGroups, type Reads } from './usage.js';
 import { errors, json } from './common.js';
 
 const ServerParam = z.object({ server: ServerName });
@@ -73,6 +73,7 @@ const STREAM_RETRY_SECONDS = 10;
 
 export function instanceRoutes(
   deps: Pick<AppDeps, 'store' | 'lifecycle' | 'events' | 'metering' | 'database' | 'hub'>,
+  reads: Reads = {},
 ) {
   const r = newRouter();
 
@@ -96,12 +97,17 @@ export function instanceRoutes(
     async (c) => {
       const q = c.req.valid('query');
       const user = subject(c, q.user);
-      const rows = await deps.store.list({ user, includeEnded: q.all === 'true' });
+      const includeEnded = q.all === 'true';
+      // the rows change only when written (the read cache forgets them then: read-cache.ts)
+      const list = () => deps.store.list({ user, includeEnded });
+      const rows = reads.cache
+        ? await reads.cache.get(user, `instances:${includeEnded}`, list)
+        : await list();
       // billed so far per instance, live to this second on the service's clock (figures.ts)
       const now = deps.metering.now();
       const groups = await subjectGroups(c, deps.hub, user);
       const { billed, streams } = await billedByInstance(
-        liveParts(deps),
+        liveParts(deps, reads),
         user,
         () => groups,
         rows.map((r) => r.id),
@@ -168,7 +174,7 @@ export function instanceRoutes(
       // billed so far, as the list gives it ("this run cost" once %%ngsci stop_after stopped it)
       const groups = await subjectGroups(c, deps.hub, user);
       const { billed } = await billedByInstance(
-        liveParts(deps),
+        liveParts(deps, reads),
         user,
         () => groups,
         [row.id],

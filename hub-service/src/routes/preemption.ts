@@ -1,7 +1,10 @@
 /**
  * The caller's own default for spot preemption (instances/preemption-choice.ts): GET shows the
  * choice, the admin's default and which applies; PUT sets the choice, null clears it. A launch
- * that names its own onPreemption still wins over both.
+ * that names its own onPreemption still wins over both. keepState: at a spot notice the machine's
+ * agent saves each notebook's kernel variables (as a resize with keep-state; routes/agent.ts), an
+ * open page saves them where the agent cannot (cloud VMs today); they are restored after the
+ * relaunch (labextension notices.ts).
  */
 import { createRoute, z } from '@hono/zod-openapi';
 import { OnPreemption } from '@ngsci/contract';
@@ -15,12 +18,19 @@ import { errors, json } from './common.js';
 
 export const PreemptionChoiceInput = z
   .object({
-    onPreemption: OnPreemption.nullable().meta({
+    onPreemption: OnPreemption.nullable().optional().meta({
       description:
-        "your default for spot launches that do not name one; null clears it (the admin's default applies)",
+        "your default for spot launches that do not name one; null clears it (the admin's default applies); absent: unchanged",
+    }),
+    keepState: z.boolean().optional().meta({
+      description:
+        "at a spot notice, also save each notebook's kernel variables (restored after the relaunch); absent: unchanged",
     }),
   })
   .strict()
+  .refine((b) => b.onPreemption !== undefined || b.keepState !== undefined, {
+    message: 'give onPreemption, keepState or both',
+  })
   .meta({ id: 'PreemptionChoiceInput' });
 
 export const PreemptionChoiceAnswer = z
@@ -34,6 +44,10 @@ export const PreemptionChoiceAnswer = z
       description: 'what a spot launch or spawn that names no onPreemption gets',
     }),
     source: z.enum(['user', 'admin']).meta({ description: 'whose default applies' }),
+    keepState: z.boolean().meta({
+      description:
+        "at a spot notice each notebook's kernel variables are saved (by the machine's agent, or an open JupyterLab page where the agent cannot reach the kernels) and restored after the relaunch",
+    }),
     updatedAt: z.iso.datetime().nullable(),
   })
   .meta({ id: 'PreemptionChoice' });
@@ -51,6 +65,7 @@ export function preemptionRoutes(deps: Pick<AppDeps, 'database' | 'config'>) {
       adminDefault,
       effective: d.onPreemption,
       source: d.source,
+      keepState: choice?.keepState ?? false,
       updatedAt: choice?.updatedAt.toISOString() ?? null,
     };
   };
@@ -90,8 +105,17 @@ export function preemptionRoutes(deps: Pick<AppDeps, 'database' | 'config'>) {
     }),
     async (c) => {
       const me = c.get('user');
-      const { onPreemption } = c.req.valid('json');
-      return c.json(answer(me.name, await store.set(me.name, onPreemption)), 200);
+      const { onPreemption, keepState } = c.req.valid('json');
+      return c.json(
+        answer(
+          me.name,
+          await store.set(me.name, {
+            ...(onPreemption !== undefined ? { choice: onPreemption } : {}),
+            ...(keepState !== undefined ? { keepState } : {}),
+          }),
+        ),
+        200,
+      );
     },
   );
   return r;

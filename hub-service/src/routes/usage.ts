@@ -5,8 +5,20 @@ import { Usage, UsageQuery } from '@ngsci/contract';
 import { newRouter, type AppDeps, type AppEnv } from '../http.js';
 import { ApiError } from '../errors.js';
 import { monthStart } from '../metering/money.js';
-import { liveSeries, type LiveParts } from '../metering/live.js';
+import { sql } from 'drizzle-orm';
+import type { GpuIdle, OpenStream } from '@ngsci/contract';
+import type { Db } from '../db/client.js';
+import { resultRows } from '../metering/ledger.js';
+import {
+  measure,
+  seriesAt,
+  type Bucket,
+  type LiveParts,
+  type SeriesPoint,
+} from '../metering/live.js';
 import { GpuWaste } from '../metering/gpu-waste.js';
+import type { PlanCache } from '../metering/plan-cache.js';
+import type { ReadCache } from './read-cache.js';
 import { errors, json } from './common.js';
 
 export const ForUser = z.object({
@@ -21,11 +33,22 @@ export function meteredSubject(c: Context<AppEnv>, requested: string | undefined
   return requested;
 }
 
+/** The plans in memory and the read cache, as app.ts passes them to the read routes. */
+export interface Reads {
+  plans?: PlanCache;
+  cache?: ReadCache;
+}
+
 /** What the live figures are computed from (metering/live.ts). */
-export const liveParts = (deps: Pick<AppDeps, 'metering' | 'database'>): LiveParts => ({
+export const liveParts = (
+  deps: Pick<AppDeps, 'metering' | 'database'>,
+  reads: Reads = {},
+): LiveParts => ({
   db: deps.database.db,
   ledger: deps.metering.ledger,
   settings: deps.metering.settings,
+  ...(reads.plans && { plans: reads.plans }),
+  ...(reads.cache && { cache: reads.cache }),
 });
 
 /** The hub groups of the subject (they choose the plan, hence the multiplier). */
@@ -41,7 +64,10 @@ export async function subjectGroups(
 
 const MAX_POINTS = 24 * 93;
 
-export function usageRoutes(deps: Pick<AppDeps, 'metering' | 'database' | 'hub'>) {
+export function usageRoutes(
+  deps: Pick<AppDeps, 'metering' | 'database' | 'hub'>,
+  reads: Reads = {},
+) {
   const r = newRouter();
   const gpuWaste = new GpuWaste(deps.database.db, deps.metering.settings.gpuIdle);
   r.openapi(
@@ -67,18 +93,16 @@ export function usageRoutes(deps: Pick<AppDeps, 'metering' | 'database' | 'hub'>
         );
       }
       // the ledger's rows plus the open streams' unwritten part, up to this second (figures.ts)
-      const { series, streams } = await liveSeries(
-        liveParts(deps),
+      const groups = await subjectGroups(c, deps.hub, user);
+      const { series, gpuIdle, streams } = await usageAt(
+        liveParts(deps, reads),
+        gpuWaste,
         user,
-        await subjectGroups(c, deps.hub, user),
-        from,
-        to,
-        q.granularity,
+        groups,
+        { from, to, granularity: q.granularity, open: !q.to },
         now,
       );
       const totalMicros = series.reduce((s, p) => s + p.amountMicros, 0);
-      // idle GPU time as the meter has written it (gpu-waste.ts): whole days from the totals
-      const gpuIdle = await gpuWaste.userIdle(user, from, to);
       return c.json(
         {
           user,
@@ -96,4 +120,59 @@ export function usageRoutes(deps: Pick<AppDeps, 'metering' | 'database' | 'hub'>
     },
   );
   return r;
+}
+
+const DAY_MS = 86_400_000;
+
+/**
+ * The usage chart at `now`: the ledger's buckets and idle GPU time (gpu-waste.ts: whole days from
+ * the totals) plus the open streams' unwritten part. With the read cache, the ledger's part is
+ * kept per range: a range up to now (`open`) is read up to the end of the UTC day instead, with the
+ * user's newest row start; that copy is the one up to any later `now` of the day while no row
+ * starts at or after `now` (a new row drops the copy: routes/read-cache.ts).
+ */
+export async function usageAt(
+  p: LiveParts,
+  gpuWaste: GpuWaste,
+  user: string,
+  groups: readonly string[],
+  r: { from: Date; to: Date; granularity: Bucket; open: boolean },
+  now: Date,
+): Promise<{ series: SeriesPoint[]; gpuIdle: GpuIdle; streams: OpenStream[] }> {
+  const ask = (to: Date, newest: boolean) => async () => {
+    const [rows, idle, latest] = await Promise.all([
+      p.ledger.series(user, r.from, to, r.granularity),
+      gpuWaste.userIdle(user, r.from, to),
+      newest ? newestStart(p.db, user) : null,
+    ]);
+    return { rows, idle, latest };
+  };
+  const wholeDays = r.from.getTime() % DAY_MS === 0 && r.to.getTime() % DAY_MS === 0;
+  const dayEnd = new Date(Math.floor(now.getTime() / DAY_MS) * DAY_MS + DAY_MS - 1);
+  // off, or its LISTEN down: the range as asked, as without a cache
+  const stretch = p.cache?.active && r.open && !wholeDays && r.to.getTime() === now.getTime();
+  const readTo = stretch ? dayEnd : r.to;
+  const key = p.cache
+    ? `usage:${r.from.toISOString()}:${readTo.toISOString()}:${r.granularity}`
+    : undefined;
+  let got = await measure(p, [user], () => groups, now, ask(readTo, !!stretch), key);
+  if (got.written.latest !== null && got.written.latest >= now.getTime())
+    got = await measure(p, [user], () => groups, now, ask(r.to, false));
+  const { streams, written } = got;
+  return {
+    series: seriesAt(written.rows, streams, r.from, r.to, r.granularity, now),
+    gpuIdle: { ...written.idle },
+    streams,
+  };
+}
+
+/** When the user's newest ledger or idle-GPU row starts (ms), or 0 when there is none. */
+async function newestStart(db: Db, user: string): Promise<number> {
+  const rows = resultRows<{ t: string | Date | null }>(
+    await db.execute(sql`select greatest(
+      (select max(started_at) from usage_intervals where user_name = ${user}),
+      (select max(started_at) from gpu_idle_intervals where user_name = ${user})) as t`),
+  );
+  const t = rows[0]?.t;
+  return t ? new Date(t).getTime() : 0;
 }

@@ -115,6 +115,7 @@ const MATRIX: Array<[route: string, expected: Statuses]> = [
   ['POST /api/v1/agent/boot',                            [401, 403,  403,  403, 202,  403,   401,  403]],
   ['GET /api/v1/instances/{server}/gpu',                 [401, 200,  403,  200, 401,  401,   200,  403]],
   ['POST /api/v1/agent/spot',                            [401, 403,  403,  403, 202,  403,   401,  403]],
+  ['POST /api/v1/agent/spot/variables',                  [401, 403,  403,  403, 202,  403,   401,  403]],
   ['GET /api/v1/usage',                                  [401, 200,  403,  200, 401,  401,   200,  403]],
   ['GET /api/v1/billing/statements',                     [401, 200,  403,  200, 401,  401,   200,  403]],
   ['GET /api/v1/billing/statements/{month}',             [401, 200,  403,  200, 401,  401,   200,  403]],
@@ -147,6 +148,8 @@ const MATRIX: Array<[route: string, expected: Statuses]> = [
   ['POST /api/v1/admin/credits',                         [401, 403,  403,  403, 401,  401,   201,  403]],
   ['DELETE /api/v1/admin/credits/{id}',                  [401, 403,  403,  403, 401,  401,   200,  403]],
   ['GET /api/v1/admin/credits/statement/{month}',        [401, 403,  403,  403, 401,  401,   200,  403]],
+  ['GET /api/v1/admin/credits/settings',                 [401, 403,  403,  403, 401,  401,   200,  403]],
+  ['PUT /api/v1/admin/credits/settings',                 [401, 403,  403,  403, 401,  401,   200,  403]],
   // last: the admin's sign-out ends the session the admin column uses
   ['POST /api/v1/session/logout',                        [204, 204,  204,  204, 204,  204,   204,  204]],
 ];
@@ -255,6 +258,10 @@ const REQUESTS: Record<string, Fixture> = {
     path: '/api/v1/agent/spot',
     body: { cloud: 'aws', action: 'terminate', at: null },
   }),
+  'POST /api/v1/agent/spot/variables': () => ({
+    path: '/api/v1/agent/spot/variables',
+    body: { notebooks: 0, kept: [], notKept: [] },
+  }),
   'GET /api/v1/usage': () => ({ path: '/api/v1/usage?user=alice' }),
   'GET /api/v1/billing/statements': () => ({ path: '/api/v1/billing/statements?user=alice' }),
   'GET /api/v1/billing/statements/{month}': (f) => ({
@@ -335,6 +342,11 @@ const REQUESTS: Record<string, Fixture> = {
   }),
   'GET /api/v1/admin/credits/statement/{month}': (f) => ({
     path: `/api/v1/admin/credits/statement/${f.month}`,
+  }),
+  'GET /api/v1/admin/credits/settings': () => ({ path: '/api/v1/admin/credits/settings' }),
+  'PUT /api/v1/admin/credits/settings': () => ({
+    path: '/api/v1/admin/credits/settings',
+    body: { lowerCharges: false },
   }),
   'POST /api/v1/session/logout': () => ({ path: '/api/v1/session/logout' }),
 };

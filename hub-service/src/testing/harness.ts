@@ -12,6 +12,7 @@ import type { InstanceRow } from '../instances/store.js';
 import { HubClient } from '../hub.js';
 import { createLogger } from '../logger.js';
 import type { Provisioner } from '../provisioners/types.js';
+import type { ReadCache } from '../routes/read-cache.js';
 import { createServices, type Services } from '../services.js';
 
 export const BRIDGE_SECRET = 'bridge-secret-for-tests-0123456789';
@@ -55,6 +56,8 @@ export async function harness(
     logTo?: NodeJS.WritableStream;
     /** a database of the test's own (e.g. a private Postgres); default the file's shared PGlite */
     database?: Database;
+    /** the read routes' cache (routes/read-cache.ts); default none */
+    readCache?: ReadCache;
   } = {},
 ): Promise<Harness> {
   const config = loadConfig({
@@ -180,6 +183,7 @@ export async function harness(
     prefix: config.JUPYTERHUB_SERVICE_PREFIX,
     version: 'test',
     limits: config,
+    ...(opts.readCache ? { readCache: opts.readCache } : {}),
   });
   await services.worker.start();
 

@@ -43,6 +43,9 @@ test('credit calls use the admin sign-in; recording and removing send the CSRF v
     ),
     'POST /admin/credits': record(() => json(201, grant)),
     'DELETE /admin/credits/3': record(() => json(200, grant)),
+    'PUT /admin/credits/settings': record(() =>
+      json(200, { lowerCharges: true, updatedBy: 'root', updatedAt: '2026-11-30T00:00:00.000Z' }),
+    ),
   });
   const api = new NgsciApi({ baseUrl: base, token: 'page-token', fetch });
   const calls = creditsApi(api);
@@ -57,12 +60,17 @@ test('credit calls use the admin sign-in; recording and removing send the CSRF v
     note: 'research credits',
   });
   await calls.remove(3);
+  assert.equal((await calls.setLowerCharges(true)).lowerCharges, true);
   assert.deepEqual(seen.map((s) => [s.key, s.auth, s.csrf]).sort(), [
     ['DELETE /admin/credits/3', null, 'csrf-1'],
     ['GET /admin/credits', null, null],
     ['GET /admin/credits/statement/2026-11', null, null],
     ['POST /admin/credits', null, 'csrf-1'],
+    ['PUT /admin/credits/settings', null, 'csrf-1'],
   ]);
+  assert.deepEqual(seen.find((s) => s.key === 'PUT /admin/credits/settings')!.body, {
+    lowerCharges: true,
+  });
   assert.deepEqual(seen.find((s) => s.key === 'POST /admin/credits')!.body, {
     cloud: 'gcp',
     amountMicros: 50_000_000_000,

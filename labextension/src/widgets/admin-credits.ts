@@ -4,7 +4,12 @@
  * credits applied and net cost per cloud, a form to record a grant and a Remove button per grant.
  * Its calls go through the one seam (api.ts) with the admin sign-in.
  */
-import type { CreditGrant, CreditGrantList, CreditStatement } from '@ngsci/contract';
+import type {
+  CreditGrant,
+  CreditGrantList,
+  CreditSettings,
+  CreditStatement,
+} from '@ngsci/contract';
 import type { NgsciApi } from '../api';
 import { h } from '../dom';
 import { formatMicros, parseDollars } from '../format';
@@ -21,6 +26,8 @@ const isStatement = (v: unknown): v is CreditStatement =>
   typeof v === 'object' && v !== null && Array.isArray((v as CreditStatement).clouds);
 const isGrant = (v: unknown): v is CreditGrant =>
   typeof v === 'object' && v !== null && 'id' in v && 'amountMicros' in v;
+const isSettings = (v: unknown): v is CreditSettings =>
+  typeof v === 'object' && v !== null && typeof (v as CreditSettings).lowerCharges === 'boolean';
 
 export function creditsApi(api: NgsciApi) {
   return {
@@ -39,6 +46,9 @@ export function creditsApi(api: NgsciApi) {
       note?: string;
     }) => api.request('POST', '/admin/credits', isGrant, g),
     remove: (id: number) => api.request('DELETE', `/admin/credits/${id}`, isGrant),
+    /** whether credits also lower what researchers are charged (rows the meter writes from now) */
+    setLowerCharges: (on: boolean) =>
+      api.request('PUT', '/admin/credits/settings', isSettings, { lowerCharges: on }),
   };
 }
 
@@ -110,6 +120,33 @@ export function creditsPart(
             { class: 'jp-ngsci-hint' },
             'No credit grants: every cloud is paid at list price.',
           ),
+      h(
+        'p',
+        { class: 'jp-ngsci-hint' },
+        list.lowerCharges
+          ? 'Credits also lower what researchers are charged: the part of their usage a grant covers is not charged to them (from when this was turned on). '
+          : "Researchers are charged list price times their plan; credits lower only the organisation's cost. ",
+        h(
+          'button',
+          {
+            class: 'jp-mod-styled',
+            type: 'button',
+            'aria-pressed': list.lowerCharges ? 'true' : 'false',
+            'data-focus-key': 'credit-lower-charges',
+            onclick: () =>
+              void kit.act(
+                'credit',
+                () => calls.setLowerCharges(!list.lowerCharges),
+                list.lowerCharges
+                  ? 'Researchers are charged list price times their plan again, for usage from now on.'
+                  : 'Credits now also lower what researchers are charged, for usage from now on.',
+              ),
+          },
+          list.lowerCharges
+            ? "Stop lowering researchers' charges"
+            : "Also lower researchers' charges",
+        ),
+      ),
       h('h3', {}, `${statement.month}: list cost, credits and net cost per cloud`),
       table(
         ['Cloud', 'List cost', 'Credits applied', 'Net cost'],

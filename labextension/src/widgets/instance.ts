@@ -12,6 +12,7 @@ import { uptimeMs } from '../projection';
 import { resizeProgress } from '../resize-progress';
 import { stopCountdown } from '../countdown';
 import { NgsciSection } from './section';
+import { PreemptionControl } from './preemption';
 
 export interface InstanceActions {
   /** saves every open document (docmanager:save-all) */
@@ -36,6 +37,8 @@ export class InstanceSection extends NgsciSection {
   private countdownEl: HTMLElement | null = null;
   private uptimeEl: HTMLElement | null = null;
   private busy = false;
+  /** the researcher's spot preemption default (preemption.ts), kept across renders */
+  private preemption: PreemptionControl | null = null;
 
   protected render(): void {
     const m = this.model;
@@ -88,7 +91,13 @@ export class InstanceSection extends NgsciSection {
         );
       }
     }
-    node.append(this.others());
+    this.preemption ??= new PreemptionControl(this.model);
+    this.preemption.refreshIfStale();
+    node.append(
+      h('h3', { class: 'jp-ngsci-subhead' }, 'Spot preemption'),
+      this.preemption.node,
+      this.others(),
+    );
     this.tick();
   }
 

@@ -276,12 +276,13 @@ export class ResizeSection extends NgsciSection {
         { cpu: this.pairCpu, gpu: this.pairGpu },
         { cloud, spot: inst.spot },
         m.budget?.limits.allowedSizes ?? null,
+        m.budget?.limits.forbiddenSizes ?? [],
       );
       if (!o.available) {
         line = h(
           'p',
           { class: 'jp-ngsci-hint jp-ngsci-pair-offer', 'data-testid': 'ngsci-pair-offer' },
-          `Not on ${cloud}: ${o.reason}`,
+          o.forbidden ? `Unavailable: ${o.reason}` : `Not on ${cloud}: ${o.reason}`,
         );
       } else {
         // the rate the sizes above show: the plan's multiplier applied

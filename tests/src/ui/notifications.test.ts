@@ -15,7 +15,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { agentPidOf, environOf, ROOT, startStack, until, type Stack } from '../stack.js';
 import { collectErrors, launchBrowser, login, openLab, waitForLab } from './browser.js';
 import { dismissNews, launchAndWait, openSidebar, section, type Inst } from './helpers.js';
-import { recordedSpotNotice, type AwsMetadata } from '../aws-metadata.js';
+import { recordedSpotNotice, type SpotMetadata } from '../spot-metadata.js';
 
 const WARNING_SECONDS = 35;
 
@@ -36,7 +36,7 @@ describe('ngsci notifications in JupyterLab', () => {
   let errors: string[];
   let inst: Inst;
   let quotaId = 0;
-  let metadata: AwsMetadata;
+  let metadata: SpotMetadata;
   let agent: ChildProcess | null = null;
   const dataset = mkdtempSync(join(tmpdir(), 'ngsci-ui-dataset-'));
 

@@ -5,7 +5,17 @@
  * twice or leave a running balance that drifts from the rows.
  */
 import { sql } from 'drizzle-orm';
-import { bigint, bigserial, check, date, index, pgTable, text } from 'drizzle-orm/pg-core';
+import {
+  bigint,
+  bigserial,
+  boolean,
+  check,
+  date,
+  index,
+  integer,
+  pgTable,
+  text,
+} from 'drizzle-orm/pg-core';
 import { ts } from '../columns.js';
 
 export const creditGrants = pgTable(
@@ -28,4 +38,20 @@ export const creditGrants = pgTable(
     check('credit_grants_days_in_order', sql`${t.startsOn} <= ${t.expiresOn}`),
     check('credit_grants_cloud_known', sql`${t.cloud} in ('aws', 'gcp', 'azure')`),
   ],
+);
+
+/**
+ * The admin's credit settings, one row (id 1; absent: the defaults). `lower_charges`: the part of
+ * a ledger row's list cost that grants cover is not charged to the researcher either (budgets,
+ * statements and every figure follow from the rows); off, researchers pay list price times plan.
+ */
+export const creditSettings = pgTable(
+  'credit_settings',
+  {
+    id: integer('id').primaryKey(),
+    lowerCharges: boolean('lower_charges').notNull().default(false),
+    updatedBy: text('updated_by').notNull(),
+    updatedAt: ts('updated_at').notNull().defaultNow(),
+  },
+  (t) => [check('credit_settings_one_row', sql`${t.id} = 1`)],
 );

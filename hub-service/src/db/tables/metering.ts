@@ -61,6 +61,12 @@ export const usageIntervals = pgTable(
     /** the row that reaches the end of its stream (the instance stopped) */
     final: boolean('final').notNull().default(false),
     amountMicros: bigint('amount_micros', { mode: 'number' }).notNull(),
+    /**
+     * µ$ of the row's list cost that cloud credit grants covered, recorded only while the admin
+     * chooses that credits also lower researchers' charges (metering/credit-cover.ts); then
+     * amount_micros is charged on the rest. 0 otherwise (the replay still draws grants down).
+     */
+    creditMicros: bigint('credit_micros', { mode: 'number' }).notNull().default(0),
     createdAt: ts('created_at').notNull().defaultNow(),
   },
   (t) => [
@@ -126,6 +132,8 @@ export const quotas = pgTable(
     hardStop: boolean('hard_stop').notNull().default(false),
     maxConcurrent: integer('max_concurrent'),
     allowedSizes: text('allowed_sizes').array(),
+    /** sizes this subject may not use, whatever any row allows (quotas.ts: a forbid wins) */
+    forbiddenSizes: text('forbidden_sizes').array(),
     gpuHoursPerMonth: integer('gpu_hours_per_month'),
     idleTimeoutCpuSeconds: integer('idle_timeout_cpu_seconds'),
     idleTimeoutGpuSeconds: integer('idle_timeout_gpu_seconds'),

@@ -142,8 +142,14 @@ describe('executor (terraform test double)', () => {
   it('executor (terraform test double): cancel sends SIGINT, then SIGKILL when terraform ignores it', async () => {
     const dir = workdir();
     const ac = new AbortController();
-    const run = executor('hang', { killGraceMs: 300 }).up(dir, { signal: ac.signal });
-    setTimeout(() => ac.abort(), 400);
+    // cancel once terraform is inside plan (its output arrives after its SIGINT handler is set);
+    // a fixed delay raced a slow start, when SIGINT during init ended it before it could ignore one
+    const run = executor('hang', { killGraceMs: 300 }).up(dir, {
+      signal: ac.signal,
+      onProgress: (e) => {
+        if (e.message.includes('Refreshing')) ac.abort();
+      },
+    });
     const err = await run.catch((e: unknown) => e);
     assert.ok(err instanceof TerraformError);
     assert.equal(err.code, 'cancelled');

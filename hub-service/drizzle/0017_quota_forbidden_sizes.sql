@@ -1,0 +1,1 @@
+ALTER TABLE "quotas" ADD COLUMN "forbidden_sizes" text[];
