@@ -429,6 +429,29 @@ class NgsciSpawner(Spawner):
         # active, or a state this version does not know: still running as far as we can tell
         return None
 
+    async def poll_and_notify(self) -> int | None:
+        """The hub's periodic poll, which must not lose an end it finds before anyone listens.
+
+        JupyterHub starts polling as soon as `start()` returns, but registers the callback that
+        drops an ended server (`user_stopped`) only once it has waited for the server to answer
+        and added its route to the proxy. The base class stops polling at the first exit status
+        it sees, with or without a callback: a server that died in that window (a crash at
+        start-up, a machine lost while the proxy was slow) then stayed "running" in the hub for
+        good, its user shown a server that was gone. While nobody listens, an exit is left for
+        the next poll, which finds the callback registered; a spawn that fails instead is
+        stopped by the hub, and that stop ends the polling.
+        """
+        if self._callbacks:
+            return await super().poll_and_notify()
+        status = await self.poll()
+        if status is not None:
+            self.log.info(
+                "%s ended (exit status %s) before the hub listens for its end; polling on",
+                self._log_name,
+                status,
+            )
+        return status
+
     async def get_url(self) -> str:
         """The running instance's URL, from hub-service.
 

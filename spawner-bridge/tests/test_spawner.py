@@ -260,6 +260,37 @@ async def test_poll_reports_a_failed_instance_as_exited(service, make_spawner, e
     assert await make_spawner().poll() == expected
 
 
+async def test_an_end_found_before_the_hub_listens_is_reported_once_it_does(
+    service, make_spawner
+):
+    """JupyterHub polls from the end of start() but registers its exit callback only after the
+    server answered and the proxy has its route: a crash in between must still reach it."""
+    instance = service.seed("running")
+    spawner = make_spawner(poll_interval=3600)
+    spawner.start_polling()
+    try:
+        instance.update(state="failed", errorCode="process_exited", exitCode=137)
+        assert await spawner.poll_and_notify() == 137
+        assert spawner._poll_callback is not None, "polling goes on while nobody listens"
+
+        heard: list[str] = []
+        spawner.add_poll_callback(lambda: heard.append("stopped"))
+        assert await spawner.poll_and_notify() == 137
+        assert heard == ["stopped"]
+        assert spawner._poll_callback is None, "told once, then the polling ends as upstream"
+    finally:
+        spawner.stop_polling()
+
+
+async def test_a_running_server_keeps_its_callback_for_later(service, make_spawner):
+    service.seed("running")
+    spawner = make_spawner()
+    heard: list[str] = []
+    spawner.add_poll_callback(lambda: heard.append("stopped"))
+    assert await spawner.poll_and_notify() is None
+    assert heard == []
+
+
 async def test_poll_is_none_while_the_service_is_unreachable(make_spawner, caplog):
     caplog.set_level(logging.DEBUG)
     spawner = make_spawner(service_url=closed_port_url(), poll_unreachable_limit=60)
