@@ -442,7 +442,8 @@ class NgsciSpawner(Spawner):
         stopped by the hub, and that stop ends the polling.
         """
         if self._callbacks:
-            return await super().poll_and_notify()
+            ended: int | None = await super().poll_and_notify()
+            return ended
         status = await self.poll()
         if status is not None:
             self.log.info(

@@ -260,9 +260,7 @@ async def test_poll_reports_a_failed_instance_as_exited(service, make_spawner, e
     assert await make_spawner().poll() == expected
 
 
-async def test_an_end_found_before_the_hub_listens_is_reported_once_it_does(
-    service, make_spawner
-):
+async def test_an_end_found_before_the_hub_listens_is_reported_once_it_does(service, make_spawner):
     """JupyterHub polls from the end of start() but registers its exit callback only after the
     server answered and the proxy has its route: a crash in between must still reach it."""
     instance = service.seed("running")
