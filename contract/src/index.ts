@@ -253,6 +253,9 @@ export const StopRequest = z
   .meta({ id: 'StopRequest' });
 export type StopRequest = z.input<typeof StopRequest>;
 
+export const InstanceEventKind = z.enum(['spot_notice']).meta({ id: 'InstanceEventKind' });
+export type InstanceEventKind = z.infer<typeof InstanceEventKind>;
+
 export const InstanceEvent = z
   .object({
     id: z.number().int(),
@@ -261,15 +264,18 @@ export const InstanceEvent = z
     state: InstanceState,
     progress: z.number().int().min(0).max(100),
     message: z.string(),
+    /**
+     * What a client may act on without reading the words: `spot_notice` when the cloud has
+     * announced it takes this spot machine back (a JupyterLab page of the server then asks for
+     * its notices at once, to save its open documents and, with keep-state, the variables);
+     * null for every other event. Messages are for people and may change wording.
+     */
+    kind: InstanceEventKind.nullable(),
   })
   .meta({ id: 'InstanceEvent' });
 export type InstanceEvent = z.infer<typeof InstanceEvent>;
 
-/**
- * In the message of the event the service records when the cloud announces it takes a spot
- * machine back: a JupyterLab page watching its server's events asks for its notices at once
- * (to save the open documents and, with keep-state, the variables) instead of at its next poll.
- */
+/** The words of a `spot_notice` event (its `kind` is what clients act on). */
 export const SPOT_NOTICE_PHRASE = 'announced it takes this spot machine back';
 
 /**

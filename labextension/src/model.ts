@@ -28,7 +28,6 @@ import {
   usageBySize,
   type BudgetScope,
   type OpenStream,
-  SPOT_NOTICE_PHRASE,
 } from '@ngsci/contract';
 import { costOf, costSoFar, startOfDayUtc } from './projection';
 import type { INgsciModel, ResizeProgress, Section } from './tokens';
@@ -411,7 +410,7 @@ export class NgsciModel implements INgsciModel {
 
   private onWatched(e: InstanceEvent): void {
     this.watchedState = e.state;
-    if (e.message.includes(SPOT_NOTICE_PHRASE)) this._spotNotice.emit(e);
+    if (e.kind === 'spot_notice') this._spotNotice.emit(e);
     // the cloud took this spot machine back and the service starts the server again: the page
     // follows it as it follows a resize (the same overlay, and a reload once it runs)
     if (e.state === 'stopped' && RELAUNCH.test(e.message) && !this.resizing) {

@@ -128,6 +128,11 @@ test("the previous release's schema with data upgrades on start, data intact and
         ('${IDS[1]}', 'bob', 'default', 'cpu-small', 'aws', 'us-east-1', 'stopped', 96123,
           '/user/bob/', '2026-05-31T22:29:00Z', '2026-05-31T22:30:00Z', '2026-06-01T00:30:00Z')`);
     await old.unsafe(`
+      insert into instance_events (instance_id, state, progress, message)
+      values ('${IDS[0]}', 'running', 100, 'server is ready'),
+        ('${IDS[0]}', 'running', 100,
+          'AWS announced it takes this spot machine back at 00:02:00 UTC; open documents are being saved')`);
+    await old.unsafe(`
       insert into quotas (subject_kind, subject_name, monthly_budget_micros, hard_stop,
         idle_timeout_cpu_seconds, idle_timeout_gpu_seconds)
       values ('user', 'ada', 50000000, true, 1800, 900), ('group', 'lab', 200000000, false, null, null)`);
@@ -182,6 +187,19 @@ test("the previous release's schema with data upgrades on start, data intact and
         );
       }
     });
+  }
+
+  // a spot notice recorded before events had a kind is known by its words (0022)
+  const events = await postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    const kinds = await events<{ kind: string | null }[]>`
+      select kind from instance_events order by id`;
+    assert.deepEqual(
+      kinds.map((e) => e.kind),
+      [null, 'spot_notice'],
+    );
+  } finally {
+    await events.end();
   }
 
   // the per-day totals, which did not exist, are the sums of the old rows

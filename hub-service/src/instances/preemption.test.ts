@@ -287,6 +287,13 @@ describe('a preempted spot VM on the cloud path (terraform test double)', () => 
     const first = await launch(s, token, { onPreemption: 'on-demand' });
     const agentToken = await s.services.agents.issue(first.id);
     await notice(s, agentToken);
+    await notice(s, agentToken); // told twice: one notice on record
+    const kinds = (await s.services.store.events(first.id)).map((e) => e.kind);
+    assert.deepEqual(
+      kinds.filter((k) => k !== null),
+      ['spot_notice'],
+      'one event says what a page acts on; the others are for reading',
+    );
     taken = true;
     const stopped = await eventually(
       async () => {

@@ -23,6 +23,7 @@ import {
   type BridgeInstance,
   type Instance,
   type InstanceEvent,
+  type InstanceEventKind,
   type InstanceState,
 } from '@ngsci/contract';
 import type { Db } from '../db/client.js';
@@ -62,10 +63,16 @@ export const announcingEvents = (insert: SQL): SQL => sql`
   from e join instances i on i.id = e.instance_id`;
 
 /** One event row at the given state, announced. */
-const eventRow = (instanceId: string, state: string, progress: number, message: string): SQL =>
+const eventRow = (
+  instanceId: string,
+  state: string,
+  progress: number,
+  message: string,
+  kind: InstanceEventKind | null = null,
+): SQL =>
   announcingEvents(sql`
-    insert into instance_events (instance_id, state, progress, message)
-    values (${instanceId}, ${state}, ${progress}, ${message})`);
+    insert into instance_events (instance_id, state, progress, message, kind)
+    values (${instanceId}, ${state}, ${progress}, ${message}, ${kind})`);
 
 export function toInstance(row: InstanceRow): Instance {
   return {
@@ -101,6 +108,7 @@ export function toEvent(row: typeof instanceEvents.$inferSelect): InstanceEvent 
     state: row.state as InstanceState,
     progress: row.progress,
     message: row.message,
+    kind: row.kind ?? null,
   };
 }
 
@@ -355,7 +363,7 @@ export class InstanceStore {
         .returning();
       const row = updated[0];
       if (!row) return null;
-      await tx.execute(eventRow(id, row.state, 100, message));
+      await tx.execute(eventRow(id, row.state, 100, message, 'spot_notice'));
       return row;
     });
   }

@@ -17,6 +17,7 @@ import {
   uniqueIndex,
   uuid,
 } from 'drizzle-orm/pg-core';
+import type { InstanceEventKind } from '@ngsci/contract';
 import { ts } from '../columns.js';
 
 export const instances = pgTable(
@@ -80,6 +81,8 @@ export const instanceEvents = pgTable(
     state: text('state').notNull(),
     progress: integer('progress').notNull(),
     message: text('message').notNull(),
+    /** InstanceEvent.kind: null, or what a client acts on (`spot_notice`) */
+    kind: text('kind').$type<InstanceEventKind>(),
   },
   (t) => [index('instance_events_instance').on(t.instanceId, t.id)],
 );
