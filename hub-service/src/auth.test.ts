@@ -31,7 +31,12 @@ function fakeHub(known: Map<string, string> = new Map()) {
 
 function authWith(
   hub: HubClient,
-  opts: { cacheSeconds?: number; negativeCacheSeconds?: number; cacheEntries?: number } = {},
+  opts: {
+    cacheSeconds?: number;
+    negativeCacheSeconds?: number;
+    cacheEntries?: number;
+    random?: () => number;
+  } = {},
 ) {
   let now = 1_000_000;
   const auth = new Authenticator({
@@ -42,6 +47,8 @@ function authWith(
     negativeCacheSeconds: opts.negativeCacheSeconds,
     cacheEntries: opts.cacheEntries,
     now: () => now,
+    // re-checked at the earliest point of the spread (half the lifetime) unless a test draws
+    random: opts.random ?? (() => 0),
   });
   return { auth, advance: (seconds: number) => (now += seconds * 1000) };
 }
@@ -69,6 +76,38 @@ describe('the token cache', () => {
     advance(31);
     await auth.resolve('tok-a');
     assert.equal(f.asked.length, 3, 'unused past its lifetime: asked before answering');
+  });
+
+  test('tokens first seen together are re-checked spread over their life, never all at once', async () => {
+    const n = 200;
+    const tokens = Array.from({ length: n }, (_, i) => `tok-${i}`);
+    const f = fakeHub(new Map(tokens.map((t, i) => [t, `user${i}`] as const)));
+    // a fixed sequence of draws, evenly over [0, 1), so the test cannot be unlucky
+    let draw = 0;
+    const { auth, advance } = authWith(f.hub, {
+      cacheSeconds: 30,
+      random: () => (((draw++ * 0.618034) % 1) + 1) % 1,
+    });
+    await Promise.all(tokens.map((t) => auth.resolve(t))); // a class logs in at once
+    f.asked.length = 0;
+    const perSecond: number[] = [];
+    // every token in use once a second from then on, as sidebars polling
+    for (let second = 1; second <= 40; second++) {
+      advance(1);
+      const before = f.asked.length;
+      await Promise.all(tokens.map((t) => auth.resolve(t)));
+      await new Promise((r) => setTimeout(r, 10));
+      perSecond.push(f.asked.length - before);
+    }
+    // none re-checked before half the lifetime (15 s), each by nine tenths (27 s) ...
+    assert.deepEqual(perSecond.slice(0, 14), Array<number>(14).fill(0));
+    assert.equal(
+      perSecond.slice(0, 27).reduce((a, b) => a + b, 0),
+      n,
+      'every token re-checked once before it would have expired',
+    );
+    // ... spread over those 12 seconds: no second carries more than a sixth of them
+    assert.ok(Math.max(...perSecond) <= n / 6, `re-checks per second: ${perSecond.join(' ')}`);
   });
 
   test('a refused token is remembered for a few seconds only, so a new token works soon', async () => {

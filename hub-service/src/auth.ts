@@ -44,14 +44,27 @@ export interface AuthOptions {
    */
   bridgeSecret?: string;
   now?: () => number;
+  /** uniform in [0, 1): where in its life an accepted token is re-checked (tests fix it) */
+  random?: () => number;
 }
 
 /** Credentials of the service's own making: refused on user routes before any hub lookup. */
 const OWN_CREDENTIAL = /^(ngsa_|ngb_)/;
 
-/** What the hub said about a token: its user, or null when it refused it. */
-/** what the hub said about a token, and when (ms on the authenticator's clock) */
-type Lookup = { user: AuthUser | null; at: number };
+/**
+ * What the hub said about a token (its user, or null when it refused it), and from when (ms on
+ * the authenticator's clock) a request that uses it has it re-checked in the background.
+ */
+type Lookup = { user: AuthUser | null; recheckAt: number };
+
+/**
+ * An accepted token is re-checked between half and nine tenths of its cached life, at a point
+ * drawn for each entry. Tokens first seen together (a class opening JupyterLab at 9:00, a hub
+ * restart) would otherwise all fall due in the same instant, again every half-life, and the
+ * service would ask the hub about all of them at once while their requests wait behind it.
+ */
+const RECHECK_FROM = 0.5;
+const RECHECK_SPREAD = 0.4;
 
 export type AuthEnv = { Variables: { user: AuthUser } };
 
@@ -123,11 +136,10 @@ export class Authenticator {
     const hit = this.cache.get(key);
     current()?.note('auth', hit ? 'cache' : this.pending.has(key) ? 'shared' : 'hub');
     if (hit) {
-      // past half its life, an accepted token is asked about again in the background, so a
-      // user who keeps working never waits for the hub (nor counts as a lookup) when it expires;
-      // a revocation is still seen within the cache's lifetime
-      if (hit.user && this.now() - hit.at > (this.o.cacheSeconds * 1000) / 2)
-        this.refresh(key, token).catch(() => undefined);
+      // in the second part of its life (RECHECK_FROM) an accepted token is asked about again
+      // in the background, so a user who keeps working never waits for the hub (nor counts as
+      // a lookup) when it expires; a revocation is still seen within the cache's lifetime
+      if (hit.user && this.now() > hit.recheckAt) this.refresh(key, token).catch(() => undefined);
       return Promise.resolve(hit);
     }
     return this.refresh(key, token);
@@ -142,7 +154,9 @@ export class Authenticator {
           const seconds = user
             ? this.o.cacheSeconds
             : (this.o.negativeCacheSeconds ?? defaultLimits.NGSCI_AUTH_NEGATIVE_CACHE_SECONDS);
-          const found = { user, at: this.now() };
+          const lifeMs = seconds * 1000;
+          const share = RECHECK_FROM + RECHECK_SPREAD * (this.o.random ?? Math.random)();
+          const found = { user, recheckAt: this.now() + Math.ceil(lifeMs * share) };
           // a ttl of 0 would mean "forever" to the cache: 0 here means not cached at all
           if (seconds > 0) this.cache.set(key, found, { ttl: seconds * 1000 });
           else this.cache.delete(key);
