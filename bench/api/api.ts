@@ -415,15 +415,45 @@ let errors = 0;
         );
         return { ...ph.rec.summary()[0]!, cpu: cpuUsed(before, cpu()) };
       };
+      /**
+       * The service process's own pauses since the previous call (its /metrics on loopback: how
+       * late its event loop ran, the collector's pauses), to tell a stall in the service from
+       * one in the client (`the sender fell … behind`) or the machine.
+       */
+      const servicePauses = async () => {
+        const text = await (await fetch(`${serviceOrigin}/metrics`)).text();
+        const read = (series: string) => {
+          const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+          return line ? Number(line.slice(series.length + 1)) : 0;
+        };
+        const gc = (kind: string) => ({
+          count: read(`ngsci_gc_pause_seconds_count{kind="${kind}"}`),
+          ms: read(`ngsci_gc_pause_seconds_sum{kind="${kind}"}`) * 1000,
+        });
+        return {
+          loopMaxMs: read('ngsci_event_loop_delay_max_seconds') * 1000,
+          loopP99Ms: read('ngsci_event_loop_delay_p99_seconds') * 1000,
+          minor: gc('minor'),
+          major: gc('major'),
+        };
+      };
       /** one route at `rate` requests a second, open loop, for `secs` */
       const atRate = async (route: Route, secs: number, via: Via) => {
         const ph = phase(newRecorder(secs), poolFor(via, route));
         const before = cpu();
+        const pausesBefore = await servicePauses();
         const { maxBehindMs } = await fixedRate(ph, route, tokens, rate, {
           maxInFlight: clients,
           graceMs: FIXED_RATE_GRACE_MS,
         });
-        return { ...ph.rec.summary()[0]!, cpu: cpuUsed(before, cpu()), maxBehindMs };
+        const p = await servicePauses();
+        const pauses =
+          `service's event loop late at most ${ms(p.loopMaxMs)} ms (p99 ${ms(p.loopP99Ms)}); ` +
+          `GC: ${p.minor.count - pausesBefore.minor.count} minor ` +
+          `(${ms(p.minor.ms - pausesBefore.minor.ms)} ms), ` +
+          `${p.major.count - pausesBefore.major.count} major ` +
+          `(${ms(p.major.ms - pausesBefore.major.ms)} ms)`;
+        return { ...ph.rec.summary()[0]!, cpu: cpuUsed(before, cpu()), maxBehindMs, pauses };
       };
       /**
        * After an overloaded open-loop phase the service, or the hub (the peer never keeps the
@@ -606,7 +636,11 @@ let errors = 0;
             });
 
           if (rate) {
-            const fixed: (RouteSummary & { cpu: CpuReading; maxBehindMs: number })[] = [];
+            const fixed: (RouteSummary & {
+              cpu: CpuReading;
+              maxBehindMs: number;
+              pauses: string;
+            })[] = [];
             for (const r of [PEER, ...routes]) {
               await warmTokens();
               fixed.push(await atRate(r, seconds, via));
@@ -629,6 +663,7 @@ let errors = 0;
                   (r.perSecond < rate * 0.95 ? ` (answered only ${num(r.perSecond)} req/s)` : ''),
               );
             console.log(`  the sender fell at most ${ms(behind)} ms behind its schedule`);
+            for (const r of fixed) console.log(`  ${r.name}: ${r.pauses}`);
             // per answered request: what was never sent cost nothing
             cpuTable(fixed.map((r) => ({ ...r, requests: r.requests - overload(r) })));
             timingTable(fixed);

@@ -286,3 +286,30 @@ test('every metric the Grafana board queries is exported', async () => {
   }
   assert.ok(queried >= 8, `the board queries ${queried} metrics`);
 });
+
+test("the process's own pauses: how late the event loop ran since the last scrape, and the collector's pauses", async () => {
+  const metrics = createMetrics({ ...h.services, prefix: '/services/ngsci/' });
+  await metrics.text(); // from here on
+  // a handler that holds the event loop for 60 ms, as a long synchronous piece of work would
+  await new Promise<void>((done) =>
+    setImmediate(() => {
+      const until = performance.now() + 60;
+      while (performance.now() < until);
+      done();
+    }),
+  );
+  // and garbage to collect
+  let kept = 0;
+  for (let i = 0; i < 200; i++) kept += new Array<number>(50_000).fill(i).length;
+  assert.ok(kept > 0);
+  await new Promise((r) => setTimeout(r, 50));
+  const text = await metrics.text();
+  const late = value(text, 'ngsci_event_loop_delay_max_seconds')!;
+  assert.ok(late >= 0.05 && late < 5, `the loop was late ${late} s`);
+  assert.ok(value(text, 'ngsci_event_loop_delay_p99_seconds')! > 0);
+  assert.ok(value(text, 'ngsci_gc_pause_seconds_count{kind="minor"}')! > 0, 'minor pauses seen');
+  // the next scrape covers only what came after this one
+  await new Promise((r) => setTimeout(r, 30));
+  const next = value(await metrics.text(), 'ngsci_event_loop_delay_max_seconds')!;
+  assert.ok(next < 0.05, `since the previous scrape: ${next} s`);
+});

@@ -16,6 +16,12 @@
  * either: 401; with another token (a user's, the bridge secret): 403.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
+import {
+  constants as perf,
+  createHistogram,
+  PerformanceObserver,
+  type RecordableHistogram,
+} from 'node:perf_hooks';
 import type { Context, MiddlewareHandler } from 'hono';
 import { Hono } from 'hono';
 import { sql } from 'drizzle-orm';
@@ -46,7 +52,47 @@ export const METRIC_NAMES = [
   'ngsci_gpus_reporting',
   'ngsci_gpus_idle',
   'ngsci_metrics_scrape_errors_total',
+  'ngsci_event_loop_delay_max_seconds',
+  'ngsci_event_loop_delay_p99_seconds',
+  'ngsci_gc_pause_seconds',
 ] as const;
+
+/**
+ * The process's own pauses: how late its event loop ran (every request waits behind it) and the
+ * garbage collector's pauses. One watch per process, whatever the number of registries.
+ */
+const GC_KINDS: Record<number, string> = {
+  [perf.NODE_PERFORMANCE_GC_MAJOR]: 'major',
+  [perf.NODE_PERFORMANCE_GC_MINOR]: 'minor',
+  [perf.NODE_PERFORMANCE_GC_INCREMENTAL]: 'incremental',
+  [perf.NODE_PERFORMANCE_GC_WEAKCB]: 'weakcb',
+};
+/** how often the loop's lateness is sampled (ms): a stall shorter than this may go unseen */
+const LOOP_TICK_MS = 10;
+/** the loop's lateness at each tick, in µs (node's monitorEventLoopDelay did not see stalls here) */
+let loopDelay: RecordableHistogram | null = null;
+const gcPauseListeners = new Set<(kind: string, seconds: number) => void>();
+function watchProcess(onGcPause: (kind: string, seconds: number) => void): RecordableHistogram {
+  if (!loopDelay) {
+    const late = createHistogram();
+    let last = performance.now();
+    setInterval(() => {
+      const now = performance.now();
+      late.record(Math.max(1, Math.round((now - last - LOOP_TICK_MS) * 1000)));
+      last = now;
+    }, LOOP_TICK_MS).unref();
+    loopDelay = late;
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) {
+        const { detail } = e as { detail?: { kind?: number } | null };
+        const kind = GC_KINDS[detail?.kind ?? -1] ?? 'other';
+        for (const listener of gcPauseListeners) listener(kind, e.duration / 1000);
+      }
+    }).observe({ entryTypes: ['gc'] });
+  }
+  gcPauseListeners.add(onGcPause);
+  return loopDelay;
+}
 
 type Deps = Pick<AppDeps, 'database' | 'config' | 'prefix' | 'logger'> & {
   metering?: Pick<AppDeps['metering'], 'meter'>;
@@ -85,6 +131,35 @@ export function createMetrics(deps: Deps): Metrics {
     name: 'ngsci_metrics_scrape_errors_total',
     help: 'Scrapes whose database figures could not be read (the previous figures were kept)',
     registers: [register],
+  });
+
+  const gcPauses = new Histogram({
+    name: 'ngsci_gc_pause_seconds',
+    help: "Pauses of the service process's garbage collector, by kind (major, minor, incremental, weakcb)",
+    labelNames: ['kind'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [register],
+  });
+  const loop = watchProcess((kind, seconds) => gcPauses.observe({ kind }, seconds));
+  // read together, then the histogram starts again: both figures are since the previous scrape
+  let loopRead = { max: 0, p99: 0 };
+  new Gauge({
+    name: 'ngsci_event_loop_delay_max_seconds',
+    help: "The longest the service process's event loop was late since the previous scrape (every request waits behind it)",
+    registers: [register],
+    collect() {
+      loopRead = { max: loop.max / 1e6, p99: loop.percentile(99) / 1e6 };
+      loop.reset();
+      this.set(loopRead.max);
+    },
+  });
+  new Gauge({
+    name: 'ngsci_event_loop_delay_p99_seconds',
+    help: "The 99th percentile of the service process's event-loop delay since the previous scrape",
+    registers: [register],
+    collect() {
+      this.set(loopRead.p99);
+    },
   });
 
   const meter = () => deps.metering?.meter ?? null;
