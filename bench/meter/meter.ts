@@ -26,6 +26,7 @@ import { instances } from '../../hub-service/src/db/schema.js';
 import { HubClient } from '../../hub-service/src/hub.js';
 import { createLogger } from '../../hub-service/src/logger.js';
 import { InstanceStore } from '../../hub-service/src/instances/store.js';
+import { runningInstance } from './seed-rows.js';
 import type { Lifecycle } from '../../hub-service/src/instances/lifecycle.js';
 import { buildCatalog } from '../../hub-service/src/catalog.js';
 import { Ledger } from '../../hub-service/src/metering/ledger.js';
@@ -99,20 +100,7 @@ async function ngsciCycle(
         const name = `user${String(i + k).padStart(5, '0')}`;
         // ready within the last minute, spread over it: streams come due in a staggered way, as in life
         const readyAt = new Date(start - ((i + k) % 60) * 1000 - 500);
-        return {
-          userName: name,
-          serverName: 'default',
-          sizeId: 'cpu-small',
-          cloud: 'local',
-          region: 'localhost',
-          spot: false,
-          state: 'running',
-          listRatePerHourMicros: 96_000,
-          baseUrl: `/user/${name}/`,
-          targetUrl: `http://127.0.0.1:1/user/${name}/`,
-          createdAt: readyAt,
-          readyAt,
-        };
+        return runningInstance(name, readyAt);
       }),
     );
   }

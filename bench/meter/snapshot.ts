@@ -12,6 +12,7 @@ import { freshPostgres } from '../../hub-service/src/testing/fresh-postgres.js';
 import { instances } from '../../hub-service/src/db/schema.js';
 import { InstanceStore } from '../../hub-service/src/instances/store.js';
 import { InstanceSnapshot } from '../../hub-service/src/metering/instance-snapshot.js';
+import { runningInstance } from './seed-rows.js';
 
 const i = process.argv.indexOf('--servers');
 const n = i > 0 ? Number(process.argv[i + 1]) : 10_000;
@@ -20,25 +21,13 @@ try {
   const d = await pg.open();
   const start = Date.now();
   for (let k = 0; k < n; k += 1000)
-    await d.db.insert(instances).values(
-      Array.from({ length: Math.min(1000, n - k) }, (_, j) => {
-        const name = `user${String(k + j).padStart(6, '0')}`;
-        return {
-          userName: name,
-          serverName: 'default',
-          sizeId: 'cpu-small',
-          cloud: 'local',
-          region: 'localhost',
-          spot: false,
-          state: 'running',
-          listRatePerHourMicros: 96_000,
-          baseUrl: `/user/${name}/`,
-          targetUrl: `http://127.0.0.1:1/user/${name}/`,
-          createdAt: new Date(start),
-          readyAt: new Date(start),
-        };
-      }),
-    );
+    await d.db
+      .insert(instances)
+      .values(
+        Array.from({ length: Math.min(1000, n - k) }, (_, j) =>
+          runningInstance(`user${String(k + j).padStart(6, '0')}`, new Date(start)),
+        ),
+      );
   const store = new InstanceStore(d.db);
   const snap = new InstanceSnapshot(d.db, ACTIVE_STATES, 1000);
   await snap.read(); // the first read is a full one
