@@ -66,7 +66,9 @@ function worker(
     provisioners,
     jobTag: jobTagFor,
     heartbeatSeconds: 0.2,
-    staleAfterSeconds: 2,
+    // a job is lost after 6 s without a heartbeat (the reaper looks every 1.5 s): long enough
+    // that a loaded machine's slow heartbeat does not hand a live job to a second run
+    staleAfterSeconds: 6,
     // no resizes here (resize.test.ts has them): a hub that has no servers
     resizes: new Resizes({
       store,
@@ -256,6 +258,7 @@ describe('a stop that fails (the machine may still run)', () => {
     await eventually(
       async () => (await stopJobs())[0]?.state === 'failed',
       'the first stop failed',
+      30_000,
     );
     assert.equal(await stateOf(id), 'stopping');
     assert.ok(
@@ -274,32 +277,41 @@ describe('a stop that fails (the machine may still run)', () => {
     );
     assert.match(raised[0]?.message ?? '', /may still be running and billing/);
 
-    // the reaper ticks every second: within the minute of backoff nothing is queued again
-    await new Promise((r) => setTimeout(r, 2500));
+    // the reaper ticks every 1.5 s: within the minute of backoff nothing is queued again
+    await new Promise((r) => setTimeout(r, 3500));
     assert.equal((await stopJobs()).length, 1, 'no retry before the backoff');
 
     skewMs = stopRetryDelayMs(1) + 1000;
     await eventually(
       async () => (await stopJobs()).filter((j) => j.state === 'failed').length === 2,
       'the second stop ran and failed',
+      30_000,
     );
-    assert.ok((await messages(id)).includes('trying again to remove the machine (attempt 2)'));
+    // the retry's note is written beside the job it queued, which may run first
+    await eventually(
+      async () => (await messages(id)).includes('trying again to remove the machine (attempt 2)'),
+      "the retry's note",
+    );
     assert.ok((await messages(id)).some((m) => /attempt 2\).*trying again in 2 min/.test(m)));
     assert.equal(raised.length, 1, 'one alert for the streak, not one per failure');
 
     // one minute more is not the two the second failure waits for
-    await new Promise((r) => setTimeout(r, 2500));
+    await new Promise((r) => setTimeout(r, 3500));
     assert.equal((await stopJobs()).length, 2, 'the backoff grows');
 
     skewMs += stopRetryDelayMs(2) + 1000;
-    await eventually(async () => (await stateOf(id)) === 'stopped', 'the third stop succeeded');
+    await eventually(
+      async () => (await stateOf(id)) === 'stopped',
+      'the third stop succeeded',
+      30_000,
+    );
     assert.equal(prov.stopAttempts, 3);
     assert.deepEqual(
       (await stopJobs()).map((j) => j.state),
       ['failed', 'failed', 'done'],
     );
     assert.equal(raised.length, 1);
-    await new Promise((r) => setTimeout(r, 1500));
+    await new Promise((r) => setTimeout(r, 3500));
     assert.equal((await stopJobs()).length, 3, 'a stopped instance is not stopped again');
     await w.close();
   });
