@@ -25,8 +25,11 @@
  *     [--users 100] [--streams 50] [--launchers 5] [--routes me,instances,budget,usage,...]
  *     [--via both|proxy|direct] [--rate 1000] [--timing on|off] [--mix-only] [--skip-mix]
  */
+import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { cpus, loadavg, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Pool } from 'undici';
 import { startStack, type Stack } from '../../tests/src/stack.js';
@@ -165,6 +168,22 @@ if (!values['skip-mix'] && Math.ceil(streams / users) > SSE_PER_USER) {
 }
 
 type Via = 'proxy' | 'direct';
+
+/**
+ * A process beside the stack that does nothing but tick (canary.ts): how late its loop ran is
+ * the machine's own lateness, printed beside the service's for each fixed-rate series, so that a
+ * stall of the scheduler is not taken for one of the service.
+ */
+const canary = fork(join(dirname(fileURLToPath(import.meta.url)), 'canary.ts'), [], {
+  execArgv: ['--import', 'tsx'],
+  stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+});
+/** the canary's max and p99 lateness (ms) since the previous call */
+const machineLateness = () =>
+  new Promise<{ maxMs: number; p99Ms: number }>((resolve) => {
+    canary.once('message', (m) => resolve(m as { maxMs: number; p99Ms: number }));
+    canary.send('read');
+  });
 
 const ms = (x: number) =>
   Number.isNaN(x) ? '-' : x === Infinity ? '∞' : x < 10 ? x.toFixed(1) : x.toFixed(0);
@@ -442,13 +461,16 @@ let errors = 0;
         const ph = phase(newRecorder(secs), poolFor(via, route));
         const before = cpu();
         const pausesBefore = await servicePauses();
+        await machineLateness();
         const { maxBehindMs } = await fixedRate(ph, route, tokens, rate, {
           maxInFlight: clients,
           graceMs: FIXED_RATE_GRACE_MS,
         });
         const p = await servicePauses();
+        const idle = await machineLateness();
         const pauses =
-          `service's event loop late at most ${ms(p.loopMaxMs)} ms (p99 ${ms(p.loopP99Ms)}); ` +
+          `service's event loop late at most ${ms(p.loopMaxMs)} ms (p99 ${ms(p.loopP99Ms)}), ` +
+          `a process that only ticks ${ms(idle.maxMs)} ms (p99 ${ms(idle.p99Ms)}); ` +
           `GC: ${p.minor.count - pausesBefore.minor.count} minor ` +
           `(${ms(p.minor.ms - pausesBefore.minor.ms)} ms), ` +
           `${p.major.count - pausesBefore.major.count} major ` +
@@ -693,6 +715,7 @@ let errors = 0;
   }
 }
 summaryTable();
+canary.disconnect();
 if (errors) {
   console.error(`bench/api: ${errors} errors (must be 0)`);
   process.exit(1);

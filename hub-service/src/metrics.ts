@@ -16,12 +16,7 @@
  * either: 401; with another token (a user's, the bridge secret): 403.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import {
-  constants as perf,
-  createHistogram,
-  PerformanceObserver,
-  type RecordableHistogram,
-} from 'node:perf_hooks';
+import { constants as perf, PerformanceObserver, type RecordableHistogram } from 'node:perf_hooks';
 import type { Context, MiddlewareHandler } from 'hono';
 import { Hono } from 'hono';
 import { sql } from 'drizzle-orm';
@@ -29,6 +24,7 @@ import { getConnInfo } from '@hono/node-server/conninfo';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { tokenFrom } from './auth.js';
 import type { AppDeps, AppEnv } from './http.js';
+import { sampleLoopLateness } from './loop-lateness.js';
 import { resultRows } from './metering/ledger.js';
 
 /** Every metric this module exports (the Grafana board's test checks its queries against these). */
@@ -67,21 +63,12 @@ const GC_KINDS: Record<number, string> = {
   [perf.NODE_PERFORMANCE_GC_INCREMENTAL]: 'incremental',
   [perf.NODE_PERFORMANCE_GC_WEAKCB]: 'weakcb',
 };
-/** how often the loop's lateness is sampled (ms): a stall shorter than this may go unseen */
-const LOOP_TICK_MS = 10;
-/** the loop's lateness at each tick, in µs (node's monitorEventLoopDelay did not see stalls here) */
+/** the loop's lateness at each tick, in µs (loop-lateness.ts) */
 let loopDelay: RecordableHistogram | null = null;
 const gcPauseListeners = new Set<(kind: string, seconds: number) => void>();
 function watchProcess(onGcPause: (kind: string, seconds: number) => void): RecordableHistogram {
   if (!loopDelay) {
-    const late = createHistogram();
-    let last = performance.now();
-    setInterval(() => {
-      const now = performance.now();
-      late.record(Math.max(1, Math.round((now - last - LOOP_TICK_MS) * 1000)));
-      last = now;
-    }, LOOP_TICK_MS).unref();
-    loopDelay = late;
+    loopDelay = sampleLoopLateness();
     new PerformanceObserver((list) => {
       for (const e of list.getEntries()) {
         const { detail } = e as { detail?: { kind?: number } | null };
