@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { isAlive, startStack, until, type Stack } from './stack.js';
+import { hubServerReady, isAlive, startStack, until, type Stack } from './stack.js';
 
 interface Inst {
   id: string;
@@ -48,21 +48,6 @@ for (const database of ['pglite', 'postgres'] as const) {
         stack,
       );
 
-    /** The user's server as the hub's REST API shows it, once the hub calls it ready. */
-    const hubReady = (name: string) =>
-      until(
-        async () => {
-          const u = (await (await stack.hub(`/users/${user}`)).json()) as {
-            servers: Record<string, { ready: boolean; user_options: { size: string } }>;
-          };
-          const s = u.servers[name];
-          return s?.ready ? s : null;
-        },
-        `the hub to call the server ${name || 'default'} ready`,
-        60,
-        stack,
-      );
-
     test('a token reaches /me; no token is 401; a token without the access scope is 403', async () => {
       const me = await stack.api('/me', token);
       assert.equal(me.status, 200);
@@ -98,9 +83,7 @@ for (const database of ['pglite', 'postgres'] as const) {
       assert.equal(running.state, 'running', JSON.stringify(running));
       assert.equal(running.url, `/user/${user}/`);
 
-      // the service says running once the server answers; the hub marks it ready a moment later,
-      // after its own check of the server and the proxy route (longer on a loaded machine)
-      const server = await hubReady('');
+      const server = await hubServerReady(stack, user);
       assert.equal(server.user_options.size, 'cpu-small');
 
       const lab = await until(
@@ -192,7 +175,7 @@ for (const database of ['pglite', 'postgres'] as const) {
       // a crash of a server the hub has taken in (its route added, its end listened for); a
       // server that dies while the hub still checks it is dropped when that check gives up
       // (the spawner's http_timeout)
-      await hubReady('crashy');
+      await hubServerReady(stack, user, 'crashy');
       const pid = stack.pidOf(running.id);
       assert.ok(pid);
       process.kill(pid, 'SIGKILL');

@@ -7,7 +7,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { isAlive, startStack, until } from './stack.js';
+import { hubServerReady, isAlive, startStack, until } from './stack.js';
 
 interface Inst {
   id: string;
@@ -36,17 +36,7 @@ test('a server killed across a hub restart is reported stopped, and the user can
         120,
         stack,
       );
-      // the hub calls the server ready a moment after the service says running (its own check
-      // of the server, the proxy route)
-      await until(
-        async () => {
-          const u = (await (await stack.hub('/users/researcher')).json()) as HubUser;
-          return u.servers['']?.ready === true;
-        },
-        'the hub to call the server ready',
-        60,
-        stack,
-      );
+      await hubServerReady(stack, 'researcher');
       return running;
     };
     const first = await launch();

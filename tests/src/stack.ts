@@ -310,6 +310,31 @@ export async function until<T>(
   }
 }
 
+/**
+ * A user's server as the hub's REST API shows it, once the hub calls it ready. The service says
+ * `running` once the server answers; the hub marks it ready a moment later, after its own check
+ * of the server and its proxy route (longer on a loaded machine). `server` is '' for the default.
+ */
+export function hubServerReady(
+  stack: Stack,
+  user: string,
+  server = '',
+  seconds = 60,
+): Promise<{ ready: boolean; user_options: Record<string, unknown> }> {
+  return until(
+    async () => {
+      const u = (await (await stack.hub(`/users/${user}`)).json()) as {
+        servers: Record<string, { ready: boolean; user_options: Record<string, unknown> }>;
+      };
+      const s = u.servers[server];
+      return s?.ready ? s : null;
+    },
+    `the hub to call ${user}'s server ${server || '(default)'} ready`,
+    seconds,
+    stack,
+  );
+}
+
 /** Alive and not a zombie (a reparented child that nobody reaped still answers kill(pid, 0)). */
 export const isAlive = (pid: number): boolean => {
   try {
